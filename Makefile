@@ -1,0 +1,42 @@
+# ccanalytics — the two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench lint clean distclean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit("Error: Python 3.11+ is required (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+## install: create .venv if missing and install the project with its test extras
+install: $(STAMP)
+
+## demo: embedded database + demo data + jobs + reports, then serve the admin (Ctrl-C stops)
+demo: install
+	$(VENV)/bin/ccanalytics demo
+
+## lint: ruff over the code and the tests
+lint: install
+	$(VENV)/bin/ruff check ccanalytics webapp scheduler tests
+
+## test: lint, then the whole test suite against real components
+test: lint
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## bench: benchmarks; results go to docs/benchmarks.md
+bench: install
+	$(PY) tests/bench/run.py $(BENCH)
+
+clean:
+	rm -rf .pytest_cache .hypothesis build *.egg-info
+
+## distclean: also remove the virtualenv and the embedded database
+distclean: clean
+	rm -rf $(VENV) .ccanalytics

@@ -1,0 +1,291 @@
+"""The ``ccanalytics`` command: thin wrappers that parse, call one library function, and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import CCAError, ConfigError
+
+
+class _Group(click.Group):
+    """Translate library errors into a one-line ``Error: …`` and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CCAError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+def _settings():
+    """Settings read once per command invocation, at this edge."""
+    return click.get_current_context().find_root().obj["settings"]
+
+
+def _engine():
+    from .database import check_connection, create_engine, resolve_url
+
+    settings = _settings()
+    engine = create_engine(
+        resolve_url(settings),
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        application_name="ccanalytics-cli",
+    )
+    check_connection(engine)
+    return engine
+
+
+def _ensure_schema(engine) -> None:
+    from .migrate import migrate
+
+    migrate(engine, partitions_ahead_months=_settings().partitions_ahead_months)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ccanalytics")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Analytics, quality and optimisation for the AI voice call centre.
+
+    \b
+    Examples:
+      ccanalytics demo                 # embedded database, demo data, admin at http://127.0.0.1:8050
+      ccanalytics db status
+      ccanalytics ingest calls.jsonl --reject-file rejects.jsonl
+
+    Configuration comes from CCA_* environment variables (see docs/configuration.md);
+    without CCA_DATABASE_URL an embedded PostgreSQL in .ccanalytics/pg is used.
+    """
+    from pydantic import ValidationError
+
+    from .config import Settings
+
+    try:
+        ctx.ensure_object(dict)["settings"] = Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"invalid setting CCA_{str(err['loc'][0]).upper()}: {err['msg']}") from None
+
+
+# ----------------------------------------------------------------------------------------- db
+@main.group()
+def db() -> None:
+    """Database schema: migrate and inspect."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations and create partitions ahead.
+
+    \b
+    Example:
+      CCA_DATABASE_URL=postgresql://cca@db/calls ccanalytics db migrate
+    """
+    from .database import safe_url
+    from .migrate import migrate
+
+    engine = _engine()
+    applied = migrate(
+        engine,
+        partitions_ahead_months=_settings().partitions_ahead_months,
+        on_applied=lambda m: click.echo(f"applied {m.path.name}"),
+    )
+    click.echo(f"{safe_url(engine.url)}: schema is current" + (f" ({len(applied)} applied)" if applied else ""))
+
+
+@db.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def db_status(as_json: bool) -> None:
+    """Show the database, applied and pending migrations, and partitions.
+
+    \b
+    Example:
+      ccanalytics db status --json
+    """
+    from .database import safe_url
+    from .migrate import status
+
+    engine = _engine()
+    st = status(engine)
+    info = {
+        "database": safe_url(engine.url),
+        "up_to_date": st.up_to_date,
+        "applied": [{"version": a.version, "name": a.name, "applied_at": a.applied_at.isoformat()} for a in st.applied],
+        "pending": [m.path.name for m in st.pending],
+        "changed_after_apply": st.changed,
+        "partitions": st.partitions,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"database:   {info['database']}")
+    click.echo(f"migrations: {len(st.applied)} applied, {len(st.pending)} pending")
+    for name in info["pending"]:
+        click.echo(f"  pending   {name}")
+    for version in st.changed:
+        click.echo(f"  CHANGED   migration {version:03d} differs from the applied one")
+    for table, parts in st.partitions.items():
+        span = f"{parts[0]} … {parts[-1]}" if parts else "none"
+        click.echo(f"partitions: {table:<16} {len(parts):>3}  {span}")
+    if not st.up_to_date:
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------------- ingest
+@main.command("ingest")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str))
+@click.option(
+    "--reject-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where invalid records go (JSONL with reasons). Default: <SOURCE>.rejects.jsonl",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["replace", "ignore", "error"]),
+    default="replace",
+    show_default=True,
+    help="What a changed re-delivery of a stored call_id does.",
+)
+def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_conflict: str) -> None:
+    """Load call logs: a JSONL file (one call per line) in bulk, or a JSON file (a call or an array).
+
+    \b
+    JSONL loads with COPY in batches; invalid lines go to the reject file and the rest loads.
+    A .json file is all-or-nothing. SOURCE may be '-' for JSONL on standard input.
+    \b
+    Example:
+      ccanalytics ingest calls-2026-11-23.jsonl --reject-file rejects.jsonl
+    """
+    from .ingest import ingest, ingest_file
+
+    engine = _engine()
+    _ensure_schema(engine)
+    if source.endswith(".json"):
+        result = ingest(engine, Path(source).read_bytes(), on_conflict=on_conflict)
+    else:
+        is_stdin = source == "-"
+        rejects = reject_file or (Path("rejects.jsonl") if is_stdin else Path(source + ".rejects.jsonl"))
+        size = 0 if is_stdin else Path(source).stat().st_size
+        handle = click.get_binary_stream("stdin") if is_stdin else source
+        with click.progressbar(
+            length=size or None, label="ingesting", file=sys.stderr, show_pos=False, hidden=is_stdin
+        ) as bar:
+            result = ingest_file(
+                engine, handle, reject_path=rejects, batch_size=batch_size, on_conflict=on_conflict, progress=bar.update
+            )
+        if result.rejected:
+            click.echo(f"{result.rejected} invalid records written to {rejects}", err=True)
+            for problem in result.rejects[:5]:
+                click.echo("  " + problem.describe("line"), err=True)
+        elif rejects.exists() and rejects.stat().st_size == 0:
+            rejects.unlink()
+    click.echo(" ".join(f"{k}={v}" for k, v in result.summary().items()))
+    if result.rejected:
+        sys.exit(2)
+
+
+# ----------------------------------------------------------------------------------- generate
+@main.command("generate")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 400))
+@click.option("--calls-per-day", default=400, show_default=True, type=click.IntRange(1, 20_000))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day (default: today, Kyiv).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    help="Write JSONL here instead of loading into the database ('-' for stdout).",
+)
+def generate_cmd(days: int, calls_per_day: int, seed: int, end_date, out: str | None) -> None:
+    """Generate realistic synthetic calls (Ukrainian dialogues), deterministic for a seed.
+
+    \b
+    Example:
+      ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl
+      ccanalytics generate --days 30            # straight into the database
+    """
+    from .demo import generator
+
+    end = end_date.date() if end_date else None
+    calls = generator.generate_calls(seed=seed, days=days, calls_per_day=calls_per_day, end_date=end)
+    if out:
+        stream = click.get_text_stream("stdout") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        n = 0
+        try:
+            for call in calls:
+                stream.write(json.dumps(call, ensure_ascii=False) + "\n")
+                n += 1
+        finally:
+            if stream is not sys.stdout and out != "-":
+                stream.close()
+        if out != "-":
+            click.echo(f"wrote {n} calls to {out}")
+        return
+    from .demo import load_demo_data
+
+    engine = _engine()
+    _ensure_schema(engine)
+    result = load_demo_data(engine, seed=seed, days=days, calls_per_day=calls_per_day, end_date=end)
+    click.echo(" ".join(f"{k}={v}" for k, v in result.summary().items()))
+
+
+# --------------------------------------------------------------------------------------- demo
+@main.command("demo")
+@click.option("--no-serve", is_flag=True, help="Prepare everything, print it, and exit.")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 400))
+@click.option("--calls-per-day", default=400, show_default=True, type=click.IntRange(1, 20_000))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--reset", is_flag=True, help="Drop the demo database first (embedded server only).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
+def demo_cmd(no_serve: bool, days: int, calls_per_day: int, seed: int, reset: bool, host: str, port: int) -> None:
+    """Set up a working demo: embedded database, demo data, jobs; then serve the admin.
+
+    \b
+    Example:
+      ccanalytics demo --no-serve --days 7 --calls-per-day 100
+    """
+    from .demo import run_demo
+
+    report = run_demo(_settings(), seed=seed, days=days, calls_per_day=calls_per_day, reset=reset, echo=click.echo)
+    if no_serve:
+        return
+    _serve(report.engine, host, port)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
+def serve_cmd(host: str, port: int) -> None:
+    """Serve the admin web app (waitress).
+
+    \b
+    Example:
+      ccanalytics serve --host 0.0.0.0 --port 8050
+    """
+    engine = _engine()
+    _ensure_schema(engine)
+    _serve(engine, host, port)
+
+
+def _serve(engine, host: str, port: int) -> None:
+    from waitress import serve
+
+    from webapp import create_app
+
+    app = create_app({"ENGINE": engine})
+    click.echo(f"admin: http://{host}:{port}/  (Ctrl-C stops)")
+    serve(app, host=host, port=port, threads=8, ident="ccanalytics")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,8 @@
+"""Demo: realistic synthetic calls and the one-command demo installation."""
+
+from __future__ import annotations
+
+from .load import load_demo_data
+from .run import run_demo
+
+__all__ = ["load_demo_data", "run_demo"]

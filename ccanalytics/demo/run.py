@@ -1,0 +1,128 @@
+"""``ccanalytics demo``: a working installation in one command.
+
+Starts (or attaches to) the database, migrates, loads the demo data, runs the product's jobs over it
+and prints what it produced. Each job is a step in ``DEMO_STEPS``; capabilities add their step here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .. import metrics, partitions, timeutil
+from ..config import Settings
+from ..database import check_connection, create_engine, resolve_url, safe_url
+from ..errors import ConfigError
+from ..migrate import migrate
+from .load import load_demo_data
+
+Echo = Callable[[str], Any]
+
+
+@dataclass
+class DemoContext:
+    engine: Engine
+    settings: Settings
+    seed: int
+    days: int
+    calls_per_day: int
+    end_date: date
+    echo: Echo
+
+
+@dataclass
+class DemoReport:
+    engine: Engine
+    steps: list[tuple[str, str, float]] = field(default_factory=list)  # (step, outcome, seconds)
+
+
+def _step_load(ctx: DemoContext) -> str:
+    result = load_demo_data(
+        ctx.engine,
+        seed=ctx.seed,
+        days=ctx.days,
+        calls_per_day=ctx.calls_per_day,
+        end_date=ctx.end_date,
+        tz=ctx.settings.timezone,
+    )
+    return (
+        f"{result.inserted} new calls, {result.replaced} replaced, {result.unchanged} already loaded "
+        f"({result.turns} turns, {result.tool_calls} tool calls written)"
+    )
+
+
+# (name, function) in order; later capabilities append their jobs (stats, scoring, reports…)
+DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
+    ("load demo calls", _step_load),
+]
+
+
+def reset_embedded_database(settings: Settings) -> None:
+    """Drop the embedded demo database so the demo starts from nothing."""
+    if settings.database_url:
+        raise ConfigError("--reset only works with the embedded database (CCA_DATABASE_URL is set)")
+    url = resolve_url(settings)
+    admin = create_engine(url.replace(f"/{settings.embedded_database}?", "/postgres?", 1), pool_size=1)
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{settings.embedded_database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+    partitions.forget_cache()
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    seed: int = 42,
+    days: int = 30,
+    calls_per_day: int = 400,
+    end_date: date | None = None,
+    reset: bool = False,
+    echo: Echo = print,
+) -> DemoReport:
+    if reset:
+        reset_embedded_database(settings)
+    url = resolve_url(settings)
+    engine = create_engine(
+        url, pool_size=settings.db_pool_size, statement_timeout_ms=0, application_name="ccanalytics-demo"
+    )
+    check_connection(engine)
+    where = settings.resolved_pg_data() if not settings.database_url else "CCA_DATABASE_URL"
+    echo(f"database: {safe_url(engine.url)}  ({where})")
+    applied = migrate(engine, partitions_ahead_months=settings.partitions_ahead_months)
+    echo(f"schema: current ({len(applied)} migrations applied now)")
+    end = end_date or timeutil.today(settings.timezone)
+    ctx = DemoContext(engine, settings, seed, days, calls_per_day, end, echo)
+    report = DemoReport(engine)
+    for name, step in DEMO_STEPS:
+        started = time.perf_counter()
+        outcome = step(ctx)
+        elapsed = time.perf_counter() - started
+        report.steps.append((name, outcome, elapsed))
+        echo(f"{name}: {outcome}  [{elapsed:.1f} s]")
+    for line in summary_lines(engine, end - timedelta(days=days - 1), end, settings.timezone):
+        echo(line)
+    return report
+
+
+def summary_lines(engine: Engine, first: date, last: date, tz: str) -> list[str]:
+    """A few headline numbers of the loaded period, so the demo shows what it produced."""
+    s = metrics.summary(engine, first, last, tz=tz)
+    if not s.total_calls:
+        return ["no calls in the demo period"]
+    top = ", ".join(f"{name} {n}" for name, n in list(s.scenarios.items())[:5])
+    return [
+        f"period: {first} … {last} ({tz})",
+        f"calls: {s.total_calls}  resolved by bot: {s.resolved_by_bot_pct}%  "
+        f"transferred: {s.transferred_to_operator_pct}%  orders: {s.orders_created}  "
+        f"fittings: {s.fittings_booked}  customers: {s.customers}",
+        f"average duration: {s.avg_duration_seconds:.0f} s  cost per call: ${s.avg_cost_per_call_usd or 0:.4f}",
+        f"top scenarios: {top}",
+    ]

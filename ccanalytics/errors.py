@@ -1,0 +1,98 @@
+"""The one errors module: every error the library raises on purpose derives from CCAError.
+
+Edges translate them: the CLI prints a one-line ``Error: …``; the API answers
+``{"error": {"code", "message", "details"}}`` with ``http_status``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CCAError(Exception):
+    """Base class. ``code`` is a stable machine-readable identifier."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ConfigError(CCAError):
+    code = "config_error"
+    http_status = 500
+
+
+class DatabaseUnavailable(CCAError):
+    code = "database_unavailable"
+    http_status = 503
+
+
+class MigrationError(CCAError):
+    code = "migration_error"
+    http_status = 500
+
+
+class NotFound(CCAError):
+    code = "not_found"
+    http_status = 404
+
+
+class InvalidArgument(CCAError):
+    """A caller passed an argument the function cannot work with (bad date, unknown filter…)."""
+
+    code = "invalid_argument"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One problem in one record: ``field`` is a dotted path such as ``turns.3.speaker``."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """All problems of one input record (a call log)."""
+
+    record: int | str  # 1-based line number in a file, or 0-based index in a batch
+    call_id: str | None
+    problems: tuple[FieldProblem, ...] = field(default_factory=tuple)
+
+    def describe(self, record_word: str = "record") -> str:
+        who = f"{record_word} {self.record}"
+        if self.call_id:
+            who += f" (call_id {self.call_id})"
+        return f"{who}: " + "; ".join(str(p) for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "call_id": self.call_id,
+            "problems": [{"field": p.field, "message": p.message} for p in self.problems],
+        }
+
+
+class IngestValidationError(CCAError):
+    """One or more call logs are invalid; nothing was written for them."""
+
+    code = "invalid_call_log"
+    http_status = 422
+
+    def __init__(self, records: list[RecordProblem], *, record_word: str = "record") -> None:
+        self.records = records
+        first = records[0].describe(record_word) if records else "invalid input"
+        more = f" (and {len(records) - 1} more invalid records)" if len(records) > 1 else ""
+        super().__init__(first + more, details=[r.to_dict() for r in records])

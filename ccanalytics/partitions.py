@@ -1,0 +1,95 @@
+"""Monthly partitions of calls, call_turns and call_tool_calls.
+
+Partitions cover UTC months and are named ``<table>_YYYY_MM``. ``ensure_ahead`` runs at migrate time
+and from the scheduler; ingestion calls ``ensure_months`` for the months its records touch, and
+skips the database round trip for months this process already knows to exist.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+
+PARTITIONED_TABLES = ("calls", "call_turns", "call_tool_calls")
+
+_known: set[tuple[str, date]] = set()  # (database identity, month) already ensured by this process
+_lock = threading.Lock()
+
+
+def month_start(moment: datetime | date) -> date:
+    if isinstance(moment, datetime):
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment
+        return date(moment.year, moment.month, 1)
+    return date(moment.year, moment.month, 1)
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + (month.month - 1) + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
+    """Create the partitions for every month in ``months`` on all partitioned tables.
+
+    Returns the number of partitions created. Must run inside the caller's transaction.
+    """
+    key = _db_key(conn)
+    wanted = sorted({month_start(m) for m in months})
+    with _lock:
+        missing = [m for m in wanted if (key, m) not in _known]
+    created = 0
+    for m in missing:
+        for table in PARTITIONED_TABLES:
+            created += conn.execute(
+                sa.text("SELECT cca_ensure_partitions(CAST(:t AS regclass), :m, 1)"),
+                {"t": table, "m": m},
+            ).scalar_one()
+    if missing:
+        # remember only after the transaction commits; a rollback would undo the partitions
+        def remember(*_args: object) -> None:
+            with _lock:
+                _known.update((key, m) for m in missing)
+
+        sa.event.listen(conn, "commit", remember, once=True)
+    return created
+
+
+def ensure_ahead(conn: sa.Connection, *, months_ahead: int = 3, today: date | None = None) -> int:
+    """Partitions for the current month and ``months_ahead`` months after it."""
+    first = month_start(today or datetime.now(UTC).date())
+    return ensure_months(conn, (add_months(first, i) for i in range(months_ahead + 1)))
+
+
+def list_partitions(conn: sa.Connection) -> dict[str, list[str]]:
+    """Partition names per partitioned table, in bound order."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT p.relname AS parent, c.relname AS part
+            FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid
+            JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = ANY(:tables) AND p.relnamespace = to_regnamespace(current_schema())
+            ORDER BY p.relname, pg_get_expr(c.relpartbound, c.oid)
+            """
+        ),
+        {"tables": list(PARTITIONED_TABLES)},
+    )
+    result: dict[str, list[str]] = {t: [] for t in PARTITIONED_TABLES}
+    for parent, part in rows:
+        result[parent].append(part)
+    return result
+
+
+def forget_cache() -> None:
+    """Forget what this process knows about existing partitions (tests, after a restore)."""
+    with _lock:
+        _known.clear()
+
+
+def _db_key(conn: sa.Connection) -> str:
+    url = conn.engine.url
+    return f"{url.host}|{url.port}|{url.database}|{url.query.get('host', '')}"

@@ -1,0 +1,100 @@
+"""Shared fixtures: a real PostgreSQL (the embedded pgserver) per test session, a migrated template
+database, and a fresh database cloned from it for every test that asks for one."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from ccanalytics import embedded, partitions
+from ccanalytics.database import create_engine
+from ccanalytics.migrate import migrate
+from ccanalytics.store import Store
+
+TEMPLATE = "cca_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL server for this test session (one per xdist worker). Yields a libpq URL
+    of its maintenance database."""
+    root = tmp_path_factory.mktemp("pg")  # pgserver opens the path to its own user when run as root
+    url = embedded.start(root / "pg", database="postgres", cleanup_mode="delete")
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        # durability is irrelevant for throw-away test databases
+        for setting, value in (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off")):
+            conn.execute(f"ALTER SYSTEM SET {setting} = {value}")
+        conn.execute("SELECT pg_reload_conf()")
+    yield libpq
+
+
+def _db_url(server_url: str, name: str) -> str:
+    return server_url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server):
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    engine = create_engine(_db_url(pg_server, TEMPLATE), pool_size=1)
+    migrate(engine)
+    engine.dispose()
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{TEMPLATE}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+    return TEMPLATE
+
+
+def new_database(pg_server: str, template: str) -> tuple[str, str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    return name, _db_url(pg_server, name)
+
+
+def drop_database(pg_server: str, name: str) -> None:
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_server, template_db):
+    """A fresh, migrated database for this test (SQLAlchemy URL); dropped afterwards."""
+    name, url = new_database(pg_server, template_db)
+    yield "postgresql+psycopg" + url[len("postgresql") :]
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = create_engine(db_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine):
+    return Store(engine)
+
+
+@pytest.fixture
+def empty_db_url(pg_server):
+    """A fresh database with no schema at all."""
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield "postgresql+psycopg" + _db_url(pg_server, name)[len("postgresql") :]
+    drop_database(pg_server, name)
+    partitions.forget_cache()
+
+
+def count_rows(engine: sa.Engine) -> dict[str, int]:
+    """Row counts of the ingest tables: the 'nothing written' check of bad-input tests."""
+    with engine.connect() as conn:
+        return {
+            t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("calls", "call_turns", "call_tool_calls", "customers")
+        }

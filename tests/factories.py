@@ -1,0 +1,99 @@
+"""Factories for call logs in tests: a valid call by default; override any field."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+DEFAULT_START = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)  # 10:00 Kyiv
+
+_DIALOGUE = [
+    ("bot", "Добрий день! Інтернет-магазин шин, мене звати Олена. Чим можу допомогти?", []),
+    ("customer", "Добрий день, мені потрібні зимові шини на Шкоду Октавію дві тисячі сімнадцятого року.", []),
+    (
+        "bot",
+        "Для Škoda Octavia 2017 підходить розмір 205/55 R16. Шукаю зимові варіанти.",
+        [
+            {
+                "name": "get_vehicle_tire_sizes",
+                "args": {"make": "Skoda", "model": "Octavia", "year": 2017},
+                "result": {"sizes": ["205/55 R16", "225/45 R17"]},
+                "duration_ms": 140,
+                "success": True,
+            },
+            {
+                "name": "search_tires",
+                "args": {"size": "205/55 R16", "season": "winter"},
+                "result": {"items": [{"sku": "NOK-HKPL10-2055516", "brand": "Nokian", "price_uah": 4150, "stock": 12}]},
+                "duration_ms": 320,
+                "success": True,
+            },
+        ],
+    ),
+    ("customer", "Так, Нокіан підходить, оформіть чотири штуки.", []),
+    (
+        "bot",
+        "Оформила замовлення ORD-204518 на чотири шини Nokian Hakkapeliitta 10. Дякую!",
+        [
+            {
+                "name": "create_order_draft",
+                "args": {"items": [{"sku": "NOK-HKPL10-2055516", "quantity": 4, "price": 4150}]},
+                "result": {"order_id": "ORD-204518", "total_uah": 16600},
+                "duration_ms": 410,
+                "success": True,
+            },
+        ],
+    ),
+]
+
+
+def make_call(
+    *,
+    call_id: str | None = None,
+    started_at: datetime = DEFAULT_START,
+    seconds: int = 90,
+    caller_id: str | None = "+380671234567",
+    turns: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A valid call log dict (JSON-ready). ``turns`` replaces the default dialogue."""
+    ended_at = started_at + timedelta(seconds=seconds)
+    if turns is None:
+        turns = []
+        step = seconds / (len(_DIALOGUE) + 1)
+        for i, (speaker, text, tools) in enumerate(_DIALOGUE):
+            turn: dict[str, Any] = {
+                "speaker": speaker,
+                "text": text,
+                "timestamp": (started_at + timedelta(seconds=step * (i + 1))).isoformat(),
+                "duration_ms": 2500,
+            }
+            if speaker == "customer":
+                turn.update(stt_confidence=0.93, stt_latency_ms=240)
+            else:
+                turn.update(llm_latency_ms=720, tts_latency_ms=190)
+            if tools:
+                turn["tool_calls"] = copy.deepcopy(tools)
+            turns.append(turn)
+    call: dict[str, Any] = {
+        "call_id": call_id or str(uuid.uuid4()),
+        "started_at": started_at.isoformat(),
+        "ended_at": ended_at.isoformat(),
+        "duration_seconds": seconds,
+        "caller_id": caller_id,
+        "scenario": "tire_search + order_creation",
+        "transferred_to_operator": False,
+        "order_created": "ORD-204518",
+        "prompt_version": "tire_agent@v1",
+        "turns": turns,
+        "usage": {"stt_seconds": 45, "llm_input_tokens": 5000, "llm_output_tokens": 800, "tts_chars": 240},
+        "cost": {"stt": 0.018, "llm": 0.027, "tts": 0.00384},
+    }
+    call.update(fields)
+    return call
+
+
+def turn(speaker: str, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"speaker": speaker, "text": text, "timestamp": at.isoformat(), **extra}

@@ -1,0 +1,76 @@
+"""Phone normalisation and masking; the SQL masking function agrees with the Python one."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ccanalytics.privacy import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("+380671234567", "+380671234567"),
+        ("0671234567", "+380671234567"),
+        ("067 123-45-67", "+380671234567"),
+        ("(067) 123 45 67", "+380671234567"),
+        ("380671234567", "+380671234567"),
+        ("671234567", "+380671234567"),
+        ("+48 601 234 567", "+48601234567"),
+        ("anonymous", None),
+        ("  Unknown ", None),
+        (None, None),
+        ("1234", None.__class__),  # too short: error
+        ("DROP TABLE", None.__class__),
+        ("٠٦٧١٢٣٤٥٦٧", None.__class__),  # Arabic-Indic digits are not a phone number here
+    ],
+)
+def test_normalize_phone(raw, expected):
+    if expected is None.__class__:
+        with pytest.raises(InvalidPhone):
+            normalize_phone(raw)
+    else:
+        assert normalize_phone(raw) == expected
+
+
+def test_mask_phone_keeps_prefix_and_last_two_digits():
+    assert mask_phone("+380671234567") == "+38067*****67"
+    assert mask_phone("+48601234567") == "+48601****67"
+    assert mask_phone("+38067") == "+38*67"
+    assert mask_phone("1234") == "****"
+    assert mask_phone(None) is None
+
+
+def test_phones_in_free_text_are_masked():
+    text = "Мій номер +380 67 123 45 67, або 067-765-43-21. Замовлення ORD-204518, 4 шини по 4150 грн."
+    masked = mask_phones_in_text(text)
+    assert "123 45" not in masked and "765-43" not in masked
+    assert "ORD-204518" in masked and "4150" in masked
+    assert masked.count("67") >= 1
+
+
+PHONES = st.one_of(
+    st.from_regex(r"\+380(50|63|66|67|68|73|93|95|96|97|98|99)[0-9]{7}", fullmatch=True),
+    st.from_regex(r"\+[0-9]{5,19}", fullmatch=True),
+    st.from_regex(r"[0-9]{5,19}", fullmatch=True),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(phones=st.lists(PHONES, min_size=1, max_size=20))
+def test_sql_mask_matches_python_mask(engine, phones):
+    with engine.connect() as conn:
+        masked = (
+            conn.execute(
+                sa.text(
+                    "SELECT cca_mask_phone(p) FROM unnest(CAST(:p AS text[])) WITH ORDINALITY AS t(p, i) ORDER BY i"
+                ),
+                {"p": phones},
+            )
+            .scalars()
+            .all()
+        )
+    assert masked == [mask_phone(p) for p in phones]

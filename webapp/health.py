@@ -1,0 +1,26 @@
+"""Liveness and readiness for process supervisors and load balancers."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ccanalytics.database import check_connection
+from ccanalytics.errors import CCAError
+
+from .db import get_engine
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    try:
+        check_connection(get_engine())
+    except CCAError as exc:
+        return {"status": "unavailable", "error": exc.to_dict()}, 503
+    return {"status": "ready"}

@@ -1,0 +1,63 @@
+"""The overview page: headline numbers of the last days and the latest calls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, render_template, request
+
+from ccanalytics import metrics, timeutil
+from ccanalytics.errors import InvalidArgument
+from ccanalytics.store import Store
+
+from .db import get_engine
+
+bp = Blueprint("overview", __name__)
+
+SCENARIO_NAMES = {
+    "tire_search": "подбор шин",
+    "availability_check": "проверка наличия",
+    "order_status": "статус заказа",
+    "order_creation": "оформление заказа",
+    "fitting_booking": "запись на шиномонтаж",
+    "consultation": "консультация",
+}
+TRANSFER_REASONS = {
+    "customer_request": "по просьбе клиента",
+    "cannot_help": "бот не смог помочь",
+    "complex_question": "сложный вопрос",
+    "negative_emotion": "негатив клиента",
+    "unknown": "причина не указана",
+}
+
+
+def scenario_ru(name: str | None) -> str:
+    if not name:
+        return "—"
+    return " + ".join(SCENARIO_NAMES.get(part, part) for part in name.split(" + "))
+
+
+@bp.get("/")
+def index():
+    tz = current_app.config["TIMEZONE"]
+    try:
+        days = int(request.args.get("days", 7))
+    except ValueError:
+        raise InvalidArgument("days must be a whole number") from None
+    if not 1 <= days <= 366:
+        raise InvalidArgument("days must be between 1 and 366")
+    last = timeutil.today(tz)
+    first = last - timedelta(days=days - 1)
+    engine = get_engine()
+    today = metrics.summary(engine, last, last, tz=tz)
+    period = metrics.summary(engine, first, last, tz=tz)
+    latest = Store(engine, tz=tz).calls(first, last, limit=20, newest_first=True).to_dicts()
+    return render_template(
+        "overview.html",
+        today=today,
+        period=period,
+        days=days,
+        latest=latest,
+        scenario_ru=scenario_ru,
+        reasons=TRANSFER_REASONS,
+    )
