@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean distclean
+.PHONY: install demo test bench lint systools clean distclean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Error: Python 3.11+ is required (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -26,8 +26,12 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check ccanalytics webapp scheduler tests
 
+## systools: the system tools the tests run (promtool, prometheus, alertmanager); installs them as root
+systools:
+	@scripts/system-tools.sh
+
 ## test: lint, then the whole test suite against real components
-test: lint
+test: lint systools
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## bench: benchmarks; results go to docs/benchmarks.md

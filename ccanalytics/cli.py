@@ -283,9 +283,12 @@ def _serve(engine, host: str, port: int) -> None:
     from webapp import create_app
 
     app = create_app({"ENGINE": engine})
-    click.echo(f"admin: http://{host}:{port}/  (Ctrl-C stops)")
+    click.echo(f"admin: http://{host}:{port}/   Prometheus metrics: http://{host}:{port}/metrics  (Ctrl-C stops)")
     serve(app, host=host, port=port, threads=8, ident="ccanalytics")
 
+
+# command groups that live in their own modules register themselves on ``main``
+from . import cli_metrics  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

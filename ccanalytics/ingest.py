@@ -233,6 +233,7 @@ def ingest_file(
     finally:
         if reject_file:
             reject_file.close()
+    refresh_statistics(engine, total)
     return total
 
 
@@ -254,7 +255,22 @@ def ingest_records(
             batch = []
     if batch:
         total.add(ingest(engine, batch, on_conflict=on_conflict, limits=limits))
+    refresh_statistics(engine, total)
     return total
+
+
+ANALYZE_AFTER_CALLS = 5_000
+
+
+def refresh_statistics(engine: Engine, result: IngestResult) -> None:
+    """After a bulk load, refresh the planner's statistics of the call tables. Autovacuum gets there
+    eventually, but a query planned on an empty table's statistics right after a large load can be
+    slower by orders of magnitude (measured: 42 s instead of 1.3 s for the per-call metrics)."""
+    if result.written < ANALYZE_AFTER_CALLS:
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE calls, call_turns, call_tool_calls, customers"))
+        conn.commit()
 
 
 # ------------------------------------------------------------------------------------------- writer

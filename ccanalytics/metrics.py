@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import sqlfiles, timeutil
+from . import callmetrics, sqlfiles, timeutil
+from .errors import InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,19 @@ class Summary:
     resolved_by_bot_pct: float | None
     transferred_to_operator_pct: float | None
     transfer_reasons: dict[str, int]
+    transfer_reasons_pct: dict[str, float]
     scenarios: dict[str, int]
     hourly_distribution: dict[int, int]
     orders_created: int
     fittings_booked: int
+    orders_created_pct: float | None
+    fittings_booked_pct: float | None
+    first_contact_resolution_pct: float | None
+    repeat_calls_7d_pct: float | None
+    response_p50_ms: float | None
+    response_p95_ms: float | None
+    stt_reasks: int
+    tool_errors: int
     avg_quality_score: float | None
     scored_calls: int
     total_cost_usd: float
@@ -45,6 +55,10 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
 def summary(
     engine: Engine,
     date_from: date | datetime | str | None = None,
@@ -57,9 +71,12 @@ def summary(
     start, end = timeutil.period_bounds(first, last, tz)
     with engine.connect() as conn:
         row = conn.execute(sa.text(sqlfiles.query("summary")), {"start": start, "end": end, "tz": tz}).one()
+    reasons = sorted(row.transfer_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     notes = []
     if row.total_calls and row.scored_calls < row.total_calls:
         notes.append(f"{row.total_calls - row.scored_calls} calls are not scored yet")
+    if row.total_calls and row.derived_calls < row.total_calls:
+        notes.append(f"{row.total_calls - row.derived_calls} calls have no derived metrics yet (stats daily)")
     if row.total_calls and row.costed_calls < row.total_calls:
         notes.append(f"{row.total_calls - row.costed_calls} calls have no cost")
     return Summary(
@@ -70,11 +87,20 @@ def summary(
         avg_duration_seconds=round(row.avg_duration_seconds, 1) if row.avg_duration_seconds is not None else None,
         resolved_by_bot_pct=_pct(row.resolved_by_bot, row.total_calls),
         transferred_to_operator_pct=_pct(row.transferred, row.total_calls),
-        transfer_reasons=dict(sorted(row.transfer_reasons.items(), key=lambda kv: -kv[1])),
+        transfer_reasons=dict(reasons),
+        transfer_reasons_pct={k: _pct(v, row.total_calls) for k, v in reasons},
         scenarios=dict(sorted(row.scenarios.items(), key=lambda kv: -kv[1])),
         hourly_distribution={int(h): n for h, n in row.hourly_distribution.items()},
         orders_created=row.orders_created,
         fittings_booked=row.fittings_booked,
+        orders_created_pct=_pct(row.orders_created, row.total_calls),
+        fittings_booked_pct=_pct(row.fittings_booked, row.total_calls),
+        first_contact_resolution_pct=_pct(row.first_contact_resolved, row.total_calls),
+        repeat_calls_7d_pct=_pct(row.repeat_calls_7d, row.total_calls),
+        response_p50_ms=_round(row.response_p50_ms, 1),
+        response_p95_ms=_round(row.response_p95_ms, 1),
+        stt_reasks=row.stt_reasks,
+        tool_errors=row.tool_errors,
         avg_quality_score=round(row.avg_quality_score, 4) if row.avg_quality_score is not None else None,
         scored_calls=row.scored_calls,
         total_cost_usd=round(row.total_cost_usd, 6),
@@ -82,3 +108,158 @@ def summary(
         customers=row.customers,
         notes=notes,
     )
+
+
+# ------------------------------------------------------------------------------------ daily_stats
+RESPONSE_BUDGET_MS = 2000.0  # NFR: end-to-end response p95 ≤ 2 s
+FCR_WINDOW_DAYS = 7  # a call's first-contact resolution depends on the next 7 days' calls
+
+
+@dataclass(frozen=True)
+class DailyStatsRun:
+    """What a daily_stats run did."""
+
+    date_from: date
+    date_to: date
+    days_in_range: int
+    days_computed: list[date]
+    calls_derived: int  # calls whose per-call metrics were (re)derived first
+
+    @property
+    def days_skipped(self) -> int:
+        return self.days_in_range - len([d for d in self.days_computed if self.date_from <= d <= self.date_to])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "date_from": self.date_from.isoformat(),
+            "date_to": self.date_to.isoformat(),
+            "days_in_range": self.days_in_range,
+            "days_computed": [d.isoformat() for d in self.days_computed],
+            "days_skipped": self.days_skipped,
+            "calls_derived": self.calls_derived,
+        }
+
+
+def compute_daily_stats(
+    engine: Engine,
+    date_from: date | datetime | str | None = None,
+    date_to: date | datetime | str | None = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    incremental: bool = True,
+    response_budget_ms: float = RESPONSE_BUDGET_MS,
+) -> DailyStatsRun:
+    """Compute daily_stats for the local days ``date_from`` … ``date_to`` (default: today).
+
+    Idempotent upsert in one transaction. Per-call metrics of new or re-delivered calls are derived
+    first. With ``incremental`` only days whose calls changed since the last run are recomputed —
+    together with the 7 days before each (their first-contact resolution looks 7 days ahead).
+    """
+    first, last = timeutil.resolve_days(date_from, date_to, tz, default_days=1)
+    lookback = timedelta(days=FCR_WINDOW_DAYS)
+    window_start = timeutil.day_start(first - lookback, tz)
+    start, end = timeutil.day_start(first, tz), timeutil.day_start(last + timedelta(days=1), tz)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        derived = callmetrics.derive(conn, start, end)
+        prints = {
+            row.d: row.fingerprint
+            for row in conn.execute(
+                sa.text(sqlfiles.query("daily_fingerprints")), {"start": window_start, "end": end, "tz": tz}
+            )
+        }
+        in_range = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        if incremental:
+            stored = dict(
+                conn.execute(
+                    sa.text("SELECT stat_date, source_fingerprint FROM daily_stats WHERE stat_date BETWEEN :a AND :b"),
+                    {"a": first - lookback, "b": last},
+                ).all()
+            )
+            changed = {d for d in in_range if d not in stored or stored[d] != prints.get(d)}
+            # days before the range whose stats exist and whose fingerprint moved are not ours to
+            # recompute; days whose FCR window reaches a changed day are
+            todo = set(changed)
+            for d in changed:
+                todo.update(d - timedelta(days=k) for k in range(1, FCR_WINDOW_DAYS + 1))
+            todo = {d for d in todo if first <= d <= last or d in stored}
+        else:
+            todo = set(in_range)
+        days = sorted(todo)
+        if days:
+            lo, hi = timeutil.day_start(days[0], tz), timeutil.day_start(days[-1] + timedelta(days=1), tz)
+            if lo < start:
+                derived += callmetrics.derive(conn, lo, start)
+                prints.update(
+                    (row.d, row.fingerprint)
+                    for row in conn.execute(
+                        sa.text(sqlfiles.query("daily_fingerprints")), {"start": lo, "end": start, "tz": tz}
+                    )
+                )
+            fp_days = [d.isoformat() for d in days if d in prints]
+            conn.execute(
+                sa.text(sqlfiles.query("daily_stats")),
+                {
+                    "days": days,
+                    "start": lo,
+                    "end": hi,
+                    "tz": tz,
+                    "response_budget_ms": response_budget_ms,
+                    "fp_days": fp_days,
+                    "fp_values": [prints[date.fromisoformat(d)] for d in fp_days],
+                },
+            )
+    return DailyStatsRun(first, last, len(in_range), days, derived)
+
+
+# ----------------------------------------------------------------------------- period summaries
+Period = str  # "day" | "week" | "month"
+PERIODS = ("day", "week", "month")
+
+
+def period_buckets(period: Period, first: date, last: date) -> list[tuple[date, date]]:
+    """Consecutive calendar buckets (day, ISO week Mon–Sun, or month) covering first … last, each
+    clipped to the range."""
+    if period not in PERIODS:
+        raise InvalidArgument(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+    out = []
+    cur = first
+    while cur <= last:
+        if period == "day":
+            stop = cur
+        elif period == "week":
+            stop = cur + timedelta(days=6 - cur.weekday())
+        else:
+            nxt = date(cur.year + (cur.month == 12), cur.month % 12 + 1, 1)
+            stop = nxt - timedelta(days=1)
+        stop = min(stop, last)
+        out.append((cur, stop))
+        cur = stop + timedelta(days=1)
+    return out
+
+
+def current_period(period: Period, today: date) -> tuple[date, date]:
+    """The calendar day, week (from Monday) or month containing ``today``, up to ``today``."""
+    if period == "day":
+        return today, today
+    if period == "week":
+        return today - timedelta(days=today.weekday()), today
+    if period == "month":
+        return today.replace(day=1), today
+    raise InvalidArgument(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+
+
+def summaries(
+    engine: Engine,
+    period: Period = "day",
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> list[Summary]:
+    """One Summary per calendar ``period`` in the range (default: the current period up to today)."""
+    if date_from is None and date_to is None:
+        first, last = current_period(period, timeutil.today(tz))
+    else:
+        first, last = timeutil.resolve_days(date_from, date_to, tz)
+    return [summary(engine, a, b, tz=tz) for a, b in period_buckets(period, first, last)]

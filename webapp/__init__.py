@@ -24,11 +24,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.json.ensure_ascii = False
 
-    from . import db, health, overview
+    from . import db, health, overview, prom
 
     db.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(overview.bp)
+    app.register_blueprint(prom.bp)
 
     @app.errorhandler(CCAError)
     def _cca_error(exc: CCAError):

@@ -22,10 +22,12 @@ def ensure_demo_prompts(conn: sa.Connection) -> dict[str, int]:
             sa.text(
                 "INSERT INTO prompt_versions (name, version, label, system_prompt, tools_config, metadata, "
                 "note, created_by, is_active, created_at) "
-                "SELECT :name, :version, :label, :system_prompt, :tools_config, :metadata, :note, 'demo', "
-                "       :active AND NOT EXISTS (SELECT 1 FROM prompt_versions WHERE name = :name AND is_active), "
-                "       :created_at "
-                "WHERE NOT EXISTS (SELECT 1 FROM prompt_versions WHERE label = :label)"
+                "SELECT CAST(:name AS varchar), :version, CAST(:label AS varchar), :system_prompt, :tools_config, "
+                "       :metadata, :note, 'demo', "
+                "       CAST(:active AS boolean) AND NOT EXISTS "
+                "           (SELECT 1 FROM prompt_versions WHERE name = CAST(:name AS varchar) AND is_active), "
+                "       coalesce(CAST(:created_at AS timestamptz), now()) "
+                "WHERE NOT EXISTS (SELECT 1 FROM prompt_versions WHERE label = CAST(:label AS varchar))"
             ),
             {
                 "name": p["name"],

@@ -57,9 +57,20 @@ def _step_load(ctx: DemoContext) -> str:
     )
 
 
-# (name, function) in order; later capabilities append their jobs (stats, scoring, reports…)
+def _step_daily_stats(ctx: DemoContext) -> str:
+    run = metrics.compute_daily_stats(
+        ctx.engine, ctx.end_date - timedelta(days=ctx.days - 1), ctx.end_date, tz=ctx.settings.timezone
+    )
+    return (
+        f"{len(run.days_computed)} days computed, {run.days_skipped} unchanged, "
+        f"{run.calls_derived} calls' latency/re-ask/tool metrics derived"
+    )
+
+
+# (name, function) in order; later capabilities append their jobs (scoring, reports…)
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
+    ("daily stats", _step_daily_stats),
 ]
 
 
@@ -125,4 +136,6 @@ def summary_lines(engine: Engine, first: date, last: date, tz: str) -> list[str]
         f"fittings: {s.fittings_booked}  customers: {s.customers}",
         f"average duration: {s.avg_duration_seconds:.0f} s  cost per call: ${s.avg_cost_per_call_usd or 0:.4f}",
         f"top scenarios: {top}",
+        f"response latency: p50 {s.response_p50_ms or 0:.0f} ms, p95 {s.response_p95_ms or 0:.0f} ms  "
+        f"first-contact resolution: {s.first_contact_resolution_pct}%  STT re-asks: {s.stt_reasks}",
     ]

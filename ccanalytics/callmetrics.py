@@ -1,0 +1,56 @@
+"""Per-call derived metrics (table call_metrics): response latency per bot reply and its p50/p95,
+STT re-asks, low-confidence turns, long pauses, barge-ins, tool errors, rejected and suspicious tool
+calls, greeting. Derived in SQL from call_turns and call_tool_calls (sql/queries/call_metrics.sql),
+so calls the call processor wrote itself get them too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import signals, sqlfiles, timeutil
+
+
+def derive(conn: sa.Connection, start: datetime, end: datetime, *, only_stale: bool = True) -> int:
+    """Derive metrics for the calls that started in [start, end). Returns the number of calls done.
+
+    With ``only_stale`` (the default), calls whose metrics are current are skipped.
+    """
+    params = {"start": start, "end": end, "only_stale": only_stale, **signals.sql_params()}
+    return conn.execute(sa.text(sqlfiles.query("call_metrics")), params).rowcount
+
+
+def derive_days(
+    engine: Engine,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    only_stale: bool = True,
+) -> int:
+    """Derive metrics for the calls of the local days ``date_from`` … ``date_to`` (one transaction)."""
+    start, end = timeutil.period_bounds(date_from, date_to, tz)
+    with engine.begin() as conn:
+        return derive(conn, start, end, only_stale=only_stale)
+
+
+def reply_latency_ms(customer: dict, bot: dict) -> tuple[float | None, bool]:
+    """Python twin of the SQL's response latency for a bot turn that follows a customer turn (call-log
+    dicts): (milliseconds, estimated). Measured from timestamps when the customer's speech duration is
+    known and the gap is plausible, else estimated from STT + LLM + TTS latencies."""
+    from datetime import datetime
+
+    duration = customer.get("duration_ms")
+    if duration is not None:
+        gap = (
+            datetime.fromisoformat(bot["timestamp"]) - datetime.fromisoformat(customer["timestamp"])
+        ).total_seconds() * 1000 - duration
+        if 0 <= gap <= signals.MAX_PLAUSIBLE_GAP_MS:
+            return gap, False
+    parts = (customer.get("stt_latency_ms"), bot.get("llm_latency_ms"), bot.get("tts_latency_ms"))
+    if all(p is None for p in parts):
+        return None, False
+    return float(sum(p or 0 for p in parts)), True

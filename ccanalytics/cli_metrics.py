@@ -1,0 +1,141 @@
+"""``ccanalytics stats …`` and ``ccanalytics exporter``: thin commands over ccanalytics.metrics and
+ccanalytics.exporter (registered on the main group by ccanalytics.cli)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .cli import _engine, _ensure_schema, _settings, main
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@main.group()
+def stats() -> None:
+    """Daily statistics and period summaries."""
+
+
+@stats.command("daily")
+@click.option("--date", "day", type=_DATE, help="One local day (default: today, Europe/Kyiv).")
+@click.option("--from", "date_from", type=_DATE, help="First day of a range.")
+@click.option("--to", "date_to", type=_DATE, help="Last day of a range (default: today).")
+@click.option("--full", is_flag=True, help="Recompute every day, not only days whose calls changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats_daily(day, date_from, date_to, full: bool, as_json: bool) -> None:
+    """Compute daily_stats (and per-call metrics) for a day or a range; idempotent and incremental.
+
+    \b
+    Examples:
+      ccanalytics stats daily                           # today
+      ccanalytics stats daily --date 2026-11-23
+      ccanalytics stats daily --from 2026-01-01 --to 2026-11-23 --full
+    """
+    from . import metrics
+    from .errors import InvalidArgument
+
+    if day and (date_from or date_to):
+        raise InvalidArgument("give either --date or --from/--to, not both")
+    first = (day or date_from).date() if (day or date_from) else None
+    last = (day or date_to).date() if (day or date_to) else None
+    if first is None and last is not None:
+        first = last
+    engine = _engine()
+    _ensure_schema(engine)
+    run = metrics.compute_daily_stats(engine, first, last, tz=_settings().timezone, incremental=not full)
+    if as_json:
+        click.echo(json.dumps(run.to_dict(), indent=2))
+        return
+    click.echo(
+        f"daily_stats {run.date_from} … {run.date_to}: {len(run.days_computed)} days computed, "
+        f"{run.days_skipped} unchanged, {run.calls_derived} calls' metrics derived"
+    )
+
+
+@stats.command("summary")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True)
+@click.option("--from", "date_from", type=_DATE, help="First day (default: start of the current period).")
+@click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")
+def stats_summary(period: str, date_from, date_to) -> None:
+    """Print the summary (the API's fields) per day, ISO week or month as JSON.
+
+    \b
+    Example:
+      ccanalytics stats summary --period week --from 2026-11-02 --to 2026-11-29
+    """
+    from . import metrics
+
+    engine = _engine()
+    _ensure_schema(engine)
+    found = metrics.summaries(
+        engine,
+        period,
+        date_from.date() if date_from else None,
+        date_to.date() if date_to else None,
+        tz=_settings().timezone,
+    )
+    click.echo(json.dumps({"data": [s.to_dict() for s in found]}, indent=2, ensure_ascii=False))
+
+
+@main.command("exporter")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9108, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--no-derive",
+    is_flag=True,
+    help="Do not derive per-call metrics on scrape (read-only database role; the scheduler derives them).",
+)
+@click.option("--lag", default=10.0, show_default=True, type=click.FloatRange(0, 600), help="Seconds.")
+def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
+    """Serve the Prometheus exporter over the database at http://HOST:PORT/metrics.
+
+    \b
+    Example:
+      ccanalytics exporter --port 9108
+    """
+    from waitress import serve
+
+    from . import exporter
+
+    engine = _engine()
+    if not no_derive:
+        _ensure_schema(engine)
+    registry = exporter.make_registry(engine, derive=not no_derive, lag_seconds=lag)
+    click.echo(f"exporter: http://{host}:{port}/metrics  (Ctrl-C stops)")
+    serve(exporter.wsgi_app(registry), host=host, port=port, threads=4, ident="ccanalytics-exporter")
+
+
+@main.command("demo-traffic")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9109, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--calls-per-minute", default=120.0, show_default=True, type=click.FloatRange(1, 6000))
+@click.option("--speedup", default=20.0, show_default=True, type=click.FloatRange(1, 1000))
+@click.option("--seed", default=42, show_default=True, type=int)
+def demo_traffic_cmd(host: str, port: int, calls_per_minute: float, speedup: float, seed: int) -> None:
+    """Simulate the call processor's live metrics (source="live") from generated calls.
+
+    Stands in for the call processor so the real-time dashboard and the live alert rules have data.
+
+    \b
+    Example:
+      ccanalytics demo-traffic --port 9109 --calls-per-minute 300
+    """
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from .demo import generator
+    from .demo.livesim import LiveSimulator
+    from .telemetry import LiveMetrics
+
+    live = LiveMetrics(CollectorRegistry())
+    calls = list(generator.generate_calls(seed=seed, days=1, calls_per_day=400, ab_test=None))
+    live.serve(port, addr=host)
+    sim = LiveSimulator(live, calls, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed).start()
+    click.echo(f"demo traffic: http://{host}:{port}/metrics  (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        sim.stop()

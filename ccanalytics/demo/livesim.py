@@ -1,0 +1,118 @@
+"""Demo traffic for the live metrics: replays generated calls through ``telemetry.LiveMetrics`` the way
+the call processor would record them, in accelerated time, with overlapping calls (active calls),
+an operator queue, and occasional STT/LLM/TTS errors. Used by ``ccanalytics demo-traffic`` and the
+tests that check every dashboard and alert query against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from .. import signals
+from ..callmetrics import reply_latency_ms
+from ..telemetry import LiveMetrics
+
+
+def record_call(live: LiveMetrics, call: dict) -> None:
+    """Record one finished call log's turns, tools and outcome as live metrics (call_started must
+    have been recorded when it began)."""
+    previous = None
+    rejected = 0
+    for turn in call.get("turns", []):
+        if turn["speaker"] == "customer":
+            live.observe_turn(stt_ms=turn.get("stt_latency_ms"))
+        else:
+            response = reply_latency_ms(previous, turn)[0] if previous and previous["speaker"] == "customer" else None
+            live.observe_turn(
+                llm_ttft_ms=turn.get("llm_latency_ms"), tts_ms=turn.get("tts_latency_ms"), response_ms=response
+            )
+            if signals.is_reask(turn.get("text", "")):
+                live.reask()
+        for tc in turn.get("tool_calls") or []:
+            success = tc.get("success", True)
+            live.tool_call(tc["name"], success=success, result=tc.get("result"), args=tc.get("args"))
+            rejected += signals.is_rejected(success, tc.get("result"))
+        previous = turn
+    if rejected > signals.REJECTED_TOOLS_PER_CALL:
+        live.validation_anomaly()
+    cost = call.get("cost") or {}
+    ab = call.get("ab_test") or {}
+    live.set_last_call(time.time())
+    live.call_ended(
+        scenario=call.get("scenario"),
+        transferred=bool(call.get("transferred_to_operator")),
+        transfer_reason=call.get("transfer_reason"),
+        order_created=bool(call.get("order_created") or call.get("order_id")),
+        fitting_booked=bool(call.get("fitting_booked") or call.get("fitting_booking_id")),
+        duration_seconds=call.get("duration_seconds"),
+        cost_usd=cost.get("total_usd"),
+        cost_breakdown={k: v for k, v in cost.items() if k != "total_usd" and isinstance(v, int | float)},
+        ab_test=ab.get("test_name"),
+        ab_variant=ab.get("variant"),
+    )
+
+
+class LiveSimulator:
+    """Plays calls at ``calls_per_minute`` with each call lasting its duration / ``speedup``."""
+
+    def __init__(
+        self,
+        live: LiveMetrics,
+        calls: Iterable[dict],
+        *,
+        calls_per_minute: float = 120.0,
+        speedup: float = 20.0,
+        operators: int = 4,
+        seed: int = 1,
+    ) -> None:
+        self.live = live
+        self.calls: Iterator[dict] = itertools.cycle(list(calls))
+        self.interval = 60.0 / calls_per_minute
+        self.speedup = speedup
+        self.operators = operators
+        self.rng = random.Random(seed)
+        self.queue = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started = 0
+        self.ended = 0
+
+    def step(self, in_progress: list, now: float) -> None:
+        while in_progress and in_progress[0][0] <= now:
+            _, _, call = heapq.heappop(in_progress)
+            record_call(self.live, call)
+            self.ended += 1
+            if call.get("transferred_to_operator"):
+                self.queue += 1
+        call = next(self.calls)
+        self.live.call_started()
+        self.started += 1
+        end = now + max(0.5, (call.get("duration_seconds") or 60) / self.speedup)
+        heapq.heappush(in_progress, (end, self.started, call))
+        # operators take waiting callers; the queue drains slower than it fills at peaks
+        busy = min(self.operators, self.queue + self.rng.randint(0, self.operators))
+        self.queue = max(0, self.queue - self.rng.randint(0, 2))
+        self.live.set_operators(queue=self.queue, free=self.operators - busy)
+        if self.rng.random() < 0.03:
+            self.live.component_error(self.rng.choice(("stt", "llm", "tts")))
+
+    def run(self) -> None:
+        in_progress: list = []
+        while not self._stop.is_set():
+            self.step(in_progress, time.monotonic())
+            self._stop.wait(self.interval)
+
+    def start(self) -> LiveSimulator:
+        self._thread = threading.Thread(target=self.run, name="cca-live-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
