@@ -14,12 +14,26 @@ from sqlalchemy.engine import Engine
 from . import signals, sqlfiles, timeutil
 
 
-def derive(conn: sa.Connection, start: datetime, end: datetime, *, only_stale: bool = True) -> int:
+def derive(
+    conn: sa.Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    only_stale: bool = True,
+    ingested_after: datetime | None = None,
+) -> int:
     """Derive metrics for the calls that started in [start, end). Returns the number of calls done.
 
-    With ``only_stale`` (the default), calls whose metrics are current are skipped.
+    With ``only_stale`` (the default), calls whose metrics are current are skipped; with
+    ``ingested_after``, only calls ingested (or re-delivered) after it are looked at.
     """
-    params = {"start": start, "end": end, "only_stale": only_stale, **signals.sql_params()}
+    params = {
+        "start": start,
+        "end": end,
+        "only_stale": only_stale,
+        "ingested_after": ingested_after,
+        **signals.sql_params(),
+    }
     return conn.execute(sa.text(sqlfiles.query("call_metrics")), params).rowcount
 
 

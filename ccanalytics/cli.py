@@ -205,18 +205,24 @@ def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_confli
     type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
     help="Write JSONL here instead of loading into the database ('-' for stdout).",
 )
-def generate_cmd(days: int, calls_per_day: int, seed: int, end_date, out: str | None) -> None:
+@click.option(
+    "--no-ab-test",
+    is_flag=True,
+    help="Leave out the demo A/B assignment (for loading into a database without the demo's prompts).",
+)
+def generate_cmd(days: int, calls_per_day: int, seed: int, end_date, out: str | None, no_ab_test: bool) -> None:
     """Generate realistic synthetic calls (Ukrainian dialogues), deterministic for a seed.
 
     \b
     Example:
-      ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl
-      ccanalytics generate --days 30            # straight into the database
+      ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl --no-ab-test
+      ccanalytics generate --days 30            # straight into the database, with the demo prompts
     """
     from .demo import generator
 
     end = end_date.date() if end_date else None
-    calls = generator.generate_calls(seed=seed, days=days, calls_per_day=calls_per_day, end_date=end)
+    ab_test = None if no_ab_test else generator.DEMO_AB_TEST
+    calls = generator.generate_calls(seed=seed, days=days, calls_per_day=calls_per_day, end_date=end, ab_test=ab_test)
     if out:
         stream = click.get_text_stream("stdout") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
         n = 0
@@ -288,7 +294,7 @@ def _serve(engine, host: str, port: int) -> None:
 
 
 # command groups that live in their own modules register themselves on ``main``
-from . import cli_metrics  # noqa: E402, F401
+from . import cli_metrics, cli_quality  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -6,10 +6,11 @@ environment themselves: they take explicit arguments, and the edges pass values 
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_MARKERS = (".ccanalytics", "pyproject.toml")
@@ -58,6 +59,35 @@ class Settings(BaseSettings):
     partitions_ahead_months: int = Field(
         default=3, ge=1, le=24, description="Monthly partitions created ahead of the current month."
     )
+    # --- quality scoring
+    judge_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint of the LLM judge (empty: api.openai.com)."
+    )
+    judge_model: str = Field(default="gpt-4o-mini", description="Model of the LLM judge.")
+    judge_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the LLM judge. Empty: the deterministic rule-based judge scores calls (offline).",
+    )
+    judge_timeout_s: float = Field(default=60.0, gt=0, le=600, description="Timeout of one judge request, seconds.")
+    judge_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per call before it is marked failed.")
+    judge_workers: int = Field(default=4, ge=1, le=64, description="Concurrent judge requests per scoring process.")
+    judge_price_input_per_1m: float = Field(
+        default=0.15, ge=0, description="Judge input price, USD per 1M tokens (its own cost per call)."
+    )
+    judge_price_output_per_1m: float = Field(default=0.60, ge=0, description="Judge output price, USD per 1M tokens.")
+    quality_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='Weights of the quality criteria, JSON (e.g. {"call_resolved_without_human": 2}); '
+        "unlisted criteria keep their defaults.",
+    )
+    quality_auto_fail: list[str] = Field(
+        default_factory=list,
+        description="Criteria that fail the whole call when failed (score < 0.5), JSON list, "
+        'e.g. ["bot_provided_accurate_info"].',
+    )
+    quality_review_below: float = Field(
+        default=0.5, ge=0, le=1, description="Calls scoring below this enter the manual review queue."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -96,7 +126,8 @@ def reference_markdown() -> str:
         "|---|---|---|",
     ]
     for name, info in Settings.model_fields.items():
-        default = "—" if info.default is None else f"`{info.default}`"
+        value = info.get_default(call_default_factory=True)
+        default = "—" if value is None else f"`{json.dumps(value) if isinstance(value, dict | list) else value}`"
         lines.append(f"| `CCA_{name.upper()}` | {default} | {info.description or ''} |")
     return "\n".join(lines) + "\n"
 

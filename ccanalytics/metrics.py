@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -113,6 +116,10 @@ def summary(
 # ------------------------------------------------------------------------------------ daily_stats
 RESPONSE_BUDGET_MS = 2000.0  # NFR: end-to-end response p95 ≤ 2 s
 FCR_WINDOW_DAYS = 7  # a call's first-contact resolution depends on the next 7 days' calls
+# rows committed by transactions that started before a day was computed may carry older stamps:
+# changes are looked for this far before the day's computed_at
+CHANGE_LAG = timedelta(minutes=10)
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -152,64 +159,111 @@ def compute_daily_stats(
     """Compute daily_stats for the local days ``date_from`` … ``date_to`` (default: today).
 
     Idempotent upsert in one transaction. Per-call metrics of new or re-delivered calls are derived
-    first. With ``incremental`` only days whose calls changed since the last run are recomputed —
-    together with the 7 days before each (their first-contact resolution looks 7 days ahead).
+    first. With ``incremental``, only days never computed, or with calls ingested, scored or derived
+    since the day was computed, are recomputed — together with the days of the same customers'
+    calls in the 7 days before a new call (their first-contact resolution changes). The check reads
+    the change indexes, so its cost follows the changes, not the table size. ``incremental=False``
+    recomputes every day of the range.
     """
     first, last = timeutil.resolve_days(date_from, date_to, tz, default_days=1)
-    lookback = timedelta(days=FCR_WINDOW_DAYS)
-    window_start = timeutil.day_start(first - lookback, tz)
     start, end = timeutil.day_start(first, tz), timeutil.day_start(last + timedelta(days=1), tz)
+    in_range = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     with engine.begin() as conn:
-        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        derived = callmetrics.derive(conn, start, end)
-        prints = {
-            row.d: row.fingerprint
+        stored = {
+            row.stat_date: (row.computed_at, row.source_fingerprint)
             for row in conn.execute(
-                sa.text(sqlfiles.query("daily_fingerprints")), {"start": window_start, "end": end, "tz": tz}
+                sa.text(
+                    "SELECT stat_date, computed_at, source_fingerprint FROM daily_stats "
+                    "WHERE stat_date BETWEEN :a AND :b"
+                ),
+                {"a": first - timedelta(days=FCR_WINDOW_DAYS), "b": last},
             )
         }
-        in_range = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        if incremental:
-            stored = dict(
-                conn.execute(
-                    sa.text("SELECT stat_date, source_fingerprint FROM daily_stats WHERE stat_date BETWEEN :a AND :b"),
-                    {"a": first - lookback, "b": last},
-                ).all()
-            )
-            changed = {d for d in in_range if d not in stored or stored[d] != prints.get(d)}
-            # days before the range whose stats exist and whose fingerprint moved are not ours to
-            # recompute; days whose FCR window reaches a changed day are
-            todo = set(changed)
-            for d in changed:
-                todo.update(d - timedelta(days=k) for k in range(1, FCR_WINDOW_DAYS + 1))
-            todo = {d for d in todo if first <= d <= last or d in stored}
-        else:
+        computed = [stored[d][0] for d in in_range if d in stored]
+        since = min(computed) - CHANGE_LAG if incremental and computed else None
+        complete = len(computed) == len(in_range)
+        # new and re-delivered calls get their per-call metrics first (committed: the statistics
+        # below may read them from a second connection)
+        derived = callmetrics.derive(conn, start, end, ingested_after=since if complete else None)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        if not incremental:
             todo = set(in_range)
+        else:
+            candidates = {d for d in in_range if d not in stored}
+            if since is not None:
+                window = {"since": since, "start": start, "end": end, "tz": tz}
+                for row in conn.execute(sa.text(sqlfiles.query("daily_changes")), window):
+                    if row.d not in stored or row.changed_at > stored[row.d][0] - CHANGE_LAG:
+                        candidates.add(row.d)
+            prints = _fingerprints(conn, sorted(candidates), tz)
+            todo = {d for d in candidates if d not in stored or stored[d][1] != prints.get(d)}
+            if since is not None and todo:
+                lookback = conn.execute(
+                    sa.text(sqlfiles.query("daily_lookback")), {"since": since, "tz": tz, "changed": sorted(todo)}
+                )
+                todo.update(row.d for row in lookback if row.d in stored or first <= row.d <= last)
+            todo = {d for d in todo if d <= last}
         days = sorted(todo)
         if days:
-            lo, hi = timeutil.day_start(days[0], tz), timeutil.day_start(days[-1] + timedelta(days=1), tz)
-            if lo < start:
-                derived += callmetrics.derive(conn, lo, start)
-                prints.update(
-                    (row.d, row.fingerprint)
-                    for row in conn.execute(
-                        sa.text(sqlfiles.query("daily_fingerprints")), {"start": lo, "end": start, "tz": tz}
-                    )
-                )
-            fp_days = [d.isoformat() for d in days if d in prints]
+            rows = _day_rows(engine, conn, days, tz, response_budget_ms)
             conn.execute(
-                sa.text(sqlfiles.query("daily_stats")),
-                {
-                    "days": days,
-                    "start": lo,
-                    "end": hi,
-                    "tz": tz,
-                    "response_budget_ms": response_budget_ms,
-                    "fp_days": fp_days,
-                    "fp_values": [prints[date.fromisoformat(d)] for d in fp_days],
-                },
+                sa.text(sqlfiles.query("daily_upsert")),
+                {"days": days, "rows": json.dumps(rows, default=str)},
             )
     return DailyStatsRun(first, last, len(in_range), days, derived)
+
+
+def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, str]:
+    if not days:
+        return {}
+    params = {
+        "days": days,
+        "start": timeutil.day_start(days[0], tz),
+        "end": timeutil.day_start(days[-1] + timedelta(days=1), tz),
+        "tz": tz,
+    }
+    return {r.d: r.fingerprint for r in conn.execute(sa.text(sqlfiles.query("daily_fingerprints")), params)}
+
+
+PARALLEL_FROM_DAYS = 32  # from this many days, the call side and the latency side run on two connections
+
+
+def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, budget: float) -> list[dict]:
+    """The rows of ``days``: the call-side query and the call_metrics-side query, merged per day.
+    For long ranges the two run at once on two connections sharing one snapshot."""
+    lo = timeutil.day_start(days[0], tz)
+    hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
+    params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget}
+    calls_sql = sa.text(sqlfiles.query("daily_calls"))
+    other_sql = [sa.text(sqlfiles.query("daily_latency")), sa.text(sqlfiles.query("daily_fingerprints"))]
+    if len(days) >= PARALLEL_FROM_DAYS:
+        snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(_in_snapshot, engine, snapshot, other_sql, params)
+            call_side = [dict(r) for r in conn.execute(calls_sql, params).mappings()]
+            other_side = future.result()
+    else:
+        call_side = [dict(r) for r in conn.execute(calls_sql, params).mappings()]
+        other_side = [dict(r) for q in other_sql for r in conn.execute(q, params).mappings()]
+    merged: dict[date, dict] = {r["d"]: r for r in call_side}
+    for r in other_side:
+        merged.setdefault(r["d"], {"d": r["d"]}).update({k: v for k, v in r.items() if k != "d"})
+    for row in merged.values():
+        if "fingerprint" in row:
+            row["source_fingerprint"] = row.pop("fingerprint")
+    return [{**row, "d": d.isoformat()} for d, row in sorted(merged.items())]
+
+
+def _in_snapshot(engine: Engine, snapshot: str, statements: list[sa.TextClause], params: dict) -> list[dict]:
+    """Run ``statements`` on a second connection that sees exactly what the first one sees."""
+    if not SNAPSHOT_ID.fullmatch(snapshot):  # SET TRANSACTION SNAPSHOT takes no bind parameter
+        raise InvalidArgument(f"unexpected snapshot id {snapshot!r}")
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as other:
+        other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        rows = [dict(r) for statement in statements for r in other.execute(statement, params).mappings()]
+        other.rollback()
+    return rows
 
 
 # ----------------------------------------------------------------------------- period summaries

@@ -337,3 +337,16 @@ _LIVE_ONLY_EXCLUDED = frozenset({"cca_quality_score", "cca_quality_criterion_sco
 
 def names(defs: Iterable[MetricDef] = CATALOG) -> list[str]:
     return [d.name for d in defs]
+
+
+def reference_markdown() -> str:
+    """The metric catalogue as a Markdown table (docs/metrics.md embeds it; a test keeps it current)."""
+    lines = ["| Metric | Type | Labels | Buckets | Meaning |", "|---|---|---|---|---|"]
+    for d in CATALOG:
+        buckets = ", ".join(f"{b:g}" for b in d.buckets) if d.buckets else ""
+        lines.append(f"| `{d.name}` | {d.kind} | {', '.join(d.labels)} | {buckets} | {d.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(reference_markdown(), end="")

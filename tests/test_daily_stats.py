@@ -263,3 +263,27 @@ def test_summary_weighted_and_buckets(engine):
     assert [m.total_calls for m in months] == [0, 4]
     with pytest.raises(InvalidArgument):
         metrics.summaries(engine, "year", "2026-11-01", "2026-11-02")
+
+
+def test_long_range_runs_on_two_connections_with_one_snapshot(engine):
+    # 40 days: the call side and the latency side run concurrently on two connections
+    put(
+        engine,
+        make_call(started_at=utc(2026, 10, 20, 10), turns=dialogue(utc(2026, 10, 20, 10)), caller_id=None),
+        make_call(started_at=utc(2026, 11, 20, 10), turns=dialogue(utc(2026, 11, 20, 10), gap_ms=1500), caller_id=None),
+    )
+    run = metrics.compute_daily_stats(engine, date(2026, 10, 15), date(2026, 11, 23))
+    assert len(run.days_computed) == 40 and metrics.PARALLEL_FROM_DAYS <= 40
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT stat_date, total_calls, response_p50_ms, source_fingerprint FROM daily_stats "
+                "WHERE total_calls > 0 ORDER BY 1"
+            )
+        ).all()
+    assert [(r.stat_date, r.total_calls, r.response_p50_ms) for r in rows] == [
+        (date(2026, 10, 20), 1, 800.0),
+        (date(2026, 11, 20), 1, 1500.0),
+    ]
+    assert all(r.source_fingerprint for r in rows)
+    assert metrics.compute_daily_stats(engine, date(2026, 10, 15), date(2026, 11, 23)).days_computed == []

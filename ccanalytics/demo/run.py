@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import metrics, partitions, timeutil
+from .. import callmetrics, metrics, partitions, timeutil
 from ..config import Settings
 from ..database import check_connection, create_engine, resolve_url, safe_url
 from ..errors import ConfigError
@@ -67,9 +67,35 @@ def _step_daily_stats(ctx: DemoContext) -> str:
     )
 
 
-# (name, function) in order; later capabilities append their jobs (scoring, reports…)
+def _step_score(ctx: DemoContext) -> str:
+    from .. import quality
+
+    judge, rubric = quality.from_settings(ctx.settings)
+    # derived metrics (latency, pauses) feed the rule-based signals stored with every score
+    callmetrics.derive_days(
+        ctx.engine, ctx.end_date - timedelta(days=ctx.days - 1), ctx.end_date, tz=ctx.settings.timezone
+    )
+    queued = quality.enqueue(
+        ctx.engine,
+        date_from=ctx.end_date - timedelta(days=ctx.days - 1),
+        date_to=ctx.end_date,
+        tz=ctx.settings.timezone,
+    )
+    run = quality.score_pending(
+        ctx.engine,
+        judge,
+        rubric,
+        workers=ctx.settings.judge_workers,
+        config=quality.scoring_config_from_settings(ctx.settings),
+    )
+    label = "rule-based judge (offline, no CCA_JUDGE_API_KEY)" if judge.kind == "rules" else f"LLM judge {judge.model}"
+    return f"{queued} queued, {run.scored} scored, {run.failed} failed by the {label}"
+
+
+# (name, function) in order; later capabilities append their jobs (reports…)
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
+    ("score quality", _step_score),
     ("daily stats", _step_daily_stats),
 ]
 

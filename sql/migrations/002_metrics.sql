@@ -58,16 +58,21 @@ ALTER TABLE daily_stats
     ADD COLUMN long_pauses           integer NOT NULL DEFAULT 0,
     ADD COLUMN barge_ins             integer NOT NULL DEFAULT 0,
     ADD COLUMN tool_errors           integer NOT NULL DEFAULT 0,
+    -- what the row was computed from (sql/queries/daily_fingerprints.sql)
     ADD COLUMN source_fingerprint    text;
+
+-- incremental daily_stats find the calls ingested, scored or derived since a day was computed
+CREATE INDEX calls_ingested_at_idx ON calls (ingested_at);
 
 -- For each call of a known customer that started in [p_start - 7 days, p_end + 7 days): when the same
 -- customer called before and after it. Repeat callers and first-contact resolution read this
 -- (sql/queries/daily_stats.sql, summary.sql). Inlined by the planner (one SQL SELECT, STABLE).
 CREATE FUNCTION cca_customer_neighbours(p_start timestamptz, p_end timestamptz)
-    RETURNS TABLE (id uuid, started_at timestamptz, prev_at timestamptz, next_at timestamptz)
+    RETURNS TABLE (id uuid, started_at timestamptz, transferred_to_operator boolean, prev_at timestamptz,
+                   next_at timestamptz)
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT id, started_at,
+    SELECT id, started_at, transferred_to_operator,
            lag(started_at) OVER w  AS prev_at,
            lead(started_at) OVER w AS next_at
     FROM calls

@@ -1,5 +1,6 @@
 -- Derive call_metrics for the calls that started in [:start, :end). With :only_stale, only calls that
--- have no metrics yet or were re-delivered since (computed_at < ingested_at). Signal patterns and
+-- have no metrics yet or were re-delivered since (computed_at < ingested_at); with :ingested_after,
+-- only calls ingested after it (found through the index on ingested_at). Signal patterns and
 -- thresholds come from ccanalytics.signals (bind parameters), so SQL and Python agree.
 --
 -- Response latency of a bot reply = start of the bot turn - end of the customer turn before it
@@ -13,6 +14,7 @@ WITH target AS (
     LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
       AND (NOT :only_stale OR m.call_id IS NULL OR m.computed_at < c.ingested_at)
+      AND (CAST(:ingested_after AS timestamptz) IS NULL OR c.ingested_at > :ingested_after)
 ),
 t AS (
     SELECT tr.call_id, tr.turn_number, tr.speaker, tr.content, tr.created_at, tr.speech_duration_ms,

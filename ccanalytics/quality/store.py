@@ -1,0 +1,153 @@
+"""Reading calls for the judges and writing their scores (the database side of scoring)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+
+from .judge import JudgeResult
+from .rubric import Overall, Rubric
+from .rules import Signals
+from .transcript import CallView, ToolUse, TurnView
+
+_CALLS = """
+SELECT c.id, c.started_at, c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id,
+       c.fitting_booking_id, cu.name AS customer_name, to_jsonb(m) AS metrics
+FROM calls c
+LEFT JOIN customers cu ON cu.id = c.customer_id
+LEFT JOIN call_metrics m ON m.call_id = c.id
+WHERE c.id = ANY(:ids)
+"""
+_TURNS = """
+SELECT call_id, turn_number, speaker, content, created_at, stt_confidence, interrupted
+FROM call_turns WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number
+"""
+_TOOLS = """
+SELECT call_id, turn_number, tool_name, tool_args, tool_result, success, duration_ms
+FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number, id
+"""
+
+
+def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CallView]:
+    """CallViews for the given call ids (missing ids are absent from the result)."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    tools: dict[tuple[uuid.UUID, int], list[ToolUse]] = defaultdict(list)
+    for r in conn.execute(sa.text(_TOOLS), {"ids": ids}):
+        tools[(r.call_id, r.turn_number)].append(
+            ToolUse(r.tool_name, r.tool_args, r.tool_result, r.success, r.duration_ms)
+        )
+    turns: dict[uuid.UUID, list[TurnView]] = defaultdict(list)
+    for r in conn.execute(sa.text(_TURNS), {"ids": ids}):
+        turns[r.call_id].append(
+            TurnView(
+                r.turn_number,
+                r.speaker,
+                r.content,
+                r.created_at,
+                r.stt_confidence,
+                r.interrupted,
+                tuple(tools.get((r.call_id, r.turn_number), ())),
+            )
+        )
+    out = {}
+    for r in conn.execute(sa.text(_CALLS), {"ids": ids}):
+        out[r.id] = CallView(
+            call_id=str(r.id),
+            started_at=r.started_at,
+            scenario=r.scenario,
+            transferred=r.transferred_to_operator,
+            transfer_reason=r.transfer_reason,
+            order_id=r.order_id,
+            fitting_booking_id=r.fitting_booking_id,
+            customer_name=r.customer_name,
+            turns=tuple(turns.get(r.id, ())),
+            metrics=r.metrics or {},
+        )
+    return out
+
+
+def quality_details(result: JudgeResult, rubric: Rubric, total: Overall, signals: Signals) -> dict[str, Any]:
+    """What calls.quality_details holds: every criterion with reason and evidence, and who judged."""
+    return {
+        "overall": total.score,
+        "criteria": {name: c.to_dict() for name, c in result.criteria.items()},
+        "judge": {"kind": result.kind, "model": result.model},
+        "rubric_version": rubric.version,
+        "auto_failed": total.auto_failed,
+        "auto_fail_reasons": list(total.auto_fail_reasons),
+        "review_reasons": list(total.review_reasons),
+        "signals": signals.to_dict(),
+    }
+
+
+def write_score(
+    conn: sa.Connection,
+    call: CallView,
+    result: JudgeResult,
+    rubric: Rubric,
+    total: Overall,
+    signals: Signals,
+    attempts: int,
+) -> None:
+    """Store a score as the call's current one (history kept), mirror it into calls, and open or
+    close its review item. Runs inside the caller's transaction."""
+    call_id = uuid.UUID(call.call_id)
+    conn.execute(
+        sa.text("UPDATE call_scores SET is_current = false WHERE call_id = :id AND is_current"), {"id": call_id}
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, "
+            "criteria, signals, auto_failed, auto_fail_reasons, prompt_tokens, completion_tokens, cost_usd, "
+            "latency_ms, attempts) VALUES (:id, :started, :kind, :model, :rubric, :score, :criteria, :signals, "
+            ":auto_failed, :auto_fail_reasons, :pt, :ct, :cost, :latency, :attempts)"
+        ),
+        {
+            "id": call_id,
+            "started": call.started_at,
+            "kind": result.kind,
+            "model": result.model,
+            "rubric": rubric.version,
+            "score": total.score,
+            "criteria": Jsonb({n: c.to_dict() for n, c in result.criteria.items()}),
+            "signals": Jsonb(signals.to_dict()),
+            "auto_failed": total.auto_failed,
+            "auto_fail_reasons": list(total.auto_fail_reasons),
+            "pt": result.prompt_tokens,
+            "ct": result.completion_tokens,
+            "cost": result.cost_usd,
+            "latency": result.latency_ms,
+            "attempts": attempts,
+        },
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE calls SET quality_score = :score, quality_details = :details, scored_at = clock_timestamp() "
+            "WHERE id = :id AND started_at = :started"
+        ),
+        {
+            "id": call_id,
+            "started": call.started_at,
+            "score": total.score,
+            "details": Jsonb(quality_details(result, rubric, total, signals)),
+        },
+    )
+    if total.needs_review:
+        conn.execute(
+            sa.text(
+                "INSERT INTO review_items (call_id, started_at, reasons, score) "
+                "VALUES (:id, :started, :reasons, :score) "
+                "ON CONFLICT (call_id) DO UPDATE SET reasons = EXCLUDED.reasons, score = EXCLUDED.score, "
+                "updated_at = now()"
+            ),
+            {"id": call_id, "started": call.started_at, "reasons": list(total.review_reasons), "score": total.score},
+        )
+    else:  # a re-score that no longer needs review closes an untouched item
+        conn.execute(sa.text("DELETE FROM review_items WHERE call_id = :id AND status = 'new'"), {"id": call_id})

@@ -1,0 +1,14 @@
+-- What changed since :since that daily_stats must follow: per local day (time zone :tz), the newest
+-- time a call of that day was ingested (or re-delivered), scored, or had its metrics derived. Read
+-- through the indexes on calls.ingested_at, calls.scored_at and call_metrics.computed_at, so the
+-- cost follows the changes, not the size of the table.
+SELECT (started_at AT TIME ZONE :tz)::date AS d, max(stamp) AS changed_at
+FROM (
+    SELECT started_at, ingested_at AS stamp FROM calls WHERE ingested_at > :since
+    UNION ALL
+    SELECT started_at, scored_at FROM calls WHERE scored_at > :since
+    UNION ALL
+    SELECT started_at, computed_at FROM call_metrics WHERE computed_at > :since
+) x
+WHERE started_at >= :start AND started_at < :end
+GROUP BY 1

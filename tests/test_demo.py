@@ -1,0 +1,109 @@
+"""`ccanalytics demo`, `generate`, `stats` and the admin's /metrics, end to end on a real database."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from ccanalytics import timeutil
+from ccanalytics.callog import validate_json
+from ccanalytics.cli import main
+from ccanalytics.errors import RecordProblem
+from webapp import create_app
+
+
+def cli(db_url, *args):
+    return CliRunner().invoke(main, list(args), env={"CCA_DATABASE_URL": db_url}, catch_exceptions=False)
+
+
+def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine):
+    res = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40")
+    assert res.exit_code == 0, res.output
+    assert "load demo calls:" in res.output and "daily stats: 3 days computed" in res.output
+    assert "response latency: p50" in res.output
+    with engine.connect() as conn:
+        calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
+        days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM daily_stats")).one()
+        prompts = conn.execute(sa.text("SELECT label, is_active FROM prompt_versions ORDER BY version")).all()
+        tests = conn.execute(sa.text("SELECT test_name, status FROM prompt_ab_tests")).all()
+        ab_calls = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ab_test_id IS NOT NULL")).scalar_one()
+        derived = conn.execute(sa.text("SELECT count(*) FROM call_metrics")).scalar_one()
+    assert calls > 60
+    assert days == (3, calls)
+    assert prompts == [("tire_agent@v1", True), ("tire_agent@v2", False)]
+    assert tests == [("tire_agent-v1-vs-v2", "running")]
+    assert 0 < ab_calls <= calls
+    assert derived == calls
+
+    again = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40")
+    assert again.exit_code == 0, again.output
+    assert f"0 new calls, 0 replaced, {calls} already loaded" in again.output
+    assert "0 days computed, 3 unchanged" in again.output
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == calls
+        assert conn.execute(sa.text("SELECT count(*) FROM prompt_versions")).scalar_one() == 2
+
+
+def test_generate_writes_valid_jsonl_that_ingests(db_url, engine, tmp_path):
+    out = tmp_path / "calls.jsonl"
+    res = cli(
+        db_url, "generate", "--days", "2", "--calls-per-day", "25", "--seed", "3", "--out", str(out), "--no-ab-test"
+    )
+    assert res.exit_code == 0, res.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert res.output.strip() == f"wrote {len(lines)} calls to {out}"
+    assert not [p for i, line in enumerate(lines) if isinstance(p := validate_json(line, i), RecordProblem)]
+    res = cli(db_url, "ingest", str(out))
+    assert res.exit_code == 0, res.output
+    assert f"inserted={len(lines)}" in res.output
+
+
+def test_stats_commands(db_url, engine):
+    today = timeutil.today()
+    assert cli(db_url, "generate", "--days", "2", "--calls-per-day", "30").exit_code == 0
+    res = cli(db_url, "stats", "daily", "--from", str(today - timedelta(days=1)), "--to", str(today), "--json")
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.output)
+    assert run["days_computed"] == [str(today - timedelta(days=1)), str(today)]
+    res = cli(db_url, "stats", "daily", "--date", str(today))
+    assert res.exit_code == 0 and "0 days computed, 1 unchanged" in res.output
+    res = cli(
+        db_url, "stats", "summary", "--period", "day", "--from", str(today - timedelta(days=1)), "--to", str(today)
+    )
+    data = json.loads(res.output)["data"]
+    assert len(data) == 2 and all(d["total_calls"] > 0 for d in data)
+    for key in (
+        "total_calls",
+        "avg_duration_seconds",
+        "resolved_by_bot_pct",
+        "transferred_to_operator_pct",
+        "transfer_reasons",
+        "scenarios",
+        "orders_created",
+        "fittings_booked",
+        "avg_quality_score",
+        "total_cost_usd",
+        "avg_cost_per_call_usd",
+        "period",
+    ):
+        assert key in data[0]
+    bad = cli(db_url, "stats", "daily", "--date", str(today), "--from", str(today))
+    assert bad.exit_code == 1 and bad.output.startswith("Error: give either --date or --from/--to")
+    bad = cli(db_url, "stats", "daily", "--from", str(today), "--to", str(today - timedelta(days=3)))
+    assert bad.exit_code == 1 and "Error:" in bad.output
+
+
+def test_admin_serves_prometheus_metrics(engine):
+    from ccanalytics.demo import load_demo_data
+
+    load_demo_data(engine, days=1, calls_per_day=30)
+    client = create_app({"ENGINE": engine, "TESTING": True, "METRICS_LAG_SECONDS": 0}).test_client()
+    res = client.get("/metrics")
+    assert res.status_code == 200
+    assert res.mimetype == "text/plain"
+    body = res.get_data(as_text=True)
+    assert 'cca_calls_total{outcome="bot",scenario=' in body
+    assert "cca_exporter_up 1.0" in body
