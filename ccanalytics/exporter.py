@@ -116,7 +116,9 @@ SELECT
   (SELECT count(*) FROM calls
     WHERE started_at >= now() - interval '7 days' AND quality_score IS NULL) AS backlog,
   (SELECT extract(epoch FROM max(coalesce(ended_at, started_at))) FROM calls
-    WHERE started_at >= now() - interval '7 days') AS last_call
+    WHERE started_at >= now() - interval '7 days') AS last_call,
+  (SELECT count(*) FROM scoring_queue
+    WHERE status = 'failed' AND updated_at >= now() - interval '24 hours') AS scoring_failed
 """
 
 
@@ -207,6 +209,7 @@ class CallLogCollector(Collector):
                 self._wm_scores = hi_q
             g = conn.execute(sa.text(_GAUGES_SQL)).one()
             self._gauges[("cca_scoring_backlog_calls", (SOURCE,))] = float(g.backlog)
+            self._gauges[("cca_scoring_failed_calls", (SOURCE,))] = float(g.scoring_failed)
             if g.last_call is not None:
                 self._gauges[("cca_last_call_timestamp_seconds", (SOURCE,))] = float(g.last_call)
 

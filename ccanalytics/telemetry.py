@@ -176,6 +176,9 @@ CATALOG: tuple[MetricDef, ...] = (
         (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     ),
     MetricDef("cca_scoring_backlog_calls", "gauge", "Finished calls of the last 7 days not scored yet.", S),
+    MetricDef(
+        "cca_scoring_failed_calls", "gauge", "Calls whose scoring failed in the last 24 hours (judge failures).", S
+    ),
     MetricDef("cca_active_calls", "gauge", "Calls in progress.", S),
     MetricDef("cca_operator_queue_length", "gauge", "Callers waiting for a human operator.", S),
     MetricDef("cca_operators_free", "gauge", "Human operators free to take a call.", S),
@@ -332,7 +335,9 @@ class LiveMetrics:
 
 
 # the live side does not score quality nor keep a backlog: those come only from the database
-_LIVE_ONLY_EXCLUDED = frozenset({"cca_quality_score", "cca_quality_criterion_score", "cca_scoring_backlog_calls"})
+_LIVE_ONLY_EXCLUDED = frozenset(
+    {"cca_quality_score", "cca_quality_criterion_score", "cca_scoring_backlog_calls", "cca_scoring_failed_calls"}
+)
 
 
 def names(defs: Iterable[MetricDef] = CATALOG) -> list[str]:

@@ -11,6 +11,7 @@ labels, and problem detection.
 from __future__ import annotations
 
 from ..config import Settings
+from . import calibration, problems, report, review
 from .judge import Judge, JudgeError, JudgeResult, LLMJudge, LLMJudgeConfig, RulesJudge, parse_answer
 from .pipeline import ScoringConfig, ScoringRun, claim, enqueue, queue_status, score_one, score_pending
 from .rubric import DEFAULT_WEIGHTS, DESCRIPTIONS, CriterionScore, Overall, Rubric, answer_schema, overall
@@ -37,6 +38,10 @@ __all__ = [
     "ToolUse",
     "TurnView",
     "answer_schema",
+    "calibration",
+    "problems",
+    "report",
+    "review",
     "claim",
     "compute_signals",
     "enqueue",
