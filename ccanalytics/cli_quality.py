@@ -74,3 +74,76 @@ def score_cmd(since, limit: int | None, workers: int | None, rescore: str | None
     )
     for call_id, reason in run.failures[:5]:
         click.echo(f"  failed {call_id}: {reason}", err=True)
+
+
+@main.group("quality")
+def quality_group() -> None:
+    """Quality figures, calibration against reviewers, and problem findings."""
+
+
+@quality_group.command("report")
+@click.option("--from", "date_from", type=_DATE, help="First day (default: 7 days ago).")
+@click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")
+def quality_report_cmd(date_from, date_to) -> None:
+    """The quality report of a period as JSON (what GET /api/v1/analytics/quality returns).
+
+    \b
+    Example:
+      ccanalytics quality report --from 2026-11-16 --to 2026-11-22
+    """
+    from .quality.report import quality_report
+
+    engine = _engine()
+    _ensure_schema(engine)
+    data = quality_report(
+        engine,
+        date_from.date() if date_from else None,
+        date_to.date() if date_to else None,
+        tz=_settings().timezone,
+    )
+    click.echo(json.dumps({"data": data}, indent=2, ensure_ascii=False))
+
+
+@quality_group.command("calibration")
+@click.option("--from", "date_from", type=_DATE, help="Labels given from this day (default: 90 days ago).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def calibration_cmd(date_from, as_json: bool) -> None:
+    """Agreement between the judge and human reviewers per criterion (Cohen's κ, accuracy).
+
+    \b
+    Example:
+      ccanalytics quality calibration
+    """
+    from .quality.calibration import agreement
+
+    engine = _engine()
+    _ensure_schema(engine)
+    found = agreement(engine, date_from.date() if date_from else None, tz=_settings().timezone)
+    if as_json:
+        click.echo(json.dumps({"data": [a.to_dict() for a in found]}, indent=2, ensure_ascii=False))
+        return
+    for a in found:
+        kappa = f"{a.kappa:.2f}" if a.kappa is not None else "—"
+        accuracy = f"{a.accuracy:.0%}" if a.accuracy is not None else "—"
+        flag = "  DRIFT" if a.drift else (f"  ({a.reason})" if a.reason else "")
+        click.echo(f"{a.criterion:<30} n={a.n:<5} κ={kappa:<6} accuracy={accuracy}{flag}")
+
+
+@quality_group.command("problems")
+@click.option("--date", "day", type=_DATE, help="The day (default: yesterday).")
+def problems_cmd(day) -> None:
+    """Find and store the day's problems: transfer rate per scenario, re-asks, re-asked words.
+
+    \b
+    Example:
+      ccanalytics quality problems --date 2026-11-23
+    """
+    from . import timeutil
+    from .quality.problems import detect
+
+    settings = _settings()
+    engine = _engine()
+    _ensure_schema(engine)
+    target = day.date() if day else timeutil.to_date("yesterday", settings.timezone)
+    found = detect(engine, target, tz=settings.timezone)
+    click.echo(json.dumps({"data": [f.to_dict() for f in found]}, indent=2, ensure_ascii=False))

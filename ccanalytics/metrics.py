@@ -180,11 +180,13 @@ def compute_daily_stats(
             )
         }
         computed = [stored[d][0] for d in in_range if d in stored]
-        since = min(computed) - CHANGE_LAG if incremental and computed else None
         complete = len(computed) == len(in_range)
+        last_run = min(computed) - CHANGE_LAG if computed else None
+        since = last_run if incremental else None
         # new and re-delivered calls get their per-call metrics first (committed: the statistics
-        # below may read them from a second connection)
-        derived = callmetrics.derive(conn, start, end, ingested_after=since if complete else None)
+        # below may read them from a second connection). Every run leaves the calls of its range
+        # derived, so when all days were computed before, only calls ingested since need a look.
+        derived = callmetrics.derive(conn, start, end, ingested_after=last_run if complete else None)
     with engine.begin() as conn:
         conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         if not incremental:
@@ -227,6 +229,7 @@ def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, 
 
 
 PARALLEL_FROM_DAYS = 32  # from this many days, the call side and the latency side run on two connections
+WORK_MEM = "64MB"  # grouping sets and the customers' window sort in memory instead of spilling
 
 
 def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, budget: float) -> list[dict]:
@@ -235,23 +238,25 @@ def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, bu
     lo = timeutil.day_start(days[0], tz)
     hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
     params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget}
-    calls_sql = sa.text(sqlfiles.query("daily_calls"))
-    other_sql = [sa.text(sqlfiles.query("daily_latency")), sa.text(sqlfiles.query("daily_fingerprints"))]
+    calls_sql = [sa.text(sqlfiles.query("daily_calls")), sa.text(sqlfiles.query("daily_fingerprints"))]
+    other_sql = [sa.text(sqlfiles.query("daily_latency")), sa.text(sqlfiles.query("daily_customers"))]
+    conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     if len(days) >= PARALLEL_FROM_DAYS:
         snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
         with ThreadPoolExecutor(max_workers=1) as pool:
             future = pool.submit(_in_snapshot, engine, snapshot, other_sql, params)
-            call_side = [dict(r) for r in conn.execute(calls_sql, params).mappings()]
-            other_side = future.result()
+            parts = [dict(r) for q in calls_sql for r in conn.execute(q, params).mappings()]
+            parts += future.result()
     else:
-        call_side = [dict(r) for r in conn.execute(calls_sql, params).mappings()]
-        other_side = [dict(r) for q in other_sql for r in conn.execute(q, params).mappings()]
-    merged: dict[date, dict] = {r["d"]: r for r in call_side}
-    for r in other_side:
+        parts = [dict(r) for q in calls_sql + other_sql for r in conn.execute(q, params).mappings()]
+    merged: dict[date, dict] = {}
+    for r in parts:
         merged.setdefault(r["d"], {"d": r["d"]}).update({k: v for k, v in r.items() if k != "d"})
     for row in merged.values():
         if "fingerprint" in row:
             row["source_fingerprint"] = row.pop("fingerprint")
+        # callers we cannot follow up (hidden number) count as resolved when not transferred
+        row["first_contact_resolved"] = (row.pop("fcr_known", 0) or 0) + (row.pop("fcr_anonymous", 0) or 0)
     return [{**row, "d": d.isoformat()} for d, row in sorted(merged.items())]
 
 
@@ -261,6 +266,7 @@ def _in_snapshot(engine: Engine, snapshot: str, statements: list[sa.TextClause],
         raise InvalidArgument(f"unexpected snapshot id {snapshot!r}")
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as other:
         other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        other.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         rows = [dict(r) for statement in statements for r in other.execute(statement, params).mappings()]
         other.rollback()
     return rows

@@ -107,3 +107,18 @@ def test_admin_serves_prometheus_metrics(engine):
     body = res.get_data(as_text=True)
     assert 'cca_calls_total{outcome="bot",scenario=' in body
     assert "cca_exporter_up 1.0" in body
+
+
+def test_quality_commands_after_the_demo(db_url, engine):
+    assert cli(db_url, "demo", "--no-serve", "--days", "2", "--calls-per-day", "60").exit_code == 0
+    res = cli(db_url, "quality", "report")
+    report = json.loads(res.output)["data"]
+    assert report["scored_calls"] == report["total_calls"] > 0
+    assert report["judges"][0]["model"] == "rules-v1"
+    res = cli(db_url, "quality", "calibration", "--json")
+    rows = {r["criterion"]: r for r in json.loads(res.output)["data"]}
+    assert rows["bot_greeted_properly"]["n"] > 0
+    res = cli(db_url, "quality", "problems", "--date", str(timeutil.today()))
+    assert res.exit_code == 0 and isinstance(json.loads(res.output)["data"], list)
+    res = cli(db_url, "score", "--json")
+    assert json.loads(res.output)["scored"] == 0  # everything was scored by the demo

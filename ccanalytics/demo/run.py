@@ -92,10 +92,22 @@ def _step_score(ctx: DemoContext) -> str:
     return f"{queued} queued, {run.scored} scored, {run.failed} failed by the {label}"
 
 
+def _step_labels(ctx: DemoContext) -> str:
+    from ..quality import calibration
+    from .labels import label_demo_calls
+
+    labelled = label_demo_calls(ctx.engine, seed=ctx.seed)
+    found = calibration.agreement(ctx.engine, min_labels=30)
+    drift = [a.criterion for a in found if a.drift]
+    kappas = ", ".join(f"{a.criterion} {a.kappa:.2f}" for a in found if a.kappa is not None)
+    return f"{labelled} calls labelled now; κ per criterion: {kappas}; drift: {', '.join(drift) or 'none'}"
+
+
 # (name, function) in order; later capabilities append their jobs (reports…)
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
     ("score quality", _step_score),
+    ("reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),
 ]
 

@@ -1,11 +1,7 @@
 -- Per local day (time zone :tz) of :days, whose calls start in [:start, :end): the call-side figures
--- of daily_stats. One scan of the calls with grouping sets for the day totals and the breakdowns
--- (scenario, transfer reason, hour), and one window pass per customer for repeat callers, unique
--- callers and first-contact resolution. Weighted: counts over counts of the day's calls.
---
--- Repeat caller: the same customer called within the 7 days before. First-contact resolution: the
--- bot resolved the call and the customer did not call again within 7 days (calls with a hidden
--- number count as resolved when not transferred).
+-- of daily_stats, in one scan of the calls with grouping sets for the day totals and the breakdowns
+-- (scenario, transfer reason, hour). Weighted: counts over counts of the day's calls.
+-- (Customers' repeat calls and first-contact resolution: daily_customers.sql.)
 WITH c AS (
     SELECT c.started_at AT TIME ZONE :tz AS lt, c.customer_id, c.duration_seconds, c.scenario,
            c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.quality_score,
@@ -56,22 +52,8 @@ breakdowns AS (
            coalesce(jsonb_object_agg(h, n) FILTER (WHERE grp = 6), '{}')                        AS hourly_distribution
     FROM g WHERE grp <> 7
     GROUP BY d
-),
-nb AS (
-    SELECT d,
-           count(*) FILTER (WHERE prev_at IS NULL OR (prev_at AT TIME ZONE :tz)::date <> d)      AS unique_callers,
-           count(*) FILTER (WHERE prev_at >= started_at - interval '7 days')                    AS repeat_calls_7d,
-           count(*) FILTER (WHERE NOT transferred_to_operator
-                              AND (next_at IS NULL OR next_at > started_at + interval '7 days')) AS fcr_known
-    FROM (SELECT n.*, (n.started_at AT TIME ZONE :tz)::date AS d
-          FROM cca_customer_neighbours(:start, :end) n) x
-    WHERE started_at >= :start AND started_at < :end
-    GROUP BY d
 )
-SELECT days.*, b.scenario_breakdown, b.scenario_transfers, b.transfer_reasons, b.hourly_distribution,
-       coalesce(nb.unique_callers, 0) AS unique_callers, coalesce(nb.repeat_calls_7d, 0) AS repeat_calls_7d,
-       coalesce(nb.fcr_known, 0) + days.fcr_anonymous AS first_contact_resolved
+SELECT days.*, b.scenario_breakdown, b.scenario_transfers, b.transfer_reasons, b.hourly_distribution
 FROM days
 JOIN breakdowns b USING (d)
-LEFT JOIN nb USING (d)
 WHERE days.d = ANY(CAST(:days AS date[]))

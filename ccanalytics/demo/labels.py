@@ -1,0 +1,48 @@
+"""A small labelled set for the demo, so calibration (judge vs human agreement) works out of the box.
+
+A simulated reviewer labels a deterministic sample of scored calls: she mostly agrees with the judge,
+but disagrees more often on customer satisfaction — which the calibration then flags as drift, as
+a real reviewer would see it. Labels are stored like real ones (reviewer "demo-reviewer")."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..quality.review import store_labels
+
+REVIEWER = "demo-reviewer"
+SAMPLE = 120
+DISAGREE = {"customer_seemed_satisfied": 0.35}  # other criteria: 0.06
+DEFAULT_DISAGREE = 0.06
+
+
+def label_demo_calls(engine: Engine, *, seed: int = 42, sample: int = SAMPLE) -> int:
+    """Label ``sample`` scored calls once (idempotent). Returns the number of calls labelled now."""
+    rng = random.Random(f"labels:{seed}")
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT count(*) FROM review_labels WHERE reviewer = :r"), {"r": REVIEWER}).scalar():
+            return 0
+        rows = conn.execute(
+            sa.text(
+                "SELECT call_id, criteria FROM call_scores WHERE is_current "
+                "ORDER BY md5(call_id::text || :seed) LIMIT :n"
+            ),
+            {"seed": str(seed), "n": sample},
+        ).all()
+    with engine.begin() as conn:
+        for call_id, criteria in rows:
+            verdicts = {}
+            for name, c in criteria.items():
+                if not c.get("applicable", True):
+                    verdicts[name] = None
+                    continue
+                passed = c["score"] >= 0.5
+                if rng.random() < DISAGREE.get(name, DEFAULT_DISAGREE):
+                    passed = not passed
+                verdicts[name] = 1.0 if passed else 0.0
+            store_labels(conn, uuid.UUID(str(call_id)), REVIEWER, verdicts)
+    return len(rows)
