@@ -179,9 +179,11 @@ def special_days(end_date: date, days: int) -> dict[str, date]:
 
 
 def ab_variant(key: str, test_name: str) -> str:
-    """Sticky 50/50 assignment: ``"B"`` when SHA-256 of ``"{test_name}:{key}"`` falls in the lower half."""
-    digest = hashlib.sha256(f"{test_name}:{key}".encode()).digest()
-    return "B" if int.from_bytes(digest[:8], "big") < 1 << 63 else "A"
+    """Sticky 50/50 assignment, exactly as the call processor gets it from ccanalytics.promptlib for
+    the demo test (whose salt is its name)."""
+    from ..experiments import assign_variant
+
+    return assign_variant(test_name, key, (("A", 0.5), ("B", 0.5)))
 
 
 def compute_cost(usage: dict[str, Any]) -> dict[str, float]:

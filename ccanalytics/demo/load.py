@@ -50,23 +50,35 @@ def ensure_demo_prompts(conn: sa.Connection) -> dict[str, int]:
 
 def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, int], started: date, tz: str) -> int:
     """The demo's running A/B test (v1 against v2), created once."""
-    from .generator import DEMO_AB_TEST
+    from .generator import DEMO_AB_TEST, DEMO_PROMPT_NAME
 
     conn.execute(
         sa.text(
-            "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status, started_at, traffic_b, salt) "
-            "VALUES (:name, :a, :b, 'running', :started, 0.5, :name) ON CONFLICT (test_name) DO NOTHING"
+            "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status, started_at, traffic_b, salt, "
+            "prompt_name, description, created_by) VALUES (:name, :a, :b, 'running', :started, 0.5, :name, "
+            ":prompt, 'Демо: v2 — короче реплики, подтверждение размера, чёткие правила перевода', 'demo') "
+            "ON CONFLICT (test_name) DO NOTHING"
         ),
         {
             "name": DEMO_AB_TEST,
             "a": prompt_ids["tire_agent@v1"],
             "b": prompt_ids["tire_agent@v2"],
             "started": timeutil.day_start(started, tz),
+            "prompt": DEMO_PROMPT_NAME,
         },
     )
-    return conn.execute(
+    test_id = conn.execute(
         sa.text("SELECT id FROM prompt_ab_tests WHERE test_name = :n"), {"n": DEMO_AB_TEST}
     ).scalar_one()
+    for variant, label in (("A", "tire_agent@v1"), ("B", "tire_agent@v2")):
+        conn.execute(
+            sa.text(
+                "INSERT INTO prompt_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, 0.5) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"t": test_id, "v": variant, "i": prompt_ids[label]},
+        )
+    return test_id
 
 
 def load_demo_data(

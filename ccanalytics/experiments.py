@@ -1,0 +1,270 @@
+"""A/B tests of prompt versions: create, start, stop with a recorded decision; deterministic sticky
+assignment (hash of the test's salt and the caller); exclusion rules; results per variant with sound
+statistics (``ccanalytics.abtest``) computed from sufficient statistics in SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import Engine
+
+from .errors import InvalidArgument, NotFound
+
+DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
+EXCLUSION_KEYS = {
+    "min_turns": int,
+    "min_duration_seconds": (int, float),
+    "exclude_transferred_before_seconds": (int, float),
+}
+GOAL_METRICS = ("resolved_without_operator", "quality_score", "cost_per_call", "duration_seconds")
+
+
+def assign_variant(salt: str, caller_key: str, variants: Sequence[tuple[str, float]]) -> str:
+    """The variant of a caller: sticky and deterministic. SHA-256 of ``"{salt}:{caller_key}"`` gives a
+    uniform number in [0, 1) that falls into one variant's share of the (normalised) weights."""
+    if not variants:
+        raise InvalidArgument("a test needs variants")
+    total = sum(w for _, w in variants)
+    u = int.from_bytes(hashlib.sha256(f"{salt}:{caller_key}".encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for name, weight in variants:
+        edge += weight / total
+        if u < edge:
+            return name
+    return variants[-1][0]
+
+
+@dataclass(frozen=True)
+class Variant:
+    variant: str
+    version_id: int
+    label: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class ABTest:
+    id: int
+    test_name: str
+    prompt_name: str | None
+    status: str
+    salt: str
+    variants: tuple[Variant, ...]
+    goal_metric: str
+    exclusions: dict[str, Any]
+    description: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    decision: str | None
+    decision_note: str | None
+    created_by: str | None
+    stopped_by: str | None
+    created_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def weights(self) -> list[tuple[str, float]]:
+        return [(v.variant, v.weight) for v in self.variants]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("started_at", "ended_at", "created_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        out.pop("salt")
+        out.pop("extra")
+        return out
+
+
+def _validate_exclusions(exclusions: dict[str, Any] | None) -> dict[str, Any]:
+    exclusions = exclusions or {}
+    if not isinstance(exclusions, dict):
+        raise InvalidArgument("exclusions must be an object")
+    for key, value in exclusions.items():
+        if key not in EXCLUSION_KEYS:
+            raise InvalidArgument(f"unknown exclusion rule {key!r} (known: {', '.join(EXCLUSION_KEYS)})")
+        if isinstance(value, bool) or not isinstance(value, EXCLUSION_KEYS[key]) or value < 0:
+            raise InvalidArgument(f"exclusion {key} must be a non-negative number")
+    return exclusions
+
+
+def create_test(
+    engine: Engine,
+    test_name: str,
+    version_ids: Sequence[int],
+    *,
+    weights: Sequence[float] | None = None,
+    created_by: str,
+    description: str | None = None,
+    goal_metric: str = "resolved_without_operator",
+    exclusions: dict[str, Any] | None = None,
+) -> ABTest:
+    """A draft test over two or more versions of the same prompt (first = control A). Weights must
+    sum to 1 (default: equal)."""
+    if not test_name or not test_name.strip() or len(test_name) > 100:
+        raise InvalidArgument("test_name is required (at most 100 characters)")
+    if not created_by or not created_by.strip():
+        raise InvalidArgument("created_by is required")
+    ids = list(version_ids)
+    if len(ids) < 2:
+        raise InvalidArgument("a test needs at least two prompt versions")
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument("a test cannot compare a version with itself")
+    if len(ids) > 6:
+        raise InvalidArgument("at most 6 variants")
+    weights = list(weights) if weights is not None else [1 / len(ids)] * len(ids)
+    if len(weights) != len(ids):
+        raise InvalidArgument(f"{len(weights)} weights for {len(ids)} versions")
+    if any(isinstance(w, bool) or not isinstance(w, int | float) or not 0 < w <= 1 for w in weights):
+        raise InvalidArgument("weights must be numbers in (0, 1]")
+    if not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise InvalidArgument(f"weights must sum to 1, not {sum(weights):g}")
+    if goal_metric not in GOAL_METRICS:
+        raise InvalidArgument(f"goal_metric must be one of {', '.join(GOAL_METRICS)}")
+    exclusions = _validate_exclusions(exclusions)
+    names = [chr(ord("A") + i) for i in range(len(ids))]
+    with engine.begin() as conn:
+        rows = conn.execute(sa.text("SELECT id, name FROM prompt_versions WHERE id = ANY(:ids)"), {"ids": ids}).all()
+        found = dict(rows)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"prompt versions do not exist: {', '.join(map(str, missing))}")
+        prompt_names = {found[i] for i in ids}
+        if len(prompt_names) != 1:
+            raise InvalidArgument(f"all versions must belong to one prompt, got {', '.join(sorted(prompt_names))}")
+        if conn.execute(sa.text("SELECT 1 FROM prompt_ab_tests WHERE test_name = :n"), {"n": test_name}).first():
+            raise InvalidArgument(f"a test named {test_name!r} already exists")
+        test_id = conn.execute(
+            sa.text(
+                "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status, traffic_b, salt, "
+                "prompt_name, description, goal_metric, exclusions, created_by) "
+                "VALUES (:n, :a, :b, 'draft', :tb, :salt, :pn, :d, :g, :ex, :by) RETURNING id"
+            ),
+            {
+                "n": test_name.strip(),
+                "a": ids[0],
+                "b": ids[1],
+                "tb": min(max(weights[1] / (weights[0] + weights[1]), 0.001), 0.999),
+                "salt": secrets.token_hex(8),
+                "pn": prompt_names.pop(),
+                "d": description,
+                "g": goal_metric,
+                "ex": Jsonb(exclusions),
+                "by": created_by.strip(),
+            },
+        ).scalar_one()
+        for name, vid, w in zip(names, ids, weights, strict=True):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO prompt_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, :w)"
+                ),
+                {"t": test_id, "v": name, "i": vid, "w": w},
+            )
+    return get_test(engine, test_id)
+
+
+_TEST_SQL = """
+SELECT t.id, t.test_name, t.prompt_name, t.status, t.salt, t.goal_metric, t.exclusions, t.description, t.started_at,
+       t.ended_at, t.decision, t.decision_note, t.created_by, t.stopped_by, t.created_at, t.variant_a_id,
+       t.variant_b_id, t.traffic_b,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(v.variant, v.version_id, pv.label, v.weight)
+                                  ORDER BY v.variant), '[]')
+          FROM prompt_ab_variants v JOIN prompt_versions pv ON pv.id = v.version_id WHERE v.test_id = t.id) AS variants,
+       (SELECT label FROM prompt_versions WHERE id = t.variant_a_id) AS label_a,
+       (SELECT label FROM prompt_versions WHERE id = t.variant_b_id) AS label_b
+FROM prompt_ab_tests t
+"""
+
+
+def _test(row) -> ABTest:
+    variants = tuple(Variant(v, i, label, w) for v, i, label, w in row.variants)
+    if not variants:  # a test written by the call processor's schema only (A/B columns)
+        variants = (
+            Variant("A", row.variant_a_id, row.label_a, 1 - row.traffic_b),
+            Variant("B", row.variant_b_id, row.label_b, row.traffic_b),
+        )
+    return ABTest(
+        row.id,
+        row.test_name,
+        row.prompt_name,
+        row.status,
+        row.salt,
+        variants,
+        row.goal_metric,
+        row.exclusions,
+        row.description,
+        row.started_at,
+        row.ended_at,
+        row.decision,
+        row.decision_note,
+        row.created_by,
+        row.stopped_by,
+        row.created_at,
+    )
+
+
+def get_test(engine: Engine, test: int | str) -> ABTest:
+    with engine.connect() as conn:
+        if isinstance(test, int) or (isinstance(test, str) and test.isdigit()):
+            row = conn.execute(sa.text(_TEST_SQL + " WHERE t.id = :i"), {"i": int(test)}).one_or_none()
+        else:
+            row = conn.execute(sa.text(_TEST_SQL + " WHERE t.test_name = :n"), {"n": test}).one_or_none()
+    if row is None:
+        raise NotFound(f"A/B test {test} does not exist")
+    return _test(row)
+
+
+def list_tests(engine: Engine, *, status: str | None = None) -> list[ABTest]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(_TEST_SQL + " WHERE CAST(:s AS text) IS NULL OR t.status = :s ORDER BY t.created_at DESC"),
+            {"s": status},
+        ).all()
+    return [_test(r) for r in rows]
+
+
+def start_test(engine: Engine, test: int | str, *, by: str) -> ABTest:
+    """Start a draft test. At most one running test per prompt name (the database refuses a second)."""
+    current = get_test(engine, test)
+    if current.status != "draft":
+        raise InvalidArgument(f"test {current.test_name!r} is {current.status}; only a draft can start")
+    with engine.begin() as conn:
+        running = conn.execute(
+            sa.text("SELECT test_name FROM prompt_ab_tests WHERE prompt_name = :p AND status = 'running'"),
+            {"p": current.prompt_name},
+        ).scalar()
+        if running:
+            raise InvalidArgument(f"test {running!r} is already running on prompt {current.prompt_name!r}")
+        conn.execute(
+            sa.text(
+                "UPDATE prompt_ab_tests SET status = 'running', started_at = now() WHERE id = :i AND status = 'draft'"
+            ),
+            {"i": current.id},
+        )
+    return get_test(engine, current.id)
+
+
+def stop_test(engine: Engine, test: int | str, *, by: str, decision: str, note: str | None = None) -> ABTest:
+    """Stop a running test with a recorded decision (ship_b, keep_a, inconclusive, stop_harm)."""
+    if decision not in DECISIONS:
+        raise InvalidArgument(f"decision must be one of {', '.join(DECISIONS)}")
+    if not by or not by.strip():
+        raise InvalidArgument("who stops the test is required")
+    current = get_test(engine, test)
+    if current.status != "running":
+        raise InvalidArgument(f"test {current.test_name!r} is {current.status}; only a running test can stop")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE prompt_ab_tests SET status = 'stopped', ended_at = now(), stopped_by = :by, decision = :d, "
+                "decision_note = :note WHERE id = :i AND status = 'running'"
+            ),
+            {"i": current.id, "by": by.strip(), "d": decision, "note": note},
+        )
+    return get_test(engine, current.id)

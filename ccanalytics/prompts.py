@@ -1,0 +1,239 @@
+"""Prompt versions: create, list, show, diff, activate and roll back — with exactly one active
+version per prompt name (guaranteed by a unique partial index, and activation serialised with a
+row lock), and every activation recorded (who, when, from, to)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import Engine
+
+from .errors import InvalidArgument, NotFound
+
+NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,99}$"
+MAX_PROMPT_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    id: int
+    name: str
+    version: int
+    label: str
+    system_prompt: str
+    tools_config: Any
+    metadata: dict[str, Any]
+    is_active: bool
+    created_at: datetime
+    created_by: str | None
+    note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    from_version_id: int | None
+    to_version_id: int
+    kind: str
+    activated_by: str
+    reason: str | None
+    activated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "activated_at": self.activated_at.isoformat()}
+
+
+_COLUMNS = "id, name, version, label, system_prompt, tools_config, metadata, is_active, created_at, created_by, note"
+
+
+def _row(r) -> PromptVersion:
+    return PromptVersion(*r)
+
+
+def create_version(
+    engine: Engine,
+    name: str,
+    system_prompt: str,
+    *,
+    tools_config: Any = None,
+    metadata: dict[str, Any] | None = None,
+    author: str,
+    note: str | None = None,
+    activate: bool = False,
+) -> PromptVersion:
+    """A new version (number = previous + 1, label ``name@vN``). Never active unless ``activate``."""
+    import re
+
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise InvalidArgument("prompt name must be lowercase letters, digits, '_' or '-', starting with a letter")
+    if not isinstance(system_prompt, str) or not system_prompt.strip():
+        raise InvalidArgument("system_prompt must be a non-empty text")
+    if len(system_prompt) > MAX_PROMPT_CHARS:
+        raise InvalidArgument(f"system_prompt is {len(system_prompt):,} characters, the limit is {MAX_PROMPT_CHARS:,}")
+    if "\x00" in system_prompt:
+        raise InvalidArgument("system_prompt contains a NUL character")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidArgument("metadata must be a JSON object")
+    if tools_config is not None and not isinstance(tools_config, dict | list):
+        raise InvalidArgument("tools_config must be a JSON object or array")
+    if not author or not author.strip():
+        raise InvalidArgument("author is required")
+    with engine.begin() as conn:
+        # serialise version numbering per name
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": name})
+        number = conn.execute(
+            sa.text("SELECT coalesce(max(version), 0) + 1 FROM prompt_versions WHERE name = :n"), {"n": name}
+        ).scalar_one()
+        row = conn.execute(
+            sa.text(
+                f"INSERT INTO prompt_versions (name, version, label, system_prompt, tools_config, metadata, "
+                f"created_by, note) VALUES (:n, :v, :label, :sp, :tc, :md, :by, :note) RETURNING {_COLUMNS}"
+            ),
+            {
+                "n": name,
+                "v": number,
+                "label": f"{name}@v{number}",
+                "sp": system_prompt,
+                "tc": Jsonb(tools_config if tools_config is not None else {}),
+                "md": Jsonb(metadata or {}),
+                "by": author.strip(),
+                "note": note,
+            },
+        ).one()
+    version = _row(row)
+    if activate:
+        activate_version(engine, version.id, by=author, reason="created and activated")
+        return get_version(engine, version.id)
+    return version
+
+
+def get_version(engine: Engine, version_id: int | str) -> PromptVersion:
+    """A version by id or by label (``tire_agent@v3``)."""
+    with engine.connect() as conn:
+        if isinstance(version_id, str) and not version_id.isdigit():
+            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE label = :l"), {"l": version_id})
+        else:
+            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE id = :i"), {"i": int(version_id)})
+        found = row.one_or_none()
+    if found is None:
+        raise NotFound(f"prompt version {version_id} does not exist")
+    return _row(found)
+
+
+def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {_COLUMNS} FROM prompt_versions WHERE CAST(:n AS text) IS NULL OR name = :n "
+                "ORDER BY name, version DESC"
+            ),
+            {"n": name},
+        ).all()
+    return [_row(r) for r in rows]
+
+
+def active_version(engine: Engine, name: str) -> PromptVersion | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE name = :n AND is_active"), {"n": name}
+        ).one_or_none()
+    return _row(row) if row else None
+
+
+def activate_version(
+    engine: Engine, version_id: int | str, *, by: str, reason: str | None = None, kind: str = "activate"
+) -> Activation:
+    """Make a version the active one of its name, atomically; recorded in prompt_activations.
+    Concurrent activations of the same name are serialised; the database's unique index
+    guarantees one active version whatever happens."""
+    if not by or not by.strip():
+        raise InvalidArgument("who activates is required")
+    target = get_version(engine, version_id)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": target.name}
+        )
+        current = conn.execute(
+            sa.text("SELECT id FROM prompt_versions WHERE name = :n AND is_active FOR UPDATE"), {"n": target.name}
+        ).scalar()
+        if current == target.id:
+            raise InvalidArgument(f"{target.label} is already the active version")
+        conn.execute(
+            sa.text("UPDATE prompt_versions SET is_active = false WHERE name = :n AND is_active"), {"n": target.name}
+        )
+        conn.execute(sa.text("UPDATE prompt_versions SET is_active = true WHERE id = :i"), {"i": target.id})
+        row = conn.execute(
+            sa.text(
+                "INSERT INTO prompt_activations (name, from_version_id, to_version_id, kind, activated_by, reason) "
+                "VALUES (:n, :f, :t, :k, :by, :r) "
+                "RETURNING name, from_version_id, to_version_id, kind, activated_by, reason, activated_at"
+            ),
+            {"n": target.name, "f": current, "t": target.id, "k": kind, "by": by.strip(), "r": reason},
+        ).one()
+    return Activation(*row)
+
+
+def rollback(engine: Engine, name: str, *, by: str, reason: str | None = None) -> Activation:
+    """Re-activate the version that was active before the current one."""
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.text(
+                "SELECT from_version_id FROM prompt_activations WHERE name = :n AND from_version_id IS NOT NULL "
+                "ORDER BY activated_at DESC, id DESC LIMIT 1"
+            ),
+            {"n": name},
+        ).scalar()
+    if last is None:
+        raise InvalidArgument(f"prompt {name!r} has no earlier active version to roll back to")
+    return activate_version(engine, last, by=by, reason=reason or "rollback", kind="rollback")
+
+
+def history(engine: Engine, name: str) -> list[Activation]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, from_version_id, to_version_id, kind, activated_by, reason, activated_at "
+                "FROM prompt_activations WHERE name = :n ORDER BY activated_at DESC, id DESC"
+            ),
+            {"n": name},
+        ).all()
+    return [Activation(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Diff:
+    old: PromptVersion
+    new: PromptVersion
+    unified: str  # the system prompt as a unified diff
+    tools_changed: bool
+    tools_unified: str
+    rows: list[tuple[str, str | None, str | None]]  # side by side: (tag, old line, new line)
+
+
+def diff_versions(engine: Engine, old_id: int | str, new_id: int | str) -> Diff:
+    old, new = get_version(engine, old_id), get_version(engine, new_id)
+    a, b = old.system_prompt.splitlines(), new.system_prompt.splitlines()
+    unified = "\n".join(difflib.unified_diff(a, b, old.label, new.label, lineterm=""))
+    ta = json.dumps(old.tools_config, ensure_ascii=False, indent=2, sort_keys=True).splitlines()
+    tb = json.dumps(new.tools_config, ensure_ascii=False, indent=2, sort_keys=True).splitlines()
+    tools = "\n".join(difflib.unified_diff(ta, tb, old.label, new.label, lineterm=""))
+    rows: list[tuple[str, str | None, str | None]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            rows += [("equal", a[i], b[j]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+        else:
+            left, right = a[i1:i2], b[j1:j2]
+            for k in range(max(len(left), len(right))):
+                rows.append((tag, left[k] if k < len(left) else None, right[k] if k < len(right) else None))
+    return Diff(old, new, unified, ta != tb, tools, rows)

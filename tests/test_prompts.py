@@ -1,0 +1,219 @@
+"""Prompt versions, activation under concurrency, A/B test lifecycle and bad input, sticky
+assignment, and the call processor's prompt resolver with its fallbacks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+from factories import make_call
+
+from ccanalytics import experiments, prompts
+from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.ingest import ingest_records
+from ccanalytics.promptlib import PromptResolver
+
+
+def three_versions(engine, name="greeter"):
+    return [
+        prompts.create_version(
+            engine,
+            name,
+            f"Ти — помічниця, версія {i}.\nБудь коротка.",
+            author="olena",
+            tools_config={"tools": [f"t{i}"]},
+            note=f"версия {i}",
+        )
+        for i in (1, 2, 3)
+    ]
+
+
+def test_versions_are_numbered_validated_and_diffed(engine):
+    v1, v2, v3 = three_versions(engine)
+    assert [v.version for v in (v1, v2, v3)] == [1, 2, 3] and v3.label == "greeter@v3"
+    assert not any(v.is_active for v in prompts.list_versions(engine, "greeter"))
+    for kwargs in (
+        {"name": "Bad Name"},
+        {"system_prompt": "  "},
+        {"system_prompt": "x\x00"},
+        {"metadata": [1]},
+        {"author": ""},
+    ):
+        args = {"name": "greeter", "system_prompt": "ok", "author": "olena", **kwargs}
+        with pytest.raises(InvalidArgument):
+            prompts.create_version(engine, args.pop("name"), args.pop("system_prompt"), **args)
+    assert len(prompts.list_versions(engine, "greeter")) == 3
+    d = prompts.diff_versions(engine, v1.id, "greeter@v2")
+    assert "-Ти — помічниця, версія 1." in d.unified and "+Ти — помічниця, версія 2." in d.unified
+    assert d.tools_changed and ("replace", "Ти — помічниця, версія 1.", "Ти — помічниця, версія 2.") in d.rows
+    assert ("equal", "Будь коротка.", "Будь коротка.") in d.rows
+    with pytest.raises(NotFound):
+        prompts.get_version(engine, "greeter@v9")
+
+
+def test_activation_history_and_rollback(engine):
+    v1, v2, _ = three_versions(engine)
+    prompts.activate_version(engine, v1.id, by="olena")
+    prompts.activate_version(engine, v2.id, by="taras", reason="коротше")
+    assert prompts.active_version(engine, "greeter").id == v2.id
+    with pytest.raises(InvalidArgument):
+        prompts.activate_version(engine, v2.id, by="taras")
+    back = prompts.rollback(engine, "greeter", by="olena")
+    assert (back.from_version_id, back.to_version_id, back.kind) == (v2.id, v1.id, "rollback")
+    hist = prompts.history(engine, "greeter")
+    assert [(h.kind, h.to_version_id, h.activated_by) for h in hist] == [
+        ("rollback", v1.id, "olena"),
+        ("activate", v2.id, "taras"),
+        ("activate", v1.id, "olena"),
+    ]
+    with pytest.raises(InvalidArgument):
+        prompts.rollback(engine, "nothing-here", by="olena")
+
+
+def test_concurrent_activations_leave_exactly_one_active(engine):
+    versions = [prompts.create_version(engine, "busy", f"v{i}", author="a") for i in range(8)]
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def go(v):
+        barrier.wait()
+        try:
+            prompts.activate_version(engine, v.id, by="racer")
+        except InvalidArgument as exc:  # already active: fine
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with engine.connect() as conn:
+        active = conn.execute(
+            sa.text("SELECT count(*) FROM prompt_versions WHERE name = 'busy' AND is_active")
+        ).scalar()
+        recorded = conn.execute(sa.text("SELECT count(*) FROM prompt_activations WHERE name = 'busy'")).scalar()
+    assert active == 1
+    assert recorded == 8 - len(errors)
+    # the database itself refuses a second active version
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE prompt_versions SET is_active = true WHERE name = 'busy'"))
+
+
+def test_ab_test_lifecycle_and_bad_input(engine):
+    v1, v2, v3 = three_versions(engine)
+    other = prompts.create_version(engine, "other", "інший", author="a")
+    bad = [
+        ({"version_ids": [v1.id, 999]}, NotFound),
+        ({"version_ids": [v1.id, v1.id]}, InvalidArgument),
+        ({"version_ids": [v1.id]}, InvalidArgument),
+        ({"version_ids": [v1.id, other.id]}, InvalidArgument),
+        ({"version_ids": [v1.id, v2.id], "weights": [0.5, 0.6]}, InvalidArgument),
+        ({"version_ids": [v1.id, v2.id], "weights": [1.0, 0.0]}, InvalidArgument),
+        ({"version_ids": [v1.id, v2.id], "exclusions": {"min_turns": -1}}, InvalidArgument),
+        ({"version_ids": [v1.id, v2.id], "exclusions": {"nonsense": 1}}, InvalidArgument),
+        ({"version_ids": [v1.id, v2.id], "goal_metric": "vibes"}, InvalidArgument),
+    ]
+    for kwargs, error in bad:
+        with pytest.raises(error):
+            experiments.create_test(engine, "t", created_by="olena", **kwargs)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM prompt_ab_tests")).scalar() == 0
+    t = experiments.create_test(
+        engine,
+        "greet-test",
+        [v1.id, v2.id, v3.id],
+        weights=[0.5, 0.25, 0.25],
+        created_by="olena",
+        exclusions={"min_turns": 2},
+    )
+    assert [(v.variant, v.label, v.weight) for v in t.variants] == [
+        ("A", "greeter@v1", 0.5),
+        ("B", "greeter@v2", 0.25),
+        ("C", "greeter@v3", 0.25),
+    ]
+    assert t.status == "draft"
+    with pytest.raises(InvalidArgument):
+        experiments.create_test(engine, "greet-test", [v1.id, v2.id], created_by="olena")
+    with pytest.raises(InvalidArgument):
+        experiments.stop_test(engine, t.id, by="olena", decision="keep_a")  # not running
+    assert experiments.start_test(engine, t.id, by="olena").status == "running"
+    second = experiments.create_test(engine, "greet-test-2", [v1.id, v2.id], created_by="olena")
+    with pytest.raises(InvalidArgument, match="already running"):
+        experiments.start_test(engine, second.id, by="olena")
+    with pytest.raises(InvalidArgument):
+        experiments.stop_test(engine, t.id, by="olena", decision="maybe")
+    stopped = experiments.stop_test(engine, "greet-test", by="taras", decision="ship_b", note="B краща")
+    assert (stopped.status, stopped.decision, stopped.stopped_by) == ("stopped", "ship_b", "taras")
+    with pytest.raises(InvalidArgument):
+        experiments.stop_test(engine, t.id, by="olena", decision="keep_a")
+    assert experiments.start_test(engine, second.id, by="olena").status == "running"
+    assert [x.test_name for x in experiments.list_tests(engine, status="running")] == ["greet-test-2"]
+
+
+def test_assignment_is_sticky_and_follows_weights():
+    weights = [("A", 0.5), ("B", 0.3), ("C", 0.2)]
+    first = [experiments.assign_variant("salt", f"+3806700{i:05d}", weights) for i in range(20_000)]
+    again = [experiments.assign_variant("salt", f"+3806700{i:05d}", weights) for i in range(20_000)]
+    assert first == again
+    shares = {k: n / 20_000 for k, n in Counter(first).items()}
+    assert shares["A"] == pytest.approx(0.5, abs=0.015) and shares["C"] == pytest.approx(0.2, abs=0.015)
+    other_salt = [experiments.assign_variant("pepper", f"+3806700{i:05d}", weights) for i in range(2_000)]
+    assert other_salt != first[:2_000]  # a new test reshuffles callers
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_resolver_active_variant_cache_and_fallbacks(engine, tmp_path):
+    v1, v2, _ = three_versions(engine)
+    prompts.activate_version(engine, v1.id, by="olena")
+    clock = Clock()
+    resolver = PromptResolver(engine, ttl_seconds=30, state_dir=tmp_path, clock=clock)
+    p = resolver.resolve("greeter", caller_id="0671234567")
+    assert (p.label, p.source, p.ab_test) == ("greeter@v1", "database", None)
+    assert p.call_log_fields() == {"prompt_version": "greeter@v1"}
+
+    test = experiments.create_test(engine, "g-ab", [v1.id, v2.id], created_by="olena")
+    experiments.start_test(engine, test.id, by="olena")
+    assert resolver.resolve("greeter", caller_id="0671234567").source == "cache"  # within the TTL
+    clock.t = 31
+    callers = [f"+38050{i:07d}" for i in range(200)]
+    got = {c: resolver.resolve("greeter", caller_id=c) for c in callers}
+    assert {p.ab_test for p in got.values()} == {"g-ab"}
+    assert {p.label for p in got.values()} == {"greeter@v1", "greeter@v2"}
+    for c, p in got.items():  # sticky, and the same as the library's assignment
+        assert p.variant == experiments.assign_variant(test.salt, c, test.weights())
+        assert resolver.resolve("greeter", caller_id=c).label == p.label
+    hidden = resolver.resolve("greeter", caller_id="anonymous", call_id="0b9b8e4e-0000-4000-8000-000000000001")
+    assert hidden.variant in ("A", "B")
+
+    # the call processor logs what it used; ingestion attributes the call to the test and variant
+    fields = got[callers[0]].call_log_fields()
+    call = make_call(caller_id=callers[0], **fields)
+    assert ingest_records(engine, [call]).inserted == 1
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT ab_test_id, ab_variant, prompt_version FROM calls")).one()
+    assert row == (test.id, got[callers[0]].variant, got[callers[0]].label)
+
+    # the database goes away: last known good from memory, then from the state file after a restart
+    broken = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    resolver.engine = broken
+    clock.t = 100
+    down = resolver.resolve("greeter", caller_id=callers[0])
+    assert down.source == "last_known_good" and down.label == got[callers[0]].label
+    restarted = PromptResolver(broken, state_dir=tmp_path, clock=clock)
+    assert restarted.resolve("greeter", caller_id=callers[0]).label == got[callers[0]].label
+    cold = PromptResolver(broken, clock=clock)
+    bundled = cold.resolve("tire_agent", caller_id=callers[0])
+    assert bundled.source == "bundled_default" and "шин" in bundled.system_prompt
+    with pytest.raises(NotFound):
+        cold.resolve("greeter")
+    with pytest.raises(NotFound):
+        PromptResolver(engine).resolve("no-such-prompt")
