@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -172,6 +173,9 @@ class _Problems:
         self.items.append(FieldProblem(field, message))
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _check_text(value: str, field: str, problems: _Problems, max_chars: int | None) -> str:
     if max_chars is not None and len(value) > max_chars:
         problems.add(field, f"text is {len(value):,} characters, the limit is {max_chars:,}")
@@ -184,45 +188,39 @@ def _check_text(value: str, field: str, problems: _Problems, max_chars: int | No
     except UnicodeEncodeError:
         problems.add(field, "contains invalid Unicode (a lone surrogate)")
         return value
-    bad = next((ch for ch in value if ord(ch) < 32 and ch not in "\t\n\r"), None)
+    bad = _CONTROL.search(value)
     if bad is not None:
-        problems.add(field, f"contains the control character U+{ord(bad):04X}")
+        problems.add(field, f"contains the control character U+{ord(bad.group()):04X}")
         return value
     return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
 
 
 def _check_json(value: Any, field: str, problems: _Problems, limits: Limits) -> None:
-    """JSON for jsonb: no NUL, no lone surrogates, bounded depth and size."""
-
-    def walk(node: Any, depth: int) -> str | None:
+    """JSON for jsonb: bounded depth, no NaN/Infinity, no NUL, no lone surrogates, bounded size."""
+    # depth: containers only (scalars cannot nest)
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
         if depth > limits.max_json_depth:
-            return f"nested deeper than {limits.max_json_depth} levels"
-        if isinstance(node, str):
-            if "\x00" in node:
-                return "contains a NUL character (\\u0000)"
-            try:
-                node.encode("utf-8")
-            except UnicodeEncodeError:
-                return "contains invalid Unicode (a lone surrogate)"
-        elif isinstance(node, float) and not math.isfinite(node):
-            return "contains NaN or Infinity"
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                err = walk(k, depth + 1) or walk(v, depth + 1)
-                if err:
-                    return err
+            problems.add(field, f"nested deeper than {limits.max_json_depth} levels")
+            return
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
         elif isinstance(node, list):
-            for v in node:
-                err = walk(v, depth + 1)
-                if err:
-                    return err
-        return None
-
-    error = walk(value, 0)
-    if error:
-        problems.add(field, error)
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        problems.add(field, "contains NaN or Infinity")
         return
-    size = len(json.dumps(value, ensure_ascii=False))
+    if "\\u0000" in text:
+        problems.add(field, "contains a NUL character (\\u0000)")
+        return
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        problems.add(field, "contains invalid Unicode (a lone surrogate)")
+        return
     if size > limits.max_tool_json_bytes:
         problems.add(field, f"is {size:,} bytes of JSON, the limit is {limits.max_tool_json_bytes:,}")
 
