@@ -13,7 +13,7 @@ from ccanalytics import abtest, experiments, prompts, timeutil
 from ccanalytics.demo import load_demo_data
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.ingest import ingest_records
-from ccanalytics.quality import RulesJudge, Rubric, enqueue, score_pending
+from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 
 
 def test_demo_test_results(engine):

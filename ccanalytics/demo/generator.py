@@ -57,7 +57,6 @@ served from the TTS cache (``tts_cached_chars``) are free. Telephony is reported
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
 import random
 import uuid

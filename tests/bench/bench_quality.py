@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from common import fresh_server, write_section
@@ -44,8 +43,9 @@ def run(quick: bool = False) -> None:
             judge = LLMJudge(config, rubric)
             for workers, limit in ((1, 20), (8, 200), (16, 400)):
                 quality.enqueue(engine, reason="rescore")
-                run_ = quality.score_pending(engine, judge, rubric, workers=workers, limit=limit,
-                                             config=ScoringConfig(max_attempts=2))
+                run_ = quality.score_pending(
+                    engine, judge, rubric, workers=workers, limit=limit, config=ScoringConfig(max_attempts=2)
+                )
                 results[workers] = (run_.scored, run_.seconds, run_.scored / run_.seconds)
             # judge input size: the rendered transcript vs a JSON dump of the call log as received
             with engine.connect() as conn:
