@@ -122,3 +122,30 @@ def test_quality_commands_after_the_demo(db_url, engine):
     assert res.exit_code == 0 and isinstance(json.loads(res.output)["data"], list)
     res = cli(db_url, "score", "--json")
     assert json.loads(res.output)["scored"] == 0  # everything was scored by the demo
+
+
+def test_prompt_and_ab_commands(db_url, engine, tmp_path):
+    assert cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "60").exit_code == 0
+    listing = cli(db_url, "prompts", "list", "--name", "tire_agent").output
+    assert "* " in listing and "tire_agent@v1" in listing and "tire_agent@v2" in listing
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Ти — помічниця магазину шин. Відповідай коротко.", encoding="utf-8")
+    res = cli(db_url, "prompts", "create", "--name", "tire_agent", "--file", str(prompt), "--author", "olena")
+    assert res.output.startswith("created tire_agent@v3")
+    assert "+Ти — помічниця магазину шин." in cli(db_url, "prompts", "diff", "tire_agent@v2", "tire_agent@v3").output
+    res = cli(db_url, "ab", "create", "v2-vs-v3", "--version", "tire_agent@v2", "--version", "tire_agent@v3",
+              "--by", "olena", "--min-turns", "2")
+    assert res.exit_code == 0 and "A=tire_agent@v2 50%" in res.output
+    res = cli(db_url, "ab", "start", "v2-vs-v3", "--by", "olena")
+    assert res.exit_code == 1 and "already running" in res.output  # the demo test runs on this prompt
+    res = cli(db_url, "ab", "results", "tire_agent-v1-vs-v2")
+    assert res.exit_code == 0 and "B tire_agent@v2" in res.output
+    data = json.loads(cli(db_url, "ab", "results", "tire_agent-v1-vs-v2", "--json").output)["data"]
+    assert {v["variant"] for v in data["variants"]} == {"A", "B"}
+    assert cli(db_url, "ab", "stop", "tire_agent-v1-vs-v2", "--by", "olena", "--decision", "ship_b").exit_code == 0
+    assert "activate" not in cli(db_url, "ab", "list", "--status", "running").output
+    res = cli(db_url, "prompts", "activate", "tire_agent@v2", "--by", "olena", "--reason", "A/B")
+    assert res.exit_code == 0 and "→" in res.output
+    assert cli(db_url, "prompts", "rollback", "tire_agent", "--by", "olena").exit_code == 0
+    bad = cli(db_url, "ab", "create", "x", "--version", "tire_agent@v1", "--version", "tire_agent@v1", "--by", "o")
+    assert bad.exit_code == 1 and bad.output.startswith("Error: a test cannot compare a version with itself")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from datetime import date
 from itertools import islice
 from pathlib import Path
@@ -80,10 +81,19 @@ print(json.dumps({"rows": frame.height, "columns": frame.width, "runs": runs}))
 """
 
 
-def run(*, quick: bool = False) -> None:
-    from ccanalytics.demo.generator import generate_calls
+def _validate_ms(path: Path) -> float:
+    from ccanalytics.callog import validate_json
 
+    lines = path.read_bytes().splitlines()
+    t0 = time.perf_counter()
+    for i, line in enumerate(lines):
+        validate_json(line, i)
+    return (time.perf_counter() - t0) / len(lines) * 1000
+
+
+def run(*, quick: bool = False) -> None:
     from ccanalytics.database import create_engine
+    from ccanalytics.demo.generator import generate_calls
     from ccanalytics.migrate import migrate
 
     days, per_day, sample = (6, 500, 300) if quick else (90, 2000, 2000)
@@ -127,6 +137,8 @@ def run(*, quick: bool = False) -> None:
         print(f"store.calls: {store}", flush=True)
 
     rate = lambda r: r["inserted"] / r["seconds"]  # noqa: E731
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    validate_ms = _validate_ms(sample_file)
     bulk_rate, sample_rate = rate(bulk), rate(bulk_sample)
     body = f"""## Foundation: ingest and the query API
 
@@ -142,11 +154,13 @@ Data: `ccanalytics.demo.generator` with seed 7, {days} days × {per_day} calls/d
 | baseline: row-by-row INSERT, one transaction per 1,000 calls | {rows_batch["inserted"]:,} | {rows_batch["seconds"]:.2f} | {rate(rows_batch):,.0f} | {rows_batch["turns"] / rows_batch["seconds"]:,.0f} | {rate(rows_batch) / rate(rows_call):.1f}× |
 
 Peak memory (RSS) of the bulk-loading process for all {calls:,} calls: **{bulk_rss} MiB** (target < 1 GiB).
-Target: bulk ≥ 10× row-by-row — met: {bulk_rate / rate(rows_call):.1f}× against the per-call baseline and
-{bulk_rate / rate(rows_batch):.1f}× against row-by-row with batched commits.
+Target: bulk ≥ 10× row-by-row — {verdict(bulk_rate / rate(rows_call) >= 10)}: {bulk_rate / rate(rows_call):.1f}× against the
+per-call baseline and {bulk_rate / rate(rows_batch):.1f}× against row-by-row with batched commits. Both loaders validate
+every record with the same code ({validate_ms:.2f} ms per call measured alone), which bounds the ratio.
 
 `store.calls()` over {days} days ({store["rows"]:,} calls, {store["columns"]} columns, into Polars):
-first run {store["runs"][0]:.2f} s, then median {median(store["runs"][1:]):.2f} s (target < 1 s).
+first run {store["runs"][0]:.2f} s, then median {median(store["runs"][1:]):.2f} s (target < 1 s:
+{verdict(median(store["runs"][1:]) < 1)}).
 """
     command = "make bench BENCH=foundation" + (" (--quick)" if quick else "")
     write_section("foundation", command, body)
