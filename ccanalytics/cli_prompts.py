@@ -271,3 +271,56 @@ def ab_results(test: str, as_json: bool) -> None:
         click.echo(f"  SRM: traffic split does not match the weights (p = {r.srm.p_value:.2g})")
     for variant, rec in r.recommendations.items():
         click.echo(f"  {variant}: {rec.action} — {rec.reason}")
+
+
+@prompts.command("suggest")
+@click.option("--name", required=True, help="The prompt to improve (its active version).")
+@click.option("--from", "date_from", type=click.DateTime(formats=["%Y-%m-%d"]), help="Default: 14 days ago.")
+@click.option("--to", "date_to", type=click.DateTime(formats=["%Y-%m-%d"]), help="Default: today.")
+def prompts_suggest(name: str, date_from, date_to) -> None:
+    """Propose prompt edits from the failure patterns of low-scoring calls (LLM when a judge key is set).
+
+    \b
+    Example:
+      ccanalytics prompts suggest --name tire_agent --from 2026-11-01
+    """
+    from . import optimizer
+    from .cli import _settings
+
+    settings = _settings()
+    llm = None
+    if settings.judge_api_key is not None and settings.judge_api_key.get_secret_value():
+        from openai import OpenAI
+
+        llm = OpenAI(
+            base_url=settings.judge_base_url,
+            api_key=settings.judge_api_key.get_secret_value(),
+            timeout=settings.judge_timeout_s,
+        )
+    s = optimizer.propose(
+        _ready(),
+        name,
+        date_from.date() if date_from else None,
+        date_to.date() if date_to else None,
+        llm=llm,
+        model=settings.judge_model,
+        tz=settings.timezone,
+    )
+    click.echo(f"suggestion #{s.id} ({s.source}) for version {s.base_version_id}:\n{s.summary}")
+
+
+@prompts.command("decide")
+@click.argument("suggestion_id", type=int)
+@click.option("--by", required=True)
+@click.option("--approve/--reject", required=True)
+def prompts_decide(suggestion_id: int, by: str, approve: bool) -> None:
+    """Approve a suggestion into a new (inactive) version, or reject it.
+
+    \b
+    Example:
+      ccanalytics prompts decide 3 --by olena --approve
+    """
+    from . import optimizer
+
+    s = optimizer.decide(_ready(), suggestion_id, by=by, approve=approve)
+    click.echo(f"suggestion #{s.id} {s.status}" + (f": new version id {s.new_version_id}" if s.new_version_id else ""))

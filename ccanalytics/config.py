@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     )
     judge_timeout_s: float = Field(default=60.0, gt=0, le=600, description="Timeout of one judge request, seconds.")
     judge_max_attempts: int = Field(default=4, ge=1, le=20, description="Attempts per call before it is marked failed.")
-    judge_workers: int = Field(default=4, ge=1, le=64, description="Concurrent judge requests per scoring process.")
+    judge_workers: int = Field(default=8, ge=1, le=64, description="Concurrent judge requests per scoring process.")
     judge_price_input_per_1m: float = Field(
         default=0.15, ge=0, description="Judge input price, USD per 1M tokens (its own cost per call)."
     )

@@ -87,6 +87,39 @@ class FakeOpenAI:
             key = hashlib.sha256(user.encode()).hexdigest()
             self.seen[key] += 1
             nth = self.seen[key]
+        schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        if schema == "prompt_suggestion":
+            suggestion = {
+                "summary": "Бот не подтверждает заказ",
+                "proposed_prompt": "Новий промпт: підтверджуй.",
+                "edits": [
+                    {
+                        "criterion": "bot_confirmed_before_action",
+                        "instruction": "Підтверджуй",
+                        "example_dialogue": "Бот: Оформити 4 шини?",
+                    }
+                ],
+            }
+            with self.lock:
+                self.requests.append(body)
+            return (
+                200,
+                {},
+                {
+                    "id": "chatcmpl-s",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": "fake-judge-1",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": json.dumps(suggestion, ensure_ascii=False)},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                },
+            )
         found = MARK.search(user)
         mode = found.group(1) if found else self.default_mode
         if mode.endswith("-then-valid"):

@@ -133,8 +133,20 @@ def test_prompt_and_ab_commands(db_url, engine, tmp_path):
     res = cli(db_url, "prompts", "create", "--name", "tire_agent", "--file", str(prompt), "--author", "olena")
     assert res.output.startswith("created tire_agent@v3")
     assert "+Ти — помічниця магазину шин." in cli(db_url, "prompts", "diff", "tire_agent@v2", "tire_agent@v3").output
-    res = cli(db_url, "ab", "create", "v2-vs-v3", "--version", "tire_agent@v2", "--version", "tire_agent@v3",
-              "--by", "olena", "--min-turns", "2")
+    res = cli(
+        db_url,
+        "ab",
+        "create",
+        "v2-vs-v3",
+        "--version",
+        "tire_agent@v2",
+        "--version",
+        "tire_agent@v3",
+        "--by",
+        "olena",
+        "--min-turns",
+        "2",
+    )
     assert res.exit_code == 0 and "A=tire_agent@v2 50%" in res.output
     res = cli(db_url, "ab", "start", "v2-vs-v3", "--by", "olena")
     assert res.exit_code == 1 and "already running" in res.output  # the demo test runs on this prompt
