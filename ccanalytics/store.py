@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from . import timeutil
 from .errors import InvalidArgument
-from .privacy import InvalidPhone, normalize_phone
+from .privacy import InvalidPhone, mask_phone, normalize_phone
 
 DateLike = date | datetime | str | None
 
@@ -73,11 +73,14 @@ CALL_COLUMNS = (
     Col("c.ab_test_id", "ab_test_id", "int"),
     Col("c.ab_variant", "ab_variant", "str"),
     Col("c.quality_score", "quality_score", "float"),
-    Col("c.quality_details", "quality_details", "json"),
     Col("(c.cost_breakdown->>'stt')::float8", "cost_stt_usd", "float"),
     Col("(c.cost_breakdown->>'llm')::float8", "cost_llm_usd", "float"),
     Col("(c.cost_breakdown->>'tts')::float8", "cost_tts_usd", "float"),
     Col("c.total_cost_usd", "total_cost_usd", "float"),
+)
+# the JSON documents of a call: several KB each (the judge's reasons and signals), so only on request
+CALL_DETAIL_COLUMNS = (
+    Col("c.quality_details", "quality_details", "json"),
     Col("c.cost_breakdown", "cost_breakdown", "json"),
     Col("c.usage", "usage", "json"),
 )
@@ -144,6 +147,7 @@ class Store:
         limit: int | None = None,
         newest_first: bool = False,
         mask_phones: bool = True,
+        details: bool = False,
     ) -> pl.DataFrame:
         """Calls that started in [date_from, date_to] (Kyiv days, inclusive), oldest first.
 
@@ -159,6 +163,8 @@ class Store:
             scored: True for scored calls only, False for calls still waiting for a score.
             limit, newest_first: at most ``limit`` rows, taken from the newest end if asked.
             mask_phones: mask caller_id (default) — set False only inside the admin perimeter.
+            details: also return the JSON documents ``quality_details``, ``cost_breakdown`` and
+                ``usage`` (several KB per call: ask for them on short ranges).
 
         Returns a DataFrame with one row per call; ``cost_*_usd`` columns unpack cost_breakdown.
         """
@@ -198,14 +204,16 @@ class Store:
             params["ids"] = _uuids(call_ids)
         if scored is not None:
             where.append("c.quality_score IS NOT NULL" if scored else "c.quality_score IS NULL")
-        caller_sql = "cca_mask_phone(c.caller_id)" if mask_phones else "c.caller_id"
         order = " DESC" if newest_first else ""
-        columns = [Col(col.sql.format(caller=caller_sql), col.name, col.kind) for col in CALL_COLUMNS]
+        columns = [Col(col.sql.format(caller="c.caller_id"), col.name, col.kind) for col in CALL_COLUMNS]
+        if details:
+            columns += CALL_DETAIL_COLUMNS
         sql = (
             f"SELECT {', '.join(c.select() for c in columns)} FROM calls c "
             f"WHERE {' AND '.join(where)} ORDER BY c.started_at{order}, c.id{order}{_limit(limit)}"
         )
-        return self._frame(sql, params, columns)
+        frame = self._frame(sql, params, columns)
+        return _mask_callers(frame) if mask_phones else frame
 
     # ------------------------------------------------------------------------------------ turns
     def turns(
@@ -320,6 +328,27 @@ class Store:
             elif c.kind == "bool":
                 conversions.append(pl.col(c.name).cast(pl.Boolean))
         return frame.with_columns(conversions) if conversions else frame
+
+
+def _mask_callers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Mask caller_id exactly as privacy.mask_phone does: vectorised for stored E.164 numbers
+    (``+380671234567`` → ``+38067*****67``), through mask_phone itself for anything else."""
+    if frame.is_empty():
+        return frame
+    col = pl.col("caller_id")
+    e164 = col.str.contains(r"^\+[0-9]{11,}$")
+    length = col.str.len_chars()
+    masked = pl.lit(None, dtype=pl.String)
+    for n in range(12, 17):  # '+' and 11-15 digits: keep '+' and 5 digits, hide all but the last 2
+        masked = (
+            pl.when(e164 & (length == n))
+            .then(col.str.slice(0, 6) + "*" * (n - 8) + col.str.slice(n - 2))
+            .otherwise(masked)
+        )
+    others = frame.filter(col.is_not_null() & ~(e164 & length.is_between(12, 16))).get_column("caller_id").unique()
+    mapping = {number: mask_phone(number) for number in others.to_list()}
+    fallback = col.replace_strict(mapping, default=None, return_dtype=pl.String) if mapping else pl.lit(None)
+    return frame.with_columns(pl.coalesce(masked, fallback).alias("caller_id"))
 
 
 def _score(value: float, name: str) -> float:
