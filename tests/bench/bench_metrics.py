@@ -109,9 +109,13 @@ def run(quick: bool = False) -> None:
             for statement in REPLICATE.strip().split(";\n"):
                 if statement.strip():
                     conn.execute(sa.text(statement), {"copies": copies})
-        with engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE calls, call_metrics, customers"))
-            conn.commit()
+        with engine.begin() as conn:
+            # a year of history was not all loaded in the last minutes: age the load stamps, as in
+            # production, so the incremental runs see only what changes during the benchmark
+            conn.execute(sa.text("UPDATE calls SET ingested_at = ingested_at - interval '1 day'"))
+            conn.execute(sa.text("UPDATE call_metrics SET computed_at = computed_at - interval '1 day'"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE calls, call_metrics, customers"))
             n_calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
         days = (END_DATE - first).days + 1
         full_run, full = timed(lambda: metrics.compute_daily_stats(engine, first, END_DATE, incremental=False), 3)
@@ -180,8 +184,15 @@ def run(quick: bool = False) -> None:
 
 Data: {n_calls:,} calls over {days} days ({per_day:,} calls/day generated for 30 days with real
 ingestion and per-call metric derivation, replicated in SQL with new call ids for the rest of the
-year). Targets: full daily_stats recompute < 3 s, one day incremental < 100 ms, `/metrics` scrape
-< 50 ms with demo data.
+year; load stamps aged by a day as in production). Targets: full daily_stats recompute < 3 s, one day
+incremental < 100 ms, `/metrics` scrape < 50 ms with demo data.
+
+The full recompute runs the call side (one scan with grouping sets, the customers' window pass)
+and the call_metrics side (signal sums and exact per-reply response percentiles) on two connections
+sharing one snapshot. The exact percentiles alone sort ~{n_calls * 5 / 1e6:.1f}M reply latencies
+(about 2 s on these 2 cores); the target is not met while daily percentiles stay exact — see
+docs/metrics.md. The incremental path, which the scheduler runs, reads the change indexes and
+recomputes only changed days.
 
 | Measurement | Result |
 |---|---|
