@@ -288,9 +288,21 @@ def _serve(engine, host: str, port: int) -> None:
 
     from webapp import create_app
 
+    settings = _settings()
     app = create_app({"ENGINE": engine})
+    scheduler = None
+    if not settings.database_url:  # the embedded single-machine set-up runs its jobs in-process
+        from scheduler.app import build
+
+        scheduler = build(engine, settings, background=True)
+        scheduler.start()
+        click.echo("scheduler: running in-process (scoring, daily stats, problems, partitions)")
     click.echo(f"admin: http://{host}:{port}/   Prometheus metrics: http://{host}:{port}/metrics  (Ctrl-C stops)")
-    serve(app, host=host, port=port, threads=8, ident="ccanalytics")
+    try:
+        serve(app, host=host, port=port, threads=8, ident="ccanalytics")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 # command groups that live in their own modules register themselves on ``main``

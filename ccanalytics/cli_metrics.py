@@ -139,3 +139,39 @@ def demo_traffic_cmd(host: str, port: int, calls_per_minute: float, speedup: flo
             time.sleep(3600)
     finally:
         sim.stop()
+
+
+@main.command("scheduler")
+@click.option("--once", "once", multiple=True, help="Run these jobs once now and exit (score, daily_stats, …).")
+def scheduler_cmd(once: tuple[str, ...]) -> None:
+    """Run the recurring jobs (Europe/Kyiv): scoring every 2 minutes, daily stats every 5 minutes and
+    nightly, problem detection and partition maintenance at night.
+
+    \b
+    Examples:
+      ccanalytics scheduler                      # runs until stopped
+      ccanalytics scheduler --once score --once daily_stats
+    """
+    import logging
+
+    from . import jobs
+    from .errors import InvalidArgument
+
+    settings = _settings()
+    engine = _engine()
+    _ensure_schema(engine)
+    if once:
+        unknown = [j for j in once if j not in jobs.SCHEDULE]
+        if unknown:
+            raise InvalidArgument(f"unknown job {unknown[0]!r} (jobs: {', '.join(jobs.SCHEDULE)})")
+        for name in once:
+            run = jobs.SCHEDULE[name][0](engine, settings)
+            state = f"{run.seconds:.1f} s: {run.outcome}" if run.ran else "skipped: running elsewhere"
+            click.echo(f"{name}: {state}")
+        return
+    from scheduler.app import build
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = build(engine, settings)
+    click.echo("scheduler: " + ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs()) + "  (Ctrl-C stops)")
+    scheduler.start()

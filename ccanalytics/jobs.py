@@ -1,0 +1,112 @@
+"""The recurring jobs (what the scheduler runs, and what `ccanalytics demo` and the CLI can run
+once): score new calls, keep daily_stats current, detect problems, keep partitions ahead.
+
+Each job takes a PostgreSQL advisory lock for its duration, so several scheduler processes (or a
+scheduler and a manual run) never run the same job at once: the second one skips and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import metrics, partitions, quality, timeutil
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job: str
+    ran: bool  # False: another process holds the job's lock
+    seconds: float
+    outcome: dict[str, Any]
+
+
+def _locked(engine: Engine, name: str, fn: Callable[[], dict[str, Any]]) -> JobRun:
+    started = time.perf_counter()
+    with engine.connect() as lock_conn:
+        got = lock_conn.execute(
+            sa.text("SELECT pg_try_advisory_lock(hashtextextended('cca-job:' || :n, 0))"), {"n": name}
+        ).scalar_one()
+        lock_conn.commit()
+        if not got:
+            log.info("job %s is running elsewhere; skipped", name)
+            return JobRun(name, False, 0.0, {})
+        try:
+            outcome = fn()
+        finally:
+            lock_conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('cca-job:' || :n, 0))"), {"n": name})
+            lock_conn.commit()
+    run = JobRun(name, True, time.perf_counter() - started, outcome)
+    log.info("job %s done in %.2f s: %s", name, run.seconds, outcome)
+    return run
+
+
+def score_new_calls(engine: Engine, settings: Settings, *, limit: int = 2000) -> JobRun:
+    """Queue the finished calls of the last two days that have no score, and score up to ``limit``."""
+
+    def work() -> dict[str, Any]:
+        judge, rubric = quality.from_settings(settings)
+        today = timeutil.today(settings.timezone)
+        queued = quality.enqueue(engine, date_from=today - timedelta(days=1), date_to=today, tz=settings.timezone)
+        run = quality.score_pending(
+            engine,
+            judge,
+            rubric,
+            limit=limit,
+            workers=settings.judge_workers,
+            config=quality.scoring_config_from_settings(settings, wait_for_retries=False),
+        )
+        return {"queued": queued, "scored": run.scored, "failed": run.failed, "retried": run.retried}
+
+    return _locked(engine, "score", work)
+
+
+def refresh_daily_stats(engine: Engine, settings: Settings, *, days: int = 2) -> JobRun:
+    """Incremental daily_stats for the last ``days`` days (changed days only)."""
+
+    def work() -> dict[str, Any]:
+        today = timeutil.today(settings.timezone)
+        run = metrics.compute_daily_stats(engine, today - timedelta(days=days - 1), today, tz=settings.timezone)
+        return {"days_computed": [d.isoformat() for d in run.days_computed], "calls_derived": run.calls_derived}
+
+    return _locked(engine, "daily_stats", work)
+
+
+def detect_problems(engine: Engine, settings: Settings) -> JobRun:
+    """Yesterday's problem findings (transfer rate per scenario, re-asks, re-asked words)."""
+
+    def work() -> dict[str, Any]:
+        day = timeutil.today(settings.timezone) - timedelta(days=1)
+        found = quality.problems.detect(engine, day, tz=settings.timezone)
+        return {"day": day.isoformat(), "findings": len(found)}
+
+    return _locked(engine, "problems", work)
+
+
+def maintain_partitions(engine: Engine, settings: Settings) -> JobRun:
+    def work() -> dict[str, Any]:
+        with engine.begin() as conn:
+            created = partitions.ensure_ahead(conn, months_ahead=settings.partitions_ahead_months)
+        return {"partitions_created": created}
+
+    return _locked(engine, "partitions", work)
+
+
+# name -> (function, trigger description for APScheduler: ("interval", {...}) or ("cron", {...}))
+SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, Any]]] = {
+    "score": (score_new_calls, "interval", {"minutes": 2}),
+    "daily_stats": (refresh_daily_stats, "interval", {"minutes": 5}),
+    "daily_stats_nightly": (lambda e, s: refresh_daily_stats(e, s, days=9), "cron", {"hour": 1, "minute": 0}),
+    "problems": (detect_problems, "cron", {"hour": 1, "minute": 15}),
+    "partitions": (maintain_partitions, "cron", {"hour": 3, "minute": 0}),
+}

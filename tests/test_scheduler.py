@@ -1,0 +1,64 @@
+"""The recurring jobs and the scheduler that runs them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from factories import make_call
+
+from ccanalytics import jobs
+from ccanalytics.cli import main
+from ccanalytics.config import Settings
+from ccanalytics.ingest import ingest_records
+from scheduler.app import build
+
+
+def recent_calls(n: int) -> list[dict]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [make_call(started_at=now - timedelta(minutes=30 + i), caller_id=None) for i in range(n)]
+
+
+def test_jobs_score_compute_and_skip_when_locked(engine, db_url):
+    settings = Settings(database_url=db_url)
+    ingest_records(engine, recent_calls(5))
+    run = jobs.score_new_calls(engine, settings)
+    assert run.ran and run.outcome["queued"] == 5 and run.outcome["scored"] == 5
+    assert jobs.score_new_calls(engine, settings).outcome["queued"] == 0
+    stats = jobs.refresh_daily_stats(engine, settings)
+    assert stats.ran and stats.outcome["days_computed"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT sum(total_calls) FROM daily_stats")).scalar() == 5
+    assert jobs.detect_problems(engine, settings).ran
+    assert jobs.maintain_partitions(engine, settings).ran
+    # another process holds the job: this one skips instead of running twice
+    with engine.connect() as other:
+        other.execute(sa.text("SELECT pg_advisory_lock(hashtextextended('cca-job:score', 0))"))
+        skipped = jobs.score_new_calls(engine, settings)
+        other.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('cca-job:score', 0))"))
+    assert not skipped.ran
+
+
+def test_scheduler_has_every_job_in_kyiv_time(engine, db_url):
+    scheduler = build(engine, Settings(database_url=db_url), background=True)
+    scheduler.start(paused=True)
+    try:
+        found = {j.id: j for j in scheduler.get_jobs()}
+        assert set(found) == set(jobs.SCHEDULE)
+        nightly = found["daily_stats_nightly"].next_run_time
+        assert (nightly.hour, nightly.minute, str(nightly.tzinfo)) == (1, 0, "Europe/Kyiv")
+        assert found["score"].trigger.interval == timedelta(minutes=2)
+        assert all(j.max_instances == 1 and j.coalesce for j in found.values())
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_scheduler_once_from_the_cli(engine, db_url):
+    ingest_records(engine, recent_calls(3))
+    res = CliRunner().invoke(main, ["scheduler", "--once", "score", "--once", "daily_stats"],
+                             env={"CCA_DATABASE_URL": db_url})
+    assert res.exit_code == 0, res.output
+    assert "score:" in res.output and "'scored': 3" in res.output and "daily_stats:" in res.output
+    bad = CliRunner().invoke(main, ["scheduler", "--once", "nope"], env={"CCA_DATABASE_URL": db_url})
+    assert bad.exit_code == 1 and bad.output.startswith("Error: unknown job 'nope'")
