@@ -85,9 +85,42 @@ class Settings(BaseSettings):
         description="Criteria that fail the whole call when failed (score < 0.5), JSON list, "
         'e.g. ["bot_provided_accurate_info"].',
     )
+    pricing_file: Path | None = Field(
+        default=None, description="Prices with effective dates (YAML); default: the bundled ccanalytics/pricing.yaml."
+    )
+    cost_baseline: str | None = Field(
+        default=None,
+        description="The phase-1 baseline period for cost reports, FROM:TO (e.g. 2026-03-01:2026-03-31).",
+    )
     quality_review_below: float = Field(
         default=0.5, ge=0, le=1, description="Calls scoring below this enter the manual review queue."
     )
+    # --- admin web app: sessions and login
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the admin's session cookies. Empty: a random key is generated once and kept in the "
+        "file secret_key of the data directory (mode 0600). Set it when several hosts serve one admin.",
+    )
+    session_hours: int = Field(
+        default=12, ge=1, le=720, description="An admin session ends after this many hours without a request."
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set true when served behind TLS)."
+    )
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front of the admin whose X-Forwarded-For/-Proto are trusted "
+        "(the client address is what login rate limiting counts).",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failed logins per user name within the window before logins are refused."
+    )
+    login_max_failures_per_ip: int = Field(
+        default=20, ge=1, le=10_000, description="Failed logins per client address within the window before refusal."
+    )
+    login_window_minutes: int = Field(default=15, ge=1, le=1440, description="The login rate-limit window, minutes.")
 
     @field_validator("timezone")
     @classmethod

@@ -16,8 +16,8 @@ from ..quality.review import store_labels
 
 REVIEWER = "demo-reviewer"
 SAMPLE = 120
-DISAGREE = {"customer_seemed_satisfied": 0.35}  # other criteria: 0.06
-DEFAULT_DISAGREE = 0.06
+DISAGREE = {"customer_seemed_satisfied": 0.30}  # other criteria: 0.01
+DEFAULT_DISAGREE = 0.01
 
 
 def label_demo_calls(engine: Engine, *, seed: int = 42, sample: int = SAMPLE) -> int:
@@ -26,12 +26,16 @@ def label_demo_calls(engine: Engine, *, seed: int = 42, sample: int = SAMPLE) ->
     with engine.connect() as conn:
         if conn.execute(sa.text("SELECT count(*) FROM review_labels WHERE reviewer = :r"), {"r": REVIEWER}).scalar():
             return 0
+        # reviewers look at the review queue (low scores) as much as at random calls: both outcomes
+        # of every criterion get labels, which κ needs
         rows = conn.execute(
             sa.text(
-                "SELECT call_id, criteria FROM call_scores WHERE is_current "
-                "ORDER BY md5(call_id::text || :seed) LIMIT :n"
+                "(SELECT call_id, criteria FROM call_scores WHERE is_current AND overall_score < 0.5 "
+                " ORDER BY md5(call_id::text || :seed) LIMIT :half) UNION ALL "
+                "(SELECT call_id, criteria FROM call_scores WHERE is_current AND overall_score >= 0.5 "
+                " ORDER BY md5(call_id::text || :seed) LIMIT :half)"
             ),
-            {"seed": str(seed), "n": sample},
+            {"seed": str(seed), "half": sample // 2},
         ).all()
     with engine.begin() as conn:
         for call_id, criteria in rows:

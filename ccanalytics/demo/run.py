@@ -57,6 +57,24 @@ def _step_load(ctx: DemoContext) -> str:
     )
 
 
+def _step_costs(ctx: DemoContext) -> str:
+    from .. import cost
+
+    first = ctx.end_date - timedelta(days=ctx.days - 1)
+    run = cost.compute_costs(ctx.engine, first, ctx.end_date, tz=ctx.settings.timezone)
+    out = f"{run.priced} calls priced from usage"
+    if ctx.days >= 4:
+        half = first + timedelta(days=ctx.days // 2)
+        report = cost.cost_report(
+            ctx.engine, (first, half - timedelta(days=1)), (half, ctx.end_date), tz=ctx.settings.timezone
+        )
+        out += (
+            f"; cost per call {report['baseline']['cost_per_call_usd']:.4f} → "
+            f"{report['current']['cost_per_call_usd']:.4f} $ ({report['reduction_pct']}% lower)"
+        )
+    return out
+
+
 def _step_daily_stats(ctx: DemoContext) -> str:
     run = metrics.compute_daily_stats(
         ctx.engine, ctx.end_date - timedelta(days=ctx.days - 1), ctx.end_date, tz=ctx.settings.timezone
@@ -106,6 +124,7 @@ def _step_labels(ctx: DemoContext) -> str:
 # (name, function) in order; later capabilities append their jobs (reports…)
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
+    ("price calls", _step_costs),
     ("score quality", _step_score),
     ("reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),

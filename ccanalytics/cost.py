@@ -1,0 +1,253 @@
+"""Cost per call: priced from the call's usage at the prices in force on its day (ccanalytics.pricing),
+stored in calls.cost_breakdown / total_cost_usd; summaries per resolved call, scenario and prompt
+version; and baseline-vs-current with the saving of each lever measured from the usage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import pricing, sqlfiles, timeutil
+from .errors import InvalidArgument
+
+DEFAULTS = {"stt": "google", "llm": "claude-sonnet-4", "tts": "google", "telephony": "sip"}
+# usage missing: the spec's phase-1 model per LLM turn (2,500 input and 400 output tokens)
+EST_INPUT_TOKENS, EST_OUTPUT_TOKENS = 2500, 400
+
+
+@dataclass(frozen=True)
+class CostRun:
+    priced: int
+    estimated: int
+    unpriced: int
+
+
+def compute_costs(
+    engine: Engine,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    *,
+    book: pricing.PriceBook | None = None,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> CostRun:
+    """Price every call of the period (one set-based statement, one transaction)."""
+    book = book or pricing.load()
+    start, end = timeutil.period_bounds(date_from, date_to, tz)
+    params = {
+        "start": start,
+        "end": end,
+        "tz": tz,
+        "prices": json.dumps(book.rows()),
+        "source": book.source,
+        "stt_default": DEFAULTS["stt"],
+        "llm_default": DEFAULTS["llm"],
+        "tts_default": DEFAULTS["tts"],
+        "telephony_default": DEFAULTS["telephony"],
+        "est_input_tokens": EST_INPUT_TOKENS,
+        "est_output_tokens": EST_OUTPUT_TOKENS,
+    }
+    with engine.begin() as conn:
+        row = conn.execute(sa.text(sqlfiles.query("call_costs")), params).one()
+    return CostRun(row.priced, row.estimated, row.unpriced)
+
+
+_PERIOD = """
+SELECT count(*) AS calls,
+       count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
+       coalesce(sum(total_cost_usd), 0)::float8 AS total,
+       coalesce(sum((cost_breakdown ->> 'stt')::float8), 0) AS stt,
+       coalesce(sum((cost_breakdown ->> 'llm')::float8), 0) AS llm,
+       coalesce(sum((cost_breakdown ->> 'tts')::float8), 0) AS tts,
+       coalesce(sum((cost_breakdown ->> 'telephony')::float8), 0) AS telephony,
+       count(*) FILTER (WHERE (cost_breakdown ->> 'estimated')::boolean) AS estimated,
+       coalesce(sum((usage ->> 'tts_chars')::float8), 0) AS tts_chars,
+       coalesce(sum((usage ->> 'tts_cached_chars')::float8), 0) AS tts_cached,
+       coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
+       coalesce(sum((usage ->> 'llm_input_tokens')::float8), 0) AS llm_in
+FROM calls WHERE started_at >= :start AND started_at < :end
+"""
+_BY = """
+SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
+       coalesce(sum(total_cost_usd), 0)::float8 AS total,
+       coalesce(sum((usage ->> 'stt_seconds')::float8), 0) AS stt_seconds,
+       coalesce(sum((usage ->> 'llm_input_tokens')::float8), 0) AS llm_in,
+       coalesce(sum((usage ->> 'llm_cached_input_tokens')::float8), 0) AS llm_cached,
+       coalesce(sum((usage ->> 'llm_output_tokens')::float8), 0) AS llm_out,
+       coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
+       coalesce(sum((cost_breakdown ->> 'stt')::float8), 0) AS stt_cost
+FROM calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
+"""
+_KEYS = {
+    "scenario": "coalesce(scenario, 'unknown')",
+    "prompt_version": "coalesce(prompt_version, 'unknown')",
+    "llm_model": "coalesce(usage ->> 'llm_model', 'unknown')",
+    "stt_provider": "coalesce(usage ->> 'stt_provider', 'unknown')",
+}
+
+
+def _per(total: float, n: int) -> float | None:
+    return round(total / n, 6) if n else None
+
+
+def cost_summary(
+    engine: Engine,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> dict[str, Any]:
+    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model."""
+    first, last = timeutil.resolve_days(date_from, date_to, tz)
+    start, end = timeutil.period_bounds(first, last, tz)
+    p = {"start": start, "end": end}
+    with engine.connect() as conn:
+        t = conn.execute(sa.text(_PERIOD), p).one()
+        by = {k: conn.execute(sa.text(_BY.format(key=expr)), p).all() for k, expr in _KEYS.items()}
+    return {
+        "period": {"date_from": first.isoformat(), "date_to": last.isoformat(), "tz": tz},
+        "calls": t.calls,
+        "resolved_calls": t.resolved,
+        "total_cost_usd": round(t.total, 6),
+        "cost_per_call_usd": _per(t.total, t.calls),
+        "cost_per_resolved_call_usd": _per(t.total, t.resolved),
+        "components_per_call_usd": {k: _per(getattr(t, k), t.calls) for k in ("stt", "llm", "tts", "telephony")},
+        "estimated_calls": t.estimated,
+        "tts_cache_hit_rate": round(t.tts_cached / t.tts_chars, 4) if t.tts_chars else None,
+        "llm_input_tokens_per_llm_call": round(t.llm_in / t.llm_calls, 1) if t.llm_calls else None,
+        **{
+            f"by_{k}": [
+                {
+                    "key": r.key,
+                    "calls": r.calls,
+                    "cost_per_call_usd": _per(r.total, r.calls),
+                    "cost_per_resolved_call_usd": _per(r.total, r.resolved),
+                }
+                for r in rows
+            ]
+            for k, rows in by.items()
+        },
+    }
+
+
+def _parse_range(text: str, tz: str) -> tuple[date, date]:
+    try:
+        a, b = text.split(":")
+        return timeutil.to_date(a, tz), timeutil.to_date(b, tz)
+    except ValueError:
+        raise InvalidArgument(f"a period is FROM:TO (YYYY-MM-DD:YYYY-MM-DD), not {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Lever:
+    lever: str
+    saving_per_call_usd: float
+    saving_pct_of_baseline: float | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cost_report(
+    engine: Engine,
+    baseline: tuple[date, date] | str,
+    current: tuple[date, date] | str,
+    *,
+    book: pricing.PriceBook | None = None,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> dict[str, Any]:
+    """Baseline vs current cost per call (and per resolved call), and what each lever saved.
+
+    Each lever is the current period's usage priced as if the lever were at its baseline level,
+    minus its actual price, per call: TTS phrase cache (cached share of characters), model routing
+    (calls on a cheaper model than the default), STT provider (calls on another provider), prompt
+    length (input tokens per LLM call). Whatever the levers do not explain is "other" (volume mix,
+    call length, price changes)."""
+    book = book or pricing.load()
+    b = _parse_range(baseline, tz) if isinstance(baseline, str) else baseline
+    c = _parse_range(current, tz) if isinstance(current, str) else current
+    base, cur = cost_summary(engine, *b, tz=tz), cost_summary(engine, *c, tz=tz)
+    if not base["calls"] or not cur["calls"]:
+        raise InvalidArgument("both periods need calls")
+    start, end = timeutil.period_bounds(*c, tz)
+    with engine.connect() as conn:
+        models = {
+            r.key: r for r in conn.execute(sa.text(_BY.format(key=_KEYS["llm_model"])), {"start": start, "end": end})
+        }
+        stts = {
+            r.key: r for r in conn.execute(sa.text(_BY.format(key=_KEYS["stt_provider"])), {"start": start, "end": end})
+        }
+        bstart, bend = timeutil.period_bounds(*b, tz)
+        bt = conn.execute(sa.text(_PERIOD), {"start": bstart, "end": bend}).one()
+        ct = conn.execute(sa.text(_PERIOD), {"start": start, "end": end}).one()
+    day = c[1]
+    n = ct.calls
+    default_llm = book.at("llm", DEFAULTS["llm"], day)
+    levers = []
+    # TTS cache
+    tts_price = book.at("tts", DEFAULTS["tts"], day)
+    if tts_price and ct.tts_chars:
+        base_share = bt.tts_cached / bt.tts_chars if bt.tts_chars else 0.0
+        cur_share = ct.tts_cached / ct.tts_chars
+        saved = (cur_share - base_share) * ct.tts_chars * tts_price.params["usd_per_1m_chars"] / 1e6
+        levers.append(("tts_cache", saved / n, f"cache hit rate {base_share:.0%} → {cur_share:.0%} of characters"))
+    # model routing: calls on another model, priced at the default model
+    if default_llm:
+        saved, routed = 0.0, 0
+        for model, r in models.items():
+            price = book.at("llm", model, day)
+            if model in (DEFAULTS["llm"], "unknown") or price is None:
+                continue
+            routed += r.calls
+            saved += _llm_cost(default_llm.params, r) - _llm_cost(price.params, r)
+        levers.append(("model_routing", saved / n, f"{routed / n:.0%} of calls on a cheaper model"))
+    # STT provider
+    google = book.at("stt", DEFAULTS["stt"], day)
+    if google:
+        saved = 0.0
+        for provider, r in stts.items():
+            if provider in (DEFAULTS["stt"], "unknown"):
+                continue
+            # per-call 15-s rounding is approximated by the seconds; the calls' actual STT cost is stored
+            as_google = r.stt_seconds / google.params["increment_seconds"] * google.params["usd_per_increment"]
+            saved += as_google - r.stt_cost
+        levers.append(("stt_provider", saved / n, "calls on self-hosted or another STT provider"))
+    # prompt length: input tokens per LLM call against the baseline
+    if default_llm and bt.llm_calls and ct.llm_calls:
+        base_tokens, cur_tokens = bt.llm_in / bt.llm_calls, ct.llm_in / ct.llm_calls
+        saved = (base_tokens - cur_tokens) * ct.llm_calls * default_llm.params["input_per_1m"] / 1e6
+        levers.append(("prompt_length", saved / n, f"input tokens per LLM call {base_tokens:.0f} → {cur_tokens:.0f}"))
+    reduction = base["cost_per_call_usd"] - cur["cost_per_call_usd"]
+    explained = sum(s for _, s, _ in levers)
+    levers.append(("other", reduction - explained, "volume mix, call length and price changes"))
+    return {
+        "baseline": base,
+        "current": cur,
+        "reduction_pct": round(100 * reduction / base["cost_per_call_usd"], 2) if base["cost_per_call_usd"] else None,
+        "reduction_per_resolved_call_pct": round(
+            100
+            * (base["cost_per_resolved_call_usd"] - cur["cost_per_resolved_call_usd"])
+            / base["cost_per_resolved_call_usd"],
+            2,
+        )
+        if base["cost_per_resolved_call_usd"] and cur["cost_per_resolved_call_usd"]
+        else None,
+        "levers": [
+            Lever(name, round(saving, 6), round(100 * saving / base["cost_per_call_usd"], 2), detail).to_dict()
+            for name, saving, detail in levers
+        ],
+    }
+
+
+def _llm_cost(price: dict[str, float], r: Any) -> float:
+    cached = min(r.llm_cached, r.llm_in)
+    return (
+        (r.llm_in - cached) * price["input_per_1m"]
+        + cached * price.get("cached_input_per_1m", price["input_per_1m"])
+        + r.llm_out * price["output_per_1m"]
+    ) / 1e6
