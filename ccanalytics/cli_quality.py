@@ -19,7 +19,8 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 @click.option(
     "--rescore",
     type=click.Choice(["all", "rubric_change"]),
-    help="Also queue calls already scored: every call since --since, or those scored under another rubric.",
+    help="Also queue calls already scored: every call since --since, or those scored under another rubric "
+    "or by another judge model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def score_cmd(since, limit: int | None, workers: int | None, rescore: str | None, as_json: bool) -> None:
@@ -47,7 +48,14 @@ def score_cmd(since, limit: int | None, workers: int | None, rescore: str | None
     if rescore == "all":
         queued += quality.enqueue(engine, date_from=first, reason="rescore", tz=settings.timezone)
     elif rescore == "rubric_change":
-        queued += quality.enqueue(engine, date_from=first, reason="rubric_change", rubric=rubric, tz=settings.timezone)
+        queued += quality.enqueue(
+            engine,
+            date_from=first,
+            reason="rubric_change",
+            rubric=rubric,
+            judge_model=judge.model,
+            tz=settings.timezone,
+        )
     pending = quality.queue_status(engine)["pending"]
     total = min(pending, limit) if limit is not None else pending
     label = f"scoring ({judge.kind}: {judge.model}, rubric {rubric.version})"

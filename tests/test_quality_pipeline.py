@@ -228,11 +228,15 @@ def test_enqueue_new_rescore_and_rubric_change(engine):
     assert quality.enqueue(engine, reason="rubric_change", rubric=heavier) == 2
     run = quality.score_pending(engine, RulesJudge(), heavier, config=FAST)
     assert run.scored == 2
+    # a new judge model: every call scored by another model
+    assert quality.enqueue(engine, reason="rubric_change", rubric=heavier, judge_model="rules-v1") == 0
+    assert quality.enqueue(engine, reason="rubric_change", rubric=heavier, judge_model="gpt-5-judge") == 2
+    quality.score_pending(engine, RulesJudge(), heavier, config=FAST)
     with engine.connect() as conn:
         history = conn.execute(
             sa.text("SELECT call_id, count(*), count(*) FILTER (WHERE is_current) FROM call_scores GROUP BY 1")
         ).all()
-    assert sorted(n for _, n, _ in history) == [2, 3] and all(cur == 1 for _, _, cur in history)
+    assert sorted(n for _, n, _ in history) == [3, 4] and all(cur == 1 for _, _, cur in history)
     with pytest.raises(quality.JudgeError.__mro__[1]):  # InvalidArgument is an Exception
         quality.enqueue(engine, reason="rescore", call_ids=["not-a-uuid"])
 

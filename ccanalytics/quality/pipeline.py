@@ -67,6 +67,7 @@ def enqueue(
     reason: str = "new",
     call_ids: Sequence[str | uuid.UUID] | None = None,
     rubric: Rubric | None = None,
+    judge_model: str | None = None,
     tz: str = timeutil.DEFAULT_TZ,
 ) -> int:
     """Put calls in the scoring queue; returns how many were (re)queued.
@@ -74,7 +75,8 @@ def enqueue(
     - ``new``: finished calls of the period with no queue entry (or whose score was cleared by a
       changed re-delivery).
     - ``rescore``: the given ``call_ids`` (or every call of the period), whatever their state.
-    - ``rubric_change``: calls whose current score was given under another rubric version.
+    - ``rubric_change``: calls whose current score was given under another rubric version — or, with
+      ``judge_model``, by another judge model.
     """
     if reason not in REASONS:
         raise InvalidArgument(f"reason must be one of {', '.join(REASONS)}, not {reason!r}")
@@ -93,8 +95,13 @@ def enqueue(
     else:
         if rubric is None:
             raise InvalidArgument("rubric_change needs the current rubric")
-        where = "c.scored_at IS NOT NULL AND coalesce(c.quality_details ->> 'rubric_version', '') <> :version"
+        where = (
+            "c.scored_at IS NOT NULL AND (coalesce(c.quality_details ->> 'rubric_version', '') <> :version "
+            "OR (CAST(:model AS text) IS NOT NULL "
+            "AND coalesce(c.quality_details -> 'judge' ->> 'model', '') <> :model))"
+        )
         params["version"] = rubric.version
+        params["model"] = judge_model
     period = (
         "" if reason == "rescore" and call_ids is not None else "AND c.started_at >= :start AND c.started_at < :end"
     )
