@@ -87,3 +87,116 @@ def cost_report(baseline: str | None, current: str | None, as_json: bool) -> Non
             f"  {lever['lever']:<14} {lever['saving_per_call_usd']:+.4f} $/call ({lever['saving_pct_of_baseline']}%)  "
             f"{lever['detail']}"
         )
+
+
+def _period_options(fn):
+    fn = click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")(fn)
+    fn = click.option("--from", "date_from", type=_DATE, help="First day (default: 30 days ago).")(fn)
+    return click.option("--json", "as_json", is_flag=True)(fn)
+
+
+def _days(date_from, date_to):
+    return (date_from.date() if date_from else None), (date_to.date() if date_to else None)
+
+
+@cost.command("whisper")
+@_period_options
+def cost_whisper(date_from, date_to, as_json: bool) -> None:
+    """Self-hosted Whisper against Google STT: break-even calls/day from actual volumes.
+
+    \b
+    Example:
+      ccanalytics cost whisper --from 2026-11-01
+    """
+    from . import levers, pricing
+
+    settings = _settings()
+    r = levers.whisper_break_even(
+        _engine(), *_days(date_from, date_to), book=pricing.load(settings.pricing_file), tz=settings.timezone
+    )
+    click.echo(json.dumps({"data": r.to_dict()}, indent=2, ensure_ascii=False, default=str) if as_json else r.verdict)
+
+
+@cost.command("tts-cache")
+@_period_options
+@click.option("--max-entries", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--ttl-days", type=click.FloatRange(0, min_open=True))
+@click.option("--template", is_flag=True, help="Key phrases with digits replaced by # (templated synthesis).")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(1, 500))
+def cost_tts_cache(date_from, date_to, as_json: bool, max_entries: int, ttl_days, template: bool, top: int) -> None:
+    """Replay the period's bot utterances through a TTS phrase cache: hit rate, saving, phrases to pre-cache.
+
+    \b
+    Example:
+      ccanalytics cost tts-cache --from 2026-11-01 --max-entries 5000
+    """
+    from . import levers, pricing
+
+    settings = _settings()
+    r = levers.tts_cache_from_logs(
+        _engine(),
+        *_days(date_from, date_to),
+        max_entries=max_entries,
+        ttl_days=ttl_days,
+        template=template,
+        top_n=top,
+        book=pricing.load(settings.pricing_file),
+        tz=settings.timezone,
+    )
+    if as_json:
+        click.echo(json.dumps({"data": r.to_dict()}, indent=2, ensure_ascii=False, default=str))
+        return
+    click.echo(
+        f"{r.utterances} utterances: cache hit rate {r.hit_rate_chars or 0:.0%} of characters "
+        f"(logged: {r.logged_hit_rate_chars or 0:.0%}, unlimited cache: {r.unbounded_hit_rate_chars or 0:.0%}), "
+        f"saving ${r.usd_saved:.2f}"
+    )
+    for p in r.phrases_to_precache:
+        click.echo(f"  {p.to_dict() if hasattr(p, 'to_dict') else p}")
+
+
+@cost.command("routing")
+@_period_options
+def cost_routing(date_from, date_to, as_json: bool) -> None:
+    """Replay the model router over the period: share routed to the cheaper model, saving, quality risk.
+
+    \b
+    Example:
+      ccanalytics cost routing --from 2026-11-01
+    """
+    from . import pricing, router
+
+    settings = _settings()
+    r = router.replay_routing(
+        _engine(), *_days(date_from, date_to), book=pricing.load(settings.pricing_file), tz=settings.timezone
+    )
+    if as_json:
+        click.echo(json.dumps({"data": r.to_dict()}, indent=2, ensure_ascii=False, default=str))
+        return
+    click.echo(
+        f"{r.routed_cheap} of {r.calls} calls to {r.cheap_model} ({r.share_cheap or 0:.0%}); "
+        f"net saving ${r.net_saving_usd:.2f}"
+    )
+    click.echo(r.recommendation)
+
+
+@cost.command("prompts")
+@_period_options
+def cost_prompts(date_from, date_to, as_json: bool) -> None:
+    """Prompt length and cost per prompt version (input tokens per LLM call, cached share).
+
+    \b
+    Example:
+      ccanalytics cost prompts --from 2026-11-01
+    """
+    from . import levers
+
+    rows = levers.prompt_length_by_version(_engine(), *_days(date_from, date_to), tz=_settings().timezone)
+    if as_json:
+        click.echo(json.dumps({"data": [r.to_dict() for r in rows]}, indent=2, ensure_ascii=False, default=str))
+        return
+    for r in rows:
+        click.echo(
+            f"{r.prompt_version:<24} calls {r.calls:>6}  input tokens/LLM call {r.input_tokens_per_llm_call}  "
+            f"cached {r.cached_share}  $/call {r.cost_per_call_usd}"
+        )

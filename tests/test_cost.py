@@ -140,3 +140,20 @@ def _last_days(n):
 
     today = timeutil.today()
     return f"{today - timedelta(days=n - 1)}:{today}"
+
+
+def test_lever_commands(db_url, engine):
+    import json
+
+    from click.testing import CliRunner
+
+    from ccanalytics.cli import main
+
+    env = {"CCA_DATABASE_URL": db_url}
+    assert CliRunner().invoke(main, ["generate", "--days", "3", "--calls-per-day", "40"], env=env).exit_code == 0
+    for command in ("whisper", "tts-cache", "routing", "prompts"):
+        res = CliRunner().invoke(main, ["cost", command, "--from", "2026-01-01", "--json"], env=env)
+        assert res.exit_code == 0, (command, res.output)
+        assert json.loads(res.output)["data"]
+        plain = CliRunner().invoke(main, ["cost", command, "--from", "2026-01-01"], env=env)
+        assert plain.exit_code == 0 and plain.output.strip()
