@@ -151,8 +151,9 @@ def cost_tts_cache(date_from, date_to, as_json: bool, max_entries: int, ttl_days
         f"(logged: {r.logged_hit_rate_chars or 0:.0%}, unlimited cache: {r.unbounded_hit_rate_chars or 0:.0%}), "
         f"saving ${r.usd_saved:.2f}"
     )
+    click.echo("phrases to pre-cache:")
     for p in r.phrases_to_precache:
-        click.echo(f"  {p.to_dict() if hasattr(p, 'to_dict') else p}")
+        click.echo(f"  ×{p.count:<6} {p.share_of_chars:>6.1%}  {p.example}")
 
 
 @cost.command("routing")
