@@ -298,6 +298,7 @@ def _serve(engine, host: str, port: int) -> None:
         scheduler.start()
         click.echo("scheduler: running in-process (scoring, daily stats, problems, partitions)")
     click.echo(f"admin: http://{host}:{port}/   Prometheus metrics: http://{host}:{port}/metrics  (Ctrl-C stops)")
+    click.echo("log in: user admin with the password the demo printed, or: ccanalytics users add NAME --role admin")
     try:
         serve(app, host=host, port=port, threads=8, ident="ccanalytics")
     finally:
@@ -306,7 +307,7 @@ def _serve(engine, host: str, port: int) -> None:
 
 
 # command groups that live in their own modules register themselves on ``main``
-from . import cli_cost, cli_metrics, cli_prompts, cli_quality  # noqa: E402, F401
+from . import cli_auth, cli_cost, cli_metrics, cli_prompts, cli_quality  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -13,8 +13,11 @@ from webapp import create_app
 
 @pytest.fixture
 def client(engine):
+    """A browser logged in as an admin (every page but health and metrics needs a login)."""
+    from test_auth import logged_in
+
     app = create_app({"ENGINE": engine, "TESTING": True})
-    return app.test_client()
+    return logged_in(app, engine, "admin", "admin")
 
 
 def test_overview_shows_todays_numbers_and_latest_calls_masked(client, engine):

@@ -121,6 +121,15 @@ def _step_labels(ctx: DemoContext) -> str:
     return f"{labelled} calls labelled now; κ per criterion: {kappas}; drift: {', '.join(drift) or 'none'}"
 
 
+def _step_admin_user(ctx: DemoContext) -> str:
+    from .. import auth
+
+    password = auth.ensure_demo_admin(ctx.engine)  # only when the database has no users at all
+    if password is None:
+        return "users exist (forgot the password? ccanalytics users passwd admin)"
+    return f"log in at /login as admin, password {password}  (shown once; change: ccanalytics users passwd admin)"
+
+
 # (name, function) in order; later capabilities append their jobs (reports…)
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
@@ -128,6 +137,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("score quality", _step_score),
     ("reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),
+    ("admin user", _step_admin_user),
 ]
 
 

@@ -1,0 +1,532 @@
+"""Users, API tokens, login rate limiting and the audit log (the library side of the admin's auth).
+
+Roles:
+    admin    everything (browser and API)
+    analyst  read only (browser and API)
+    service  API tokens only: ingest (POST /api/v1/calls) and prompt fetch (GET /api/v1/prompts…)
+
+Passwords are hashed with scrypt and a per-user random salt (``scrypt$n$r$p$salt$hash``); API tokens
+are ``cca_`` + 43 random URL-safe characters and only their SHA-256 is stored. Changes to users and
+tokens write the audit log in the same transaction; the web layer audits the changes it makes
+through other library functions with :func:`audit`.
+
+    from ccanalytics import auth
+    auth.add_user(engine, "olena", "a long passphrase", "admin", actor="cli")
+    token = auth.create_token(engine, "service", "call-processor")
+    auth.check_token(engine, token)   # -> Token(name='call-processor', role='service', …)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import CCAError, ConfigError, InvalidArgument, NotFound
+
+ROLES = ("admin", "analyst", "service")
+USER_ROLES = ("admin", "analyst")
+TOKEN_PREFIX = "cca_"
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.@\-]{0,99}$")
+TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+# scrypt: 16 MiB and ~50 ms per hash on a current core (OWASP's minimum is n=2**17 with r=8, p=1 for
+# 128 MiB; this keeps 8 concurrent logins of a small admin well under a gigabyte)
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**14, 8, 1, 32
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+LOGIN_MAX_FAILURES = 5  # per user name within the window
+LOGIN_MAX_FAILURES_PER_IP = 20  # per client address within the window (several names tried)
+LOGIN_WINDOW = timedelta(minutes=15)
+_ATTEMPTS_KEPT = timedelta(days=1)
+_TOKEN_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per token
+
+
+# ------------------------------------------------------------------------------------------ errors
+class Unauthorized(CCAError):
+    """No credentials, or wrong ones (HTTP 401)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(CCAError):
+    """Authenticated, but the role does not allow this (HTTP 403)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TooManyAttempts(CCAError):
+    """Login refused by the rate limit (HTTP 429); ``retry_after`` seconds until it lifts."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
+
+class AlreadyExists(CCAError):
+    code = "already_exists"
+    http_status = 409
+
+
+# ------------------------------------------------------------------------------------------ models
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    role: str
+    created_at: datetime
+    disabled: bool
+    stamp: str  # changes when the password changes: sessions carry it and die with the old password
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("stamp")
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+# ---------------------------------------------------------------------------------------- passwords
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` with a fresh 16-byte salt."""
+    _check_password(password)
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(password: str, encoded: str) -> bool:
+    """True when ``password`` matches the stored hash (constant-time comparison)."""
+    try:
+        kind, n, r, p, salt, digest = encoded.split("$")
+        if kind != "scrypt":
+            return False
+        expected = _unb64(digest)
+        found = _scrypt(password, _unb64(salt), int(n), int(r), int(p), len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(found, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=_SCRYPT_MAXMEM)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    """A hash to check unknown user names against, so they take as long as known ones."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str):
+        raise InvalidArgument("the password must be text")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidArgument(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidArgument(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+    if "\x00" in password:
+        raise InvalidArgument("the password contains a NUL character")
+
+
+def normalize_username(username: str) -> str:
+    if not isinstance(username, str):
+        raise InvalidArgument("the user name must be text")
+    name = username.strip().lower()
+    if not USERNAME_PATTERN.match(name):
+        raise InvalidArgument(
+            "the user name must be 1–100 characters: latin letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or a digit"
+        )
+    return name
+
+
+def _check_role(role: str, allowed: tuple[str, ...]) -> str:
+    if role not in allowed:
+        raise InvalidArgument(f"role must be one of {', '.join(allowed)}, not {role!r}")
+    return role
+
+
+# -------------------------------------------------------------------------------------------- users
+_USER_COLUMNS = "id, username, role, created_at, disabled, password_hash"
+
+
+def _user(row) -> User:
+    stamp = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+    return User(row.id, row.username, row.role, row.created_at, row.disabled, stamp)
+
+
+def add_user(engine: Engine, username: str, password: str, role: str, *, actor: str = "system") -> User:
+    """A new user (admin or analyst). Refuses an existing name with AlreadyExists."""
+    name = normalize_username(username)
+    _check_role(role, USER_ROLES)
+    encoded = hash_password(password)
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                f"INSERT INTO users (username, password_hash, role) VALUES (:u, :h, :r) "
+                f"ON CONFLICT (username) DO NOTHING RETURNING {_USER_COLUMNS}"
+            ),
+            {"u": name, "h": encoded, "r": role},
+        ).one_or_none()
+        if row is None:
+            raise AlreadyExists(f"user {name!r} already exists")
+        audit(conn, actor, "user.created", "user", name, {"role": role})
+    return _user(row)
+
+
+def set_password(engine: Engine, username: str, password: str, *, actor: str = "system") -> None:
+    """A new password; the user's open sessions end (their stamp no longer matches)."""
+    name = normalize_username(username)
+    encoded = hash_password(password)
+    with engine.begin() as conn:
+        if not conn.execute(
+            sa.text("UPDATE users SET password_hash = :h WHERE username = :u"), {"u": name, "h": encoded}
+        ).rowcount:
+            raise NotFound(f"user {name!r} does not exist")
+        audit(conn, actor, "user.password_changed", "user", name)
+
+
+def set_disabled(engine: Engine, username: str, disabled: bool = True, *, actor: str = "system") -> None:
+    """Disable (or enable again) a user: a disabled user cannot log in and their sessions end."""
+    name = normalize_username(username)
+    with engine.begin() as conn:
+        if not conn.execute(
+            sa.text("UPDATE users SET disabled = :d WHERE username = :u"), {"u": name, "d": disabled}
+        ).rowcount:
+            raise NotFound(f"user {name!r} does not exist")
+        audit(conn, actor, "user.disabled" if disabled else "user.enabled", "user", name)
+
+
+def get_user(engine: Engine, user_id: int) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :i"), {"i": int(user_id)}
+        ).one_or_none()
+    return _user(row) if row else None
+
+
+def list_users(engine: Engine) -> list[User]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")).all()
+    return [_user(r) for r in rows]
+
+
+def verify_password(engine: Engine | Connection, username: str, password: str) -> User | None:
+    """The user when the name and password match and the user is enabled; else None. No rate limit:
+    the login form goes through :func:`login`. Unknown names take as long as known ones."""
+    try:
+        name = normalize_username(username)
+    except InvalidArgument:
+        name = None
+    row = None
+    if name is not None:
+        statement = sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u")
+        if isinstance(engine, Connection):
+            row = engine.execute(statement, {"u": name}).one_or_none()
+        else:
+            with engine.connect() as conn:
+                row = conn.execute(statement, {"u": name}).one_or_none()
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+        password = ""  # never matches; still hashed so that it takes the usual time
+    ok = check_password(password, row.password_hash if row else _dummy_hash())
+    if row is None or not ok or row.disabled:
+        return None
+    return _user(row)
+
+
+def login(
+    engine: Engine,
+    username: str,
+    password: str,
+    *,
+    ip: str | None = None,
+    max_failures: int = LOGIN_MAX_FAILURES,
+    max_failures_per_ip: int = LOGIN_MAX_FAILURES_PER_IP,
+    window: timedelta = LOGIN_WINDOW,
+) -> User:
+    """Check a login with rate limiting; every attempt is recorded.
+
+    Refused with TooManyAttempts (without checking the password) once ``max_failures`` failures for
+    the user name since its last successful login, or ``max_failures_per_ip`` failures from the
+    address, fall within ``window``. Wrong name or password: Unauthorized (the same message for both).
+    Attempts on one name are serialised, so parallel guesses cannot overrun the limit.
+    """
+    key = (username.strip().lower() if isinstance(username, str) else "")[:100]
+    ip = (ip or "")[:64] or None
+    seconds = window.total_seconds()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-login:' || :u, 0))"), {"u": key})
+        counts = conn.execute(
+            sa.text(
+                """
+                SELECT count(*) FILTER (WHERE username = :u AND at > coalesce(
+                           (SELECT max(at) FROM login_attempts WHERE username = :u AND success), '-infinity'))
+                           AS by_user,
+                       min(at) FILTER (WHERE username = :u) AS first_by_user,
+                       count(*) FILTER (WHERE ip = :ip) AS by_ip,
+                       min(at) FILTER (WHERE ip = :ip) AS first_by_ip,
+                       now() AS now
+                FROM login_attempts
+                WHERE NOT success AND at > now() - make_interval(secs => :w) AND (username = :u OR ip = :ip)
+                """
+            ),
+            {"u": key, "ip": ip, "w": seconds},
+        ).one()
+        limited = None
+        if counts.by_user >= max_failures:
+            limited = counts.first_by_user
+        elif ip is not None and counts.by_ip >= max_failures_per_ip:
+            limited = counts.first_by_ip
+        if limited is not None:
+            retry = max(1, int((limited + window - counts.now).total_seconds()) + 1)
+            raise TooManyAttempts(
+                f"too many failed logins; try again in {max(1, round(retry / 60))} min", retry_after=retry
+            )
+        user = verify_password(conn, username, password)
+        conn.execute(
+            sa.text("INSERT INTO login_attempts (username, ip, success) VALUES (:u, :ip, :s)"),
+            {"u": key, "ip": ip, "s": user is not None},
+        )
+        conn.execute(
+            sa.text("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => :keep)"),
+            {"keep": _ATTEMPTS_KEPT.total_seconds()},
+        )
+    if user is None:
+        raise Unauthorized("wrong user name or password")
+    return user
+
+
+def ensure_demo_admin(engine: Engine, username: str = "admin") -> str | None:
+    """For the demo only: when the database has no users at all, create an admin with a random
+    password and return the password (show it once). None when users exist already."""
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM users)")).scalar_one():
+            return None
+    password = secrets.token_urlsafe(12)
+    try:
+        add_user(engine, username, password, "admin", actor="demo")
+    except AlreadyExists:  # another demo process won the race
+        return None
+    return password
+
+
+# ------------------------------------------------------------------------------------------- tokens
+_TOKEN_COLUMNS = "id, name, role, created_at, last_used_at, revoked_at"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(engine: Engine, role: str, name: str, *, actor: str = "system") -> str:
+    """A new API token for ``role``; returns the token itself, which is not stored and cannot be
+    shown again. ``name`` identifies the live token (for revoking); a live name is refused."""
+    _check_role(role, ROLES)
+    if not isinstance(name, str) or not TOKEN_NAME_PATTERN.match(name):
+        raise InvalidArgument(
+            "the token name must be 1–100 characters: latin letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or a digit"
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "INSERT INTO api_tokens (name, role, token_hash) VALUES (:n, :r, :h) "
+                "ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING RETURNING id"
+            ),
+            {"n": name, "r": role, "h": token_hash(token)},
+        ).one_or_none()
+        if row is None:
+            raise AlreadyExists(f"a live token named {name!r} exists; revoke it first or choose another name")
+        audit(conn, actor, "token.created", "api_token", name, {"role": role, "token_id": row.id})
+    return token
+
+
+def check_token(engine: Engine, token: str) -> Token | None:
+    """The live token matching ``token``, or None (unknown, malformed or revoked)."""
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or not 20 <= len(token) <= 200:
+        return None
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT {_TOKEN_COLUMNS}, now() AS now FROM api_tokens WHERE token_hash = :h"),
+            {"h": token_hash(token)},
+        ).one_or_none()
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.last_used_at is None or (row.now - row.last_used_at).total_seconds() > _TOKEN_TOUCH_SECONDS:
+            conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i"), {"i": row.id})
+    return Token(row.id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def revoke_token(engine: Engine, name: str, *, actor: str = "system") -> int:
+    """Revoke the live token named ``name``; NotFound when there is none. Returns its id."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "UPDATE api_tokens SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL RETURNING id, role"
+            ),
+            {"n": name},
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no live token named {name!r}")
+        audit(conn, actor, "token.revoked", "api_token", name, {"role": row.role, "token_id": row.id})
+    return row.id
+
+
+def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[Token]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE :all OR revoked_at IS NULL ORDER BY created_at, id"
+            ),
+            {"all": include_revoked},
+        ).all()
+    return [Token(*r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------- audit log
+def audit(
+    target: Engine | Connection,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str | int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record a change. Pass a Connection to write inside the transaction that made the change."""
+    if not actor or not action or not object_type:
+        raise InvalidArgument("audit entries need an actor, an action and an object type")
+    params = {
+        "actor": str(actor)[:200],
+        "action": action[:100],
+        "type": object_type[:50],
+        "id": None if object_id is None else str(object_id)[:200],
+        "details": Jsonb(details or {}),
+    }
+    statement = sa.text(
+        "INSERT INTO audit_log (actor, action, object_type, object_id, details) "
+        "VALUES (:actor, :action, :type, :id, :details)"
+    )
+    if isinstance(target, Connection):
+        target.execute(statement, params)
+    else:
+        with target.begin() as conn:
+            conn.execute(statement, params)
+
+
+def audit_entries(
+    engine: Engine,
+    *,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """The newest audit entries first, optionally filtered."""
+    if not 1 <= int(limit) <= 10_000:
+        raise InvalidArgument("limit must be between 1 and 10000")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, at, actor, action, object_type, object_id, details FROM audit_log "
+                "WHERE (CAST(:action AS text) IS NULL OR action = :action) "
+                "AND (CAST(:type AS text) IS NULL OR object_type = :type) "
+                "AND (CAST(:oid AS text) IS NULL OR object_id = :oid) "
+                "AND (CAST(:actor AS text) IS NULL OR actor = :actor) "
+                "ORDER BY at DESC, id DESC LIMIT :limit"
+            ),
+            {"action": action, "type": object_type, "oid": object_id, "actor": actor, "limit": int(limit)},
+        ).all()
+    return [AuditEntry(*r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------- secret key
+def load_or_create_secret_key(path: Path | str) -> str:
+    """The key that signs session cookies, kept in ``path`` (mode 0600): read when it exists, else
+    generated and written atomically (several processes starting at once agree on one key)."""
+    path = Path(path)
+    key = _read_key(path)
+    if key is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # atomic; fails when another process wrote the key first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        key = _read_key(path)
+    if not key:
+        raise ConfigError(f"{path} holds no secret key: delete the file or set CCA_SECRET_KEY")
+    return key
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the secret key in {path}: {exc}") from None

@@ -1,0 +1,827 @@
+"""The JSON API under /api/v1: thin views over ccanalytics.
+
+Every answer is ``{"data": …}``; every error ``{"error": {"code", "message", "details"}}`` with its
+HTTP status. Query parameters and bodies are declared per view (``@query``, ``@json_body``) and
+validated strictly — unknown or repeated parameters, bad dates, ids and JSON are 400s — and the same
+declarations feed the OpenAPI document (webapp/openapi.py). Writes are recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import uuid
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ccanalytics import auth, experiments, metrics, optimizer, prompts, timeutil
+from ccanalytics.errors import CCAError, InvalidArgument, NotFound
+from ccanalytics.ingest import ingest
+from ccanalytics.quality import review
+from ccanalytics.quality.report import quality_report
+from ccanalytics.store import Store
+
+from .auth import current_principal, public, role_required
+from .db import get_engine
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+ALL_ROLES = ("admin", "analyst", "service")
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
+MAX_RANGE_DAYS = 400  # calls, quality: one request covers at most this many days
+MAX_SUMMARY_BUCKETS = 366  # summaries: at most this many days/weeks/months in one request
+MAX_PAGE_SIZE = 200
+MAX_RESULT_WINDOW = 10_000  # page * page_size: deeper browsing goes through narrower date ranges
+MAX_INGEST_BYTES = 50 * 1024 * 1024
+MAX_ID = 2**63 - 1
+LABEL = re.compile(r"^[a-z][a-z0-9_\-]{0,99}@v[0-9]{1,9}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_INT = re.compile(r"^[+-]?[0-9]{1,18}$")
+_FLOAT = re.compile(r"^[+-]?([0-9]{1,10}(\.[0-9]{0,12})?|\.[0-9]{1,12})$")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+class Conflict(CCAError):
+    """The object is in a state that does not allow this (already active, not running…)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class PayloadTooLarge(CCAError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+# ------------------------------------------------------------------------------ parameter declarations
+@dataclass(frozen=True)
+class Param:
+    """One query parameter: how to parse and validate it, and how the OpenAPI document shows it."""
+
+    name: str
+    kind: str  # date | bool | int | float | text | enum | uuid
+    description: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    repeated: bool = False
+    max_length: int = 100
+    required: bool = False
+
+    def parse(self, values: list[str]) -> Any:
+        if not values:
+            if self.required:
+                raise InvalidArgument(f"query parameter {self.name} is required")
+            return [] if self.repeated else self.default
+        if len(values) > 1 and not self.repeated:
+            raise InvalidArgument(f"query parameter {self.name} is given more than once")
+        if self.repeated and len(values) > 20:
+            raise InvalidArgument(f"query parameter {self.name} is given more than 20 times")
+        parsed = [self._one(v) for v in values]
+        return parsed if self.repeated else parsed[0]
+
+    def _one(self, raw: str) -> Any:
+        name = self.name
+        if len(raw) > max(self.max_length, 40) or "\x00" in raw:
+            raise InvalidArgument(f"{name}: too long or contains a NUL character")
+        value = raw.strip()
+        if self.kind == "date":
+            if not _DATE.match(value):
+                raise InvalidArgument(f"{name} must be a date YYYY-MM-DD, not {raw[:40]!r}")
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                raise InvalidArgument(f"{name} is not a calendar date: {raw[:40]!r}") from None
+            if not MIN_DATE <= day <= MAX_DATE:
+                raise InvalidArgument(f"{name} must be between {MIN_DATE} and {MAX_DATE}")
+            return day
+        if self.kind == "bool":
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise InvalidArgument(f"{name} must be true or false, not {raw[:40]!r}")
+        if self.kind in ("int", "float"):
+            pattern = _INT if self.kind == "int" else _FLOAT
+            if not pattern.match(value):
+                raise InvalidArgument(f"{name} must be a{'n integer' if self.kind == 'int' else ' number'}")
+            number: int | float = int(value) if self.kind == "int" else float(value)
+            if (self.minimum is not None and number < self.minimum) or (
+                self.maximum is not None and number > self.maximum
+            ):
+                raise InvalidArgument(f"{name} must be between {self.minimum:g} and {self.maximum:g}")
+            return number
+        if self.kind == "enum":
+            if value not in self.choices:
+                raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}, not {raw[:40]!r}")
+            return value
+        if self.kind == "uuid":
+            return parse_uuid(value, name)
+        if not value:
+            raise InvalidArgument(f"{name} must not be empty")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        base: dict[str, Any] = {
+            "date": {"type": "string", "format": "date"},
+            "bool": {"type": "boolean"},
+            "int": {"type": "integer"},
+            "float": {"type": "number"},
+            "text": {"type": "string", "maxLength": self.max_length},
+            "enum": {"type": "string", "enum": list(self.choices)},
+            "uuid": {"type": "string", "format": "uuid"},
+        }[self.kind]
+        if self.minimum is not None:
+            base["minimum"] = self.minimum
+        if self.maximum is not None:
+            base["maximum"] = self.maximum
+        if self.default is not None:
+            base["default"] = self.default
+        return {"type": "array", "items": base} if self.repeated else base
+
+
+@dataclass(frozen=True)
+class BodyField:
+    """One field of a JSON object body."""
+
+    kind: str  # string | boolean | integer | number | object | array | id (integer id or label)
+    description: str
+    required: bool = False
+    nullable: bool = False
+    max_length: int | None = None
+    choices: tuple[str, ...] = ()
+    items: dict[str, Any] = field(default_factory=dict)  # OpenAPI schema of array items
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None:
+            if self.nullable or not self.required:
+                return None
+            raise InvalidArgument(f"{name} must not be null")
+        ok = {
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "object": isinstance(value, dict),
+            "array": isinstance(value, list),
+        }[self.kind]
+        if not ok:
+            raise InvalidArgument(f"{name} must be {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}")
+        if self.kind == "number" and not math.isfinite(value):
+            raise InvalidArgument(f"{name} must be a finite number")
+        if self.kind == "string":
+            if self.max_length is not None and len(value) > self.max_length:
+                raise InvalidArgument(f"{name} must have at most {self.max_length:,} characters")
+            if "\x00" in value:
+                raise InvalidArgument(f"{name} contains a NUL character")
+            if self.choices and value not in self.choices:
+                raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "description": self.description}
+        if self.kind == "array" and self.items:
+            out["items"] = self.items
+        if self.max_length is not None:
+            out["maxLength"] = self.max_length
+        if self.choices:
+            out["enum"] = list(self.choices)
+        if self.nullable:
+            out["type"] = [self.kind, "null"]
+        return out
+
+
+def query(*params: Param):
+    """Declare the view's query parameters: unknown ones are refused; the view gets ``q``."""
+    names = {p.name for p in params}
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            unknown = sorted(set(request.args) - names)
+            if unknown:
+                shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+                raise InvalidArgument(f"unknown query parameter {shown}", details={"allowed": sorted(names)})
+            q = {p.name: p.parse(request.args.getlist(p.name)) for p in params}
+            return view(q=q, **kwargs)
+
+        wrapper._cca_params = params  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def json_body(fields: dict[str, BodyField], *, optional: bool = False):
+    """Declare the view's JSON object body: unknown, missing or mistyped fields are refused; the view
+    gets ``b``. With ``optional`` an empty body means ``{}``."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            body = read_json(allow_empty=optional)
+            if body is None:
+                body = {}
+            if not isinstance(body, dict):
+                raise InvalidArgument("the JSON body must be an object")
+            unknown = sorted(set(body) - set(fields))
+            if unknown:
+                shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+                raise InvalidArgument(f"unknown field {shown}", details={"allowed": sorted(fields)})
+            missing = [n for n, f in fields.items() if f.required and n not in body]
+            if missing:
+                raise InvalidArgument(f"missing field {', '.join(missing)}")
+            b = {n: f.check(n, body.get(n)) for n, f in fields.items()}
+            return view(b=b, **kwargs)
+
+        wrapper._cca_body = (fields, optional)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def read_json(*, allow_empty: bool = False, limit: int = 1024 * 1024) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit:,} bytes")
+    try:
+        request.max_content_length = limit  # Flask ≥ 3.1: also bounds chunked bodies while reading
+    except AttributeError:  # pragma: no cover - Flask 3.0
+        pass
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise InvalidArgument("a JSON body is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidArgument("the request body is not valid JSON") from None
+
+
+def parse_uuid(value: str, name: str = "call_id") -> uuid.UUID:
+    try:
+        if len(value) > 64:
+            raise ValueError
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be a UUID, not {value[:40]!r}") from None
+
+
+def parse_id(value: str, name: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+        raise InvalidArgument(f"{name} must be a positive integer id, not {value[:40]!r}")
+    return int(value)
+
+
+def parse_version_ref(value: str) -> int | str:
+    """A prompt version by id (``12``) or label (``tire_agent@v3``)."""
+    if value.isascii() and value.isdigit():
+        return parse_id(value, "version id")
+    if LABEL.match(value):
+        return value
+    raise InvalidArgument(f"a prompt version is an id or a label like tire_agent@v3, not {value[:40]!r}")
+
+
+# ---------------------------------------------------------------------------------------- answers
+def clean(value: Any) -> Any:
+    """JSON-ready: ISO dates, no NaN/infinity (null), UUIDs and Decimals converted, dataclasses as dicts."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return clean(float(value))
+    if is_dataclass(value) and not isinstance(value, type):
+        return clean(value.to_dict() if hasattr(value, "to_dict") else asdict(value))
+    return value
+
+
+def ok(data: Any, status: int = 200):
+    return {"data": clean(data)}, status
+
+
+def _records(frame, json_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = frame.to_dicts()
+    for row in rows:
+        for name in json_columns:
+            if isinstance(row.get(name), str):
+                row[name] = json.loads(row[name])
+    return rows
+
+
+def _tz() -> str:
+    return current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
+
+
+def _actor() -> str:
+    principal = current_principal()
+    return principal.actor if principal else "anonymous"
+
+
+def _audit(action: str, object_type: str, object_id: Any, details: dict[str, Any] | None = None) -> None:
+    auth.audit(get_engine(), _actor(), action, object_type, object_id, clean(details or {}))
+
+
+def _days(q: dict[str, Any], *, default_days: int, max_days: int = MAX_RANGE_DAYS) -> tuple[date, date]:
+    first, last = timeutil.resolve_days(q.get("date_from"), q.get("date_to"), _tz(), default_days=default_days)
+    if (last - first).days + 1 > max_days:
+        raise InvalidArgument(f"the date range covers {(last - first).days + 1} days; at most {max_days}")
+    return first, last
+
+
+def _resolver():
+    ext = current_app.extensions.setdefault("cca", {})
+    if "prompt_resolver" not in ext:
+        from ccanalytics.promptlib import PromptResolver
+
+        ext["prompt_resolver"] = PromptResolver(get_engine(), ttl_seconds=5.0)
+    return ext["prompt_resolver"]
+
+
+def _prompts_changed() -> None:
+    resolver = current_app.extensions.get("cca", {}).get("prompt_resolver")
+    if resolver is not None:
+        resolver.invalidate()
+
+
+@bp.after_request
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    """Routing and protocol errors (404, 405, 413…) as JSON under /api/; untouched elsewhere."""
+    if not request.path.startswith("/api/") or exc.code is None or exc.code < 400:
+        return exc
+    code = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    message = {404: "no such endpoint", 405: f"method {request.method} is not allowed here"}.get(
+        exc.code, exc.description or exc.name
+    )
+    if exc.code >= 500:
+        message = "internal error"
+    return {"error": {"code": code, "message": message, "details": None}}, exc.code
+
+
+# -------------------------------------------------------------------------------------- parameters
+DATE_FROM = Param("date_from", "date", "First day (YYYY-MM-DD, business time zone), inclusive.")
+DATE_TO = Param("date_to", "date", "Last day (YYYY-MM-DD), inclusive; default today.")
+SCORE = {"minimum": 0.0, "maximum": 1.0}
+
+
+# ------------------------------------------------------------------------------------------- views
+@bp.get("/me")
+@role_required(*ALL_ROLES)
+@query()
+def me(q):
+    """Who am I: the user or token of this request and its role."""
+    return ok(current_principal().to_dict())
+
+
+@bp.get("/openapi.json")
+@public
+@query()
+def openapi(q):
+    from .openapi import spec
+
+    return spec(current_app)
+
+
+@bp.get("/analytics/calls")
+@query(
+    DATE_FROM,
+    DATE_TO,
+    Param("scenario", "text", "Scenario name (matches one part of 'a + b'); repeat for several.", repeated=True),
+    Param("transferred", "bool", "Only calls transferred to an operator (true) or not (false)."),
+    Param("transfer_reason", "text", "Only this transfer reason.", max_length=50),
+    Param("quality_below", "float", "Quality score below this (scored calls only).", **SCORE),
+    Param("quality_above", "float", "Quality score above this (scored calls only).", **SCORE),
+    Param("prompt_version", "text", "Prompt version label, e.g. tire_agent@v2; repeat for several.", repeated=True),
+    Param("page", "int", "Page number, 1-based.", default=1, minimum=1, maximum=MAX_RESULT_WINDOW),
+    Param("page_size", "int", "Calls per page.", default=50, minimum=1, maximum=MAX_PAGE_SIZE),
+)
+def list_calls(q):
+    """Calls of a period, newest first, one page at a time (phones masked). Default: the last 30 days."""
+    first, last = _days(q, default_days=30)
+    page, size = q["page"], q["page_size"]
+    if page * size > MAX_RESULT_WINDOW:
+        raise InvalidArgument(
+            f"page {page} is out of range: page × page_size may be at most {MAX_RESULT_WINDOW:,}; "
+            "narrow the date range instead",
+            details={"page": page, "page_size": size},
+        )
+    offset = (page - 1) * size
+    frame = Store(get_engine(), tz=_tz()).calls(
+        first,
+        last,
+        scenario=q["scenario"] or None,
+        transferred=q["transferred"],
+        transfer_reason=q["transfer_reason"],
+        quality_below=q["quality_below"],
+        quality_above=q["quality_above"],
+        prompt_version=q["prompt_version"] or None,
+        limit=offset + size + 1,
+        newest_first=True,
+    )
+    has_more = frame.height > offset + size
+    return ok(
+        {
+            "calls": _records(frame.slice(offset, size)),
+            "period": {"date_from": first, "date_to": last, "tz": _tz()},
+            "page": page,
+            "page_size": size,
+            "has_more": has_more,
+            "next_page": page + 1 if has_more else None,
+        }
+    )
+
+
+@bp.get("/analytics/calls/<call_id>")
+@query()
+def get_call(q, call_id: str):
+    """One call with its turns and tool calls (phone masked)."""
+    cid = parse_uuid(call_id)
+    store = Store(get_engine(), tz=_tz())
+    found = store.calls(MIN_DATE, MAX_DATE, call_ids=[cid], details=True)
+    if found.is_empty():
+        raise NotFound(f"call {cid} does not exist")
+    call = _records(found, ("quality_details", "cost_breakdown", "usage"))[0]
+    day = call["started_at"].date()
+    turns = _records(store.turns(day, day, call_ids=[cid]))
+    tools = _records(store.tool_calls(day, day, call_ids=[cid]), ("tool_args", "tool_result"))
+    return ok({"call": call, "turns": turns, "tool_calls": tools})
+
+
+@bp.get("/analytics/summary")
+@query(
+    Param("period", "enum", "Bucket size.", default="day", choices=metrics.PERIODS),
+    DATE_FROM,
+    DATE_TO,
+)
+def summary(q):
+    """One summary per day, week (Mon–Sun) or month of the range; default: the current period."""
+    if q["date_from"] is None and q["date_to"] is None:
+        first, last = metrics.current_period(q["period"], timeutil.today(_tz()))
+    else:
+        first, last = _days(q, default_days=30, max_days=3660)
+    buckets = len(metrics.period_buckets(q["period"], first, last))
+    if buckets > MAX_SUMMARY_BUCKETS:
+        raise InvalidArgument(f"the range has {buckets} {q['period']}s; at most {MAX_SUMMARY_BUCKETS} per request")
+    found = metrics.summaries(get_engine(), q["period"], first, last, tz=_tz())
+    return ok([s.to_dict() for s in found])
+
+
+@bp.get("/analytics/quality")
+@query(DATE_FROM, DATE_TO)
+def quality(q):
+    """Quality of a period: averages per criterion and scenario, trend, queues, judges. Default: 7 days."""
+    first, last = _days(q, default_days=7)
+    return ok(quality_report(get_engine(), first, last, tz=_tz()))
+
+
+# ------------------------------------------------------------------------------------------ prompts
+PROMPT_NAME = Param("name", "text", "Prompt name, e.g. tire_agent.", max_length=100)
+
+
+def _version_dict(v: prompts.PromptVersion) -> dict[str, Any]:
+    return v.to_dict()
+
+
+@bp.get("/prompts")
+@role_required(*ALL_ROLES)
+@query(PROMPT_NAME, Param("active", "bool", "Only the active version(s) (true) or only inactive ones (false)."))
+def list_prompts(q):
+    """Prompt versions, newest first per name, with their texts."""
+    found = prompts.list_versions(get_engine(), q["name"])
+    if q["active"] is not None:
+        found = [v for v in found if v.is_active == q["active"]]
+    return ok([_version_dict(v) for v in found])
+
+
+@bp.get("/prompts/resolve")
+@role_required(*ALL_ROLES)
+@query(
+    Param("name", "text", "Prompt name, e.g. tire_agent.", required=True),
+    Param("caller_id", "text", "The caller's number: picks the caller's sticky A/B variant.", max_length=32),
+    Param("call_id", "uuid", "The call id: the A/B key when the number is hidden."),
+)
+def resolve_prompt(q):
+    """The prompt for a call: the active version, or the caller's variant while an A/B test runs."""
+    from ccanalytics.promptlib import as_dict
+
+    if not re.match(prompts.NAME_PATTERN, q["name"]):
+        raise InvalidArgument("name must be lowercase letters, digits, '_' or '-', starting with a letter")
+    found = _resolver().resolve(
+        q["name"], caller_id=q["caller_id"], call_id=str(q["call_id"]) if q["call_id"] else None
+    )
+    return ok(as_dict(found))
+
+
+@bp.get("/prompts/<version_id>")
+@role_required(*ALL_ROLES)
+@query()
+def get_prompt(q, version_id: str):
+    """One prompt version by id or label."""
+    return ok(_version_dict(prompts.get_version(get_engine(), parse_version_ref(version_id))))
+
+
+@bp.post("/prompts")
+@query()
+@json_body(
+    {
+        "name": BodyField("string", "Prompt name (lowercase, digits, '_' or '-').", required=True, max_length=100),
+        "system_prompt": BodyField("string", "The system prompt.", required=True, max_length=prompts.MAX_PROMPT_CHARS),
+        "tools_config": BodyField("object", "Tools configuration (JSON object).", nullable=True),
+        "metadata": BodyField("object", "Free-form metadata.", nullable=True),
+        "note": BodyField("string", "What changed and why.", nullable=True, max_length=2000),
+        "activate": BodyField("boolean", "Make it the active version at once (default false)."),
+    }
+)
+def create_prompt(q, b):
+    """Create a new version of a prompt (number = previous + 1); not active unless ``activate``."""
+    v = prompts.create_version(
+        get_engine(),
+        b["name"],
+        b["system_prompt"],
+        tools_config=b["tools_config"],
+        metadata=b["metadata"],
+        author=_actor(),
+        note=b["note"],
+        activate=bool(b["activate"]),
+    )
+    _audit("prompt.created", "prompt_version", v.id, {"label": v.label, "note": v.note})
+    if v.is_active:
+        _audit("prompt.activated", "prompt_version", v.id, {"label": v.label, "reason": "created and activated"})
+        _prompts_changed()
+    return ok(_version_dict(v), 201)
+
+
+@bp.patch("/prompts/<version_id>/activate")
+@query()
+@json_body({"reason": BodyField("string", "Why (kept in the activation history).", max_length=2000)}, optional=True)
+def activate_prompt(q, version_id: str, b):
+    """Make a version the active one of its prompt (atomically; recorded with who and why)."""
+    engine = get_engine()
+    target = prompts.get_version(engine, parse_version_ref(version_id))
+    if target.is_active:
+        raise Conflict(f"{target.label} is already the active version")
+    activation = prompts.activate_version(engine, target.id, by=_actor(), reason=b["reason"])
+    _audit(
+        "prompt.activated",
+        "prompt_version",
+        target.id,
+        {"label": target.label, "from_version_id": activation.from_version_id, "reason": b["reason"]},
+    )
+    _prompts_changed()
+    return ok(activation.to_dict())
+
+
+# ----------------------------------------------------------------------------------------- A/B tests
+@bp.get("/prompts/ab-tests")
+@role_required(*ALL_ROLES)
+@query(Param("status", "enum", "Only tests in this status.", choices=("draft", "running", "stopped")))
+def list_ab_tests(q):
+    """A/B tests, newest first."""
+    return ok([t.to_dict() for t in experiments.list_tests(get_engine(), status=q["status"])])
+
+
+@bp.post("/prompts/ab-tests")
+@query()
+@json_body(
+    {
+        "test_name": BodyField("string", "Unique name of the test.", required=True, max_length=100),
+        "versions": BodyField(
+            "array",
+            "Prompt versions (ids or labels) of one prompt; the first is the control A.",
+            required=True,
+            items={"oneOf": [{"type": "integer"}, {"type": "string"}]},
+        ),
+        "weights": BodyField("array", "Traffic shares summing to 1 (default equal).", items={"type": "number"}),
+        "description": BodyField("string", "What the test checks.", nullable=True, max_length=2000),
+        "goal_metric": BodyField("string", "The metric that decides.", choices=experiments.GOAL_METRICS, nullable=True),
+        "exclusions": BodyField("object", "Exclusion rules: " + ", ".join(experiments.EXCLUSION_KEYS), nullable=True),
+    }
+)
+def create_ab_test(q, b):
+    """Create a draft A/B test over two or more versions of one prompt."""
+    engine = get_engine()
+    if not 2 <= len(b["versions"]) <= 6:
+        raise InvalidArgument("versions must list 2 to 6 prompt versions")
+    ids = []
+    for ref in b["versions"]:
+        if isinstance(ref, bool) or not isinstance(ref, int | str):
+            raise InvalidArgument("versions must be ids (integers) or labels (strings)")
+        if isinstance(ref, int):
+            if not 1 <= ref <= MAX_ID:
+                raise InvalidArgument(f"not a version id: {ref}")
+            ids.append(ref)
+        else:
+            ids.append(prompts.get_version(engine, parse_version_ref(ref)).id)
+    name = b["test_name"].strip()
+    if name and not name.isdigit():
+        try:
+            experiments.get_test(engine, name)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(f"a test named {name!r} already exists")
+    test = experiments.create_test(
+        engine,
+        name,
+        ids,
+        weights=b["weights"],
+        created_by=_actor(),
+        description=b["description"],
+        goal_metric=b["goal_metric"] or "resolved_without_operator",
+        exclusions=b["exclusions"],
+    )
+    _audit("ab_test.created", "ab_test", test.id, {"test_name": test.test_name, "versions": ids})
+    return ok(test.to_dict(), 201)
+
+
+def _test(test_id: str) -> experiments.ABTest:
+    return experiments.get_test(get_engine(), parse_id(test_id, "test id"))
+
+
+@bp.post("/prompts/ab-tests/<test_id>/start")
+@query()
+@json_body({}, optional=True)
+def start_ab_test(q, test_id: str, b):
+    """Start a draft test (at most one running test per prompt)."""
+    engine = get_engine()
+    test = _test(test_id)
+    if test.status != "draft":
+        raise Conflict(f"test {test.test_name!r} is {test.status}; only a draft can start")
+    running = [t for t in experiments.list_tests(engine, status="running") if t.prompt_name == test.prompt_name]
+    if running:
+        raise Conflict(f"test {running[0].test_name!r} is already running on prompt {test.prompt_name!r}")
+    started = experiments.start_test(engine, test.id, by=_actor())
+    _audit("ab_test.started", "ab_test", test.id, {"test_name": test.test_name})
+    _prompts_changed()
+    return ok(started.to_dict())
+
+
+@bp.post("/prompts/ab-tests/<test_id>/stop")
+@query()
+@json_body(
+    {
+        "decision": BodyField(
+            "string", "The decision recorded with the stop.", required=True, choices=experiments.DECISIONS
+        ),
+        "note": BodyField("string", "Why.", nullable=True, max_length=2000),
+    }
+)
+def stop_ab_test(q, test_id: str, b):
+    """Stop a running test with a decision (ship_b, keep_a, inconclusive, stop_harm)."""
+    test = _test(test_id)
+    if test.status != "running":
+        raise Conflict(f"test {test.test_name!r} is {test.status}; only a running test can stop")
+    stopped = experiments.stop_test(get_engine(), test.id, by=_actor(), decision=b["decision"], note=b["note"])
+    _audit("ab_test.stopped", "ab_test", test.id, {"test_name": test.test_name, "decision": b["decision"]})
+    _prompts_changed()
+    return ok(stopped.to_dict())
+
+
+@bp.get("/prompts/ab-tests/<test_id>/results")
+@query()
+def ab_test_results(q, test_id: str):
+    """Per-variant metrics, comparisons with A (CIs, p-values), SRM check and a recommendation."""
+    test = _test(test_id)
+    if test.started_at is None:
+        raise Conflict(f"test {test.test_name!r} has not started")
+    return ok(experiments.results(get_engine(), test.id).to_dict())
+
+
+# ------------------------------------------------------------------------------- optimizer suggestions
+@bp.get("/prompts/suggestions")
+@query(Param("status", "enum", "Only suggestions in this status.", choices=("proposed", "approved", "rejected")))
+def list_suggestions(q):
+    """Prompt changes proposed by the optimizer from failure patterns."""
+    return ok([s.to_dict() for s in optimizer.list_suggestions(get_engine(), q["status"])])
+
+
+@bp.post("/prompts/suggestions/<suggestion_id>/decide")
+@query()
+@json_body(
+    {
+        "approve": BodyField("boolean", "Approve (a new inactive version) or reject.", required=True),
+        "prompt_text": BodyField(
+            "string", "The edited prompt text to approve instead of the proposal.", max_length=prompts.MAX_PROMPT_CHARS
+        ),
+    }
+)
+def decide_suggestion(q, suggestion_id: str, b):
+    """Approve a suggestion into a new (inactive) prompt version, or reject it."""
+    engine = get_engine()
+    sid = parse_id(suggestion_id, "suggestion id")
+    current = optimizer.get_suggestion(engine, sid)
+    if current.status != "proposed":
+        raise Conflict(f"suggestion {sid} is already {current.status}")
+    decided = optimizer.decide(engine, sid, by=_actor(), approve=b["approve"], prompt_text=b["prompt_text"])
+    _audit(
+        "suggestion.approved" if b["approve"] else "suggestion.rejected",
+        "prompt_suggestion",
+        sid,
+        {"new_version_id": decided.new_version_id},
+    )
+    return ok(decided.to_dict())
+
+
+# ------------------------------------------------------------------------------------------- review
+@bp.get("/review")
+@query(
+    Param("status", "enum", "Only items in this status.", choices=review.STATUSES),
+    Param("limit", "int", "At most this many items.", default=50, minimum=1, maximum=200),
+)
+def review_queue(q):
+    """The manual review queue (lowest scores first) and its counts per status."""
+    engine = get_engine()
+    items = review.list_items(engine, status=q["status"], limit=q["limit"])
+    return ok({"items": [asdict(i) for i in items], "counts": review.counts(engine)})
+
+
+@bp.post("/review/<call_id>/take")
+@query()
+@json_body({}, optional=True)
+def review_take(q, call_id: str, b):
+    """Start reviewing a call (new → in_review, assigned to you)."""
+    cid = parse_uuid(call_id)
+    review.take(get_engine(), cid, _actor())
+    _audit("review.taken", "call", cid)
+    return ok({"call_id": cid, "status": "in_review", "assigned_to": _actor()})
+
+
+@bp.post("/review/<call_id>/resolve")
+@query()
+@json_body(
+    {
+        "verdicts": BodyField("object", "Your score per criterion: 0–1, or null for not applicable.", required=True),
+        "comment": BodyField("string", "What went wrong (or right).", nullable=True, max_length=5000),
+    }
+)
+def review_resolve(q, call_id: str, b):
+    """Resolve a review with a verdict per criterion (stored as labels for judge calibration)."""
+    cid = parse_uuid(call_id)
+    stored = review.resolve(get_engine(), cid, _actor(), b["verdicts"], b["comment"])
+    _audit("review.resolved", "call", cid, {"verdicts": b["verdicts"], "comment": b["comment"]})
+    return ok({"call_id": cid, "status": "resolved", "labels_stored": stored})
+
+
+# ------------------------------------------------------------------------------------------- ingest
+@bp.post("/calls")
+@role_required("admin", "service")
+@query(
+    Param(
+        "on_conflict",
+        "enum",
+        "A re-delivered call_id with a changed payload: replace it, ignore it, or refuse (409-like 422).",
+        default="replace",
+        choices=("replace", "ignore", "error"),
+    )
+)
+def ingest_calls(q):
+    """Ingest one call log (a JSON object) or a batch (an array), atomically. Re-delivery of an
+    identical call is a no-op (``unchanged``)."""
+    payload = read_json(limit=MAX_INGEST_BYTES)
+    if not isinstance(payload, dict | list):
+        raise InvalidArgument("the body must be a call log (an object) or a batch of them (an array)")
+    result = ingest(get_engine(), payload, on_conflict=q["on_conflict"])
+    return ok(result.summary())
+
+
+# -------------------------------------------------------------------------------------------- audit
+@bp.get("/audit")
+@role_required("admin")
+@query(
+    Param("action", "text", "Only this action, e.g. prompt.activated."),
+    Param("object_type", "text", "Only this object type, e.g. prompt_version.", max_length=50),
+    Param("object_id", "text", "Only this object id.", max_length=200),
+    Param("actor", "text", "Only this actor.", max_length=200),
+    Param("limit", "int", "At most this many entries.", default=100, minimum=1, maximum=1000),
+)
+def audit_log(q):
+    """The audit log, newest first (admin only)."""
+    entries = auth.audit_entries(
+        get_engine(),
+        action=q["action"],
+        object_type=q["object_type"],
+        object_id=q["object_id"],
+        actor=q["actor"],
+        limit=q["limit"],
+    )
+    return ok([e.to_dict() for e in entries])

@@ -1,0 +1,376 @@
+"""Login, logout, sessions, CSRF and roles — for every route of the admin and of the API.
+
+One ``before_request`` hook guards the whole app, so a page added by any blueprint is protected
+without doing anything:
+
+* public: /healthz, /readyz, /metrics (protect it at the reverse proxy if needed), /login, static
+  files, /api/v1/openapi.json, and any view marked ``@public``;
+* everything else needs a logged-in user (session cookie) or, under /api/, a Bearer token;
+  anonymous browsers are redirected to /login, anonymous API calls get 401 JSON;
+* roles: a view marked ``@role_required(...)`` admits exactly those roles; unmarked views admit
+  admin and analyst for GET/HEAD/OPTIONS and admin only for state-changing methods (403 otherwise);
+* CSRF: every POST/PUT/PATCH/DELETE authenticated by the session cookie must carry the session's
+  CSRF token — form field ``csrf_token`` (``{{ csrf_field() }}`` in a template) or header
+  ``X-CSRF-Token`` (400 otherwise). Bearer-token requests need none (browsers never send them).
+
+Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
+from markupsafe import Markup, escape
+
+from ccanalytics import auth
+from ccanalytics.auth import Forbidden, Unauthorized
+from ccanalytics.errors import CCAError
+
+from .db import get_engine
+
+bp = Blueprint("auth", __name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ROLES = frozenset({"admin", "analyst"})
+WRITE_ROLES = frozenset({"admin"})
+PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "prom.metrics", "static"})
+API_PREFIX = "/api/"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class CSRFError(CCAError):
+    code = "csrf_failed"
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes the request: a logged-in user or an API token."""
+
+    kind: str  # "user" | "token"
+    id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """The name written to the audit log and to created_by/activated_by columns."""
+        return self.name if self.kind == "user" else f"token:{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "role": self.role, "actor": self.actor}
+
+
+def current_principal() -> Principal | None:
+    return g.get("principal")
+
+
+# --------------------------------------------------------------------------------------- decorators
+def public(view: Callable) -> Callable:
+    """No login needed. A public view that changes state checks CSRF itself (see ``login``)."""
+    view._cca_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def login_required(view: Callable) -> Callable:
+    """Any logged-in user or token (the app-wide hook already requires it; this documents it)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_principal() is None:
+            raise Unauthorized("log in first")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def role_required(*roles: str) -> Callable[[Callable], Callable]:
+    """Only these roles may call the view, whatever the method (overrides the default policy)."""
+    unknown = set(roles) - set(auth.ROLES)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+    allowed = frozenset(roles)
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            _authorize(current_principal(), allowed)
+            return view(*args, **kwargs)
+
+        wrapper._cca_roles = allowed  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def allowed_roles(view: Callable | None, method: str) -> frozenset[str]:
+    """The roles that may call ``view`` with ``method``: its ``@role_required`` or the default."""
+    roles = getattr(view, "_cca_roles", None)
+    if roles is not None:
+        return roles
+    return READ_ROLES if method in SAFE_METHODS else WRITE_ROLES
+
+
+def is_public(endpoint: str | None, app: Flask | None = None) -> bool:
+    app = app or current_app
+    if endpoint is None:
+        return False
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
+        return True
+    if endpoint in app.config.get("AUTH_PUBLIC_ENDPOINTS", ()):
+        return True
+    return bool(getattr(app.view_functions.get(endpoint), "_cca_public", False))
+
+
+# -------------------------------------------------------------------------------------------- CSRF
+def csrf_token() -> str:
+    """The CSRF token of this session (created on first use)."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_field() -> Markup:
+    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token())}">')
+
+
+def csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
+    return bool(expected and given) and hmac.compare_digest(str(given).encode(), str(expected).encode())
+
+
+# ------------------------------------------------------------------------------------------ setup
+def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
+    """Session and login settings from CCA_* settings (unless given in the app's config), the
+    secret key, and the app-wide guard."""
+    overrides = overrides or {}
+    settings = None
+    if not app.config.get("SECRET_KEY") or any(
+        key not in overrides
+        for key in ("SESSION_COOKIE_SECURE", "PERMANENT_SESSION_LIFETIME", "LOGIN_MAX_FAILURES", "TRUSTED_PROXIES")
+    ):
+        from ccanalytics.config import Settings
+
+        settings = Settings()
+    if not app.config.get("SECRET_KEY"):
+        if settings.secret_key is not None and settings.secret_key.get_secret_value():
+            app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
+        elif app.config.get("TESTING"):
+            app.config["SECRET_KEY"] = secrets.token_hex(32)  # a test app: nothing to persist
+        else:
+            app.config["SECRET_KEY"] = auth.load_or_create_secret_key(settings.resolved_data_dir() / "secret_key")
+    if settings is not None:
+        defaults = {
+            "SESSION_COOKIE_SECURE": settings.cookie_secure,
+            "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.session_hours),
+            "LOGIN_MAX_FAILURES": settings.login_max_failures,
+            "LOGIN_MAX_FAILURES_PER_IP": settings.login_max_failures_per_ip,
+            "LOGIN_WINDOW_MINUTES": settings.login_window_minutes,
+            "TRUSTED_PROXIES": settings.trusted_proxies,
+        }
+        for key, value in defaults.items():
+            if key not in overrides:
+                app.config[key] = value
+    if "SESSION_COOKIE_NAME" not in overrides:
+        app.config["SESSION_COOKIE_NAME"] = "cca_session"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+
+    app.before_request(_guard)
+    app.after_request(_after)
+    app.context_processor(
+        lambda: {"current_user": current_principal(), "csrf_token": csrf_token, "csrf_field": csrf_field}
+    )
+    app.register_blueprint(bp)
+
+
+def _guard():
+    g.principal = None
+    endpoint = request.endpoint
+    if is_public(endpoint):
+        return None
+    is_api = request.path.startswith(API_PREFIX)
+    unsafe = request.method not in SAFE_METHODS
+    principal = _authenticate(is_api)
+    if principal is None:
+        if is_api:
+            raise Unauthorized("log in or send an API token (Authorization: Bearer cca_…)")
+        target = request.full_path.rstrip("?") if not unsafe else None
+        return redirect(url_for("auth.login", next=target))
+    g.principal = principal
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    _authorize(principal, allowed_roles(view, request.method))
+    if unsafe and principal.kind == "user" and not csrf_ok():
+        raise CSRFError("the CSRF token is missing or wrong: reload the page and try again")
+    return None
+
+
+def _authenticate(is_api: bool) -> Principal | None:
+    engine = get_engine()
+    header = request.headers.get("Authorization") if is_api else None
+    if header is not None:
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        token = auth.check_token(engine, credentials.strip())
+        if token is None:
+            raise Unauthorized("the API token is unknown or revoked")
+        return Principal("token", token.id, token.name, token.role)
+    uid = session.get("uid")
+    if not isinstance(uid, int):
+        return None
+    user = auth.get_user(engine, uid)
+    if user is None or user.disabled or session.get("stamp") != user.stamp:
+        session.pop("uid", None)
+        session.pop("stamp", None)
+        return None
+    return Principal("user", user.id, user.username, user.role)
+
+
+def _authorize(principal: Principal | None, roles: frozenset[str]) -> None:
+    if principal is None:
+        raise Unauthorized("log in first")
+    if principal.role not in roles:
+        raise Forbidden(
+            f"the {principal.role} role may not {request.method} {request.path}",
+            details={"role": principal.role, "allowed_roles": sorted(roles)},
+        )
+
+
+def _after(response):
+    if g.get("principal") is not None:
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.vary.add("Cookie")
+    if response.status_code == 401 and request.path.startswith(API_PREFIX):
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="ccanalytics"')
+    return response
+
+
+# ---------------------------------------------------------------------------------------- the pages
+LOGIN_PAGE = """{% extends "base.html" %}
+{% block title %}Вход{% endblock %}
+{% block content %}
+<section style="max-width:360px">
+  <h1>Вход в админку</h1>
+  {% if error %}<p role="alert" style="color:#b42318">{{ error }}</p>{% endif %}
+  <form method="post" action="{{ url_for('auth.login') }}">
+    {{ csrf_field() }}
+    <input type="hidden" name="next" value="{{ next }}">
+    <p><label>Имя пользователя<br>
+      <input name="username" autocomplete="username" required autofocus value="{{ username }}" maxlength="100">
+    </label></p>
+    <p><label>Пароль<br>
+      <input name="password" type="password" autocomplete="current-password" required maxlength="1024">
+    </label></p>
+    <p><button type="submit">Войти</button></p>
+  </form>
+  <p class="muted">Нет учётной записи? Её создаёт администратор:
+    <code>ccanalytics users add ИМЯ --role analyst</code></p>
+</section>
+{% endblock %}
+"""
+
+LOGOUT_PAGE = """{% extends "base.html" %}
+{% block title %}Выход{% endblock %}
+{% block content %}
+<h1>Выйти из админки?</h1>
+<p>Вы вошли как <b>{{ current_user.name }}</b> ({{ roles[current_user.role] }}).</p>
+<form method="post" action="{{ url_for('auth.logout') }}">
+  {{ csrf_field() }}
+  <button type="submit">Выйти</button>
+</form>
+{% endblock %}
+"""
+
+ROLE_NAMES = {"admin": "администратор", "analyst": "аналитик", "service": "сервис"}
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no '//' or backslash tricks)."""
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    if any(c in target for c in "\\\r\n\t\x00"):
+        return "/"
+    return target
+
+
+def _login_page(*, error: str | None = None, status: int = 200, username: str = "", next: str = "/"):
+    html = render_template_string(LOGIN_PAGE, error=error, username=username[:100], next=next)
+    return html, status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    nxt = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return _login_page(next=nxt)
+    if not csrf_ok():
+        return _login_page(error="Форма устарела: обновите страницу и войдите снова.", status=400, next=nxt)
+    username = request.form.get("username", "")
+    cfg = current_app.config
+    try:
+        user = auth.login(
+            get_engine(),
+            username,
+            request.form.get("password", ""),
+            ip=request.remote_addr,
+            max_failures=cfg.get("LOGIN_MAX_FAILURES", auth.LOGIN_MAX_FAILURES),
+            max_failures_per_ip=cfg.get("LOGIN_MAX_FAILURES_PER_IP", auth.LOGIN_MAX_FAILURES_PER_IP),
+            window=timedelta(minutes=cfg.get("LOGIN_WINDOW_MINUTES", 15)),
+        )
+    except auth.TooManyAttempts as exc:
+        minutes = max(1, round(exc.retry_after / 60))
+        page, status = _login_page(
+            error=f"Слишком много неудачных попыток входа. Попробуйте снова через {minutes} мин.",
+            status=429,
+            username=username,
+            next=nxt,
+        )
+        return page, status, {"Retry-After": str(exc.retry_after)}
+    except auth.Unauthorized:
+        return _login_page(error="Неверное имя пользователя или пароль.", status=401, username=username, next=nxt)
+    session.clear()  # a fresh session: no fixation
+    session.permanent = True
+    session["uid"] = user.id
+    session["stamp"] = user.stamp
+    session["csrf"] = secrets.token_urlsafe(32)
+    return redirect(nxt)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+@role_required("admin", "analyst")
+def logout():
+    if request.method == "GET":
+        return render_template_string(LOGOUT_PAGE, roles=ROLE_NAMES)
+    session.clear()
+    return redirect(url_for("auth.login"))

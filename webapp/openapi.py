@@ -1,0 +1,485 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+The list of operations below is written by hand; a test checks it against the routes Flask
+registered, so neither can change without the other. Parameters and request bodies come from the
+views' own declarations (``@query``, ``@json_body``), roles from ``@role_required`` (or the default
+policy), and the shapes of calls, summaries, prompt versions and tests from the library's
+dataclasses and column lists — the document cannot drift from the code that answers.
+
+    python -m webapp.openapi > docs/openapi.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+from typing import Any
+
+from flask import Flask
+
+from ccanalytics import auth as cauth
+from ccanalytics import experiments, metrics, optimizer, prompts, store
+from ccanalytics.auth import AuditEntry
+from ccanalytics.quality.review import ReviewItem
+
+from . import auth
+
+PREFIX = "/api/v1"
+
+# (method, path, tag, response schema, success status, extra error statuses)
+OPERATIONS: list[tuple[str, str, str, dict[str, Any], int, tuple[int, ...]]] = [
+    ("get", "/me", "auth", {"$ref": "#/components/schemas/Principal"}, 200, ()),
+    ("get", "/openapi.json", "meta", {"type": "object", "description": "This document."}, 200, ()),
+    ("get", "/analytics/calls", "analytics", {"$ref": "#/components/schemas/CallPage"}, 200, ()),
+    ("get", "/analytics/calls/{call_id}", "analytics", {"$ref": "#/components/schemas/CallDetail"}, 200, (404,)),
+    (
+        "get",
+        "/analytics/summary",
+        "analytics",
+        {"type": "array", "items": {"$ref": "#/components/schemas/Summary"}},
+        200,
+        (),
+    ),
+    ("get", "/analytics/quality", "analytics", {"$ref": "#/components/schemas/QualityReport"}, 200, ()),
+    (
+        "get",
+        "/prompts",
+        "prompts",
+        {"type": "array", "items": {"$ref": "#/components/schemas/PromptVersion"}},
+        200,
+        (),
+    ),
+    ("post", "/prompts", "prompts", {"$ref": "#/components/schemas/PromptVersion"}, 201, ()),
+    ("get", "/prompts/resolve", "prompts", {"$ref": "#/components/schemas/ResolvedPrompt"}, 200, (404,)),
+    ("get", "/prompts/{version_id}", "prompts", {"$ref": "#/components/schemas/PromptVersion"}, 200, (404,)),
+    (
+        "patch",
+        "/prompts/{version_id}/activate",
+        "prompts",
+        {"$ref": "#/components/schemas/Activation"},
+        200,
+        (404, 409),
+    ),
+    (
+        "get",
+        "/prompts/ab-tests",
+        "ab-tests",
+        {"type": "array", "items": {"$ref": "#/components/schemas/ABTest"}},
+        200,
+        (),
+    ),
+    ("post", "/prompts/ab-tests", "ab-tests", {"$ref": "#/components/schemas/ABTest"}, 201, (404, 409)),
+    ("post", "/prompts/ab-tests/{test_id}/start", "ab-tests", {"$ref": "#/components/schemas/ABTest"}, 200, (404, 409)),
+    ("post", "/prompts/ab-tests/{test_id}/stop", "ab-tests", {"$ref": "#/components/schemas/ABTest"}, 200, (404, 409)),
+    (
+        "get",
+        "/prompts/ab-tests/{test_id}/results",
+        "ab-tests",
+        {"$ref": "#/components/schemas/ABResults"},
+        200,
+        (404, 409),
+    ),
+    (
+        "get",
+        "/prompts/suggestions",
+        "prompts",
+        {"type": "array", "items": {"$ref": "#/components/schemas/Suggestion"}},
+        200,
+        (),
+    ),
+    (
+        "post",
+        "/prompts/suggestions/{suggestion_id}/decide",
+        "prompts",
+        {"$ref": "#/components/schemas/Suggestion"},
+        200,
+        (404, 409),
+    ),
+    ("get", "/review", "review", {"$ref": "#/components/schemas/ReviewQueue"}, 200, ()),
+    ("post", "/review/{call_id}/take", "review", {"$ref": "#/components/schemas/ReviewResult"}, 200, (404,)),
+    ("post", "/review/{call_id}/resolve", "review", {"$ref": "#/components/schemas/ReviewResult"}, 200, (404,)),
+    ("post", "/calls", "ingest", {"$ref": "#/components/schemas/IngestResult"}, 200, (413, 422)),
+    (
+        "get",
+        "/audit",
+        "audit",
+        {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        200,
+        (),
+    ),
+]
+
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "call_id": {"description": "Call id (the Asterisk channel UUID).", "schema": {"type": "string", "format": "uuid"}},
+    "version_id": {
+        "description": "Prompt version: id (12) or label (tire_agent@v3).",
+        "schema": {
+            "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[a-z][a-z0-9_\-]*@v[0-9]+$"}]
+        },
+    },
+    "test_id": {"description": "A/B test id.", "schema": {"type": "integer", "minimum": 1}},
+    "suggestion_id": {"description": "Suggestion id.", "schema": {"type": "integer", "minimum": 1}},
+}
+
+ERRORS = {
+    400: ("BadRequest", "Invalid parameter, body or JSON; also a missing CSRF token on a cookie-session write."),
+    401: ("Unauthorized", "No session and no (valid) Bearer token."),
+    403: ("Forbidden", "The role does not allow this operation."),
+    404: ("NotFound", "No such object."),
+    409: ("Conflict", "The object's state does not allow this (already active, not running, exists…)."),
+    413: ("PayloadTooLarge", "The body is too large."),
+    422: ("Unprocessable", "Invalid call logs: details name every bad record and field; nothing was written."),
+}
+
+DESCRIPTION = """JSON API of ccanalytics (AI voice call centre analytics).
+
+Every answer is `{"data": …}`; every error `{"error": {"code", "message", "details"}}`.
+
+Authentication: `Authorization: Bearer cca_…` (create tokens with `ccanalytics tokens create --role ROLE
+--name NAME`), or the admin's session cookie — then state-changing requests need the header
+`X-CSRF-Token` with the session's CSRF token.
+
+Roles: **admin** may do everything; **analyst** may read (GET) only; **service** tokens may ingest
+(POST /calls) and fetch prompts (GET /prompts, /prompts/{version_id}, /prompts/resolve,
+/prompts/ab-tests) only. Each operation lists its roles in `x-roles`.
+
+Dates are local days of the business time zone (Europe/Kyiv), `YYYY-MM-DD`; timestamps are ISO 8601
+with offset. Phone numbers are masked."""
+
+
+# ------------------------------------------------------------------------------------------ schemas
+_PY_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
+
+
+def _annotation_schema(annotation: str) -> dict[str, Any]:
+    text = str(annotation).replace(" ", "")
+    nullable = "None" in text.split("|")
+    base = text.split("|")[0]
+    if base in _PY_TYPES:
+        schema: dict[str, Any] = {"type": _PY_TYPES[base]}
+    elif base == "datetime":
+        schema = {"type": "string", "format": "date-time"}
+    elif base.startswith("dict"):
+        schema = {"type": "object"}
+    elif base.startswith(("list", "tuple")):
+        schema = {"type": "array"}
+    else:
+        schema = {}
+    if nullable and "type" in schema:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _dataclass_schema(cls: type, *, drop: tuple[str, ...] = (), extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    props = {f.name: _annotation_schema(f.type) for f in dataclasses.fields(cls) if f.name not in drop}
+    props.update(extra or {})
+    return {"type": "object", "properties": props}
+
+
+_COLUMN_TYPES = {
+    "ts": {"type": ["string", "null"], "format": "date-time"},
+    "bool": {"type": ["boolean", "null"]},
+    "str": {"type": ["string", "null"]},
+    "int": {"type": ["integer", "null"]},
+    "float": {"type": ["number", "null"]},
+    "json": {},
+}
+
+
+def _columns_schema(columns) -> dict[str, Any]:
+    return {"type": "object", "properties": {c.name: dict(_COLUMN_TYPES[c.kind]) for c in columns}}
+
+
+def _schemas() -> dict[str, Any]:
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    call = _columns_schema(store.CALL_COLUMNS)
+    call_detail = _columns_schema(store.CALL_COLUMNS + store.CALL_DETAIL_COLUMNS)
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "examples": ["invalid_argument"]},
+                        "message": {"type": "string"},
+                        "details": {"description": "Anything that helps: allowed values, bad records…"},
+                    },
+                }
+            },
+        },
+        "Principal": {
+            "type": "object",
+            "properties": {
+                "kind": {"enum": ["user", "token"]},
+                "name": {"type": "string"},
+                "role": {"enum": list(cauth.ROLES)},
+                "actor": {"type": "string", "description": "The name written to the audit log."},
+            },
+        },
+        "Call": call,
+        "CallPage": {
+            "type": "object",
+            "properties": {
+                "calls": {"type": "array", "items": ref("Call")},
+                "period": {"type": "object"},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+                "has_more": {"type": "boolean"},
+                "next_page": {"type": ["integer", "null"]},
+            },
+        },
+        "Turn": _columns_schema(store.TURN_COLUMNS),
+        "ToolCall": _columns_schema(store.TOOL_COLUMNS),
+        "CallDetail": {
+            "type": "object",
+            "properties": {
+                "call": call_detail,
+                "turns": {"type": "array", "items": ref("Turn")},
+                "tool_calls": {"type": "array", "items": ref("ToolCall")},
+            },
+        },
+        "Summary": _dataclass_schema(metrics.Summary),
+        "QualityReport": {
+            "type": "object",
+            "description": "Totals, averages per criterion and scenario, daily trend, queues and judges.",
+            "properties": {
+                k: {}
+                for k in (
+                    "period",
+                    "total_calls",
+                    "scored_calls",
+                    "avg_quality_score",
+                    "low_count",
+                    "middle_count",
+                    "high_count",
+                    "auto_failed",
+                    "criteria",
+                    "scenarios",
+                    "trend",
+                    "review_queue",
+                    "scoring_queue",
+                    "judges",
+                )
+            },
+        },
+        "PromptVersion": _dataclass_schema(prompts.PromptVersion, extra={"tools_config": {}, "metadata": {}}),
+        "ResolvedPrompt": {
+            "type": "object",
+            "properties": {
+                k: {}
+                for k in (
+                    "name",
+                    "label",
+                    "version_id",
+                    "system_prompt",
+                    "tools_config",
+                    "metadata",
+                    "ab_test",
+                    "ab_test_id",
+                    "variant",
+                    "source",
+                )
+            },
+        },
+        "Activation": _dataclass_schema(prompts.Activation),
+        "ABTest": _dataclass_schema(experiments.ABTest, drop=("salt", "extra"), extra={"variants": {"type": "array"}}),
+        "ABResults": {
+            "type": "object",
+            "properties": {
+                k: {}
+                for k in (
+                    "test",
+                    "days_running",
+                    "calls_per_day",
+                    "variants",
+                    "srm",
+                    "comparisons",
+                    "criteria_comparisons",
+                    "recommendations",
+                )
+            },
+        },
+        "Suggestion": _dataclass_schema(optimizer.Suggestion),
+        "ReviewQueue": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _dataclass_schema(ReviewItem)},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "ReviewResult": {
+            "type": "object",
+            "properties": {
+                "call_id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string"},
+                "assigned_to": {"type": "string"},
+                "labels_stored": {"type": "integer"},
+            },
+        },
+        "IngestResult": {
+            "type": "object",
+            "properties": {
+                k: {"type": "integer"}
+                for k in ("inserted", "replaced", "unchanged", "ignored", "rejected", "turns", "tool_calls")
+            },
+        },
+        "CallLog": {
+            "type": "object",
+            "description": "One call as the call processor logs it; see docs/call-log.md for every field.",
+            "required": ["call_id", "started_at", "ended_at", "turns"],
+            "properties": {
+                "call_id": {"type": "string", "format": "uuid"},
+                "started_at": {"type": "string", "format": "date-time"},
+                "ended_at": {"type": "string", "format": "date-time"},
+                "caller_id": {"type": ["string", "null"]},
+                "scenario": {"type": ["string", "null"]},
+                "transferred_to_operator": {"type": "boolean"},
+                "transfer_reason": {"type": ["string", "null"]},
+                "prompt_version": {"type": ["string", "null"]},
+                "turns": {"type": "array", "items": {"type": "object"}},
+                "usage": {"type": "object"},
+                "cost": {"type": "object"},
+            },
+        },
+        "AuditEntry": _dataclass_schema(AuditEntry, extra={"details": {"type": "object"}}),
+    }
+
+
+# ------------------------------------------------------------------------------------------- build
+def flask_operations(app: Flask) -> dict[tuple[str, str], str]:
+    """(method, path relative to /api/v1 in OpenAPI form) → endpoint, for every API route."""
+    out = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/"):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(PREFIX) :])
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            out[(method.lower(), path)] = rule.endpoint
+    return out
+
+
+def _envelope(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["data"], "properties": {"data": schema}}
+
+
+def _operation(app: Flask, method: str, path: str, endpoint: str | None, tag: str, schema, status, extra):
+    view = app.view_functions.get(endpoint) if endpoint else None
+    doc = inspect.getdoc(view) or ""
+    summary, _, rest = doc.partition("\n")
+    is_public = endpoint is not None and auth.is_public(endpoint, app)
+    roles = [] if is_public else sorted(auth.allowed_roles(view, method.upper()))
+    op: dict[str, Any] = {
+        "operationId": endpoint.split(".")[-1] if endpoint else f"{method}_{path}",
+        "tags": [tag],
+        "summary": summary.strip() or path,
+        "description": " ".join((rest.strip() + f" Roles: {', '.join(roles) or 'public'}.").split()),
+        "x-roles": roles,
+        "parameters": [],
+        "responses": {
+            str(status): {
+                "description": "OK" if status == 200 else "Created",
+                "content": {"application/json": {"schema": schema if endpoint == "api.openapi" else _envelope(schema)}},
+            },
+        },
+    }
+    for name in re.findall(r"{([^}]+)}", path):
+        op["parameters"].append({"name": name, "in": "path", "required": True, **PATH_PARAMS[name]})
+    for p in getattr(view, "_cca_params", ()):
+        op["parameters"].append(
+            {
+                "name": p.name,
+                "in": "query",
+                "required": p.required,
+                "description": p.description,
+                "schema": p.schema(),
+                **({"explode": True} if p.repeated else {}),
+            }
+        )
+    body = getattr(view, "_cca_body", None)
+    if body is not None:
+        fields, optional = body
+        op["requestBody"] = {
+            "required": not optional,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": [n for n, f in fields.items() if f.required],
+                        "properties": {n: f.schema() for n, f in fields.items()},
+                    }
+                }
+            },
+        }
+    elif endpoint == "api.ingest_calls":
+        log = {"$ref": "#/components/schemas/CallLog"}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"oneOf": [log, {"type": "array", "items": log}]}}},
+        }
+    codes = [400] + ([] if is_public else [401, 403]) + list(extra)
+    for code in sorted(set(codes)):
+        op["responses"][str(code)] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+    if is_public:
+        op["security"] = []
+    return op
+
+
+def build(app: Flask) -> dict[str, Any]:
+    routes = flask_operations(app)
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, tag, schema, status, extra in OPERATIONS:
+        endpoint = routes.get((method, path))
+        paths.setdefault(path, {})[method] = _operation(app, method, path, endpoint, tag, schema, status, extra)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ccanalytics API", "version": "1.0.0", "description": DESCRIPTION},
+        "servers": [{"url": PREFIX}],
+        "security": [{"bearerAuth": []}, {"cookieSession": []}],
+        "tags": [
+            {"name": t} for t in ("analytics", "prompts", "ab-tests", "review", "ingest", "audit", "auth", "meta")
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API token: cca_…"},
+                "cookieSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "cca_session",
+                    "description": "The admin's session after /login; writes also need the X-CSRF-Token header.",
+                },
+            },
+            "responses": {
+                name: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+                for name, text in ERRORS.values()
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+def spec(app: Flask) -> dict[str, Any]:
+    """The document (built once per app)."""
+    ext = app.extensions.setdefault("cca", {})
+    if "openapi" not in ext:
+        ext["openapi"] = build(app)
+    return ext["openapi"]
+
+
+def render(app: Flask) -> str:
+    return json.dumps(build(app), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from . import create_app
+
+    print(render(create_app({"TESTING": True, "SECRET_KEY": "openapi"})), end="")
