@@ -33,7 +33,16 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import CCAError, ConfigError, InvalidArgument, NotFound
+from .errors import (  # noqa: F401 (re-exported: the web layer imports them from here)
+    AlreadyExists,
+    CCAError,
+    ConfigError,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+)
 
 ROLES = ("admin", "analyst", "service")
 USER_ROLES = ("admin", "analyst")
@@ -56,36 +65,6 @@ _TOKEN_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per t
 
 
 # ------------------------------------------------------------------------------------------ errors
-class Unauthorized(CCAError):
-    """No credentials, or wrong ones (HTTP 401)."""
-
-    code = "unauthorized"
-    http_status = 401
-
-
-class Forbidden(CCAError):
-    """Authenticated, but the role does not allow this (HTTP 403)."""
-
-    code = "forbidden"
-    http_status = 403
-
-
-class TooManyAttempts(CCAError):
-    """Login refused by the rate limit (HTTP 429); ``retry_after`` seconds until it lifts."""
-
-    code = "too_many_attempts"
-    http_status = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, details={"retry_after_seconds": retry_after})
-        self.retry_after = retry_after
-
-
-class AlreadyExists(CCAError):
-    code = "already_exists"
-    http_status = 409
-
-
 # ------------------------------------------------------------------------------------------ models
 @dataclass(frozen=True)
 class User:

@@ -96,3 +96,51 @@ class IngestValidationError(CCAError):
         first = records[0].describe(record_word) if records else "invalid input"
         more = f" (and {len(records) - 1} more invalid records)" if len(records) > 1 else ""
         super().__init__(first + more, details=[r.to_dict() for r in records])
+
+
+# -- authentication and the web API
+class Unauthorized(CCAError):
+    """No credentials, or wrong ones (HTTP 401)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(CCAError):
+    """Authenticated, but the role does not allow this (HTTP 403)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TooManyAttempts(CCAError):
+    """Login refused by the rate limit (HTTP 429); ``retry_after`` seconds until it lifts."""
+
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
+
+class AlreadyExists(CCAError):
+    code = "already_exists"
+    http_status = 409
+
+
+class Conflict(CCAError):
+    """The object is in a state that does not allow this (already active, not running…)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class PayloadTooLarge(CCAError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class CSRFError(CCAError):
+    code = "csrf_failed"
+    http_status = 400

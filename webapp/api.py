@@ -22,7 +22,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ccanalytics import auth, experiments, metrics, optimizer, prompts, timeutil
-from ccanalytics.errors import CCAError, InvalidArgument, NotFound
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
 from ccanalytics.ingest import ingest
 from ccanalytics.quality import review
 from ccanalytics.quality.report import quality_report
@@ -46,18 +46,6 @@ _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _INT = re.compile(r"^[+-]?[0-9]{1,18}$")
 _FLOAT = re.compile(r"^[+-]?([0-9]{1,10}(\.[0-9]{0,12})?|\.[0-9]{1,12})$")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
-
-
-class Conflict(CCAError):
-    """The object is in a state that does not allow this (already active, not running…)."""
-
-    code = "conflict"
-    http_status = 409
-
-
-class PayloadTooLarge(CCAError):
-    code = "payload_too_large"
-    http_status = 413
 
 
 # ------------------------------------------------------------------------------ parameter declarations

@@ -42,7 +42,7 @@ from markupsafe import Markup, escape
 
 from ccanalytics import auth
 from ccanalytics.auth import Forbidden, Unauthorized
-from ccanalytics.errors import CCAError
+from ccanalytics.errors import CSRFError
 
 from .db import get_engine
 
@@ -55,11 +55,6 @@ PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "prom.metrics",
 API_PREFIX = "/api/"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-
-
-class CSRFError(CCAError):
-    code = "csrf_failed"
-    http_status = 400
 
 
 @dataclass(frozen=True)
