@@ -22,9 +22,10 @@ EST_INPUT_TOKENS, EST_OUTPUT_TOKENS = 2500, 400
 
 @dataclass(frozen=True)
 class CostRun:
-    priced: int
-    estimated: int
-    unpriced: int
+    priced: int  # calls with a price (estimated included)
+    estimated: int  # of which usage was estimated from the transcript
+    unpriced: int  # no price for their provider or model: left as reported
+    updated: int  # rows rewritten (a re-run over unchanged calls rewrites none)
 
 
 def compute_costs(
@@ -53,7 +54,7 @@ def compute_costs(
     }
     with engine.begin() as conn:
         row = conn.execute(sa.text(sqlfiles.query("call_costs")), params).one()
-    return CostRun(row.priced, row.estimated, row.unpriced)
+    return CostRun(row.priced, row.estimated, row.unpriced, row.updated)
 
 
 _PERIOD = """

@@ -39,7 +39,8 @@ def test_hand_computed_cost(engine):
     assert breakdown["tts"] == pytest.approx(tts) and breakdown["telephony"] == 0
     assert total == pytest.approx(round(stt + llm + tts, 6))
     assert breakdown["reported_total_usd"] == 0.5 and breakdown["estimated"] is False
-    cost.compute_costs(engine, "2026-11-20", "2026-11-20")  # idempotent: the reported figure survives
+    again = cost.compute_costs(engine, "2026-11-20", "2026-11-20")  # idempotent: nothing rewritten
+    assert (again.priced, again.updated) == (1, 0)
     assert stored(engine, call["call_id"])[0]["reported_total_usd"] == 0.5
 
 

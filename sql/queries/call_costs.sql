@@ -2,7 +2,8 @@
 -- call's local day (:tz), and store the breakdown. :prices is the price book as JSON rows
 -- (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot turns and
 -- characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly cost) is
--- shared by that month's calls that used it. What the call processor reported is kept as
+-- shared by that month's calls that used it. Calls already priced at the same total are not rewritten.
+-- What the call processor reported is kept as
 -- "reported_total_usd". Calls whose provider or model has no price are left as they are and counted.
 WITH p AS (
     SELECT * FROM jsonb_to_recordset(CAST(:prices AS jsonb)) AS p(
@@ -71,8 +72,12 @@ updated AS (
         total_cost_usd = round((priced.stt + priced.llm + priced.tts + priced.telephony)::numeric, 6)
     FROM priced
     WHERE calls.id = priced.id AND calls.started_at = priced.started_at AND NOT priced.unpriced
+      AND (calls.cost_breakdown IS NULL OR NOT calls.cost_breakdown ? 'priced_by'
+           OR calls.total_cost_usd IS DISTINCT FROM
+              round((priced.stt + priced.llm + priced.tts + priced.telephony)::numeric, 6)::float8)
     RETURNING priced.estimated
 )
-SELECT (SELECT count(*) FROM updated) AS priced,
-       (SELECT count(*) FROM updated WHERE estimated) AS estimated,
+SELECT (SELECT count(*) FROM updated) AS updated,
+       (SELECT count(*) FROM priced WHERE NOT unpriced) AS priced,
+       (SELECT count(*) FROM priced WHERE estimated AND NOT unpriced) AS estimated,
        (SELECT count(*) FROM priced WHERE unpriced) AS unpriced
