@@ -68,3 +68,8 @@ def test_readiness_reports_an_unreachable_database(tmp_path):
     res = create_app({"ENGINE": engine}).test_client().get("/readyz")
     assert res.status_code == 503
     assert res.get_json()["error"]["code"] == "database_unavailable"
+
+
+def test_pages_show_the_user_and_a_logout_form_with_csrf(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'action="/logout"' in page and 'name="csrf_token"' in page and "Выйти" in page
