@@ -60,12 +60,13 @@ def suspicious_args(args: Any) -> bool:
     """Python twin of ``SUSPICIOUS_ARGS_JSONPATH``: a price ≤ 0 or a quantity above 50 anywhere."""
     if isinstance(args, dict):
         for key, value in args.items():
-            if _is_number(value):
-                if key in _PRICE_KEYS and value <= 0:
-                    return True
-                if key in _QTY_KEYS and value > SUSPICIOUS_MAX_QUANTITY:
-                    return True
-            elif suspicious_args(value):
+            # like the SQL/JSON path in lax mode, a comparison looks one array level deep
+            numbers = [v for v in (value if isinstance(value, list) else [value]) if _is_number(v)]
+            if key in _PRICE_KEYS and any(v <= 0 for v in numbers):
+                return True
+            if key in _QTY_KEYS and any(v > SUSPICIOUS_MAX_QUANTITY for v in numbers):
+                return True
+            if isinstance(value, dict | list) and suspicious_args(value):
                 return True
     elif isinstance(args, list):
         return any(suspicious_args(item) for item in args)

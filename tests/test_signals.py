@@ -33,6 +33,9 @@ ARGS = [
     {"nested": {"deeper": [{"unit_price": 0}]}},
     {"price": "0"},
     {"quantity": True},
+    {"quantity": [51]},
+    {"quantity": [[51]]},
+    {"items": [{"price": [0, 5]}]},
     {},
 ]
 
