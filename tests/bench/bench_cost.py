@@ -91,9 +91,11 @@ per month). Target: 1M calls < 10 s.
 Target {"met" if seconds < 10 else "NOT met"}. Computing the prices (the SELECT part alone, measured separately on 767k calls: 7.5 s)
 is about a sixth of the time; the rest is writing them back: `calls` carries eight indexes and
 freshly loaded pages have no free space, so every update writes a new row version and eight index
-entries. Re-pricing rewrites only calls whose cost changed. Ways to the target: a fillfactor below
-100 on the call partitions (the cost columns are not indexed, so updates become HOT), pricing at
-ingestion so the bulk path writes the cost once, and a cheaper join (jsonb usage read once).
+entries. Re-pricing rewrites only calls whose cost changed. Tried: fillfactor 85 on the call
+partitions (so the unindexed cost columns could be updated in place) gave 61.5 s — a priced row
+grows by its breakdown, so only a few updates per page fit. Ways to the target: price at ingestion
+so the bulk path writes the cost once, keep re-pricing to changed calls, and read the usage JSON
+once in the join.
 """
     write_section("cost", COMMAND, body)
     print(body)
