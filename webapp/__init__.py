@@ -24,12 +24,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.json.ensure_ascii = False
 
-    from . import api, auth, db, health, overview, prom
+    from . import api, auth, db, health, journal, overview, prom
 
     db.init_app(app)
     auth.init_app(app, config)  # secret key, session cookie, login required on every non-public route
     app.register_blueprint(health.bp)
     app.register_blueprint(overview.bp)
+    app.register_blueprint(journal.bp)
     app.register_blueprint(prom.bp)
     app.register_blueprint(api.bp)
 

@@ -1,0 +1,259 @@
+"""The call journal: filtered, searchable, sortable pages of calls with keyset pagination, and the
+details of one call. Phone numbers are masked; transcript search uses the stored tsvector (GIN)
+always bounded by the date range."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from markupsafe import Markup, escape
+from sqlalchemy.engine import Engine
+
+from . import timeutil
+from .errors import InvalidArgument, NotFound
+
+SORTS = {
+    "date": "c.started_at",
+    "quality": "coalesce(c.quality_score, -1)",
+    "cost": "coalesce(c.total_cost_usd, -1)",
+    "duration": "coalesce(c.duration_seconds, -1)",
+}
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+
+
+def _uncursor(text: str) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(text.encode()))
+        if not (isinstance(values, list) and len(values) == 3):
+            raise ValueError
+        return [float(values[0]), datetime.fromisoformat(values[1]), str(uuid.UUID(values[2]))]
+    except (ValueError, TypeError):
+        raise InvalidArgument("the page cursor is not valid: start from the first page") from None
+
+
+def search(
+    engine: Engine,
+    *,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    scenario: str | None = None,
+    transferred: bool | None = None,
+    quality_below: float | None = None,
+    quality_above: float | None = None,
+    prompt_version: str | None = None,
+    review_status: str | None = None,
+    text: str | None = None,
+    sort: str = "date",
+    descending: bool = True,
+    after: str | None = None,
+    limit: int = 50,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> JournalPage:
+    """One page of the journal. ``after`` is the ``next_cursor`` of the previous page."""
+    if sort not in SORTS:
+        raise InvalidArgument(f"sort must be one of {', '.join(SORTS)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}")
+    start, end = timeutil.period_bounds(date_from, date_to, tz, default_days=7)
+    where = ["c.started_at >= :start", "c.started_at < :end"]
+    p: dict[str, Any] = {"start": start, "end": end, "limit": limit + 1}
+    if scenario:
+        where.append("(c.scenario = :scenario OR :scenario = ANY(string_to_array(c.scenario, ' + ')))")
+        p["scenario"] = scenario
+    if transferred is not None:
+        where.append("c.transferred_to_operator = :transferred")
+        p["transferred"] = transferred
+    for name, value, op in (("qbelow", quality_below, "<"), ("qabove", quality_above, ">")):
+        if value is not None:
+            if not 0 <= value <= 1:
+                raise InvalidArgument("quality filters must be between 0 and 1")
+            where.append(f"c.quality_score {op} :{name}")
+            p[name] = value
+    if prompt_version:
+        where.append("c.prompt_version = :pv")
+        p["pv"] = prompt_version
+    if review_status:
+        if review_status not in ("new", "in_review", "resolved"):
+            raise InvalidArgument("review status must be new, in_review or resolved")
+        where.append("r.status = :review")
+        p["review"] = review_status
+    query = (text or "").strip()
+    if query:
+        if len(query) > 200:
+            raise InvalidArgument("the search text is limited to 200 characters")
+        where.append(
+            "c.id IN (SELECT t.call_id FROM call_turns t WHERE t.search_tsv @@ cca_search_query(:q) "
+            "AND t.created_at >= CAST(:start AS timestamptz) - interval '1 hour' "
+            "AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours')"
+        )
+        p["q"] = query
+    key = SORTS[sort]
+    order = "DESC" if descending else "ASC"
+    if after:
+        k, s, i = _uncursor(after)
+        cmp = "<" if descending else ">"
+        if sort == "date":
+            where.append(f"(c.started_at, c.id) {cmp} (:cs, CAST(:ci AS uuid))")
+        else:
+            where.append(f"({key}, c.started_at, c.id) {cmp} (:ck, :cs, CAST(:ci AS uuid))")
+        p.update(ck=k, cs=s, ci=i)
+    sql = (
+        f"SELECT c.id::text AS id, c.started_at, c.duration_seconds, c.scenario, c.transferred_to_operator, "
+        f"c.transfer_reason, c.quality_score, c.total_cost_usd, c.prompt_version, c.order_id, c.fitting_booking_id, "
+        f"cca_mask_phone(c.caller_id) AS caller, r.status AS review_status, {key} AS sort_key "
+        f"FROM calls c LEFT JOIN review_items r ON r.call_id = c.id "
+        f"WHERE {' AND '.join(where)} ORDER BY {key} {order}, c.started_at {order}, c.id {order} LIMIT :limit"
+    )
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.text(sql), p).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if query and rows:
+            snippets = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT ON (call_id) call_id::text, content FROM call_turns "
+                        "WHERE call_id = ANY(CAST(:ids AS uuid[])) AND search_tsv @@ cca_search_query(:q) "
+                        "ORDER BY call_id, turn_number"
+                    ),
+                    {"ids": [r["id"] for r in rows], "q": query},
+                ).all()
+            )
+            for r in rows:
+                r["snippet"] = snippets.get(r["id"])
+    cursor = None
+    if more and rows:
+        last = rows[-1]
+        cursor = _cursor(
+            [float(last["sort_key"]) if sort != "date" else 0.0, last["started_at"].isoformat(), last["id"]]
+        )
+    for r in rows:
+        r.pop("sort_key", None)
+        r["started_at"] = r["started_at"].astimezone(timeutil.zone(tz))
+    return JournalPage(rows, cursor)
+
+
+def highlight(text: str | None, query: str | None, *, width: int = 220) -> Markup:
+    """The text, HTML-escaped, shortened around the first match, with the query's words in <mark>."""
+    if not text:
+        return Markup("")
+    words = [w for w in re.findall(r"[\w'’ʼ-]{3,}", query or "") if not w.startswith("-")]
+    stems = [re.escape(w[: max(3, len(w) - 2)]) for w in words]
+    pattern = re.compile("(" + "|".join(stems) + r")[\w'’ʼ-]*", re.IGNORECASE) if stems else None
+    start = 0
+    if pattern and (m := pattern.search(text)) and m.start() > width // 2:
+        start = m.start() - width // 3
+    part = text[start : start + width]
+    prefix, suffix = ("…" if start else ""), ("…" if start + width < len(text) else "")
+    if pattern is None:
+        return Markup(escape(prefix + part + suffix))
+    out, pos = [], 0
+    for m in pattern.finditer(part):
+        out.append(escape(part[pos : m.start()]))
+        out.append(Markup("<mark>") + escape(m.group()) + Markup("</mark>"))
+        pos = m.end()
+    out.append(escape(part[pos:]))
+    return Markup(escape(prefix)) + Markup("").join(out) + Markup(escape(suffix))
+
+
+def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) -> dict[str, Any]:
+    """One call for its page: the call, turns with their tool calls, metrics, current score, review,
+    and the customer's other calls (phones masked)."""
+    try:
+        cid = uuid.UUID(str(call_id))
+    except ValueError:
+        raise InvalidArgument(f"not a call id: {call_id!r}") from None
+    with engine.connect() as conn:
+        call = (
+            conn.execute(
+                sa.text(
+                    "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name "
+                    "FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id WHERE c.id = :id"
+                ),
+                {"id": cid},
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if call is None:
+            raise NotFound(f"call {call_id} does not exist")
+        turns = [
+            dict(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT turn_number, speaker, content, created_at, stt_confidence, stt_latency_ms, llm_latency_ms, "
+                    "tts_latency_ms, interrupted FROM call_turns WHERE call_id = :id ORDER BY turn_number"
+                ),
+                {"id": cid},
+            ).mappings()
+        ]
+        tools = (
+            conn.execute(
+                sa.text(
+                    "SELECT turn_number, tool_name, tool_args, tool_result, duration_ms, success FROM call_tool_calls "
+                    "WHERE call_id = :id ORDER BY turn_number, id"
+                ),
+                {"id": cid},
+            )
+            .mappings()
+            .all()
+        )
+        metrics = (
+            conn.execute(sa.text("SELECT * FROM call_metrics WHERE call_id = :id"), {"id": cid})
+            .mappings()
+            .one_or_none()
+        )
+        review = (
+            conn.execute(sa.text("SELECT * FROM review_items WHERE call_id = :id"), {"id": cid})
+            .mappings()
+            .one_or_none()
+        )
+        others = []
+        if call["customer_id"] is not None:
+            others = [
+                dict(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT id::text AS id, started_at, scenario, transferred_to_operator, quality_score "
+                        "FROM calls WHERE customer_id = :cu AND id <> :id ORDER BY started_at DESC LIMIT 20"
+                    ),
+                    {"cu": call["customer_id"], "id": cid},
+                ).mappings()
+            ]
+    by_turn: dict[int, list[dict]] = {}
+    for t in tools:
+        by_turn.setdefault(t["turn_number"], []).append(dict(t))
+    zone = timeutil.zone(tz)
+    for t in turns:
+        t["tools"] = by_turn.get(t["turn_number"], [])
+        t["created_at"] = t["created_at"].astimezone(zone)
+    for o in others:
+        o["started_at"] = o["started_at"].astimezone(zone)
+    out = dict(call)
+    out.pop("caller_id", None)  # only the masked number leaves the database
+    out["id"] = str(out["id"])
+    out["started_at"] = out["started_at"].astimezone(zone)
+    return {
+        "call": out,
+        "turns": turns,
+        "metrics": dict(metrics) if metrics else None,
+        "review": dict(review) if review else None,
+        "other_calls": others,
+    }

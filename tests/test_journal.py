@@ -1,0 +1,118 @@
+"""The journal and the call details: filters, transcript search with highlights, keyset pages,
+escaping of untrusted transcripts, masked phones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from factories import make_call, turn
+
+from ccanalytics import journal
+from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.ingest import ingest_records
+from webapp import create_app
+
+T0 = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+
+def calls(n=7):
+    out = []
+    for i in range(n):
+        t = T0 + timedelta(minutes=10 * i)
+        text = "Потрібні шини Мішлен 205/55" if i % 2 else "Де моє замовлення ORD-204518?"
+        if i == 3:
+            text = "<script>alert('x')</script> шини Мішлен"
+        out.append(
+            make_call(
+                started_at=t,
+                seconds=60 + i,
+                caller_id=f"+38067123450{i}",
+                transferred_to_operator=i == 5,
+                transfer_reason="cannot_help" if i == 5 else None,
+                scenario="order_status" if i % 2 == 0 else "tire_search",
+                turns=[
+                    turn("bot", "Добрий день!", t + timedelta(seconds=1)),
+                    turn("customer", text, t + timedelta(seconds=5)),
+                ],
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def data(engine):
+    made = calls()
+    ingest_records(engine, made)
+    return made
+
+
+def test_filters_search_sort_and_pages(engine, data):
+    page = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", limit=3)
+    assert len(page.rows) == 3 and page.next_cursor
+    assert page.rows[0]["started_at"] > page.rows[1]["started_at"]  # newest first
+    assert page.rows[0]["caller"].startswith("+38067") and "*" in page.rows[0]["caller"]
+    seen = [r["id"] for r in page.rows]
+    while page.next_cursor:
+        page = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", limit=3, after=page.next_cursor)
+        seen += [r["id"] for r in page.rows]
+    assert sorted(seen) == sorted(c["call_id"] for c in data)  # every call once
+    found = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", text="шинами")  # inflected
+    assert {r["id"] for r in found.rows} == {c["call_id"] for i, c in enumerate(data) if i % 2}
+    assert all("Мішлен" in r["snippet"] for r in found.rows)
+    brand = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", text="мішлен")
+    assert len(brand.rows) == 3
+    order = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", text="ORD-204518")
+    assert len(order.rows) == 4
+    assert [
+        r["duration_seconds"]
+        for r in journal.search(
+            engine, date_from="2026-11-20", date_to="2026-11-20", sort="duration", descending=False, limit=2
+        ).rows
+    ] == [60, 61]
+    assert len(journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", transferred=True).rows) == 1
+    assert len(journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", scenario="tire_search").rows) == 3
+    for bad in (
+        {"sort": "price; DROP TABLE calls"},
+        {"limit": 0},
+        {"quality_below": 2},
+        {"after": "garbage"},
+        {"review_status": "maybe"},
+        {"text": "x" * 201},
+    ):
+        with pytest.raises(InvalidArgument):
+            journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", **bad)
+    # SQL-injection-looking text is just text
+    assert journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", text="' OR 1=1 --").rows == []
+
+
+def test_highlight_escapes_and_marks():
+    html = str(journal.highlight("<script>alert(1)</script> шини Мішлен", "мішлен"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<mark>Мішлен</mark>" in html
+
+
+def test_pages_render_escaped_and_masked(engine, data):
+    from test_auth import logged_in
+
+    client = logged_in(create_app({"ENGINE": engine, "TESTING": True}), engine, "admin", "admin")
+    page = client.get("/calls?from=2026-11-20&to=2026-11-20&q=мішлен")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Журнал звонков" in body
+    assert "<script>alert" not in body and "&lt;script&gt;" in body and "<mark>" in body
+    assert "+380671234503" not in body
+    detail = client.get(f"/calls/{data[3]['call_id']}")
+    text = detail.get_data(as_text=True)
+    assert detail.status_code == 200 and "Расшифровка" in text and "&lt;script&gt;" in text
+    assert "+380671234503" not in text and "create_order_draft" not in text
+    assert client.get("/calls/not-a-uuid").status_code == 400
+    assert client.get("/calls/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert client.get("/calls?sort=evil").status_code == 400
+
+
+def test_call_detail(engine, data):
+    d = journal.call_detail(engine, data[1]["call_id"])
+    assert [t["speaker"] for t in d["turns"]] == ["bot", "customer"]
+    assert "caller_id" not in d["call"] and "*" in d["call"]["caller"]
+    with pytest.raises(NotFound):
+        journal.call_detail(engine, "00000000-0000-4000-8000-000000000000")
