@@ -116,3 +116,18 @@ def test_call_detail(engine, data):
     assert "caller_id" not in d["call"] and "*" in d["call"]["caller"]
     with pytest.raises(NotFound):
         journal.call_detail(engine, "00000000-0000-4000-8000-000000000000")
+
+
+def test_csv_export_keeps_filters_and_masks_phones(engine, data):
+    import csv
+    import io
+
+    from test_auth import logged_in
+
+    client = logged_in(create_app({"ENGINE": engine, "TESTING": True}), engine, "admin", "admin")
+    res = client.get("/calls.csv?from=2026-11-20&to=2026-11-20&scenario=tire_search")
+    assert res.status_code == 200 and res.mimetype == "text/csv"
+    text = res.get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows[0][0] == "Начало" and len(rows) == 1 + 3
+    assert all("*" in r[2] for r in rows[1:]) and "+38067123450" not in text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from ccanalytics import journal
 from ccanalytics.errors import InvalidArgument
@@ -42,10 +42,9 @@ def _bad(name: str):
     raise InvalidArgument(f"unexpected value of {name}")
 
 
-@bp.get("/calls")
-def index():
+def _search(after: str | None, limit: int):
     args = request.args
-    page = journal.search(
+    return journal.search(
         get_engine(),
         date_from=args.get("from") or None,
         date_to=args.get("to") or None,
@@ -58,10 +57,16 @@ def index():
         text=args.get("q") or None,
         sort=args.get("sort", "date"),
         descending=args.get("order", "desc") != "asc",
-        after=args.get("after") or None,
-        limit=50,
+        after=after,
+        limit=limit,
         tz=current_app.config["TIMEZONE"],
     )
+
+
+@bp.get("/calls")
+def index():
+    args = request.args
+    page = _search(args.get("after") or None, 50)
     filters = {k: v for k, v in args.items() if k != "after" and v}
     return render_template(
         "journal.html",
@@ -72,6 +77,50 @@ def index():
         reasons=TRANSFER_REASONS,
         scenario_ru=scenario_ru,
         highlight=journal.highlight,
+    )
+
+
+CSV_COLUMNS = (
+    ("started_at", "Начало"),
+    ("id", "ID звонка"),
+    ("caller", "Клиент"),
+    ("scenario", "Сценарий"),
+    ("duration_seconds", "Длительность, с"),
+    ("transferred_to_operator", "Переведён"),
+    ("transfer_reason", "Причина перевода"),
+    ("quality_score", "Оценка"),
+    ("total_cost_usd", "Стоимость, $"),
+    ("prompt_version", "Промпт"),
+    ("order_id", "Заказ"),
+    ("fitting_booking_id", "Запись"),
+)
+CSV_MAX_ROWS = 10_000
+
+
+@bp.get("/calls.csv")
+def export_csv():
+    """The journal with the current filters as CSV (phones masked), at most 10,000 rows."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow([title for _, title in CSV_COLUMNS])
+    after, written = None, 0
+    while written < CSV_MAX_ROWS:
+        page = _search(after, min(200, CSV_MAX_ROWS - written))
+        for row in page.rows:
+            out.writerow(
+                [row["started_at"].isoformat() if key == "started_at" else row.get(key) for key, _ in CSV_COLUMNS]
+            )
+        written += len(page.rows)
+        if not page.next_cursor:
+            break
+        after = page.next_cursor
+    return Response(
+        "\ufeff" + buf.getvalue(),  # BOM: spreadsheet programs read UTF-8 Cyrillic correctly
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=calls.csv"},
     )
 
 
