@@ -95,20 +95,17 @@ def _per(total: float, n: int) -> float | None:
     return round(total / n, 6) if n else None
 
 
-def cost_summary(
-    engine: Engine,
-    date_from: date | str | None = None,
-    date_to: date | str | None = None,
-    *,
-    tz: str = timeutil.DEFAULT_TZ,
-) -> dict[str, Any]:
-    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model."""
-    first, last = timeutil.resolve_days(date_from, date_to, tz)
+def _read_period(engine: Engine, first: date, last: date, tz: str) -> tuple[Any, dict[str, list[Any]]]:
+    """The period's totals row and its rows per breakdown key (one connection, five queries)."""
     start, end = timeutil.period_bounds(first, last, tz)
     p = {"start": start, "end": end}
     with engine.connect() as conn:
         t = conn.execute(sa.text(_PERIOD), p).one()
         by = {k: conn.execute(sa.text(_BY.format(key=expr)), p).all() for k, expr in _KEYS.items()}
+    return t, by
+
+
+def _summary(first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]]) -> dict[str, Any]:
     return {
         "period": {"date_from": first.isoformat(), "date_to": last.isoformat(), "tz": tz},
         "calls": t.calls,
@@ -133,6 +130,18 @@ def cost_summary(
             for k, rows in by.items()
         },
     }
+
+
+def cost_summary(
+    engine: Engine,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> dict[str, Any]:
+    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model."""
+    first, last = timeutil.resolve_days(date_from, date_to, tz)
+    return _summary(first, last, tz, *_read_period(engine, first, last, tz))
 
 
 def _parse_range(text: str, tz: str) -> tuple[date, date]:
@@ -170,22 +179,14 @@ def cost_report(
     length (input tokens per LLM call). Whatever the levers do not explain is "other" (volume mix,
     call length, price changes)."""
     book = book or pricing.load()
-    b = _parse_range(baseline, tz) if isinstance(baseline, str) else baseline
-    c = _parse_range(current, tz) if isinstance(current, str) else current
-    base, cur = cost_summary(engine, *b, tz=tz), cost_summary(engine, *c, tz=tz)
+    b = timeutil.resolve_days(*(_parse_range(baseline, tz) if isinstance(baseline, str) else baseline), tz)
+    c = timeutil.resolve_days(*(_parse_range(current, tz) if isinstance(current, str) else current), tz)
+    (bt, bby), (ct, cby) = _read_period(engine, *b, tz), _read_period(engine, *c, tz)
+    base, cur = _summary(*b, tz, bt, bby), _summary(*c, tz, ct, cby)
     if not base["calls"] or not cur["calls"]:
         raise InvalidArgument("both periods need calls")
-    start, end = timeutil.period_bounds(*c, tz)
-    with engine.connect() as conn:
-        models = {
-            r.key: r for r in conn.execute(sa.text(_BY.format(key=_KEYS["llm_model"])), {"start": start, "end": end})
-        }
-        stts = {
-            r.key: r for r in conn.execute(sa.text(_BY.format(key=_KEYS["stt_provider"])), {"start": start, "end": end})
-        }
-        bstart, bend = timeutil.period_bounds(*b, tz)
-        bt = conn.execute(sa.text(_PERIOD), {"start": bstart, "end": bend}).one()
-        ct = conn.execute(sa.text(_PERIOD), {"start": start, "end": end}).one()
+    models = {r.key: r for r in cby["llm_model"]}
+    stts = {r.key: r for r in cby["stt_provider"]}
     day = c[1]
     n = ct.calls
     default_llm = book.at("llm", DEFAULTS["llm"], day)

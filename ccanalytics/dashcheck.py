@@ -98,10 +98,6 @@ def rule_queries(path: Path) -> Iterator[Query]:
                 yield Query(f"alert {rule['alert']}", "promql", rule["expr"], "alert")
 
 
-def recorded_names(path: Path) -> set[str]:
-    return {q.origin.split()[-1] for q in rule_queries(path) if q.role == "record"}
-
-
 # ----------------------------------------------------------------------------------- checking
 def _prom_get(base_url: str, endpoint: str, params: list[tuple[str, str]], timeout: float = 10.0) -> dict:
     url = base_url.rstrip("/") + endpoint + "?" + urllib.parse.urlencode(params)

@@ -8,7 +8,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +68,6 @@ class ABTest:
     created_by: str | None
     stopped_by: str | None
     created_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def weights(self) -> list[tuple[str, float]]:
         return [(v.variant, v.weight) for v in self.variants]
@@ -78,7 +77,6 @@ class ABTest:
         for key in ("started_at", "ended_at", "created_at"):
             out[key] = out[key].isoformat() if out[key] else None
         out.pop("salt")
-        out.pop("extra")
         return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 from .errors import InvalidArgument, NotFound
 
 NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,99}$"
+_NAME = re.compile(NAME_PATTERN)
 MAX_PROMPT_CHARS = 100_000
 
 
@@ -73,9 +75,7 @@ def create_version(
     activate: bool = False,
 ) -> PromptVersion:
     """A new version (number = previous + 1, label ``name@vN``). Never active unless ``activate``."""
-    import re
-
-    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+    if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidArgument("prompt name must be lowercase letters, digits, '_' or '-', starting with a letter")
     if not isinstance(system_prompt, str) or not system_prompt.strip():
         raise InvalidArgument("system_prompt must be a non-empty text")

@@ -22,7 +22,6 @@ Usage in the call processor::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -338,10 +337,6 @@ class LiveMetrics:
 _LIVE_ONLY_EXCLUDED = frozenset(
     {"cca_quality_score", "cca_quality_criterion_score", "cca_scoring_backlog_calls", "cca_scoring_failed_calls"}
 )
-
-
-def names(defs: Iterable[MetricDef] = CATALOG) -> list[str]:
-    return [d.name for d in defs]
 
 
 def reference_markdown() -> str:

@@ -35,11 +35,9 @@ def _float(name: str) -> float | None:
 
 def _bool(name: str) -> bool | None:
     value = request.args.get(name, "")
-    return {"yes": True, "no": False, "": None}.get(value) if value in ("yes", "no", "") else _bad(name)
-
-
-def _bad(name: str):
-    raise InvalidArgument(f"unexpected value of {name}")
+    if value not in ("yes", "no", ""):
+        raise InvalidArgument(f"unexpected value of {name}")
+    return {"yes": True, "no": False}.get(value)
 
 
 def _search(after: str | None, limit: int):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..telemetry import CRITERIA
 from . import rules
-from .rubric import JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
+from .rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
 from .transcript import CallView, render
 
 
@@ -77,7 +77,7 @@ class LLMJudge:
         self.client = OpenAI(base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0)
 
     def messages(self, call: CallView) -> list[dict[str, str]]:
-        criteria = "\n".join(f"- {name}: {text}" for name, text in _descriptions().items())
+        criteria = "\n".join(f"- {name}: {text}" for name, text in DESCRIPTIONS.items())
         return [
             {"role": "system", "content": f"{JUDGE_INSTRUCTIONS}\n\nКритерии:\n{criteria}"},
             {"role": "user", "content": render(call)},
@@ -126,12 +126,6 @@ class LLMJudge:
                 prompt * self.config.price_input_per_1m / 1e6 + completion * self.config.price_output_per_1m / 1e6, 8
             )
         return JudgeResult(criteria, self.kind, response.model or self.model, prompt, completion, cost, latency_ms)
-
-
-def _descriptions() -> dict[str, str]:
-    from .rubric import DESCRIPTIONS
-
-    return DESCRIPTIONS
 
 
 def _retry_after(exc: Any) -> float | None:
