@@ -171,7 +171,9 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
         return
     from scheduler.app import build
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import setup
+
+    setup(logging.INFO)  # JSON lines on stderr
     scheduler = build(engine, settings)
     click.echo("scheduler: " + ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs()) + "  (Ctrl-C stops)")
     scheduler.start()

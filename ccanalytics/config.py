@@ -122,6 +122,68 @@ class Settings(BaseSettings):
     )
     login_window_minutes: int = Field(default=15, ge=1, le=1440, description="The login rate-limit window, minutes.")
 
+    # --- reports, the lake and retention
+    reports_dir: Path | None = Field(
+        default=None,
+        description="Where rendered reports go (<dir>/<kind>/<date>.html); default <project root>/reports.",
+    )
+    lake_dir: Path | None = Field(
+        default=None,
+        description="Root of the Parquet lake (Hive-partitioned by date); default <data_dir>/lake.",
+    )
+    admin_base_url: str = Field(
+        default="http://127.0.0.1:8050",
+        description="Public address of the admin; reports and alert messages link to calls under it.",
+    )
+    grafana_url: str | None = Field(
+        default=None, description="Grafana address for links from the admin dashboard and alert messages."
+    )
+    retention_transcripts_days: int = Field(
+        default=90, ge=7, le=3650, description="Turns and tool calls (transcripts) older than this are purged."
+    )
+    retention_aggregates_days: int = Field(
+        default=365, ge=30, le=3650, description="daily_stats, findings and alert history older than this are purged."
+    )
+    # --- delivery channels (alerts and reports)
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail (empty: e-mail is not sent).")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (empty: no authentication).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS when offered.")
+    smtp_from: str = Field(default="ccanalytics@localhost", description="Sender address of e-mails.")
+    email_to: list[str] = Field(
+        default_factory=list, description='Recipients of reports and e-mail alerts, JSON list (["a@x.ua"]).'
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="Telegram Bot API token (empty: Telegram is not used)."
+    )
+    telegram_chat_id: str | None = Field(default=None, description="Telegram chat that receives alerts and reports.")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org", description="Telegram Bot API base URL (a proxy or a test server)."
+    )
+    notify_timeout_s: float = Field(default=20.0, gt=0, le=300, description="Timeout of one delivery attempt, seconds.")
+    # --- alerts evaluated from the database
+    alerts_owner: str = Field(
+        default="database",
+        description="Who owns alerts that both the database and Prometheus can express: database (the "
+        "scheduler evaluates and delivers them; the embedded default) or prometheus (Alertmanager "
+        "delivers them and the scheduler evaluates only the database-only rules).",
+    )
+    alert_cooldown_minutes: int = Field(
+        default=60, ge=1, le=10_080, description="A firing alert is repeated no more often than this."
+    )
+    alert_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Overrides of alert thresholds, JSON (e.g. {"transfer_rate": 0.6}); see docs/alerts.md.',
+    )
+
+    @field_validator("alerts_owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        if value not in ("database", "prometheus"):
+            raise ValueError("alerts_owner must be database or prometheus")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -138,6 +200,29 @@ class Settings(BaseSettings):
 
     def resolved_pg_data(self) -> Path:
         return (self.pg_data or self.resolved_data_dir() / "pg").resolve()
+
+    def resolved_reports_dir(self) -> Path:
+        return (self.reports_dir or find_project_root() / "reports").resolve()
+
+    def resolved_lake_dir(self) -> Path:
+        return (self.lake_dir or self.resolved_data_dir() / "lake").resolve()
+
+
+def settings_env(settings: Settings, *, include_secrets: bool = False) -> dict[str, str]:
+    """The settings that differ from their defaults as ``CCA_*`` environment variables, for a child
+    process (a report notebook's kernel) that must see what this process sees. Secrets are left out
+    unless asked for; the database URL counts as one."""
+    out: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value == info.get_default(call_default_factory=True):
+            continue
+        if isinstance(value, SecretStr) or name == "database_url":
+            if not include_secrets:
+                continue
+            value = value.get_secret_value() if isinstance(value, SecretStr) else value
+        out[f"CCA_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -144,3 +144,36 @@ class PayloadTooLarge(CCAError):
 class CSRFError(CCAError):
     code = "csrf_failed"
     http_status = 400
+
+
+class ReportFailed(CCAError):
+    """A report notebook failed; the executed notebook with the error is kept at ``notebook``."""
+
+    code = "report_failed"
+    http_status = 500
+
+    def __init__(self, kind: str, notebook: Any, error: str) -> None:
+        super().__init__(
+            f"{kind} report failed: {error} (executed notebook: {notebook})", details={"notebook": str(notebook)}
+        )
+        self.notebook = notebook
+
+
+class DeliveryError(CCAError):
+    """A notification (e-mail, Telegram) was not delivered.
+
+    ``retryable``: a later attempt may succeed (network error, timeout, HTTP 5xx, 429, SMTP 4xx);
+    otherwise the request itself is wrong (bad token, unknown chat, refused recipient) and retrying is
+    pointless. ``retry_after``: seconds the server asked to wait (Telegram 429), if any.
+    """
+
+    code = "delivery_failed"
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, channel: str, retryable: bool, retry_after: float | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.channel = channel
+        self.retryable = retryable
+        self.retry_after = retry_after

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,7 +39,7 @@ def _locked(engine: Engine, name: str, fn: Callable[[], dict[str, Any]]) -> JobR
         ).scalar_one()
         lock_conn.commit()
         if not got:
-            log.info("job %s is running elsewhere; skipped", name)
+            log.info("job %s is running elsewhere; skipped", name, extra={"job": name, "ran": False})
             return JobRun(name, False, 0.0, {})
         try:
             outcome = fn()
@@ -47,7 +47,12 @@ def _locked(engine: Engine, name: str, fn: Callable[[], dict[str, Any]]) -> JobR
             lock_conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('cca-job:' || :n, 0))"), {"n": name})
             lock_conn.commit()
     run = JobRun(name, True, time.perf_counter() - started, outcome)
-    log.info("job %s done in %.2f s: %s", name, run.seconds, outcome)
+    log.info(
+        "job %s done in %.2f s",
+        name,
+        run.seconds,
+        extra={"job": name, "ran": True, "seconds": round(run.seconds, 3), "outcome": outcome},
+    )
     return run
 
 
@@ -102,6 +107,48 @@ def maintain_partitions(engine: Engine, settings: Settings) -> JobRun:
     return _locked(engine, "partitions", work)
 
 
+def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -> dict[str, Any]:
+    """Render a report and deliver it to every configured channel, once: a report already
+    delivered everywhere is not rendered again, and channels that have it are skipped."""
+    from . import notify, reporting, reports, reportsend
+
+    channels = sorted(notify.channels_from_settings(settings))
+    name = kwargs.pop("name")
+    html = settings.resolved_reports_dir() / kind / f"{name}.html"
+    if html.is_file() and channels:
+        marker = reports.Rendered(kind, name, html, html.with_suffix(".ipynb"), 0.0)
+        if set(channels) <= reportsend.delivered_channels(marker):
+            return {"report": str(html), "skipped": "already delivered"}
+    run = reporting.run(engine, settings, kind, send=channels, skip_delivered=True, **kwargs)
+    return {"report": str(run.rendered.html_path), "seconds": round(run.rendered.seconds, 1), "delivery": run.delivery}
+
+
+def daily_report(engine: Engine, settings: Settings, *, today: date | None = None) -> JobRun:
+    """Yesterday's daily report at 08:00, to e-mail and Telegram when configured."""
+    day = (today or timeutil.today(settings.timezone)) - timedelta(days=1)
+    return _locked(
+        engine, "report_daily", lambda: _send_report(engine, settings, "daily", name=day.isoformat(), day=day)
+    )
+
+
+def weekly_problems_report(engine: Engine, settings: Settings, *, today: date | None = None) -> JobRun:
+    """The problem-call report of the last 7 days, Monday mornings."""
+    last = (today or timeutil.today(settings.timezone)) - timedelta(days=1)
+    first = last - timedelta(days=6)
+    return _locked(
+        engine,
+        "report_problems",
+        lambda: _send_report(engine, settings, "problems", name=f"{first}_{last}", date_from=first, date_to=last),
+    )
+
+
+def evaluate_alerts(engine: Engine, settings: Settings) -> JobRun:
+    """Evaluate the database alerts and drain the notification outbox (every minute)."""
+    from . import alerts
+
+    return _locked(engine, "alerts", lambda: alerts.run_alerts(engine, settings))
+
+
 # name -> (function, trigger description for APScheduler: ("interval", {...}) or ("cron", {...}))
 SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, Any]]] = {
     "score": (score_new_calls, "interval", {"minutes": 2}),
@@ -109,4 +156,7 @@ SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, A
     "daily_stats_nightly": (lambda e, s: refresh_daily_stats(e, s, days=9), "cron", {"hour": 1, "minute": 0}),
     "problems": (detect_problems, "cron", {"hour": 1, "minute": 15}),
     "partitions": (maintain_partitions, "cron", {"hour": 3, "minute": 0}),
+    "alerts": (evaluate_alerts, "interval", {"minutes": 1}),
+    "report_daily": (daily_report, "cron", {"hour": 8, "minute": 0}),
+    "report_problems": (weekly_problems_report, "cron", {"day_of_week": "mon", "hour": 8, "minute": 30}),
 }

@@ -56,6 +56,18 @@ def mask_phone(phone: str | None) -> str | None:
     return "".join("*" if i in hidden else ch for i, ch in enumerate(phone))
 
 
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+
+
 def mask_phones_in_text(text: str) -> str:
-    """Mask every phone-like number inside free text (transcripts, tool arguments)."""
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)) or "", text)
+    """Mask every phone-like number inside free text (transcripts, tool arguments, messages); call
+    ids (UUIDs, whose digit groups can look like a phone number) are left intact."""
+    out, pos = [], 0
+    for m in _UUID.finditer(text):
+        out += [_PHONE_IN_TEXT.sub(_mask_match, text[pos : m.start()]), m.group(0)]
+        pos = m.end()
+    return "".join([*out, _PHONE_IN_TEXT.sub(_mask_match, text[pos:])])
+
+
+def _mask_match(m: re.Match) -> str:
+    return mask_phone(m.group(0)) or ""

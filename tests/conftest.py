@@ -98,3 +98,66 @@ def count_rows(engine: sa.Engine) -> dict[str, int]:
             t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
             for t in ("calls", "call_turns", "call_tool_calls", "customers")
         }
+
+
+DEMO_TEMPLATE = "cca_demo_template"
+DEMO_END = "2026-11-24"  # the demo's last day: reports are asked for days inside 2026-11-15 … 2026-11-24
+
+
+@pytest.fixture(scope="session")
+def demo_template(pg_server, template_db, tmp_path_factory):
+    """A template database holding ten days of demo data (60 calls/day), priced, scored, with daily
+    stats and the demo A/B test — what `make demo` produces, smaller. Built once per worker."""
+    from datetime import date
+
+    from ccanalytics.config import Settings
+    from ccanalytics.demo.run import run_demo
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{DEMO_TEMPLATE}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
+    url = "postgresql+psycopg" + _db_url(pg_server, DEMO_TEMPLATE)[len("postgresql") :]
+    report = run_demo(
+        Settings(database_url=url, reports_dir=tmp_path_factory.mktemp("demo-reports")),
+        seed=7,
+        days=10,
+        calls_per_day=60,
+        end_date=date.fromisoformat(DEMO_END),
+        echo=lambda _line: None,
+    )
+    report.engine.dispose()
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{DEMO_TEMPLATE}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+    return DEMO_TEMPLATE
+
+
+@pytest.fixture
+def demo_url(pg_server, demo_template):
+    """A fresh copy of the demo database for this test (SQLAlchemy URL)."""
+    name, url = new_database(pg_server, demo_template)
+    yield "postgresql+psycopg" + url[len("postgresql") :]
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def demo_engine(demo_url):
+    engine = create_engine(demo_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def telegram():
+    """A local Telegram Bot API server (tests/fakechannels.py)."""
+    from fakechannels import FakeTelegram
+
+    with FakeTelegram() as tg:
+        yield tg
+
+
+@pytest.fixture
+def smtp():
+    """A local SMTP server with a mailbox (aiosmtpd)."""
+    from fakechannels import SMTPServer
+
+    with SMTPServer() as server:
+        yield server

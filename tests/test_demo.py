@@ -15,15 +15,21 @@ from ccanalytics.errors import RecordProblem
 from webapp import create_app
 
 
-def cli(db_url, *args):
-    return CliRunner().invoke(main, list(args), env={"CCA_DATABASE_URL": db_url}, catch_exceptions=False)
+def cli(db_url, *args, reports_dir=None):
+    env = {"CCA_DATABASE_URL": db_url}
+    if reports_dir is not None:
+        env["CCA_REPORTS_DIR"] = str(reports_dir)
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine):
-    res = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40")
+def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tmp_path):
+    res = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
     assert res.exit_code == 0, res.output
     assert "load demo calls:" in res.output and "daily stats: 3 days computed" in res.output
     assert "response latency: p50" in res.output
+    yesterday = timeutil.today() - timedelta(days=1)
+    assert (tmp_path / "daily" / f"{yesterday}.html").is_file()  # the demo writes the HTML reports
+    assert (tmp_path / "problems" / f"{yesterday - timedelta(days=1)}_{yesterday}.html").is_file()
     with engine.connect() as conn:
         calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
         days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM daily_stats")).one()
@@ -38,7 +44,7 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine):
     assert 0 < ab_calls <= calls
     assert derived == calls
 
-    again = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40")
+    again = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
     assert again.exit_code == 0, again.output
     assert f"0 new calls, 0 replaced, {calls} already loaded" in again.output
     assert "0 days computed, 3 unchanged" in again.output
@@ -109,8 +115,8 @@ def test_admin_serves_prometheus_metrics(engine):
     assert "cca_exporter_up 1.0" in body
 
 
-def test_quality_commands_after_the_demo(db_url, engine):
-    assert cli(db_url, "demo", "--no-serve", "--days", "2", "--calls-per-day", "60").exit_code == 0
+def test_quality_commands_after_the_demo(db_url, engine, tmp_path):
+    assert cli(db_url, "demo", "--no-serve", "--days", "2", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
     res = cli(db_url, "quality", "report")
     report = json.loads(res.output)["data"]
     assert report["scored_calls"] == report["total_calls"] > 0
@@ -125,7 +131,7 @@ def test_quality_commands_after_the_demo(db_url, engine):
 
 
 def test_prompt_and_ab_commands(db_url, engine, tmp_path):
-    assert cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "60").exit_code == 0
+    assert cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
     listing = cli(db_url, "prompts", "list", "--name", "tire_agent").output
     assert "* " in listing and "tire_agent@v1" in listing and "tire_agent@v2" in listing
     prompt = tmp_path / "p.txt"

@@ -86,3 +86,10 @@ def test_store_masking_matches_mask_phone(values):
 
     frame = pl.DataFrame({"caller_id": values}, schema={"caller_id": pl.String})
     assert _mask_callers(frame).get_column("caller_id").to_list() == [mask_phone(v) for v in values]
+
+
+def test_masking_text_leaves_call_ids_alone():
+    from ccanalytics.privacy import mask_phones_in_text
+
+    text = "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +380671234567"
+    assert mask_phones_in_text(text) == "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +38067*****67"

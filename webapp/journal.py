@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from ccanalytics import journal
+from ccanalytics import journal, labels
 from ccanalytics.errors import InvalidArgument
 
 from .db import get_engine
 from .overview import SCENARIO_NAMES, TRANSFER_REASONS, scenario_ru
 
 bp = Blueprint("journal", __name__)
-CRITERIA_RU = {
-    "bot_greeted_properly": "Приветствие",
-    "bot_understood_intent": "Понял запрос",
-    "bot_used_correct_tool": "Верный инструмент",
-    "bot_provided_accurate_info": "Точная информация",
-    "bot_confirmed_before_action": "Подтверждение перед действием",
-    "bot_was_concise": "Краткость",
-    "call_resolved_without_human": "Решено без оператора",
-    "customer_seemed_satisfied": "Клиент доволен",
-}
+CRITERIA_RU = labels.CRITERIA
 
 
 def _float(name: str) -> float | None:

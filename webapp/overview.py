@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
-from ccanalytics import metrics, timeutil
+from ccanalytics import labels, metrics, timeutil
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.store import Store
 
@@ -14,27 +14,9 @@ from .db import get_engine
 
 bp = Blueprint("overview", __name__)
 
-SCENARIO_NAMES = {
-    "tire_search": "подбор шин",
-    "availability_check": "проверка наличия",
-    "order_status": "статус заказа",
-    "order_creation": "оформление заказа",
-    "fitting_booking": "запись на шиномонтаж",
-    "consultation": "консультация",
-}
-TRANSFER_REASONS = {
-    "customer_request": "по просьбе клиента",
-    "cannot_help": "бот не смог помочь",
-    "complex_question": "сложный вопрос",
-    "negative_emotion": "негатив клиента",
-    "unknown": "причина не указана",
-}
-
-
-def scenario_ru(name: str | None) -> str:
-    if not name:
-        return "—"
-    return " + ".join(SCENARIO_NAMES.get(part, part) for part in name.split(" + "))
+SCENARIO_NAMES = labels.SCENARIOS
+TRANSFER_REASONS = labels.TRANSFER_REASONS
+scenario_ru = labels.scenario
 
 
 @bp.get("/")

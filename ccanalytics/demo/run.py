@@ -130,13 +130,24 @@ def _step_admin_user(ctx: DemoContext) -> str:
     return f"log in at /login as admin, password {password}  (shown once; change: ccanalytics users passwd admin)"
 
 
-# (name, function) in order; later capabilities append their jobs (reports…)
+def _step_reports(ctx: DemoContext) -> str:
+    from .. import reporting
+
+    day = ctx.end_date - timedelta(days=1) if ctx.days > 1 else ctx.end_date
+    first = max(day - timedelta(days=6), ctx.end_date - timedelta(days=ctx.days - 1))
+    daily = reporting.run(ctx.engine, ctx.settings, "daily", day=day)
+    problems = reporting.run(ctx.engine, ctx.settings, "problems", date_from=first, date_to=day)
+    return f"{daily.rendered.html_path}, {problems.rendered.html_path}"
+
+
+# (name, function) in order; later capabilities append their jobs
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
     ("price calls", _step_costs),
     ("score quality", _step_score),
     ("reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),
+    ("HTML reports", _step_reports),
     ("admin user", _step_admin_user),
 ]
 

@@ -1,0 +1,168 @@
+"""The A/B test readout's sections (notebooks/ab_test_readout.ipynb)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from . import charts, experiments
+from .errors import NotFound
+from .htmlblocks import Block, note, num, pct, table, usd
+
+ACTIONS_RU = {
+    "ship_b": "переключиться на вариант-претендент",
+    "keep_a": "оставить контрольный вариант",
+    "keep_running": "продолжать тест",
+    "stop_harm": "остановить: претендент хуже",
+    "investigate_srm": "разобраться с распределением трафика",
+}
+STATUS_RU = {"draft": "черновик", "running": "идёт", "stopped": "остановлен", "completed": "завершён"}
+Z95 = 1.959964
+
+
+def pick_test(engine: Engine, test: int | str | None) -> experiments.ABTest:
+    """The test asked for, else the running one, else the most recent."""
+    if test not in (None, ""):
+        return experiments.get_test(engine, int(test) if str(test).isdigit() else str(test))
+    tests = experiments.list_tests(engine)
+    running = [t for t in tests if t.status == "running"]
+    if running:
+        return running[0]
+    started = [t for t in tests if t.started_at is not None]
+    if not started:
+        raise NotFound("there is no A/B test that has started")
+    return max(started, key=lambda t: t.started_at)
+
+
+def header(res: experiments.TestResults) -> Block:
+    t = res.test
+    variants = ", ".join(f"{v.variant} — {v.label} ({100 * v.weight:.0f} %)" for v in t.variants)
+    started = t.started_at.strftime("%d.%m.%Y %H:%M") if t.started_at else "—"
+    text = (
+        f"<h1>A/B-тест «{_e(t.test_name)}»</h1><p>Статус: {STATUS_RU.get(t.status, _e(t.status))}; начат {started}; "
+        f"идёт {num(res.days_running, 1)} дн.; {num(res.calls_per_day, 1)} звонков в день. "
+        f"Варианты: {_e(variants)}. Целевая метрика: {_e(experiments.METRICS[t.goal_metric]['label'])}.</p>"
+    )
+    if t.description:
+        text += f"<p>{_e(t.description)}</p>"
+    if t.decision:
+        text += f"<p>Решение: {_e(t.decision)}. {_e(t.decision_note or '')}</p>"
+    return Block(text)
+
+
+def _e(text: str) -> str:
+    from html import escape
+
+    return escape(str(text))
+
+
+def srm(res: experiments.TestResults) -> Block:
+    s = res.srm
+    if not s.computable:
+        return note(f"Проверка распределения трафика (SRM) пока невозможна: {s.reason}.")
+    observed = ", ".join(f"{v.variant}: {v.n}" for v in res.variants)
+    if s.mismatch:
+        return note(
+            f"Трафик распределён не так, как задано (SRM, p = {s.p_value:.4f}): {observed}. Результатам верить нельзя, "
+            "пока причина не найдена (назначение вариантов, исключения, потеря логов).",
+            tone="bad",
+        )
+    return note(f"Распределение трафика соответствует заданному (SRM p = {s.p_value:.3f}): {observed}.", tone="good")
+
+
+def variants(res: experiments.TestResults) -> Block:
+    rows = [v.to_dict() for v in res.variants]
+    for r in rows:
+        r["name"] = f"{r['variant']} — {r['label']}"
+    return table(
+        rows,
+        [
+            ("name", "Вариант"),
+            ("calls", "Звонков"),
+            ("excluded", "Исключено"),
+            ("resolved_without_operator_pct", "Решено без оператора", pct),
+            ("avg_quality_score", "Качество", lambda v: num(v, 3)),
+            ("avg_duration_seconds", "Длительность, с", lambda v: num(v, 0)),
+            ("avg_cost_per_call_usd", "На звонок", usd),
+            ("cost_per_resolved_call_usd", "На решённый", usd),
+            ("response_p95_ms", "Ответ p95, мс", lambda v: num(v, 0)),
+        ],
+    )
+
+
+def comparisons(res: experiments.TestResults) -> list[Any]:
+    out: list[Any] = []
+    for challenger, metrics in res.comparisons.items():
+        rows = []
+        for name, c in metrics.items():
+            scale = 100.0 if experiments.METRICS[name]["kind"] == "proportion" else 1.0
+            digits = 1 if scale == 100 else 4 if name == "cost_per_call" else 3
+            fmt = lambda v, d=digits, s=scale: num(v * s, d) if v is not None else "—"  # noqa: E731
+            rows.append(
+                {
+                    "metric": experiments.METRICS[name]["label"],
+                    "a": fmt(c.a_mean),
+                    "b": fmt(c.b_mean),
+                    "effect": fmt(c.effect),
+                    "ci": f"[{fmt(c.ci[0])}; {fmt(c.ci[1])}]" if c.ci else "—",
+                    "p": "—" if c.p_value is None else f"{c.p_value:.4f}",
+                    "sig": "да" if c.significant else "нет",
+                }
+            )
+        out.append(
+            table(
+                rows,
+                [
+                    ("metric", "Метрика"),
+                    ("a", "A"),
+                    ("b", challenger),
+                    ("effect", f"{challenger} − A"),
+                    ("ci", "95 % ДИ разницы"),
+                    ("p", "p"),
+                    ("sig", "Значимо"),
+                ],
+                caption=f"Сравнение {challenger} с A (доли — в процентах)",
+            )
+        )
+    return out
+
+
+def _ci(stats: Any, proportion: bool = False) -> tuple[float, float, float] | None:
+    if not stats.n:
+        return None
+    mean = stats.mean
+    sd = math.sqrt(mean * (1 - mean)) if proportion else (stats.std or 0.0)
+    half = Z95 * sd / math.sqrt(stats.n)
+    return mean, mean - half, mean + half
+
+
+def charts_per_metric(res: experiments.TestResults) -> list[Any]:
+    out: list[Any] = []
+    quality = [(v.variant, _ci(v.quality)) for v in res.variants]
+    rows = [{"variant": name, "value": c[0], "low": c[1], "high": c[2]} for name, c in quality if c]
+    if rows:
+        out.append(charts.variants_with_ci(rows, title="Оценка качества: среднее и 95 % ДИ"))
+    resolved = []
+    for v in res.variants:
+        if v.n:
+            p = v.resolved / v.n
+            half = Z95 * math.sqrt(p * (1 - p) / v.n)
+            resolved.append({"variant": v.variant, "value": 100 * p, "low": 100 * (p - half), "high": 100 * (p + half)})
+    if resolved:
+        out.append(charts.variants_with_ci(resolved, title="Решено без оператора, %: доля и 95 % ДИ"))
+    return out
+
+
+def recommendations(res: experiments.TestResults) -> list[Any]:
+    out: list[Any] = []
+    for challenger, r in res.recommendations.items():
+        tone = {"ship_b": "good", "stop_harm": "bad", "investigate_srm": "bad"}.get(r.action, "info")
+        extra = ""
+        if r.action == "keep_running" and r.expected_days_to_power is not None:
+            extra = f" Ещё примерно {num(r.expected_days_to_power, 0)} дн. до нужного объёма выборки."
+        out.append(note(f"{challenger}: {ACTIONS_RU.get(r.action, r.action)}. {r.reason}{extra}", tone=tone))
+    if not out:
+        out.append(note("В тесте один вариант: сравнивать не с чем."))
+    return out

@@ -1,0 +1,440 @@
+"""Alerts evaluated from the database, with durable delivery to Telegram and e-mail.
+
+``evaluate`` checks every rule of ccanalytics.alert_rules at an explicit instant. ``run`` turns the
+result into state changes in one transaction — a new alert fires, a firing one is repeated once the
+cooldown has passed, a condition that no longer holds is resolved — writing each event to
+``alert_events`` and one ``alert_outbox`` row per channel. ``deliver`` drains the outbox: rows are
+claimed with ``FOR UPDATE SKIP LOCKED`` (two schedulers never send one row twice), a retryable
+failure moves the row's next attempt forward with exponential backoff, so a channel outage delays
+delivery but loses nothing. ``run_alerts`` is the scheduler's job: derive, run, deliver.
+
+Ownership: with ``alerts_owner = prometheus`` the rules that have a Prometheus twin are left to
+Alertmanager and only the database-only rules are evaluated (docs/alerts.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import Engine
+
+from . import callmetrics, timeutil
+from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, mask_text
+from .config import Settings
+from .errors import DeliveryError, InvalidArgument
+from .notify import Channel, channels_from_settings
+
+log = logging.getLogger(__name__)
+
+ALERTS_LOCK_KEY = 0x6363_616C  # "ccal": one run() at a time changes alert state
+SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    owner: str = "database"  # database | prometheus
+    cooldown: timedelta = timedelta(minutes=60)
+    tz: str = timeutil.DEFAULT_TZ
+    admin_url: str = "http://127.0.0.1:8050"
+    channels: tuple[str, ...] = ()  # configured channels: notifications are queued for these
+    max_attempts: int = 50
+    backoff_s: float = 30.0
+    backoff_cap_s: float = 1800.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertConfig:
+        return cls(
+            thresholds=Thresholds.with_overrides(settings.alert_thresholds),
+            owner=settings.alerts_owner,
+            cooldown=timedelta(minutes=settings.alert_cooldown_minutes),
+            tz=settings.timezone,
+            admin_url=settings.admin_base_url,
+            channels=tuple(channels_from_settings(settings)),
+        )
+
+    def rules(self) -> list[Rule]:
+        """The rules this process owns."""
+        return [r for r in RULES if self.owner == "database" or r.prometheus_twin is None]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    firings: list[Firing]
+    evaluated: list[str]  # rules checked successfully (their state may change)
+    skipped: list[str]  # rules owned by Prometheus
+    errors: dict[str, str]  # rule -> error (its state is left alone)
+
+
+@dataclass
+class RunSummary:
+    fired: int = 0
+    repeated: int = 0
+    resolved: int = 0
+    firing: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    firings: list[Firing] = field(default_factory=list)
+
+
+@dataclass
+class DeliverySummary:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    pending: int = 0
+
+
+def _config(config: AlertConfig | Settings) -> AlertConfig:
+    return AlertConfig.from_settings(config) if isinstance(config, Settings) else config
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise InvalidArgument("the evaluation time must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def evaluate_all(engine: Engine, config: AlertConfig | Settings, now: datetime) -> Evaluation:
+    """Check every owned rule at ``now``. A rule that fails (a bug, a missing table) is reported in
+    ``errors`` and does not stop the others."""
+    cfg, now = _config(config), _aware(now)
+    ctx = Context(now, cfg.thresholds, cfg.tz, cfg.admin_url)
+    owned = cfg.rules()
+    firings: list[Firing] = []
+    evaluated: list[str] = []
+    errors: dict[str, str] = {}
+    with engine.connect() as conn:
+        for rule in owned:
+            try:
+                with conn.begin():
+                    firings.extend(rule.check(conn, ctx))
+                evaluated.append(rule.name)
+            except Exception as exc:  # one broken rule must not silence the others
+                log.exception("alert rule %s failed", rule.name)
+                errors[rule.name] = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    skipped = [r.name for r in RULES if r not in owned]
+    return Evaluation(firings, evaluated, skipped, errors)
+
+
+def evaluate(engine: Engine, config: AlertConfig | Settings, now: datetime) -> list[Firing]:
+    """The alerts firing at ``now`` (read-only)."""
+    return evaluate_all(engine, config, now).firings
+
+
+# ------------------------------------------------------------------------------------ messages
+def _duration(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} дн"] if days else []
+    if hours:
+        parts.append(f"{hours} ч")
+    if mins or not parts:
+        parts.append(f"{mins} мин")
+    return " ".join(parts)
+
+
+def _title(rule: Rule, label: str) -> str:
+    return f"{rule.title}: {label}" if label else rule.title
+
+
+def compose(
+    rule: Rule, event: str, f_text: str, link: str | None, label: str, *, since: datetime, now: datetime, tz: str
+):
+    """(subject, text) of a notification; phone numbers in the body are masked."""
+    local = lambda at: at.astimezone(timeutil.zone(tz)).strftime("%d.%m %H:%M")  # noqa: E731
+    title = _title(rule, label)
+    if event == "fired":
+        subject, head = title, f"{SEVERITY_ICON.get(rule.severity, '')} {title}"
+        body = f_text
+    elif event == "repeated":
+        subject = f"Продолжается: {title}"
+        head = f"🔁 Продолжается с {local(since)} ({_duration(now - since)}): {title}"
+        body = f_text
+    else:
+        subject, head = f"Завершено: {title}", f"✅ Завершено: {title}"
+        body = (
+            f"Алерт закончился: длился {_duration(now - since)} ({local(since)} — {local(now)}).\n"
+            f"Последнее измерение во время алерта: {f_text}"
+        )
+    text = mask_text(f"{head}\n{body}")
+    if link:
+        text += f"\nЖурнал: {link}"
+    return f"[ccanalytics] {subject}", text
+
+
+# ----------------------------------------------------------------------------------------- run
+_UPSERT_FIRING = """
+INSERT INTO alert_state AS s (rule, key, status, severity, first_fired_at, last_seen_at, last_notified_at,
+                              resolved_at, notifications, last_value, details, updated_at)
+VALUES (:rule, :key, 'firing', :severity, :now, :now, :now, NULL, 1, :value, :details, :now)
+ON CONFLICT (rule, key) DO UPDATE SET
+    status = 'firing', severity = EXCLUDED.severity, first_fired_at = :now, last_seen_at = :now,
+    last_notified_at = :now, resolved_at = NULL, notifications = 1, last_value = :value, details = :details,
+    updated_at = :now
+"""
+
+
+def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSummary:
+    """Evaluate at ``now`` and update alert state, history and outbox in one transaction."""
+    cfg, now = _config(config), _aware(now)
+    ev = evaluate_all(engine, cfg, now)
+    summary = RunSummary(errors=ev.errors, skipped=ev.skipped, firings=ev.firings)
+    by_key = {(f.rule, f.key): f for f in ev.firings}
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ALERTS_LOCK_KEY})
+        # never move an alert's clock backwards (a manual run "--at" an earlier time, clock skew)
+        latest = conn.execute(sa.text("SELECT max(last_seen_at) FROM alert_state")).scalar()
+        stamp = max(now, latest) if latest else now
+        states = {
+            (s.rule, s.key): s
+            for s in conn.execute(
+                sa.text("SELECT * FROM alert_state WHERE rule = ANY(:rules) FOR UPDATE"), {"rules": ev.evaluated}
+            )
+        }
+        for (rule_name, key), f in by_key.items():
+            rule, state = RULES_BY_NAME[rule_name], states.get((rule_name, key))
+            details = Jsonb({"text": f.text, "link": f.link, "label": f.label, **f.details})
+            if state is None or (rule.kind == "condition" and state.status == "resolved"):
+                conn.execute(
+                    sa.text(_UPSERT_FIRING),
+                    {
+                        "rule": rule.name,
+                        "key": key,
+                        "severity": rule.severity,
+                        "now": stamp,
+                        "value": f.value,
+                        "details": details,
+                    },
+                )
+                _record(conn, cfg, rule, "fired", f, since=stamp, now=stamp)
+                summary.fired += 1
+                continue
+            repeat = rule.kind == "condition" and (
+                state.last_notified_at is None or stamp - state.last_notified_at >= cfg.cooldown
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE alert_state SET last_seen_at = :now, last_value = :value, details = :details, "
+                    "updated_at = :now, last_notified_at = CASE WHEN :repeat THEN :now ELSE last_notified_at END, "
+                    "notifications = notifications + CASE WHEN :repeat THEN 1 ELSE 0 END "
+                    "WHERE rule = :rule AND key = :key"
+                ),
+                {"now": stamp, "value": f.value, "details": details, "repeat": repeat, "rule": rule.name, "key": key},
+            )
+            if repeat:
+                _record(conn, cfg, rule, "repeated", f, since=state.first_fired_at, now=stamp)
+                summary.repeated += 1
+        for (rule_name, key), state in states.items():
+            if state.status != "firing" or (rule_name, key) in by_key:
+                continue
+            rule = RULES_BY_NAME.get(rule_name)
+            conn.execute(
+                sa.text(
+                    "UPDATE alert_state SET status = 'resolved', resolved_at = :now, updated_at = :now "
+                    "WHERE rule = :rule AND key = :key"
+                ),
+                {"now": stamp, "rule": rule_name, "key": key},
+            )
+            if rule is not None and rule.kind == "condition":  # events end silently
+                d = state.details or {}
+                last = Firing(
+                    rule.name, key, state.last_value, None, d.get("text", ""), d.get("link"), d.get("label", "")
+                )
+                _record(conn, cfg, rule, "resolved", last, since=state.first_fired_at, now=stamp)
+                summary.resolved += 1
+        summary.firing = conn.execute(sa.text("SELECT count(*) FROM alert_state WHERE status = 'firing'")).scalar_one()
+    return summary
+
+
+def _record(conn, cfg: AlertConfig, rule: Rule, event: str, f: Firing, *, since: datetime, now: datetime) -> int:
+    """One alert_events row and its outbox rows (for the rule's channels that are configured)."""
+    subject, message = compose(rule, event, f.text, f.link, f.label, since=since, now=now, tz=cfg.tz)
+    channels = [c for c in rule.channels if c in cfg.channels]
+    event_id = conn.execute(
+        sa.text(
+            "INSERT INTO alert_events (rule, key, event, severity, title, message, value, threshold, details, "
+            "channels, episode_started_at, created_at) VALUES (:rule, :key, :event, :severity, :title, :message, "
+            ":value, :threshold, :details, :channels, :since, :now) RETURNING id"
+        ),
+        {
+            "rule": rule.name,
+            "key": f.key,
+            "event": event,
+            "severity": rule.severity,
+            "title": _title(rule, f.label),
+            "message": message,
+            "value": f.value,
+            "threshold": f.threshold,
+            "details": Jsonb({"link": f.link, **f.details}),
+            "channels": channels,
+            "since": since,
+            "now": now,
+        },
+    ).scalar_one()
+    for channel in channels:
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert_outbox (event_id, channel, payload, next_attempt_at, created_at) "
+                "VALUES (:e, :c, :p, :now, :now)"
+            ),
+            {"e": event_id, "c": channel, "p": Jsonb({"subject": subject, "text": message}), "now": now},
+        )
+    if not channels:
+        log.warning("alert %s/%s %s: no configured channel (%s)", rule.name, f.key, event, ", ".join(rule.channels))
+    return event_id
+
+
+# ------------------------------------------------------------------------------------- deliver
+_CLAIM = """
+SELECT id, channel, payload, attempts FROM alert_outbox
+WHERE status = 'pending' AND next_attempt_at <= :now AND channel = ANY(:channels)
+ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+
+
+def deliver(
+    engine: Engine,
+    channels: Mapping[str, Channel],
+    now: datetime,
+    *,
+    max_attempts: int = 50,
+    backoff_s: float = 30.0,
+    backoff_cap_s: float = 1800.0,
+    limit: int = 500,
+) -> DeliverySummary:
+    """Send the due outbox rows of the given channels, oldest first, each in its own transaction that
+    holds the row's lock while sending. After a retryable failure the channel is not tried again in
+    this call (its other rows wait for the next one)."""
+    now = _aware(now)
+    out = DeliverySummary()
+    usable = set(channels)
+    for _ in range(limit):
+        if not usable:
+            break
+        with engine.begin() as conn:
+            row = conn.execute(sa.text(_CLAIM), {"now": now, "channels": sorted(usable)}).one_or_none()
+            if row is None:
+                break
+            attempts = row.attempts + 1
+            try:
+                channels[row.channel].send_text(row.payload.get("subject", ""), row.payload["text"])
+            except Exception as exc:  # every failure is recorded on the row, never lost
+                retryable = exc.retryable if isinstance(exc, DeliveryError) else True
+                error = (exc.message if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:1000]
+                if not retryable or attempts >= max_attempts:
+                    log.error(
+                        "alert notification %s to %s is dead after %d attempt(s): %s",
+                        row.id,
+                        row.channel,
+                        attempts,
+                        error,
+                    )
+                    conn.execute(
+                        sa.text(
+                            "UPDATE alert_outbox SET status = 'dead', attempts = :a, last_error = :e WHERE id = :id"
+                        ),
+                        {"a": attempts, "e": error, "id": row.id},
+                    )
+                    out.dead += 1
+                    continue
+                delay = min(backoff_cap_s, backoff_s * 2 ** (attempts - 1))
+                if isinstance(exc, DeliveryError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                log.warning(
+                    "alert notification %s to %s failed (attempt %d), next in %.0f s: %s",
+                    row.id,
+                    row.channel,
+                    attempts,
+                    delay,
+                    error,
+                )
+                conn.execute(
+                    sa.text(
+                        "UPDATE alert_outbox SET attempts = :a, last_error = :e, next_attempt_at = :next WHERE id = :id"
+                    ),
+                    {"a": attempts, "e": error, "next": now + timedelta(seconds=delay), "id": row.id},
+                )
+                out.retried += 1
+                usable.discard(row.channel)
+                continue
+            conn.execute(
+                sa.text("UPDATE alert_outbox SET status = 'sent', attempts = :a, sent_at = :now WHERE id = :id"),
+                {"a": attempts, "now": now, "id": row.id},
+            )
+            out.sent += 1
+    with engine.connect() as conn:
+        out.pending = conn.execute(sa.text("SELECT count(*) FROM alert_outbox WHERE status = 'pending'")).scalar_one()
+    return out
+
+
+# ----------------------------------------------------------------------------- history and job
+def history(engine: Engine, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest alert events, newest first, with the delivery status per channel."""
+    if not 1 <= limit <= 10_000:
+        raise InvalidArgument("limit must be between 1 and 10000")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT e.id, e.rule, e.key, e.event, e.severity, e.title, e.message, e.value, e.threshold, "
+                "e.created_at, e.episode_started_at, "
+                "coalesce(jsonb_object_agg(o.channel, o.status) FILTER (WHERE o.id IS NOT NULL), '{}') AS delivery "
+                "FROM alert_events e LEFT JOIN alert_outbox o ON o.event_id = e.id "
+                "GROUP BY e.id ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def purge(engine: Engine, older_than: datetime) -> int:
+    """Delete alert events (and their outbox rows) and resolved states older than ``older_than``."""
+    with engine.begin() as conn:
+        n = conn.execute(sa.text("DELETE FROM alert_events WHERE created_at < :t"), {"t": older_than}).rowcount
+        conn.execute(
+            sa.text("DELETE FROM alert_state WHERE status = 'resolved' AND resolved_at < :t"), {"t": older_than}
+        )
+    return n
+
+
+def derive_recent_metrics(engine: Engine, now: datetime, hours: int = 3) -> int:
+    """Per-call metrics (response latency) for the recent calls that have none yet: the latency rule
+    reads them. Failure is logged, not raised: the other rules still run."""
+    try:
+        with engine.begin() as conn:
+            return callmetrics.derive(conn, now - timedelta(hours=hours), now + timedelta(minutes=1))
+    except sa.exc.DBAPIError as exc:
+        log.warning("deriving call metrics for alerts failed: %s", exc)
+        return 0
+
+
+def run_alerts(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    """The scheduler's job (every minute): derive recent call metrics, evaluate and update alert state,
+    then deliver due notifications."""
+    now = _aware(now) if now else datetime.now(UTC)
+    cfg = AlertConfig.from_settings(settings)
+    channels = channels_from_settings(settings)
+    derive_recent_metrics(engine, now)
+    summary = run(engine, cfg, now)
+    sent = deliver(
+        engine, channels, now, max_attempts=cfg.max_attempts, backoff_s=cfg.backoff_s, backoff_cap_s=cfg.backoff_cap_s
+    )
+    return {
+        "fired": summary.fired,
+        "repeated": summary.repeated,
+        "resolved": summary.resolved,
+        "firing": summary.firing,
+        "delivered": sent.sent,
+        "retried": sent.retried,
+        "dead": sent.dead,
+        "pending": sent.pending,
+        "rule_errors": sorted(summary.errors),
+    }

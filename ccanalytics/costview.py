@@ -1,0 +1,194 @@
+"""The cost review's sections (notebooks/cost_review.ipynb): what a call costs, where the money
+goes, baseline against now with each lever's saving, and what the levers could still save."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import charts, labels, levers, pricing, router, timeutil
+from .errors import InvalidArgument
+from .htmlblocks import Block, note, num, pct, table, usd
+
+LEVERS_RU = {
+    "tts_cache": "кэш фраз TTS",
+    "model_routing": "маршрутизация моделей",
+    "stt_provider": "провайдер STT (Whisper)",
+    "prompt_length": "длина промпта",
+    "other": "прочее (структура звонков, длительность, цены)",
+}
+
+_DAILY = """
+SELECT (started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
+       avg(total_cost_usd)::float8 AS per_call,
+       avg((cost_breakdown->>'stt')::float8)::float8 AS stt, avg((cost_breakdown->>'llm')::float8)::float8 AS llm,
+       avg((cost_breakdown->>'tts')::float8)::float8 AS tts,
+       avg((cost_breakdown->>'telephony')::float8)::float8 AS telephony
+FROM calls WHERE started_at >= :start AND started_at < :end AND total_cost_usd IS NOT NULL
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def daily(engine: Engine, first: date, last: date, tz: str) -> list[dict[str, Any]]:
+    start, end = timeutil.period_bounds(first, last, tz)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(_DAILY), {"start": start, "end": end, "tz": tz})]
+
+
+def summary(s: dict[str, Any]) -> list[Any]:
+    rows = [{"component": labels.COST_COMPONENTS.get(k, k), "usd": v} for k, v in s["components_per_call_usd"].items()]
+    rows.append({"component": "Итого на звонок", "usd": s["cost_per_call_usd"]})
+    rows.append({"component": "На решённый ботом звонок", "usd": s["cost_per_resolved_call_usd"]})
+    hit = s["tts_cache_hit_rate"]
+    facts = (
+        f"Звонков: {num(s['calls'])}, из них решено ботом: {num(s['resolved_calls'])}. Всего: "
+        f"{usd(s['total_cost_usd'], 2)}. Кэш TTS: {pct(100 * hit if hit is not None else None)} символов. "
+        f"Входных токенов на вызов LLM: {num(s['llm_input_tokens_per_llm_call'])}."
+    )
+    if s["estimated_calls"]:
+        facts += f" Стоимость {s['estimated_calls']} звонков оценена по транскрипту (нет usage)."
+    return [note(facts), table(rows, [("component", "Статья"), ("usd", "USD на звонок", usd)])]
+
+
+def trend(days: list[dict[str, Any]]) -> list[Any]:
+    if not days:
+        return [note("Нет звонков с рассчитанной стоимостью.", tone="warn")]
+    xs = [d["day"] for d in days]
+    return [
+        charts.trend(xs, {"на звонок": [d["per_call"] for d in days]}, title="Стоимость звонка по дням", ylabel="USD"),
+        charts.stacked_days(
+            xs,
+            {k: [d[k] for d in days] for k in ("stt", "llm", "tts", "telephony")},
+            title="Из чего состоит стоимость звонка",
+            ylabel="USD",
+            names=labels.COST_COMPONENTS,
+        ),
+    ]
+
+
+def breakdowns(s: dict[str, Any]) -> list[Any]:
+    cols = [
+        ("key", "Ключ"),
+        ("calls", "Звонков"),
+        ("cost_per_call_usd", "На звонок", usd),
+        ("cost_per_resolved_call_usd", "На решённый", usd),
+    ]
+    out: list[Any] = []
+    titles = {
+        "by_scenario": "По сценариям",
+        "by_prompt_version": "По версиям промпта",
+        "by_llm_model": "По моделям LLM",
+        "by_stt_provider": "По провайдерам STT",
+    }
+    for key, title in titles.items():
+        rows = s.get(key) or []
+        if key == "by_scenario":
+            rows = [{**r, "key": labels.scenario(r["key"])} for r in rows]
+        out.append(table(rows, cols, caption=title))
+    return out
+
+
+def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
+    b, c = report["baseline"], report["current"]
+    head = (
+        f"База {b['period']['date_from']} … {b['period']['date_to']}: {usd(b['cost_per_call_usd'])} на звонок; "
+        f"сейчас {c['period']['date_from']} … {c['period']['date_to']}: {usd(c['cost_per_call_usd'])}. "
+        f"Снижение: {pct(report['reduction_pct'])} на звонок, "
+        f"{pct(report['reduction_per_resolved_call_pct'])} на решённый звонок (минус — рост)."
+    )
+    reduction = report["reduction_pct"]
+    tone = "good" if reduction is not None and reduction >= 20 else "warn"
+    rows = [
+        {
+            "lever": LEVERS_RU.get(lv["lever"], lv["lever"]),
+            "saving": lv["saving_per_call_usd"],
+            "share": lv["saving_pct_of_baseline"],
+            "detail": lv["detail"],
+        }
+        for lv in report["levers"]
+    ]
+    return [
+        note(head + (" Цель — минус 20 %." if tone == "warn" else " Цель (минус 20 %) достигнута."), tone=tone),
+        table(
+            rows,
+            [
+                ("lever", "Рычаг"),
+                ("saving", "Экономия на звонок", usd),
+                ("share", "% от базы", pct),
+                ("detail", "Как посчитано"),
+            ],
+        ),
+        charts.shares(
+            {LEVERS_RU.get(lv["lever"], lv["lever"]): max(lv["saving_per_call_usd"], 0) for lv in report["levers"]},
+            title="Вклад рычагов в снижение (USD на звонок)",
+        ),
+    ]
+
+
+def opportunities(engine: Engine, first: date, last: date, *, book: pricing.PriceBook, tz: str) -> list[Any]:
+    """What the levers could still save, measured on the period's calls."""
+    out: list[Any] = []
+    w = levers.whisper_break_even(engine, first, last, book=book, tz=tz)
+    if w.break_even_calls_per_day is not None:
+        verdict = "выгоден" if (w.monthly_saving_usd or 0) > 0 else "пока не выгоден"
+        out.append(
+            note(
+                f"Whisper (свой GPU, {usd(w.whisper_usd_per_month, 0)} в месяц): окупается от "
+                f"{num(w.break_even_calls_per_day)} звонков в день; сейчас {num(w.calls_per_day)} в день — {verdict}; "
+                f"экономия в месяц {usd(w.monthly_saving_usd, 0)}."
+            )
+        )
+    try:
+        cache = levers.tts_cache_from_logs(engine, first, last, book=book, tz=tz, top_n=10)
+    except InvalidArgument as exc:
+        out.append(note(f"Кэш TTS: {exc}", tone="warn"))
+    else:
+        out.append(
+            note(
+                f"Кэш фраз TTS на {num(cache.max_entries)} фраз дал бы "
+                f"{pct(100 * (cache.hit_rate_chars or 0))} символов "
+                f"(сейчас {pct(100 * (cache.logged_hit_rate_chars or 0))}), "
+                f"экономия {usd(cache.usd_saved, 2)} за период."
+            )
+        )
+        out.append(
+            table(
+                [
+                    {"phrase": p.example, "count": p.count, "share": 100 * p.share_of_chars}
+                    for p in cache.phrases_to_precache
+                ],
+                [("phrase", "Фраза для предзаписи"), ("count", "Раз сказана"), ("share", "Доля символов", pct)],
+                caption="Что предзаписать в кэш TTS",
+            )
+        )
+    r = router.replay_routing(engine, first, last, book=book, tz=tz)
+    out.append(
+        note(
+            f"Маршрутизация: {num(r.routed_cheap)} из {num(r.calls)} звонков "
+            f"({pct(100 * (r.share_cheap or 0))}) можно вести "
+            f"на {r.cheap_model}; чистая экономия {usd(r.net_saving_usd, 2)} за период. {r.recommendation}"
+        )
+    )
+    lengths = levers.prompt_length_by_version(engine, first, last, tz=tz)
+    out.append(
+        table(
+            [asdict(x) for x in lengths],
+            [
+                ("prompt_version", "Версия промпта"),
+                ("calls", "Звонков"),
+                ("input_tokens_per_llm_call", "Вход. токенов на вызов", lambda v: num(v, 0)),
+                ("cached_share", "Из кэша", lambda v: pct(100 * v if v is not None else None)),
+                ("llm_cost_per_call_usd", "LLM на звонок", usd),
+            ],
+            caption="Длина промпта по версиям",
+        )
+    )
+    return out
+
+
+def header(first: date, last: date) -> Block:
+    return Block(f"<h1>Обзор стоимости звонков — {first:%d.%m.%Y} … {last:%d.%m.%Y}</h1>")

@@ -1,0 +1,336 @@
+"""Delivery channels for alerts and reports: e-mail (SMTP) and Telegram (Bot API over HTTPS).
+
+Both are plain synchronous clients built on the standard library (smtplib, urllib). Every failure
+raises ``DeliveryError`` with ``retryable`` set, so callers can decide: the alert outbox
+(ccanalytics.alerts) retries with backoff, direct senders use ``send_with_retries``.
+
+Telegram messages are sent as **plain text** (no ``parse_mode``): nothing in an alert or a
+transcript excerpt can break the markup or inject a link; Telegram still makes URLs clickable.
+Texts longer than Telegram's 4096 characters are split at line breaks into several messages;
+document captions are cut to 1024 characters.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import mimetypes
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, Protocol, TypeVar
+
+from .config import Settings
+from .errors import ConfigError, DeliveryError, InvalidArgument
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
+CHANNEL_NAMES = ("email", "telegram")
+T = TypeVar("T")
+
+
+class Channel(Protocol):
+    """What the alert outbox needs from a channel."""
+
+    name: str
+
+    def send_text(self, subject: str, text: str) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------ e-mail
+class EmailChannel:
+    """SMTP to every address of ``to``. STARTTLS when the server offers it and ``starttls`` is set
+    (port 465: TLS from the start); login when ``user`` is set."""
+
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        to: Sequence[str],
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: bool = True,
+        timeout: float = 20.0,
+    ) -> None:
+        if not to:
+            raise ConfigError("e-mail has no recipients: set CCA_EMAIL_TO")
+        self.host, self.port, self.sender, self.to = host, port, sender, list(to)
+        self.user, self.password, self.starttls, self.timeout = user, password, starttls, timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmailChannel:
+        if not settings.smtp_host:
+            raise ConfigError("e-mail is not configured: set CCA_SMTP_HOST and CCA_EMAIL_TO")
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            settings.email_to,
+            user=settings.smtp_user or None,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            timeout=settings.notify_timeout_s,
+        )
+
+    def message(
+        self, subject: str, text: str, html: str | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()
+    ) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = " ".join(subject.split())  # no header injection through line breaks
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.to)
+        msg["Date"] = formatdate(localtime=True)
+        msg["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
+        msg.set_content(text)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+        for filename, data, mime in attachments:
+            mime = mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            maintype, _, subtype = mime.partition("/")
+            msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
+        return msg
+
+    def send(
+        self, subject: str, text: str, html: str | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()
+    ) -> None:
+        """Send one e-mail (text, optional HTML alternative, attachments as (filename, data, mime type))."""
+        msg = self.message(subject, text, html, attachments)
+        refused: dict = {}
+        accepted = False
+        try:
+            smtp_cls = smtplib.SMTP_SSL if self.port == 465 else smtplib.SMTP
+            with smtp_cls(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.ehlo()
+                if self.starttls and smtp_cls is smtplib.SMTP and smtp.has_extn("starttls"):
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if self.user:
+                    smtp.login(self.user, self.password or "")
+                refused = smtp.send_message(msg, to_addrs=self.to)
+                accepted = True
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP login refused ({exc.smtp_code})", channel=self.name, retryable=False) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(
+                f"SMTP refused all recipients: {', '.join(exc.recipients)}", channel=self.name, retryable=False
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            text_ = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            raise DeliveryError(
+                f"SMTP error {exc.smtp_code}: {text_}", channel=self.name, retryable=400 <= exc.smtp_code < 500
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:  # connection refused, timeout, TLS, disconnects
+            if accepted:  # the server took the message; only the goodbye failed
+                log.warning("SMTP server %s:%s: %s after the message was accepted", self.host, self.port, exc)
+                return
+            raise DeliveryError(
+                f"SMTP server {self.host}:{self.port}: {exc}", channel=self.name, retryable=True
+            ) from None
+        if refused:
+            log.warning("e-mail not accepted for %s", ", ".join(refused))
+
+    def send_text(self, subject: str, text: str) -> None:
+        self.send(subject, text)
+
+
+# ---------------------------------------------------------------------------------------- Telegram
+def _utf16_len(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """Split ``text`` into parts of at most ``limit`` UTF-16 units, at line breaks where possible."""
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while _utf16_len(line) > limit:  # one line longer than a message: hard cut
+            cut = limit
+            while _utf16_len(line[:cut]) > limit:
+                cut -= 1
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:cut])
+            line = line[cut:]
+        if _utf16_len(current + line) > limit:
+            parts.append(current)
+            current = ""
+        current += line
+    if current or not parts:
+        parts.append(current)
+    return [p.rstrip("\n") or p for p in parts]
+
+
+def truncate(text: str, limit: int) -> str:
+    if _utf16_len(text) <= limit:
+        return text
+    while _utf16_len(text) > limit - 1:
+        text = text[:-1]
+    return text + "…"
+
+
+class TelegramChannel:
+    """Telegram Bot API: ``POST {api_url}/bot{token}/sendMessage`` and ``sendDocument``."""
+
+    name = "telegram"
+
+    def __init__(self, token: str, chat_id: str, *, api_url: str = "https://api.telegram.org", timeout: float = 20.0):
+        if not token or not chat_id:
+            raise ConfigError("Telegram needs CCA_TELEGRAM_BOT_TOKEN and CCA_TELEGRAM_CHAT_ID")
+        self._token, self.chat_id, self.api_url, self.timeout = token, str(chat_id), api_url.rstrip("/"), timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelegramChannel:
+        if not settings.telegram_bot_token or not settings.telegram_chat_id:
+            raise ConfigError("Telegram is not configured: set CCA_TELEGRAM_BOT_TOKEN and CCA_TELEGRAM_CHAT_ID")
+        return cls(
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_chat_id,
+            api_url=settings.telegram_api_url,
+            timeout=settings.notify_timeout_s,
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"TelegramChannel(chat_id={self.chat_id!r}, api_url={self.api_url!r})"
+
+    def send_message(self, text: str) -> None:
+        """Send plain text to the chat; longer than 4096 characters → several messages in order."""
+        for part in split_message(text):
+            body = json.dumps(
+                {"chat_id": self.chat_id, "text": part, "disable_web_page_preview": True}, ensure_ascii=False
+            ).encode()
+            self._call("sendMessage", body, "application/json")
+
+    def send_document(self, filename: str, data: bytes, caption: str = "") -> None:
+        """Send a file (multipart/form-data) with an optional plain-text caption (cut to 1024 characters)."""
+        boundary = uuid.uuid4().hex
+        fields = [("chat_id", self.chat_id)]
+        if caption:
+            fields.append(("caption", truncate(caption, TELEGRAM_CAPTION_LIMIT)))
+        chunks: list[bytes] = []
+        for name, value in fields:
+            chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        safe_name = filename.replace('"', "").replace("\r", "").replace("\n", "") or "file"
+        mime = mimetypes.guess_type(safe_name)[0] or "application/octet-stream"
+        chunks.append(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="document"; filename="{safe_name}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+        chunks.append(f"--{boundary}--\r\n".encode())
+        self._call("sendDocument", b"".join(chunks), f"multipart/form-data; boundary={boundary}")
+
+    def send_text(self, subject: str, text: str) -> None:
+        self.send_message(text)
+
+    def _call(self, method: str, body: bytes, content_type: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.api_url}/bot{self._token}/{method}",
+            data=body,
+            headers={"Content-Type": content_type},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = _json_or_none(response.read())
+        except urllib.error.HTTPError as exc:
+            answer = _json_or_none(exc.read()) or {}
+            description = str(answer.get("description") or exc.reason)
+            retry_after = (answer.get("parameters") or {}).get("retry_after")
+            if exc.code == 429:
+                retry_after = retry_after or _float(exc.headers.get("Retry-After"))
+            retryable = exc.code == 429 or exc.code >= 500
+            raise DeliveryError(
+                f"Telegram {method}: HTTP {exc.code} {description}",
+                channel=self.name,
+                retryable=retryable,
+                retry_after=float(retry_after) if retry_after else None,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timeout, DNS, TLS, cut answers
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(f"Telegram {method}: {reason}", channel=self.name, retryable=True) from None
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            description = (answer or {}).get("description") if isinstance(answer, dict) else "not a Bot API answer"
+            raise DeliveryError(f"Telegram {method}: {description}", channel=self.name, retryable=False)
+        return answer
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- settings
+def channels_from_settings(settings: Settings) -> dict[str, Channel]:
+    """The configured channels only: "email" when SMTP host and recipients are set, "telegram" when
+    the bot token and chat are set."""
+    out: dict[str, Channel] = {}
+    if settings.smtp_host and settings.email_to:
+        out["email"] = EmailChannel.from_settings(settings)
+    if settings.telegram_bot_token and settings.telegram_chat_id:
+        out["telegram"] = TelegramChannel.from_settings(settings)
+    return out
+
+
+def require_channels(settings: Settings, names: Iterable[str]) -> dict[str, Channel]:
+    """The channels ``names`` (e.g. ["email", "telegram"]); ConfigError naming what is missing."""
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in CHANNEL_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown channel {', '.join(unknown)}: use {' or '.join(CHANNEL_NAMES)}")
+    configured = channels_from_settings(settings)
+    hints = {
+        "email": "set CCA_SMTP_HOST and CCA_EMAIL_TO",
+        "telegram": "set CCA_TELEGRAM_BOT_TOKEN and CCA_TELEGRAM_CHAT_ID",
+    }
+    missing = [n for n in names if n not in configured]
+    if missing:
+        raise ConfigError(
+            "channel not configured: " + "; ".join(f"{n} ({hints[n]})" for n in missing), details={"missing": missing}
+        )
+    return {n: configured[n] for n in names}
+
+
+def send_with_retries(
+    fn: Callable[[], T], attempts: int = 3, backoff_s: float = 2.0, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Call ``fn`` until it succeeds; retry retryable DeliveryErrors up to ``attempts`` times in all,
+    waiting ``backoff_s``, 2×, 4×… (or the server's retry_after when longer). Re-raises the last error."""
+    if attempts < 1:
+        raise InvalidArgument("attempts must be at least 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DeliveryError as exc:
+            if not exc.retryable or attempt == attempts:
+                raise
+            wait = max(backoff_s * 2 ** (attempt - 1), exc.retry_after or 0)
+            log.warning("%s; retrying in %.1f s (attempt %d of %d)", exc.message, wait, attempt + 1, attempts)
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover

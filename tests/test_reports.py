@@ -1,0 +1,235 @@
+"""Notebook reports end to end on demo data: papermill execution of every notebook, HTML without
+code, the problem-call procedure recording a decision, delivery by e-mail (aiosmtpd) and Telegram (a
+local Bot API server), and a failing notebook leaving its executed copy and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+import nbformat
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from conftest import DEMO_END
+from fakechannels import FakeTelegram, SMTPServer, channel_settings
+
+from ccanalytics import reporting
+from ccanalytics.cli import main
+from ccanalytics.config import Settings
+from ccanalytics.errors import DeliveryError
+
+pytestmark = pytest.mark.xdist_group("reports")
+
+DAY = date.fromisoformat(DEMO_END)
+IMAGES = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+PHONE = re.compile(r"\+?380\d{9}")
+
+
+def _settings(url, tmp_path, **extra) -> Settings:
+    return Settings(database_url=url, reports_dir=tmp_path, admin_base_url="https://admin.shop.example", **extra)
+
+
+def _visible(html: str) -> str:
+    """The report's text without images, styles and tags."""
+    text = re.sub(r"<style.*?</style>", "", IMAGES.sub("", html), flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+
+
+def _assert_clean(html: str) -> None:
+    assert "import ccanalytics" not in html and "display(" not in html  # code cells are not in the report
+    assert not PHONE.search(IMAGES.sub("", html))  # no phone number leaves the admin
+    assert "Traceback" not in html and "Error" not in _visible(html)
+
+
+def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, tmp_path):
+    run = reporting.run(demo_engine, _settings(demo_url, tmp_path), "daily", day=DAY)
+    r = run.rendered
+    assert r.html_path == tmp_path / "daily" / f"{DEMO_END}.html"
+    assert r.notebook_path == tmp_path / "daily" / f"{DEMO_END}.ipynb" and r.notebook_path.is_file()
+    html = r.html_path.read_text(encoding="utf-8")
+    _assert_clean(html)
+    text = _visible(html)
+    for section in (
+        "Главное",
+        "Звонки по часам",
+        "Сценарии",
+        "причины переводов",
+        "Качество по критериям",
+        "Худшие звонки",
+        "Задержки против бюджета",
+        "Стоимость звонка",
+        "A/B-тесты",
+        "Найденные проблемы и алерты",
+    ):
+        assert section in text, section
+    assert len(IMAGES.findall(html)) >= 4  # hourly, scenarios, quality, latency
+    assert r.html_bytes < 3 * 1024 * 1024
+    with demo_engine.connect() as conn:
+        calls = conn.execute(
+            sa.text("SELECT count(*) FROM calls WHERE (started_at AT TIME ZONE 'Europe/Kyiv')::date = :d"), {"d": DAY}
+        ).scalar_one()
+        worst = conn.execute(
+            sa.text(
+                "SELECT id::text FROM calls WHERE (started_at AT TIME ZONE 'Europe/Kyiv')::date = :d "
+                "AND quality_score IS NOT NULL ORDER BY quality_score, started_at LIMIT 1"
+            ),
+            {"d": DAY},
+        ).scalar_one()
+    assert f"Звонков {calls} " in text  # the headline card
+    assert f'href="https://admin.shop.example/calls/{worst}"' in html  # worst call links to the admin
+    assert "A/B-тест «" in text  # the demo's running test
+    # the summary sent with the report carries the same headline
+    assert f"Звонков: {calls} (к вчера:" in run.summary
+
+
+def test_problem_calls_procedure_finds_groups_and_records_a_decision(demo_url, demo_engine, tmp_path):
+    from ccanalytics import problemcalls, reports
+
+    settings = _settings(demo_url, tmp_path)
+    found = problemcalls.find(demo_engine, "2026-11-18", DEMO_END)
+    patterns = problemcalls.patterns(found)
+    assert found and patterns
+    top = patterns[0]
+    params = {
+        "date_from": "2026-11-18",
+        "date_to": DEMO_END,
+        "analyst": "olena",
+        "decisions": [
+            {
+                "pattern": top.key,
+                "cause": top.suggested_cause,
+                "action": top.suggested_action,
+                "note": "перевірено",
+                "call_ids": top.examples,
+            },
+        ],
+    }
+    env = {"CCA_DATABASE_URL": demo_url}
+    r = reports.render("problems", "with-decision", params, settings.resolved_reports_dir(), env=env)
+    html = r.html_path.read_text(encoding="utf-8")
+    _assert_clean(html)
+    text = _visible(html)
+    for step in ("Шаг 1", "Шаг 2", "Шаги 3–4", "Шаг 5"):
+        assert step in text
+    assert f"Проблемных звонков: {len(found)} " in text
+    assert "Клиент" in text and "Бот" in text  # representative transcripts are shown
+    with demo_engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT pattern, cause, action, created_by, call_ids FROM problem_actions")).all()
+        audited = conn.execute(
+            sa.text("SELECT count(*) FROM audit_log WHERE action = 'problem_action.recorded' AND actor = 'olena'")
+        ).scalar_one()
+    assert [(p, c, a, b) for p, c, a, b, _ in rows] == [(top.key, top.suggested_cause, top.suggested_action, "olena")]
+    assert sorted(str(x) for x in rows[0].call_ids) == sorted(top.examples)
+    assert audited == 1
+    # the next run shows the pattern as already handled
+    again = reporting.run(demo_engine, settings, "problems", date_from=date(2026, 11, 18), date_to=DAY)
+    assert "перевірено" in _visible(again.rendered.html_path.read_text(encoding="utf-8"))
+
+
+def test_ab_and_cost_reports_render(demo_url, demo_engine, tmp_path):
+    settings = _settings(demo_url, tmp_path)
+    ab = reporting.run(demo_engine, settings, "ab")
+    text = _visible(ab.rendered.html_path.read_text(encoding="utf-8"))
+    assert "Распределение трафика" in text and "Рекомендация" in text and "95 % ДИ" in text
+    cost = reporting.run(
+        demo_engine, settings, "cost", date_from=date(2026, 11, 20), date_to=DAY, baseline="2026-11-15:2026-11-19"
+    )
+    html = cost.rendered.html_path.read_text(encoding="utf-8")
+    _assert_clean(html)
+    text = _visible(html)
+    assert "База 2026-11-15 … 2026-11-19" in text and "кэш фраз TTS" in text and "Что предзаписать в кэш TTS" in text
+    assert cost.rendered.name == "2026-11-20_2026-11-24"
+
+
+def test_a_failing_notebook_keeps_the_executed_notebook_and_exits_non_zero(demo_url, tmp_path):
+    res = CliRunner().invoke(
+        main,
+        ["report", "cost", "--from", "2026-11-20", "--to", DEMO_END, "--baseline", "2020-01-01:2020-01-31"],
+        env={"CCA_DATABASE_URL": demo_url, "CCA_REPORTS_DIR": str(tmp_path)},
+    )
+    assert res.exit_code == 1
+    assert "Error: cost report failed: InvalidArgument: both periods need calls" in res.output
+    nb_path = tmp_path / "cost" / "2026-11-20_2026-11-24.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors and errors[0].ename == "InvalidArgument"
+    assert not (tmp_path / "cost" / "2026-11-20_2026-11-24.html").exists()  # a broken report is never written
+
+
+def test_report_goes_by_email_and_telegram_once(demo_url, demo_engine, tmp_path):
+    with SMTPServer() as smtp, FakeTelegram() as tg:
+        settings = _settings(demo_url, tmp_path, **channel_settings(tg, smtp, email_to=["manager@shop.example"]))
+        run = reporting.run(demo_engine, settings, "daily", day=DAY, send=["email", "telegram"])
+        assert run.delivery == {"email": "sent", "telegram": "sent"}
+        [mail] = smtp.messages
+        assert mail["Subject"] == "Ежедневный отчёт колл-центра за 24.11.2026"
+        assert mail["To"] == "manager@shop.example"
+        body = mail.get_body(("html",)).get_content()
+        assert "Звонков:" in body and "во вложении" in body
+        [attachment] = list(mail.iter_attachments())
+        assert attachment.get_filename() == f"daily-{DEMO_END}.html"
+        assert attachment.get_payload(decode=True) == run.rendered.html_path.read_bytes()  # <meta charset=utf-8>
+        [message] = tg.sent("sendMessage")
+        assert message.payload["text"].startswith("Ежедневный отчёт колл-центра за 24.11.2026")
+        assert "Решено ботом:" in message.payload["text"]
+        [doc] = tg.sent("sendDocument")
+        filename, data, _ = doc.files["document"]
+        assert filename == f"daily-{DEMO_END}.html" and data == run.rendered.html_path.read_bytes()
+        marker = json.loads(run.rendered.html_path.with_suffix(".sent.json").read_text())
+        assert set(marker["channels"]) == {"email", "telegram"}
+        # a scheduled re-run does not send the same report twice
+        again = reporting.run(demo_engine, settings, "daily", day=DAY, send=["email", "telegram"], skip_delivered=True)
+        assert again.delivery == {"email": "already sent", "telegram": "already sent"}
+        assert len(smtp.messages) == 1 and len(tg.sent("sendMessage")) == 1
+
+
+def test_a_channel_down_fails_the_delivery_but_not_the_other_channel(demo_url, demo_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr("ccanalytics.notify.time.sleep", lambda _s: None)  # retries without waiting
+    with SMTPServer() as smtp, FakeTelegram() as tg:
+        tg.status = 502
+        settings = _settings(demo_url, tmp_path, **channel_settings(tg, smtp))
+        with pytest.raises(DeliveryError, match="telegram: Telegram"):
+            reporting.run(demo_engine, settings, "daily", day=DAY, send=["email", "telegram"])
+        assert len(smtp.messages) == 1
+        assert len([r for r in tg.requests if r.method == "sendMessage"]) == 3  # three attempts
+        # the outage ends: only Telegram is sent now
+        tg.status = 200
+        run = reporting.run(demo_engine, settings, "daily", day=DAY, send=["email", "telegram"], skip_delivered=True)
+        assert run.delivery == {"email": "already sent", "telegram": "sent"}
+        assert len(smtp.messages) == 1 and len(tg.sent("sendDocument")) == 1
+
+
+def test_cli_report_refuses_an_unconfigured_channel_before_running(demo_url, tmp_path):
+    res = CliRunner().invoke(
+        main,
+        ["report", "daily", "--date", DEMO_END, "--send", "telegram"],
+        env={"CCA_DATABASE_URL": demo_url, "CCA_REPORTS_DIR": str(tmp_path)},
+    )
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "Error: channel not configured: telegram (set CCA_TELEGRAM_BOT_TOKEN and CCA_TELEGRAM_CHAT_ID)"
+    )
+    assert not (tmp_path / "daily").exists()
+    res = CliRunner().invoke(
+        main,
+        ["report", "daily", "--date", DEMO_END, "--json"],
+        env={"CCA_DATABASE_URL": demo_url, "CCA_REPORTS_DIR": str(tmp_path)},
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["data"]
+    assert data["html"] == str(tmp_path / "daily" / f"{DEMO_END}.html") and data["html_bytes"] > 10_000
+
+
+def test_the_daily_report_job_delivers_once(demo_url, demo_engine, tmp_path):
+    from ccanalytics import jobs
+
+    with SMTPServer() as smtp:
+        settings = _settings(demo_url, tmp_path, **channel_settings(smtp=smtp))
+        first = jobs.daily_report(demo_engine, settings, today=date(2026, 11, 25))
+        assert first.ran and first.outcome["delivery"] == {"email": "sent"}
+        assert first.outcome["report"] == str(tmp_path / "daily" / f"{DEMO_END}.html")
+        again = jobs.daily_report(demo_engine, settings, today=date(2026, 11, 25))
+        assert again.outcome["skipped"] == "already delivered"
+        assert len(smtp.messages) == 1
