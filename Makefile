@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lint systools clean distclean
+.PHONY: install demo test bench lint lab systools clean distclean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit("Error: Python 3.11+ is required (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -21,6 +21,10 @@ install: $(STAMP)
 ## demo: embedded database + demo data + jobs + reports, then serve the admin (Ctrl-C stops)
 demo: install
 	$(VENV)/bin/ccanalytics demo
+
+## lab: JupyterLab from the project's virtualenv on notebooks/, same database as the demo
+lab: install
+	cd notebooks && $(abspath $(VENV))/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## lint: ruff over the code and the tests
 lint: install

@@ -3,6 +3,7 @@
 import ccanalytics as cca
 store = cca.connect()
 store.calls("2026-11-01", "2026-11-23")
+cca.show_call(call_id); cca.search("зимові шини"); cca.compare(a, b); cca.lake(); cca.plot_quality()
 """
 
 from __future__ import annotations
@@ -10,7 +11,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "connect", "Store"]
+_WORKBENCH = (
+    "show_call",
+    "search",
+    "compare",
+    "compare_scenarios",
+    "lake",
+    "latencies",
+    "plot_calls_by_hour",
+    "plot_scenario_mix",
+    "plot_latency",
+    "plot_quality",
+    "plot_cost_trend",
+    "default_store",
+)
+__all__ = ["__version__", "connect", "Store", *_WORKBENCH]
 
 if TYPE_CHECKING:
     from .store import Store, connect
@@ -22,4 +37,8 @@ def __getattr__(name: str):
         from . import store
 
         return getattr(store, name)
+    if name in _WORKBENCH:
+        from . import workbench
+
+        return getattr(workbench, name)
     raise AttributeError(f"module 'ccanalytics' has no attribute {name!r}")

@@ -307,7 +307,7 @@ def _serve(engine, host: str, port: int) -> None:
 
 
 # command groups that live in their own modules register themselves on ``main``
-from . import cli_alerts, cli_auth, cli_cost, cli_metrics, cli_prompts, cli_quality, cli_report  # noqa: E402, F401
+from . import cli_alerts, cli_auth, cli_cost, cli_lake, cli_metrics, cli_prompts, cli_quality, cli_report  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

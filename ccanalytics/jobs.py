@@ -142,6 +142,21 @@ def weekly_problems_report(engine: Engine, settings: Settings, *, today: date | 
     )
 
 
+def export_lake(engine: Engine, settings: Settings) -> JobRun:
+    """Nightly Parquet lake export: the last 7 days, only the partitions whose data changed."""
+    from . import datalake
+
+    return _locked(engine, "lake_export", lambda: datalake.export_job(engine, settings))
+
+
+def purge_retention(engine: Engine, settings: Settings) -> JobRun:
+    """Retention: transcripts after CCA_RETENTION_TRANSCRIPTS_DAYS, aggregates after a year (database
+    and lake)."""
+    from . import retention
+
+    return _locked(engine, "retention", lambda: retention.purge_job(engine, settings))
+
+
 def evaluate_alerts(engine: Engine, settings: Settings) -> JobRun:
     """Evaluate the database alerts and drain the notification outbox (every minute)."""
     from . import alerts
@@ -155,7 +170,9 @@ SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, A
     "daily_stats": (refresh_daily_stats, "interval", {"minutes": 5}),
     "daily_stats_nightly": (lambda e, s: refresh_daily_stats(e, s, days=9), "cron", {"hour": 1, "minute": 0}),
     "problems": (detect_problems, "cron", {"hour": 1, "minute": 15}),
+    "lake_export": (export_lake, "cron", {"hour": 1, "minute": 30}),
     "partitions": (maintain_partitions, "cron", {"hour": 3, "minute": 0}),
+    "retention": (purge_retention, "cron", {"hour": 3, "minute": 30}),
     "alerts": (evaluate_alerts, "interval", {"minutes": 1}),
     "report_daily": (daily_report, "cron", {"hour": 8, "minute": 0}),
     "report_problems": (weekly_problems_report, "cron", {"day_of_week": "mon", "hour": 8, "minute": 30}),

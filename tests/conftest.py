@@ -117,7 +117,11 @@ def demo_template(pg_server, template_db, tmp_path_factory):
         conn.execute(f'CREATE DATABASE "{DEMO_TEMPLATE}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
     url = "postgresql+psycopg" + _db_url(pg_server, DEMO_TEMPLATE)[len("postgresql") :]
     report = run_demo(
-        Settings(database_url=url, reports_dir=tmp_path_factory.mktemp("demo-reports")),
+        Settings(
+            database_url=url,
+            reports_dir=tmp_path_factory.mktemp("demo-reports"),
+            lake_dir=tmp_path_factory.mktemp("demo-lake"),
+        ),
         seed=7,
         days=10,
         calls_per_day=60,

@@ -15,15 +15,26 @@ from ccanalytics.demo.generator import compute_cost, generate_calls
 from ccanalytics.errors import ConfigError, InvalidArgument
 from ccanalytics.ingest import ingest_records
 
-USAGE = {"stt_provider": "google", "stt_seconds": 90.4, "llm_model": "claude-sonnet-4", "llm_calls": 4,
-         "llm_input_tokens": 10_000, "llm_cached_input_tokens": 6_000, "llm_output_tokens": 1_600,
-         "tts_provider": "google", "tts_chars": 600, "tts_cached_chars": 200, "telephony_seconds": 90.4}
+USAGE = {
+    "stt_provider": "google",
+    "stt_seconds": 90.4,
+    "llm_model": "claude-sonnet-4",
+    "llm_calls": 4,
+    "llm_input_tokens": 10_000,
+    "llm_cached_input_tokens": 6_000,
+    "llm_output_tokens": 1_600,
+    "tts_provider": "google",
+    "tts_chars": 600,
+    "tts_cached_chars": 200,
+    "telephony_seconds": 90.4,
+}
 
 
 def stored(engine, call_id):
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT cost_breakdown, total_cost_usd FROM calls WHERE id = :i"),
-                            {"i": call_id}).one()
+        return conn.execute(
+            sa.text("SELECT cost_breakdown, total_cost_usd FROM calls WHERE id = :i"), {"i": call_id}
+        ).one()
 
 
 def test_hand_computed_cost(engine):
@@ -61,8 +72,14 @@ tts:
     # 23:30 Kyiv on the 19th is before the change; 00:30 Kyiv on the 20th is after it
     before = make_call(started_at=datetime(2026, 11, 19, 21, 30, tzinfo=UTC), usage=USAGE, caller_id=None)
     after = make_call(started_at=datetime(2026, 11, 19, 22, 30, tzinfo=UTC), usage=USAGE, caller_id=None)
-    whisper = [make_call(started_at=datetime(2026, 11, 3 + i, 10, tzinfo=UTC), caller_id=None,
-                         usage={**USAGE, "stt_provider": "whisper"}) for i in range(3)]
+    whisper = [
+        make_call(
+            started_at=datetime(2026, 11, 3 + i, 10, tzinfo=UTC),
+            caller_id=None,
+            usage={**USAGE, "stt_provider": "whisper"},
+        )
+        for i in range(3)
+    ]
     ingest_records(engine, [before, after, *whisper])
     assert cost.compute_costs(engine, "2026-11-01", "2026-11-20", book=book).priced == 5
     assert stored(engine, before["call_id"])[0]["llm"] == pytest.approx((4_000 * 3 + 6_000 * 0.3 + 1_600 * 15) / 1e6)
@@ -93,10 +110,16 @@ def test_demo_costs_match_the_generator_and_the_report(engine):
         totals = dict(conn.execute(sa.text("SELECT id::text, total_cost_usd FROM calls")).all())
     for c in calls[:50]:
         assert totals[c["call_id"]] == pytest.approx(compute_cost(c["usage"])["total_usd"], abs=2e-6)
-    report = cost.cost_report(engine, f"{end - timedelta(days=5)}:{end - timedelta(days=3)}",
-                              (end - timedelta(days=2), end))
-    assert {lv["lever"] for lv in report["levers"]} == {"tts_cache", "model_routing", "stt_provider",
-                                                        "prompt_length", "other"}
+    report = cost.cost_report(
+        engine, f"{end - timedelta(days=5)}:{end - timedelta(days=3)}", (end - timedelta(days=2), end)
+    )
+    assert {lv["lever"] for lv in report["levers"]} == {
+        "tts_cache",
+        "model_routing",
+        "stt_provider",
+        "prompt_length",
+        "other",
+    }
     total_saving = sum(lv["saving_per_call_usd"] for lv in report["levers"])
     expected = report["baseline"]["cost_per_call_usd"] - report["current"]["cost_per_call_usd"]
     assert total_saving == pytest.approx(expected, abs=1e-5)
@@ -106,10 +129,13 @@ def test_demo_costs_match_the_generator_and_the_report(engine):
 
 
 def test_bad_pricing_files(tmp_path):
-    for text, message in (("stt: [", "not valid YAML"), ("gpu: {}", "unknown component"),
-                          ("llm: {x: [{input_per_1m: 1}]}", "needs 'from"),
-                          ("tts: {g: [{from: 2024-01-01, usd_per_1m_chars: -1}]}", "non-negative"),
-                          ("tts: {g: [{from: 2024-01-01, usd: 1}]}", "unknown fields")):
+    for text, message in (
+        ("stt: [", "not valid YAML"),
+        ("gpu: {}", "unknown component"),
+        ("llm: {x: [{input_per_1m: 1}]}", "needs 'from"),
+        ("tts: {g: [{from: 2024-01-01, usd_per_1m_chars: -1}]}", "non-negative"),
+        ("tts: {g: [{from: 2024-01-01, usd: 1}]}", "unknown fields"),
+    ):
         f = tmp_path / "p.yaml"
         f.write_text(text)
         with pytest.raises(ConfigError, match=message):

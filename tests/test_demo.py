@@ -18,7 +18,8 @@ from webapp import create_app
 def cli(db_url, *args, reports_dir=None):
     env = {"CCA_DATABASE_URL": db_url}
     if reports_dir is not None:
-        env["CCA_REPORTS_DIR"] = str(reports_dir)
+        env["CCA_REPORTS_DIR"] = str(reports_dir / "reports")
+        env["CCA_LAKE_DIR"] = str(reports_dir / "lake")
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
@@ -28,8 +29,9 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     assert "load demo calls:" in res.output and "daily stats: 3 days computed" in res.output
     assert "response latency: p50" in res.output
     yesterday = timeutil.today() - timedelta(days=1)
-    assert (tmp_path / "daily" / f"{yesterday}.html").is_file()  # the demo writes the HTML reports
-    assert (tmp_path / "problems" / f"{yesterday - timedelta(days=1)}_{yesterday}.html").is_file()
+    assert (tmp_path / "reports" / "daily" / f"{yesterday}.html").is_file()  # the demo writes the HTML reports
+    assert (tmp_path / "reports" / "problems" / f"{yesterday - timedelta(days=1)}_{yesterday}.html").is_file()
+    assert "3 days exported" in res.output and (tmp_path / "lake" / "calls").is_dir()  # and fills the lake
     with engine.connect() as conn:
         calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
         days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM daily_stats")).one()
@@ -116,7 +118,9 @@ def test_admin_serves_prometheus_metrics(engine):
 
 
 def test_quality_commands_after_the_demo(db_url, engine, tmp_path):
-    assert cli(db_url, "demo", "--no-serve", "--days", "2", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
+    assert (
+        cli(db_url, "demo", "--no-serve", "--days", "2", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
+    )
     res = cli(db_url, "quality", "report")
     report = json.loads(res.output)["data"]
     assert report["scored_calls"] == report["total_calls"] > 0
@@ -131,7 +135,9 @@ def test_quality_commands_after_the_demo(db_url, engine, tmp_path):
 
 
 def test_prompt_and_ab_commands(db_url, engine, tmp_path):
-    assert cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
+    assert (
+        cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "60", reports_dir=tmp_path).exit_code == 0
+    )
     listing = cli(db_url, "prompts", "list", "--name", "tire_agent").output
     assert "* " in listing and "tire_agent@v1" in listing and "tire_agent@v2" in listing
     prompt = tmp_path / "p.txt"

@@ -77,8 +77,17 @@ def test_sql_mask_matches_python_mask(engine, phones):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.from_regex(r"\+\d{3,16}", fullmatch=True), st.from_regex(r"\d{1,14}", fullmatch=True),
-                         st.text(max_size=12)), max_size=20))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.from_regex(r"\+\d{3,16}", fullmatch=True),
+            st.from_regex(r"\d{1,14}", fullmatch=True),
+            st.text(max_size=12),
+        ),
+        max_size=20,
+    )
+)
 def test_store_masking_matches_mask_phone(values):
     import polars as pl
 

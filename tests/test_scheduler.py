@@ -56,9 +56,27 @@ def test_scheduler_has_every_job_in_kyiv_time(engine, db_url):
 
 def test_scheduler_once_from_the_cli(engine, db_url):
     ingest_records(engine, recent_calls(3))
-    res = CliRunner().invoke(main, ["scheduler", "--once", "score", "--once", "daily_stats"],
-                             env={"CCA_DATABASE_URL": db_url})
+    res = CliRunner().invoke(
+        main, ["scheduler", "--once", "score", "--once", "daily_stats"], env={"CCA_DATABASE_URL": db_url}
+    )
     assert res.exit_code == 0, res.output
     assert "score:" in res.output and "'scored': 3" in res.output and "daily_stats:" in res.output
     bad = CliRunner().invoke(main, ["scheduler", "--once", "nope"], env={"CCA_DATABASE_URL": db_url})
     assert bad.exit_code == 1 and bad.output.startswith("Error: unknown job 'nope'")
+
+
+def test_lake_export_retention_and_alert_jobs_run_under_their_locks(engine, db_url, tmp_path):
+    settings = Settings(database_url=db_url, lake_dir=tmp_path / "lake")
+    yesterday = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1, hours=1)
+    ingest_records(engine, [*recent_calls(3), make_call(started_at=yesterday, caller_id=None)])
+    jobs.refresh_daily_stats(engine, settings)
+    export = jobs.export_lake(engine, settings)
+    assert export.ran and export.outcome["lake_dir"] == str(tmp_path / "lake")
+    assert export.outcome["partitions_written"] >= 4  # yesterday's calls, turns, tool calls, scores
+    assert jobs.export_lake(engine, settings).outcome["partitions_written"] == 0  # nothing changed since
+    purge = jobs.purge_retention(engine, settings)
+    assert purge.ran
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == 4  # recent calls stay
+    alerts = jobs.evaluate_alerts(engine, settings)
+    assert alerts.ran and {"fired", "resolved", "delivered", "pending"} <= set(alerts.outcome)

@@ -140,6 +140,16 @@ def _step_reports(ctx: DemoContext) -> str:
     return f"{daily.rendered.html_path}, {problems.rendered.html_path}"
 
 
+def _step_lake(ctx: DemoContext) -> str:
+    from .. import datalake
+
+    lake_dir = ctx.settings.resolved_lake_dir()
+    run = datalake.export_changed(
+        ctx.engine, lake_dir, ctx.settings.timezone, ctx.days, today=ctx.end_date + timedelta(days=1)
+    )
+    return f"{len(run.exported)} days exported to {lake_dir} (cca.lake() in notebooks)"
+
+
 # (name, function) in order; later capabilities append their jobs
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
@@ -147,6 +157,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("score quality", _step_score),
     ("reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),
+    ("Parquet lake", _step_lake),
     ("HTML reports", _step_reports),
     ("admin user", _step_admin_user),
 ]

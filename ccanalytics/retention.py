@@ -1,0 +1,297 @@
+"""Retention: transcripts (turns, tool calls) after 90 days, calls and everything about them after a
+year, daily_stats and quality findings after a year — in the database, and in the lake.
+
+Partitions are found through pg_inherits with their bounds from pg_get_expr, never by name, so
+partitions another system created (other names, other spans, a DEFAULT partition) are handled too.
+A partition whose every row is past the cutoff (by its upper bound) is dropped whole: instant, no
+bloat. The partition holding the cutoff is purged with DELETE. Partitions reaching into the current
+month (of ``today``) or later are never dropped or deleted from. Each step is its own transaction,
+so a failure leaves earlier steps done and a re-run finishes the rest.
+
+Already computed aggregates do not change. daily_stats read calls and call_metrics, never the
+transcript; call_metrics are derived from the transcript and recomputed only when missing or older
+than a re-delivery (``computed_at < ingested_at``). So before any transcript row goes, the same
+transaction locks the partition against writers and derives the metrics of every call concerned that
+lacks current ones; afterwards no call of the purged range is stale, the daily fingerprints
+(calls + call_metrics.computed_at) do not move, and ``metrics.compute_daily_stats`` — incremental or
+``--full`` — gives the same rows. See docs/lake-and-retention.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import callmetrics, partitions, timeutil
+from .datalake import purge as purge_lake
+from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+TRANSCRIPT_TABLES = ("call_turns", "call_tool_calls")
+CHILD_SLACK = timedelta(hours=7)  # a call's turns are stamped up to this long after it started
+LOCK_TIMEOUT = "5s"  # a step waits this long for the locks it needs, then is skipped until the next run
+
+_PARTITIONS = """
+SELECT c.oid::regclass::text AS qualified, c.relname AS name, b.bound = 'DEFAULT' AS is_default,
+       CAST((regexp_match(b.bound, 'FROM \\(''([^'']+)''\\)'))[1] AS timestamptz) AS lo,
+       CAST((regexp_match(b.bound, 'TO \\(''([^'']+)''\\)'))[1] AS timestamptz) AS hi,
+       b.bound ~ 'FROM \\(MINVALUE\\)' AS from_min
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
+WHERE i.inhparent = CAST(:parent AS regclass)
+ORDER BY lo NULLS FIRST, c.relname
+"""
+
+
+@dataclass(frozen=True)
+class Partition:
+    qualified: str  # schema-qualified and quoted as PostgreSQL prints a regclass: safe in DDL
+    name: str
+    lo: datetime | None  # None: MINVALUE (or DEFAULT)
+    hi: datetime | None  # None: MAXVALUE (or DEFAULT)
+    is_default: bool
+
+
+def list_partitions(conn: sa.Connection, parent: str) -> list[Partition]:
+    """The partitions of ``parent`` with their bounds, oldest first (the DEFAULT partition, if any, first)."""
+    conn.execute(sa.text("SET LOCAL timezone = 'UTC'"))  # the bound texts are printed and read back alike
+    out = []
+    for r in conn.execute(sa.text(_PARTITIONS), {"parent": parent}):
+        lo = r.lo if not r.from_min else None
+        if not r.is_default and lo is None and not r.from_min:
+            continue  # not a range bound on a timestamp: not ours to judge
+        out.append(Partition(r.qualified, r.name, lo, r.hi, r.is_default))
+    return out
+
+
+@dataclass(frozen=True)
+class PurgeStep:
+    table: str
+    action: str  # drop (a whole partition) | delete (rows before the cutoff)
+    target: str  # the partition or table
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "action": self.action, "target": self.target, "rows": self.rows}
+
+
+@dataclass
+class PurgeResult:
+    today: date
+    transcripts_cutoff: date  # transcripts of calls that started before this local day go
+    aggregates_cutoff: date  # calls, their scores and metrics, daily_stats and findings before this go
+    dry_run: bool
+    steps: list[PurgeStep] = field(default_factory=list)
+    metrics_derived: int = 0  # calls whose metrics were derived from their transcript before it went
+    skipped: list[str] = field(default_factory=list)  # partitions left alone (current month or later)
+
+    def rows(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for step in self.steps:
+            out[step.table] = out.get(step.table, 0) + step.rows
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "today": self.today.isoformat(),
+            "transcripts_cutoff": self.transcripts_cutoff.isoformat(),
+            "aggregates_cutoff": self.aggregates_cutoff.isoformat(),
+            "dry_run": self.dry_run,
+            "rows": self.rows(),
+            "metrics_derived": self.metrics_derived,
+            "steps": [s.to_dict() for s in self.steps],
+            "skipped": self.skipped,
+        }
+
+
+def purge(
+    engine: Engine,
+    today: date | None = None,
+    tz: str = timeutil.DEFAULT_TZ,
+    transcripts_days: int = 90,
+    aggregates_days: int = 365,
+    dry_run: bool = False,
+) -> PurgeResult:
+    """Purge the database past retention, relative to the local day ``today`` (default: today).
+
+    Turns and tool calls of calls that started more than ``transcripts_days`` days before ``today``;
+    calls with their metrics, scores, review items and labels and queue entries past
+    ``aggregates_days``; daily_stats and quality_findings of days past ``aggregates_days``.
+    ``dry_run`` counts what would go and changes nothing.
+    """
+    real_today = timeutil.today(tz)
+    today = timeutil.to_date(today, tz) if today is not None else real_today
+    if today > real_today + timedelta(days=1):
+        raise InvalidArgument(f"today ({today}) is in the future: retention runs from the present")
+    if transcripts_days < 1 or aggregates_days < transcripts_days:
+        raise InvalidArgument("retention needs 1 <= transcripts_days <= aggregates_days")
+    # partitions reaching into the month of today (UTC months, as partitions.py makes them) or later are
+    # never touched: a cutoff inside that month waits for the month to end
+    guard = datetime.combine(partitions.month_start(timeutil.day_start(today, tz)), time.min, UTC)
+    last_day = guard.astimezone(timeutil.zone(tz)).date()  # the last local day starting before the guard
+    cut_t_day = min(today - timedelta(days=transcripts_days), last_day)
+    cut_a_day = min(today - timedelta(days=aggregates_days), last_day)
+    cut_t, cut_a = timeutil.day_start(cut_t_day, tz), timeutil.day_start(cut_a_day, tz)
+    result = PurgeResult(today, cut_t_day, cut_a_day, dry_run)
+    p = _Purger(engine, result, guard, dry_run)
+
+    for table in TRANSCRIPT_TABLES:
+        p.partitioned(table, cut_t, derive=True)
+    p.straddling(cut_t)
+    # what hangs on a call goes before it (no foreign keys: each table is cut on its own started_at)
+    p.delete("review_labels", _LABELS, cutoff=cut_a)
+    for table in ("review_items", "scoring_queue", "call_scores", "call_metrics"):
+        p.delete(table, f"DELETE FROM {table} WHERE started_at < :cutoff", cutoff=cut_a)
+    p.partitioned("calls", cut_a, derive=False)
+    p.delete("daily_stats", "DELETE FROM daily_stats WHERE stat_date < :day", day=cut_a_day)
+    p.delete("quality_findings", "DELETE FROM quality_findings WHERE day < :day", day=cut_a_day)
+    if not dry_run and any(s.action == "drop" for s in result.steps):
+        partitions.forget_cache()  # this process must not believe the dropped months still exist
+    return result
+
+
+_LABELS = (
+    "DELETE FROM review_labels WHERE call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff "
+    "UNION SELECT r.call_id FROM review_items r WHERE r.started_at < :cutoff)"
+)
+
+
+class _Purger:
+    """The steps of one purge; each runs in its own transaction."""
+
+    def __init__(self, engine: Engine, result: PurgeResult, guard: datetime, dry_run: bool) -> None:
+        self.engine, self.result, self.guard, self.dry_run = engine, result, guard, dry_run
+
+    def _record(self, table: str, action: str, target: str, rows: int) -> None:
+        if rows or action == "drop":
+            self.result.steps.append(PurgeStep(table, action, target, rows))
+
+    def _plan(self, part: Partition, cutoff: datetime) -> str | None:
+        """drop, delete, or None (nothing before the cutoff, or the partition is protected)."""
+        if part.is_default:
+            return "delete"  # a catch-all: its old rows go, the partition stays
+        if part.lo is not None and part.lo >= cutoff:
+            return None
+        if part.hi is not None and part.hi <= cutoff and part.hi <= self.guard:
+            return "drop"
+        if part.hi is None or part.hi > self.guard:
+            self.result.skipped.append(part.name)
+            return None
+        return "delete"
+
+    def partitioned(self, table: str, cutoff: datetime, *, derive: bool) -> None:
+        """Drop the partitions of ``table`` wholly before ``cutoff``; DELETE before it in the one holding it."""
+        column = "started_at" if table == "calls" else "created_at"
+        with self.engine.connect() as conn:
+            parts = list_partitions(conn, table)
+            conn.rollback()
+        for part in parts:
+            action = self._plan(part, cutoff)
+            if action is None:
+                continue
+            whole = action == "drop"
+            count = f"SELECT count(*) FROM {part.qualified}" + ("" if whole else f" WHERE {column} < :cutoff")
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                    if self.dry_run:
+                        rows = conn.execute(sa.text(count), {"cutoff": cutoff}).scalar_one()
+                    else:
+                        # no writer may slip a row in between the derivation and the purge
+                        mode = "ACCESS EXCLUSIVE" if whole else "SHARE ROW EXCLUSIVE"
+                        conn.execute(sa.text(f"LOCK TABLE {part.qualified} IN {mode} MODE"))
+                        first = conn.execute(
+                            sa.text(f"SELECT min({column}) FROM {part.qualified} WHERE {column} < :cutoff"),
+                            {"cutoff": cutoff},
+                        ).scalar_one()
+                        if derive and first is not None:  # derive while the transcript rows are still here
+                            upto = part.hi if whole else cutoff
+                            self._derived(callmetrics.derive(conn, first - CHILD_SLACK, upto))
+                        if whole:
+                            rows = conn.execute(sa.text(count)).scalar_one()
+                            conn.execute(sa.text(f"DROP TABLE {part.qualified}"))
+                        else:
+                            rows = conn.execute(
+                                sa.text(f"DELETE FROM {part.qualified} WHERE {column} < :cutoff"), {"cutoff": cutoff}
+                            ).rowcount
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                self.result.skipped.append(f"{part.name} (busy: lock timeout)")
+                continue
+            self._record(table, action, part.name, rows)
+
+    def straddling(self, cutoff: datetime) -> None:
+        """Turns and tool calls stamped after the cutoff whose call started before it (a call across
+        the cutoff's midnight): a transcript goes whole, with its call's day."""
+        params = {"cutoff": cutoff, "from": cutoff - timedelta(days=1), "to": min(cutoff + CHILD_SLACK, self.guard)}
+        if params["to"] <= cutoff:
+            return
+        for table in TRANSCRIPT_TABLES:
+            cond = (
+                f"FROM {table} x WHERE x.created_at >= :cutoff AND x.created_at < :to AND x.call_id IN "
+                "(SELECT c.id FROM calls c WHERE c.started_at >= :from AND c.started_at < :cutoff)"
+            )
+            with self.engine.begin() as conn:
+                if self.dry_run:
+                    rows = conn.execute(sa.text(f"SELECT count(*) {cond}"), params).scalar_one()
+                else:
+                    self._derived(callmetrics.derive(conn, params["from"], cutoff))
+                    rows = conn.execute(sa.text(f"DELETE {cond}"), params).rowcount
+            self._record(table, "delete", f"{table} (calls started before the cutoff)", rows)
+
+    def delete(self, table: str, statement: str, **params: Any) -> None:
+        """One DELETE (or, dry, its count) in its own transaction."""
+        with self.engine.begin() as conn:
+            if self.dry_run:
+                count = "SELECT count(*) FROM" + statement[len("DELETE FROM") :]
+                rows = conn.execute(sa.text(count), params).scalar_one()
+            else:
+                rows = conn.execute(sa.text(statement), params).rowcount
+        self._record(table, "delete", table, rows)
+
+    def _derived(self, n: int) -> None:
+        self.result.metrics_derived += n
+
+
+def purge_job(
+    engine: Engine, settings: Settings, today: date | None = None, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """The nightly retention job: the database, the alert history, then the lake, with the configured
+    retention (CCA_RETENTION_TRANSCRIPTS_DAYS, CCA_RETENTION_AGGREGATES_DAYS)."""
+    tz = settings.timezone
+    today = today or timeutil.today(tz)
+    db = purge(
+        engine,
+        today,
+        tz,
+        transcripts_days=settings.retention_transcripts_days,
+        aggregates_days=settings.retention_aggregates_days,
+        dry_run=dry_run,
+    )
+    # alert history follows the aggregates' retention; ccanalytics.alerts owns its tables
+    older = timeutil.day_start(db.aggregates_cutoff, tz)
+    if dry_run:
+        with engine.connect() as conn:
+            events = conn.execute(
+                sa.text("SELECT count(*) FROM alert_events WHERE created_at < :t"), {"t": older}
+            ).scalar_one()
+    else:
+        from . import alerts
+
+        events = alerts.purge(engine, older)
+    files = purge_lake(
+        settings.resolved_lake_dir(),
+        today,
+        transcripts_days=settings.retention_transcripts_days,
+        aggregates_days=settings.retention_aggregates_days,
+        dry_run=dry_run,
+    )
+    return {"database": db.to_dict(), "alert_events": events, "lake": files.to_dict()}
