@@ -4,7 +4,7 @@ the baseline-vs-current report."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -184,3 +184,20 @@ def test_lever_commands(db_url, engine):
         assert json.loads(res.output)["data"]
         plain = CliRunner().invoke(main, ["cost", command, "--from", "2026-01-01"], env=env)
         assert plain.exit_code == 0 and plain.output.strip()
+
+
+@pytest.mark.slow
+def test_demo_data_shows_the_phase_one_to_now_reduction_and_its_levers(engine):
+    """Criterion 7 from data: the demo's phase-1 days against its current days, at the demo volume."""
+    from ccanalytics.demo.generator import DEMO_AB_DAYS
+    from ccanalytics.demo.load import load_demo_data
+
+    end = date(2026, 11, 24)
+    load_demo_data(engine, seed=42, days=DEMO_AB_DAYS + 7, calls_per_day=400, end_date=end)
+    first, levers_first = end - timedelta(days=DEMO_AB_DAYS + 6), end - timedelta(days=DEMO_AB_DAYS - 1)
+    cost.compute_costs(engine, first, end)
+    report = cost.cost_report(engine, (first, levers_first - timedelta(days=1)), (levers_first, end))
+    assert report["reduction_pct"] >= 20, report["reduction_pct"]
+    savings = {lv["lever"]: lv["saving_per_call_usd"] for lv in report["levers"]}
+    assert all(savings[k] > 0 for k in ("tts_cache", "model_routing", "stt_provider", "prompt_length")), savings
+    assert report["baseline"]["tts_cache_hit_rate"] == 0 and report["current"]["tts_cache_hit_rate"] > 0.2

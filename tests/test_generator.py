@@ -246,10 +246,23 @@ def test_turn_metrics(week, by_day):
     assert 0.02 <= share(interrupted, bool) <= 0.1
 
 
+def test_phase_one_baseline_then_the_levers(ab_run):
+    first_lever_day = END - timedelta(days=13)
+    before = [c for c in ab_run if local_day(c) < first_lever_day]
+    after = [c for c in ab_run if local_day(c) >= first_lever_day]
+    assert before and after
+    assert {c["usage"]["stt_provider"] for c in before} == {"google"}
+    assert all(c["usage"]["tts_cached_chars"] == 0 for c in before)  # phase 1 had no phrase cache
+    assert {c["usage"]["stt_provider"] for c in after} == {"whisper"}
+    assert all(c["cost"]["stt"] == 0.0 for c in after)  # self-hosted: the month's GPU cost is shared later
+    cached = sum(c["usage"]["tts_cached_chars"] for c in after) / sum(c["usage"]["tts_chars"] for c in after)
+    assert 0.2 < cached < 0.6
+
+
 def test_usage_and_cost(week):
     for call in week:
         usage, cost = call["usage"], call["cost"]
-        assert usage["stt_provider"] == "google" and usage["tts_provider"] == "google"
+        assert usage["stt_provider"] == "whisper" and usage["tts_provider"] == "google"  # levers in production
         assert usage["llm_model"] in PRICES["llm"]
         assert usage["llm_input_tokens"] >= usage["llm_cached_input_tokens"] >= 0
         assert usage["tts_chars"] >= usage["tts_cached_chars"] >= 0

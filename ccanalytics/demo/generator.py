@@ -24,6 +24,14 @@ A/B test
     before ``confirm_order``, answers shorter, transfers ~5 points less, and is cheaper (shorter prompt,
     prompt caching, order-status and consultation calls routed to Claude Haiku).
 
+Phase 1 and the current period (cost levers)
+    Days before the last ``levers_days`` (default: the A/B window) are the phase-1 baseline: Google STT
+    and no TTS phrase cache. From then on the levers are in production: self-hosted Whisper STT
+    (reported at 0 per call; its monthly GPU cost is shared by ``ccanalytics.cost``), the TTS phrase
+    cache (stock phrases are served from it), and, for the B arm of the A/B test, a shorter prompt with
+    prompt caching and Claude Haiku for order-status and consultation calls. ``cost report`` over the
+    two periods shows the reduction and each lever's share.
+
 Injected problems (what the analytics has to find)
     - angry customers (~3 % of calls): rude lines from ``phrases.ANGRY``; ~75 % (v2: 60 %) end in a
       transfer with reason ``negative_emotion``;
@@ -74,6 +82,7 @@ from . import phrases as P
 # ------------------------------------------------------------------------------------ public names
 DEMO_PROMPT_NAME = "tire_agent"
 DEMO_AB_TEST = "tire_agent-v1-vs-v2"
+DEMO_AB_DAYS = 14  # the A/B window and the current (levers) period of the demo: the last 14 days
 
 BASE_SCENARIOS = (
     "tire_search",
@@ -87,7 +96,12 @@ TRANSFER_REASONS = ("customer_request", "cannot_help", "complex_question", "nega
 TOOL_NAMES = tuple(spec[0] for spec in P.TOOL_SPECS)
 
 PRICES: dict[str, Any] = {
-    "stt": {"google": {"usd_per_increment": 0.006, "increment_seconds": 15}},
+    # self-hosted Whisper costs a fixed monthly amount the call processor cannot attribute per call: it
+    # reports 0 and ccanalytics.cost shares the month's cost over the month's Whisper calls
+    "stt": {
+        "google": {"usd_per_increment": 0.006, "increment_seconds": 15},
+        "whisper": {"usd_per_increment": 0.0, "increment_seconds": 15},
+    },
     "llm": {
         "claude-sonnet-4": {"input_per_1m": 3.0, "output_per_1m": 15.0, "cached_input_per_1m": 0.30},
         "claude-haiku-4-5": {"input_per_1m": 1.0, "output_per_1m": 5.0, "cached_input_per_1m": 0.10},
@@ -1117,6 +1131,7 @@ class _Day(NamedTuple):
     latency_spike: bool
     cost_spike: bool
     outage: bool
+    levers: bool  # the current period: Whisper STT and the TTS phrase cache in production (phase 1: neither)
 
 
 def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any]:
@@ -1233,7 +1248,7 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any
         d.bot(_pick(rng, P.BOT_BYE_SHORT), cached=True)
 
     slow = ctx.latency_spike and LATENCY_SPIKE_WINDOW[0] <= hm < LATENCY_SPIKE_WINDOW[1]
-    record = _render(d, call_id, started, scenario, head, reason, slow, ctx.cost_spike)
+    record = _render(d, call_id, started, scenario, head, reason, slow, ctx.cost_spike, ctx.levers)
     if variant is not None:
         record["ab_test"] = {"test_name": ctx.ab_test, "variant": variant}
     return record
@@ -1248,6 +1263,7 @@ def _render(
     reason: str | None,
     slow: bool,
     cost_spike: bool,
+    levers: bool = True,
 ) -> dict[str, Any]:
     """The timeline (timestamps, durations, latencies), usage and cost of a planned dialogue."""
     rng = d.rng
@@ -1338,7 +1354,7 @@ def _render(
         llm_out += nch * 2 // 5 + 8 + 35 * len(tools)
         hist += nch * 2 // 5 + 4 + tool_tokens
         tts_chars += nch
-        if cached:
+        if cached and levers:  # phase 1 had no phrase cache: every phrase was synthesised
             tts_cached += nch
 
     end = cursor + (rng.randint(300, 900) if reason else rng.randint(600, 2500))
@@ -1348,9 +1364,10 @@ def _render(
     cached_in = prompt_tokens * (llm_calls - 1) if d.v2 else 0
     if cost_spike:  # a retry loop re-sends every request three times, past the prompt cache
         llm_calls, llm_in, llm_out, cached_in = llm_calls * 3, llm_in * 3, llm_out * 3, 0
-    model = CHEAP_LLM_MODEL if d.v2 and head in ("order_status", "consultation") else LLM_MODEL
+    # the model router runs in the current period (both arms); v2 was designed with it
+    model = CHEAP_LLM_MODEL if (d.v2 or levers) and head in ("order_status", "consultation") else LLM_MODEL
     usage = {
-        "stt_provider": "google",
+        "stt_provider": "whisper" if levers else "google",
         "stt_seconds": seconds,
         "llm_model": model,
         "llm_calls": llm_calls,
@@ -1419,7 +1436,8 @@ def generate_calls(
     end_date: date | None = None,
     tz: str = "Europe/Kyiv",
     ab_test: str | None = DEMO_AB_TEST,
-    ab_days: int = 14,
+    ab_days: int = DEMO_AB_DAYS,
+    levers_days: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield ``days`` Kyiv-local days of synthetic call logs ending on ``end_date`` (default: today in
     ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring)."""
@@ -1436,7 +1454,8 @@ def generate_calls(
     specials = special_days(end, days)
     pool = _caller_pool(seed, max(30, round(calls_per_day * 1.5)))
     ab_first = end - timedelta(days=ab_days - 1)
-    return _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool)
+    levers_first = end - timedelta(days=(ab_days if levers_days is None else levers_days) - 1)
+    return _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
 
 
 def _generate(
@@ -1449,6 +1468,7 @@ def _generate(
     ab_first: date,
     specials: dict[str, date],
     pool: tuple[_Caller, ...],
+    levers_first: date,
 ) -> Iterator[dict[str, Any]]:
     for k in range(days - 1, -1, -1):
         day = end - timedelta(days=k)
@@ -1461,5 +1481,6 @@ def _generate(
             latency_spike=specials.get("latency_spike") == day,
             cost_spike=specials.get("cost_spike") == day,
             outage=specials.get("order_status_outage") == day,
+            levers=day >= levers_first,
         )
         yield from _day_calls(ctx, calls_per_day)

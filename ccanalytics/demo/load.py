@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from .. import timeutil
 from ..ingest import IngestResult, ingest_records
+from .generator import DEMO_AB_DAYS
 
 
 def ensure_demo_prompts(conn: sa.Connection) -> dict[str, int]:
@@ -89,7 +90,7 @@ def load_demo_data(
     calls_per_day: int = 400,
     end_date: date | None = None,
     tz: str = timeutil.DEFAULT_TZ,
-    ab_days: int = 14,
+    ab_days: int = DEMO_AB_DAYS,
     batch_size: int = 500,
     progress=None,
 ) -> IngestResult:

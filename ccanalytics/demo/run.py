@@ -59,18 +59,25 @@ def _step_load(ctx: DemoContext) -> str:
 
 def _step_costs(ctx: DemoContext) -> str:
     from .. import cost
+    from .generator import DEMO_AB_DAYS
 
     first = ctx.end_date - timedelta(days=ctx.days - 1)
     run = cost.compute_costs(ctx.engine, first, ctx.end_date, tz=ctx.settings.timezone)
     out = f"{run.priced} calls priced from usage"
-    if ctx.days >= 4:
-        half = first + timedelta(days=ctx.days // 2)
+    levers_first = ctx.end_date - timedelta(days=DEMO_AB_DAYS - 1)  # phase 1 before, the levers from then on
+    if first < levers_first:
         report = cost.cost_report(
-            ctx.engine, (first, half - timedelta(days=1)), (half, ctx.end_date), tz=ctx.settings.timezone
+            ctx.engine,
+            (first, levers_first - timedelta(days=1)),
+            (levers_first, ctx.end_date),
+            tz=ctx.settings.timezone,
+        )
+        levers = ", ".join(
+            f"{lv['lever']} {lv['saving_pct_of_baseline']:+.1f}%" for lv in report["levers"] if lv["lever"] != "other"
         )
         out += (
-            f"; cost per call {report['baseline']['cost_per_call_usd']:.4f} → "
-            f"{report['current']['cost_per_call_usd']:.4f} $ ({report['reduction_pct']}% lower)"
+            f"; phase 1 → now: ${report['baseline']['cost_per_call_usd']:.4f} → "
+            f"${report['current']['cost_per_call_usd']:.4f} per call ({report['reduction_pct']}% lower; {levers})"
         )
     return out
 
