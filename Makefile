@@ -30,7 +30,7 @@ lab: install
 lint: install
 	$(VENV)/bin/ruff check ccanalytics webapp scheduler tests
 
-## systools: the system tools the tests run (promtool, prometheus, alertmanager); installs them as root
+## systools: the system tools the tests run (promtool, prometheus, alertmanager, chromium); installs them as root
 systools:
 	@scripts/system-tools.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The system tools the test suite runs for real (not mocked). Installs the missing ones with apt-get
+# The system tools the test suite runs for real (not mocked): Prometheus, Alertmanager, Chromium. Installs the missing ones with apt-get
 # when run as root; otherwise stops with a one-line instruction naming the Debian packages.
 # Used by `make test` and .ci/run.
 set -euo pipefail
@@ -10,6 +10,7 @@ declare -A TOOLS=(
     [prometheus]=prometheus
     [prometheus-alertmanager]=prometheus-alertmanager
     [amtool]=prometheus-alertmanager
+    [chromium]=chromium
 )
 
 missing=()

@@ -1,0 +1,102 @@
+"""The admin in a real browser: Debian Chromium driven by Playwright against the app served by waitress
+on 127.0.0.1 over a copy of the demo database. Screenshots go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from factories import make_call, turn
+from systools import free_port, require
+
+from ccanalytics import auth
+from ccanalytics.ingest import ingest_records
+from webapp import create_app
+
+pytestmark = pytest.mark.xdist_group("reports")  # shares the demo database template with the report tests
+
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+PASSWORD = "browser-pass-1234"
+
+
+@pytest.fixture
+def live_admin(demo_engine):
+    """(base URL, engine): the admin app served by waitress in a thread."""
+    from waitress import create_server
+
+    app = create_app({"ENGINE": demo_engine})
+    auth.add_user(demo_engine, "olena", PASSWORD, "admin")
+    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}", demo_engine
+    server.close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    chromium = require("chromium")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = browser.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(15_000)
+        yield pg
+        context.close()
+        browser.close()
+
+
+def login(page, base: str) -> None:
+    page.goto(f"{base}/calls")
+    assert "/login" in page.url  # anonymous users are sent to the login page
+    page.fill("input[name=username]", "olena")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/calls**")
+
+
+def test_login_filter_search_the_journal_and_open_a_call(live_admin, page):
+    base, _ = live_admin
+    login(page, base)
+    page.fill("input[name=from]", "2026-11-18")
+    page.fill("input[name=to]", "2026-11-24")
+    page.select_option("select[name=scenario]", "order_status")
+    page.fill("input[name=q]", "замовлення")
+    page.locator("form:has(input[name=q])").locator("button[type=submit]").first.click()
+    page.wait_for_load_state("networkidle")
+    assert "scenario=order_status" in page.url and "q=" in page.url  # filters are kept in the URL
+    rows = page.locator("table tbody tr")
+    assert rows.count() > 0
+    assert page.locator("mark").count() > 0  # the matches are highlighted
+    page.screenshot(path=str(SHOTS / "journal-search.png"), full_page=True)
+    page.locator("table tbody tr a[href*='/calls/']").first.click()
+    page.wait_for_url("**/calls/*")
+    body = page.inner_text("body")
+    assert "Клиент" in body or "клиент" in body
+    assert "Бот" in body or "бот" in body
+    page.screenshot(path=str(SHOTS / "call-details.png"), full_page=True)
+
+
+def test_a_transcript_with_script_renders_as_text(live_admin, page):
+    base, engine = live_admin
+    t0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    payload = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+    call = make_call(
+        started_at=t0,
+        turns=[
+            turn("customer", payload, t0 + timedelta(seconds=2), duration_ms=1500),
+            turn("bot", "Дякую, передаю менеджеру.", t0 + timedelta(seconds=5), duration_ms=1500),
+        ],
+    )
+    ingest_records(engine, [call])
+    login(page, base)
+    page.goto(f"{base}/calls/{call['call_id']}")
+    assert page.evaluate("window.__xss") is None  # nothing ran
+    assert "<script>window.__xss = 1</script>" in page.inner_text("body")  # shown as text
+    page.screenshot(path=str(SHOTS / "xss-as-text.png"), full_page=True)
