@@ -44,6 +44,14 @@ def _assert_clean(html: str) -> None:
 
 
 def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, tmp_path):
+    with demo_engine.begin() as conn:  # an alert of the day, as ccanalytics.alerts records it
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert_events (rule, key, event, severity, title, message, episode_started_at, created_at) "
+                "VALUES ('high_transfer_rate', 'all', 'fired', 'critical', 'Много переводов', "
+                "'Переводов 62 % за час', '2026-11-24 10:00+02', '2026-11-24 10:00+02')"
+            )
+        )
     run = reporting.run(demo_engine, _settings(demo_url, tmp_path), "daily", day=DAY)
     r = run.rendered
     assert r.html_path == tmp_path / "daily" / f"{DEMO_END}.html"
@@ -80,6 +88,7 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
     assert f"Звонков {calls} " in text  # the headline card
     assert f'href="https://admin.shop.example/calls/{worst}"' in html  # worst call links to the admin
     assert "A/B-тест «" in text  # the demo's running test
+    assert "10:00 сработал Переводов 62 % за час" in text  # alerts fired that day
     # the summary sent with the report carries the same headline
     assert f"Звонков: {calls} (к вчера:" in run.summary
 
