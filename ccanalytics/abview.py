@@ -61,7 +61,8 @@ def _e(text: str) -> str:
 def srm(res: experiments.TestResults) -> Block:
     s = res.srm
     if not s.computable:
-        return note(f"Проверка распределения трафика (SRM) пока невозможна: {s.reason}.")
+        why = "звонков в тесте ещё нет" if s.reason == "no assignments yet" else s.reason
+        return note(f"Проверка распределения трафика (SRM) пока невозможна: {why}.")
     observed = ", ".join(f"{v.variant}: {v.n}" for v in res.variants)
     if s.mismatch:
         return note(

@@ -42,6 +42,7 @@ from .errors import (  # noqa: F401 (re-exported: the web layer imports them fro
     NotFound,
     TooManyAttempts,
     Unauthorized,
+    WriteRefused,
 )
 
 ROLES = ("admin", "analyst", "service")
@@ -62,6 +63,16 @@ LOGIN_MAX_FAILURES_PER_IP = 20  # per client address within the window (several 
 LOGIN_WINDOW = timedelta(minutes=15)
 _ATTEMPTS_KEPT = timedelta(days=1)
 _TOKEN_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per token
+# may this session record token use / login attempts? Not in read-only mode (CCA_READ_ONLY, a replica,
+# a SELECT-only role): docs/attach.md
+_CAN_TOUCH_TOKEN = (
+    "(current_setting('transaction_read_only') = 'off' "
+    "AND has_column_privilege('api_tokens', 'last_used_at', 'UPDATE'))"
+)
+_CAN_RECORD_LOGIN = (
+    "(current_setting('transaction_read_only') = 'off' AND has_table_privilege('login_attempts', 'INSERT') "
+    "AND has_table_privilege('login_attempts', 'DELETE'))"
+)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -292,6 +303,12 @@ def login(
     ip = (ip or "")[:64] or None
     seconds = window.total_seconds()
     with engine.begin() as conn:
+        can_record = conn.execute(sa.text(f"SELECT {_CAN_RECORD_LOGIN}")).scalar_one()
+        if not can_record:
+            raise WriteRefused(
+                "password logins need to record login attempts (rate limiting) and this database connection is "
+                "read-only: use an API token, or grant INSERT, DELETE on login_attempts (docs/attach.md)"
+            )
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-login:' || :u, 0))"), {"u": key})
         counts = conn.execute(
             sa.text(
@@ -385,12 +402,16 @@ def check_token(engine: Engine, token: str) -> Token | None:
         return None
     with engine.begin() as conn:
         row = conn.execute(
-            sa.text(f"SELECT {_TOKEN_COLUMNS}, now() AS now FROM api_tokens WHERE token_hash = :h"),
+            sa.text(
+                f"SELECT {_TOKEN_COLUMNS}, now() AS now, {_CAN_TOUCH_TOKEN} "
+                "AS can_touch FROM api_tokens WHERE token_hash = :h"
+            ),
             {"h": token_hash(token)},
         ).one_or_none()
         if row is None or row.revoked_at is not None:
             return None
-        if row.last_used_at is None or (row.now - row.last_used_at).total_seconds() > _TOKEN_TOUCH_SECONDS:
+        stale = row.last_used_at is None or (row.now - row.last_used_at).total_seconds() > _TOKEN_TOUCH_SECONDS
+        if stale and row.can_touch:  # read-only mode: the token works, its last use is not recorded
             conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i"), {"i": row.id})
     return Token(row.id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
 

@@ -218,3 +218,23 @@ def variants_with_ci(rows: Sequence[Mapping[str, object]], *, title: str) -> Fig
     ax.set_title(title)
     ax.margins(y=0.4)
     return fig
+
+
+def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) -> Chart:
+    """One call's latency per turn as stacked bars: STT (customer turns), LLM first token and TTS
+    (bot turns). ``turns``: dicts with ``turn_number``, ``stt_latency_ms``, ``llm_latency_ms`` and
+    ``tts_latency_ms`` (missing or None counts as 0)."""
+    fig, ax = _figure(8.0, 2.6)
+    xs = list(range(len(turns)))
+    bottom = [0.0] * len(turns)
+    for key, colour in (("stt", BLUE), ("llm", YELLOW), ("tts", GREEN)):
+        values = [float(t.get(f"{key}_latency_ms") or 0) for t in turns]  # type: ignore[arg-type]
+        ax.bar(xs, values, bottom=bottom, color=colour, label=labels.COMPONENTS[key])
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    step = max(1, -(-len(turns) // max_ticks))
+    ax.set_xticks(xs[::step], [f"T{t['turn_number']}" for t in turns][::step], fontsize=7)
+    ax.set_ylim(0, 1.3 * max(bottom, default=0) or 1)  # room for the legend above the bars
+    ax.set_ylabel("мс")
+    ax.set_title("Задержки по репликам: STT / LLM / TTS")
+    ax.legend(frameon=False, fontsize=7, ncols=3, loc="upper left")
+    return fig  # type: ignore[return-value]

@@ -98,6 +98,7 @@ def db_migrate() -> None:
         engine,
         partitions_ahead_months=_settings().partitions_ahead_months,
         on_applied=lambda m: click.echo(f"applied {m.path.name}"),
+        on_step=lambda step: click.echo(f"attach: {step}"),  # attaching to the call processor's tables
     )
     click.echo(f"{safe_url(engine.url)}: schema is current" + (f" ({len(applied)} applied)" if applied else ""))
 
@@ -271,24 +272,52 @@ def demo_cmd(no_serve: bool, days: int, calls_per_day: int, seed: int, reset: bo
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
-def serve_cmd(host: str, port: int) -> None:
-    """Serve the admin web app (waitress).
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
+def serve_cmd(host: str, port: int, threads: int) -> None:
+    """Serve the admin web app (waitress), logging JSON lines to stderr.
+
+    Starts even when the database is down: pages then show a banner and recover by themselves.
 
     \b
     Example:
-      ccanalytics serve --host 0.0.0.0 --port 8050
+      ccanalytics serve --host 0.0.0.0 --port 8050 --threads 16
     """
-    engine = _engine()
-    _ensure_schema(engine)
-    _serve(engine, host, port)
+    _serve(None, host, port, threads=threads)
 
 
-def _serve(engine, host: str, port: int) -> None:
+def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
+    """Serve the admin. ``engine=None``: build it from the settings and start even when the database
+    is unreachable (migrations then wait for the scheduler or ``ccanalytics db migrate``)."""
+    import logging
+
     from waitress import serve
 
     from webapp import create_app
 
+    from .logs import setup
+
+    setup(logging.INFO)  # JSON lines on stderr: one per request, with request_id (docs/operations.md)
+    log = logging.getLogger("ccanalytics.serve")
     settings = _settings()
+    if engine is None:
+        import sqlalchemy as sa
+
+        from .database import check_connection, create_engine, resolve_url, safe_url
+        from .errors import DatabaseUnavailable
+
+        engine = create_engine(
+            resolve_url(settings),
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            application_name="ccanalytics-admin",
+        )
+        try:
+            check_connection(engine)
+            _ensure_schema(engine)
+        except (DatabaseUnavailable, sa.exc.OperationalError) as exc:
+            reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+            log.error("database unavailable at start: %s; serving with a banner until it is back", reason)
+            click.echo(f"warning: database {safe_url(engine.url)} is unavailable; pages show a banner", err=True)
     app = create_app({"ENGINE": engine})
     scheduler = None
     if not settings.database_url:  # the embedded single-machine set-up runs its jobs in-process
@@ -299,15 +328,27 @@ def _serve(engine, host: str, port: int) -> None:
         click.echo("scheduler: running in-process (scoring, daily stats, problems, partitions)")
     click.echo(f"admin: http://{host}:{port}/   Prometheus metrics: http://{host}:{port}/metrics  (Ctrl-C stops)")
     click.echo("log in: user admin with the password the demo printed, or: ccanalytics users add NAME --role admin")
+    log.info("admin listening on %s:%d with %d threads", host, port, threads, extra={"host": host, "port": port})
     try:
-        serve(app, host=host, port=port, threads=8, ident="ccanalytics")
+        serve(app, host=host, port=port, threads=threads, ident="ccanalytics")
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
 
 
 # command groups that live in their own modules register themselves on ``main``
-from . import cli_alerts, cli_auth, cli_cost, cli_lake, cli_metrics, cli_prompts, cli_quality, cli_report  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    cli_alerts,
+    cli_auth,
+    cli_cost,
+    cli_db,
+    cli_doctor,
+    cli_lake,
+    cli_metrics,
+    cli_prompts,
+    cli_quality,
+    cli_report,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -94,15 +94,35 @@ def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
     Example:
       ccanalytics exporter --port 9108
     """
+    import logging
+
+    import sqlalchemy as sa
     from waitress import serve
 
     from . import exporter
+    from .database import check_connection, create_engine, resolve_url
+    from .errors import DatabaseUnavailable
+    from .logs import setup
 
-    engine = _engine()
-    if not no_derive:
-        _ensure_schema(engine)
+    setup(logging.INFO)  # JSON lines on stderr
+    log = logging.getLogger("ccanalytics.exporter")
+    settings = _settings()
+    engine = create_engine(
+        resolve_url(settings),
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        application_name="ccanalytics-exporter",
+    )
+    try:  # a database down at start is not fatal: cca_exporter_up is 0 until it is back
+        check_connection(engine)
+        if not no_derive:
+            _ensure_schema(engine)
+    except (DatabaseUnavailable, sa.exc.OperationalError) as exc:
+        reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+        log.error("database unavailable at start: %s; serving cca_exporter_up 0 until it is back", reason)
     registry = exporter.make_registry(engine, derive=not no_derive, lag_seconds=lag)
     click.echo(f"exporter: http://{host}:{port}/metrics  (Ctrl-C stops)")
+    log.info("exporter listening on %s:%d", host, port, extra={"host": host, "port": port})
     serve(exporter.wsgi_app(registry), host=host, port=port, threads=4, ident="ccanalytics-exporter")
 
 
@@ -158,9 +178,9 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
     from .errors import InvalidArgument
 
     settings = _settings()
-    engine = _engine()
-    _ensure_schema(engine)
     if once:
+        engine = _engine()
+        _ensure_schema(engine)
         unknown = [j for j in once if j not in jobs.SCHEDULE]
         if unknown:
             raise InvalidArgument(f"unknown job {unknown[0]!r} (jobs: {', '.join(jobs.SCHEDULE)})")
@@ -169,11 +189,19 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
             state = f"{run.seconds:.1f} s: {run.outcome}" if run.ran else "skipped: running elsewhere"
             click.echo(f"{name}: {state}")
         return
-    from scheduler.app import build
+    from scheduler.app import build, wait_for_database
 
+    from .database import create_engine, resolve_url
     from .logs import setup
 
     setup(logging.INFO)  # JSON lines on stderr
+    engine = create_engine(
+        resolve_url(settings),
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        application_name="ccanalytics-scheduler",
+    )
+    wait_for_database(engine, _ensure_schema)  # a database down at start: retry with backoff, never exit
     scheduler = build(engine, settings)
     click.echo("scheduler: " + ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs()) + "  (Ctrl-C stops)")
     scheduler.start()

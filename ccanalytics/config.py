@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     partitions_ahead_months: int = Field(
         default=3, ge=1, le=24, description="Monthly partitions created ahead of the current month."
     )
+    read_only: bool = Field(
+        default=False,
+        description="Read-only mode (a SELECT-only role or a read replica): sessions start read-only; "
+        "reading works without migrations or partition upkeep (a schema that is behind is a one-line error); "
+        "API token use is not recorded; password logins and every change are refused with a one-line error. "
+        "See docs/attach.md.",
+    )
     # --- quality scoring
     judge_base_url: str | None = Field(
         default=None, description="OpenAI-compatible endpoint of the LLM judge (empty: api.openai.com)."
@@ -134,6 +141,11 @@ class Settings(BaseSettings):
     admin_base_url: str = Field(
         default="http://127.0.0.1:8050",
         description="Public address of the admin; reports and alert messages link to calls under it.",
+    )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus as ccanalytics reaches it (e.g. http://127.0.0.1:9090); `ccanalytics doctor` "
+        "checks /-/ready and its scrape targets. Empty: not checked.",
     )
     grafana_url: str | None = Field(
         default=None, description="Grafana address for links from the admin dashboard and alert messages."

@@ -8,14 +8,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from . import embedded
-from .errors import ConfigError, DatabaseUnavailable
+from .errors import ConfigError, DatabaseUnavailable, WriteRefused
 
 if TYPE_CHECKING:
     from .config import Settings
 
 
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+# read_only_sql_transaction, insufficient_privilege: the database refused a change
+WRITE_REFUSED_SQLSTATES = ("25006", "42501")
+
+
 def resolve_url(settings: Settings) -> str:
-    """The SQLAlchemy URL to use: ``CCA_DATABASE_URL`` or the (started) embedded server."""
+    """The SQLAlchemy URL to use: ``CCA_DATABASE_URL`` or the (started) embedded server; with
+    ``CCA_READ_ONLY`` its sessions start read-only."""
+    url = _resolve_url(settings)
+    if settings.read_only:
+        parsed = make_url(url)
+        options = " ".join(filter(None, (parsed.query.get("options"), READ_ONLY_OPTION)))
+        url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    return url
+
+
+def _resolve_url(settings: Settings) -> str:
     if settings.database_url:
         url = embedded.to_sqlalchemy_url(settings.database_url.strip())
         try:
@@ -43,13 +58,41 @@ def create_engine(
     options = "-c timezone=UTC"
     if statement_timeout_ms:
         options += f" -c statement_timeout={int(statement_timeout_ms)}"
-    return sa.create_engine(
-        embedded.to_sqlalchemy_url(url),
+    parsed = make_url(embedded.to_sqlalchemy_url(url))
+    if parsed.query.get("options"):  # options given in the URL (CCA_READ_ONLY adds one) come first
+        options = f"{parsed.query['options']} {options}"
+        parsed = parsed.difference_update_query(["options"])
+    engine = sa.create_engine(
+        parsed,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args={"options": options, "application_name": application_name},
     )
+    sa.event.listen(engine, "handle_error", _refused_write)
+    return engine
+
+
+def is_write_refused(exc: BaseException) -> bool:
+    """True when ``exc`` says the database refused a change (read-only session, missing privilege)."""
+    if isinstance(exc, WriteRefused):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) in WRITE_REFUSED_SQLSTATES
+
+
+def _refused_write(context: sa.engine.ExceptionContext) -> None:
+    """Raise WriteRefused (a one-line error at every edge) instead of the driver's error."""
+    orig = context.original_exception
+    state = getattr(orig, "sqlstate", None)
+    if state not in WRITE_REFUSED_SQLSTATES:
+        return
+    reason = str(orig).strip().splitlines()[0]
+    if state == "25006":
+        hint = "this connection is read-only (CCA_READ_ONLY or a read replica)"
+    else:
+        hint = "the database role lacks the privilege (a read-only role?)"
+    raise WriteRefused(f"the database refused: {reason}; {hint}. See docs/attach.md") from context.sqlalchemy_exception
 
 
 def check_connection(engine: Engine) -> None:

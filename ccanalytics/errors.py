@@ -40,6 +40,14 @@ class MigrationError(CCAError):
     http_status = 500
 
 
+class WriteRefused(CCAError):
+    """The database refused a change: the connection is read-only (``CCA_READ_ONLY``, a read replica)
+    or the role lacks the privilege (a SELECT-only role). See docs/attach.md."""
+
+    code = "write_refused"
+    http_status = 403
+
+
 class NotFound(CCAError):
     code = "not_found"
     http_status = 404

@@ -1,6 +1,7 @@
 """The call journal: filtered, searchable, sortable pages of calls with keyset pagination, and the
 details of one call. Phone numbers are masked; transcript search uses the stored tsvector (GIN)
-always bounded by the date range."""
+always bounded by the date range — or, on a database attached to the call processor's schema, the
+same tsvector computed by ``cca_search_vector(content)``, which its GIN expression index serves."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def search(
         if len(query) > 200:
             raise InvalidArgument("the search text is limited to 200 characters")
         where.append(
-            "c.id IN (SELECT t.call_id FROM call_turns t WHERE t.search_tsv @@ cca_search_query(:q) "
+            "c.id IN (SELECT t.call_id FROM call_turns t WHERE {vector} @@ cca_search_query(:q) "
             "AND t.created_at >= CAST(:start AS timestamptz) - interval '1 hour' "
             "AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours')"
         )
@@ -122,15 +123,16 @@ def search(
         f"WHERE {' AND '.join(where)} ORDER BY {key} {order}, c.started_at {order}, c.id {order} LIMIT :limit"
     )
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(sa.text(sql), p).mappings()]
+        vector = turn_vector(conn, "t") if query else ""
+        rows = [dict(r) for r in conn.execute(sa.text(sql.replace("{vector}", vector)), p).mappings()]
         more = len(rows) > limit
         rows = rows[:limit]
         if query and rows:
             snippets = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT DISTINCT ON (call_id) call_id::text, content FROM call_turns "
-                        "WHERE call_id = ANY(CAST(:ids AS uuid[])) AND search_tsv @@ cca_search_query(:q) "
+                        "SELECT DISTINCT ON (call_id) call_id::text, content FROM call_turns t "
+                        f"WHERE call_id = ANY(CAST(:ids AS uuid[])) AND {vector} @@ cca_search_query(:q) "
                         "ORDER BY call_id, turn_number"
                     ),
                     {"ids": [r["id"] for r in rows], "q": query},
@@ -148,6 +150,19 @@ def search(
         r.pop("sort_key", None)
         r["started_at"] = r["started_at"].astimezone(timeutil.zone(tz))
     return JournalPage(rows, cursor)
+
+
+def turn_vector(conn: sa.Connection, alias: str = "t") -> str:
+    """The SQL for a turn's tsvector: the stored ``search_tsv`` column where call_turns has it (our
+    migrations), else ``cca_search_vector(content)``, the expression the GIN index of a database
+    attached to the call processor's schema is built on (docs/attach.md). Both give the same lexemes."""
+    stored = conn.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('call_turns') "
+            "AND attname = 'search_tsv' AND NOT attisdropped)"
+        )
+    ).scalar_one()
+    return f"{alias}.search_tsv" if stored else f"cca_search_vector({alias}.content)"
 
 
 def highlight(text: str | None, query: str | None, *, width: int = 220) -> Markup:

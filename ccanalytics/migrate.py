@@ -4,11 +4,17 @@ Each file runs in its own transaction (a file whose first line is ``-- cca:no-tr
 autocommit, for ``CREATE INDEX CONCURRENTLY``). A session advisory lock makes concurrent
 ``db migrate`` runs wait for each other instead of racing. A migration file changed after it was
 applied is refused: the database would no longer match the files.
+
+A database the call processor created (its tables, no migration history) is attached instead
+(:mod:`ccanalytics.attach`): only what is missing is added, without long locks, and the migrations are
+recorded so that later ones apply normally. A schema that is current is not written to at all, so
+read-only roles and replicas can run every reading command.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -20,8 +26,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import partitions, sqlfiles
-from .errors import MigrationError
+from .database import is_write_refused
+from .errors import MigrationError, WriteRefused
 
+log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x6363_616D  # "ccam"
 _FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 NO_TRANSACTION_MARKER = "-- cca:no-transaction"
@@ -71,10 +79,11 @@ class MigrationStatus:
     pending: list[Migration]
     changed: list[int]  # versions whose file differs from what was applied
     partitions: dict[str, list[str]]
+    attach_pending: bool = False  # an attach to the call processor's schema did not finish
 
     @property
     def up_to_date(self) -> bool:
-        return not self.pending and not self.changed
+        return not self.pending and not self.changed and not self.attach_pending
 
 
 def discover(directory: Path | None = None) -> list[Migration]:
@@ -109,10 +118,17 @@ def status(engine: Engine, directory: Path | None = None) -> MigrationStatus:
     with engine.connect() as conn:
         applied = _applied(conn)
         parts = partitions.list_partitions(conn) if applied else {}
+        attach_pending = bool(applied) and _attach_unfinished(conn)
     by_version = {m.version: m for m in migrations}
     changed = [v for v, a in applied.items() if v in by_version and by_version[v].checksum != a.checksum]
     pending = [m for m in migrations if m.version not in applied]
-    return MigrationStatus(list(applied.values()), pending, changed, parts)
+    return MigrationStatus(list(applied.values()), pending, changed, parts, attach_pending)
+
+
+def _attach_unfinished(conn: sa.Connection) -> bool:
+    if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is None:
+        return False
+    return not conn.execute(sa.text("SELECT completed_at IS NOT NULL FROM cca_schema_attach")).scalar()
 
 
 def migrate(
@@ -121,43 +137,99 @@ def migrate(
     directory: Path | None = None,
     partitions_ahead_months: int = 3,
     on_applied=None,
+    on_step=None,
+    lock_timeout_ms: int | None = None,
 ) -> list[Migration]:
     """Apply pending migrations in order, then make sure partitions exist ahead of time.
 
     Uses a single connection that holds a session advisory lock for the whole run, so concurrent
     callers queue up instead of racing (and never need a second pooled connection).
     Returns the migrations applied by this call (empty when the schema was current).
+
+    A database holding the call processor's tables without our migration history is attached
+    (:func:`ccanalytics.attach.attach`; ``on_step`` hears every attach step, ``lock_timeout_ms``
+    bounds its waits for locks). A current schema is not written to: read-only roles pass.
     """
+    from . import attach
+
     migrations = discover(directory)
     applied_now: list[Migration] = []
     with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
-        conn.commit()
+        _lock(conn)
         try:
-            with conn.begin():
-                conn.execute(sa.text(_CREATE_TABLE))
             applied = _applied(conn)
+            attaching = attach.needed(conn, has_history=bool(applied))
+            has_table = conn.execute(sa.text("SELECT to_regclass('cca_schema_migrations')")).scalar() is not None
             conn.commit()
-            for m in migrations:
-                if m.version in applied:
-                    if applied[m.version].checksum != m.checksum:
-                        raise MigrationError(
-                            f"migration {m.path.name} was changed after it was applied; "
-                            "add a new migration instead of editing an applied one"
-                        )
-                    continue
-                _apply(conn, m)
-                applied_now.append(m)
-                if on_applied:
-                    on_applied(m)
-            with conn.begin():
-                partitions.ensure_ahead(conn, months_ahead=partitions_ahead_months)
+            pending = [m for m in migrations if m.version not in applied]
+            try:
+                if attaching:
+                    options = {} if lock_timeout_ms is None else {"lock_timeout_ms": lock_timeout_ms}
+                    recorded = attach.attach(conn, migrations, applied=set(applied), on_step=on_step, **options)
+                    for m in recorded:
+                        applied_now.append(m)
+                        if on_applied:
+                            on_applied(m)
+                    applied = _applied(conn)
+                    conn.commit()
+                elif not has_table:
+                    with conn.begin():
+                        conn.execute(sa.text(_CREATE_TABLE))
+                for m in migrations:
+                    if m.version in applied:
+                        if applied[m.version].checksum != m.checksum:
+                            raise MigrationError(
+                                f"migration {m.path.name} was changed after it was applied; "
+                                "add a new migration instead of editing an applied one"
+                            )
+                        continue
+                    _apply(conn, m)
+                    applied_now.append(m)
+                    if on_applied:
+                        on_applied(m)
+            except (sa.exc.DBAPIError, psycopg.Error, MigrationError, WriteRefused) as exc:
+                cause = exc if not isinstance(exc, MigrationError) else exc.__cause__
+                if cause is None or not is_write_refused(cause):
+                    raise
+                what = "an attach to the call processor's schema" if attaching else f"{len(pending)} migration(s)"
+                raise MigrationError(
+                    f"the database needs {what} but this connection may not change the schema "
+                    f"({_first_line(cause)}); run `ccanalytics db migrate` with the schema owner's role"
+                ) from exc
+            _ensure_partitions(conn, partitions_ahead_months)
         finally:
             if conn.in_transaction():
                 conn.rollback()
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
             conn.commit()
     return applied_now
+
+
+def _lock(conn: sa.Connection) -> None:
+    """Take the migration lock, polling: a waiter must not sit in an open transaction, or a concurrent
+    ``CREATE INDEX CONCURRENTLY`` of the lock holder (attach mode) would wait for it — a deadlock."""
+    while True:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar()
+        conn.commit()
+        if got:
+            return
+        time.sleep(0.1)
+
+
+def _ensure_partitions(conn: sa.Connection, months_ahead: int) -> None:
+    """Partitions ahead; a connection that may not create them (read-only) leaves them to the owner."""
+    try:
+        with conn.begin():
+            partitions.ensure_ahead(conn, months_ahead=months_ahead)
+    except (sa.exc.DBAPIError, WriteRefused) as exc:
+        if not is_write_refused(exc):
+            raise
+        log.warning("partitions ahead not created: %s", _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(getattr(orig, "message", None) or orig).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _apply(conn: sa.Connection, m: Migration) -> None:

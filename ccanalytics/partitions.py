@@ -3,6 +3,11 @@
 Partitions cover UTC months and are named ``<table>_YYYY_MM``. ``ensure_ahead`` runs at migrate time
 and from the scheduler; ingestion calls ``ensure_months`` for the months its records touch, and
 skips the database round trip for months this process already knows to exist.
+
+Months are looked up by partition bounds, not names: a month another partition already covers (one the
+call processor made under its own name) is left alone without any DDL or lock. On a database attached
+to the call processor's schema (docs/attach.md) the call processor owns partition upkeep: nothing is
+created ahead, and only a month that ingestion needs and no partition covers is created.
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
     with _lock:
         missing = [m for m in wanted if (key, m) not in _known]
     created = 0
-    for m in missing:
-        for table in PARTITIONED_TABLES:
+    for table in PARTITIONED_TABLES:
+        for m in _uncovered(conn, table, missing):
             created += conn.execute(
                 sa.text("SELECT cca_ensure_partitions(CAST(:t AS regclass), :m, 1)"),
                 {"t": table, "m": m},
@@ -58,9 +63,35 @@ def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
 
 
 def ensure_ahead(conn: sa.Connection, *, months_ahead: int = 3, today: date | None = None) -> int:
-    """Partitions for the current month and ``months_ahead`` months after it."""
+    """Partitions for the current month and ``months_ahead`` months after it; none on a database
+    attached to the call processor's schema, whose partitions the call processor makes."""
+    if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is not None:
+        return 0
     first = month_start(today or datetime.now(UTC).date())
     return ensure_months(conn, (add_months(first, i) for i in range(months_ahead + 1)))
+
+
+# months of ``:months`` that no single partition of ``:t`` covers (bounds read back as UTC instants)
+_UNCOVERED = """
+SELECT m FROM unnest(CAST(:months AS date[])) AS m
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
+    WHERE i.inhparent = CAST(:t AS regclass)
+      AND CAST((regexp_match(b.bound, 'FROM \\(''([^'']+)''\\)'))[1] AS timestamptz) <= m::timestamp AT TIME ZONE 'UTC'
+      AND CAST((regexp_match(b.bound, 'TO \\(''([^'']+)''\\)'))[1] AS timestamptz)
+          >= (m + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+)
+ORDER BY m
+"""
+
+
+def _uncovered(conn: sa.Connection, table: str, months: list[date]) -> list[date]:
+    if not months:
+        return []
+    return list(conn.execute(sa.text(_UNCOVERED), {"t": table, "months": months}).scalars())
 
 
 def list_partitions(conn: sa.Connection) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "cost": ("cost_review.ipynb", "Обзор стоимости звонков"),
 }
 EXECUTION_TIMEOUT_S = 600
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 _PAGE = """<!DOCTYPE html>
 <html lang="ru"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -103,6 +105,7 @@ def render(
     import papermill
 
     source = notebook_source(kind)
+    name = _SAFE_NAME.sub("_", name).strip("._") or kind  # a file name: never a path
     target = Path(out_dir) / kind
     target.mkdir(parents=True, exist_ok=True)
     notebook_path = target / f"{name}.ipynb"

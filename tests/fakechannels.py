@@ -66,7 +66,7 @@ class FakeTelegram:
     """A Bot API server. ``status`` (200 by default) is what sendMessage/sendDocument answer: 502 for
     an outage, 429 (with ``retry_after``) for a rate limit, 400/401 for bad requests. ``down()`` closes
     the port (connection refused), ``up()`` opens it again on the same port. Requests with another token
-    get 401 and another chat 400, like the real API."""
+    get 401 and another chat 400, like the real API; ``getMe`` and ``getChat`` answer like it too."""
 
     def __init__(self, token: str = TOKEN, chat: int | str = CHAT) -> None:
         self.token, self.chat = token, str(chat)
@@ -145,6 +145,8 @@ class FakeTelegram:
             status, answer = self.status, {"ok": False, "error_code": self.status, "description": "Bad Gateway"}
         elif str(req.payload.get("chat_id")) != self.chat:
             status, answer = 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        if answer is None and req.method == "getChat":
+            answer = {"ok": True, "result": {"id": int(self.chat), "type": "supergroup", "title": "ccanalytics alerts"}}
         if answer is None:
             with self._lock:
                 message_id = len(self.requests) + 1

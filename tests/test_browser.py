@@ -100,3 +100,60 @@ def test_a_transcript_with_script_renders_as_text(live_admin, page):
     assert page.evaluate("window.__xss") is None  # nothing ran
     assert "<script>window.__xss = 1</script>" in page.inner_text("body")  # shown as text
     page.screenshot(path=str(SHOTS / "xss-as-text.png"), full_page=True)
+
+
+def _option_value(page, select: str, label: str) -> str:
+    """The value of the option of ``select`` whose text starts with ``label``."""
+    return page.eval_on_selector(
+        select,
+        "(el, label) => [...el.options].find(o => o.textContent.trim().startsWith(label)).value",
+        label,
+    )
+
+
+def test_new_prompt_version_activate_it_and_run_an_ab_test(live_admin, page):
+    base, engine = live_admin
+    login(page, base)
+    # a new version of the demo prompt
+    page.goto(f"{base}/prompts/new")
+    page.fill("input[name=name]", "tire_agent")
+    page.fill("textarea[name=system_prompt]", "Ти — Олена, помічниця «ШинаМаркет». Відповідай коротко.")
+    page.fill("input[name=note]", "коротші відповіді")
+    page.click("form.editor button[type=submit]")
+    page.wait_for_url("**/prompts/tire_agent/v3")
+    # activate it, with the confirmation step
+    page.click("a:has-text('Активировать')")
+    page.wait_for_url("**/activate")
+    page.screenshot(path=str(SHOTS / "prompt-activate-confirm.png"), full_page=True)
+    page.click("button[name=confirm][value=yes]")
+    page.wait_for_url("**/prompts/tire_agent")
+    active = page.locator("tr.active").inner_text()
+    assert "tire_agent@v3" in active and "активна" in active
+    # the demo's running test on this prompt must stop before another can start
+    page.goto(f"{base}/ab")
+    page.click("a:has-text('tire_agent-v1-vs-v2')")
+    page.check("input[name=confirm]")
+    page.click("button.danger")
+    page.wait_for_load_state("networkidle")
+    assert "остановлен" in page.inner_text("body").lower()
+    # a new test v2 vs v3: create, start, see the live results
+    page.goto(f"{base}/ab/new")
+    page.fill("input[name=test_name]", "v2-vs-v3")
+    page.select_option("select[name=variant_0]", _option_value(page, "select[name=variant_0]", "tire_agent@v2"))
+    page.select_option("select[name=variant_1]", _option_value(page, "select[name=variant_1]", "tire_agent@v3"))
+    page.fill("textarea[name=description]", "<b>коротші відповіді</b>")
+    page.click("form.editor button[type=submit]")
+    page.wait_for_url("**/ab/*")
+    page.click("button:has-text('Запустить тест')")
+    page.wait_for_load_state("networkidle")
+    body = page.inner_text("body")
+    assert "v2-vs-v3" in body and "<b>коротші відповіді</b>" in body  # the description shows as text
+    assert "Распределение трафика" in body or "SRM" in body
+    page.screenshot(path=str(SHOTS / "ab-results.png"), full_page=True)
+    with engine.connect() as conn:
+        import sqlalchemy as sa
+
+        status = conn.execute(sa.text("SELECT status FROM prompt_ab_tests WHERE test_name = 'v2-vs-v3'")).scalar_one()
+        audited = {r[0] for r in conn.execute(sa.text("SELECT action FROM audit_log WHERE actor = 'olena'"))}
+    assert status == "running"
+    assert {"prompt.created", "prompt.activated", "ab_test.stopped", "ab_test.created", "ab_test.started"} <= audited

@@ -24,15 +24,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.json.ensure_ascii = False
 
-    from . import api, auth, db, health, journal, overview, prom
+    from . import abtests, api, auth, dashboard, db, health, journal, overview, prom, prompts, requestlog, suggestions
 
-    db.init_app(app)
+    db.init_app(app)  # the engine; a 503 page with a banner while the database is unreachable
     auth.init_app(app, config)  # secret key, session cookie, login required on every non-public route
+    requestlog.init_app(app)  # request ids and one access-log line per request (runs first and last)
     app.register_blueprint(health.bp)
     app.register_blueprint(overview.bp)
     app.register_blueprint(journal.bp)
     app.register_blueprint(prom.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(prompts.bp)
+    app.register_blueprint(suggestions.bp)
+    app.register_blueprint(abtests.bp)
+    app.register_blueprint(dashboard.bp)
 
     @app.errorhandler(CCAError)
     def _cca_error(exc: CCAError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 import uuid
@@ -22,7 +23,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ccanalytics import auth, experiments, metrics, optimizer, prompts, timeutil
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound, PayloadTooLarge
+from ccanalytics.errors import Conflict, IngestValidationError, InvalidArgument, NotFound, PayloadTooLarge
 from ccanalytics.ingest import ingest
 from ccanalytics.quality import review
 from ccanalytics.quality.report import quality_report
@@ -32,6 +33,7 @@ from .auth import current_principal, public, role_required
 from .db import get_engine
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 ALL_ROLES = ("admin", "analyst", "service")
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
@@ -788,7 +790,18 @@ def ingest_calls(q):
     payload = read_json(limit=MAX_INGEST_BYTES)
     if not isinstance(payload, dict | list):
         raise InvalidArgument("the body must be a call log (an object) or a batch of them (an array)")
-    result = ingest(get_engine(), payload, on_conflict=q["on_conflict"])
+    try:
+        result = ingest(get_engine(), payload, on_conflict=q["on_conflict"])
+    except IngestValidationError as exc:
+        for problem in exc.records:  # one log line per refused call, with its call_id
+            log.warning("call log refused: %s", problem.describe(), extra={"call_id": problem.call_id})
+        raise
+    ids = [r.get("call_id") for r in (payload if isinstance(payload, list) else [payload]) if isinstance(r, dict)]
+    for cid in ids:  # one log line per call, with its call_id (the outcome when the batch is one call)
+        extra = {"call_id": cid, "batch_size": len(ids)}
+        if len(ids) == 1:
+            extra["outcome"] = result.summary()
+        log.info("call log ingested", extra=extra)
     return ok(result.summary())
 
 

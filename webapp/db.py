@@ -1,15 +1,60 @@
-"""The app's database engine: given in config (tests, ``ccanalytics serve``) or built from settings."""
+"""The app's database engine (given in config — tests, ``ccanalytics serve`` — or built from settings),
+and what the admin does while that database is unreachable.
+
+The admin starts without its database and keeps running through an outage: pages answer 503 with a
+Russian banner (and refresh themselves), the API answers 503 JSON, /healthz stays 200, /readyz is
+503. ``DatabaseMonitor`` knows whether the database is up without asking it on every request: it
+probes only while the database is down (at most every ``DB_RETRY_SECONDS``, 2 s by default) and
+after a query failed with a connection error. When a probe succeeds, pages work again by themselves.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+import logging
+import threading
+import time
+
+import psycopg
+import sqlalchemy as sa
+from flask import Flask, current_app, render_template_string, request
 from sqlalchemy.engine import Engine
+
+from ccanalytics.database import check_connection
+from ccanalytics.errors import CCAError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+# endpoints that never need the database, or answer for themselves when it is gone
+_NO_DB_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "prom.metrics", "static"})
+UNAVAILABLE_MESSAGE = "the database is unavailable; the admin recovers by itself when it is back"
+RETRY_AFTER_SECONDS = 15
+
+UNAVAILABLE_PAGE = """{% extends "base.html" %}
+{% block title %}База данных недоступна{% endblock %}
+{% block content %}
+<h1>Страница временно недоступна</h1>
+<p>Админка работает, но не может связаться с базой данных. Эта страница обновится сама,
+как только база снова будет доступна.</p>
+<p class="muted">Администратору: проверьте PostgreSQL и <code>CCA_DATABASE_URL</code>;
+<code>ccanalytics doctor</code> покажет, что именно не так.</p>
+{% endblock %}
+"""
 
 
 def init_app(app: Flask) -> None:
     app.extensions.setdefault("cca", {})
     if app.config.get("ENGINE") is not None:
         app.extensions["cca"]["engine"] = app.config["ENGINE"]
+    app.extensions["cca"]["db_monitor"] = DatabaseMonitor(
+        get_engine_of=lambda: get_engine(), retry_seconds=float(app.config.get("DB_RETRY_SECONDS", 2.0))
+    )
+    # runs before the login guard, which needs the database to know the user
+    app.before_request_funcs.setdefault(None, []).insert(0, _require_database)
+    app.register_error_handler(DatabaseUnavailable, _unavailable_error)
+    app.register_error_handler(sa.exc.OperationalError, _driver_error)
+    app.register_error_handler(sa.exc.InterfaceError, _driver_error)
+    app.register_error_handler(psycopg.OperationalError, _driver_error)
+    app.context_processor(lambda: {"db_unavailable": monitor().is_down})
 
 
 def get_engine() -> Engine:
@@ -26,3 +71,106 @@ def get_engine() -> Engine:
             application_name="ccanalytics-admin",
         )
     return ext["engine"]
+
+
+class DatabaseMonitor:
+    """Up/down state of the database, shared by the threads of one process.
+
+    ``available()`` costs nothing while the database is up (the pool's pre-ping and the error
+    handlers notice an outage); while it is down, one thread at a time probes, at most every
+    ``retry_seconds``, and the others get the cached answer at once."""
+
+    def __init__(self, get_engine_of, *, retry_seconds: float = 2.0, clock=time.monotonic) -> None:
+        self._engine_of = get_engine_of
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: bool | None = None  # None: not known yet
+        self._next_probe = 0.0
+        self._down_since: float | None = None
+        self.last_error: str | None = None
+
+    @property
+    def is_down(self) -> bool:
+        return self._state is False
+
+    def available(self) -> bool:
+        with self._lock:
+            if self._state is True:
+                return True
+            if self._state is False and self._clock() < self._next_probe:
+                return False
+            self._next_probe = self._clock() + self.retry_seconds  # this thread probes; others wait for it
+        return self.probe()
+
+    def probe(self) -> bool:
+        """Ask the database now and remember the answer."""
+        try:
+            check_connection(self._engine_of())
+        except CCAError as exc:
+            self._mark_down(exc.message)
+            return False
+        except Exception as exc:  # noqa: BLE001 — a URL that cannot even build an engine is an outage too
+            self._mark_down(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return False
+        self._mark_up()
+        return True
+
+    def _mark_down(self, error: str) -> None:
+        with self._lock:
+            was = self._state
+            self._state = False
+            self.last_error = error
+            self._next_probe = self._clock() + self.retry_seconds
+            if was is not False:
+                self._down_since = self._clock()
+        if was is not False:
+            log.error("database unavailable: %s; pages show a banner until it is back", error)
+
+    def _mark_up(self) -> None:
+        with self._lock:
+            was, since = self._state, self._down_since
+            self._state, self._down_since, self.last_error = True, None, None
+        if was is False:
+            seconds = self._clock() - since if since is not None else 0.0
+            log.warning("database is back after %.0f s", seconds, extra={"down_seconds": round(seconds, 1)})
+
+
+def monitor() -> DatabaseMonitor:
+    return current_app.extensions["cca"]["db_monitor"]
+
+
+def _require_database():
+    endpoint = request.endpoint
+    if endpoint in _NO_DB_ENDPOINTS or (endpoint or "").endswith(".static"):
+        return None
+    if monitor().available():
+        return None
+    from .auth import is_public
+
+    if request.method == "GET" and is_public(endpoint):
+        return None  # the login page renders (with the banner); posting it needs the database
+    return unavailable_response()
+
+
+def unavailable_response():
+    """503: JSON under /api/, else the page with the banner, which reloads itself."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": DatabaseUnavailable.code, "message": UNAVAILABLE_MESSAGE, "details": None}}
+        return body, 503, headers
+    headers["Refresh"] = str(RETRY_AFTER_SECONDS)
+    headers["Cache-Control"] = "no-store"
+    return render_template_string(UNAVAILABLE_PAGE, db_unavailable=True), 503, headers
+
+
+def _unavailable_error(exc: DatabaseUnavailable):
+    monitor()._mark_down(exc.message)
+    return unavailable_response()
+
+
+def _driver_error(exc: Exception):
+    """A query failed with a driver-level error: an outage when a probe fails too, else a real 500."""
+    if monitor().probe():
+        raise exc
+    return unavailable_response()

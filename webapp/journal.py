@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, request
+import uuid
 
-from ccanalytics import journal, labels
-from ccanalytics.errors import InvalidArgument
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 
+from ccanalytics import auth, charts, journal, labels
+from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.quality import review
+
+from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
 from .overview import SCENARIO_NAMES, TRANSFER_REASONS, scenario_ru
 
 bp = Blueprint("journal", __name__)
 CRITERIA_RU = labels.CRITERIA
+# the reviewer's verdict per criterion: form value → score (None: not applicable)
+VERDICTS = (("1", "1 — да"), ("0.75", "0,75"), ("0.5", "0,5 — частично"), ("0.25", "0,25"), ("0", "0 — нет"))
+NOT_APPLICABLE = "na"
+REVIEW_STATUS_RU = {"new": "ждёт проверки", "in_review": "на проверке", "resolved": "проверен"}
 
 
 def _float(name: str) -> float | None:
@@ -113,9 +122,93 @@ def export_csv():
     )
 
 
+def _actor() -> str:
+    principal = current_principal()
+    return principal.actor if principal else "anonymous"
+
+
+def _latency_chart(turns: list[dict]) -> Markup | None:
+    keys = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms")
+    if not any(t.get(k) is not None for t in turns for k in keys):
+        return None
+    return Markup(charts.turn_latency(turns).to_html())
+
+
+def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, form: dict | None = None):
+    data = journal.call_detail(get_engine(), call_id, tz=current_app.config["TIMEZONE"])
+    principal = current_principal()
+    page = render_template(
+        "call.html",
+        criteria_ru=CRITERIA_RU,
+        scenario_ru=scenario_ru,
+        reasons=TRANSFER_REASONS,
+        latency_chart=_latency_chart(data["turns"]),
+        can_write=principal is not None and principal.role in WRITE_ROLES,
+        me=principal.actor if principal else None,
+        verdict_choices=VERDICTS,
+        not_applicable=NOT_APPLICABLE,
+        review_status_ru=REVIEW_STATUS_RU,
+        review_error=error,
+        review_form=form or {},
+        **data,
+    )
+    return page, status
+
+
 @bp.get("/calls/<call_id>")
 def detail(call_id: str):
-    data = journal.call_detail(get_engine(), call_id, tz=current_app.config["TIMEZONE"])
-    return render_template(
-        "call.html", criteria_ru=CRITERIA_RU, scenario_ru=scenario_ru, reasons=TRANSFER_REASONS, **data
-    )
+    return _detail_page(call_id)
+
+
+def _call_id(call_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(call_id)
+    except ValueError:
+        raise InvalidArgument(f"not a call id: {call_id[:40]!r}") from None
+
+
+@bp.post("/calls/<call_id>/review/take")
+def review_take(call_id: str):
+    """Assign the call's review item to me (new → in_review)."""
+    cid = _call_id(call_id)
+    try:
+        review.take(get_engine(), cid, _actor())
+    except (InvalidArgument, NotFound) as exc:
+        return _detail_page(call_id, error=str(exc), status=exc.http_status)
+    auth.audit(get_engine(), _actor(), "review.taken", "call", str(cid))
+    flash("Звонок назначен вам на проверку.", "good")
+    return redirect(url_for(".detail", call_id=str(cid), _anchor="review"), 303)
+
+
+def _verdicts() -> dict[str, float | None]:
+    verdicts: dict[str, float | None] = {}
+    allowed = {value for value, _ in VERDICTS}
+    for name in CRITERIA_RU:
+        value = request.form.get(f"verdict_{name}", "")
+        if value == NOT_APPLICABLE:
+            verdicts[name] = None
+        elif value in allowed:
+            verdicts[name] = float(value)
+        elif value:
+            raise InvalidArgument(f"unexpected verdict for {name}")
+    return verdicts
+
+
+@bp.post("/calls/<call_id>/review/resolve")
+def review_resolve(call_id: str):
+    """Resolve the call's review: my verdict per criterion (stored as labels) and a comment."""
+    cid = _call_id(call_id)
+    form = request.form.to_dict()
+    try:
+        verdicts = _verdicts()
+        comment = request.form.get("comment", "").strip() or None
+        if comment is not None and (len(comment) > 5000 or "\x00" in comment):
+            raise InvalidArgument("комментарий: не больше 5000 символов")
+        if not verdicts and not comment:
+            raise InvalidArgument("поставьте вердикт хотя бы по одному критерию или напишите комментарий")
+        stored = review.resolve(get_engine(), cid, _actor(), verdicts, comment)
+    except (InvalidArgument, NotFound) as exc:
+        return _detail_page(call_id, error=str(exc), status=exc.http_status, form=form)
+    auth.audit(get_engine(), _actor(), "review.resolved", "call", str(cid), {"verdicts": verdicts, "comment": comment})
+    flash(f"Проверка завершена: сохранено вердиктов — {stored}.", "good")
+    return redirect(url_for(".detail", call_id=str(cid), _anchor="review"), 303)

@@ -1447,6 +1447,8 @@ def generate_calls(
         raise InvalidArgument("calls_per_day must be at least 1")
     if ab_days < 0:
         raise InvalidArgument("ab_days must not be negative")
+    if levers_days is not None and levers_days < 0:
+        raise InvalidArgument("levers_days must not be negative")
     zone = ZoneInfo(tz)
     end = end_date if end_date is not None else datetime.now(zone).date()
     if isinstance(end, datetime):

@@ -110,6 +110,24 @@ frame = lake.query(sys.argv[1], sys.argv[2])
 print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
+# issue 10: 90 days of calls into a DataFrame in a notebook, from the lake and from PostgreSQL
+WORKBENCH_LAKE_CHILD = """
+import resource, sys, time
+import ccanalytics as cca
+t0 = time.perf_counter()
+frame = cca.lake(sys.argv[1]).load("calls", sys.argv[2], sys.argv[3])
+print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+WORKBENCH_PG_CHILD = """
+import resource, sys, time
+from ccanalytics.database import create_engine
+from ccanalytics.store import Store
+store = Store(create_engine(sys.argv[1], statement_timeout_ms=0))
+t0 = time.perf_counter()
+frame = store.calls(sys.argv[2], sys.argv[3])
+print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
 
 def _turns_params(start, end):
     import ccanalytics.datalake as lake
@@ -235,6 +253,12 @@ def run(quick: bool = False) -> None:
                 with engine.connect() as conn:
                     return len(conn.execute(sa.text(sql), {"start": pstart, "end": pend}).fetchall())
 
+            # 4. the analyst's DataFrame of 90 days of calls (fresh processes, as a notebook kernel)
+            span = (first.isoformat(), END_DATE.isoformat())
+            wb_lake = [run_child(WORKBENCH_LAKE_CHILD, str(lake_dir), *span)[0].split() for _ in range(3)]
+            wb_pg = [run_child(WORKBENCH_PG_CHILD, url, *span)[0].split() for _ in range(3)]
+            assert int(wb_lake[0][1]) == int(wb_pg[0][1]) == n_calls
+
             pg_calls_rows, pg_calls_s = timed(lambda: pg(PG_CALLS), 3)
             pg_turns_rows, pg_turns_s = timed(lambda: pg(PG_TURNS), 3)
             assert pg_calls_rows == duck_calls.height and pg_turns_rows == duck_turns.height
@@ -266,6 +290,8 @@ connection and creating the views (what `lake.query` does for every call).
 | DuckDB: turns ⋈ calls per scenario × speaker (count, length, LLM/STT p95), {days} days, median of 5 | **{median(duck_turns_s) * 1000:.0f} ms** |
 | Baseline: the same over PostgreSQL (call_turns ⋈ calls), median of 3 | {median(pg_turns_s) * 1000:.0f} ms |
 | Peak RSS of a fresh process running the turns query | {query_rss} MiB |
+| Notebook: {days} days of calls ({n_calls:,} rows, every column) into a DataFrame from the lake, `cca.lake().load("calls", …)`, median of 3 fresh processes / peak RSS | **{median([float(r[0]) for r in wb_lake]):.2f} s** / {max(int(r[2]) for r in wb_lake)} MiB (target < 2 s) |
+| Notebook: the same from PostgreSQL, `store.calls(first, last)`, median of 3 fresh processes / peak RSS | **{median([float(r[0]) for r in wb_pg]):.2f} s** / {max(int(r[2]) for r in wb_pg)} MiB (target < 5 s) |
 """
     write_section("lake", COMMAND, body)
     print(body)

@@ -1,0 +1,777 @@
+"""Attach mode: adopt a database the call processor already writes, adding only what is missing.
+
+The call processor creates calls, call_turns and call_tool_calls (partitioned by month, under its own
+partition names), customers, prompt_versions, prompt_ab_tests and daily_stats itself. When
+``db migrate`` meets such a database (some of those tables, no migration history) it does not run the
+migration files as they are; it:
+
+1. derives the expected schema: the migration files run in a scratch schema inside a transaction that
+   is rolled back, and the catalog is read back (:func:`expected_schema`). Nothing is declared twice,
+   so the comparison cannot drift from the migrations;
+2. compares it with the live schema (:func:`compare`) and refuses, changing nothing, when a column has
+   an incompatible type or a table is partitioned differently;
+3. adds the missing columns of the shared tables: nullable, or NOT NULL only with a non-volatile
+   default, so no table is rewritten; one short transaction per table;
+4. runs the statements of the migration files that do not touch the shared tables (our own tables,
+   functions, text search configuration) in one transaction, and records the migrations;
+5. builds the missing indexes of the shared tables without blocking writers: ``CREATE INDEX
+   CONCURRENTLY`` on every partition (an existing equal index of a partition is reused), the parent
+   index ``ON ONLY``, then ``ALTER INDEX … ATTACH PARTITION``.
+
+Every statement runs under ``lock_timeout``: a busy table is retried a few times, then the run stops
+with an error that says to re-run. Every step is idempotent, so an interrupted run completes on the
+next one; an INVALID index left by an interrupted concurrent build is dropped and built again. Data
+of the shared tables is never updated, deleted or rewritten.
+
+``call_turns.search_tsv`` is a stored generated column in our schema; adding one rewrites the table.
+Attach mode builds a GIN index on ``cca_search_vector(content)`` instead, and the search queries use
+whichever of the two the database has (:func:`ccanalytics.journal.turn_vector`). See docs/attach.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import dict_row
+
+from . import sqlfiles
+from .errors import MigrationError
+from .migrate import _CREATE_TABLE as _MIGRATIONS_TABLE
+from .migrate import Migration, discover
+
+SHARED_TABLES = (
+    "calls",
+    "call_turns",
+    "call_tool_calls",
+    "customers",
+    "prompt_versions",
+    "prompt_ab_tests",
+    "daily_stats",
+)
+SEARCH_COLUMN = ("call_turns", "search_tsv")
+LOCK_TIMEOUT_MS = 3000
+LOCK_ATTEMPTS = 4
+
+_ATTACH_TABLE = """
+CREATE TABLE IF NOT EXISTS cca_schema_attach (
+    id            integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    shared_tables text[] NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    completed_at  timestamptz
+)
+"""
+
+
+# ------------------------------------------------------------------------------------------ model
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type(): "character varying(100)", "timestamp with time zone", …
+    not_null: bool
+    default: str | None
+    generated: str  # "s" for a stored generated column
+    identity: str  # "a" / "d" for identity columns
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str | None  # pg_get_partkeydef(): "RANGE (started_at)"; None when not partitioned
+    columns: dict[str, Column]
+
+
+@dataclass(frozen=True)
+class Index:
+    table: str
+    name: str
+    unique: bool
+    definition: str  # what follows the table in pg_get_indexdef(): "USING btree (scenario, started_at)"
+    valid: bool = True
+    on_partition: bool = False
+
+
+SEARCH_INDEX = Index("call_turns", "call_turns_search_vector_idx", False, "USING gin (cca_search_vector(content))")
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, Table]
+    indexes: list[Index]  # indexes of the tables, and (on_partition) of their partitions
+    routines: frozenset[str]  # "function cca_x(txt text)", "text search configuration cca_text", …
+
+    def index_like(self, wanted: Index) -> Index | None:
+        """The index of the wanted table with the same definition, unique when the wanted one is (a
+        unique index serves a plain one); a valid one first."""
+        found = [
+            ix
+            for ix in self.indexes
+            if not ix.on_partition
+            and ix.table == wanted.table
+            and ix.definition == wanted.definition
+            and (ix.unique or not wanted.unique)
+        ]
+        found.sort(key=lambda ix: (not ix.valid, ix.unique != wanted.unique, ix.name))
+        return found[0] if found else None
+
+
+INCOMPATIBLE = frozenset({"incompatible_type", "partitioning", "cannot_add", "foreign_table"})
+NOTES = frozenset({"compatible_type", "search_expression", "unfilled_column", "invalid_partition_index"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between the expected and the live schema."""
+
+    kind: str
+    target: str  # table, table.column, index or routine
+    message: str
+    table: str | None = None  # the table it concerns, if any
+
+    @property
+    def severity(self) -> str:
+        """incompatible (attach refuses), missing (``db migrate`` adds it), or note (accepted)."""
+        return "incompatible" if self.kind in INCOMPATIBLE else "note" if self.kind in NOTES else "missing"
+
+    def line(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "target": self.target,
+            "table": self.table,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing missing and nothing incompatible (notes are accepted differences)."""
+        return all(f.severity == "note" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "findings": [f.to_dict() for f in self.findings]}
+
+
+# ---------------------------------------------------------------------------------- introspection
+_TABLES = """
+SELECT c.relname AS name, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key
+FROM pg_class c
+WHERE c.relnamespace = to_regnamespace(%(ns)s) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ORDER BY c.relname
+"""
+_COLUMNS = """
+SELECT c.relname AS table_name, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+       a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS "default",
+       a.attgenerated AS generated, a.attidentity AS identity
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE c.relnamespace = to_regnamespace(%(ns)s) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+_INDEXES = """
+SELECT t.relname AS table_name, i.relname AS name, x.indisunique AS "unique", x.indisvalid AS valid,
+       pg_get_indexdef(x.indexrelid) AS ddl, t.relispartition AS on_partition
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relnamespace = to_regnamespace(%(ns)s) AND t.relkind IN ('r', 'p')
+ORDER BY t.relname, i.relname
+"""
+_ROUTINES = """
+SELECT 'function ' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+FROM pg_proc p WHERE p.pronamespace = to_regnamespace(%(ns)s)
+UNION ALL
+SELECT 'text search configuration ' || cfgname FROM pg_ts_config WHERE cfgnamespace = to_regnamespace(%(ns)s)
+UNION ALL
+SELECT 'text search dictionary ' || dictname FROM pg_ts_dict WHERE dictnamespace = to_regnamespace(%(ns)s)
+"""
+_INDEX_DDL = re.compile(r"^CREATE (UNIQUE )?INDEX (.+?) ON (ONLY )?(.+?) (USING .+)$", re.S)
+
+
+def introspect(raw: psycopg.Connection, namespace: str | None = None) -> Schema:
+    """Tables, columns, indexes and routines of ``namespace`` (default: the current schema)."""
+    ns = namespace or raw.execute("SELECT current_schema()").fetchone()[0]
+    with raw.cursor(row_factory=dict_row) as cur:
+        tables = {r["name"]: Table(r["name"], r["partition_key"], {}) for r in cur.execute(_TABLES, {"ns": ns})}
+        for r in cur.execute(_COLUMNS, {"ns": ns}).fetchall():
+            table = r.pop("table_name")
+            tables[table].columns[r["name"]] = Column(**r)
+        indexes = []
+        for r in cur.execute(_INDEXES, {"ns": ns}).fetchall():
+            match = _INDEX_DDL.match(r["ddl"])
+            if match is None:  # pragma: no cover - pg_get_indexdef always has this shape
+                continue
+            indexes.append(
+                Index(r["table_name"], r["name"], r["unique"], match.group(5), r["valid"], r["on_partition"])
+            )
+    routines = frozenset(r[0] for r in raw.execute(_ROUTINES, {"ns": ns}))
+    return Schema(tables, indexes, routines)
+
+
+_CONCURRENTLY = re.compile(r"\bCONCURRENTLY\b", re.I)
+_NOT_IN_TRANSACTION = re.compile(r"^\s*(VACUUM|CREATE\s+DATABASE|ALTER\s+SYSTEM)\b", re.I)
+
+
+def expected_schema(raw: psycopg.Connection, migrations: Sequence[Migration]) -> Schema:
+    """The schema the migration files produce, read back from a scratch schema that is rolled back.
+
+    Needs CREATE on the database (for the scratch schema); leaves nothing behind. ``raw`` must be in
+    autocommit mode (no transaction open).
+    """
+    scratch = f"cca_expected_{secrets.token_hex(4)}"
+    current = None
+    try:
+        with raw.transaction(force_rollback=True):
+            raw.execute("SET TRANSACTION READ WRITE")  # works in CCA_READ_ONLY sessions too: rolled back
+            raw.execute(f'CREATE SCHEMA "{scratch}"')
+            raw.execute(f'SET LOCAL search_path = "{scratch}"')
+            for m in migrations:
+                current = m
+                for statement in sqlfiles.split_statements(m.sql):
+                    if not _NOT_IN_TRANSACTION.match(_code(statement)):
+                        raw.execute(_CONCURRENTLY.sub("", statement))
+            current = None
+            return introspect(raw, scratch)
+    except psycopg.Error as exc:
+        where = f" (migration {current.path.name})" if current else ""
+        raise MigrationError(
+            f"cannot derive the expected schema{where}: {_first_line(exc)}; it is built in a scratch schema "
+            "inside a transaction that is rolled back, which needs CREATE on the database"
+        ) from exc
+
+
+# ------------------------------------------------------------------------------------- comparison
+_SIZED = re.compile(r"\(\s*(\d+)(?:\s*,\s*\d+)?\s*\)")
+_FAMILY = {
+    "smallint": ("int", 2),
+    "integer": ("int", 4),
+    "bigint": ("int", 8),
+    "real": ("float", 4),
+    "double precision": ("float", 8),
+    "numeric": ("float", 3),
+    "character varying": ("text", 0),
+    "text": ("text", 0),
+    "character": ("text", 0),
+}
+
+
+def type_fit(expected: str, found: str) -> str:
+    """``same`` (equal, or wider in the same family), ``compatible`` (narrower, blank-padded or
+    numeric for a float: our code still works) or ``incompatible``."""
+    if expected == found:
+        return "same"
+    eb, es = _base(expected)
+    fb, fs = _base(found)
+    if eb == fb:
+        return "same" if fs is None or (es is not None and fs >= es) else "compatible"
+    ef, ff = _FAMILY.get(eb), _FAMILY.get(fb)
+    if ef is None or ff is None or ef[0] != ff[0]:
+        return "incompatible"
+    if ef[0] == "text":
+        if fb == "character":
+            return "compatible"
+        if fb == "text" or (fs is None and eb == "character varying"):
+            return "same"
+        return "compatible"  # varchar(n) for text, or a shorter varchar
+    if ef[0] == "float" and fb == "numeric":
+        return "compatible"
+    return "same" if ff[1] >= ef[1] else "compatible"
+
+
+def _base(type_: str) -> tuple[str, int | None]:
+    size = _SIZED.search(type_)
+    return _SIZED.sub("", type_).replace("  ", " ").strip(), int(size.group(1)) if size else None
+
+
+def expected_indexes(expected: Schema, live: Schema) -> list[Index]:
+    """The indexes the live database should have: the expected ones, with the search index replaced by
+    the expression index where call_turns has no search_tsv column (attach mode)."""
+    table, column = SEARCH_COLUMN
+    substitute = table in live.tables and column not in live.tables[table].columns
+    out = []
+    for ix in expected.indexes:
+        if substitute and ix.table == table and re.search(rf"\b{column}\b", ix.definition):
+            out.append(SEARCH_INDEX)
+        else:
+            out.append(ix)
+    return out
+
+
+def compare(expected: Schema, live: Schema) -> list[Finding]:
+    """What differs between the expected schema and the live one, one finding per difference."""
+    out: list[Finding] = []
+    for table in expected.tables.values():
+        found = live.tables.get(table.name)
+        if found is None:
+            out.append(Finding("missing_table", table.name, f"table {table.name} is missing", table.name))
+            continue
+        if table.partition_key != found.partition_key:
+            message = f"{table.name} is {_partitioning(found)}, expected {_partitioning(table)}"
+            out.append(Finding("partitioning", table.name, message, table.name))
+        out.extend(_compare_columns(table, found))
+    for ix in expected_indexes(expected, live):
+        if ix.table not in live.tables:
+            continue
+        have = live.index_like(ix)
+        if have is None:
+            message = f"{'unique ' if ix.unique else ''}index {ix.name} on {ix.table} {ix.definition} is missing"
+            out.append(Finding("missing_index", ix.name, message, ix.table))
+        elif not have.valid:
+            message = f"index {have.name} on {ix.table} is not valid (its build did not finish)"
+            out.append(Finding("invalid_index", have.name, message, ix.table))
+        elif ix is SEARCH_INDEX:
+            message = (
+                "call_turns has no search_tsv column: transcript search uses the expression index "
+                f"{have.name} on cca_search_vector(content)"
+            )
+            out.append(Finding("search_expression", have.name, message, ix.table))
+    for ix in live.indexes:
+        if ix.on_partition and not ix.valid:
+            message = f"index {ix.name} on partition {ix.table} is not valid (an interrupted concurrent build)"
+            out.append(Finding("invalid_partition_index", ix.name, message, ix.table))
+    for routine in sorted(expected.routines - live.routines):
+        out.append(Finding("missing_routine", routine, f"{routine} is missing"))
+    return out
+
+
+def _compare_columns(table: Table, found: Table) -> Iterator[Finding]:
+    for col in table.columns.values():
+        target = f"{table.name}.{col.name}"
+        have = found.columns.get(col.name)
+        if have is None:
+            if (table.name, col.name) == SEARCH_COLUMN:
+                continue  # replaced by the expression index (expected_indexes)
+            if col.generated or col.identity:
+                kind = "generated" if col.generated else "identity"
+                message = f"{target} ({kind} column) is missing: adding it would rewrite the table"
+                yield Finding("cannot_add", target, message, table.name)
+            else:
+                yield Finding("missing_column", target, f"column {target} {col.type} is missing", table.name)
+            continue
+        fit = type_fit(col.type, have.type)
+        if fit == "incompatible":
+            yield Finding("incompatible_type", target, f"{target} is {have.type}, expected {col.type}", table.name)
+        elif fit == "compatible":
+            message = f"{target} is {have.type}, expected {col.type} (compatible; values must fit)"
+            yield Finding("compatible_type", target, message, table.name)
+    if table.name in SHARED_TABLES:
+        for col in found.columns.values():
+            if col.name not in table.columns and col.not_null and col.default is None and not col.identity:
+                target = f"{table.name}.{col.name}"
+                message = (
+                    f"{target} is NOT NULL without a default and unknown to ccanalytics: ccanalytics ingest cannot "
+                    "write such rows (the call processor's own inserts are unaffected)"
+                )
+                yield Finding("unfilled_column", target, message, table.name)
+
+
+def _partitioning(table: Table) -> str:
+    return f"partitioned by {table.partition_key}" if table.partition_key else "not partitioned"
+
+
+# ------------------------------------------------------------------------------------------ check
+def check(engine: sa.Engine, directory=None) -> CheckReport:
+    """Compare the live database with what the migration files expect; also pending or changed
+    migrations and an unfinished attach. Changes nothing."""
+    from .migrate import status
+
+    migrations = discover(directory)
+    st = status(engine, directory)
+    with engine.connect() as conn, _raw_autocommit(conn) as raw:
+        findings = compare(expected_schema(raw, migrations), introspect(raw))
+    findings += [
+        Finding("pending_migration", m.path.name, f"migration {m.path.name} is not applied") for m in st.pending
+    ]
+    findings += [
+        Finding("changed_migration", str(v), f"migration {v:03d} differs from the one applied") for v in st.changed
+    ]
+    if st.attach_pending:
+        findings.append(Finding("attach_incomplete", "cca_schema_attach", "attach did not finish: run db migrate"))
+    return CheckReport(findings)
+
+
+# ------------------------------------------------------------------------------------------ attach
+def needed(conn: sa.Connection, *, has_history: bool) -> bool:
+    """True when ``migrate`` must go through attach mode: an unfinished attach, or shared tables in the
+    current schema with no migration history."""
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT to_regclass(quote_ident(current_schema()) || '.cca_schema_attach') IS NOT NULL AS marker,
+                   EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = to_regnamespace(current_schema())
+                           AND relname = ANY(:shared) AND relkind IN ('r', 'p')) AS shared
+            """
+        ),
+        {"shared": list(SHARED_TABLES)},
+    ).one()
+    if row.marker:
+        return not conn.execute(sa.text("SELECT completed_at IS NOT NULL FROM cca_schema_attach")).scalar()
+    return row.shared and not has_history
+
+
+def attach(
+    conn: sa.Connection,
+    migrations: Sequence[Migration],
+    *,
+    applied: set[int],
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    attempts: int = LOCK_ATTEMPTS,
+    on_step: Callable[[str], None] | None = None,
+) -> list[Migration]:
+    """Bring a database the call processor created up to our schema without taking it over.
+
+    ``applied``: versions already recorded (a resumed attach). Returns the migrations recorded now.
+    ``conn`` must hold the migration lock and have no transaction open. ``on_step`` is called with a
+    description after every completed step.
+    """
+    with _raw_autocommit(conn) as raw:
+        # a resumed attach compares with the migrations it recorded; later ones apply normally afterwards
+        basis = [m for m in migrations if m.version in applied] if applied else list(migrations)
+        expected = expected_schema(raw, basis)
+        live = introspect(raw)
+        shared = {t for t in SHARED_TABLES if t in live.tables}
+        findings = compare(expected, live)
+        refusals = [f for f in findings if f.severity == "incompatible"]
+        if not applied:
+            refusals += [
+                Finding("foreign_table", t, f"table {t} exists but is not one of the call processor's tables", t)
+                for t in expected.tables
+                if t in live.tables and t not in SHARED_TABLES
+            ]
+        if refusals:
+            raise MigrationError(
+                "cannot attach to this database, nothing was changed: " + "; ".join(f.message for f in refusals),
+                details=[f.to_dict() for f in refusals],
+            )
+        own = [] if applied else _own_statements(basis, shared)  # refuses before any change, too
+        schema = raw.execute("SELECT quote_ident(current_schema())").fetchone()[0]
+        ddl = _DDL(raw, lock_timeout_ms=lock_timeout_ms, attempts=attempts, on_step=on_step)
+        with ddl.session():
+            _add_columns(ddl, schema, expected, [f for f in findings if f.kind == "missing_column"])
+            recorded = [] if applied else _create_own_objects(ddl, basis, own, shared)
+            live = introspect(raw)
+            for ix in expected_indexes(expected, live):
+                have = live.index_like(ix)
+                if ix.table in shared and (have is None or not have.valid):
+                    _ensure_index(ddl, _relation(raw, schema, ix.table), ix, ix.name)
+            remaining = [f for f in compare(expected, introspect(raw)) if f.severity == "missing" and f.table in shared]
+            if remaining:  # pragma: no cover - every missing kind on shared tables is handled above
+                raise MigrationError("attach did not complete: " + "; ".join(f.message for f in remaining))
+            ddl.run("attach complete", ["UPDATE cca_schema_attach SET completed_at = now()"])
+    return recorded
+
+
+def _add_columns(ddl: _DDL, schema: str, expected: Schema, missing: list[Finding]) -> None:
+    by_table: dict[str, list[Column]] = {}
+    for f in missing:
+        table, column = f.target.split(".", 1)
+        by_table.setdefault(table, []).append(expected.tables[table].columns[column])
+    for table, columns in by_table.items():
+        adds, defaults = [], []
+        for col in columns:
+            clause = f"ADD COLUMN IF NOT EXISTS {_q(col.name)} {col.type}"
+            if col.default is not None and _CONSTANT_DEFAULT.match(col.default):
+                clause += f" DEFAULT {col.default}" + (" NOT NULL" if col.not_null else "")
+            elif col.default is not None:  # volatile: for new rows only, existing rows stay NULL
+                defaults.append(
+                    f"ALTER TABLE {schema}.{_q(table)} ALTER COLUMN {_q(col.name)} SET DEFAULT {col.default}"
+                )
+            adds.append(clause)
+        names = ", ".join(c.name for c in columns)
+        ddl.run(f"add columns {table}: {names}", [f"ALTER TABLE {schema}.{_q(table)} " + ", ".join(adds), *defaults])
+
+
+# non-volatile defaults: PostgreSQL stores them once, existing rows are not rewritten
+_CONSTANT_DEFAULT = re.compile(
+    r"^(?:now\(\)|CURRENT_TIMESTAMP|true|false|-?\d+(?:\.\d+)?|'(?:[^']|'')*'::[a-z ]+(?:\(\d+\))?(?:\[\])?)$"
+)
+_STATEMENT_TARGET = (
+    ("create_table", re.compile(r"^CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)),
+    (
+        "index",
+        re.compile(
+            r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?:\w+\s+)?ON\s+(?:ONLY\s+)?(\w+)",
+            re.I,
+        ),
+    ),
+    ("alter_table", re.compile(r"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(\w+)", re.I)),
+    (
+        "write",
+        re.compile(
+            r"^(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|"
+            r"COMMENT\s+ON\s+(?:TABLE|COLUMN)|CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+\w+\s+.*?\s+ON)\s+(\w+)",
+            re.I | re.S,
+        ),
+    ),
+)
+
+
+def _own_statements(migrations: Sequence[Migration], shared: set[str]) -> list[str]:
+    """The statements of the migration files that do not touch the shared tables (the comparison
+    covers those): our tables, functions and text search objects. A statement that would write to a
+    shared table is refused."""
+    statements = []
+    for m in migrations:
+        for statement in sqlfiles.split_statements(m.sql):
+            code = _code(statement)
+            if _NOT_IN_TRANSACTION.match(code):
+                continue
+            for kind, pattern in _STATEMENT_TARGET:
+                match = pattern.match(code)
+                if match and match.group(1).lower() in shared:
+                    if kind == "write":
+                        raise MigrationError(
+                            f"cannot attach to this database, nothing was changed: migration {m.path.name} runs "
+                            f"{' '.join(code.split()[:3])} … on the call processor's table {match.group(1)}"
+                        )
+                    break
+            else:
+                statements.append(_CONCURRENTLY.sub("", statement))  # our own, new, empty tables
+    return statements
+
+
+def _create_own_objects(
+    ddl: _DDL, migrations: Sequence[Migration], statements: list[str], shared: set[str]
+) -> list[Migration]:
+    """Our own objects and the migration records, in one transaction."""
+    records = [
+        "INSERT INTO cca_schema_migrations (version, name, checksum, duration_ms) "
+        f"VALUES ({m.version}, {_literal(m.name)}, {_literal(m.checksum)}, 0)"
+        for m in migrations
+    ]
+    marker = (
+        "INSERT INTO cca_schema_attach (shared_tables) "
+        f"VALUES (ARRAY[{', '.join(_literal(t) for t in sorted(shared))}]::text[])"
+    )
+    ddl.run(
+        "create ccanalytics tables and functions", [_MIGRATIONS_TABLE, _ATTACH_TABLE, *statements, *records, marker]
+    )
+    return list(migrations)
+
+
+# ----------------------------------------------------------------------------------------- indexes
+@dataclass(frozen=True)
+class _Rel:
+    oid: int
+    name: str
+    qualified: str  # as PostgreSQL prints a regclass: quoted and schema-qualified when needed
+    kind: str  # r | p
+
+
+def _relation(raw: psycopg.Connection, schema: str, table: str) -> _Rel:
+    row = raw.execute(
+        "SELECT c.oid, c.relname, c.oid::regclass::text, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
+        (f"{schema}.{_q(table)}",),
+    ).fetchone()
+    return _Rel(*row)
+
+
+def _children(raw: psycopg.Connection, rel: _Rel) -> list[_Rel]:
+    rows = raw.execute(
+        "SELECT c.oid, c.relname, c.oid::regclass::text, c.relkind FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+        (rel.oid,),
+    ).fetchall()
+    return [_Rel(*r) for r in rows]
+
+
+def _indexes_of(raw: psycopg.Connection, rel: _Rel) -> list[dict[str, Any]]:
+    with raw.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """
+            SELECT i.oid, i.relname AS name, i.oid::regclass::text AS qualified, x.indisunique AS "unique",
+                   x.indisvalid AS valid, pg_get_indexdef(x.indexrelid) AS ddl,
+                   (SELECT inhparent FROM pg_inherits WHERE inhrelid = i.oid) AS parent_index
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s ORDER BY i.relname
+            """,
+            (rel.oid,),
+        ).fetchall()
+    for r in rows:
+        r["definition"] = _INDEX_DDL.match(r.pop("ddl")).group(5)
+    return rows
+
+
+def _ensure_index(ddl: _DDL, rel: _Rel, ix: Index, name: str) -> str:
+    """Make sure ``rel`` has an index ``ix`` (recursively for partitioned tables) without blocking
+    writers; returns the index (qualified). Idempotent: reuses equal indexes, rebuilds invalid ones."""
+    raw = ddl.raw
+    existing = _indexes_of(raw, rel)
+    same = [e for e in existing if e["definition"] == ix.definition and e["unique"] == ix.unique]
+    unique = "UNIQUE " if ix.unique else ""
+    if rel.kind == "p":
+        if not same:
+            name = _free_name(raw, name, ix)
+            create = f"CREATE {unique}INDEX IF NOT EXISTS {_q(name)} ON ONLY {rel.qualified} {ix.definition}"
+            ddl.run(f"index {name} on {rel.name}", [create])
+            same = [e for e in _indexes_of(raw, rel) if e["name"] == name]
+        parent = same[0]
+        if parent["valid"]:
+            return parent["qualified"]
+        attached = {
+            r[0]
+            for r in raw.execute(
+                "SELECT x.indrelid FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+                "WHERE i.inhparent = %s",
+                (parent["oid"],),
+            )
+        }
+        for child in _children(raw, rel):
+            if child.oid in attached:
+                continue
+            child_index = _ensure_index(ddl, child, ix, _child_name(child.name, rel.name, parent["name"]))
+            ddl.run(
+                f"attach {child_index} to {parent['name']}",
+                [f"ALTER INDEX {parent['qualified']} ATTACH PARTITION {child_index}"],
+            )
+        return parent["qualified"]
+    usable = [e for e in same if e["valid"] and e["parent_index"] is None]
+    if usable:
+        return usable[0]["qualified"]
+    for e in existing:
+        if e["name"] in _names(name, ix) and not e["valid"]:  # our own build, interrupted
+            drop = f"DROP INDEX CONCURRENTLY IF EXISTS {e['qualified']}"
+            ddl.run(f"drop invalid index {e['name']}", [drop], atomic=False)
+    name = _free_name(raw, name, ix)
+    schema = rel.qualified.rsplit(".", 1)[0] + "." if "." in rel.qualified else ""
+    index = f"{schema}{_q(name)}"
+    drop = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
+    try:
+        ddl.run(
+            f"index {name} on {rel.name}",
+            [f"CREATE {unique}INDEX CONCURRENTLY {_q(name)} ON {rel.qualified} {ix.definition}"],
+            atomic=False,
+            cleanup=[drop],  # a build that timed out leaves an invalid index behind
+        )
+    except MigrationError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            ddl.run(f"drop invalid index {name}", [drop], atomic=False)
+            raise MigrationError(
+                f"cannot build the unique index {ix.name} on {ix.table} {ix.definition}: "
+                f"{_first_line(exc.__cause__)}. The call processor's data has duplicates that ccanalytics's schema "
+                "forbids; resolve them and re-run `ccanalytics db migrate`"
+            ) from exc
+        raise
+    return index
+
+
+def _names(name: str, ix: Index) -> tuple[str, str]:
+    """The name attach gives an index, and its deterministic variant for when another relation has it."""
+    digest = hashlib.md5(f"{name}|{ix.unique}|{ix.definition}".encode()).hexdigest()[:6]
+    return name, f"{name[:56]}_{digest}"
+
+
+def _free_name(raw: psycopg.Connection, name: str, ix: Index) -> str:
+    first, variant = _names(name, ix)
+    return first if raw.execute("SELECT to_regclass(%s)", (_q(first),)).fetchone()[0] is None else variant
+
+
+def _child_name(child: str, parent_table: str, parent_index: str) -> str:
+    suffix = parent_index[len(parent_table) + 1 :] if parent_index.startswith(parent_table + "_") else parent_index
+    name = f"{child}_{suffix}"
+    if len(name) > 63:
+        name = f"{name[:54]}_{hashlib.md5(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+# -------------------------------------------------------------------------------------- execution
+class _DDL:
+    """Runs attach statements with ``lock_timeout``, retrying a busy table a few times."""
+
+    def __init__(self, raw: psycopg.Connection, *, lock_timeout_ms: int, attempts: int, on_step) -> None:
+        self.raw = raw
+        self.lock_timeout_ms = max(1, int(lock_timeout_ms))
+        self.attempts = max(1, int(attempts))
+        self.on_step = on_step
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        self.raw.execute(f"SET lock_timeout = {self.lock_timeout_ms}")
+        self.raw.execute("SET statement_timeout = 0")  # index builds on big partitions take their time
+        try:
+            yield
+        finally:
+            if not self.raw.closed:
+                self.raw.execute("RESET lock_timeout")
+                self.raw.execute("RESET statement_timeout")
+
+    def run(self, what: str, statements: list[str], *, atomic: bool = True, cleanup: list[str] = ()) -> None:
+        """Run ``statements`` (in one transaction when ``atomic``); on a lock timeout run ``cleanup`` and
+        try again, up to ``attempts`` times."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if atomic:
+                    with self.raw.transaction():
+                        for statement in statements:
+                            self.raw.execute(statement)
+                else:
+                    for statement in statements:
+                        self.raw.execute(statement)
+                break
+            except psycopg.errors.LockNotAvailable as exc:
+                if attempt == self.attempts:
+                    raise MigrationError(
+                        f"attach step '{what}' could not get its lock within {self.lock_timeout_ms} ms "
+                        f"({self.attempts} attempts): the table is busy (a long query or transaction holds it). "
+                        "Nothing is half-done; re-run `ccanalytics db migrate`"
+                    ) from exc
+                time.sleep(min(0.1 * 2**attempt, 3.0))
+                for statement in cleanup:
+                    try:
+                        self.raw.execute(statement)
+                    except psycopg.Error:  # busy too: the next attempt (or run) finds the leftover
+                        pass
+            except psycopg.Error as exc:
+                raise MigrationError(f"attach step '{what}' failed: {_first_line(exc)}") from exc
+        if self.on_step:
+            self.on_step(what)
+
+
+@contextmanager
+def _raw_autocommit(conn: sa.Connection) -> Iterator[psycopg.Connection]:
+    """The connection's psycopg connection in autocommit mode (SQL text runs as is)."""
+    if conn.in_transaction():
+        conn.commit()
+    raw = conn.connection.driver_connection
+    raw.autocommit = True
+    try:
+        yield raw
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def _code(statement: str) -> str:
+    """The statement without its leading comment lines."""
+    lines = statement.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def _q(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,231 @@
+"""A/B test pages (Russian UI): the list, a new test, live results (per-variant metrics, CIs, SRM
+check, recommendation, charts), start, and stop with a recorded decision. Thin: ccanalytics.experiments
+computes, ccanalytics.abview formats; every change goes to the audit log with the logged-in user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from ccanalytics import abview, experiments, labels, prompts
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+
+from .db import get_engine
+from .prompts import actor, audit, confirmed, form_int, form_text, page_context, prompts_changed
+
+bp = Blueprint("abtests", __name__)
+bp.context_processor(page_context)
+
+MAX_VARIANTS = 6
+DECISIONS_RU = {
+    "ship_b": "внедрить претендента",
+    "keep_a": "оставить контрольный вариант A",
+    "inconclusive": "без вывода (разницы не видно)",
+    "stop_harm": "остановить: претендент хуже",
+}
+# the recommendation's action → the decision preselected in the stop form
+SUGGESTED_DECISION = {"ship_b": "ship_b", "keep_a": "keep_a", "stop_harm": "stop_harm"}
+GOALS_RU = {name: experiments.METRICS[name]["label"] for name in experiments.GOAL_METRICS}
+EXCLUSIONS_RU = {
+    "min_turns": "Не считать звонки короче N реплик",
+    "min_duration_seconds": "Не считать звонки короче N секунд",
+    "exclude_transferred_before_seconds": "Не считать переведённых на оператора раньше N секунд",
+}
+STATUSES = ("draft", "running", "stopped")
+
+
+def _versions_by_prompt() -> dict[str, list[prompts.PromptVersion]]:
+    grouped: dict[str, list[prompts.PromptVersion]] = {}
+    for v in prompts.list_versions(get_engine()):
+        grouped.setdefault(v.name, []).append(v)
+    return grouped
+
+
+@bp.get("/ab")
+def index():
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+    tests = experiments.list_tests(get_engine(), status=status)
+    return render_template(
+        "ab_list.html", tests=tests, status=status, status_ru=abview.STATUS_RU, decisions=DECISIONS_RU, goals=GOALS_RU
+    )
+
+
+def _new_page(form: dict[str, Any], error: str | None = None, status: int = 200):
+    page = render_template(
+        "ab_new.html",
+        form=form,
+        error=error,
+        grouped=_versions_by_prompt(),
+        goals=GOALS_RU,
+        exclusions=EXCLUSIONS_RU,
+        slots=range(MAX_VARIANTS),
+    )
+    return page, status
+
+
+def _weights(count: int) -> list[float] | None:
+    raw = [request.form.get(f"weight_{i}", "").strip().replace(",", ".") for i in range(MAX_VARIANTS)]
+    given = [w for w in raw if w]
+    if not given:
+        return None
+    values = []
+    for i in range(MAX_VARIANTS):
+        variant = request.form.get(f"variant_{i}", "").strip()
+        if not variant:
+            continue
+        if not raw[i]:
+            raise InvalidArgument("доли трафика: задайте их всем вариантам или никому (тогда поровну)")
+        try:
+            share = float(raw[i])
+        except ValueError:
+            raise InvalidArgument("доля трафика — число процентов, например 50") from None
+        if not 0 < share <= 100:
+            raise InvalidArgument("доля трафика — от 0 до 100 %")
+        values.append(share)
+    if len(values) != count:
+        raise InvalidArgument("доли трафика заданы для пустых вариантов")
+    if abs(sum(values) - 100) > 0.5:
+        raise InvalidArgument(f"доли трафика в сумме должны давать 100 %, а не {sum(values):g} %")
+    total = sum(values)
+    return [v / total for v in values]
+
+
+def _exclusions() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, title in EXCLUSIONS_RU.items():
+        value = request.form.get(key, "").strip().replace(",", ".")
+        if not value:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidArgument(f"«{title}»: нужно число") from None
+        if number < 0 or number > 1e6:
+            raise InvalidArgument(f"«{title}»: число от 0")
+        out[key] = int(number) if number.is_integer() else number
+        if key == "min_turns" and not number.is_integer():
+            raise InvalidArgument(f"«{title}»: нужно целое число")
+    return out
+
+
+@bp.route("/ab/new", methods=["GET", "POST"])
+def new():
+    if request.method == "GET":
+        chosen = [p.strip() for p in request.args.get("versions", "").split(",") if p.strip().isdigit()]
+        form = {f"variant_{i}": v for i, v in enumerate(chosen[:MAX_VARIANTS])}
+        form["goal_metric"] = "resolved_without_operator"
+        return _new_page(form)
+    form = request.form.to_dict()
+    try:
+        name = form_text("test_name", max_length=100, label="Название теста")
+        if not name:
+            raise InvalidArgument("задайте название теста")
+        if name.isdigit():
+            raise InvalidArgument("название теста не может состоять из одних цифр")
+        ids = [form_int(f"variant_{i}", f"вариант {chr(65 + i)}") for i in range(MAX_VARIANTS)]
+        ids = [i for i in ids if i is not None]
+        if len(ids) < 2:
+            raise InvalidArgument("выберите хотя бы две версии промпта: контроль A и претендента B")
+        goal = request.form.get("goal_metric", "resolved_without_operator")
+        if goal not in GOALS_RU:
+            raise InvalidArgument("выберите целевую метрику из списка")
+        test = experiments.create_test(
+            get_engine(),
+            name,
+            ids,
+            weights=_weights(len(ids)),
+            created_by=actor(),
+            description=form_text("description", max_length=2000, label="Описание"),
+            goal_metric=goal,
+            exclusions=_exclusions(),
+        )
+    except (InvalidArgument, NotFound) as exc:
+        return _new_page(form, str(exc), exc.http_status)
+    audit("ab_test.created", "ab_test", test.id, {"test_name": test.test_name, "versions": ids})
+    flash(f"Тест «{test.test_name}» создан как черновик. Проверьте варианты и запустите его.", "good")
+    return redirect(url_for(".detail", test_id=test.id), 303)
+
+
+def _detail_page(test_id: int, *, error: str | None = None, status: int = 200, form: dict[str, str] | None = None):
+    engine = get_engine()
+    test = experiments.get_test(engine, test_id)
+    res = experiments.results(engine, test.id) if test.started_at is not None else None
+    blocks: dict[str, Any] = {}
+    suggested = "inconclusive"
+    if res is not None:
+        blocks = {
+            "srm": Markup(str(abview.srm(res))),
+            "variants": Markup(str(abview.variants(res))),
+            "comparisons": [Markup(str(b)) for b in abview.comparisons(res)],
+            "recommendations": [Markup(str(b)) for b in abview.recommendations(res)],
+            "charts": [Markup(c.to_html()) for c in abview.charts_per_metric(res)],
+        }
+        first = next(iter(res.recommendations.values()), None)
+        if first is not None:
+            suggested = SUGGESTED_DECISION.get(first.action, "inconclusive")
+    criteria = sorted({k for v in res.variants for k in v.criteria}) if res else []
+    page = render_template(
+        "ab_detail.html",
+        test=test,
+        res=res,
+        blocks=blocks,
+        criteria=criteria,
+        criterion_ru=labels.criterion,
+        status_ru=abview.STATUS_RU,
+        decisions=DECISIONS_RU,
+        goals=GOALS_RU,
+        exclusions=EXCLUSIONS_RU,
+        form=form or {"decision": suggested},
+        error=error,
+    )
+    return page, status
+
+
+@bp.get("/ab/<int:test_id>")
+def detail(test_id: int):
+    return _detail_page(test_id)
+
+
+@bp.post("/ab/<int:test_id>/start")
+def start(test_id: int):
+    engine = get_engine()
+    test = experiments.get_test(engine, test_id)
+    try:
+        if test.status != "draft":
+            raise Conflict(f"тест «{test.test_name}» уже {abview.STATUS_RU.get(test.status, test.status)}")
+        started = experiments.start_test(engine, test.id, by=actor())
+    except (InvalidArgument, Conflict) as exc:
+        return _detail_page(test_id, error=str(exc), status=409)
+    audit("ab_test.started", "ab_test", test.id, {"test_name": test.test_name})
+    prompts_changed()
+    flash(f"Тест «{started.test_name}» запущен.", "good")
+    return redirect(url_for(".detail", test_id=test.id), 303)
+
+
+@bp.post("/ab/<int:test_id>/stop")
+def stop(test_id: int):
+    engine = get_engine()
+    test = experiments.get_test(engine, test_id)
+    form = request.form.to_dict()
+    try:
+        decision = request.form.get("decision", "")
+        if decision not in DECISIONS_RU:
+            raise InvalidArgument("выберите решение из списка")
+        note = form_text("note", max_length=2000, label="Комментарий")
+        if not confirmed():
+            raise InvalidArgument("подтвердите остановку: отметьте «Подтверждаю остановку теста»")
+        if test.status != "running":
+            raise Conflict(
+                f"тест «{test.test_name}» не идёт (статус: {abview.STATUS_RU.get(test.status, test.status)})"
+            )
+        experiments.stop_test(engine, test.id, by=actor(), decision=decision, note=note)
+    except (InvalidArgument, Conflict) as exc:
+        return _detail_page(test_id, error=str(exc), status=exc.http_status, form=form)
+    audit("ab_test.stopped", "ab_test", test.id, {"test_name": test.test_name, "decision": decision, "note": note})
+    prompts_changed()
+    flash(f"Тест «{test.test_name}» остановлен: {DECISIONS_RU[decision]}.", "good")
+    return redirect(url_for(".detail", test_id=test.id), 303)

@@ -1,0 +1,145 @@
+"""The dashboard (Russian UI): key numbers of a day against its last 7 days, quality and cost trends,
+the latest alerts, running A/B tests, the review queue, and links to (and an embedded panel of) the
+Grafana dashboards when ``GRAFANA_URL`` is configured. Thin: ccanalytics computes everything."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, render_template, request
+from markupsafe import Markup
+
+from ccanalytics import alerts, charts, costview, dailyreport, experiments, metrics, timeutil
+from ccanalytics.errors import InvalidArgument
+from ccanalytics.quality.report import quality_report
+
+from .db import get_engine
+from .prompts import page_context
+
+bp = Blueprint("dashboard", __name__)
+bp.context_processor(page_context)
+
+WEEK = 7
+DEFAULT_TREND_DAYS, MAX_TREND_DAYS = 30, 120
+ALERTS_SHOWN = 20
+# the provisioned dashboards (grafana/dashboards/*.json): uid, title
+GRAFANA_DASHBOARDS = (
+    ("cca-realtime", "Реальное время"),
+    ("cca-analytics", "Аналитика по дням"),
+    ("cca-quality-cost", "Качество и стоимость"),
+)
+GRAFANA_EMBEDDED = "cca-realtime"
+EVENTS_RU = {"fired": "сработал", "repeated": "повтор", "resolved": "снят"}
+
+
+@bp.record_once
+def _grafana_setting(state) -> None:
+    """``GRAFANA_URL`` from the CCA_* settings unless the app's config already has it."""
+    if "GRAFANA_URL" not in state.app.config:
+        from ccanalytics.config import Settings
+
+        state.app.config["GRAFANA_URL"] = Settings().grafana_url
+
+
+def grafana_base() -> str | None:
+    """The configured Grafana address, if it is a plain http(s) URL (anything else is ignored)."""
+    url = (current_app.config.get("GRAFANA_URL") or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in "\"'<> \\"):
+        return None
+    return url.rstrip("/")
+
+
+def _day(tz: str) -> date:
+    raw = request.args.get("day", "").strip()
+    day = timeutil.to_date(raw, tz) if raw else timeutil.today(tz)
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
+        raise InvalidArgument("day must be between 2000-01-01 and 2100-12-31")
+    return day
+
+
+def _trend_days() -> int:
+    raw = request.args.get("days", str(DEFAULT_TREND_DAYS)).strip()
+    if not raw.isascii() or not raw.isdigit() or not WEEK <= int(raw) <= MAX_TREND_DAYS:
+        raise InvalidArgument(f"days must be a whole number from {WEEK} to {MAX_TREND_DAYS}")
+    return int(raw)
+
+
+def key_numbers(day: metrics.Summary, week: metrics.Summary, *, partial: bool) -> list[dict[str, Any]]:
+    """The daily report's headline numbers: the day, its 7 days, and the day against the 7-day level
+    (a daily mean for counts). Counts of a day still running are not compared."""
+    rows = []
+    for key, title, kind, better in dailyreport.HEADLINE:
+        total = getattr(week, key)
+        reference = total / WEEK if kind == "count" and total is not None else total
+        h = dailyreport.Headline(key, title, kind, getattr(day, key), None, reference, better)
+        if partial and kind == "count":
+            delta, tone = "день ещё идёт", "neutral"
+        else:
+            delta, tone = h.delta_text(reference, "к уровню 7 дней"), h.tone(reference)
+        rows.append(
+            {
+                "title": title,
+                "day": h.formatted(),
+                "week": "—" if total is None else h.formatted(total),
+                "delta": delta,
+                "tone": tone,
+            }
+        )
+    return rows
+
+
+def _charts(quality: dict[str, Any], costs: list[dict[str, Any]], first: date, last: date) -> list[Markup]:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    out = []
+    scores = {row["date"]: row["avg_score"] for row in quality["trend"]}
+    if any(v is not None for v in scores.values()):
+        chart = charts.trend(
+            days,
+            {"средняя оценка": [scores.get(d.isoformat()) for d in days]},
+            title="Качество звонков по дням (0–1)",
+            ylim=(0, 1),
+        )
+        out.append(Markup(chart.to_html()))
+    per_call = {row["day"]: row["per_call"] for row in costs}
+    if per_call:
+        chart = charts.trend(
+            days, {"на звонок": [per_call.get(d) for d in days]}, title="Стоимость звонка по дням", ylabel="USD"
+        )
+        out.append(Markup(chart.to_html()))
+    return out
+
+
+@bp.get("/dashboard")
+def index():
+    tz = current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
+    day, trend_days = _day(tz), _trend_days()
+    engine = get_engine()
+    today = metrics.summary(engine, day, day, tz=tz)
+    week = metrics.summary(engine, day - timedelta(days=WEEK - 1), day, tz=tz)
+    first = day - timedelta(days=trend_days - 1)
+    quality = quality_report(engine, first, day, tz=tz)
+    costs = costview.daily(engine, first, day, tz)
+    events = alerts.history(engine, limit=ALERTS_SHOWN)
+    return render_template(
+        "dashboard.html",
+        day=day,
+        is_today=day == timeutil.today(tz),
+        trend_days=trend_days,
+        numbers=key_numbers(today, week, partial=day == timeutil.today(tz)),
+        summary=today,
+        week_first=day - timedelta(days=WEEK - 1),
+        quality=quality,
+        charts=_charts(quality, costs, first, day),
+        events=events,
+        events_ru=EVENTS_RU,
+        icons=alerts.SEVERITY_ICON,
+        running=experiments.list_tests(engine, status="running"),
+        grafana=grafana_base(),
+        grafana_dashboards=GRAFANA_DASHBOARDS,
+        grafana_embedded=GRAFANA_EMBEDDED,
+        prev_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1),
+    )

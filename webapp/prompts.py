@@ -1,0 +1,368 @@
+"""Prompt management pages (Russian UI): versions, the editor (a new version), a side-by-side diff,
+activation and rollback behind a confirmation step. Thin: ccanalytics.prompts does the work; every
+change is written to the audit log with the logged-in user.
+
+Also the small helpers the other admin pages share (who acts, audit, local times, form fields)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from ccanalytics import auth, experiments, prompts, timeutil
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+
+from .auth import WRITE_ROLES, current_principal
+from .db import get_engine
+
+bp = Blueprint("prompts", __name__)
+
+_NAME = re.compile(prompts.NAME_PATTERN)
+FOLD_CONTEXT = 3  # equal lines kept around a change in the diff; longer equal runs fold
+MAX_NOTE = 2000
+STATUS_RU = {"draft": "черновик", "running": "идёт", "stopped": "остановлен"}
+
+
+# ------------------------------------------------------------------------------ shared page helpers
+def actor() -> str:
+    """Who acts: written to the audit log and to created_by/activated_by/stopped_by."""
+    principal = current_principal()
+    return principal.actor if principal else "anonymous"
+
+
+def can_write() -> bool:
+    principal = current_principal()
+    return principal is not None and principal.role in WRITE_ROLES
+
+
+def audit(action: str, object_type: str, object_id: Any, details: dict[str, Any] | None = None) -> None:
+    from .api import clean
+
+    auth.audit(get_engine(), actor(), action, object_type, object_id, clean(details or {}))
+
+
+def prompts_changed() -> None:
+    """Forget the cached prompt resolution (the API's /prompts/resolve) after a change."""
+    resolver = current_app.extensions.get("cca", {}).get("prompt_resolver")
+    if resolver is not None:
+        resolver.invalidate()
+
+
+def local_time(value: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(timeutil.zone(current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ))).strftime(fmt)
+
+
+def form_text(name: str, *, max_length: int, label: str) -> str | None:
+    """A text field of the posted form: stripped, None when empty; too long or NUL → InvalidArgument."""
+    value = request.form.get(name, "")
+    if "\x00" in value:
+        raise InvalidArgument(f"поле «{label}» содержит недопустимый символ")
+    if len(value) > max_length:
+        raise InvalidArgument(f"поле «{label}»: не больше {max_length:,} символов".replace(",", " "))
+    return value.strip() or None
+
+
+def form_int(name: str, label: str) -> int | None:
+    value = request.values.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise InvalidArgument(f"«{label}»: нужно целое число")
+    return int(value)
+
+
+def confirmed() -> bool:
+    return request.form.get("confirm") == "yes"
+
+
+def page_context() -> dict[str, Any]:
+    return {"can_write": can_write(), "when": local_time}
+
+
+bp.context_processor(page_context)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise NotFound(f"prompt {name[:100]!r} does not exist")
+    return name
+
+
+def _versions_of(name: str) -> list[prompts.PromptVersion]:
+    found = prompts.list_versions(get_engine(), _check_name(name))
+    if not found:
+        raise NotFound(f"prompt {name!r} does not exist")
+    return found
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def _json_field(name: str, label: str, kinds: tuple[type, ...]) -> Any:
+    text = form_text(name, max_length=200_000, label=label)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"«{label}»: это не JSON ({exc.msg}, строка {exc.lineno})") from None
+    if not isinstance(value, kinds):
+        raise InvalidArgument(f"«{label}»: нужен JSON-{'объект или массив' if list in kinds else 'объект'}")
+    return value
+
+
+def fold(rows: list[tuple[str, str | None, str | None]], context: int = FOLD_CONTEXT) -> list[dict[str, Any]]:
+    """Side-by-side rows with line numbers; runs of equal lines far from any change fold into one
+    ``{"fold": n}`` row."""
+    out: list[dict[str, Any]] = []
+    a = b = 0
+    numbered = []
+    for tag, old, new in rows:
+        a += old is not None
+        b += new is not None
+        numbered.append(
+            {
+                "tag": tag,
+                "old": old,
+                "new": new,
+                "a": a if old is not None else None,
+                "b": b if new is not None else None,
+            }
+        )
+    changed = [i for i, r in enumerate(numbered) if r["tag"] != "equal"]
+    keep = set()
+    for i in changed:
+        keep.update(range(i - context, i + context + 1))
+    if not changed:
+        keep = set(range(min(len(numbered), 2 * context)))
+    hidden = 0
+    for i, row in enumerate(numbered):
+        if row["tag"] == "equal" and i not in keep:
+            hidden += 1
+            continue
+        if hidden:
+            out.append({"fold": hidden})
+            hidden = 0
+        out.append(row)
+    if hidden:
+        out.append({"fold": hidden})
+    return out
+
+
+def _running_test(name: str) -> experiments.ABTest | None:
+    running = [t for t in experiments.list_tests(get_engine(), status="running") if t.prompt_name == name]
+    return running[0] if running else None
+
+
+def _rollback_target(history: list[prompts.Activation]) -> int | None:
+    """The version ``prompts.rollback`` would re-activate (the latest activation's predecessor)."""
+    for entry in history:  # newest first, like prompts.rollback's query
+        if entry.from_version_id is not None:
+            return entry.from_version_id
+    return None
+
+
+# -------------------------------------------------------------------------------------------- pages
+@bp.get("/prompts")
+def index():
+    engine = get_engine()
+    groups: dict[str, dict[str, Any]] = {}
+    for v in prompts.list_versions(engine):  # ordered by name, newest version first
+        g = groups.setdefault(v.name, {"name": v.name, "latest": v, "active": None, "count": 0})
+        g["count"] += 1
+        if v.is_active:
+            g["active"] = v
+    running = {t.prompt_name: t for t in experiments.list_tests(engine, status="running")}
+    return render_template("prompts.html", groups=list(groups.values()), running=running)
+
+
+@bp.get("/prompts/<name>")
+def versions(name: str):
+    engine = get_engine()
+    found = _versions_of(name)
+    history = prompts.history(engine, name)
+    tests = [t for t in experiments.list_tests(engine) if t.prompt_name == name]
+    in_tests = {v.version_id: t for t in tests if t.status == "running" for v in t.variants}
+    return render_template(
+        "prompt_versions.html",
+        name=name,
+        versions=found,
+        history=history,
+        tests=tests,
+        in_tests=in_tests,
+        labels={v.id: v.label for v in found},
+        rollback_to=_rollback_target(history),
+        status_ru=STATUS_RU,
+    )
+
+
+@bp.get("/prompts/<name>/v<int:number>")
+def version(name: str, number: int):
+    engine = get_engine()
+    v = prompts.get_version(engine, f"{_check_name(name)}@v{number}")
+    siblings = prompts.list_versions(engine, name)
+    previous = next((s for s in siblings if s.version < v.version), None)
+    return render_template(
+        "prompt_version.html",
+        v=v,
+        siblings=siblings,
+        previous=previous,
+        tools_json=_pretty(v.tools_config),
+        metadata_json=_pretty(v.metadata),
+        running=_running_test(name),
+    )
+
+
+@bp.route("/prompts/new", methods=["GET", "POST"])
+def new():
+    engine = get_engine()
+    if request.method == "GET":
+        base_id = form_int("from", "исходная версия")
+        base = prompts.get_version(engine, base_id) if base_id else None
+        form = {
+            "name": base.name if base else request.args.get("name", "")[:100],
+            "system_prompt": base.system_prompt if base else "",
+            "tools_config": _pretty(base.tools_config) if base and base.tools_config else "",
+            "metadata": _pretty(base.metadata) if base and base.metadata else "",
+            "note": "",
+            "base_id": base.id if base else "",
+        }
+        return render_template("prompt_edit.html", form=form, base=base, error=None)
+    form = {
+        k: request.form.get(k, "") for k in ("name", "system_prompt", "tools_config", "metadata", "note", "base_id")
+    }
+    base = None
+    try:
+        base_id = form_int("base_id", "исходная версия")
+        base = prompts.get_version(engine, base_id) if base_id else None
+        name = form_text("name", max_length=100, label="Имя промпта") or ""
+        text = request.form.get("system_prompt", "")
+        if len(text) > prompts.MAX_PROMPT_CHARS:
+            raise InvalidArgument(f"текст промпта длиннее {prompts.MAX_PROMPT_CHARS:,} символов".replace(",", " "))
+        tools = _json_field("tools_config", "Инструменты (JSON)", (dict, list))
+        metadata = _json_field("metadata", "Метаданные (JSON)", (dict,))
+        note = form_text("note", max_length=MAX_NOTE, label="Что изменилось")
+        if base is not None and base.name == name and base.system_prompt == text.replace("\r\n", "\n"):
+            if (tools or {}) == (base.tools_config or {}) and (metadata or {}) == (base.metadata or {}):
+                raise InvalidArgument("версия не отличается от исходной: измените текст, инструменты или метаданные")
+        v = prompts.create_version(
+            engine,
+            name,
+            text.replace("\r\n", "\n"),
+            tools_config=tools,
+            metadata=metadata,
+            author=actor(),
+            note=note,
+        )
+    except (InvalidArgument, NotFound) as exc:
+        return render_template("prompt_edit.html", form=form, base=base, error=str(exc)), exc.http_status
+    audit("prompt.created", "prompt_version", v.id, {"label": v.label, "note": v.note, "from_version_id": base_id})
+    flash(f"Создана версия {v.label}. Она не активна: активируйте её или проверьте A/B-тестом.", "good")
+    return redirect(url_for(".version", name=v.name, number=v.version), 303)
+
+
+@bp.get("/prompts/<int:version_id>/diff")
+def diff(version_id: int):
+    engine = get_engine()
+    new_v = prompts.get_version(engine, version_id)
+    siblings = prompts.list_versions(engine, new_v.name)
+    against = form_int("against", "сравнить с")
+    if against is None:
+        earlier = next((s for s in siblings if s.version < new_v.version), None)
+        other = earlier or next((s for s in siblings if s.id != new_v.id), None)
+        if other is None:
+            return render_template("prompt_diff.html", d=None, new=new_v, siblings=siblings, rows=[])
+        against = other.id
+    d = prompts.diff_versions(engine, against, version_id)
+    return render_template("prompt_diff.html", d=d, new=new_v, siblings=siblings, rows=fold(d.rows))
+
+
+def _confirm_page(kind: str, target: prompts.PromptVersion, current: prompts.PromptVersion | None, **extra):
+    d = prompts.diff_versions(get_engine(), current.id, target.id) if current and current.id != target.id else None
+    return render_template(
+        "prompt_confirm.html",
+        kind=kind,
+        target=target,
+        current=current,
+        d=d,
+        rows=fold(d.rows) if d else [],
+        running=_running_test(target.name),
+        **{"error": None, "reason": "", **extra},
+    )
+
+
+@bp.route("/prompts/<int:version_id>/activate", methods=["GET", "POST"])
+def activate(version_id: int):
+    engine = get_engine()
+    target = prompts.get_version(engine, version_id)
+    current = prompts.active_version(engine, target.name)
+    if request.method == "GET":
+        return _confirm_page("activate", target, current)
+    try:
+        reason = form_text("reason", max_length=MAX_NOTE, label="Причина")
+        if current is not None and current.id == target.id:
+            raise Conflict(f"{target.label} уже активна")
+        if not confirmed():
+            raise InvalidArgument("подтвердите активацию кнопкой «Да, активировать»")
+        if request.form.get("current", "") != str(current.id if current else ""):
+            raise Conflict("активная версия изменилась, пока открыта эта страница: проверьте ещё раз")
+        activation = prompts.activate_version(engine, target.id, by=actor(), reason=reason)
+    except (InvalidArgument, Conflict) as exc:
+        page = _confirm_page("activate", target, current, error=str(exc), reason=request.form.get("reason", ""))
+        return page, exc.http_status
+    audit(
+        "prompt.activated",
+        "prompt_version",
+        target.id,
+        {"label": target.label, "from_version_id": activation.from_version_id, "reason": reason},
+    )
+    prompts_changed()
+    flash(f"Активна версия {target.label}.", "good")
+    return redirect(url_for(".versions", name=target.name), 303)
+
+
+@bp.route("/prompts/<name>/rollback", methods=["GET", "POST"])
+def rollback(name: str):
+    engine = get_engine()
+    found = _versions_of(name)
+    by_id = {v.id: v for v in found}
+    current = next((v for v in found if v.is_active), None)
+    target_id = _rollback_target(prompts.history(engine, name))
+    target = by_id.get(target_id) if target_id else None
+    if target is None or (current is not None and current.id == target.id):
+        error = f"У промпта {name} нет предыдущей активной версии: откатывать некуда."
+        page = render_template(
+            "prompt_confirm.html", kind="rollback", target=None, current=current, name=name, error=error
+        )
+        return page, (400 if request.method == "POST" else 200)
+    if request.method == "GET":
+        return _confirm_page("rollback", target, current)
+    try:
+        reason = form_text("reason", max_length=MAX_NOTE, label="Причина")
+        if not confirmed():
+            raise InvalidArgument("подтвердите откат кнопкой «Да, откатить»")
+        if request.form.get("target") != str(target.id) or request.form.get("current", "") != str(
+            current.id if current else ""
+        ):
+            raise Conflict("версии изменились, пока открыта эта страница: проверьте ещё раз")
+        activation = prompts.rollback(engine, name, by=actor(), reason=reason)
+    except (InvalidArgument, Conflict) as exc:
+        page = _confirm_page("rollback", target, current, error=str(exc), reason=request.form.get("reason", ""))
+        return page, exc.http_status
+    audit(
+        "prompt.rolled_back",
+        "prompt_version",
+        activation.to_version_id,
+        {"label": target.label, "from_version_id": activation.from_version_id, "reason": reason},
+    )
+    prompts_changed()
+    flash(f"Откат выполнен: активна версия {target.label}.", "good")
+    return redirect(url_for(".versions", name=name), 303)

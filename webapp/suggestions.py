@@ -1,0 +1,90 @@
+"""The prompt optimizer's suggestions (Russian UI): the list, one suggestion with its failure patterns
+and proposed text, and the decision — approve (optionally edited) into a new inactive prompt version,
+or reject. Thin: ccanalytics.optimizer does the work; decisions go to the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from ccanalytics import labels, optimizer, prompts
+from ccanalytics.errors import Conflict, InvalidArgument
+
+from .db import get_engine
+from .prompts import actor, audit, page_context
+
+bp = Blueprint("suggestions", __name__)
+bp.context_processor(page_context)
+
+STATUSES = {"proposed": "ждёт решения", "approved": "одобрено", "rejected": "отклонено"}
+SOURCES = {"rules": "правила (офлайн)", "llm": "LLM"}
+
+
+@bp.get("/prompts/suggestions")
+def index():
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+    engine = get_engine()
+    found = optimizer.list_suggestions(engine, status)
+    versions = {v.id: v for v in prompts.list_versions(engine)} if found else {}
+    return render_template(
+        "suggestions.html", suggestions=found, versions=versions, status=status, statuses=STATUSES, sources=SOURCES
+    )
+
+
+def _page(suggestion_id: int, *, error: str | None = None, status: int = 200, text: str | None = None):
+    engine = get_engine()
+    s = optimizer.get_suggestion(engine, suggestion_id)
+    base = prompts.get_version(engine, s.base_version_id)
+    created = prompts.get_version(engine, s.new_version_id) if s.new_version_id else None
+    page = render_template(
+        "suggestion.html",
+        s=s,
+        base=base,
+        created=created,
+        text=(s.proposed_prompt or "") if text is None else text,
+        statuses=STATUSES,
+        sources=SOURCES,
+        criterion_ru=labels.criterion,
+        scenario_ru=labels.scenario,
+        error=error,
+    )
+    return page, status
+
+
+@bp.get("/prompts/suggestions/<int:suggestion_id>")
+def detail(suggestion_id: int):
+    return _page(suggestion_id)
+
+
+@bp.post("/prompts/suggestions/<int:suggestion_id>/decide")
+def decide(suggestion_id: int):
+    engine = get_engine()
+    s = optimizer.get_suggestion(engine, suggestion_id)
+    text = request.form.get("prompt_text", "").replace("\r\n", "\n")
+    try:
+        decision = request.form.get("decision")
+        if decision not in ("approve", "reject"):
+            raise InvalidArgument("выберите: одобрить или отклонить")
+        if s.status != "proposed":
+            raise Conflict(f"по предложению #{s.id} уже принято решение: {STATUSES.get(s.status, s.status)}")
+        if len(text) > prompts.MAX_PROMPT_CHARS or "\x00" in text:
+            raise InvalidArgument("текст промпта слишком длинный или содержит недопустимые символы")
+        approve = decision == "approve"
+        edited = text if approve and text.strip() and text != (s.proposed_prompt or "") else None
+        decided = optimizer.decide(engine, s.id, by=actor(), approve=approve, prompt_text=edited)
+    except (InvalidArgument, Conflict) as exc:
+        return _page(suggestion_id, error=str(exc), status=exc.http_status, text=text)
+    audit(
+        "suggestion.approved" if approve else "suggestion.rejected",
+        "prompt_suggestion",
+        s.id,
+        {"new_version_id": decided.new_version_id, "edited": edited is not None},
+    )
+    if decided.new_version_id is None:
+        flash(f"Предложение #{s.id} отклонено.", "info")
+        return redirect(url_for(".index"), 303)
+    version = prompts.get_version(engine, decided.new_version_id)
+    audit("prompt.created", "prompt_version", version.id, {"label": version.label, "note": version.note})
+    flash(f"Создана версия {version.label} (не активна). Сравните её с {s.prompt_name} и проверьте A/B-тестом.", "good")
+    return redirect(url_for("prompts.diff", version_id=version.id, against=s.base_version_id), 303)
