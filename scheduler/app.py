@@ -7,17 +7,21 @@ jobs pauses them during an outage and probes the database with backoff until it 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from ccanalytics import jobs
@@ -172,9 +176,17 @@ class DatabaseGate:
             )
 
 
-def build(engine: Engine, settings: Settings, *, background: bool = False, gate: DatabaseGate | None = None):
-    """A scheduler with every job of ``jobs.SCHEDULE``; jobs never overlap themselves and a missed
-    run (process asleep) is run once when it wakes, within 10 minutes. All jobs share one
+def build(
+    engine: Engine,
+    settings: Settings,
+    *,
+    background: bool = False,
+    gate: DatabaseGate | None = None,
+    catch_up_missed: bool = True,
+):
+    """A scheduler with every job of ``jobs.SCHEDULE``; jobs never overlap themselves, a missed
+    run (process asleep) is run once when it wakes, within 10 minutes, and a run missed while the
+    process was down is caught up after the start (:func:`catch_up`). All jobs share one
     ``DatabaseGate``."""
     cls = BackgroundScheduler if background else BlockingScheduler
     scheduler = cls(
@@ -185,14 +197,54 @@ def build(engine: Engine, settings: Settings, *, background: bool = False, gate:
     gate = gate or DatabaseGate(engine)
     for name, (fn, trigger, args) in jobs.SCHEDULE.items():
         scheduler.add_job(_run, trigger, id=name, name=name, args=[fn, engine, settings, name, gate], **args)
+    if catch_up_missed:
+        catch_up(scheduler, engine, settings, gate)
     return scheduler
 
 
-def _run(fn, engine: Engine, settings: Settings, name: str, gate: DatabaseGate | None = None) -> None:
+CATCH_UP_STAGGER_S = 20
+
+
+def previous_fire(trigger, now: datetime) -> datetime | None:
+    """The latest time ``trigger`` fired at or before ``now`` (looked for over the past 8 days)."""
+    fire, last = trigger.get_next_fire_time(None, now - timedelta(days=8)), None
+    while fire is not None and fire <= now:
+        last, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return last
+
+
+def catch_up(scheduler, engine: Engine, settings: Settings, gate: DatabaseGate | None = None, *, now=None) -> list:
+    """The state of the jobs is re-derivable, not stored: after a start, each cron job runs once
+    more as of its latest scheduled time (staggered), so a run missed while the process was down
+    (a report at 08:00, the nightly export) happens now. Every job is idempotent and skips what is
+    done (a delivered report is not sent again). Returns (job, as-of time) pairs."""
+    now = now or datetime.now(ZoneInfo(settings.timezone))
+    planned = []
+    for i, job in enumerate(j for j in scheduler.get_jobs() if isinstance(j.trigger, CronTrigger)):
+        fired = previous_fire(job.trigger, now)
+        if fired is None:
+            continue
+        fn = jobs.SCHEDULE[job.id][0]
+        kwargs = {"today": fired.date()} if "today" in inspect.signature(fn).parameters else {}
+        scheduler.add_job(
+            _run,
+            "date",
+            id=f"{job.id}:catch-up",
+            name=f"{job.id} (catch-up)",
+            run_date=now + timedelta(seconds=CATCH_UP_STAGGER_S * (i + 1)),
+            args=[fn, engine, settings, job.id, gate],
+            kwargs=kwargs,
+            replace_existing=True,
+        )
+        planned.append((job.id, fired))
+    return planned
+
+
+def _run(fn, engine: Engine, settings: Settings, name: str, gate: DatabaseGate | None = None, **kwargs) -> None:
     if gate is not None and not gate.allow(name):
         return
     try:
-        fn(engine, settings)
+        fn(engine, settings, **kwargs)
     except Exception as exc:  # a failing job must not stop the scheduler; it is logged and retried next time
         if gate is not None and gate.failed(name, exc):
             return

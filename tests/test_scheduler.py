@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -44,8 +44,10 @@ def test_scheduler_has_every_job_in_kyiv_time(engine, db_url):
     scheduler = build(engine, Settings(database_url=db_url), background=True)
     scheduler.start(paused=True)
     try:
-        found = {j.id: j for j in scheduler.get_jobs()}
+        found = {j.id: j for j in scheduler.get_jobs() if not j.id.endswith(":catch-up")}
         assert set(found) == set(jobs.SCHEDULE)
+        cron = {name for name, (_, trigger, _) in jobs.SCHEDULE.items() if trigger == "cron"}
+        assert {j.id for j in scheduler.get_jobs() if j.id.endswith(":catch-up")} == {f"{n}:catch-up" for n in cron}
         nightly = found["daily_stats_nightly"].next_run_time
         assert (nightly.hour, nightly.minute, str(nightly.tzinfo)) == (1, 0, "Europe/Kyiv")
         assert found["score"].trigger.interval == timedelta(minutes=2)
@@ -80,3 +82,28 @@ def test_lake_export_retention_and_alert_jobs_run_under_their_locks(engine, db_u
         assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == 4  # recent calls stay
     alerts = jobs.evaluate_alerts(engine, settings)
     assert alerts.ran and {"fired", "resolved", "delivered", "pending"} <= set(alerts.outcome)
+
+
+def test_a_restart_catches_up_the_runs_missed_while_down(engine, db_url):
+    from zoneinfo import ZoneInfo
+
+    from scheduler.app import catch_up
+
+    kyiv = ZoneInfo("Europe/Kyiv")
+    settings = Settings(database_url=db_url)
+    for now, report_day in (
+        (datetime(2026, 11, 25, 9, 30, tzinfo=kyiv), date(2026, 11, 25)),  # down at 08:00: today's run
+        (datetime(2026, 11, 25, 7, 0, tzinfo=kyiv), date(2026, 11, 24)),  # before 08:00: yesterday's run
+    ):
+        scheduler = build(engine, settings, background=True, catch_up_missed=False)
+        scheduler.start(paused=True)
+        try:
+            planned = dict(catch_up(scheduler, engine, settings, now=now))
+            jobs_ = {j.id: j for j in scheduler.get_jobs()}
+            assert planned["report_daily"] == datetime.combine(report_day, datetime.min.time(), kyiv).replace(hour=8)
+            assert jobs_["report_daily:catch-up"].kwargs == {"today": report_day}
+            assert "score" not in planned  # interval jobs just run on their interval
+            assert {"daily_stats_nightly", "lake_export", "retention", "report_problems"} <= set(planned)
+            assert all(j.next_run_time > now for j in jobs_.values() if j.id.endswith(":catch-up"))
+        finally:
+            scheduler.shutdown(wait=False)
