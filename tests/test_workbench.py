@@ -138,3 +138,37 @@ def test_lake_from_the_workbench_matches_the_database(demo_store, tmp_path):
     assert calls.height == expected[1] and calls.columns == ["id", "scenario"]
     with lake.duckdb() as con:
         assert con.execute("SELECT count(*) FROM turns").fetchone()[0] > 0
+
+
+def test_exploratory_notebooks_pass_nbval(demo_url, tmp_path):
+    """nbval (lax: no stored outputs to compare) runs every cell of the exploratory notebooks with
+    their default parameters against the demo database: no cell may fail."""
+    import os
+    import subprocess
+    import sys
+
+    notebooks = [str(reports.notebooks_dir() / f"{name}.ipynb") for name in EXPLORE]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            f"--basetemp={tmp_path / 'nbval'}",
+            "--rootdir",
+            str(reports.notebooks_dir()),
+            *notebooks,
+        ],
+        cwd=reports.notebooks_dir(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "CCA_DATABASE_URL": demo_url},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "passed" in proc.stdout and "failed" not in proc.stdout
