@@ -236,10 +236,25 @@ class LiveMetrics:
             kwargs = {"registry": registry, "labelnames": d.labels}
             if d.kind == "counter":
                 self._m[d.name] = Counter(d.base, d.help, **kwargs)
+                self._zero(d)
             elif d.kind == "gauge":
                 self._m[d.name] = Gauge(d.base, d.help, **kwargs)
             else:
                 self._m[d.name] = Histogram(d.base, d.help, buckets=d.buckets, **kwargs)
+
+    # counters of rare events start at 0 for every value of their bounded labels, so "increase over
+    # the last hour" is 0 instead of "no data" on a dashboard or in a rule before the first event
+    _ZERO_LABELS = {"tool": TOOLS, "component": COMPONENTS}
+
+    def _zero(self, d: MetricDef) -> None:
+        extra = [label for label in d.labels if label != "source"]
+        if not all(label in self._ZERO_LABELS for label in extra):
+            return
+        combos: list[dict[str, str]] = [{}]
+        for label in extra:
+            combos = [{**c, label: value} for c in combos for value in self._ZERO_LABELS[label]]
+        for combo in combos:
+            self._m[d.name].labels(source=self.SOURCE, **combo)
 
     def _get(self, name: str, **labels: str):
         return self._m[name].labels(source=self.SOURCE, **labels)

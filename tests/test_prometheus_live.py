@@ -188,7 +188,11 @@ def test_every_dashboard_and_rule_query_returns_data(stack):
     queries = list(dashcheck.dashboard_queries(DASHBOARDS))
     promql = [q for q in queries if q.kind == "promql"]
     rules = list(dashcheck.rule_queries(RULES))
-    problems = dashcheck.check_promql(prom, promql + rules)
+    # rare live events (a suspicious tool call, a validation storm) may need a few more simulated
+    # minutes on a loaded machine: look again for up to a minute before calling a query empty
+    deadline = time.monotonic() + 60
+    while (problems := dashcheck.check_promql(prom, promql + rules)) and time.monotonic() < deadline:
+        time.sleep(2)
     assert not problems, "\n".join(map(str, problems))
     assert len(promql) >= 25 and len([r for r in rules if r.role == "alert"]) == 16
 
