@@ -133,9 +133,12 @@ def search(
                     sa.text(
                         "SELECT DISTINCT ON (call_id) call_id::text, content FROM call_turns t "
                         f"WHERE call_id = ANY(CAST(:ids AS uuid[])) AND {vector} @@ cca_search_query(:q) "
+                        # the page's date bound keeps the lookup to the partitions of the window
+                        "AND t.created_at >= CAST(:start AS timestamptz) - interval '1 hour' "
+                        "AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours' "
                         "ORDER BY call_id, turn_number"
                     ),
-                    {"ids": [r["id"] for r in rows], "q": query},
+                    {"ids": [r["id"] for r in rows], "q": query, "start": start, "end": end},
                 ).all()
             )
             for r in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -127,10 +128,21 @@ def _actor() -> str:
     return principal.actor if principal else "anonymous"
 
 
+_LATENCY_KEYS = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms")
+
+
 def _latency_chart(turns: list[dict]) -> Markup | None:
-    keys = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms")
-    if not any(t.get(k) is not None for t in turns for k in keys):
+    """The per-turn latency chart. Drawing it costs ~100 ms of CPU, far more than the page's queries,
+    so it is cached per distinct set of latencies (a call's chart is drawn once per process)."""
+    key = tuple((t["turn_number"], t["speaker"], *(t.get(k) for k in _LATENCY_KEYS)) for t in turns)
+    if not any(v is not None for row in key for v in row[2:]):
         return None
+    return _cached_chart(key)
+
+
+@lru_cache(maxsize=512)
+def _cached_chart(key: tuple) -> Markup:
+    turns = [{"turn_number": n, "speaker": s, **dict(zip(_LATENCY_KEYS, values, strict=True))} for n, s, *values in key]
     return Markup(charts.turn_latency(turns).to_html())
 
 
