@@ -131,3 +131,30 @@ def test_csv_export_keeps_filters_and_masks_phones(engine, data):
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0][0] == "Начало" and len(rows) == 1 + 3
     assert all("*" in r[2] for r in rows[1:]) and "+38067123450" not in text
+
+
+@pytest.mark.parametrize("sort", ["date", "quality", "duration"])
+def test_the_probe_and_the_index_path_give_the_same_pages(engine, data, monkeypatch, sort):
+    """A search first tests the first calls of the page order one by one (the probe); when they do
+    not fill the page it falls back to the index of every matching turn. Both give the same pages."""
+
+    def pages(probe_calls: int) -> list[list[str]]:
+        monkeypatch.setattr(journal, "PROBE_CALLS", probe_calls)
+        out, cursor = [], None
+        while True:
+            page = journal.search(
+                engine,
+                date_from="2026-11-20",
+                date_to="2026-11-20",
+                text="ORD-204518",
+                sort=sort,
+                limit=1,
+                after=cursor,
+            )
+            out.append([(r["id"], r["snippet"]) for r in page.rows])
+            if not (cursor := page.next_cursor):
+                return out
+
+    probed, indexed, short_probe = pages(500), pages(0), pages(2)
+    assert probed == indexed == short_probe
+    assert sum(len(p) for p in probed) == 4  # the four order-status calls, each once
