@@ -136,9 +136,6 @@ class Rule:
     check: Callable[[sa.Connection, Context], list[Firing]]
 
 
-mask_text = mask_phones_in_text  # masks phones, leaves call ids intact
-
-
 def num(value: float, digits: int = 2) -> str:
     return rutext.num(value, digits)
 
@@ -287,7 +284,7 @@ def prompt_injection(conn: sa.Connection, ctx: Context) -> list[Firing]:
     )
     out = []
     for r in rows:
-        examples = "\n".join(f"• {mask_text(e)}" for e in r.examples)
+        examples = "\n".join(f"• {mask_phones_in_text(e)}" for e in r.examples)
         text = (
             f"Звонок {r.call_id} (клиент {r.caller or 'неизвестен'}, {ctx.local(r.at)}): "
             f"{plural(r.n, 'вызов', 'вызова', 'вызовов')} "
@@ -319,7 +316,7 @@ def validation_anomaly(conn: sa.Connection, ctx: Context) -> list[Firing]:
         text = (
             f"Звонок {r.call_id} (клиент {r.caller or 'неизвестен'}, {ctx.local(r.at)}): Store API отклонил "
             f"{plural(r.n, 'вызов', 'вызова', 'вызовов')} инструментов ({', '.join(sorted(r.tools))}), порог — больше "
-            f"{th.rejected_tool_calls_per_call}. Пример ответа: {mask_text(r.example or '')}"
+            f"{th.rejected_tool_calls_per_call}. Пример ответа: {mask_phones_in_text(r.example or '')}"
         )
         out.append(
             Firing(
@@ -470,7 +467,7 @@ def judge_failures(conn: sa.Connection, ctx: Context) -> list[Firing]:
     )
     if r.n <= th.judge_failures:
         return []
-    cause = f" Частая причина: {mask_text(r.top_error)}." if r.top_error else ""
+    cause = f" Частая причина: {mask_phones_in_text(r.top_error)}." if r.top_error else ""
     text = (
         f"За 24 часа LLM-судья не смог оценить {calls_acc(r.n)} после всех попыток, порог — больше "
         f"{th.judge_failures}.{cause} Подробнее: ccanalytics score --json."

@@ -25,10 +25,11 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from . import callmetrics, timeutil
-from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, mask_text
+from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
 from .notify import Channel, channels_from_settings
+from .privacy import mask_phones_in_text
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def compose(
             f"Алерт закончился: длился {_duration(now - since)} ({local(since)} — {local(now)}).\n"
             f"Последнее измерение во время алерта: {f_text}"
         )
-    text = mask_text(f"{head}\n{body}")
+    text = mask_phones_in_text(f"{head}\n{body}")
     if link:
         text += f"\nЖурнал: {link}"
     return f"[ccanalytics] {subject}", text

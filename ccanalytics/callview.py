@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import journal, labels, privacy, timeutil
+from . import charts, journal, labels, privacy, timeutil
 from .htmlblocks import CELL, HEAD, Block, num, usd
 
 SPEAKERS = {"customer": ("Клиент", "#e3f2fd"), "bot": ("Бот", "#f1f8e9")}
@@ -37,7 +37,7 @@ def _header(call: dict[str, Any], link: str | None) -> str:
         else "решён ботом"
     )
     score = call.get("quality_score")
-    badge = "#9e9e9e" if score is None else "#2e7d32" if score > 0.8 else "#f9a825" if score >= 0.5 else "#c62828"
+    badge = charts.score_colour(score)
     parts = [
         f"<b>{escape(call['started_at'].strftime('%d.%m.%Y %H:%M:%S'))}</b>",
         escape(labels.scenario(call.get("scenario"))),

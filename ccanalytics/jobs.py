@@ -111,14 +111,13 @@ def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -
     """Render a report and deliver it to every configured channel, once: a report already
     delivered everywhere (or, with no channel configured, already rendered) is not rendered again,
     and channels that have it are skipped."""
-    from . import notify, reporting, reports, reportsend
+    from . import notify, reporting, reportsend
 
     channels = sorted(notify.channels_from_settings(settings))
     name = kwargs.pop("name")
     html = settings.resolved_reports_dir() / kind / f"{name}.html"
     if html.is_file():
-        marker = reports.Rendered(kind, name, html, html.with_suffix(".ipynb"), 0.0)
-        if set(channels) <= reportsend.delivered_channels(marker):  # nothing configured: nothing to send
+        if set(channels) <= reportsend.delivered_channels(html):  # nothing configured: nothing to send
             return {"report": str(html), "skipped": "already delivered" if channels else "already rendered"}
     run = reporting.run(engine, settings, kind, send=channels, skip_delivered=True, **kwargs)
     return {"report": str(run.rendered.html_path), "seconds": round(run.rendered.seconds, 1), "delivery": run.delivery}

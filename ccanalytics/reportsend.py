@@ -24,19 +24,20 @@ from .reports import Rendered
 log = logging.getLogger(__name__)
 
 
-def _marker(rendered: Rendered) -> Path:
-    return rendered.html_path.with_suffix(".sent.json")
+def _marker(html_path: Path) -> Path:
+    return html_path.with_suffix(".sent.json")
 
 
-def delivered_channels(rendered: Rendered) -> set[str]:
+def delivered_channels(html_path: Path) -> set[str]:
+    """The channels that already received the report at ``html_path``."""
     try:
-        return set(json.loads(_marker(rendered).read_text(encoding="utf-8")).get("channels", {}))
+        return set(json.loads(_marker(html_path).read_text(encoding="utf-8")).get("channels", {}))
     except (OSError, ValueError):
         return set()
 
 
 def _record(rendered: Rendered, channel: str) -> None:
-    path = _marker(rendered)
+    path = _marker(rendered.html_path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -72,7 +73,7 @@ def deliver(
     summary = privacy.mask_phones_in_text(summary)
     data = rendered.html_path.read_bytes()
     filename = f"{rendered.kind}-{rendered.name}.html"
-    done = delivered_channels(rendered) if skip_delivered else set()
+    done = delivered_channels(rendered.html_path) if skip_delivered else set()
     outcome: dict[str, str] = {}
     for name, channel in channels.items():
         if name in done:
