@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 EXECUTION_TIMEOUT_S = 600
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.@-]+")
+_ENV_LOCK = threading.Lock()
 
 _PAGE = """<!DOCTYPE html>
 <html lang="ru"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -111,28 +113,29 @@ def render(
     notebook_path = target / f"{name}.ipynb"
     html_path = target / f"{name}.html"
     started = time.perf_counter()
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        papermill.execute_notebook(
-            str(source),
-            str(notebook_path),
-            parameters=dict(parameters),
-            kernel_name="python3",
-            cwd=str(source.parent),
-            progress_bar=False,
-            log_output=False,
-            request_save_on_cell_execute=False,
-            execution_timeout=timeout_s,
-        )
-    except Exception as exc:  # papermill's execution error or a kernel that died: the notebook says which
-        raise ReportFailed(kind, notebook_path, _error_summary(notebook_path, exc)) from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with _ENV_LOCK:  # the kernel inherits os.environ: one render at a time may change it (scheduler threads)
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(notebook_path),
+                parameters=dict(parameters),
+                kernel_name="python3",
+                cwd=str(source.parent),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=False,
+                execution_timeout=timeout_s,
+            )
+        except Exception as exc:  # papermill's execution error or a kernel that died: the notebook says which
+            raise ReportFailed(kind, notebook_path, _error_summary(notebook_path, exc)) from None
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     html = to_html(notebook_path, title=f"{KINDS[kind][1]} — {name}", kind=kind)
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
