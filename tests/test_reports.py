@@ -242,3 +242,14 @@ def test_the_daily_report_job_delivers_once(demo_url, demo_engine, tmp_path):
         again = jobs.daily_report(demo_engine, settings, today=date(2026, 11, 25))
         assert again.outcome["skipped"] == "already delivered"
         assert len(smtp.messages) == 1
+
+
+def test_report_commands_refuse_bad_periods_before_running(demo_url, tmp_path):
+    env = {"CCA_DATABASE_URL": demo_url, "CCA_REPORTS_DIR": str(tmp_path)}
+    res = CliRunner().invoke(main, ["report", "problems", "--from", "2026-11-24", "--to", "2026-11-18"], env=env)
+    assert res.exit_code == 1 and res.output.strip() == "Error: --from is after --to"
+    res = CliRunner().invoke(main, ["report", "cost", "--from", "24.11.2026"], env=env)
+    assert res.exit_code == 2 and "Invalid value for '--from'" in res.output
+    res = CliRunner().invoke(main, ["report", "problems", "--quality-below", "1.5"], env=env)
+    assert res.exit_code == 2 and "--quality-below" in res.output
+    assert not any(tmp_path.iterdir())  # nothing rendered, nothing half-written
