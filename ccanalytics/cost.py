@@ -5,10 +5,12 @@ version; and baseline-vs-current with the saving of each lever measured from the
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -18,6 +20,8 @@ from .errors import InvalidArgument
 DEFAULTS = {"stt": "google", "llm": "claude-sonnet-4", "tts": "google", "telephony": "sip"}
 # usage missing: the spec's phase-1 model per LLM turn (2,500 input and 400 output tokens)
 EST_INPUT_TOKENS, EST_OUTPUT_TOKENS = 2500, 400
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,12 @@ def compute_costs(
     book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
 ) -> CostRun:
-    """Price every call of the period (one set-based statement, one transaction)."""
+    """Price every call of the period and store the changed prices, in one transaction.
+
+    The prices are computed by one read-only statement (PostgreSQL may run it in parallel workers)
+    into a temporary table; only calls whose breakdown or total changed are rewritten. The
+    transaction is REPEATABLE READ, so a call re-delivered meanwhile makes the write fail instead of
+    storing a price computed from its old usage; the run is then repeated (a few times at most)."""
     book = book or pricing.load()
     start, end = timeutil.period_bounds(date_from, date_to, tz)
     params = {
@@ -52,9 +61,56 @@ def compute_costs(
         "est_input_tokens": EST_INPUT_TOKENS,
         "est_output_tokens": EST_OUTPUT_TOKENS,
     }
+    fixed_cost = {p.name for p in book.prices if p.component == "stt" and "fixed_usd_per_month" in p.params}
+    attempt = 1
+    while True:
+        try:
+            return _price(engine, params, fixed_cost)
+        except sa.exc.OperationalError as exc:
+            if attempt >= RETRIES or not isinstance(exc.orig, psycopg.errors.SerializationFailure):
+                raise
+            attempt += 1
+            log.info("calls changed while they were priced; pricing again (attempt %d)", attempt)
+
+
+RETRIES = 3
+_APPLY = """
+UPDATE calls SET cost_breakdown = t.breakdown, total_cost_usd = t.total
+FROM cost_priced t
+WHERE t.changed AND calls.id = t.id AND calls.started_at = t.started_at
+"""
+# the rewritten calls' hours, for the incremental daily_stats (migration 008)
+_NOTE_CHANGES = """
+WITH hours AS (
+    SELECT min(started_at) AS first_at, max(started_at) AS last_at
+    FROM cost_priced WHERE changed GROUP BY date_trunc('hour', started_at)
+),
+pruned AS (DELETE FROM call_changes WHERE changed_at < now() - interval '35 days')
+INSERT INTO call_changes (started_at, source)
+SELECT first_at, 'pricing' FROM hours
+UNION ALL
+SELECT last_at, 'pricing' FROM hours WHERE last_at > first_at
+"""
+_COUNTS = """
+SELECT count(*) FILTER (WHERE estimated AND NOT unpriced) AS estimated, count(*) FILTER (WHERE unpriced) AS unpriced
+FROM cost_priced
+"""
+
+
+def _price(engine: Engine, params: dict[str, Any], fixed_cost: set[str]) -> CostRun:
     with engine.begin() as conn:
-        row = conn.execute(sa.text(sqlfiles.query("call_costs")), params).one()
-    return CostRun(row.priced, row.estimated, row.unpriced, row.updated)
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        volume = conn.execute(sa.text(sqlfiles.query("call_costs_volume")), params).all()
+        months = [{"m": r.m.isoformat(), "provider": r.provider, "n": r.n} for r in volume if r.provider in fixed_cost]
+        conn.execute(sa.text(sqlfiles.query("call_costs")), {**params, "months": json.dumps(months)})
+        conn.execute(sa.text("ANALYZE cost_priced"))
+        updated = conn.execute(sa.text(_APPLY)).rowcount
+        if updated:
+            conn.execute(sa.text(_NOTE_CHANGES))
+        row = conn.execute(sa.text(_COUNTS)).one()
+        conn.execute(sa.text("DROP TABLE cost_priced"))
+    in_period = sum(r.in_period for r in volume)
+    return CostRun(in_period - row.unpriced, row.estimated, row.unpriced, updated)
 
 
 _PERIOD = """

@@ -1,5 +1,5 @@
 """The recurring jobs (what the scheduler runs, and what `ccanalytics demo` and the CLI can run
-once): score new calls, keep daily_stats current, detect problems, keep partitions ahead.
+once): score new calls, price them, keep daily_stats current, detect problems, keep partitions ahead.
 
 Each job takes a PostgreSQL advisory lock for its duration, so several scheduler processes (or a
 scheduler and a manual run) never run the same job at once: the second one skips and says so.
@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import metrics, partitions, quality, timeutil
+from . import cost, metrics, partitions, pricing, quality, timeutil
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,24 @@ def refresh_daily_stats(engine: Engine, settings: Settings, *, days: int = 2) ->
         return {"days_computed": [d.isoformat() for d in run.days_computed], "calls_derived": run.calls_derived}
 
     return _locked(engine, "daily_stats", work)
+
+
+def price_calls(engine: Engine, settings: Settings, *, nightly: bool = False) -> JobRun:
+    """Price the calls of the last two days at the configured prices (new calls, and the running
+    month's share of a fixed-cost STT); nightly, the whole current and previous month (late price
+    corrections, and the previous month's final fixed-cost share). Only changed prices are written."""
+
+    def work() -> dict[str, Any]:
+        today = timeutil.today(settings.timezone)
+        if nightly:
+            first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        else:
+            first = today - timedelta(days=1)
+        book = pricing.load(settings.pricing_file)
+        run = cost.compute_costs(engine, first, today, book=book, tz=settings.timezone)
+        return {"from": first.isoformat(), "priced": run.priced, "updated": run.updated, "unpriced": run.unpriced}
+
+    return _locked(engine, "pricing_nightly" if nightly else "pricing", work)
 
 
 def detect_problems(engine: Engine, settings: Settings) -> JobRun:
@@ -167,6 +185,8 @@ def evaluate_alerts(engine: Engine, settings: Settings) -> JobRun:
 # name -> (function, trigger description for APScheduler: ("interval", {...}) or ("cron", {...}))
 SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, Any]]] = {
     "score": (score_new_calls, "interval", {"minutes": 2}),
+    "pricing": (price_calls, "interval", {"minutes": 5}),
+    "pricing_nightly": (lambda e, s: price_calls(e, s, nightly=True), "cron", {"hour": 0, "minute": 45}),
     "daily_stats": (refresh_daily_stats, "interval", {"minutes": 5}),
     "daily_stats_nightly": (lambda e, s: refresh_daily_stats(e, s, days=9), "cron", {"hour": 1, "minute": 0}),
     "problems": (detect_problems, "cron", {"hour": 1, "minute": 15}),

@@ -4,13 +4,16 @@ the baseline-vs-current report."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 
 import pytest
 import sqlalchemy as sa
 from factories import make_call
 
-from ccanalytics import cost, pricing
+from ccanalytics import cost, metrics, pricing
 from ccanalytics.demo.generator import compute_cost, generate_calls
 from ccanalytics.errors import ConfigError, InvalidArgument
 from ccanalytics.ingest import ingest_records
@@ -28,6 +31,9 @@ USAGE = {
     "tts_cached_chars": 200,
     "telephony_seconds": 90.4,
 }
+
+
+BUNDLED_PRICES = resources.files("ccanalytics").joinpath("pricing.yaml").read_text(encoding="utf-8")
 
 
 def stored(engine, call_id):
@@ -85,6 +91,64 @@ tts:
     assert stored(engine, before["call_id"])[0]["llm"] == pytest.approx((4_000 * 3 + 6_000 * 0.3 + 1_600 * 15) / 1e6)
     assert stored(engine, after["call_id"])[0]["llm"] == pytest.approx((4_000 * 2 + 6_000 * 0.2 + 1_600 * 10) / 1e6)
     assert stored(engine, whisper[0]["call_id"])[0]["stt"] == pytest.approx(50.0)  # $150 / 3 calls that month
+
+
+def test_repricing_is_followed_by_the_incremental_daily_stats(engine, tmp_path):
+    """Re-pricing rewrites cost columns no change index sees: the days it touched are noted
+    (call_changes), and the next incremental daily_stats run recomputes exactly those days."""
+    days = [datetime(2026, 11, 18 + i, 9, tzinfo=UTC) for i in range(3)]
+    calls = [make_call(started_at=t, usage=USAGE, caller_id=None) for t in days]
+    ingest_records(engine, calls)
+    f = tmp_path / "prices.yaml"
+    f.write_text(BUNDLED_PRICES, encoding="utf-8")
+    cost.compute_costs(engine, "2026-11-18", "2026-11-20", book=pricing.load(f))
+    metrics.compute_daily_stats(engine, "2026-11-18", "2026-11-20")
+    tts = "    - {from: 2024-01-01, usd_per_1m_chars: 16.0}"
+    assert tts in BUNDLED_PRICES
+    f.write_text(
+        BUNDLED_PRICES.replace(tts, tts + "\n    - {from: 2026-11-20, usd_per_1m_chars: 32.0}"), encoding="utf-8"
+    )
+    run = cost.compute_costs(engine, "2026-11-18", "2026-11-20", book=pricing.load(f))
+    assert (run.priced, run.updated) == (3, 1)  # only the call of the 20th changed
+    with engine.connect() as conn:
+        conn.execute(sa.text("UPDATE daily_stats SET computed_at = computed_at - interval '1 hour'"))
+        conn.commit()
+    again = metrics.compute_daily_stats(engine, "2026-11-18", "2026-11-20")
+    assert again.days_computed == [date(2026, 11, 20)]
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT total_cost_usd FROM daily_stats WHERE stat_date = '2026-11-20'")).scalar()
+    assert total == pytest.approx(stored(engine, calls[2]["call_id"]).total_cost_usd)
+    assert stored(engine, calls[2]["call_id"]).cost_breakdown["tts"] == pytest.approx(400 * 32.0 / 1e6)
+
+
+def test_a_call_redelivered_while_it_is_priced_gets_the_price_of_its_new_usage(engine):
+    """The pricing transaction is REPEATABLE READ: a call rewritten between the price computation
+    and the write makes the write fail, and the run starts again on the new data."""
+    call = make_call(usage=USAGE, caller_id=None)
+    ingest_records(engine, [call])
+    holder = engine.connect()
+    holder.execute(
+        sa.text("UPDATE calls SET usage = usage || '{\"tts_chars\": 1600}' WHERE id = :i"), {"i": call["call_id"]}
+    )  # not committed yet: the pricing run's write waits for this row
+    waiting_write = (  # the pricing run, blocked by the uncommitted row
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(cost.compute_costs, engine, "2026-11-20", "2026-11-20")
+        try:
+            with engine.connect() as watcher:
+                for _ in range(400):
+                    if watcher.execute(sa.text(waiting_write)).scalar():
+                        break
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("the pricing run never reached its write")
+        finally:
+            holder.commit()
+            holder.close()
+        run = pending.result(timeout=60)
+    assert (run.priced, run.updated) == (1, 1)
+    assert stored(engine, call["call_id"]).cost_breakdown["tts"] == pytest.approx((1600 - 200) * 16.0 / 1e6)
 
 
 def test_missing_usage_is_estimated_and_unknown_models_are_left_alone(engine):

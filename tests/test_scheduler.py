@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import make_call
@@ -38,6 +39,32 @@ def test_jobs_score_compute_and_skip_when_locked(engine, db_url):
         skipped = jobs.score_new_calls(engine, settings)
         other.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended('cca-job:score', 0))"))
     assert not skipped.ran
+
+
+def test_pricing_jobs_price_new_calls_and_the_months_behind_them(engine, db_url):
+    settings = Settings(database_url=db_url)
+    usage = {
+        "stt_provider": "google",
+        "stt_seconds": 30,
+        "llm_model": "claude-haiku-4-5",
+        "llm_input_tokens": 1000,
+        "llm_output_tokens": 100,
+        "tts_provider": "google",
+        "tts_chars": 500,
+    }
+    now = datetime.now(UTC).replace(microsecond=0)
+    fresh = [make_call(started_at=now - timedelta(minutes=30 + i), caller_id=None, usage=usage) for i in range(3)]
+    old = make_call(started_at=now - timedelta(days=20), caller_id=None, usage=usage)
+    ingest_records(engine, [*fresh, old])
+    run = jobs.price_calls(engine, settings)
+    assert run.ran and run.outcome["priced"] == 3 and run.outcome["updated"] == 3
+    assert jobs.price_calls(engine, settings).outcome["updated"] == 0  # nothing changed since
+    nightly = jobs.price_calls(engine, settings, nightly=True)  # reaches back into the previous month
+    assert nightly.outcome["priced"] == 4 and nightly.outcome["updated"] == 1
+    expected = round(2 * 0.006 + (1000 * 1.0 + 100 * 5.0) / 1e6 + 500 * 16.0 / 1e6, 6)  # two 15-s increments
+    with engine.connect() as conn:
+        totals = conn.execute(sa.text("SELECT DISTINCT total_cost_usd FROM calls")).scalars().all()
+    assert totals == [pytest.approx(expected)]
 
 
 def test_scheduler_has_every_job_in_kyiv_time(engine, db_url):

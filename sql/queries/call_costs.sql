@@ -1,49 +1,58 @@
 -- Price the calls that started in [:start, :end) from their usage at the prices in force on the
--- call's local day (:tz), and store the breakdown. :prices is the price book as JSON rows
--- (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot turns and
--- characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly cost) is
--- shared by that month's calls that used it. Calls already priced at the same total are not rewritten.
--- What the call processor reported is kept as
--- "reported_total_usd". Calls whose provider or model has no price are left as they are and counted.
-WITH p AS (
+-- call's local day (:tz) into the temporary table cost_priced: the calls whose new breakdown or total
+-- differ from what is stored, and the estimated and unpriced ones (for the counts). :prices is the price book as
+-- JSON rows (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot
+-- turns and characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly
+-- cost) is shared by that month's calls that used it (:months, from call_costs_volume.sql). What
+-- the call processor reported is kept as "reported_total_usd". Calls whose provider or model has no
+-- price are marked unpriced.
+--
+-- A read-only statement on purpose: PostgreSQL may scan and price in parallel workers (a statement
+-- that writes to calls never runs in parallel). ccanalytics.cost then rewrites only the changed
+-- rows. The usage block is read once per call (jsonb_to_record); the price book is a handful of
+-- rows, hashed per component.
+CREATE TEMP TABLE cost_priced ON COMMIT DROP AS
+WITH p AS NOT MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(CAST(:prices AS jsonb)) AS p(
         component text, name text, valid_from date, valid_to date, usd_per_increment float8,
         increment_seconds float8, fixed_usd_per_month float8, input_per_1m float8, output_per_1m float8,
         cached_input_per_1m float8, usd_per_1m_chars float8, usd_per_minute float8)
 ),
-c AS (
+e AS NOT MATERIALIZED (  -- usage missing: bot turns and characters from the transcript
+    SELECT t.call_id, count(*) FILTER (WHERE t.speaker = 'bot') AS bot_turns,
+           coalesce(sum(length(t.content)) FILTER (WHERE t.speaker = 'bot'), 0) AS bot_chars
+    FROM calls x
+    JOIN call_turns t ON t.call_id = x.id
+     AND t.created_at >= x.started_at - interval '1 minute' AND t.created_at < x.started_at + interval '7 hours'
+    WHERE x.usage IS NULL AND x.started_at >= :start AND x.started_at < :end
+    GROUP BY t.call_id
+),
+months AS NOT MATERIALIZED (  -- calls per month on a fixed-cost STT (call_costs_volume.sql)
+    SELECT * FROM jsonb_to_recordset(CAST(:months AS jsonb)) AS m(m date, provider text, n bigint)
+),
+c AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, c.usage IS NULL AS estimated,
            c.total_cost_usd AS old_total, c.cost_breakdown AS old_breakdown,
-           coalesce(c.usage ->> 'stt_provider', :stt_default) AS stt_provider,
-           coalesce((c.usage ->> 'stt_seconds')::float8, c.duration_seconds, 0) AS stt_seconds,
-           coalesce(c.usage ->> 'llm_model', :llm_default) AS llm_model,
-           coalesce((c.usage ->> 'llm_input_tokens')::float8, e.bot_turns * :est_input_tokens, 0) AS llm_in,
-           coalesce((c.usage ->> 'llm_cached_input_tokens')::float8, 0) AS llm_cached,
-           coalesce((c.usage ->> 'llm_output_tokens')::float8, e.bot_turns * :est_output_tokens, 0) AS llm_out,
-           coalesce(c.usage ->> 'tts_provider', :tts_default) AS tts_provider,
-           coalesce((c.usage ->> 'tts_chars')::float8, e.bot_chars, 0) AS tts_chars,
-           coalesce((c.usage ->> 'tts_cached_chars')::float8, 0) AS tts_cached,
-           coalesce((c.usage ->> 'telephony_seconds')::float8, c.duration_seconds, 0) AS telephony_seconds
+           coalesce(u.stt_provider, :stt_default) AS stt_provider,
+           coalesce(u.stt_seconds, c.duration_seconds, 0) AS stt_seconds,
+           coalesce(u.llm_model, :llm_default) AS llm_model,
+           coalesce(u.llm_input_tokens, e.bot_turns * :est_input_tokens, 0) AS llm_in,
+           coalesce(u.llm_cached_input_tokens, 0) AS llm_cached,
+           coalesce(u.llm_output_tokens, e.bot_turns * :est_output_tokens, 0) AS llm_out,
+           coalesce(u.tts_provider, :tts_default) AS tts_provider,
+           coalesce(u.tts_chars, e.bot_chars, 0) AS tts_chars,
+           coalesce(u.tts_cached_chars, 0) AS tts_cached,
+           coalesce(u.telephony_seconds, c.duration_seconds, 0) AS telephony_seconds,
+           CAST(:telephony_default AS text) AS telephony
     FROM calls c
-    LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE t.speaker = 'bot') AS bot_turns,
-               coalesce(sum(length(t.content)) FILTER (WHERE t.speaker = 'bot'), 0) AS bot_chars
-        FROM call_turns t
-        WHERE c.usage IS NULL AND t.call_id = c.id
-          AND t.created_at >= c.started_at - interval '1 minute' AND t.created_at < c.started_at + interval '7 hours'
-    ) e ON c.usage IS NULL
+    LEFT JOIN LATERAL jsonb_to_record(c.usage) AS u(
+        stt_provider text, stt_seconds float8, llm_model text, llm_input_tokens float8,
+        llm_cached_input_tokens float8, llm_output_tokens float8, tts_provider text, tts_chars float8,
+        tts_cached_chars float8, telephony_seconds float8) ON true
+    LEFT JOIN e ON c.usage IS NULL AND e.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
 ),
-months AS (  -- calls per month on a fixed-cost STT, over whole months
-    SELECT date_trunc('month', (x.started_at AT TIME ZONE :tz))::date AS m, coalesce(x.usage ->> 'stt_provider', :stt_default) AS provider,
-           count(*) AS n
-    FROM calls x
-    WHERE x.started_at >= date_trunc('month', CAST(:start AS timestamptz) AT TIME ZONE :tz) AT TIME ZONE :tz - interval '1 day'
-      AND x.started_at < CAST(:end AS timestamptz) + interval '32 days'
-      AND coalesce(x.usage ->> 'stt_provider', :stt_default) IN (SELECT name FROM p WHERE fixed_usd_per_month IS NOT NULL)
-    GROUP BY 1, 2
-),
-priced AS (
+priced AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, c.estimated, c.old_total, c.old_breakdown,
            CASE WHEN ps.fixed_usd_per_month IS NOT NULL THEN ps.fixed_usd_per_month / nullif(mo.n, 0)
                 ELSE ceil(c.stt_seconds / nullif(ps.increment_seconds, 0)) * ps.usd_per_increment END AS stt,
@@ -58,26 +67,29 @@ priced AS (
     LEFT JOIN months mo ON mo.m = date_trunc('month', c.d)::date AND mo.provider = c.stt_provider
     LEFT JOIN p pl ON pl.component = 'llm' AND pl.name = c.llm_model AND c.d >= pl.valid_from AND c.d < pl.valid_to
     LEFT JOIN p pt ON pt.component = 'tts' AND pt.name = c.tts_provider AND c.d >= pt.valid_from AND c.d < pt.valid_to
-    LEFT JOIN p ptel ON ptel.component = 'telephony' AND ptel.name = :telephony_default
+    LEFT JOIN p ptel ON ptel.component = 'telephony' AND ptel.name = c.telephony
                     AND c.d >= ptel.valid_from AND c.d < ptel.valid_to
 ),
-updated AS (
-    UPDATE calls SET
-        cost_breakdown = jsonb_build_object(
-            'stt', round(priced.stt::numeric, 6), 'llm', round(priced.llm::numeric, 6),
-            'tts', round(priced.tts::numeric, 6), 'telephony', round(priced.telephony::numeric, 6),
-            'estimated', priced.estimated, 'priced_by', CAST(:source AS text),
-            'reported_total_usd', CASE WHEN priced.old_breakdown ? 'priced_by' THEN priced.old_breakdown -> 'reported_total_usd'
-                                       ELSE to_jsonb(priced.old_total) END),
-        total_cost_usd = round((priced.stt + priced.llm + priced.tts + priced.telephony)::numeric, 6)
+rounded AS NOT MATERIALIZED (
+    SELECT priced.*, round(stt::numeric, 6) AS stt6, round(llm::numeric, 6) AS llm6, round(tts::numeric, 6) AS tts6,
+           round(telephony::numeric, 6) AS telephony6, round((stt + llm + tts + telephony)::numeric, 6)::float8 AS total
     FROM priced
-    WHERE calls.id = priced.id AND calls.started_at = priced.started_at AND NOT priced.unpriced
-      AND (calls.cost_breakdown IS NULL OR NOT calls.cost_breakdown ? 'priced_by'
-           OR calls.total_cost_usd IS DISTINCT FROM
-              round((priced.stt + priced.llm + priced.tts + priced.telephony)::numeric, 6)::float8)
-    RETURNING priced.estimated
+),
+compared AS NOT MATERIALIZED (  -- against the stored breakdown, read once; the new one is built only if it differs
+    SELECT r.*, NOT r.unpriced AND (
+               ob.priced_by IS DISTINCT FROM CAST(:source AS text) OR ob.estimated IS DISTINCT FROM r.estimated
+               OR ob.stt IS DISTINCT FROM r.stt6 OR ob.llm IS DISTINCT FROM r.llm6 OR ob.tts IS DISTINCT FROM r.tts6
+               OR ob.telephony IS DISTINCT FROM r.telephony6 OR r.old_total IS DISTINCT FROM r.total) AS changed,
+           ob.priced_by IS NOT NULL AS was_priced
+    FROM rounded r
+    LEFT JOIN LATERAL jsonb_to_record(r.old_breakdown) AS ob(
+        stt numeric, llm numeric, tts numeric, telephony numeric, estimated boolean, priced_by text) ON true
 )
-SELECT (SELECT count(*) FROM updated) AS updated,
-       (SELECT count(*) FROM priced WHERE NOT unpriced) AS priced,
-       (SELECT count(*) FROM priced WHERE estimated AND NOT unpriced) AS estimated,
-       (SELECT count(*) FROM priced WHERE unpriced) AS unpriced
+SELECT id, started_at, estimated, unpriced, total, changed,
+       CASE WHEN changed THEN jsonb_build_object(
+           'stt', stt6, 'llm', llm6, 'tts', tts6, 'telephony', telephony6,
+           'estimated', estimated, 'priced_by', CAST(:source AS text),
+           'reported_total_usd', CASE WHEN was_priced THEN old_breakdown -> 'reported_total_usd'
+                                      ELSE to_jsonb(old_total) END) END AS breakdown
+FROM compared
+WHERE changed OR unpriced OR estimated  -- the rest needs no write and no counting beyond call_costs_volume.sql

@@ -1,7 +1,8 @@
 -- What changed since :since that daily_stats must follow: per local day (time zone :tz), the newest
--- time a call of that day was ingested (or re-delivered), scored, or had its metrics derived. Read
--- through the indexes on calls.ingested_at, calls.scored_at and call_metrics.computed_at, so the
--- cost follows the changes, not the size of the table.
+-- time a call of that day was ingested (or re-delivered), scored, had its metrics derived, or was
+-- rewritten by a batch (re-priced: call_changes). Read through the indexes on calls.ingested_at,
+-- calls.scored_at, call_metrics.computed_at and call_changes.changed_at, so the cost follows the
+-- changes, not the size of the table.
 SELECT (started_at AT TIME ZONE :tz)::date AS d, max(stamp) AS changed_at
 FROM (
     SELECT started_at, ingested_at AS stamp FROM calls WHERE ingested_at > :since
@@ -9,6 +10,8 @@ FROM (
     SELECT started_at, scored_at FROM calls WHERE scored_at > :since
     UNION ALL
     SELECT started_at, computed_at FROM call_metrics WHERE computed_at > :since
+    UNION ALL
+    SELECT started_at, changed_at FROM call_changes WHERE changed_at > :since
 ) x
 WHERE started_at >= :start AND started_at < :end
 GROUP BY 1
