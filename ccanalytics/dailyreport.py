@@ -129,14 +129,16 @@ class DailyReport:
 
     def summary_text(self) -> str:
         """The headline as plain Russian text (Telegram message, e-mail body), without a title."""
-        lines = []
-        for h in self.headline:
-            lines.append(f"• {h.title}: {h.formatted()} ({h.delta_text(h.prev, 'к вчера')})")
-        if self.alerts:
-            lines.append(f"Алертов за день: {len(self.alerts)}")
-        if self.findings:
-            lines.append(f"Найдено проблем: {len(self.findings)}")
-        return "\n".join(lines)
+        return _summary_text(self.headline, len(self.alerts), len(self.findings))
+
+
+def _summary_text(headline: tuple[Headline, ...], alerts: int, findings: int) -> str:
+    lines = [f"• {h.title}: {h.formatted()} ({h.delta_text(h.prev, 'к вчера')})" for h in headline]
+    if alerts:
+        lines.append(f"Алертов за день: {alerts}")
+    if findings:
+        lines.append(f"Найдено проблем: {findings}")
+    return "\n".join(lines)
 
 
 def _headline(day: metrics.Summary, prev: metrics.Summary, week: metrics.Summary) -> tuple[Headline, ...]:
@@ -258,6 +260,29 @@ def _alerts(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def _summaries(engine: Engine, day: date, tz: str) -> tuple[metrics.Summary, metrics.Summary, metrics.Summary]:
+    """The day, the day before, and the 7 days before the day."""
+    prev_day = day - timedelta(days=1)
+    return (
+        metrics.summary(engine, day, day, tz=tz),
+        metrics.summary(engine, prev_day, prev_day, tz=tz),
+        metrics.summary(engine, day - timedelta(days=WEEK_DAYS), prev_day, tz=tz),
+    )
+
+
+def summary_text(engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ) -> str:
+    """``build(...).summary_text()`` without building the rest of the report (the message that goes
+    with a delivered report)."""
+    day = timeutil.to_date(day, tz)
+    start, end = timeutil.period_bounds(day, day, tz)
+    with engine.connect() as conn:
+        alerts = len(_alerts(conn, start, end))
+        findings = conn.execute(
+            sa.text("SELECT count(*) FROM quality_findings WHERE day = :day"), {"day": day}
+        ).scalar()
+    return _summary_text(_headline(*_summaries(engine, day, tz)), alerts, findings)
+
+
 def build(
     engine: Engine,
     day: date | str,
@@ -268,11 +293,8 @@ def build(
 ) -> DailyReport:
     """Everything the daily report shows for the Kyiv day ``day``."""
     day = timeutil.to_date(day, tz)
-    prev_day = day - timedelta(days=1)
-    week_first, week_last = day - timedelta(days=WEEK_DAYS), prev_day
-    summary = metrics.summary(engine, day, day, tz=tz)
-    prev = metrics.summary(engine, prev_day, prev_day, tz=tz)
-    week = metrics.summary(engine, week_first, week_last, tz=tz)
+    week_first, week_last = day - timedelta(days=WEEK_DAYS), day - timedelta(days=1)
+    summary, prev, week = _summaries(engine, day, tz)
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
         latency = _latency(conn, start, end)

@@ -104,7 +104,7 @@ def run(
     env = {**settings_env(settings), "CCA_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env)
     if kind == "daily":
-        summary = dailyreport.build(engine, day, tz=tz, admin_url=settings.admin_base_url).summary_text()
+        summary = dailyreport.summary_text(engine, day, tz=tz)
     elif kind == "problems":
         summary = _problems_summary(engine, first, last, tz, thresholds or problemcalls.Thresholds())
     else:

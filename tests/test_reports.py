@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import DEMO_END
 from fakechannels import FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics import reporting
+from ccanalytics import dailyreport, reporting
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.errors import DeliveryError
@@ -89,8 +89,9 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
     assert f'href="https://admin.shop.example/calls/{worst}"' in html  # worst call links to the admin
     assert "A/B-тест «" in text  # the demo's running test
     assert "10:00 сработал Переводов 62 % за час" in text  # alerts fired that day
-    # the summary sent with the report carries the same headline
-    assert f"Звонков: {calls} (к вчера:" in run.summary
+    # the summary sent with the report carries the same headline, alert and finding counts as the report
+    assert f"Звонков: {calls} (к вчера:" in run.summary and "Алертов за день: " in run.summary
+    assert run.summary == dailyreport.build(demo_engine, DAY).summary_text()
 
 
 def test_problem_calls_procedure_finds_groups_and_records_a_decision(demo_url, demo_engine, tmp_path):
