@@ -40,7 +40,7 @@ def can_write() -> bool:
 
 
 def audit(action: str, object_type: str, object_id: Any, details: dict[str, Any] | None = None) -> None:
-    from .api import clean
+    from .apiparams import clean
 
     auth.audit(get_engine(), actor(), action, object_type, object_id, clean(details or {}))
 

@@ -1,0 +1,282 @@
+"""Request declarations and answers of the JSON API (webapp/api.py): query parameters (``@query``)
+and JSON bodies (``@json_body``) parsed and validated strictly — unknown or repeated parameters, bad
+dates, ids and JSON are InvalidArgument (400) — and described for the OpenAPI document
+(webapp/openapi.py); ``ok``/``clean`` make answers JSON-ready."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import uuid
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import request
+
+from ccanalytics.errors import InvalidArgument, PayloadTooLarge
+
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
+MAX_ID = 2**63 - 1
+LABEL = re.compile(r"^[a-z][a-z0-9_\-]{0,99}@v[0-9]{1,9}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_INT = re.compile(r"^[+-]?[0-9]{1,18}$")
+_FLOAT = re.compile(r"^[+-]?([0-9]{1,10}(\.[0-9]{0,12})?|\.[0-9]{1,12})$")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+# ------------------------------------------------------------------------------ parameter declarations
+@dataclass(frozen=True)
+class Param:
+    """One query parameter: how to parse and validate it, and how the OpenAPI document shows it."""
+
+    name: str
+    kind: str  # date | bool | int | float | text | enum | uuid
+    description: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    repeated: bool = False
+    max_length: int = 100
+    required: bool = False
+
+    def parse(self, values: list[str]) -> Any:
+        if not values:
+            if self.required:
+                raise InvalidArgument(f"query parameter {self.name} is required")
+            return [] if self.repeated else self.default
+        if len(values) > 1 and not self.repeated:
+            raise InvalidArgument(f"query parameter {self.name} is given more than once")
+        if self.repeated and len(values) > 20:
+            raise InvalidArgument(f"query parameter {self.name} is given more than 20 times")
+        parsed = [self._one(v) for v in values]
+        return parsed if self.repeated else parsed[0]
+
+    def _one(self, raw: str) -> Any:
+        name = self.name
+        if len(raw) > max(self.max_length, 40) or "\x00" in raw:
+            raise InvalidArgument(f"{name}: too long or contains a NUL character")
+        value = raw.strip()
+        if self.kind == "date":
+            if not _DATE.match(value):
+                raise InvalidArgument(f"{name} must be a date YYYY-MM-DD, not {raw[:40]!r}")
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                raise InvalidArgument(f"{name} is not a calendar date: {raw[:40]!r}") from None
+            if not MIN_DATE <= day <= MAX_DATE:
+                raise InvalidArgument(f"{name} must be between {MIN_DATE} and {MAX_DATE}")
+            return day
+        if self.kind == "bool":
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise InvalidArgument(f"{name} must be true or false, not {raw[:40]!r}")
+        if self.kind in ("int", "float"):
+            pattern = _INT if self.kind == "int" else _FLOAT
+            if not pattern.match(value):
+                raise InvalidArgument(f"{name} must be a{'n integer' if self.kind == 'int' else ' number'}")
+            number: int | float = int(value) if self.kind == "int" else float(value)
+            if (self.minimum is not None and number < self.minimum) or (
+                self.maximum is not None and number > self.maximum
+            ):
+                raise InvalidArgument(f"{name} must be between {self.minimum:g} and {self.maximum:g}")
+            return number
+        if self.kind == "enum":
+            if value not in self.choices:
+                raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}, not {raw[:40]!r}")
+            return value
+        if self.kind == "uuid":
+            return parse_uuid(value, name)
+        if not value:
+            raise InvalidArgument(f"{name} must not be empty")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of this parameter."""
+        base: dict[str, Any] = {
+            "date": {"type": "string", "format": "date"},
+            "bool": {"type": "boolean"},
+            "int": {"type": "integer"},
+            "float": {"type": "number"},
+            "text": {"type": "string", "maxLength": self.max_length},
+            "enum": {"type": "string", "enum": list(self.choices)},
+            "uuid": {"type": "string", "format": "uuid"},
+        }[self.kind]
+        if self.minimum is not None:
+            base["minimum"] = self.minimum
+        if self.maximum is not None:
+            base["maximum"] = self.maximum
+        if self.default is not None:
+            base["default"] = self.default
+        return {"type": "array", "items": base} if self.repeated else base
+
+
+@dataclass(frozen=True)
+class BodyField:
+    """One field of a JSON object body."""
+
+    kind: str  # string | boolean | integer | number | object | array | id (integer id or label)
+    description: str
+    required: bool = False
+    nullable: bool = False
+    max_length: int | None = None
+    choices: tuple[str, ...] = ()
+    items: dict[str, Any] = field(default_factory=dict)  # OpenAPI schema of array items
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None:
+            if self.nullable or not self.required:
+                return None
+            raise InvalidArgument(f"{name} must not be null")
+        ok = {
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "object": isinstance(value, dict),
+            "array": isinstance(value, list),
+        }[self.kind]
+        if not ok:
+            raise InvalidArgument(f"{name} must be {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}")
+        if self.kind == "number" and not math.isfinite(value):
+            raise InvalidArgument(f"{name} must be a finite number")
+        if self.kind == "string":
+            if self.max_length is not None and len(value) > self.max_length:
+                raise InvalidArgument(f"{name} must have at most {self.max_length:,} characters")
+            if "\x00" in value:
+                raise InvalidArgument(f"{name} contains a NUL character")
+            if self.choices and value not in self.choices:
+                raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "description": self.description}
+        if self.kind == "array" and self.items:
+            out["items"] = self.items
+        if self.max_length is not None:
+            out["maxLength"] = self.max_length
+        if self.choices:
+            out["enum"] = list(self.choices)
+        if self.nullable:
+            out["type"] = [self.kind, "null"]
+        return out
+
+
+def query(*params: Param):
+    """Declare the view's query parameters: unknown ones are refused; the view gets ``q``."""
+    names = {p.name for p in params}
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            unknown = sorted(set(request.args) - names)
+            if unknown:
+                shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+                raise InvalidArgument(f"unknown query parameter {shown}", details={"allowed": sorted(names)})
+            q = {p.name: p.parse(request.args.getlist(p.name)) for p in params}
+            return view(q=q, **kwargs)
+
+        wrapper._cca_params = params  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def json_body(fields: dict[str, BodyField], *, optional: bool = False):
+    """Declare the view's JSON object body: unknown, missing or mistyped fields are refused; the view
+    gets ``b``. With ``optional`` an empty body means ``{}``."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            body = read_json(allow_empty=optional)
+            if body is None:
+                body = {}
+            if not isinstance(body, dict):
+                raise InvalidArgument("the JSON body must be an object")
+            unknown = sorted(set(body) - set(fields))
+            if unknown:
+                shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+                raise InvalidArgument(f"unknown field {shown}", details={"allowed": sorted(fields)})
+            missing = [n for n, f in fields.items() if f.required and n not in body]
+            if missing:
+                raise InvalidArgument(f"missing field {', '.join(missing)}")
+            b = {n: f.check(n, body.get(n)) for n, f in fields.items()}
+            return view(b=b, **kwargs)
+
+        wrapper._cca_body = (fields, optional)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def read_json(*, allow_empty: bool = False, limit: int = 1024 * 1024) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit:,} bytes")
+    try:
+        request.max_content_length = limit  # Flask ≥ 3.1: also bounds chunked bodies while reading
+    except AttributeError:  # pragma: no cover - Flask 3.0
+        pass
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise InvalidArgument("a JSON body is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidArgument("the request body is not valid JSON") from None
+
+
+def parse_uuid(value: str, name: str = "call_id") -> uuid.UUID:
+    try:
+        if len(value) > 64:
+            raise ValueError
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be a UUID, not {value[:40]!r}") from None
+
+
+def parse_id(value: str, name: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+        raise InvalidArgument(f"{name} must be a positive integer id, not {value[:40]!r}")
+    return int(value)
+
+
+def parse_version_ref(value: str) -> int | str:
+    """A prompt version by id (``12``) or label (``tire_agent@v3``)."""
+    if value.isascii() and value.isdigit():
+        return parse_id(value, "version id")
+    if LABEL.match(value):
+        return value
+    raise InvalidArgument(f"a prompt version is an id or a label like tire_agent@v3, not {value[:40]!r}")
+
+
+# ---------------------------------------------------------------------------------------- answers
+def clean(value: Any) -> Any:
+    """JSON-ready: ISO dates, no NaN/infinity (null), UUIDs and Decimals converted, dataclasses as dicts."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return clean(float(value))
+    if is_dataclass(value) and not isinstance(value, type):
+        return clean(value.to_dict() if hasattr(value, "to_dict") else asdict(value))
+    return value
+
+
+def ok(data: Any, status: int = 200):
+    return {"data": clean(data)}, status
