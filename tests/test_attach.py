@@ -19,7 +19,7 @@ from factories import make_call
 from sqlalchemy.engine import make_url
 
 import ccanalytics.cli_db  # noqa: F401 (registers `db check` until ccanalytics.cli imports it)
-from ccanalytics import attach, auth, dailyreport, datalake, journal, metrics, partitions
+from ccanalytics import attach, auth, dailyreport, datalake, journal, metrics, partitions, schemacheck
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine, resolve_url
@@ -385,7 +385,7 @@ def test_an_interrupted_attach_completes_on_the_next_run(cp_engine, stop_after):
     assert not status(cp_engine).up_to_date
     # a concurrent index build that was killed leaves an INVALID index under the name attach gives it
     # (for started_at: the variant name, as the call processor's own index took the plain one)
-    started_ix = attach.Index("calls", "calls_started_at_idx", False, "USING btree (started_at, id)")
+    started_ix = schemacheck.Index("calls", "calls_started_at_idx", False, "USING btree (started_at, id)")
     variant = attach._names("calls_y2026m12_started_at_idx", started_ix)[1]
     leftovers = {
         "calls_y2026m12_transferred_idx": "(started_at) WHERE transferred_to_operator",
@@ -679,4 +679,4 @@ def test_read_only_setting_makes_sessions_read_only(cp_engine):
     ],
 )
 def test_type_fit(expected, found, fit):
-    assert attach.type_fit(expected, found) == fit
+    assert schemacheck.type_fit(expected, found) == fit
