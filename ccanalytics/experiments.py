@@ -173,9 +173,10 @@ SELECT t.id, t.test_name, t.prompt_name, t.status, t.salt, t.goal_metric, t.excl
        t.variant_b_id, t.traffic_b,
        (SELECT coalesce(jsonb_agg(jsonb_build_array(v.variant, v.version_id, pv.label, v.weight)
                                   ORDER BY v.variant), '[]')
-          FROM prompt_ab_variants v JOIN prompt_versions pv ON pv.id = v.version_id WHERE v.test_id = t.id) AS variants,
-       (SELECT label FROM prompt_versions WHERE id = t.variant_a_id) AS label_a,
-       (SELECT label FROM prompt_versions WHERE id = t.variant_b_id) AS label_b
+          FROM prompt_ab_variants v JOIN cca_prompt_versions pv ON pv.id = v.version_id
+         WHERE v.test_id = t.id) AS variants,
+       (SELECT label FROM cca_prompt_versions WHERE id = t.variant_a_id) AS label_a,
+       (SELECT label FROM cca_prompt_versions WHERE id = t.variant_b_id) AS label_b
 FROM prompt_ab_tests t
 """
 

@@ -93,7 +93,7 @@ def create_version(
         # serialise version numbering per name
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": name})
         number = conn.execute(
-            sa.text("SELECT coalesce(max(version), 0) + 1 FROM prompt_versions WHERE name = :n"), {"n": name}
+            sa.text("SELECT coalesce(max(version), 0) + 1 FROM cca_prompt_versions WHERE name = :n"), {"n": name}
         ).scalar_one()
         row = conn.execute(
             sa.text(
@@ -122,9 +122,13 @@ def get_version(engine: Engine, version_id: int | str) -> PromptVersion:
     """A version by id or by label (``tire_agent@v3``)."""
     with engine.connect() as conn:
         if isinstance(version_id, str) and not version_id.isdigit():
-            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE label = :l"), {"l": version_id})
+            row = conn.execute(
+                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE label = :l"), {"l": version_id}
+            )
         else:
-            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE id = :i"), {"i": int(version_id)})
+            row = conn.execute(
+                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :i"), {"i": int(version_id)}
+            )
         found = row.one_or_none()
     if found is None:
         raise NotFound(f"prompt version {version_id} does not exist")
@@ -135,7 +139,7 @@ def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT {_COLUMNS} FROM prompt_versions WHERE CAST(:n AS text) IS NULL OR name = :n "
+                f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE CAST(:n AS text) IS NULL OR name = :n "
                 "ORDER BY name, version DESC"
             ),
             {"n": name},
@@ -146,7 +150,7 @@ def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion
 def active_version(engine: Engine, name: str) -> PromptVersion | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM prompt_versions WHERE name = :n AND is_active"), {"n": name}
+            sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE name = :n AND is_active"), {"n": name}
         ).one_or_none()
     return _row(row) if row else None
 

@@ -17,15 +17,17 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import make_call
 from sqlalchemy.engine import make_url
+from test_auth import logged_in, make_app
 
 import ccanalytics.cli_db  # noqa: F401 (registers `db check` until ccanalytics.cli imports it)
-from ccanalytics import attach, auth, dailyreport, datalake, journal, metrics, partitions, schemacheck
+from ccanalytics import attach, auth, dailyreport, datalake, journal, metrics, partitions, prompts, schemacheck
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine, resolve_url
 from ccanalytics.errors import MigrationError, WriteRefused
 from ccanalytics.ingest import ingest_records
 from ccanalytics.migrate import discover, migrate, status
+from ccanalytics.promptlib import PromptResolver
 from ccanalytics.sqlfiles import sql_dir
 from ccanalytics.store import connect
 
@@ -364,6 +366,45 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine):
             "SELECT count(*) FROM calls WHERE started_at >= '2026-10-31 22:00+00' AND started_at < '2026-11-30 22:00+00'",
         )
     )
+
+
+def test_the_call_processors_prompt_versions_work_after_attach(cp_engine):
+    """Their rows have no version number or label (attach never rewrites their data): they read as
+    version = id (label name@v<id>), and our next version of the prompt is numbered after theirs."""
+    migrate(cp_engine)
+    theirs = prompts.list_versions(cp_engine, "tire_agent")
+    assert [(v.id, v.version, v.label) for v in sorted(theirs, key=lambda v: v.id)] == [
+        (1, 1, "tire_agent@v1"),
+        (2, 2, "tire_agent@v2"),
+    ]
+    assert prompts.active_version(cp_engine, "tire_agent").id == 1
+    assert prompts.get_version(cp_engine, 2).system_prompt.startswith("Ти — ввічливий")
+    diff = prompts.diff_versions(cp_engine, 1, 2)
+    assert "tire_agent@v1" in diff.unified and "+Ти — ввічливий" in diff.unified
+    assert prompts.get_version(cp_engine, "tire_agent@v2").id == 2  # by label too
+    ours = prompts.create_version(cp_engine, "tire_agent", "Ти — уважний консультант.", author="analyst")
+    assert (ours.version, ours.label) == (3, "tire_agent@v3")
+    prompts.activate_version(cp_engine, ours.id, by="analyst")
+    assert prompts.active_version(cp_engine, "tire_agent").label == "tire_agent@v3"
+    with cp_engine.begin() as conn:  # the call processor adds another version of its own
+        theirs_next = conn.execute(
+            sa.text(
+                "INSERT INTO prompt_versions (name, system_prompt) VALUES ('tire_agent', 'Ти — новий.') RETURNING id"
+            )
+        ).scalar_one()
+    labels = [v.label for v in prompts.list_versions(cp_engine, "tire_agent")]
+    assert labels == [f"tire_agent@v{theirs_next}", "tire_agent@v3", "tire_agent@v2", "tire_agent@v1"]
+    prompts.activate_version(cp_engine, 2, by="analyst")  # back to one of theirs, by id
+    resolved = PromptResolver(cp_engine, ttl_seconds=0).resolve("tire_agent", caller_id="+380671112233")
+    # their running A/B test (version 1 against 2) answers, with labels for their rows
+    assert (
+        resolved.ab_test == "greeting"
+        and resolved.label == {"A": "tire_agent@v1", "B": "tire_agent@v2"}[resolved.variant]
+    )
+    admin = logged_in(make_app(cp_engine), cp_engine, "olena", "admin")  # the admin's prompt pages
+    page = admin.get("/prompts").get_data(as_text=True)
+    assert "tire_agent@v2" in page and f"tire_agent@v{theirs_next}" in page
+    assert admin.get("/prompts/tire_agent/v2").status_code == 200
 
 
 @pytest.mark.parametrize("stop_after", [1, 6, 30])
