@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, sqlfiles, timeutil
+from . import callmetrics, percentiles, sqlfiles, timeutil
 from .errors import InvalidArgument
 
 
@@ -216,7 +217,7 @@ def compute_daily_stats(
     return DailyStatsRun(first, last, len(in_range), days, derived)
 
 
-def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, str]:
+def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, str | None]:
     if not days:
         return {}
     params = {
@@ -225,49 +226,76 @@ def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, 
         "end": timeutil.day_start(days[-1] + timedelta(days=1), tz),
         "tz": tz,
     }
-    return {r.d: r.fingerprint for r in conn.execute(sa.text(sqlfiles.query("daily_fingerprints")), params)}
+    rows = conn.execute(sa.text(sqlfiles.query("daily_fingerprints")), params)
+    return {r.d: fingerprint(r.calls_print, r.metrics_print) for r in rows}
 
 
-PARALLEL_FROM_DAYS = 32  # from this many days, the call side and the latency side run on two connections
-WORK_MEM = "64MB"  # grouping sets and the customers' window sort in memory instead of spilling
+def fingerprint(calls_print: str | None, metrics_print: str | None) -> str | None:
+    """The stored fingerprint of a day from its calls' and its call_metrics' parts (None: no rows)."""
+    if calls_print is None and metrics_print is None:
+        return None
+    return hashlib.md5(f"{calls_print or ''}|{metrics_print or ''}".encode(), usedforsecurity=False).hexdigest()
+
+
+PARALLEL_FROM_DAYS = 32  # from this many days, the three queries run at once on their own connections
+WORK_MEM = "64MB"  # hash tables and the customers' window sort in memory instead of spilling
+# (query, planner settings) in the order they run on one connection. The call-side and latency
+# aggregates only group, and with no statistics on the local-day expressions the planner expects a
+# group per row and would sort every row: hashing is what they need (a few hundred groups a day).
+# The customers' window needs its sort.
+HASHED = {"enable_sort": "off"}
+QUERIES = (("daily_calls", HASHED), ("daily_latency", HASHED), ("daily_customers", {}))
+PERCENTILES = {"response_p50_ms": 0.5, "response_p95_ms": 0.95}
 
 
 def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, budget: float) -> list[dict]:
-    """The rows of ``days``: the call-side query and the call_metrics-side query, merged per day.
-    For long ranges the two run at once on two connections sharing one snapshot."""
+    """The rows of ``days``: the call-side, the call_metrics-side and the customers' queries, merged
+    per day. For long ranges the three run at once on their own connections sharing one snapshot
+    (they cost about the same; two cores are kept busy)."""
     lo = timeutil.day_start(days[0], tz)
     hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
     params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget}
-    calls_sql = [sa.text(sqlfiles.query("daily_calls")), sa.text(sqlfiles.query("daily_fingerprints"))]
-    other_sql = [sa.text(sqlfiles.query("daily_latency")), sa.text(sqlfiles.query("daily_customers"))]
     conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     if len(days) >= PARALLEL_FROM_DAYS:
         snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(_in_snapshot, engine, snapshot, other_sql, params)
-            parts = [dict(r) for q in calls_sql for r in conn.execute(q, params).mappings()]
-            parts += future.result()
+        with ThreadPoolExecutor(max_workers=len(QUERIES) - 1) as pool:
+            futures = [pool.submit(_in_snapshot, engine, snapshot, query, params) for query in QUERIES[1:]]
+            parts = _run(conn, QUERIES[0], params)
+            for future in futures:
+                parts += future.result()
     else:
-        parts = [dict(r) for q in calls_sql + other_sql for r in conn.execute(q, params).mappings()]
+        parts = [r for query in QUERIES for r in _run(conn, query, params)]
     merged: dict[date, dict] = {}
     for r in parts:
         merged.setdefault(r["d"], {"d": r["d"]}).update({k: v for k, v in r.items() if k != "d"})
     for row in merged.values():
-        if "fingerprint" in row:
-            row["source_fingerprint"] = row.pop("fingerprint")
+        row["source_fingerprint"] = fingerprint(row.pop("calls_print", None), row.pop("metrics_print", None))
+        replies = percentiles.parse_values(row.pop("response_ms", None))
+        row.update(zip(PERCENTILES, percentiles.percentile_cont(replies, list(PERCENTILES.values())), strict=True))
         # callers we cannot follow up (hidden number) count as resolved when not transferred
         row["first_contact_resolved"] = (row.pop("fcr_known", 0) or 0) + (row.pop("fcr_anonymous", 0) or 0)
     return [{**row, "d": d.isoformat()} for d, row in sorted(merged.items())]
 
 
-def _in_snapshot(engine: Engine, snapshot: str, statements: list[sa.TextClause], params: dict) -> list[dict]:
-    """Run ``statements`` on a second connection that sees exactly what the first one sees."""
+def _run(conn: sa.Connection, query: tuple[str, dict[str, str]], params: dict) -> list[dict]:
+    """Run a named query on ``conn`` with its planner settings (constants of this module)."""
+    name, settings = query
+    for key, value in settings.items():
+        conn.execute(sa.text(f"SET LOCAL {key} = '{value}'"))
+    rows = [dict(r) for r in conn.execute(sa.text(sqlfiles.query(name)), params).mappings()]
+    for key in settings:
+        conn.execute(sa.text(f"SET LOCAL {key} = DEFAULT"))
+    return rows
+
+
+def _in_snapshot(engine: Engine, snapshot: str, query: tuple[str, dict[str, str]], params: dict) -> list[dict]:
+    """Run ``query`` on another connection that sees exactly what the first one sees."""
     if not SNAPSHOT_ID.fullmatch(snapshot):  # SET TRANSACTION SNAPSHOT takes no bind parameter
         raise InvalidArgument(f"unexpected snapshot id {snapshot!r}")
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as other:
         other.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
         other.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-        rows = [dict(r) for statement in statements for r in other.execute(statement, params).mappings()]
+        rows = _run(other, query, params)
         other.rollback()
     return rows
 

@@ -265,8 +265,8 @@ def test_summary_weighted_and_buckets(engine):
         metrics.summaries(engine, "year", "2026-11-01", "2026-11-02")
 
 
-def test_long_range_runs_on_two_connections_with_one_snapshot(engine):
-    # 40 days: the call side and the latency side run concurrently on two connections
+def test_long_range_runs_on_three_connections_with_one_snapshot(engine):
+    # 40 days: the call side, the latency side and the customers run concurrently on three connections
     put(
         engine,
         make_call(started_at=utc(2026, 10, 20, 10), turns=dialogue(utc(2026, 10, 20, 10)), caller_id=None),

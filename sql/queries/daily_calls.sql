@@ -1,46 +1,63 @@
 -- Per local day (time zone :tz) of :days, whose calls start in [:start, :end): the call-side figures
--- of daily_stats, in one scan of the calls with grouping sets for the day totals and the breakdowns
--- (scenario, transfer reason, hour). Weighted: counts over counts of the day's calls.
--- (Customers' repeat calls and first-contact resolution: daily_customers.sql.)
-WITH c AS (
-    SELECT c.started_at AT TIME ZONE :tz AS lt, c.customer_id, c.duration_seconds, c.scenario,
-           c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.quality_score,
-           c.total_cost_usd
+-- of daily_stats and the calls' part of the day's fingerprint. Weighted: counts over counts of the
+-- day's calls. (Customers' repeat calls and first-contact resolution: daily_customers.sql.)
+--
+-- One scan of the calls, hashed into one group per local hour, scenario and transfer reason (a few
+-- hundred a day); the day totals and the breakdowns (scenario, transfer reason, hour) roll up from
+-- those groups, so no per-call work is repeated per breakdown. ccanalytics.metrics runs it with
+-- sorting disabled: without statistics on the local-day expression the planner expects one group
+-- per call and would sort every call instead of hashing them.
+--
+-- calls_print changes when a call of the day is added, removed, re-delivered, scored or costed:
+-- the number of calls, the newest ingested_at, and the XOR of a hash of each call's id, score and
+-- cost. Exact integers, so it does not depend on the order the rows are read in. It must stay the
+-- same expression as in daily_fingerprints.sql.
+WITH f AS MATERIALIZED (
+    SELECT date_trunc('hour', c.started_at AT TIME ZONE :tz)                        AS lh,
+           coalesce(c.scenario, 'unknown')                                          AS scenario,
+           CASE WHEN c.transferred_to_operator THEN coalesce(c.transfer_reason, 'unknown') END AS reason,
+           count(*)                                                                 AS n,
+           count(*) FILTER (WHERE c.transferred_to_operator)                        AS transferred,
+           sum(c.duration_seconds)                                                  AS sum_duration,
+           count(c.duration_seconds)                                                AS n_duration,
+           sum(c.quality_score)                                                     AS sum_quality,
+           count(c.quality_score)                                                   AS scored_calls,
+           sum(c.total_cost_usd)                                                    AS sum_cost,
+           count(c.total_cost_usd)                                                  AS costed_calls,
+           count(c.order_id)                                                        AS orders_created,
+           count(c.fitting_booking_id)                                              AS fittings_booked,
+           count(*) FILTER (WHERE c.customer_id IS NULL AND NOT c.transferred_to_operator) AS fcr_anonymous,
+           max(c.ingested_at)                                                       AS ingested_at,
+           bit_xor(uuid_hash_extended(c.id, hashfloat8extended(coalesce(c.quality_score, -1),
+                                                               hashfloat8extended(coalesce(c.total_cost_usd, -1), 0))))
+                                                                                    AS call_hash
     FROM calls c
     WHERE c.started_at >= :start AND c.started_at < :end
-),
-g AS (
-    SELECT lt::date AS d,
-           coalesce(scenario, 'unknown') AS scenario,
-           CASE WHEN transferred_to_operator THEN coalesce(transfer_reason, 'unknown') END AS reason,
-           extract(hour FROM lt)::int AS h,
-           GROUPING(coalesce(scenario, 'unknown'),
-                    CASE WHEN transferred_to_operator THEN coalesce(transfer_reason, 'unknown') END,
-                    extract(hour FROM lt)::int) AS grp,
-           count(*)                                                         AS n,
-           count(*) FILTER (WHERE transferred_to_operator)                  AS transferred,
-           sum(duration_seconds)::float8                                    AS sum_duration,
-           count(duration_seconds)                                          AS n_duration,
-           sum(quality_score)::float8                                       AS sum_quality,
-           count(quality_score)                                             AS scored_calls,
-           coalesce(sum(total_cost_usd), 0)::float8                         AS total_cost_usd,
-           count(total_cost_usd)                                            AS costed_calls,
-           count(order_id)                                                  AS orders_created,
-           count(fitting_booking_id)                                        AS fittings_booked,
-           count(*) FILTER (WHERE customer_id IS NULL AND NOT transferred_to_operator) AS fcr_anonymous
-    FROM c
-    GROUP BY GROUPING SETS (
-        (lt::date),
-        (lt::date, coalesce(scenario, 'unknown')),
-        (lt::date, CASE WHEN transferred_to_operator THEN coalesce(transfer_reason, 'unknown') END),
-        (lt::date, extract(hour FROM lt)::int))
+    GROUP BY 1, 2, 3
 ),
 days AS (
-    SELECT g.d, g.n AS total_calls, g.n - g.transferred AS resolved_by_bot, g.transferred,
-           g.sum_duration / nullif(g.n_duration, 0) AS avg_duration_seconds,
-           g.sum_quality / nullif(g.scored_calls, 0) AS avg_quality_score, g.scored_calls,
-           g.total_cost_usd, g.costed_calls, g.orders_created, g.fittings_booked, g.fcr_anonymous
-    FROM g WHERE grp = 7
+    SELECT lh::date AS d,
+           sum(n)::int                                                 AS total_calls,
+           sum(n - transferred)::int                                   AS resolved_by_bot,
+           sum(transferred)::int                                       AS transferred,
+           sum(sum_duration)::float8 / nullif(sum(n_duration), 0)::float8 AS avg_duration_seconds,
+           sum(sum_quality) / nullif(sum(scored_calls), 0)::float8     AS avg_quality_score,
+           sum(scored_calls)::int                                      AS scored_calls,
+           coalesce(sum(sum_cost), 0)                                  AS total_cost_usd,
+           sum(costed_calls)::int                                      AS costed_calls,
+           sum(orders_created)::int                                    AS orders_created,
+           sum(fittings_booked)::int                                   AS fittings_booked,
+           sum(fcr_anonymous)::int                                     AS fcr_anonymous,
+           concat_ws(':', sum(n), extract(epoch FROM max(ingested_at)), bit_xor(call_hash)) AS calls_print
+    FROM f
+    GROUP BY 1
+),
+g AS (
+    SELECT lh::date AS d, scenario, reason, date_part('hour', lh)::int AS h,
+           GROUPING(scenario, reason, date_part('hour', lh)::int) AS grp,
+           sum(n)::int AS n, sum(transferred)::int AS transferred
+    FROM f
+    GROUP BY GROUPING SETS ((lh::date, scenario), (lh::date, reason), (lh::date, date_part('hour', lh)::int))
 ),
 breakdowns AS (
     SELECT d,
@@ -50,7 +67,7 @@ breakdowns AS (
            coalesce(jsonb_object_agg(reason, n) FILTER (WHERE grp = 5 AND reason IS NOT NULL), '{}')
                                                                                              AS transfer_reasons,
            coalesce(jsonb_object_agg(h, n) FILTER (WHERE grp = 6), '{}')                        AS hourly_distribution
-    FROM g WHERE grp <> 7
+    FROM g
     GROUP BY d
 )
 SELECT days.*, b.scenario_breakdown, b.scenario_transfers, b.transfer_reasons, b.hourly_distribution

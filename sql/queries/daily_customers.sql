@@ -3,13 +3,25 @@
 --
 -- Repeat call: the same customer called within the 7 days before. First-contact resolution: the bot
 -- resolved the call and the customer did not call again within 7 days. (Calls with a hidden number
--- count as resolved when not transferred: daily_calls.sql adds them.)
+-- count as resolved when not transferred: daily_calls.sql adds them.) The window is
+-- cca_customer_neighbours (migration 002) written out, with the previous call's local day carried
+-- along so that each call's day is computed once.
 SELECT d,
-       count(*) FILTER (WHERE prev_at IS NULL OR (prev_at AT TIME ZONE :tz)::date <> d)      AS unique_callers,
+       count(*) FILTER (WHERE prev_d IS DISTINCT FROM d)                                     AS unique_callers,
        count(*) FILTER (WHERE prev_at >= started_at - interval '7 days')                    AS repeat_calls_7d,
        count(*) FILTER (WHERE NOT transferred_to_operator
                           AND (next_at IS NULL OR next_at > started_at + interval '7 days')) AS fcr_known
-FROM (SELECT n.*, (n.started_at AT TIME ZONE :tz)::date AS d
-      FROM cca_customer_neighbours(:start, :end) n) x
+FROM (
+    SELECT started_at, transferred_to_operator, d,
+           lag(started_at) OVER w  AS prev_at,
+           lag(d) OVER w           AS prev_d,
+           lead(started_at) OVER w AS next_at
+    FROM (SELECT id, customer_id, started_at, transferred_to_operator, (started_at AT TIME ZONE :tz)::date AS d
+          FROM calls
+          WHERE customer_id IS NOT NULL
+            AND started_at >= CAST(:start AS timestamptz) - interval '7 days'
+            AND started_at < CAST(:end AS timestamptz) + interval '7 days') c
+    WINDOW w AS (PARTITION BY customer_id ORDER BY started_at, id)
+) x
 WHERE started_at >= :start AND started_at < :end AND d = ANY(CAST(:days AS date[]))
 GROUP BY d

@@ -1,15 +1,26 @@
--- One fingerprint per local day (time zone :tz) of :days, over the calls that started in
--- [:start, :end): it changes when a call of that day is added, removed, re-delivered, scored, costed,
--- or its derived metrics are recomputed. Stored with the day's statistics; ccanalytics.metrics
--- recomputes a day whose calls show recent changes only when its fingerprint moved.
--- Sums are numeric, not float: a float sum depends on the order of addition (parallel plans), and
--- the fingerprint must not change when the data did not.
-SELECT (c.started_at AT TIME ZONE :tz)::date AS d,
-       md5(concat_ws(':', count(*), max(c.ingested_at), sum(c.quality_score::numeric), count(c.quality_score),
-                     sum(c.total_cost_usd::numeric), count(c.total_cost_usd), max(m.computed_at),
-                     sum(hashtextextended(c.id::text, 0)))) AS fingerprint
-FROM calls c
-LEFT JOIN call_metrics m ON m.call_id = c.id
-WHERE c.started_at >= :start AND c.started_at < :end
-  AND (c.started_at AT TIME ZONE :tz)::date = ANY(CAST(:days AS date[]))
-GROUP BY 1
+-- The two parts of the fingerprint of each local day (time zone :tz) of :days, over the calls and
+-- the call_metrics that started in [:start, :end): calls_print (daily_calls.sql) changes when a call
+-- of that day is added, removed, re-delivered, scored or costed; metrics_print (daily_latency.sql)
+-- when the day's derived metrics are recomputed or removed. ccanalytics.metrics stores their hash
+-- with the day's statistics and recomputes a day whose calls show recent changes only when it moved.
+-- The expressions must stay the same as in those two queries, which compute the parts of a full run.
+WITH c AS (
+    SELECT (started_at AT TIME ZONE :tz)::date AS d,
+           concat_ws(':', count(*), extract(epoch FROM max(ingested_at)),
+                     bit_xor(uuid_hash_extended(id, hashfloat8extended(coalesce(quality_score, -1),
+                                                                       hashfloat8extended(coalesce(total_cost_usd, -1), 0)))))
+               AS calls_print
+    FROM calls
+    WHERE started_at >= :start AND started_at < :end
+    GROUP BY 1
+),
+m AS (
+    SELECT (started_at AT TIME ZONE :tz)::date AS d,
+           concat_ws(':', count(*), extract(epoch FROM max(computed_at))) AS metrics_print
+    FROM call_metrics
+    WHERE started_at >= :start AND started_at < :end
+    GROUP BY 1
+)
+SELECT d, c.calls_print, m.metrics_print
+FROM c FULL JOIN m USING (d)
+WHERE d = ANY(CAST(:days AS date[]))

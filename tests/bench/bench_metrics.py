@@ -187,12 +187,13 @@ ingestion and per-call metric derivation, replicated in SQL with new call ids fo
 year; load stamps aged by a day as in production). Targets: full daily_stats recompute < 3 s, one day
 incremental < 100 ms, `/metrics` scrape < 50 ms with demo data.
 
-The full recompute runs the call side (one scan with grouping sets, the customers' window pass)
-and the call_metrics side (signal sums and exact per-reply response percentiles) on two connections
-sharing one snapshot. The exact percentiles alone sort ~{n_calls * 5 / 1e6:.1f}M reply latencies
-(about 2 s on these 2 cores); the target is not met while daily percentiles stay exact — see
-docs/metrics.md. The incremental path, which the scheduler runs, reads the change indexes and
-recomputes only changed days.
+The full recompute runs three queries at once on three connections sharing one snapshot: the call
+side (one scan of the calls hashed into a group per local hour, scenario and transfer reason, from
+which the day totals, breakdowns and fingerprint roll up), the customers' window pass, and the
+call_metrics side (signal sums, and each day's replies as one text of integers from which
+ccanalytics.percentiles selects the exact p50/p95 with percentile_cont's interpolation instead of
+sorting ~{n_calls * 5 / 1e6:.1f}M reply latencies row by row in SQL) — see docs/metrics.md. The
+incremental path, which the scheduler runs, reads the change indexes and recomputes only changed days.
 
 | Measurement | Result |
 |---|---|
