@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 OnConflict = Literal["replace", "ignore", "error"]
 _LOCK_CLASS = 0x63636169  # "ccai": advisory-lock namespace for call ids
+_CUSTOMER_LOCK_CLASS = 0x63636375  # "cccu": advisory-lock namespace for customers (by phone)
 _DB_ERRORS = (sa.exc.DBAPIError, psycopg.Error)
 MAX_REJECTS_KEPT = 1000  # rejects kept in memory by ingest_file; the reject file has them all
 
@@ -357,8 +358,9 @@ def _write(
         row.id: row
         for row in conn.execute(
             sa.text(
-                "SELECT id, started_at, ended_at, customer_id, payload_sha256 FROM calls "
-                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+                "SELECT id, started_at, ended_at, customer_id, payload_sha256, "
+                "(SELECT phone FROM customers c WHERE c.id = calls.customer_id) AS customer_phone "
+                "FROM calls WHERE id = ANY(CAST(:ids AS uuid[]))"
             ),
             {"ids": ids},
         )
@@ -391,6 +393,12 @@ def _write(
 
     partitions.ensure_months(conn, {month for call in to_write for month in call.months})
 
+    # serialise writers of the same customers until commit: their counters are recomputed from the
+    # calls, and a concurrent transaction's recount would not see this one's calls (two deliveries
+    # for one caller at once used to leave total_calls one short). Taken after the call-id locks,
+    # in key order, by every writer: no deadlock.
+    phones = {c.caller_id for c in to_write if c.caller_id} | {r.customer_phone for r in replaced if r.customer_phone}
+    _advisory_locks(conn, _CUSTOMER_LOCK_CLASS, _array(sorted(phones)))
     affected_customers: set[int] = set()
     if replaced:
         _delete_calls(conn, replaced)
