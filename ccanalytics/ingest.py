@@ -354,13 +354,16 @@ def _write(
     if problems:
         return result, problems
 
+    # one primary-key probe per id and partition. With id = ANY(...) the planner scans partitions it
+    # believes small, and during a load they are: 25 % of a 181k-call load went to this lookup,
+    # growing with every batch. OFFSET 0 keeps the subquery a probe per id.
     existing = {
         row.id: row
         for row in conn.execute(
             sa.text(
-                "SELECT id, started_at, ended_at, customer_id, payload_sha256, "
-                "(SELECT phone FROM customers c WHERE c.id = calls.customer_id) AS customer_phone "
-                "FROM calls WHERE id = ANY(CAST(:ids AS uuid[]))"
+                "SELECT k.*, (SELECT phone FROM customers c WHERE c.id = k.customer_id) AS customer_phone "
+                "FROM unnest(CAST(:ids AS uuid[])) AS x(id) CROSS JOIN LATERAL ("
+                "SELECT id, started_at, ended_at, customer_id, payload_sha256 FROM calls WHERE id = x.id OFFSET 0) k"
             ),
             {"ids": ids},
         )
