@@ -406,8 +406,8 @@ def _write(
     if replaced:
         _delete_calls(conn, replaced)
         affected_customers.update(r.customer_id for r in replaced if r.customer_id is not None)
-    customer_ids = _upsert_customers(conn, to_write)
-    affected_customers.update(customer_ids.values())
+    customer_ids, new_customers = _upsert_customers(conn, to_write)
+    affected_customers.update(cid for cid in customer_ids.values() if cid not in new_customers)
 
     call_lines = []
     for call in to_write:
@@ -511,23 +511,42 @@ def _delete_calls(conn: sa.Connection, old_rows: list[Any]) -> None:
     conn.execute(sa.text("DELETE FROM calls WHERE id = ANY(:ids)"), params)
 
 
-def _upsert_customers(conn: sa.Connection, calls: list[PreparedCall]) -> dict[str, int]:
+def _upsert_customers(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[dict[str, int], set[int]]:
+    """Customer ids by phone, and the ids of the customers inserted now. A new customer's calls are
+    exactly this batch's calls of that phone (the phone lock keeps other writers out), so it is
+    inserted with its counters; existing customers are recounted from their calls afterwards."""
     names: dict[str, str | None] = {}
+    counts: dict[str, list] = {}  # phone -> [calls, first started_at, last started_at] (UTC text)
     for call in calls:
         if call.caller_id:
             name = call.customer_name
             if name or call.caller_id not in names:
                 names[call.caller_id] = name or names.get(call.caller_id)
+            stats = counts.get(call.caller_id)
+            if stats is None:
+                counts[call.caller_id] = [1, call.started_utc, call.started_utc]
+            else:
+                stats[0] += 1
+                stats[1] = min(stats[1], call.started_utc)
+                stats[2] = max(stats[2], call.started_utc)
     if not names:
-        return {}
+        return {}, set()
     params = {"phones": _array(names), "names": _array(names.values())}
-    conn.execute(
-        sa.text(
-            "INSERT INTO customers (phone, name) "
-            "SELECT p, n FROM unnest(CAST(:phones AS varchar[]), CAST(:names AS varchar[])) AS t(p, n) "
-            "ON CONFLICT (phone) DO NOTHING"
-        ),
-        params,
+    new_customers = set(
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (phone, name, total_calls, first_call_at, last_call_at) "
+                "SELECT * FROM unnest(CAST(:phones AS varchar[]), CAST(:names AS varchar[]), "
+                "CAST(:counts AS integer[]), CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[])) "
+                "ON CONFLICT (phone) DO NOTHING RETURNING id"
+            ),
+            {
+                **params,
+                "counts": _array(counts[p][0] for p in names),
+                "firsts": _array(counts[p][1] for p in names),
+                "lasts": _array(counts[p][2] for p in names),
+            },
+        ).scalars()
     )
     conn.execute(
         sa.text(
@@ -546,7 +565,7 @@ def _upsert_customers(conn: sa.Connection, calls: list[PreparedCall]) -> dict[st
         ),
         params,
     )
-    return {phone: cid for phone, cid in rows}
+    return {phone: cid for phone, cid in rows}, new_customers
 
 
 def _refresh_customer_totals(conn: sa.Connection, customer_ids: set[int]) -> None:

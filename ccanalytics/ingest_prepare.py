@@ -79,6 +79,7 @@ class PreparedCall(NamedTuple):
     """A validated call as COPY text plus what the writer needs to know about it."""
 
     call_id: uuid.UUID
+    started_utc: str  # started_at in UTC, ISO 8601 with microseconds: compares as text
     months: tuple[date, ...]  # UTC months of the call, its turns and tool calls (partitions needed)
     caller_id: str | None
     customer_name: str | None  # stripped; None when absent or blank
@@ -185,6 +186,7 @@ def prepare(valid: ValidCall, record: int | str = 0) -> PreparedCall | RecordPro
     name = log.customer_name.strip() if log.customer_name else None
     return PreparedCall(
         call_id=log.call_id,
+        started_utc=log.started_at.astimezone(UTC).isoformat(timespec="microseconds"),
         months=tuple(sorted(months)),
         caller_id=valid.caller_id,
         customer_name=name or None,

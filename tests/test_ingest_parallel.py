@@ -59,6 +59,22 @@ def snapshot(engine, tables=SNAPSHOT):
         return {t: [tuple(r) for r in conn.execute(sa.text(tables[t]))] for t in tables}
 
 
+def assert_customer_counters_exact(engine):
+    """Every customer's counters agree with its calls (new customers get theirs when inserted)."""
+    with engine.connect() as conn:
+        wrong = conn.execute(
+            sa.text(
+                """
+                SELECT c.phone FROM customers c CROSS JOIN LATERAL (
+                    SELECT count(*) AS n, min(started_at) AS f, max(started_at) AS l FROM calls k WHERE k.customer_id = c.id
+                ) s
+                WHERE (c.total_calls, c.first_call_at, c.last_call_at) IS DISTINCT FROM (s.n, s.f, s.l)
+                """
+            )
+        ).scalars()
+        assert list(wrong) == []
+
+
 def reset(engine):
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE calls, call_turns, call_tool_calls, customers RESTART IDENTITY"))
@@ -211,6 +227,7 @@ def test_worker_processes_load_exactly_what_a_serial_load_does(engine, tmp_path,
     assert sum(progress) == path.stat().st_size and len(progress) == len(path.read_bytes().splitlines())
     assert len(rows["calls"]) == 57 and rows["customers"]
     assert parallel == serial
+    assert_customer_counters_exact(engine)
 
 
 def test_copy_text_stores_what_parameter_binding_stores(engine):
@@ -219,6 +236,7 @@ def test_copy_text_stores_what_parameter_binding_stores(engine):
     calls = tricky_calls()
     tables = {t: SNAPSHOT[t] for t in ("calls", "call_turns", "call_tool_calls")}
     ingest(engine, calls)
+    assert_customer_counters_exact(engine)
     copied = snapshot(engine, tables)
     reset(engine)
 
