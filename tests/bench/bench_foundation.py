@@ -168,20 +168,21 @@ its rows one statement at a time.
 | baseline: row-by-row INSERT, one transaction per 1,000 calls | {rows_batch["inserted"]:,} | {rows_batch["seconds"]:.2f} | {rate(rows_batch):,.0f} | {rows_batch["turns"] / rows_batch["seconds"]:,.0f} | {rate(rows_batch) / rate(rows_call):.1f}× |
 
 Peak memory (RSS) of the bulk load for all {calls:,} calls: **{bulk_rss} MiB** at most (target < 1 GiB): the
-loading process peaked at {bulk["rss_self"]} MiB and each of its {workers} at {bulk["rss_worker"]} MiB or less.
+loading process peaked at {bulk["rss_self"]} MiB, its {workers} at {bulk["rss_worker"]} MiB or less each.
 Target: bulk ≥ 10× row-by-row — {verdict(bulk_rate / rate(rows_call) >= 10)}: {bulk_rate / rate(rows_call):.1f}× against the
 per-call baseline and {bulk_rate / rate(rows_batch):.1f}× against row-by-row with batched commits. Both loaders validate
 every record with the same code ({validate_ms:.2f} ms per call measured alone).
 
-What bounds the ratio on this machine (2 cores, the database on the same cores) is CPU, measured
-while writing the pipeline (CPU time of every process per call, 181k calls): PostgreSQL needs
-0.33–0.38 ms per call for the bulk load (most of it the turns' COPY: the generated `tsvector` of each
-turn, the GIN index over it, and the 15 B-tree indexes of the three tables; the final `ANALYZE`
-adds 0.03) and Python 0.33 ms (validation 0.18–0.2, COPY text 0.05, the rest moving lines between
-processes and the writer). About 0.7 ms of CPU per call on 2 cores caps the bulk load near 2,800
-calls/s, ten times the row-by-row rate, which itself spends about 3 ms of CPU per call (half of it
-in PostgreSQL) on one core at a time. Absolute numbers move with other load on the machine; the
-ratio is measured in one run.
+What bounds the ratio is CPU: 2 cores, shared with the database. Measured while writing the pipeline
+(CPU time of every process, the 181k calls, 2026-11-25): the bulk load spends 0.31 ms of
+PostgreSQL CPU per call (two thirds of it in the turns' COPY: the generated `tsvector` of each turn,
+the GIN index over it, the 15 B-tree indexes of the three tables; 0.03 in the final `ANALYZE`) and
+0.30 ms of Python (validation 0.16–0.2, COPY text 0.05, moving lines between processes, the
+writer). 0.61 ms on 2 cores caps it near 3,300 calls/s; the one loading backend is busy about 95 %
+of the load, so a second connection would find no idle core. Row-by-row spends 3.4 ms of CPU per
+call (1.6 in Python, 1.8 in PostgreSQL), one process waiting for the other. The ratio cannot go much
+beyond 11× here, and the baseline's own rate moves by about ±7 % between runs (265–306 calls/s on
+this machine), so a single run can land on either side of 10×.
 
 `store.calls()` over {days} days ({store["rows"]:,} calls, {store["columns"]} columns, into Polars):
 first run {store["runs"][0]:.2f} s, then median {median(store["runs"][1:]):.2f} s (target < 1 s:
