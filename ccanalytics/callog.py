@@ -195,34 +195,54 @@ def _check_text(value: str, field: str, problems: _Problems, max_chars: int | No
     return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
 
 
-def _check_json(value: Any, field: str, problems: _Problems, limits: Limits) -> None:
-    """JSON for jsonb: bounded depth, no NaN/Infinity, no NUL, no lone surrogates, bounded size."""
-    # depth: containers only (scalars cannot nest)
-    stack = [(value, 0)]
+# one encoder for every check: json.dumps with non-default options builds a new encoder per call
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _nested_deeper(value: Any, max_depth: int) -> bool:
+    stack = [(value, 0)]  # containers only (scalars cannot nest)
     while stack:
         node, depth = stack.pop()
-        if depth > limits.max_json_depth:
-            problems.add(field, f"nested deeper than {limits.max_json_depth} levels")
-            return
+        if depth > max_depth:
+            return True
         if isinstance(node, dict):
             stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return False
+
+
+def _check_json(value: Any, field: str, problems: _Problems, limits: Limits) -> str | None:
+    """JSON for jsonb: bounded depth, no NaN/Infinity, no NUL, no lone surrogates, bounded size.
+
+    Returns the JSON text (the ingest writes it as it is), or None after adding a problem."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except ValueError:
+        text, failure = _JSON_ENCODER.encode(value), None
+    except (ValueError, TypeError, RecursionError) as exc:
+        text, failure = None, exc
+    # depth first: a value nested too deep says so whatever else is wrong with it. Nesting deeper than
+    # the limit takes more opening brackets than the limit, so most values need no walk.
+    if text is None or text.count("{") + text.count("[") > limits.max_json_depth:
+        if _nested_deeper(value, limits.max_json_depth):
+            problems.add(field, f"nested deeper than {limits.max_json_depth} levels")
+            return None
+    if isinstance(failure, ValueError):
         problems.add(field, "contains NaN or Infinity")
-        return
+        return None
+    if failure is not None:
+        raise failure
     if "\\u0000" in text:
         problems.add(field, "contains a NUL character (\\u0000)")
-        return
+        return None
     try:
-        size = len(text.encode("utf-8"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError:
         problems.add(field, "contains invalid Unicode (a lone surrogate)")
-        return
+        return None
     if size > limits.max_tool_json_bytes:
         problems.add(field, f"is {size:,} bytes of JSON, the limit is {limits.max_tool_json_bytes:,}")
+        return None
+    return text
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,8 @@ class ValidCall:
     order_id: str | None
     fitting_booking_id: str | None
     payload_sha256: bytes
+    usage_json: str | None  # the JSON text of usage, as checked
+    tool_json: tuple[tuple[str | None, str | None], ...]  # (args, result) JSON texts, tool calls in turn order
 
     @property
     def call_id(self) -> uuid.UUID:
@@ -284,8 +306,8 @@ def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | lis
     if len(log.turns) > limits.max_turns:
         problems.add("turns", f"{len(log.turns):,} turns, the limit is {limits.max_turns:,}")
         return problems.items
-    if log.usage is not None:
-        _check_json(log.usage, "usage", problems, limits)
+    usage_json = _check_json(log.usage, "usage", problems, limits) if log.usage is not None else None
+    tool_json: list[tuple[str | None, str | None]] = []
 
     lo, hi = started - limits.timestamp_slack, ended + limits.timestamp_slack
     seen: dict[int, int] = {}
@@ -309,10 +331,10 @@ def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | lis
                 f"{len(turn.tool_calls)} tool calls, the limit is {limits.max_tool_calls_per_turn}",
             )
         for j, tc in enumerate(turn.tool_calls):
-            if tc.args is not None:
-                _check_json(tc.args, f"{where}.tool_calls.{j}.args", problems, limits)
-            if tc.result is not None:
-                _check_json(tc.result, f"{where}.tool_calls.{j}.result", problems, limits)
+            where_tc = f"{where}.tool_calls.{j}"
+            args = None if tc.args is None else _check_json(tc.args, f"{where_tc}.args", problems, limits)
+            result = None if tc.result is None else _check_json(tc.result, f"{where_tc}.result", problems, limits)
+            tool_json.append((args, result))
             if tc.timestamp is not None and not lo <= tc.timestamp.astimezone(UTC) <= hi:
                 problems.add(f"{where}.tool_calls.{j}.timestamp", "lies outside the call")
         changes: dict[str, Any] = {}
@@ -333,6 +355,8 @@ def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | lis
         order_id=order_id,
         fitting_booking_id=booking_id,
         payload_sha256=digest,
+        usage_json=usage_json,
+        tool_json=tuple(tool_json),
     )
 
 
@@ -386,6 +410,8 @@ def validate_json(text: str | bytes, record: int | str, limits: Limits = DEFAULT
         raw = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return RecordProblem(record, None, (FieldProblem("", f"malformed JSON: {exc}"),))
+    except RecursionError:
+        return RecordProblem(record, None, (FieldProblem("", "malformed JSON: nested too deeply"),))
     return validate_record(raw, record, limits)
 
 

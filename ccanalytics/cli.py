@@ -157,11 +157,17 @@ def db_status(as_json: bool) -> None:
     show_default=True,
     help="What a changed re-delivery of a stored call_id does.",
 )
-def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_conflict: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    help="Processes validating JSONL lines while this one writes (default: one per core but one; 0: none).",
+)
+def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_conflict: str, workers: int | None) -> None:
     """Load call logs: a JSONL file (one call per line) in bulk, or a JSON file (a call or an array).
 
     \b
-    JSONL loads with COPY in batches; invalid lines go to the reject file and the rest loads.
+    JSONL loads with COPY in batches, validated by worker processes; invalid lines go to the reject
+    file and the rest loads.
     A .json file is all-or-nothing. SOURCE may be '-' for JSONL on standard input.
     \b
     Example:
@@ -182,7 +188,13 @@ def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_confli
             length=size or None, label="ingesting", file=sys.stderr, show_pos=False, hidden=is_stdin
         ) as bar:
             result = ingest_file(
-                engine, handle, reject_path=rejects, batch_size=batch_size, on_conflict=on_conflict, progress=bar.update
+                engine,
+                handle,
+                reject_path=rejects,
+                batch_size=batch_size,
+                on_conflict=on_conflict,
+                progress=bar.update,
+                workers=workers,
             )
         if result.rejected:
             click.echo(f"{result.rejected} invalid records written to {rejects}", err=True)

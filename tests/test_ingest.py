@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from conftest import count_rows
 from factories import DEFAULT_START, make_call, turn
 
+from ccanalytics import ingest as ingest_module
+from ccanalytics.callog import validate_record
 from ccanalytics.errors import IngestValidationError, InvalidArgument
-from ccanalytics.ingest import ingest, ingest_records
+from ccanalytics.ingest import _write, ingest, ingest_records
+from ccanalytics.ingest_prepare import prepare
 
 
 def one(engine, sql, **params):
@@ -253,6 +256,66 @@ def test_concurrent_deliveries_of_the_same_call_store_it_once(engine):
         t.join()
     assert errors == []
     assert count_rows(engine) == {"calls": 1, "call_turns": 5, "call_tool_calls": 3, "customers": 1}
+
+
+def test_concurrent_deliveries_for_one_caller_keep_the_customer_counters_exact(engine, monkeypatch):
+    """Two calls of a known caller written at once. Each transaction recounts the customer's calls; a
+    recount that starts before the other transaction commits misses its call, and when that other
+    transaction has already updated the counters, the late recount keeps them as they are: one short.
+    Here A pauses before its recount while B writes everything and holds its transaction open."""
+    phone = "+380675550001"
+    ingest(engine, make_call(caller_id=phone, started_at=DEFAULT_START - timedelta(hours=1)))
+    call_a = make_call(caller_id=phone, started_at=DEFAULT_START)
+    call_b = prepare(validate_record(make_call(caller_id=phone, started_at=DEFAULT_START + timedelta(minutes=5)), 0))
+    a_paused, go_a, b_written, commit_b = (threading.Event() for _ in range(4))
+    errors = []
+    refresh = ingest_module._refresh_customer_totals
+
+    def paused_refresh(conn, customer_ids):
+        if threading.current_thread().name == "A":
+            a_paused.set()
+            go_a.wait()
+        refresh(conn, customer_ids)
+
+    monkeypatch.setattr(ingest_module, "_refresh_customer_totals", paused_refresh)
+
+    def deliver_a():
+        try:
+            ingest(engine, call_a)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def deliver_b():
+        with engine.connect() as conn:
+            _write(conn, [call_b], "replace")
+            b_written.set()
+            commit_b.wait()
+            conn.commit()
+
+    def waiting_on_a_lock():
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar()
+
+    thread_a = threading.Thread(target=deliver_a, name="A")
+    thread_b = threading.Thread(target=deliver_b, name="B")
+    thread_a.start()
+    assert a_paused.wait(30)
+    thread_b.start()
+    while not b_written.is_set() and not waiting_on_a_lock():  # B written, or B waits for A
+        b_written.wait(0.01)
+    go_a.set()
+    while not (b_written.is_set() and (not thread_a.is_alive() or waiting_on_a_lock())):
+        thread_a.join(0.01)  # A committed, or A's recount waits for B's transaction
+    commit_b.set()
+    thread_a.join()
+    thread_b.join()
+    assert errors == []
+    total, first_at, last_at = one(
+        engine, "SELECT total_calls, first_call_at, last_call_at FROM customers WHERE phone = :p", p=phone
+    )
+    assert (total, first_at, last_at) == (3, DEFAULT_START - timedelta(hours=1), DEFAULT_START + timedelta(minutes=5))
 
 
 def test_text_is_stored_nfc_normalised_and_searchable(engine):

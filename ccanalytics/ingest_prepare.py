@@ -1,0 +1,280 @@
+"""Validated call logs as COPY text.
+
+:func:`prepare` turns a :class:`~ccanalytics.callog.ValidCall` into the exact text ``COPY … FROM
+STDIN`` reads (PostgreSQL's text format), reusing the JSON text validation already produced, plus
+what the writer needs to know about the call. Every entry point writes through it, so a call is
+stored the same way whichever path it took. It runs in the worker processes of a bulk load
+(:mod:`ccanalytics.ingest_pipeline`), so it imports little: the validator and psycopg's Jsonb.
+
+:func:`call_row`, :func:`turn_rows` and :func:`tool_rows` give the same rows as Python values, for
+parameter binding (the benchmark's row-by-row baseline; a test holds the two forms equal).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+
+from psycopg.types.json import Jsonb
+
+from .callog import DEFAULT_LIMITS, Limits, ValidCall, validate_json
+from .errors import FieldProblem, RecordProblem
+
+CALL_COLUMNS = (
+    "id",
+    "caller_id",
+    "customer_id",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "scenario",
+    "transferred_to_operator",
+    "transfer_reason",
+    "order_id",
+    "fitting_booking_id",
+    "prompt_version",
+    "cost_breakdown",
+    "total_cost_usd",
+    "ab_test_id",
+    "ab_variant",
+    "usage",
+    "payload_sha256",
+)
+TURN_COLUMNS = (
+    "call_id",
+    "turn_number",
+    "speaker",
+    "content",
+    "stt_confidence",
+    "stt_latency_ms",
+    "llm_latency_ms",
+    "tts_latency_ms",
+    "created_at",
+    "speech_duration_ms",
+    "interrupted",
+)
+TOOL_COLUMNS = (
+    "call_id",
+    "turn_number",
+    "tool_name",
+    "tool_args",
+    "tool_result",
+    "duration_ms",
+    "success",
+    "created_at",
+)
+# the two columns only the database can resolve go last: the writer appends them to a prepared line
+_RESOLVED = ("customer_id", "ab_test_id")
+CALL_COPY_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in _RESOLVED) + _RESOLVED
+
+NULL = "\\N"
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_BOOL = {True: "t", False: "f", None: NULL}
+
+
+class PreparedCall(NamedTuple):
+    """A validated call as COPY text plus what the writer needs to know about it."""
+
+    call_id: uuid.UUID
+    started_utc: str  # started_at in UTC, ISO 8601 with microseconds: compares as text
+    months: tuple[date, ...]  # UTC months of the call, its turns and tool calls (partitions needed)
+    caller_id: str | None
+    customer_name: str | None  # stripped; None when absent or blank
+    ab_test: tuple[int | None, str | None, str] | None  # (test_id, test_name, variant)
+    payload_sha256: bytes
+    call_line: bytes  # calls row in CALL_COPY_COLUMNS order without the last two columns, no newline
+    turn_lines: bytes  # call_turns rows, TURN_COLUMNS order, newline-terminated
+    tool_lines: bytes  # call_tool_calls rows, TOOL_COLUMNS order, newline-terminated
+    turns: int
+    tool_calls: int
+
+
+def _text(value: str | None) -> str:
+    """A text field in COPY text format: backslash, newline, carriage return and tab escaped."""
+    if value is None:
+        return NULL
+    if "\\" in value or "\n" in value or "\r" in value or "\t" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return value
+
+
+def _num(value: float | None) -> str:
+    return NULL if value is None else repr(value)
+
+
+def _ms(value: float | None) -> str:
+    return NULL if value is None else str(round(value))
+
+
+def _month(moment: datetime) -> date:
+    """The UTC month of ``moment`` (its partition); as partitions.month_start, without SQLAlchemy."""
+    moment = moment.astimezone(UTC)
+    return date(moment.year, moment.month, 1)
+
+
+def _month_bounds(moment: datetime) -> tuple[date, datetime, datetime]:
+    """The UTC month of ``moment``, and the instants it starts and ends at."""
+    month = _month(moment)
+    lo = datetime(month.year, month.month, 1, tzinfo=UTC)
+    return month, lo, datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def prepare(valid: ValidCall, record: int | str = 0) -> PreparedCall | RecordProblem:
+    """The COPY text of a validated call. A call whose text cannot be encoded as UTF-8 (a lone
+    surrogate in a field validation does not inspect) is a problem of the record, not a crash."""
+    log = valid.log
+    cid = str(log.call_id)
+    cost = log.cost
+    ab = log.ab_test
+    call_line = "\t".join(
+        (
+            cid,
+            _text(valid.caller_id),
+            log.started_at.isoformat(),
+            log.ended_at.isoformat(),
+            str(valid.duration_seconds),
+            _text(log.scenario),
+            _BOOL[log.transferred_to_operator],
+            _text(log.transfer_reason),
+            _text(valid.order_id),
+            _text(valid.fitting_booking_id),
+            _text(log.prompt_version),
+            _text(_JSON.encode(cost.components())) if cost else NULL,
+            _num(cost.total()) if cost else NULL,
+            _text(ab.variant) if ab else NULL,
+            _text(valid.usage_json),
+            "\\\\x" + valid.payload_sha256.hex(),
+        )
+    )
+    # partitions the rows need: the call's month, and any other month a timestamp falls in
+    month, month_lo, month_hi = _month_bounds(log.started_at)
+    months = {month, _month(log.ended_at)}
+    turn_lines = []
+    tool_lines = []
+    tool_json = iter(valid.tool_json)
+    for turn in valid.turns:
+        stamp = turn.timestamp
+        if not month_lo <= stamp < month_hi:
+            months.add(_month(stamp))
+        created = stamp.isoformat()
+        number = str(turn.turn_number)
+        turn_lines.append(
+            f"{cid}\t{number}\t{turn.speaker}\t{_text(turn.text)}\t{_num(turn.stt_confidence)}\t"
+            f"{_ms(turn.stt_latency_ms)}\t{_ms(turn.llm_latency_ms)}\t{_ms(turn.tts_latency_ms)}\t{created}\t"
+            f"{_ms(turn.duration_ms)}\t{_BOOL[turn.interrupted]}\n"
+        )
+        for tc in turn.tool_calls:
+            args, result = next(tool_json)
+            tool_stamp = tc.timestamp
+            if tool_stamp is None:
+                tool_created = created
+            else:
+                if not month_lo <= tool_stamp < month_hi:
+                    months.add(_month(tool_stamp))
+                tool_created = tool_stamp.isoformat()
+            tool_lines.append(
+                f"{cid}\t{number}\t{_text(tc.name)}\t{_text(args)}\t{_text(result)}\t{_ms(tc.duration_ms)}\t"
+                f"{_BOOL[tc.success]}\t{tool_created}\n"
+            )
+    try:
+        encoded = (call_line.encode(), "".join(turn_lines).encode(), "".join(tool_lines).encode())
+    except UnicodeEncodeError:
+        return RecordProblem(record, cid, (FieldProblem("", "contains invalid Unicode (a lone surrogate)"),))
+    name = log.customer_name.strip() if log.customer_name else None
+    return PreparedCall(
+        call_id=log.call_id,
+        started_utc=log.started_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        months=tuple(sorted(months)),
+        caller_id=valid.caller_id,
+        customer_name=name or None,
+        ab_test=(ab.test_id, ab.test_name, ab.variant) if ab else None,
+        payload_sha256=valid.payload_sha256,
+        call_line=encoded[0],
+        turn_lines=encoded[1],
+        tool_lines=encoded[2],
+        turns=len(turn_lines),
+        tool_calls=len(tool_lines),
+    )
+
+
+def prepare_line(line: bytes, line_no: int, limits: Limits = DEFAULT_LIMITS) -> PreparedCall | RecordProblem | None:
+    """Validate and prepare one JSONL line; None for a blank line."""
+    if not line.strip():
+        return None
+    checked = validate_json(line, line_no, limits)
+    if isinstance(checked, RecordProblem):
+        return checked
+    return prepare(checked, line_no)
+
+
+# ------------------------------------------------------------------------ the same rows as values
+def _ms_value(value: float | None) -> int | None:
+    return None if value is None else int(round(value))
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def call_row(call: ValidCall, customer_ids: dict[str, int], ab_ids: dict[Any, int | None]) -> tuple:
+    """The calls row of a validated call as values, in CALL_COLUMNS order (for parameter binding:
+    the row-by-row path; :func:`prepare` writes the same values as COPY text)."""
+    log_ = call.log
+    cost = log_.cost
+    return (
+        call.call_id,
+        call.caller_id,
+        customer_ids.get(call.caller_id) if call.caller_id else None,
+        log_.started_at,
+        log_.ended_at,
+        call.duration_seconds,
+        log_.scenario,
+        log_.transferred_to_operator,
+        log_.transfer_reason,
+        call.order_id,
+        call.fitting_booking_id,
+        log_.prompt_version,
+        Jsonb(cost.components()) if cost else None,
+        cost.total() if cost else None,
+        ab_ids.get(call.call_id),
+        log_.ab_test.variant if log_.ab_test else None,
+        _json(log_.usage),
+        call.payload_sha256,
+    )
+
+
+def turn_rows(call: ValidCall) -> Iterator[tuple]:
+    """call_turns rows in TURN_COLUMNS order."""
+    for turn in call.turns:
+        yield (
+            call.call_id,
+            turn.turn_number,
+            turn.speaker,
+            turn.text,
+            turn.stt_confidence,
+            _ms_value(turn.stt_latency_ms),
+            _ms_value(turn.llm_latency_ms),
+            _ms_value(turn.tts_latency_ms),
+            turn.timestamp,
+            _ms_value(turn.duration_ms),
+            turn.interrupted,
+        )
+
+
+def tool_rows(call: ValidCall) -> Iterator[tuple]:
+    """call_tool_calls rows in TOOL_COLUMNS order."""
+    for turn in call.turns:
+        for tc in turn.tool_calls:
+            yield (
+                call.call_id,
+                turn.turn_number,
+                tc.name,
+                _json(tc.args),
+                _json(tc.result),
+                _ms_value(tc.duration_ms),
+                tc.success,
+                tc.timestamp or turn.timestamp,
+            )
