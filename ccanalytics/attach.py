@@ -8,8 +8,8 @@ migration files as they are; it:
 1. derives the expected schema: the migration files run in a scratch schema inside a transaction that
    is rolled back, and the catalog is read back (:func:`ccanalytics.schemacheck.expected_schema`).
    Nothing is declared twice, so the comparison cannot drift from the migrations;
-2. compares it with the live schema (:func:`ccanalytics.schemacheck.compare`) and refuses, changing nothing, when a column has
-   an incompatible type or a table is partitioned differently;
+2. compares it with the live schema (:func:`ccanalytics.schemacheck.compare`) and refuses, changing
+   nothing, when a column has an incompatible type or a table is partitioned differently;
 3. adds the missing columns of the shared tables: nullable, or NOT NULL only with a non-volatile
    default, so no table is rewritten; one short transaction per table;
 4. runs the statements of the migration files that do not touch the shared tables (our own tables,
