@@ -1,4 +1,5 @@
-"""Factories for call logs in tests: a valid call by default; override any field."""
+"""Factories for call logs in tests: a valid call by default; override any field. Also a usage block
+with hand-checkable figures and a running A/B test to assign calls to."""
 
 from __future__ import annotations
 
@@ -7,7 +8,24 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 DEFAULT_START = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)  # 10:00 Kyiv
+
+# a call's usage block (hand-computed costs in tests/test_cost.py)
+USAGE = {
+    "stt_provider": "google",
+    "stt_seconds": 90.4,
+    "llm_model": "claude-sonnet-4",
+    "llm_calls": 4,
+    "llm_input_tokens": 10_000,
+    "llm_cached_input_tokens": 6_000,
+    "llm_output_tokens": 1_600,
+    "tts_provider": "google",
+    "tts_chars": 600,
+    "tts_cached_chars": 200,
+    "telephony_seconds": 90.4,
+}
 
 _DIALOGUE = [
     ("bot", "Добрий день! Інтернет-магазин шин, мене звати Олена. Чим можу допомогти?", []),
@@ -97,3 +115,21 @@ def make_call(
 
 def turn(speaker: str, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return {"speaker": speaker, "text": text, "timestamp": at.isoformat(), **extra}
+
+
+def running_ab_test(conn: sa.Connection) -> tuple[int, int, int]:
+    """Two versions of tire_agent and the running A/B test 'greeting' between them: (test id, A, B)."""
+    a, b = conn.execute(
+        sa.text(
+            "INSERT INTO prompt_versions (name, version, label, system_prompt) VALUES "
+            "('tire_agent', 1, 'tire_agent@v1', 'p1'), ('tire_agent', 2, 'tire_agent@v2', 'p2') RETURNING id"
+        )
+    ).scalars()
+    test_id = conn.execute(
+        sa.text(
+            "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status) "
+            "VALUES ('greeting', :a, :b, 'running') RETURNING id"
+        ),
+        {"a": a, "b": b},
+    ).scalar_one()
+    return test_id, a, b

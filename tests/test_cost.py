@@ -11,27 +11,12 @@ from importlib import resources
 
 import pytest
 import sqlalchemy as sa
-from factories import make_call
+from factories import USAGE, make_call
 
 from ccanalytics import cost, metrics, pricing
 from ccanalytics.demo.generator import compute_cost, generate_calls
 from ccanalytics.errors import ConfigError, InvalidArgument
 from ccanalytics.ingest import ingest_records
-
-USAGE = {
-    "stt_provider": "google",
-    "stt_seconds": 90.4,
-    "llm_model": "claude-sonnet-4",
-    "llm_calls": 4,
-    "llm_input_tokens": 10_000,
-    "llm_cached_input_tokens": 6_000,
-    "llm_output_tokens": 1_600,
-    "tts_provider": "google",
-    "tts_chars": 600,
-    "tts_cached_chars": 200,
-    "telephony_seconds": 90.4,
-}
-
 
 BUNDLED_PRICES = resources.files("ccanalytics").joinpath("pricing.yaml").read_text(encoding="utf-8")
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from conftest import count_rows
-from factories import DEFAULT_START, make_call, turn
+from factories import DEFAULT_START, make_call, running_ab_test, turn
 
 from ccanalytics import ingest as ingest_module
 from ccanalytics.callog import validate_record
@@ -208,19 +208,7 @@ def test_partitions_are_created_for_old_months_on_the_fly(engine):
 
 def test_ab_assignment_is_resolved_by_name_or_id(engine):
     with engine.begin() as conn:
-        a, b = conn.execute(
-            sa.text(
-                "INSERT INTO prompt_versions (name, version, label, system_prompt) VALUES "
-                "('tire_agent', 1, 'tire_agent@v1', 'p1'), ('tire_agent', 2, 'tire_agent@v2', 'p2') RETURNING id"
-            )
-        ).scalars()
-        test_id = conn.execute(
-            sa.text(
-                "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status) "
-                "VALUES ('greeting', :a, :b, 'running') RETURNING id"
-            ),
-            {"a": a, "b": b},
-        ).scalar_one()
+        test_id, _, _ = running_ab_test(conn)
     ingest(
         engine,
         [

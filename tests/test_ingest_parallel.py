@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import count_rows
-from factories import DEFAULT_START, make_call, turn
+from factories import DEFAULT_START, make_call, running_ab_test, turn
 
 from ccanalytics import ingest_pipeline
 from ccanalytics.callog import validate_json
@@ -159,19 +159,7 @@ def tricky_lines(engine) -> list[str]:
     """A JSONL file's lines: the tricky calls, re-deliveries, invalid lines and lines the database
     refuses (an unknown A/B test, a constraint the validator does not know about)."""
     with engine.begin() as conn:
-        a, b = conn.execute(
-            sa.text(
-                "INSERT INTO prompt_versions (name, version, label, system_prompt) VALUES "
-                "('tire_agent', 1, 'tire_agent@v1', 'p1'), ('tire_agent', 2, 'tire_agent@v2', 'p2') RETURNING id"
-            )
-        ).scalars()
-        conn.execute(
-            sa.text(
-                "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status) "
-                "VALUES ('greeting', :a, :b, 'running')"
-            ),
-            {"a": a, "b": b},
-        )
+        running_ab_test(conn)
         conn.execute(sa.text("ALTER TABLE call_turns ADD CONSTRAINT no_forbidden CHECK (content <> 'FORBIDDEN')"))
     calls = tricky_calls()
     forbidden = make_call(started_at=DEFAULT_START + timedelta(hours=6))

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from factories import make_call
+from factories import USAGE, make_call
 
 from ccanalytics import levers, pricing, router
 from ccanalytics.demo import load_demo_data
@@ -21,19 +21,7 @@ DAY2 = datetime(2026, 11, 21, 8, tzinfo=UTC)
 
 
 def usage(**over):
-    base = {
-        "stt_provider": "google",
-        "stt_seconds": 90.4,
-        "llm_model": "claude-sonnet-4",
-        "llm_calls": 4,
-        "llm_input_tokens": 10_000,
-        "llm_cached_input_tokens": 6_000,
-        "llm_output_tokens": 1_600,
-        "tts_provider": "google",
-        "tts_chars": 600,
-        "tts_cached_chars": 200,
-    }
-    return {**base, **over}
+    return {**USAGE, **over}
 
 
 def book_file(tmp_path, text):
