@@ -121,7 +121,8 @@ def test_a_call_redelivered_while_it_is_priced_gets_the_price_of_its_new_usage(e
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(cost.compute_costs, engine, "2026-11-20", "2026-11-20")
         try:
-            with engine.connect() as watcher:
+            # autocommit: pg_stat_activity is read once per transaction, so each poll needs its own
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
                 for _ in range(400):
                     if watcher.execute(sa.text(waiting_write)).scalar():
                         break
