@@ -108,7 +108,6 @@ def _price(engine: Engine, params: dict[str, Any], fixed_cost: set[str]) -> Cost
         if updated:
             conn.execute(sa.text(_NOTE_CHANGES))
         row = conn.execute(sa.text(_COUNTS)).one()
-        conn.execute(sa.text("DROP TABLE cost_priced"))
     in_period = sum(r.in_period for r in volume)
     return CostRun(in_period - row.unpriced, row.estimated, row.unpriced, updated)
 
