@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, timeutil
+from . import callmetrics, clock, timeutil
 from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
@@ -420,7 +420,7 @@ def derive_recent_metrics(engine: Engine, now: datetime, hours: int = 3) -> int:
 def run_alerts(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """The scheduler's job (every minute): derive recent call metrics, evaluate and update alert state,
     then deliver due notifications."""
-    now = _aware(now) if now else datetime.now(UTC)
+    now = _aware(now) if now else clock.now()
     cfg = AlertConfig.from_settings(settings)
     channels = channels_from_settings(settings)
     derive_recent_metrics(engine, now)

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 import click
 
+from . import clock
 from .cli import _engine, _ensure_schema, _settings, main
 from .errors import InvalidArgument
 
 
 def _at(value: str | None, tz: str) -> datetime:
     if not value:
-        return datetime.now(UTC)
+        return clock.now()
     from . import timeutil
 
     try:
@@ -114,7 +115,7 @@ def alerts_deliver() -> None:
     settings = _settings()
     engine = _engine()
     _ensure_schema(engine)
-    out = a.deliver(engine, channels_from_settings(settings), datetime.now(UTC))
+    out = a.deliver(engine, channels_from_settings(settings), clock.now())
     click.echo(f"sent {out.sent}, failed and retrying later {out.retried}, dead {out.dead}; pending {out.pending}")
 
 

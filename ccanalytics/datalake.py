@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import timeutil
+from . import clock, timeutil
 from .errors import InvalidArgument
 from .lakeschema import (  # noqa: F401  (the lake's tables, re-exported for callers of this module)
     CHILD_SLACK,
@@ -316,7 +316,7 @@ def _export_table(
         "fingerprint": fp,
         "format": FORMAT_VERSION,
         "bytes": size,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exported_at": clock.now().isoformat(timespec="seconds"),
     }
     _write_atomic(target / MARKER, json.dumps(marker, indent=2).encode(), staging)
     return TableExport(spec.name, rows, size, fp)

@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from . import clock
 from .config import Settings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -137,7 +138,7 @@ def check_partitions(engine: Engine, months_ahead: int, *, today: date | None = 
     from .partitions import PARTITIONED_TABLES, add_months, month_start
 
     def run() -> tuple[str, str]:
-        first = month_start(today or datetime.now(UTC).date())
+        first = month_start(today or clock.now().date())
         wanted = [add_months(first, i) for i in range(months_ahead + 1)]
         problems: list[tuple[str, str]] = []
         plain: list[str] = []
@@ -383,7 +384,7 @@ def check_directory(name: str, path: Path, *, lake: bool = False, today: date | 
             return OK, f"{path} writable; nothing exported yet"
         last = date.fromisoformat(days[-1])
         detail = f"{path} writable; {len(days)} days exported, the last {last}"
-        if (today or datetime.now(UTC).date()) - last > timedelta(days=2):
+        if (today or clock.now().date()) - last > timedelta(days=2):
             return WARN, detail + ": the nightly lake export is behind"
         return OK, detail
 

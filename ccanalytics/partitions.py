@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
+from . import clock
+
 PARTITIONED_TABLES = ("calls", "call_turns", "call_tool_calls")
 
 _known: set[tuple[str, date]] = set()  # (database identity, month) already ensured by this process
@@ -67,7 +69,7 @@ def ensure_ahead(conn: sa.Connection, *, months_ahead: int = 3, today: date | No
     attached to the call processor's schema, whose partitions the call processor makes."""
     if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is not None:
         return 0
-    first = month_start(today or datetime.now(UTC).date())
+    first = month_start(today or clock.now().date())
     return ensure_months(conn, (add_months(first, i) for i in range(months_ahead + 1)))
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from . import privacy
+from . import clock, privacy
 from .errors import DeliveryError
 from .notify import Channel, send_with_retries
 from .reports import Rendered
@@ -42,7 +41,7 @@ def _record(rendered: Rendered, channel: str) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {"channels": {}}
-    data["channels"][channel] = datetime.now(UTC).isoformat(timespec="seconds")
+    data["channels"][channel] = clock.now().isoformat(timespec="seconds")
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(path)

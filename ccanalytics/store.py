@@ -225,7 +225,10 @@ class Store:
         speaker: str | None = None,
         limit: int | None = None,
     ) -> pl.DataFrame:
-        """Turns of the calls that started in [date_from, date_to], ordered by call and turn."""
+        """Turns of the calls that started in [date_from, date_to], ordered by call and turn.
+
+        With ``call_ids`` and no dates, the turns of those calls whenever they happened (no default window).
+        """
         if speaker is not None and speaker not in ("customer", "bot"):
             raise InvalidArgument("speaker must be 'customer' or 'bot'")
         sql, params = self._child_query(
@@ -250,7 +253,10 @@ class Store:
         success: bool | None = None,
         limit: int | None = None,
     ) -> pl.DataFrame:
-        """Tool calls of the calls that started in [date_from, date_to]; args/results as JSON text."""
+        """Tool calls of the calls that started in [date_from, date_to]; args/results as JSON text.
+
+        With ``call_ids`` and no dates, the tool calls of those calls whenever they happened.
+        """
         conds, params = [], {}
         if tool_name is not None:
             conds.append("x.tool_name = %(tool)s")
@@ -275,23 +281,30 @@ class Store:
 
     # ------------------------------------------------------------------------------------ helpers
     def _child_query(self, table, alias, columns, date_from, date_to, call_ids, limit, *, extra=None):
-        start, end = timeutil.period_bounds(date_from, date_to, self.tz)
-        params: dict[str, Any] = {
-            "start": start,
-            "end": end,
-            "cstart": start - _CHILD_SLACK,
-            "cend": end + _CHILD_SLACK,
-        }
-        call_filter = ""
-        if call_ids is not None:
-            call_filter = " AND c.id = ANY(%(ids)s)"
+        params: dict[str, Any] = {}
+        if call_ids is not None and date_from is None and date_to is None:
+            # the given calls whenever they happened: no default window, each call's rows near its start
             params["ids"] = _uuids(call_ids)
-        where = [
-            f"{alias}.created_at >= %(cstart)s",
-            f"{alias}.created_at < %(cend)s",
-            f"{alias}.call_id IN (SELECT c.id FROM calls c WHERE c.started_at >= %(start)s "
-            f"AND c.started_at < %(end)s{call_filter})",
-        ]
+            where = [
+                f"EXISTS (SELECT 1 FROM calls c WHERE c.id = ANY(%(ids)s) AND c.id = {alias}.call_id "
+                f"AND {alias}.created_at >= c.started_at - %(slack)s "
+                f"AND {alias}.created_at < c.started_at + %(slack)s)",
+                f"{alias}.call_id = ANY(%(ids)s)",
+            ]
+            params["slack"] = _CHILD_SLACK
+        else:
+            start, end = timeutil.period_bounds(date_from, date_to, self.tz)
+            params.update(start=start, end=end, cstart=start - _CHILD_SLACK, cend=end + _CHILD_SLACK)
+            call_filter = ""
+            if call_ids is not None:
+                call_filter = " AND c.id = ANY(%(ids)s)"
+                params["ids"] = _uuids(call_ids)
+            where = [
+                f"{alias}.created_at >= %(cstart)s",
+                f"{alias}.created_at < %(cend)s",
+                f"{alias}.call_id IN (SELECT c.id FROM calls c WHERE c.started_at >= %(start)s "
+                f"AND c.started_at < %(end)s{call_filter})",
+            ]
         if extra:
             where.append(extra[0])
             params.update(extra[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import clock
 from .errors import InvalidArgument
 
 DEFAULT_TZ = "Europe/Kyiv"
@@ -18,7 +19,7 @@ def zone(name: str = DEFAULT_TZ) -> ZoneInfo:
 
 
 def today(tz: str = DEFAULT_TZ) -> date:
-    return datetime.now(zone(tz)).date()
+    return clock.now().astimezone(zone(tz)).date()
 
 
 def to_date(value: date | datetime | str, tz: str = DEFAULT_TZ) -> date:

@@ -24,7 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from ccanalytics import jobs
+from ccanalytics import clock, jobs
 from ccanalytics.config import Settings
 from ccanalytics.database import check_connection, safe_url
 from ccanalytics.errors import DatabaseUnavailable
@@ -218,7 +218,7 @@ def catch_up(scheduler, engine: Engine, settings: Settings, gate: DatabaseGate |
     more as of its latest scheduled time (staggered), so a run missed while the process was down
     (a report at 08:00, the nightly export) happens now. Every job is idempotent and skips what is
     done (a delivered report is not sent again). Returns (job, as-of time) pairs."""
-    now = now or datetime.now(ZoneInfo(settings.timezone))
+    now = now or clock.now().astimezone(ZoneInfo(settings.timezone))
     planned = []
     for i, job in enumerate(j for j in scheduler.get_jobs() if isinstance(j.trigger, CronTrigger)):
         fired = previous_fire(job.trigger, now)

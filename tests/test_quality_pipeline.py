@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from factories import make_call, turn
 from fakeopenai import FakeOpenAI
 
-from ccanalytics import quality
+from ccanalytics import clock, partitions, quality
 from ccanalytics.ingest import ingest_records
 from ccanalytics.quality import LLMJudge, LLMJudgeConfig, Rubric, RulesJudge, ScoringConfig
 
@@ -242,15 +242,17 @@ def test_enqueue_new_rescore_and_rubric_change(engine):
 
 
 def _bulk_calls(engine, n: int) -> None:
-    """n minimal calls written in SQL (fast), each with two turns."""
+    """n minimal calls written in SQL (fast), each with two turns, two weeks before the clock's now."""
+    start = clock.now().replace(microsecond=0) - timedelta(days=14)
     with engine.begin() as conn:
+        partitions.ensure_months(conn, [start, start + timedelta(seconds=n + 60)])
         conn.execute(
             sa.text(
                 "INSERT INTO calls (id, started_at, ended_at, duration_seconds, scenario, transferred_to_operator) "
                 "SELECT md5('c' || g)::uuid, :t + g * interval '1 second', :t + g * interval '1 second' + interval '30 s', "
                 "30, 'tire_search', g % 5 = 0 FROM generate_series(1, :n) g"
             ),
-            {"t": START, "n": n},
+            {"t": start, "n": n},
         )
         conn.execute(
             sa.text(
@@ -259,7 +261,7 @@ def _bulk_calls(engine, n: int) -> None:
                 "CASE k WHEN 1 THEN 'Добрий день! Чим допомогти?' ELSE 'Шини на Шкоду ' || g END, "
                 ":t + g * interval '1 second' + k * interval '2 s' FROM generate_series(1, :n) g, generate_series(1, 2) k"
             ),
-            {"t": START, "n": n},
+            {"t": start, "n": n},
         )
 
 

@@ -76,6 +76,7 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from .. import clock
 from ..errors import InvalidArgument
 from . import phrases as P
 
@@ -1450,7 +1451,7 @@ def generate_calls(
     if levers_days is not None and levers_days < 0:
         raise InvalidArgument("levers_days must not be negative")
     zone = ZoneInfo(tz)
-    end = end_date if end_date is not None else datetime.now(zone).date()
+    end = end_date if end_date is not None else clock.now().astimezone(zone).date()
     if isinstance(end, datetime):
         end = end.date()
     specials = special_days(end, days)
