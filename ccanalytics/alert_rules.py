@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 
-from . import labels, rutext, signals, timeutil
+from . import definitions, labels, rutext, signals, timeutil
 from .errors import ConfigError
 from .privacy import mask_phones_in_text
 from .quality import problems
@@ -34,7 +34,7 @@ class Thresholds:
     transfer_window_minutes: int = 60
     tool_errors: int = 5  # failed (not rejected) tool calls in the window (> fires)
     tool_errors_window_minutes: int = 10
-    latency_p95_s: float = 3.0  # response latency p95 (> fires)
+    latency_p95_s: float = definitions.RESPONSE_CRITICAL_MS / 1000  # response latency p95 (> fires)
     latency_window_minutes: int = 15
     latency_min_replies: int = 20
     event_lookback_minutes: int = 60  # per-call events are looked for in tool calls this recent

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, clock, timeutil
+from . import callmetrics, checkruns, clock, timeutil
 from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
@@ -253,6 +253,7 @@ def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSum
                 _record(conn, cfg, rule, "resolved", last, since=state.first_fired_at, now=stamp)
                 summary.resolved += 1
         summary.firing = conn.execute(sa.text("SELECT count(*) FROM alert_state WHERE status = 'firing'")).scalar_one()
+        checkruns.record(conn, "alerts", timeutil.to_date(now, cfg.tz), now)
     return summary
 
 

@@ -13,7 +13,7 @@ from datetime import date
 
 from matplotlib.figure import Figure
 
-from . import labels
+from . import definitions, labels
 
 GREEN, YELLOW, RED, BLUE, GREY = "#2e7d32", "#f9a825", "#c62828", "#1565c0", "#9e9e9e"
 
@@ -22,7 +22,7 @@ def score_colour(score: float | None) -> str:
     """The journal's badge colours: green > 0.8, yellow 0.5–0.8, red < 0.5."""
     if score is None:
         return GREY
-    return GREEN if score > 0.8 else YELLOW if score >= 0.5 else RED
+    return GREEN if score > definitions.GOOD_QUALITY else YELLOW if score >= definitions.LOW_QUALITY else RED
 
 
 class Chart(Figure):

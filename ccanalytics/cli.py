@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import clock
 from .errors import CCAError, ConfigError
 
 
@@ -235,7 +236,9 @@ def generate_cmd(days: int, calls_per_day: int, seed: int, end_date, out: str | 
 
     end = end_date.date() if end_date else None
     ab_test = None if no_ab_test else generator.DEMO_AB_TEST
-    calls = generator.generate_calls(seed=seed, days=days, calls_per_day=calls_per_day, end_date=end, ab_test=ab_test)
+    calls = generator.generate_calls(
+        seed=seed, days=days, calls_per_day=calls_per_day, end_date=end, ab_test=ab_test, until=clock.now()
+    )
     if out:
         stream = click.get_text_stream("stdout") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
         n = 0

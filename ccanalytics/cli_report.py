@@ -6,6 +6,7 @@ import json
 
 import click
 
+from . import definitions
 from .cli import _engine, _ensure_schema, _settings, main
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -60,10 +61,16 @@ def report_daily(day, send, as_json) -> None:
 @report.command("problems")
 @click.option("--from", "date_from", type=_DATE, help="First day (default: 7 days up to yesterday).")
 @click.option("--to", "date_to", type=_DATE, help="Last day (default: yesterday).")
-@click.option("--quality-below", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--quality-below", type=click.FloatRange(0, 1), default=definitions.LOW_QUALITY, show_default=True)
 @click.option("--reasks-min", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--tool-errors-min", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--slow-ms", type=click.FloatRange(1), default=3000, show_default=True, help="Call reply p95 above.")
+@click.option(
+    "--slow-ms",
+    type=click.FloatRange(1),
+    default=definitions.SLOW_CALL_MS,
+    show_default=True,
+    help="Call reply p95 above.",
+)
 @click.option("--no-transfers", is_flag=True, help="Do not count operator transfers as problems.")
 @_send
 @_json

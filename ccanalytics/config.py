@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .definitions import LOW_QUALITY
+
 PROJECT_MARKERS = (".ccanalytics", "pyproject.toml")
 
 
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
         description="The phase-1 baseline period for cost reports, FROM:TO (e.g. 2026-03-01:2026-03-31).",
     )
     quality_review_below: float = Field(
-        default=0.5, ge=0, le=1, description="Calls scoring below this enter the manual review queue."
+        default=LOW_QUALITY, ge=0, le=1, description="Calls scoring below this enter the manual review queue."
     )
     # --- admin web app: sessions and login
     secret_key: SecretStr | None = Field(

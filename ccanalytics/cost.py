@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import pricing, sqlfiles, timeutil
+from . import clock, definitions, fixedcost, pricing, sqlfiles, timeutil
 from .errors import InvalidArgument
 
 DEFAULTS = {"stt": "google", "llm": "claude-sonnet-4", "tts": "google", "telephony": "sip"}
@@ -61,11 +61,11 @@ def compute_costs(
         "est_input_tokens": EST_INPUT_TOKENS,
         "est_output_tokens": EST_OUTPUT_TOKENS,
     }
-    fixed_cost = {p.name for p in book.prices if p.component == "stt" and "fixed_usd_per_month" in p.params}
+    fixed = _fixed_monthly(book, *timeutil.resolve_days(date_from, date_to, tz))
     attempt = 1
     while True:
         try:
-            return _price(engine, params, fixed_cost)
+            return _price(engine, params, fixed)
         except sa.exc.OperationalError as exc:
             if attempt >= RETRIES or not isinstance(exc.orig, psycopg.errors.SerializationFailure):
                 raise
@@ -97,24 +97,39 @@ FROM cost_priced
 """
 
 
-def _price(engine: Engine, params: dict[str, Any], fixed_cost: set[str]) -> CostRun:
+def _fixed_monthly(book: pricing.PriceBook, first: date, last: date) -> dict[tuple[str, date], float]:
+    """(provider, day) → the fixed monthly STT price in force that day, for the days of the period."""
+    out = {}
+    for p in book.prices:
+        if p.component != "stt" or "fixed_usd_per_month" not in p.params:
+            continue
+        day = max(first, p.valid_from)
+        while day <= last and day < p.valid_to:
+            out[(p.name, day)] = p.params["fixed_usd_per_month"]
+            day += timedelta(days=1)
+    return out
+
+
+def _price(engine: Engine, params: dict[str, Any], fixed: dict[tuple[str, date], float]) -> CostRun:
     with engine.begin() as conn:
         conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
         volume = conn.execute(sa.text(sqlfiles.query("call_costs_volume")), params).all()
-        months = [{"m": r.m.isoformat(), "provider": r.provider, "n": r.n} for r in volume if r.provider in fixed_cost]
-        conn.execute(sa.text(sqlfiles.query("call_costs")), {**params, "months": json.dumps(months)})
+        days = fixedcost.shares(conn, [(r.d, r.provider, r.n) for r in volume], fixed, clock.now(), params["tz"])
+        conn.execute(sa.text(sqlfiles.query("call_costs")), {**params, "days": json.dumps(fixedcost.as_params(days))})
         conn.execute(sa.text("ANALYZE cost_priced"))
         updated = conn.execute(sa.text(_APPLY)).rowcount
         if updated:
             conn.execute(sa.text(_NOTE_CHANGES))
         row = conn.execute(sa.text(_COUNTS)).one()
-    in_period = sum(r.in_period for r in volume)
+    in_period = sum(r.n for r in volume)
     return CostRun(in_period - row.unpriced, row.estimated, row.unpriced, updated)
 
 
 _PERIOD = """
 SELECT count(*) AS calls,
        count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
+       count(total_cost_usd) AS priced,
+       count(total_cost_usd) FILTER (WHERE NOT transferred_to_operator) AS priced_resolved,
        coalesce(sum(total_cost_usd), 0)::float8 AS total,
        coalesce(sum((cost_breakdown ->> 'stt')::float8), 0) AS stt,
        coalesce(sum((cost_breakdown ->> 'llm')::float8), 0) AS llm,
@@ -129,6 +144,8 @@ FROM calls WHERE started_at >= :start AND started_at < :end
 """
 _BY = """
 SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
+       count(total_cost_usd) AS priced,
+       count(total_cost_usd) FILTER (WHERE NOT transferred_to_operator) AS priced_resolved,
        coalesce(sum(total_cost_usd), 0)::float8 AS total,
        coalesce(sum((usage ->> 'stt_seconds')::float8), 0) AS stt_seconds,
        coalesce(sum((usage ->> 'llm_input_tokens')::float8), 0) AS llm_in,
@@ -147,7 +164,7 @@ _KEYS = {
 
 
 def _per(total: float, n: int) -> float | None:
-    return round(total / n, 6) if n else None
+    return definitions.cost_per_call(total, n)
 
 
 def _read_period(engine: Engine, first: date, last: date, tz: str) -> tuple[Any, dict[str, list[Any]]]:
@@ -165,10 +182,12 @@ def _summary(first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]])
         "period": {"date_from": first.isoformat(), "date_to": last.isoformat(), "tz": tz},
         "calls": t.calls,
         "resolved_calls": t.resolved,
+        "priced_calls": t.priced,
+        "unpriced_calls": t.calls - t.priced,
         "total_cost_usd": round(t.total, 6),
-        "cost_per_call_usd": _per(t.total, t.calls),
-        "cost_per_resolved_call_usd": _per(t.total, t.resolved),
-        "components_per_call_usd": {k: _per(getattr(t, k), t.calls) for k in ("stt", "llm", "tts", "telephony")},
+        "cost_per_call_usd": definitions.cost_per_call(t.total, t.priced),
+        "cost_per_resolved_call_usd": definitions.cost_per_resolved_call(t.total, t.priced_resolved),
+        "components_per_call_usd": {k: _per(getattr(t, k), t.priced) for k in definitions.PRICED_COMPONENTS},
         "estimated_calls": t.estimated,
         "tts_cache_hit_rate": round(t.tts_cached / t.tts_chars, 4) if t.tts_chars else None,
         "llm_input_tokens_per_llm_call": round(t.llm_in / t.llm_calls, 1) if t.llm_calls else None,
@@ -177,8 +196,8 @@ def _summary(first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]])
                 {
                     "key": r.key,
                     "calls": r.calls,
-                    "cost_per_call_usd": _per(r.total, r.calls),
-                    "cost_per_resolved_call_usd": _per(r.total, r.resolved),
+                    "cost_per_call_usd": definitions.cost_per_call(r.total, r.priced),
+                    "cost_per_resolved_call_usd": definitions.cost_per_resolved_call(r.total, r.priced_resolved),
                 }
                 for r in rows
             ]
@@ -192,11 +211,51 @@ def cost_summary(
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     *,
+    book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
 ) -> dict[str, Any]:
-    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model."""
+    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model;
+    and the fixed cost of days on which an in-service fixed-cost provider had no call
+    (``fixed_cost_unallocated_usd``: idle capacity, charged to no call — ccanalytics.fixedcost)."""
     first, last = timeutil.resolve_days(date_from, date_to, tz)
-    return _summary(first, last, tz, *_read_period(engine, first, last, tz))
+    out = _summary(first, last, tz, *_read_period(engine, first, last, tz))
+    out["fixed_cost_unallocated_usd"] = round(unallocated_fixed_cost(engine, first, last, book=book, tz=tz), 6)
+    return out
+
+
+_IN_SERVICE = """
+SELECT (x.started_at AT TIME ZONE :tz)::date AS d, coalesce(x.usage ->> 'stt_provider', :stt_default) AS provider
+FROM calls x WHERE x.started_at >= :start AND x.started_at < :end AND x.usage ->> 'stt_provider' = ANY(:providers)
+GROUP BY 1, 2
+"""
+
+
+def unallocated_fixed_cost(
+    engine: Engine, first: date, last: date, *, book: pricing.PriceBook | None = None, tz: str = timeutil.DEFAULT_TZ
+) -> float:
+    """The daily shares of fixed monthly costs that fell on days of [first, last] without a call on
+    the provider, in months in which the provider served calls (idle capacity)."""
+    fixed = _fixed_monthly(book or pricing.load(), first, last)
+    providers = sorted({p for p, _ in fixed})
+    if not providers:
+        return 0.0
+    month_from = first.replace(day=1)
+    month_to = (last.replace(day=1) + timedelta(days=32)).replace(day=1)
+    start, end = timeutil.day_start(month_from, tz), timeutil.day_start(month_to, tz)
+    with engine.connect() as conn:
+        used = {
+            (r.provider, r.d)
+            for r in conn.execute(
+                sa.text(_IN_SERVICE),
+                {"start": start, "end": end, "tz": tz, "providers": providers, "stt_default": DEFAULTS["stt"]},
+            )
+        }
+    months = {(p, d.replace(day=1)) for p, d in used}
+    return sum(
+        fixedcost.daily_share(monthly, d)
+        for (p, d), monthly in fixed.items()
+        if (p, d.replace(day=1)) in months and (p, d) not in used
+    )
 
 
 def _parse_range(text: str, tz: str) -> tuple[date, date]:
@@ -243,7 +302,7 @@ def cost_report(
     models = {r.key: r for r in cby["llm_model"]}
     stts = {r.key: r for r in cby["stt_provider"]}
     day = c[1]
-    n = ct.calls
+    n = ct.priced or ct.calls  # the levers are per priced call, as cost per call is
     default_llm = book.at("llm", DEFAULTS["llm"], day)
     levers = []
     # TTS cache
@@ -299,6 +358,15 @@ def cost_report(
             for name, saving, detail in levers
         ],
     }
+
+
+def change_words(reduction_pct: float | None) -> str:
+    """A reduction in percent as words: "lower by 25.5%", "higher by 2.1%", "unchanged", "not computed"."""
+    if reduction_pct is None:
+        return "not computed"
+    if abs(reduction_pct) < 0.005:
+        return "unchanged"
+    return f"{'lower' if reduction_pct > 0 else 'higher'} by {abs(reduction_pct):.1f}%"
 
 
 def _llm_cost(price: dict[str, float], r: Any) -> float:

@@ -9,22 +9,21 @@ summary uses the same headline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import cost, experiments, labels, metrics, privacy, timeutil
+from . import checkruns, cost, definitions, experiments, labels, metrics, privacy, timeutil
+from .errors import WriteRefused
+from .quality import problems
 from .quality.report import quality_report
 from .rutext import num, signed
 
-# p95 budgets and alert thresholds of the NFR (spec: latency budget), milliseconds
+# p95 budgets and alert thresholds of the NFR (spec: latency budget), milliseconds: the catalogue's
 LATENCY_BUDGETS: dict[str, tuple[float, float]] = {
-    "stt": (500.0, 700.0),
-    "llm": (1000.0, 1500.0),
-    "tts": (400.0, 600.0),
-    "response": (2000.0, 2500.0),
+    k: (definitions.LATENCY_BUDGET_MS[k], definitions.LATENCY_ALERT_MS[k]) for k in definitions.LATENCY_BUDGET_MS
 }
 
 
@@ -79,20 +78,27 @@ class Headline:
         return f"{against}: {signed(delta, 0)} %"
 
 
-# (Summary attribute, Russian title, kind, higher is better)
-HEADLINE = (
-    ("total_calls", "Звонков", "count", None),
-    ("resolved_by_bot_pct", "Решено ботом", "pct", True),
-    ("transferred_to_operator_pct", "Переведено на оператора", "pct", False),
-    ("avg_quality_score", "Качество (0–1)", "score", True),
-    ("orders_created", "Заказов оформлено", "count", True),
-    ("fittings_booked", "Записей на шиномонтаж", "count", True),
-    ("response_p95_ms", "Задержка ответа p95", "ms", False),
-    ("avg_cost_per_call_usd", "Стоимость звонка", "usd", False),
-    ("avg_duration_seconds", "Средняя длительность", "sec", None),
-    ("first_contact_resolution_pct", "Решено с первого звонка", "pct", True),
-)
-WEEK_DAYS = 7
+# (Summary attribute, Russian title, kind, higher is better): the catalogue's figures
+HEADLINE = tuple((f.key, f.label, f.unit, f.higher_is_better) for f in definitions.FIGURES)
+WEEK_DAYS = definitions.COMPARISON_DAYS
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What the automatic checks covered for the report's day (None: never ran — "не проверялось")."""
+
+    problems: checkruns.Coverage | None
+    alerts: checkruns.Coverage | None
+
+    def problems_text(self) -> str:
+        return "не проверялось" if self.problems is None else "проверено"
+
+    def alerts_text(self, tz: str) -> str:
+        if self.alerts is None:
+            return "не проверялось"
+        zone = timeutil.zone(tz)
+        first, last = (t.astimezone(zone).strftime("%H:%M") for t in (self.alerts.first_at, self.alerts.last_at))
+        return f"проверялось с {first} до {last}"
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class DailyReport:
     ab_tests: list[dict[str, Any]]
     findings: list[dict[str, Any]]
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    checks: Checks = field(default_factory=lambda: Checks(None, None))
 
     @property
     def hourly_week_mean(self) -> dict[int, float]:
@@ -129,26 +136,63 @@ class DailyReport:
 
     def summary_text(self) -> str:
         """The headline as plain Russian text (Telegram message, e-mail body), without a title."""
-        return _summary_text(self.headline, len(self.alerts), len(self.findings))
+        return _summary_text(self.headline, len(self.alerts), len(self.findings), self.checks)
 
 
-def _summary_text(headline: tuple[Headline, ...], alerts: int, findings: int) -> str:
+def _summary_text(headline: tuple[Headline, ...], alerts: int, findings: int, checks: Checks) -> str:
     lines = [f"• {h.title}: {h.formatted()} ({h.delta_text(h.prev, 'к вчера')})" for h in headline]
-    if alerts:
+    if checks.alerts is None:
+        lines.append("Алерты: не проверялось")
+    elif alerts:
         lines.append(f"Алертов за день: {alerts}")
-    if findings:
+    if checks.problems is None:
+        lines.append("Автоматический поиск проблем: не проверялось")
+    elif findings:
         lines.append(f"Найдено проблем: {findings}")
     return "\n".join(lines)
 
 
 def _headline(day: metrics.Summary, prev: metrics.Summary, week: metrics.Summary) -> tuple[Headline, ...]:
-    out = []
-    for key, title, kind, better in HEADLINE:
-        week_value = getattr(week, key)
-        if kind == "count" and week_value is not None:
-            week_value = week_value / WEEK_DAYS
-        out.append(Headline(key, title, kind, getattr(day, key), getattr(prev, key), week_value, better))
-    return tuple(out)
+    return tuple(
+        Headline(
+            key,
+            title,
+            kind,
+            getattr(day, key),
+            getattr(prev, key),
+            definitions.reference_value(kind, getattr(week, key)),
+            better,
+        )
+        for key, title, kind, better in HEADLINE
+    )
+
+
+def day_against_normal(
+    engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ, partial: bool = False
+) -> list[dict[str, Any]]:
+    """The headline figures of ``day`` against a normal day — the catalogue's comparison window (the
+    days before it): the day, the window's value, the change and its tone. Counts of a day still
+    running (``partial``) are not compared. The dashboard shows these rows; the report the same."""
+    summary, _prev, week = _summaries(engine, day, tz)
+    rows = []
+    for h in _headline(summary, _prev, week):
+        if partial and h.kind == "count":
+            delta, tone = "день ещё идёт", "neutral"
+        else:
+            delta, tone = h.delta_text(h.week, "к обычному дню"), h.tone(h.week)
+        rows.append(
+            {
+                "key": h.key,
+                "title": h.title,
+                "day": h.formatted(),
+                "week": h.formatted(h.week) if h.week is not None else "—",
+                "delta": delta,
+                "tone": tone,
+                "value": h.value,
+                "reference": h.week,
+            }
+        )
+    return rows
 
 
 _LATENCY = """
@@ -174,7 +218,7 @@ SELECT c.id::text AS call_id, c.started_at, c.scenario, c.transferred_to_operato
        coalesce((c.quality_details->>'auto_failed')::boolean, false) AS auto_failed,
        (SELECT string_agg(k.key, ',' ORDER BY (k.value->>'score')::float8, k.key)
           FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
-         WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < 0.5) AS failed,
+         WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < :low_quality) AS failed,
        (SELECT k.value->>'reason'
           FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
          WHERE jsonb_typeof(k.value->'score') = 'number'
@@ -212,7 +256,9 @@ def _latency(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
 
 def _worst(conn: sa.Connection, start, end, tz: str, n: int) -> list[dict[str, Any]]:
     out = []
-    for r in conn.execute(sa.text(_WORST), {"start": start, "end": end, "n": n}):
+    for r in conn.execute(
+        sa.text(_WORST), {"start": start, "end": end, "n": n, "low_quality": definitions.LOW_QUALITY}
+    ):
         out.append(
             {
                 "call_id": r.call_id,
@@ -229,10 +275,13 @@ def _worst(conn: sa.Connection, start, end, tz: str, n: int) -> list[dict[str, A
     return out
 
 
-def _ab_tests(engine: Engine) -> list[dict[str, Any]]:
+def _ab_tests(engine: Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The tests that were running during [start, end), with their results as of ``end``."""
     out = []
-    for test in experiments.list_tests(engine, status="running"):
-        res = experiments.results(engine, test.id)
+    for test in experiments.list_tests(engine):
+        if test.started_at is None or test.started_at >= end or (test.ended_at and test.ended_at <= start):
+            continue
+        res = experiments.results(engine, test.id, now=end)
         recs = {ch: r.to_dict() for ch, r in res.recommendations.items()}
         out.append(
             {
@@ -261,13 +310,33 @@ def _alerts(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
 
 
 def _summaries(engine: Engine, day: date, tz: str) -> tuple[metrics.Summary, metrics.Summary, metrics.Summary]:
-    """The day, the day before, and the 7 days before the day."""
+    """The day, the day before, and the catalogue's comparison window (the days before the day)."""
     prev_day = day - timedelta(days=1)
     return (
         metrics.summary(engine, day, day, tz=tz),
         metrics.summary(engine, prev_day, prev_day, tz=tz),
-        metrics.summary(engine, day - timedelta(days=WEEK_DAYS), prev_day, tz=tz),
+        metrics.summary(engine, *definitions.comparison_window(day), tz=tz),
     )
+
+
+def _checks(conn: sa.Connection, day: date) -> Checks:
+    if conn.execute(sa.text("SELECT to_regclass('cca_check_runs')")).scalar_one() is None:
+        return Checks(None, None)
+    return Checks(checkruns.coverage(conn, "problems", day), checkruns.coverage(conn, "alerts", day))
+
+
+def ensure_problems_checked(engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ) -> bool:
+    """Run problem detection for ``day`` if it never ran (its daily figures first); True when it ran
+    now. A read-only database cannot: the report then says "не проверялось"."""
+    with engine.connect() as conn:
+        if _checks(conn, day).problems is not None:
+            return False
+    try:
+        metrics.compute_daily_stats(engine, day, day, tz=tz)
+        problems.detect(engine, day, tz=tz)
+    except WriteRefused:
+        return False
+    return True
 
 
 def summary_text(engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ) -> str:
@@ -280,7 +349,8 @@ def summary_text(engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_
         findings = conn.execute(
             sa.text("SELECT count(*) FROM quality_findings WHERE day = :day"), {"day": day}
         ).scalar()
-    return _summary_text(_headline(*_summaries(engine, day, tz)), alerts, findings)
+        checks = _checks(conn, day)
+    return _summary_text(_headline(*_summaries(engine, day, tz)), alerts, findings, checks)
 
 
 def build(
@@ -290,10 +360,15 @@ def build(
     tz: str = timeutil.DEFAULT_TZ,
     admin_url: str = "http://127.0.0.1:8050",
     worst: int = 10,
+    run_checks: bool = True,
 ) -> DailyReport:
-    """Everything the daily report shows for the Kyiv day ``day``."""
+    """Everything the daily report shows for the Kyiv day ``day``, as of that day: problem detection
+    for the day runs first if it never ran (``run_checks``), the A/B tests are those running that
+    day with their results at its end, and the checks' coverage says what was never checked."""
     day = timeutil.to_date(day, tz)
-    week_first, week_last = day - timedelta(days=WEEK_DAYS), day - timedelta(days=1)
+    if run_checks:
+        ensure_problems_checked(engine, day, tz=tz)
+    week_first, week_last = definitions.comparison_window(day)
     summary, prev, week = _summaries(engine, day, tz)
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
@@ -301,6 +376,7 @@ def build(
         worst_calls = _worst(conn, start, end, tz, worst)
         findings = [dict(r._mapping) for r in conn.execute(sa.text(_FINDINGS), {"day": day})]
         alerts = _alerts(conn, start, end)
+        checks = _checks(conn, day)
     return DailyReport(
         day=day,
         tz=tz,
@@ -315,7 +391,8 @@ def build(
         latency=latency,
         cost=cost.cost_summary(engine, day, day, tz=tz),
         cost_week=cost.cost_summary(engine, week_first, week_last, tz=tz),
-        ab_tests=_ab_tests(engine),
+        ab_tests=_ab_tests(engine, start, end),
         findings=findings,
         alerts=alerts,
+        checks=checks,
     )

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import clock, timeutil
+from . import clock, definitions, timeutil
 from .errors import InvalidArgument
 from .lakeschema import (  # noqa: F401  (the lake's tables, re-exported for callers of this module)
     CHILD_SLACK,
@@ -460,6 +460,39 @@ def query(
     finally:
         if con is not None:
             con.close()
+
+
+# the catalogue's figures (ccanalytics.definitions) per business day, computed from the lake's calls
+_DAILY_FIGURES = """
+SELECT date AS day,
+       count(*) AS total_calls,
+       count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved_by_bot,
+       count(*) FILTER (WHERE transferred_to_operator) AS transferred,
+       avg(quality_score) AS avg_quality_score,
+       count(quality_score) AS scored_calls,
+       coalesce(sum(total_cost_usd), 0) AS total_cost_usd,
+       count(total_cost_usd) AS costed_calls,
+       count(total_cost_usd) FILTER (WHERE NOT transferred_to_operator) AS costed_resolved_calls
+FROM calls WHERE date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1
+"""
+
+
+def daily_figures(
+    lake_dir: str | Path, date_from: date | str, date_to: date | str, *, tz: str = timeutil.DEFAULT_TZ
+) -> list[dict[str, Any]]:
+    """The catalogue's call figures per day from the lake (calls, resolved, transferred, quality, cost
+    per call and per resolved call) — the same definitions as daily_stats and the summaries."""
+    first, last = timeutil.resolve_days(date_from, date_to, tz)
+    out = []
+    for row in query(lake_dir, _DAILY_FIGURES, [first, last], tz=tz).to_dicts():
+        row["resolved_by_bot_pct"] = definitions.rate_pct(row["resolved_by_bot"], row["total_calls"])
+        row["transferred_to_operator_pct"] = definitions.rate_pct(row["transferred"], row["total_calls"])
+        row["avg_cost_per_call_usd"] = definitions.cost_per_call(row["total_cost_usd"], row["costed_calls"])
+        row["cost_per_resolved_call_usd"] = definitions.cost_per_resolved_call(
+            row["total_cost_usd"], row["costed_resolved_calls"]
+        )
+        out.append(row)
+    return out
 
 
 def load(

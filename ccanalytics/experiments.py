@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
+from . import clock
 from .errors import InvalidArgument, NotFound
 
 DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
@@ -355,7 +356,8 @@ def results(engine: Engine, test: int | str, *, now: datetime | None = None, alp
     if t.started_at is None:
         raise InvalidArgument(f"test {t.test_name!r} has not started")
     with engine.connect() as conn:
-        end = t.ended_at or now or conn.execute(sa.text("SELECT now()")).scalar_one()
+        # as of ``now`` (a dated report), never past the test's end
+        end = min(t.ended_at, now) if t.ended_at and now else t.ended_at or now or clock.now()
         ex = t.exclusions
         rows = {
             r.variant: r

@@ -80,7 +80,7 @@ SELECT
   (SELECT coalesce(jsonb_object_agg(k, usd), '{{}}') FROM (
       SELECT e.key AS k, sum((e.value)::text::float8) AS usd
       FROM b, jsonb_each(b.cost_breakdown) e
-      WHERE jsonb_typeof(e.value) = 'number'
+      WHERE jsonb_typeof(e.value) = 'number' AND e.key = ANY(:cost_components)
       GROUP BY 1) cst) AS costs,
   (SELECT coalesce(jsonb_agg(jsonb_build_array(test_name, ab_variant, transferred_to_operator, n)), '[]') FROM (
       SELECT t.test_name, b.ab_variant, b.transferred_to_operator, count(*) AS n
@@ -196,7 +196,13 @@ class CallLogCollector(Collector):
             if hi > self._wm_metrics:
                 row = conn.execute(
                     sa.text(_calls_query()),
-                    {"lo": self._wm_metrics, "hi": hi, "max_rejected": signals.REJECTED_TOOLS_PER_CALL, **params},
+                    {
+                        "lo": self._wm_metrics,
+                        "hi": hi,
+                        "max_rejected": signals.REJECTED_TOOLS_PER_CALL,
+                        "cost_components": list(telemetry.COST_COMPONENTS),
+                        **params,
+                    },
                 ).one()
                 self._add_calls(row)
                 self._wm_metrics = hi
@@ -231,11 +237,10 @@ class CallLogCollector(Collector):
             self._inc("cca_suspicious_tool_calls_total", suspicious, tool=telemetry.tool_label(tool))
             if status != "ok":
                 self._inc("cca_component_errors_total", n, component="tool")
+        # the priced components only: they add up to total_cost_usd (other numbers in the breakdown,
+        # such as what the call processor reported, are not spend of their own)
         for component, usd in row.costs.items():
-            if component == "total_usd":
-                continue
-            label = component if component in telemetry.COST_COMPONENTS else "other"
-            self._inc("cca_cost_usd_total", usd, component=label)
+            self._inc("cca_cost_usd_total", usd, component=component)
         for test, variant, transferred, n in row.ab:
             self._inc("cca_ab_calls_total", n, test=test, variant=variant, outcome=telemetry.outcome_label(transferred))
         for name in _HIST_VALUES:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, percentiles, sqlfiles, timeutil
+from . import callmetrics, definitions, percentiles, sqlfiles, timeutil
 from .errors import InvalidArgument
 
 
@@ -46,6 +46,8 @@ class Summary:
     scored_calls: int
     total_cost_usd: float
     avg_cost_per_call_usd: float | None
+    cost_per_resolved_call_usd: float | None
+    costed_calls: int
     customers: int
     notes: list[str] = field(default_factory=list)
 
@@ -55,8 +57,7 @@ class Summary:
         return out
 
 
-def _pct(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
+_pct = definitions.rate_pct
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -74,7 +75,10 @@ def summary(
     first, last = timeutil.resolve_days(date_from, date_to, tz)
     start, end = timeutil.period_bounds(first, last, tz)
     with engine.connect() as conn:
-        row = conn.execute(sa.text(sqlfiles.query("summary")), {"start": start, "end": end, "tz": tz}).one()
+        row = conn.execute(
+            sa.text(sqlfiles.query("summary")),
+            {"start": start, "end": end, "tz": tz, "fcr_days": definitions.FCR_WINDOW_DAYS},
+        ).one()
     reasons = sorted(row.transfer_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     notes = []
     if row.total_calls and row.scored_calls < row.total_calls:
@@ -108,15 +112,17 @@ def summary(
         avg_quality_score=round(row.avg_quality_score, 4) if row.avg_quality_score is not None else None,
         scored_calls=row.scored_calls,
         total_cost_usd=round(row.total_cost_usd, 6),
-        avg_cost_per_call_usd=round(row.total_cost_usd / row.costed_calls, 6) if row.costed_calls else None,
+        avg_cost_per_call_usd=definitions.cost_per_call(row.total_cost_usd, row.costed_calls),
+        cost_per_resolved_call_usd=definitions.cost_per_resolved_call(row.total_cost_usd, row.costed_resolved_calls),
+        costed_calls=row.costed_calls,
         customers=row.customers,
         notes=notes,
     )
 
 
 # ------------------------------------------------------------------------------------ daily_stats
-RESPONSE_BUDGET_MS = 2000.0  # NFR: end-to-end response p95 ≤ 2 s
-FCR_WINDOW_DAYS = 7  # a call's first-contact resolution depends on the next 7 days' calls
+RESPONSE_BUDGET_MS = definitions.RESPONSE_BUDGET_MS  # NFR: end-to-end response p95 ≤ 2 s
+FCR_WINDOW_DAYS = definitions.FCR_WINDOW_DAYS  # a call's first-contact resolution depends on the next days' calls
 # rows committed by transactions that started before a day was computed may carry older stamps:
 # changes are looked for this far before the day's computed_at
 CHANGE_LAG = timedelta(minutes=10)
@@ -203,7 +209,8 @@ def compute_daily_stats(
             todo = {d for d in candidates if d not in stored or stored[d][1] != prints.get(d)}
             if since is not None and todo:
                 lookback = conn.execute(
-                    sa.text(sqlfiles.query("daily_lookback")), {"since": since, "tz": tz, "changed": sorted(todo)}
+                    sa.text(sqlfiles.query("daily_lookback")),
+                    {"since": since, "tz": tz, "changed": sorted(todo), "fcr_days": FCR_WINDOW_DAYS},
                 )
                 todo.update(row.d for row in lookback if row.d in stored or first <= row.d <= last)
             todo = {d for d in todo if d <= last}
@@ -254,7 +261,7 @@ def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, bu
     (they cost about the same; two cores are kept busy)."""
     lo = timeutil.day_start(days[0], tz)
     hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
-    params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget}
+    params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget, "fcr_days": FCR_WINDOW_DAYS}
     conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     if len(days) >= PARALLEL_FROM_DAYS:
         snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import prompts, timeutil
+from . import definitions, prompts, timeutil
 from .errors import InvalidArgument, NotFound
 from .quality.rubric import DESCRIPTIONS
 from .quality.transcript import render
@@ -78,7 +78,7 @@ WITH low AS (
     SELECT low.call_id, coalesce(low.scenario, 'unknown') AS scenario, e.key AS criterion,
            (e.value ->> 'score')::float8 AS score, e.value ->> 'reason' AS reason
     FROM low, jsonb_each(low.criteria) e
-    WHERE coalesce(e.value ->> 'applicable', 'true') <> 'false' AND (e.value ->> 'score')::float8 < 0.5
+    WHERE coalesce(e.value ->> 'applicable', 'true') <> 'false' AND (e.value ->> 'score')::float8 < :low_quality
 )
 SELECT criterion, scenario, count(*) AS calls, avg(score) AS avg_score,
        (array_agg(DISTINCT reason))[1:3] AS reasons,
@@ -93,7 +93,7 @@ def collect_patterns(
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     *,
-    below: float = 0.5,
+    below: float = definitions.LOW_QUALITY,
     top: int = 8,
     examples: int = 2,
     tz: str = timeutil.DEFAULT_TZ,
@@ -108,6 +108,7 @@ def collect_patterns(
                 "start": start,
                 "end": end,
                 "below": below,
+                "low_quality": definitions.LOW_QUALITY,
                 "label": active.label if active else "",
                 "prefix": f"{prompt_name}@%",
                 "top": top,

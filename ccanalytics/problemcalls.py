@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import labels, timeutil
+from . import definitions, labels, timeutil
 from .errors import InvalidArgument, NotFound
 
 CAUSES = {
@@ -57,10 +57,10 @@ _PROMPT_CRITERIA = {"bot_greeted_properly", "bot_understood_intent", "bot_confir
 
 @dataclass(frozen=True)
 class Thresholds:
-    quality_below: float = 0.5  # quality_score below this is a problem
+    quality_below: float = definitions.LOW_QUALITY  # quality_score below this is a problem
     reasks_min: int = 2  # STT re-asks in one call
     tool_errors_min: int = 1  # failed or rejected tool calls in one call
-    response_p95_ms: float = 3000.0  # the call's reply p95 above this is slow
+    response_p95_ms: float = definitions.SLOW_CALL_MS  # the call's reply p95 above this is slow
     include_transfers: bool = True  # transfers are problems unless the customer asked for an operator
 
     def __post_init__(self) -> None:
@@ -71,13 +71,18 @@ class Thresholds:
         if self.response_p95_ms <= 0:
             raise InvalidArgument("response_p95_ms must be positive")
 
+    @classmethod
+    def with_defaults(cls, **values: Any) -> Thresholds:
+        """Thresholds from ``values``, the catalogue's default for each one given as None."""
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
 
 _FIND = """
 SELECT c.id::text AS call_id, c.started_at, c.scenario, c.prompt_version, c.duration_seconds,
        c.transferred_to_operator AS transferred, c.transfer_reason, c.quality_score,
        coalesce((c.quality_details->>'auto_failed')::boolean, false) AS auto_failed,
        ARRAY(SELECT k.key FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
-              WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < 0.5
+              WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < :low_quality
               ORDER BY k.key) AS failed_criteria,
        coalesce(m.stt_reasks, 0) AS stt_reasks, m.min_stt_confidence,
        coalesce(m.tool_errors, 0) AS tool_errors, coalesce(m.rejected_tool_calls, 0) AS rejected_tool_calls,
@@ -128,6 +133,7 @@ def find(
         "start": start,
         "end": end,
         "qbelow": t.quality_below,
+        "low_quality": definitions.LOW_QUALITY,
         "transfers": t.include_transfers,
         "reasks": t.reasks_min,
         "tool_errors": t.tool_errors_min,

@@ -204,7 +204,7 @@ def cost(rep: DailyReport) -> list[Any]:
 
 def ab_tests(rep: DailyReport) -> list[Any]:
     if not rep.ab_tests:
-        return [note("Активных A/B-тестов нет.")]
+        return [note("В этот день A/B-тесты не шли.")]
     out: list[Any] = []
     for t in rep.ab_tests:
         rows = [
@@ -227,7 +227,7 @@ def ab_tests(rep: DailyReport) -> list[Any]:
                     ("quality", "Качество", lambda v: num(v, 3)),
                     ("cost", "На звонок", usd),
                 ],
-                caption=f"A/B-тест «{t['test_name']}», идёт {num(t['days_running'], 1)} дн.",
+                caption=f"A/B-тест «{t['test_name']}» на конец дня: шёл {num(t['days_running'], 1)} дн.",
             )
         )
         if t["srm_mismatch"]:
@@ -264,7 +264,9 @@ def problems(rep: DailyReport) -> Block:
         rows,
         [("kind", "Что найдено"), ("key", "Где"), ("value", "Значение", three), ("baseline", "Обычно", three)],
         caption="Проблемы, найденные автоматически (подробный разбор — отчёт по проблемным звонкам)",
-        empty="автоматическая проверка проблем не нашла",
+        empty="автоматическая проверка проблем не нашла"
+        if rep.checks.problems is not None
+        else "не проверялось: автоматический поиск проблем за этот день не запускался",
     )
 
 
@@ -281,6 +283,8 @@ def alerts(rep: DailyReport) -> Block:
     return table(
         rows,
         [("time", "Время"), ("event", "Событие"), ("message", "Сообщение")],
-        caption="Алерты за день",
-        empty="алертов не было",
+        caption=f"Алерты за день ({rep.checks.alerts_text(rep.tz)})",
+        empty="алертов не было"
+        if rep.checks.alerts is not None
+        else "не проверялось: алерты в этот день не вычислялись",
     )

@@ -129,6 +129,7 @@ COMPARED = (
     ("response_p95_ms", "Ответ p95, мс"),
     ("avg_quality_score", "Качество (0–1)"),
     ("avg_cost_per_call_usd", "Стоимость звонка, $"),
+    ("cost_per_resolved_call_usd", "Стоимость решённого звонка, $"),
     ("stt_reasks", "Переспрашиваний"),
     ("tool_errors", "Ошибок инструментов"),
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The system tools the test suite runs for real (not mocked): Prometheus, Alertmanager, Chromium. Installs the missing ones with apt-get
+# The system tools the test suite runs for real (not mocked): Prometheus, Alertmanager, Chromium; and libfaketime
+# with a C compiler for the runs at faked dates (scripts/test-at.sh). Installs the missing ones with apt-get
 # when run as root; otherwise stops with a one-line instruction naming the Debian packages.
 # Used by `make test` and .ci/run.
 set -euo pipefail
@@ -11,6 +12,8 @@ declare -A TOOLS=(
     [prometheus-alertmanager]=prometheus-alertmanager
     [amtool]=prometheus-alertmanager
     [chromium]=chromium
+    [faketime]=faketime
+    [cc]=gcc
 )
 
 missing=()

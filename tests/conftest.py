@@ -3,6 +3,7 @@ database, and a fresh database cloned from it for every test that asks for one."
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
 import psycopg
@@ -30,6 +31,10 @@ def pg_server(tmp_path_factory):
             conn.execute(f"ALTER SYSTEM SET {setting} = {value}")
         conn.execute("SELECT pg_reload_conf()")
     yield libpq
+    # the server's log outlives the data directory (deleted at exit): it tells why a server died
+    log = root / "pg" / "log"
+    if log.exists():
+        shutil.copy(log, root / "postgresql.log")
 
 
 def _db_url(server_url: str, name: str) -> str:

@@ -28,3 +28,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# libfaketime (scripts/test-at.sh) moves the wall clock of every process the suite starts; Chromium
+# does not run under it (pages never load), so the browser alone runs at the real date: it only
+# renders what the server, running at the faked date, sends.
+FAKETIME_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+
+
+def real_clock_env() -> dict[str, str]:
+    """The environment for a program that must not run under libfaketime (Chromium)."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in FAKETIME_VARIABLES}

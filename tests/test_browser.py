@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from factories import make_call, turn
-from systools import free_port, require
+from systools import free_port, real_clock_env, require
 
 from ccanalytics import auth
 from ccanalytics.ingest import ingest_records
@@ -43,7 +43,9 @@ def page():
     chromium = require("chromium")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"], env=real_clock_env()
+        )
         context = browser.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
         pg = context.new_page()
         pg.set_default_timeout(15_000)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from ccanalytics import timeutil
+from ccanalytics import clock, timeutil
 from ccanalytics.callog import validate_json
 from ccanalytics.cli import main
 from ccanalytics.errors import RecordProblem
@@ -24,7 +24,9 @@ def cli(db_url, *args, reports_dir=None):
 
 
 def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tmp_path):
-    res = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
+    now = clock.now()
+    with clock.frozen(now):  # the demo at one instant: the second run finds everything done
+        res = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
     assert res.exit_code == 0, res.output
     assert "load demo calls:" in res.output and "daily stats: 3 days computed" in res.output
     assert "response latency: p50" in res.output
@@ -39,14 +41,20 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
         tests = conn.execute(sa.text("SELECT test_name, status FROM prompt_ab_tests")).all()
         ab_calls = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ab_test_id IS NOT NULL")).scalar_one()
         derived = conn.execute(sa.text("SELECT count(*) FROM call_metrics")).scalar_one()
+        future = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ended_at > :n"), {"n": now}).scalar_one()
+        days_with_calls = conn.execute(
+            sa.text("SELECT count(DISTINCT (started_at AT TIME ZONE 'Europe/Kyiv')::date) FROM calls")
+        ).scalar_one()
     assert calls > 60
-    assert days == (3, calls)
+    assert days == (days_with_calls, calls) and days_with_calls >= 2  # today may have no call yet (00:30)
     assert prompts == [("tire_agent@v1", True), ("tire_agent@v2", False)]
     assert tests == [("tire_agent-v1-vs-v2", "running")]
     assert 0 < ab_calls <= calls
     assert derived == calls
+    assert future == 0  # the demo ends at now
 
-    again = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
+    with clock.frozen(now):
+        again = cli(db_url, "demo", "--no-serve", "--days", "3", "--calls-per-day", "40", reports_dir=tmp_path)
     assert again.exit_code == 0, again.output
     assert f"0 new calls, 0 replaced, {calls} already loaded" in again.output
     assert "0 days computed, 3 unchanged" in again.output

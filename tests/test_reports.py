@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import nbformat
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from conftest import DEMO_END
 from fakechannels import FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics import dailyreport, reporting
+from ccanalytics import checkruns, dailyreport, experiments, reporting, reportview, timeutil
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.errors import DeliveryError
@@ -52,6 +53,9 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
                 "'Переводов 62 % за час', '2026-11-24 10:00+02', '2026-11-24 10:00+02')"
             )
         )
+        # the alert job evaluated the rules all day (it notes its runs)
+        for hour in (0, 23):
+            checkruns.record(conn, "alerts", DAY, datetime.combine(DAY, time(hour, 30), tzinfo=ZoneInfo("Europe/Kyiv")))
     run = reporting.run(demo_engine, _settings(demo_url, tmp_path), "daily", day=DAY)
     r = run.rendered
     assert r.html_path == tmp_path / "daily" / f"{DEMO_END}.html"
@@ -92,6 +96,37 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
     # the summary sent with the report carries the same headline, alert and finding counts as the report
     assert f"Звонков: {calls} (к вчера:" in run.summary and "Алертов за день: " in run.summary
     assert run.summary == dailyreport.build(demo_engine, DAY).summary_text()
+    assert "Алерты за день (проверялось с 00:30 до 23:30)" in text
+
+
+def test_a_dated_report_says_what_was_never_checked_and_runs_problem_detection_first(demo_engine):
+    """A day on which the alert job never ran reads "не проверялось", never "алертов не было"; problem
+    detection for the day runs before the report is built; the A/B section is as of that day."""
+    day = DAY - timedelta(days=6)  # the demo's order-service outage: problems to find
+    with demo_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM quality_findings WHERE day = :d"), {"d": day})
+        conn.execute(sa.text("DELETE FROM cca_check_runs WHERE day = :d"), {"d": day})
+    quiet = dailyreport.build(demo_engine, day, run_checks=False)
+    assert quiet.checks.problems is None and quiet.checks.alerts is None
+    assert "Алерты: не проверялось" in quiet.summary_text()
+    assert "Автоматический поиск проблем: не проверялось" in quiet.summary_text()
+    assert "не проверялось: автоматический поиск проблем" in reportview.problems(quiet).html
+    assert "не проверялось: алерты в этот день не вычислялись" in reportview.alerts(quiet).html
+    checked = dailyreport.build(demo_engine, day)
+    assert checked.checks.problems is not None and checked.findings  # detection ran for the day first
+    with demo_engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM quality_findings WHERE day = :d"), {"d": day}).scalar()
+    assert stored == len(checked.findings)
+    # the A/B test as of that day: its results count only the calls up to the day's end
+    (test,) = experiments.list_tests(demo_engine, status="running")
+    as_of_day = sum(v["calls"] for v in checked.ab_tests[0]["variants"])
+    as_of_now = sum(v.to_dict()["calls"] for v in experiments.results(demo_engine, test.id).variants)
+    end = timeutil.day_start(day + timedelta(days=1))
+    with demo_engine.connect() as conn:
+        upto = conn.execute(
+            sa.text("SELECT count(*) FROM calls WHERE ab_variant IS NOT NULL AND started_at < :e"), {"e": end}
+        ).scalar()
+    assert 0 < as_of_day <= upto < as_of_now
 
 
 def test_problem_calls_procedure_finds_groups_and_records_a_decision(demo_url, demo_engine, tmp_path):

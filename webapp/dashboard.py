@@ -1,6 +1,7 @@
-"""The dashboard (Russian UI): key numbers of a day against its last 7 days, quality and cost trends,
-the latest alerts, running A/B tests, the review queue, and links to (and an embedded panel of) the
-Grafana dashboards when ``GRAFANA_URL`` is configured. Thin: ccanalytics computes everything."""
+"""The dashboard (Russian UI): key numbers of a day against a normal day (the 7 days before it),
+quality and cost trends, the latest alerts, running A/B tests, the review queue, and links to (and
+an embedded panel of) the Grafana dashboards when ``GRAFANA_URL`` is configured. Thin: ccanalytics
+computes everything."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request
 from markupsafe import Markup
 
-from ccanalytics import alerts, charts, costview, dailyreport, experiments, metrics, timeutil
+from ccanalytics import alerts, charts, costview, dailyreport, definitions, experiments, metrics, timeutil
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.quality.report import quality_report
 
@@ -21,7 +22,7 @@ from .prompts import page_context
 bp = Blueprint("dashboard", __name__)
 bp.context_processor(page_context)
 
-WEEK = 7
+WEEK = definitions.COMPARISON_DAYS
 DEFAULT_TREND_DAYS, MAX_TREND_DAYS = 30, 120
 ALERTS_SHOWN = 20
 # the provisioned dashboards (grafana/dashboards/*.json): uid, title
@@ -67,30 +68,6 @@ def _trend_days() -> int:
     return int(raw)
 
 
-def key_numbers(day: metrics.Summary, week: metrics.Summary, *, partial: bool) -> list[dict[str, Any]]:
-    """The daily report's headline numbers: the day, its 7 days, and the day against the 7-day level
-    (a daily mean for counts). Counts of a day still running are not compared."""
-    rows = []
-    for key, title, kind, better in dailyreport.HEADLINE:
-        total = getattr(week, key)
-        reference = total / WEEK if kind == "count" and total is not None else total
-        h = dailyreport.Headline(key, title, kind, getattr(day, key), None, reference, better)
-        if partial and kind == "count":
-            delta, tone = "день ещё идёт", "neutral"
-        else:
-            delta, tone = h.delta_text(reference, "к уровню 7 дней"), h.tone(reference)
-        rows.append(
-            {
-                "title": title,
-                "day": h.formatted(),
-                "week": "—" if total is None else h.formatted(total),
-                "delta": delta,
-                "tone": tone,
-            }
-        )
-    return rows
-
-
 def _charts(quality: dict[str, Any], costs: list[dict[str, Any]], first: date, last: date) -> list[Markup]:
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     out = []
@@ -118,7 +95,7 @@ def index():
     day, trend_days = _day(tz), _trend_days()
     engine = get_engine()
     today = metrics.summary(engine, day, day, tz=tz)
-    week = metrics.summary(engine, day - timedelta(days=WEEK - 1), day, tz=tz)
+    week_first, week_last = definitions.comparison_window(day)
     first = day - timedelta(days=trend_days - 1)
     quality = quality_report(engine, first, day, tz=tz)
     costs = costview.daily(engine, first, day, tz)
@@ -128,9 +105,10 @@ def index():
         day=day,
         is_today=day == timeutil.today(tz),
         trend_days=trend_days,
-        numbers=key_numbers(today, week, partial=day == timeutil.today(tz)),
+        numbers=dailyreport.day_against_normal(engine, day, tz=tz, partial=day == timeutil.today(tz)),
         summary=today,
-        week_first=day - timedelta(days=WEEK - 1),
+        week_first=week_first,
+        week_last=week_last,
         quality=quality,
         charts=_charts(quality, costs, first, day),
         events=events,

@@ -1439,9 +1439,14 @@ def generate_calls(
     ab_test: str | None = DEMO_AB_TEST,
     ab_days: int = DEMO_AB_DAYS,
     levers_days: int | None = None,
+    until: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield ``days`` Kyiv-local days of synthetic call logs ending on ``end_date`` (default: today in
-    ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring)."""
+    ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring).
+
+    ``until`` (an aware instant, e.g. ``clock.now()``): only the calls that have ended by then — a
+    call still in progress or in the future has not been logged yet. The calls kept are the same as
+    without it, so a later run with a later ``until`` only adds calls."""
     if days < 1:
         raise InvalidArgument("days must be at least 1")
     if calls_per_day < 1:
@@ -1458,7 +1463,12 @@ def generate_calls(
     pool = _caller_pool(seed, max(30, round(calls_per_day * 1.5)))
     ab_first = end - timedelta(days=ab_days - 1)
     levers_first = end - timedelta(days=(ab_days if levers_days is None else levers_days) - 1)
-    return _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
+    calls = _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
+    if until is None:
+        return calls
+    if until.tzinfo is None:
+        raise InvalidArgument("until must be timezone-aware")
+    return (c for c in calls if datetime.fromisoformat(c["ended_at"]) <= until)
 
 
 def _generate(

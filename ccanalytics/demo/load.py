@@ -3,13 +3,13 @@ ingestion path the call processor uses."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from .. import timeutil
+from .. import clock, timeutil
 from ..ingest import IngestResult, ingest_records
 from .generator import DEMO_AB_DAYS
 
@@ -93,9 +93,11 @@ def load_demo_data(
     ab_days: int = DEMO_AB_DAYS,
     batch_size: int = 500,
     progress=None,
+    until: datetime | None = None,
 ) -> IngestResult:
-    """Load ``days`` days of demo calls ending on ``end_date`` (default: today). Idempotent: the
-    generator is deterministic per day, so reloading leaves existing calls unchanged."""
+    """Load ``days`` days of demo calls ending on ``end_date`` (default: today), only those that have
+    ended by ``until`` (an aware instant; default: the clock's now — never a call in the future).
+    Idempotent: the generator is deterministic per day, so reloading leaves existing calls unchanged."""
     from .generator import DEMO_AB_TEST, generate_calls
 
     end = end_date or timeutil.today(tz)
@@ -103,7 +105,14 @@ def load_demo_data(
         prompt_ids = ensure_demo_prompts(conn)
         ensure_demo_ab_test(conn, prompt_ids, end - timedelta(days=ab_days - 1), tz)
     calls = generate_calls(
-        seed=seed, days=days, calls_per_day=calls_per_day, end_date=end, tz=tz, ab_test=DEMO_AB_TEST, ab_days=ab_days
+        seed=seed,
+        days=days,
+        calls_per_day=calls_per_day,
+        end_date=end,
+        tz=tz,
+        ab_test=DEMO_AB_TEST,
+        ab_days=ab_days,
+        until=until or clock.now(),
     )
     if progress is not None:
         calls = _counting(calls, progress)

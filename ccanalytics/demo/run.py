@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import callmetrics, metrics, partitions, timeutil
+from .. import callmetrics, clock, metrics, partitions, timeutil
 from ..config import Settings
 from ..database import check_connection, create_engine, resolve_url, safe_url
 from ..errors import ConfigError
@@ -45,6 +45,7 @@ class DemoReport:
 def _step_load(ctx: DemoContext) -> str:
     result = load_demo_data(
         ctx.engine,
+        until=clock.now(),
         seed=ctx.seed,
         days=ctx.days,
         calls_per_day=ctx.calls_per_day,
@@ -57,27 +58,38 @@ def _step_load(ctx: DemoContext) -> str:
     )
 
 
-def _step_costs(ctx: DemoContext) -> str:
+def phase_one_to_now(engine: Engine, first: date, end: date, tz: str, book: Any = None) -> dict[str, Any] | None:
+    """The demo's cost report: its phase-1 days (before the levers) against its current days, over
+    complete days only (today's fixed costs are still accruing: ccanalytics.fixedcost). None when the
+    period holds no complete current day."""
     from .. import cost
     from .generator import DEMO_AB_DAYS
 
+    levers_first = end - timedelta(days=DEMO_AB_DAYS - 1)  # phase 1 before, the levers from then on
+    last_complete = min(end, timeutil.today(tz) - timedelta(days=1))
+    if not first < levers_first <= last_complete:
+        return None
+    return cost.cost_report(
+        engine, (first, levers_first - timedelta(days=1)), (levers_first, last_complete), book=book, tz=tz
+    )
+
+
+def _step_costs(ctx: DemoContext) -> str:
+    from .. import cost, pricing
+
     first = ctx.end_date - timedelta(days=ctx.days - 1)
-    run = cost.compute_costs(ctx.engine, first, ctx.end_date, tz=ctx.settings.timezone)
+    book = pricing.load(ctx.settings.pricing_file)
+    run = cost.compute_costs(ctx.engine, first, ctx.end_date, book=book, tz=ctx.settings.timezone)
     out = f"{run.priced} calls priced from usage"
-    levers_first = ctx.end_date - timedelta(days=DEMO_AB_DAYS - 1)  # phase 1 before, the levers from then on
-    if first < levers_first:
-        report = cost.cost_report(
-            ctx.engine,
-            (first, levers_first - timedelta(days=1)),
-            (levers_first, ctx.end_date),
-            tz=ctx.settings.timezone,
-        )
+    report = phase_one_to_now(ctx.engine, first, ctx.end_date, ctx.settings.timezone, book)
+    if report is not None:
         levers = ", ".join(
             f"{lv['lever']} {lv['saving_pct_of_baseline']:+.1f}%" for lv in report["levers"] if lv["lever"] != "other"
         )
         out += (
             f"; phase 1 → now: ${report['baseline']['cost_per_call_usd']:.4f} → "
-            f"${report['current']['cost_per_call_usd']:.4f} per call ({report['reduction_pct']}% lower; {levers})"
+            f"${report['current']['cost_per_call_usd']:.4f} per call ({cost.change_words(report['reduction_pct'])}; "
+            f"{levers})"
         )
     return out
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from .. import signals, timeutil
+from .. import checkruns, clock, definitions, signals, timeutil
 
-TRANSFER_RATE = 0.30
-MIN_CALLS = 10
+TRANSFER_RATE = definitions.SCENARIO_TRANSFER_RATE
+MIN_CALLS = definitions.SCENARIO_MIN_CALLS
 REASK_FACTOR = 1.5
 BASELINE_DAYS = 14
 WORD = re.compile(r"[a-zа-яіїєґ'’]{3,}", re.IGNORECASE)
@@ -137,6 +137,7 @@ def detect(engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ, st
     if store:
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM quality_findings WHERE day = :d"), {"d": d})
+            checkruns.record(conn, "problems", d, clock.now())
             for f in found:
                 conn.execute(
                     sa.text(

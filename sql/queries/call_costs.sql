@@ -3,7 +3,7 @@
 -- differ from what is stored, and the estimated and unpriced ones (for the counts). :prices is the price book as
 -- JSON rows (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot
 -- turns and characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly
--- cost) is shared by that month's calls that used it (:months, from call_costs_volume.sql). What
+-- cost) costs each call its day's per-call share (:days, from ccanalytics.fixedcost). What
 -- the call processor reported is kept as "reported_total_usd". Calls whose provider or model has no
 -- price are marked unpriced.
 --
@@ -27,8 +27,8 @@ e AS NOT MATERIALIZED (  -- usage missing: bot turns and characters from the tra
     WHERE x.usage IS NULL AND x.started_at >= :start AND x.started_at < :end
     GROUP BY t.call_id
 ),
-months AS NOT MATERIALIZED (  -- calls per month on a fixed-cost STT (call_costs_volume.sql)
-    SELECT * FROM jsonb_to_recordset(CAST(:months AS jsonb)) AS m(m date, provider text, n bigint)
+days AS NOT MATERIALIZED (  -- per-call share of a fixed-cost STT per day (ccanalytics.fixedcost)
+    SELECT * FROM jsonb_to_recordset(CAST(:days AS jsonb)) AS f(d date, provider text, per_call float8)
 ),
 c AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, c.usage IS NULL AS estimated,
@@ -54,7 +54,7 @@ c AS NOT MATERIALIZED (
 ),
 priced AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, c.estimated, c.old_total, c.old_breakdown,
-           CASE WHEN ps.fixed_usd_per_month IS NOT NULL THEN ps.fixed_usd_per_month / nullif(mo.n, 0)
+           CASE WHEN ps.fixed_usd_per_month IS NOT NULL THEN fd.per_call
                 ELSE ceil(c.stt_seconds / nullif(ps.increment_seconds, 0)) * ps.usd_per_increment END AS stt,
            ((c.llm_in - least(c.llm_cached, c.llm_in)) * pl.input_per_1m
              + least(c.llm_cached, c.llm_in) * coalesce(pl.cached_input_per_1m, pl.input_per_1m)
@@ -64,7 +64,7 @@ priced AS NOT MATERIALIZED (
            ps.name IS NULL OR pl.name IS NULL OR pt.name IS NULL AS unpriced
     FROM c
     LEFT JOIN p ps ON ps.component = 'stt' AND ps.name = c.stt_provider AND c.d >= ps.valid_from AND c.d < ps.valid_to
-    LEFT JOIN months mo ON mo.m = date_trunc('month', c.d)::date AND mo.provider = c.stt_provider
+    LEFT JOIN days fd ON fd.d = c.d AND fd.provider = c.stt_provider
     LEFT JOIN p pl ON pl.component = 'llm' AND pl.name = c.llm_model AND c.d >= pl.valid_from AND c.d < pl.valid_to
     LEFT JOIN p pt ON pt.component = 'tts' AND pt.name = c.tts_provider AND c.d >= pt.valid_from AND c.d < pt.valid_to
     LEFT JOIN p ptel ON ptel.component = 'telephony' AND ptel.name = c.telephony

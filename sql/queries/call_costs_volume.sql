@@ -1,11 +1,9 @@
--- Calls per month (local time :tz) and STT provider over the whole months around [:start, :end), and
--- how many of them started in [:start, :end). A self-hosted STT's fixed monthly cost is shared by
--- that month's calls on it (call_costs.sql); the calls in the period are what a pricing run covers.
-SELECT date_trunc('month', x.started_at AT TIME ZONE :tz)::date AS m,
+-- Calls per local day (:tz) and STT provider in [:start, :end) — whole business days, as a pricing
+-- run always covers. A fixed monthly cost (a self-hosted STT) is allocated per day and divided among
+-- that day's calls on the provider (ccanalytics.fixedcost).
+SELECT (x.started_at AT TIME ZONE :tz)::date AS d,
        coalesce(x.usage ->> 'stt_provider', :stt_default) AS provider,
-       count(*) AS n,
-       count(*) FILTER (WHERE x.started_at >= :start AND x.started_at < :end) AS in_period
+       count(*) AS n
 FROM calls x
-WHERE x.started_at >= date_trunc('month', CAST(:start AS timestamptz) AT TIME ZONE :tz) AT TIME ZONE :tz
-  AND x.started_at < (date_trunc('month', CAST(:end AS timestamptz) AT TIME ZONE :tz) + interval '1 month') AT TIME ZONE :tz
+WHERE x.started_at >= :start AND x.started_at < :end
 GROUP BY 1, 2

@@ -8,9 +8,9 @@
 -- along so that each call's day is computed once.
 SELECT d,
        count(*) FILTER (WHERE prev_d IS DISTINCT FROM d)                                     AS unique_callers,
-       count(*) FILTER (WHERE prev_at >= started_at - interval '7 days')                    AS repeat_calls_7d,
+       count(*) FILTER (WHERE prev_at >= started_at - make_interval(days => :fcr_days))                    AS repeat_calls_7d,
        count(*) FILTER (WHERE NOT transferred_to_operator
-                          AND (next_at IS NULL OR next_at > started_at + interval '7 days')) AS fcr_known
+                          AND (next_at IS NULL OR next_at > started_at + make_interval(days => :fcr_days))) AS fcr_known
 FROM (
     SELECT started_at, transferred_to_operator, d,
            lag(started_at) OVER w  AS prev_at,
@@ -19,8 +19,8 @@ FROM (
     FROM (SELECT id, customer_id, started_at, transferred_to_operator, (started_at AT TIME ZONE :tz)::date AS d
           FROM calls
           WHERE customer_id IS NOT NULL
-            AND started_at >= CAST(:start AS timestamptz) - interval '7 days'
-            AND started_at < CAST(:end AS timestamptz) + interval '7 days') c
+            AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)
+            AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)) c
     WINDOW w AS (PARTITION BY customer_id ORDER BY started_at, id)
 ) x
 WHERE started_at >= :start AND started_at < :end AND d = ANY(CAST(:days AS date[]))

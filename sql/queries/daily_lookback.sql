@@ -4,6 +4,6 @@
 SELECT DISTINCT (p.started_at AT TIME ZONE :tz)::date AS d
 FROM calls n
 JOIN calls p ON p.customer_id = n.customer_id
-            AND p.started_at >= n.started_at - interval '7 days' AND p.started_at < n.started_at
+            AND p.started_at >= n.started_at - make_interval(days => :fcr_days) AND p.started_at < n.started_at
 WHERE n.ingested_at > :since AND n.customer_id IS NOT NULL
   AND (n.started_at AT TIME ZONE :tz)::date = ANY(CAST(:changed AS date[]))

@@ -19,10 +19,11 @@ SELECT
     count(c.quality_score)                                          AS scored_calls,
     coalesce(sum(c.total_cost_usd), 0)::float8                      AS total_cost_usd,
     count(c.total_cost_usd)                                         AS costed_calls,
+    count(c.total_cost_usd) FILTER (WHERE NOT c.transferred_to_operator) AS costed_resolved_calls,
     count(DISTINCT c.customer_id)                                   AS customers,
-    count(*) FILTER (WHERE nb.prev_at >= c.started_at - interval '7 days') AS repeat_calls_7d,
+    count(*) FILTER (WHERE nb.prev_at >= c.started_at - make_interval(days => :fcr_days)) AS repeat_calls_7d,
     count(*) FILTER (WHERE NOT c.transferred_to_operator
-                       AND (nb.next_at IS NULL OR nb.next_at > c.started_at + interval '7 days'))
+                       AND (nb.next_at IS NULL OR nb.next_at > c.started_at + make_interval(days => :fcr_days)))
                                                                     AS first_contact_resolved,
     count(m.call_id)                                                AS derived_calls,
     coalesce(sum(m.stt_reasks), 0)::int                             AS stt_reasks,

@@ -1,0 +1,75 @@
+/* Preloaded before Debian's libfaketime 0.9.10 when the suite runs at a faked date (scripts/test-at.sh).
+ *
+ * The suite moves only the wall clock, by a constant offset (FAKETIME="+Ns", no speed-up), and keeps
+ * the monotonic clock real (FAKETIME_DONT_FAKE_MONOTONIC=1): Python's lock and event timeouts use
+ * sem_clockwait on CLOCK_MONOTONIC, which 0.9.10 does not translate, so a faked monotonic clock makes
+ * every timed wait last for months. Two more defects of 0.9.10 then remain, both fixed here by
+ * sending the call straight to the kernel (correct with a pure offset: nothing to translate):
+ * - clock_nanosleep shifts absolute CLOCK_MONOTONIC deadlines by the offset and fails with EINVAL
+ *   (Python's time.sleep); CLOCK_REALTIME sleeps still go to libfaketime;
+ * - its epoll_wait/poll/select wrappers swallow the signal that ends a wait, so PostgreSQL's
+ *   lock_timeout and statement_timeout (a SIGALRM during epoll_wait) never fire.
+ * Relative timeouts need no translation at a constant offset. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int clock_nanosleep(clockid_t clock_id, int flags, const struct timespec *request, struct timespec *remain)
+{
+    if (clock_id != CLOCK_REALTIME) {
+        long rc = syscall(SYS_clock_nanosleep, clock_id, flags, request, remain);
+        return rc == 0 ? 0 : errno;
+    }
+    static int (*next)(clockid_t, int, const struct timespec *, struct timespec *);
+    if (!next)
+        next = (int (*)(clockid_t, int, const struct timespec *, struct timespec *))dlsym(RTLD_NEXT, "clock_nanosleep");
+    return next(clock_id, flags, request, remain);
+}
+
+int nanosleep(const struct timespec *request, struct timespec *remain)
+{
+    return (int)syscall(SYS_nanosleep, request, remain);
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, NULL, (size_t)(_NSIG / 8));
+}
+
+int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout, const sigset_t *sigmask)
+{
+    return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, sigmask, (size_t)(_NSIG / 8));
+}
+
+int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout >= 0) {
+        ts.tv_sec = timeout / 1000;
+        ts.tv_nsec = (long)(timeout % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    return (int)syscall(SYS_ppoll, fds, nfds, tsp, NULL, (size_t)(_NSIG / 8));
+}
+
+int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const sigset_t *sigmask)
+{
+    struct timespec copy, *tsp = NULL;
+    if (timeout) {
+        copy = *timeout; /* the kernel writes the remaining time back */
+        tsp = &copy;
+    }
+    return (int)syscall(SYS_ppoll, fds, nfds, tsp, sigmask, (size_t)(_NSIG / 8));
+}
+
+int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struct timeval *timeout)
+{
+    return (int)syscall(SYS_select, nfds, readfds, writefds, exceptfds, timeout);
+}
