@@ -9,7 +9,13 @@
  *   (Python's time.sleep); CLOCK_REALTIME sleeps still go to libfaketime;
  * - its epoll_wait/poll/select wrappers swallow the signal that ends a wait, so PostgreSQL's
  *   lock_timeout and statement_timeout (a SIGALRM during epoll_wait) never fire.
- * Relative timeouts need no translation at a constant offset. */
+ * Relative timeouts need no translation at a constant offset.
+ *
+ * And one race: 0.9.10 answers the *real* time to a clock read made inside a signal handler that
+ * interrupted one of its own clock reads. PostgreSQL's SIGALRM handler reads the clock to re-arm its
+ * timers, and can then arm setitimer for the fake offset (weeks): a lock_timeout that never fires.
+ * setitimer here caps a one-shot ITIMER_REAL at one second; PostgreSQL's handler treats an early
+ * alarm as a spurious one and re-arms for what is left, now from a correct clock read. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,6 +23,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,4 +79,17 @@ int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const
 int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struct timeval *timeout)
 {
     return (int)syscall(SYS_select, nfds, readfds, writefds, exceptfds, timeout);
+}
+
+int setitimer(__itimer_which_t which, const struct itimerval *restrict value, struct itimerval *restrict old)
+{
+    struct itimerval capped;
+    if (which == ITIMER_REAL && value && value->it_interval.tv_sec == 0 && value->it_interval.tv_usec == 0
+        && value->it_value.tv_sec > 60) {
+        capped = *value;
+        capped.it_value.tv_sec = 1;
+        capped.it_value.tv_usec = 0;
+        value = &capped;
+    }
+    return (int)syscall(SYS_setitimer, which, value, old);
 }
