@@ -14,13 +14,15 @@
  * And one race: 0.9.10 answers the *real* time to a clock read made inside a signal handler that
  * interrupted one of its own clock reads. PostgreSQL's SIGALRM handler reads the clock to re-arm its
  * timers, and can then arm setitimer for the fake offset (weeks): a lock_timeout that never fires.
- * setitimer here caps a one-shot ITIMER_REAL at one second; PostgreSQL's handler treats an early
- * alarm as a spurious one and re-arms for what is left, now from a correct clock read. */
+ * In PostgreSQL's processes only, setitimer here caps a one-shot ITIMER_REAL at one second; its
+ * handler treats an early alarm as a spurious one and re-arms for what is left, now from a correct
+ * clock read. (Other programs keep their timers: pytest-timeout's alarm must not fire early.) */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/time.h>
@@ -81,11 +83,13 @@ int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struc
     return (int)syscall(SYS_select, nfds, readfds, writefds, exceptfds, timeout);
 }
 
+extern char *program_invocation_short_name;
+
 int setitimer(__itimer_which_t which, const struct itimerval *restrict value, struct itimerval *restrict old)
 {
     struct itimerval capped;
     if (which == ITIMER_REAL && value && value->it_interval.tv_sec == 0 && value->it_interval.tv_usec == 0
-        && value->it_value.tv_sec > 60) {
+        && value->it_value.tv_sec > 60 && strcmp(program_invocation_short_name, "postgres") == 0) {
         capped = *value;
         capped.it_value.tv_sec = 1;
         capped.it_value.tv_usec = 0;
