@@ -16,11 +16,17 @@
  * timers, and can then arm setitimer for the fake offset (weeks): a lock_timeout that never fires.
  * In PostgreSQL's processes only, setitimer here caps a one-shot ITIMER_REAL at one second; its
  * handler treats an early alarm as a spurious one and re-arms for what is left, now from a correct
- * clock read. (Other programs keep their timers: pytest-timeout's alarm must not fire early.) */
+ * clock read. (Other programs keep their timers: pytest-timeout's alarm must not fire early.)
+ *
+ * And one cost: 0.9.10 wraps pthread_cond_timedwait for every condition variable, which is how Python
+ * hands its GIL between threads, and makes a thread-heavy test ~10x slower. A wait on a CLOCK_MONOTONIC
+ * condition variable (the clock stays real) goes straight to glibc here; others still go to
+ * libfaketime, which translates their CLOCK_REALTIME deadlines. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -96,4 +102,24 @@ int setitimer(__itimer_which_t which, const struct itimerval *restrict value, st
         value = &capped;
     }
     return (int)syscall(SYS_setitimer, which, value, old);
+}
+
+/* glibc (>= 2.25) marks a condition variable that uses CLOCK_MONOTONIC with bit 1 of __wrefs. */
+#define COND_CLOCK_MONOTONIC_MASK 2u
+
+int pthread_cond_timedwait(pthread_cond_t *restrict cond, pthread_mutex_t *restrict mutex,
+                           const struct timespec *restrict abstime)
+{
+    typedef int (*wait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+    static wait_fn glibc_wait, faketime_wait;
+    if (!glibc_wait) {
+        void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+        glibc_wait = libc ? (wait_fn)dlvsym(libc, "pthread_cond_timedwait", "GLIBC_2.3.2") : NULL;
+        faketime_wait = (wait_fn)dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
+        if (!faketime_wait)
+            faketime_wait = (wait_fn)dlsym(RTLD_NEXT, "pthread_cond_timedwait");
+    }
+    if (glibc_wait && (cond->__data.__wrefs & COND_CLOCK_MONOTONIC_MASK))
+        return glibc_wait(cond, mutex, abstime);
+    return faketime_wait(cond, mutex, abstime);
 }

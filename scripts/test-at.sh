@@ -20,6 +20,9 @@ if ! command -v cc >/dev/null 2>&1; then
     exit 1
 fi
 shim_dir=$(mktemp -d)
+# readable by all: pgserver runs PostgreSQL as its own user when the suite runs as root, and the
+# dynamic loader silently skips a preload entry it cannot read
+chmod 755 "$shim_dir"
 trap 'rm -rf "$shim_dir"' EXIT
 cc -shared -fPIC -O2 -o "$shim_dir/sleepfix.so" scripts/faketime-monotonic-sleep.c -ldl
 offset=$(( $(date -u -d "$instant UTC" +%s) - $(date -u +%s) ))

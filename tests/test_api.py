@@ -192,7 +192,8 @@ def test_summary_per_period_equals_the_library(demo, client, analyst):
         client.get(f"/api/v1/analytics/summary?period=day&date_from={start}&date_to={today}", headers=analyst)
     )
     expected = json.loads(json.dumps([s.to_dict() for s in metrics.summaries(demo, "day", start, today)]))
-    assert got == expected and len(got) == 2 and sum(s["total_calls"] for s in got) > 60
+    # yesterday is a whole day of demo calls; today may have none yet (at 00:30)
+    assert got == expected and len(got) == 2 and got[0]["total_calls"] > 30
     for key in ("total_calls", "resolved_by_bot_pct", "transfer_reasons", "avg_cost_per_call_usd", "period"):
         assert key in got[0]
     month = data_of(client.get("/api/v1/analytics/summary?period=month", headers=analyst))

@@ -46,7 +46,8 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
             sa.text("SELECT count(DISTINCT (started_at AT TIME ZONE 'Europe/Kyiv')::date) FROM calls")
         ).scalar_one()
     assert calls > 60
-    assert days == (days_with_calls, calls) and days_with_calls >= 2  # today may have no call yet (00:30)
+    # stats cover all 3 days, today included even before its first call (at 00:30 it has none yet)
+    assert days == (3, calls) and days_with_calls in (2, 3)
     assert prompts == [("tire_agent@v1", True), ("tire_agent@v2", False)]
     assert tests == [("tire_agent-v1-vs-v2", "running")]
     assert 0 < ab_calls <= calls
@@ -78,17 +79,17 @@ def test_generate_writes_valid_jsonl_that_ingests(db_url, engine, tmp_path):
 
 
 def test_stats_commands(db_url, engine):
-    today = timeutil.today()
-    assert cli(db_url, "generate", "--days", "2", "--calls-per-day", "30").exit_code == 0
-    res = cli(db_url, "stats", "daily", "--from", str(today - timedelta(days=1)), "--to", str(today), "--json")
+    # two complete days before today: today may have no call yet (run at 00:30 it has none)
+    day = timeutil.today() - timedelta(days=1)
+    before = day - timedelta(days=1)
+    assert cli(db_url, "generate", "--days", "3", "--calls-per-day", "30").exit_code == 0
+    res = cli(db_url, "stats", "daily", "--from", str(before), "--to", str(day), "--json")
     assert res.exit_code == 0, res.output
     run = json.loads(res.output)
-    assert run["days_computed"] == [str(today - timedelta(days=1)), str(today)]
-    res = cli(db_url, "stats", "daily", "--date", str(today))
+    assert run["days_computed"] == [str(before), str(day)]
+    res = cli(db_url, "stats", "daily", "--date", str(day))
     assert res.exit_code == 0 and "0 days computed, 1 unchanged" in res.output
-    res = cli(
-        db_url, "stats", "summary", "--period", "day", "--from", str(today - timedelta(days=1)), "--to", str(today)
-    )
+    res = cli(db_url, "stats", "summary", "--period", "day", "--from", str(before), "--to", str(day))
     data = json.loads(res.output)["data"]
     assert len(data) == 2 and all(d["total_calls"] > 0 for d in data)
     for key in (
@@ -106,16 +107,16 @@ def test_stats_commands(db_url, engine):
         "period",
     ):
         assert key in data[0]
-    bad = cli(db_url, "stats", "daily", "--date", str(today), "--from", str(today))
+    bad = cli(db_url, "stats", "daily", "--date", str(day), "--from", str(day))
     assert bad.exit_code == 1 and bad.output.startswith("Error: give either --date or --from/--to")
-    bad = cli(db_url, "stats", "daily", "--from", str(today), "--to", str(today - timedelta(days=3)))
+    bad = cli(db_url, "stats", "daily", "--from", str(day), "--to", str(day - timedelta(days=3)))
     assert bad.exit_code == 1 and "Error:" in bad.output
 
 
 def test_admin_serves_prometheus_metrics(engine):
     from ccanalytics.demo import load_demo_data
 
-    load_demo_data(engine, days=1, calls_per_day=30)
+    load_demo_data(engine, days=2, calls_per_day=30)  # yesterday too: at 00:30 today has no call yet
     client = create_app({"ENGINE": engine, "TESTING": True, "METRICS_LAG_SECONDS": 0}).test_client()
     res = client.get("/metrics")
     assert res.status_code == 200

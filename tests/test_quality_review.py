@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from factories import make_call, turn
 from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 
-from ccanalytics import metrics, quality
+from ccanalytics import metrics, quality, timeutil
 from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.ingest import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, ScoringConfig
@@ -112,7 +112,7 @@ def test_agreement_and_drift(engine, scored):
         verdicts = {"bot_greeted_properly": 0.0 if i < 12 else 1.0, "customer_seemed_satisfied": float(i % 2)}
         with engine.begin() as conn:
             quality.review.store_labels(conn, __import__("uuid").UUID(cid), "olena", verdicts)
-    found = {a.criterion: a for a in agreement(engine, "2026-11-01", date.today(), min_labels=10)}
+    found = {a.criterion: a for a in agreement(engine, "2026-11-01", timeutil.today(), min_labels=10)}
     assert found["bot_greeted_properly"].kappa == 1.0 and not found["bot_greeted_properly"].drift
     sat = found["customer_seemed_satisfied"]
     assert sat.n == 20 and sat.kappa is not None and sat.kappa < 0.6 and sat.drift
