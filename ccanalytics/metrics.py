@@ -180,7 +180,7 @@ def compute_daily_stats(
             row.stat_date: (row.computed_at, row.source_fingerprint)
             for row in conn.execute(
                 sa.text(
-                    "SELECT stat_date, computed_at, source_fingerprint FROM daily_stats "
+                    "SELECT stat_date, computed_at, source_fingerprint FROM cca_daily_stats "
                     "WHERE stat_date BETWEEN :a AND :b"
                 ),
                 {"a": first - timedelta(days=FCR_WINDOW_DAYS), "b": last},

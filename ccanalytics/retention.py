@@ -150,7 +150,7 @@ def purge(
     for table in ("review_items", "scoring_queue", "call_scores", "call_metrics"):
         p.delete(table, f"DELETE FROM {table} WHERE started_at < :cutoff", cutoff=cut_a)
     p.partitioned("calls", cut_a, derive=False)
-    p.delete("daily_stats", "DELETE FROM daily_stats WHERE stat_date < :day", day=cut_a_day)
+    p.delete("daily_stats", "DELETE FROM cca_daily_stats WHERE stat_date < :day", day=cut_a_day)
     p.delete("quality_findings", "DELETE FROM quality_findings WHERE day < :day", day=cut_a_day)
     if not dry_run and any(s.action == "drop" for s in result.steps):
         partitions.forget_cache()  # this process must not believe the dropped months still exist

@@ -282,8 +282,15 @@ def test_attach_adds_only_what_is_missing_and_keeps_their_data(cp_engine):
         )
         assert {"quality_details", "ingested_at", "payload_sha256", "scored_at"} <= found
         assert conn.execute(sa.text("SELECT to_regclass('call_scores')")).scalar() is not None
-        # existing rows see the constant defaults without a rewrite; prompt_version stays varchar(50)
-        assert conn.execute(sa.text("SELECT count(*) FROM daily_stats WHERE orders_created = 0")).scalar() == 1
+        # the processor's daily_stats keeps exactly its own columns (ours are in cca_daily_stats)
+        daily = set(
+            conn.execute(
+                sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = 'daily_stats'")
+            ).scalars()
+        )
+        assert "orders_created" not in daily and "computed_at" not in daily and "total_calls" in daily
+        assert conn.execute(sa.text("SELECT to_regclass('cca_daily_stats')")).scalar() is not None
+        # prompt_version stays varchar(50)
         assert conn.execute(sa.text("SELECT count(*) FROM calls WHERE ingested_at IS NULL")).scalar() == 0
         assert (
             conn.execute(
@@ -356,7 +363,7 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine):
     assert run.days_computed
     summary = metrics.summary(cp_engine, "2026-11-01", "2026-11-30")
     stored = one(
-        cp_engine, "SELECT sum(total_calls) FROM daily_stats WHERE stat_date BETWEEN '2026-11-01' AND '2026-11-30'"
+        cp_engine, "SELECT sum(total_calls) FROM cca_daily_stats WHERE stat_date BETWEEN '2026-11-01' AND '2026-11-30'"
     )
     assert (
         summary.total_calls

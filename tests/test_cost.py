@@ -181,12 +181,12 @@ def test_repricing_is_followed_by_the_incremental_daily_stats(engine, tmp_path):
     run = cost.compute_costs(engine, "2026-11-18", "2026-11-20", book=pricing.load(f))
     assert (run.priced, run.updated) == (3, 1)  # only the call of the 20th changed
     with engine.connect() as conn:
-        conn.execute(sa.text("UPDATE daily_stats SET computed_at = computed_at - interval '1 hour'"))
+        conn.execute(sa.text("UPDATE cca_daily_stats SET computed_at = computed_at - interval '1 hour'"))
         conn.commit()
     again = metrics.compute_daily_stats(engine, "2026-11-18", "2026-11-20")
     assert again.days_computed == [date(2026, 11, 20)]
     with engine.connect() as conn:
-        total = conn.execute(sa.text("SELECT total_cost_usd FROM daily_stats WHERE stat_date = '2026-11-20'")).scalar()
+        total = conn.execute(sa.text("SELECT total_cost_usd FROM cca_daily_stats WHERE stat_date = '2026-11-20'")).scalar()
     assert total == pytest.approx(stored(engine, calls[2]["call_id"]).total_cost_usd)
     assert stored(engine, calls[2]["call_id"]).cost_breakdown["tts"] == pytest.approx(400 * 32.0 / 1e6)
 

@@ -32,7 +32,7 @@ def prints(engine, days: list[date]) -> dict[date, str | None]:
 
 def stored(engine) -> dict[date, str | None]:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT stat_date, source_fingerprint FROM daily_stats")).all())
+        return dict(conn.execute(sa.text("SELECT stat_date, source_fingerprint FROM cca_daily_stats")).all())
 
 
 @pytest.mark.parametrize("days", [4, metrics.PARALLEL_FROM_DAYS + 1])  # one connection / three at once

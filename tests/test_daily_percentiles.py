@@ -112,7 +112,7 @@ def test_daily_percentiles_equal_percentile_cont_over_call_metrics(engine, days)
         }
         stored = {
             r.stat_date: (r.response_p50_ms, r.response_p95_ms)
-            for r in conn.execute(sa.text("SELECT stat_date, response_p50_ms, response_p95_ms FROM daily_stats"))
+            for r in conn.execute(sa.text("SELECT stat_date, response_p50_ms, response_p95_ms FROM cca_daily_stats"))
         }
     assert set(expected) == {last - timedelta(days=1), last}
     assert {d: stored[d] for d in expected} == expected  # exact

@@ -52,7 +52,7 @@ def put(engine, *calls) -> None:
 
 def stats_row(engine, day: date) -> sa.Row:
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT * FROM daily_stats WHERE stat_date = :d"), {"d": day}).one()
+        return conn.execute(sa.text("SELECT * FROM cca_daily_stats WHERE stat_date = :d"), {"d": day}).one()
 
 
 def test_kyiv_midnight_boundary_and_hand_computed_day(engine):
@@ -232,7 +232,7 @@ def test_incremental_skips_unchanged_days_and_recomputes_changed(engine):
 def test_days_without_calls_get_zero_rows(engine):
     metrics.compute_daily_stats(engine, date(2026, 11, 1), date(2026, 11, 3))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT stat_date, total_calls FROM daily_stats ORDER BY 1")).all()
+        rows = conn.execute(sa.text("SELECT stat_date, total_calls FROM cca_daily_stats ORDER BY 1")).all()
     assert rows == [(date(2026, 11, d), 0) for d in (1, 2, 3)]
 
 
@@ -277,7 +277,7 @@ def test_long_range_runs_on_three_connections_with_one_snapshot(engine):
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT stat_date, total_calls, response_p50_ms, source_fingerprint FROM daily_stats "
+                "SELECT stat_date, total_calls, response_p50_ms, source_fingerprint FROM cca_daily_stats "
                 "WHERE total_calls > 0 ORDER BY 1"
             )
         ).all()

@@ -36,7 +36,7 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     assert "3 days exported" in res.output and (tmp_path / "lake" / "calls").is_dir()  # and fills the lake
     with engine.connect() as conn:
         calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
-        days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM daily_stats")).one()
+        days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM cca_daily_stats")).one()
         prompts = conn.execute(sa.text("SELECT label, is_active FROM prompt_versions ORDER BY version")).all()
         tests = conn.execute(sa.text("SELECT test_name, status FROM prompt_ab_tests")).all()
         ab_calls = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ab_test_id IS NOT NULL")).scalar_one()

@@ -43,7 +43,7 @@ IMAGE_ROOT = "/opt/ccanalytics"
 SETTINGS = {f"CCA_{name.upper()}" for name in Settings.model_fields}
 DOCS = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
 # call-processor tables: backed up with the call processor's data, not in the list of our own tables
-CALL_PROCESSOR_TABLES = {"calls", "call_turns", "call_tool_calls", "customers"}
+CALL_PROCESSOR_TABLES = {"calls", "call_turns", "call_tool_calls", "customers", "daily_stats"}
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -426,9 +426,9 @@ def test_the_grafana_role_script_gives_read_only_access(pg_server, empty_db_url)
         migrate(engine)  # the tables come later, created by the owner: default privileges apply
         engine.dispose()
         with psycopg.connect(f"host={host} dbname={db} user=grafana_ro", autocommit=True) as conn:
-            conn.execute("SELECT count(*) FROM daily_stats")  # what the Grafana SQL panels read
+            conn.execute("SELECT count(*) FROM cca_daily_stats")  # what the Grafana SQL panels read
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("INSERT INTO daily_stats (stat_date) VALUES ('2026-11-01')")
+                conn.execute("INSERT INTO cca_daily_stats (stat_date) VALUES ('2026-11-01')")
     finally:
         with psycopg.connect(pg_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

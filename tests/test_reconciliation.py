@@ -152,7 +152,7 @@ def test_every_place_shows_the_figures_recomputed_from_the_calls(demo, demo_url,
 
     # daily_stats, one row per day
     with demo.connect() as conn:
-        rows = {r.stat_date: r for r in conn.execute(sa.text("SELECT * FROM daily_stats"))}
+        rows = {r.stat_date: r for r in conn.execute(sa.text("SELECT * FROM cca_daily_stats"))}
     for d in DAYS:
         r, t = rows[d], truth(demo, d, d)
         stored = {

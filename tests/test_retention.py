@@ -52,7 +52,7 @@ def calls_kept(engine, *calls: dict) -> list[bool]:
 def stats(engine, first: date, last: date) -> dict[date, dict]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT * FROM daily_stats WHERE stat_date BETWEEN :a AND :b ORDER BY stat_date"),
+            sa.text("SELECT * FROM cca_daily_stats WHERE stat_date BETWEEN :a AND :b ORDER BY stat_date"),
             {"a": first, "b": last},
         )
         return {r.stat_date: dict(r._mapping) for r in rows}
@@ -119,7 +119,7 @@ def test_purge_drops_old_partitions_and_trims_the_boundary(engine, history):
         )
         kept = scalar(engine, f"SELECT count(*) FROM {table} WHERE call_id = :id", id=c["jan26"]["call_id"])
         assert (table, gone, kept) == (table, 0, 1)
-    assert scalar(engine, "SELECT min(stat_date) FROM daily_stats") == date(2025, 6, 15)
+    assert scalar(engine, "SELECT min(stat_date) FROM cca_daily_stats") == date(2025, 6, 15)
     # per-call metrics outlive the transcript they were derived from
     assert scalar(engine, "SELECT turns FROM call_metrics WHERE call_id = :id", id=c["jan26"]["call_id"]) == 5
 

@@ -30,7 +30,7 @@ def test_jobs_score_compute_and_skip_when_locked(engine, db_url):
     stats = jobs.refresh_daily_stats(engine, settings)
     assert stats.ran and stats.outcome["days_computed"]
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT sum(total_calls) FROM daily_stats")).scalar() == 5
+        assert conn.execute(sa.text("SELECT sum(total_calls) FROM cca_daily_stats")).scalar() == 5
     assert jobs.detect_problems(engine, settings).ran
     assert jobs.maintain_partitions(engine, settings).ran
     # another process holds the job: this one skips instead of running twice

@@ -232,7 +232,7 @@ def test_partition_maintenance_cooperates_with_foreign_partitions(engine):
         "INSERT INTO calls (id, started_at, quality_score) VALUES (:id, now(), 1.01)",
         "INSERT INTO calls (id, started_at, transfer_reason) VALUES (:id, now(), 'cannot_help')",
         "INSERT INTO call_tool_calls (call_id, turn_number, tool_name, created_at, duration_ms) VALUES (:id, 1, 't', now(), -5)",
-        "INSERT INTO daily_stats (stat_date, total_calls, resolved_by_bot, transferred) VALUES ('2026-01-01', 5, 4, 3)",
+        "INSERT INTO cca_daily_stats (stat_date, total_calls, resolved_by_bot, transferred) VALUES ('2026-01-01', 5, 4, 3)",
     ],
 )
 def test_constraints_keep_data_sane_even_for_direct_writers(engine, sql):

@@ -44,7 +44,8 @@ def scenario_transfers(engine: Engine, day: date, *, threshold: float = TRANSFER
     """Scenarios of the day (from daily_stats) whose transfer share is at least ``threshold``."""
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text("SELECT scenario_breakdown, scenario_transfers FROM daily_stats WHERE stat_date = :d"), {"d": day}
+            sa.text("SELECT scenario_breakdown, scenario_transfers FROM cca_daily_stats WHERE stat_date = :d"),
+            {"d": day},
         ).one_or_none()
     if row is None:
         return []
@@ -69,7 +70,7 @@ def reask_rate(engine: Engine, day: date, *, factor: float = REASK_FACTOR, basel
     """STT re-asks per call of the day against the weighted rate of the previous days."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT stat_date, stt_reasks, total_calls FROM daily_stats WHERE stat_date BETWEEN :a AND :d"),
+            sa.text("SELECT stat_date, stt_reasks, total_calls FROM cca_daily_stats WHERE stat_date BETWEEN :a AND :d"),
             {"a": day - timedelta(days=baseline_days), "d": day},
         ).all()
     today = next((r for r in rows if r.stat_date == day), None)
