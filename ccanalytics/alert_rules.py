@@ -155,7 +155,7 @@ def high_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
         conn,
         "SELECT count(*) AS calls, count(*) FILTER (WHERE transferred_to_operator) AS transferred, "
         "mode() WITHIN GROUP (ORDER BY transfer_reason) FILTER (WHERE transferred_to_operator) AS reason "
-        "FROM calls WHERE started_at >= :start AND started_at < :now",
+        "FROM cca_calls WHERE started_at >= :start AND started_at < :now",
         start=start,
         now=ctx.now,
     )
@@ -177,7 +177,7 @@ def scenario_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
             "SELECT coalesce(scenario, 'unknown') AS scenario, count(*) AS calls, "
             "count(*) FILTER (WHERE transferred_to_operator) AS transferred, "
             "mode() WITHIN GROUP (ORDER BY transfer_reason) FILTER (WHERE transferred_to_operator) AS reason "
-            "FROM calls WHERE started_at >= :start AND started_at < :now GROUP BY 1 ORDER BY 1"
+            "FROM cca_calls WHERE started_at >= :start AND started_at < :now GROUP BY 1 ORDER BY 1"
         ),
         {"start": start, "now": ctx.now},
     )
@@ -214,7 +214,8 @@ def response_latency(conn: sa.Connection, ctx: Context) -> list[Firing]:
     p95 = "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY v) FROM w, unnest(w.{col}) AS x(v)"
     r = _one(
         conn,
-        "WITH w AS (SELECT m.* FROM call_metrics m JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at "
+        "WITH w AS (SELECT m.* FROM call_metrics m "
+        "JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at "
         "WHERE m.started_at >= CAST(:start AS timestamptz) - interval '3 hours' AND m.started_at < :now "
         "AND c.ended_at >= :start AND c.ended_at < :now) "
         "SELECT (SELECT count(*) FROM w) AS calls, (SELECT count(*) FROM w, unnest(w.response_ms)) AS replies, "
@@ -242,7 +243,7 @@ def response_latency(conn: sa.Connection, ctx: Context) -> list[Firing]:
 
 
 # ------------------------------------------------------------------------------- tool calls
-_CALLER = "(SELECT cca_mask_phone(c.caller_id) FROM calls c WHERE c.id = tc.call_id LIMIT 1) AS caller"
+_CALLER = "(SELECT cca_mask_phone(c.caller_id) FROM cca_calls c WHERE c.id = tc.call_id LIMIT 1) AS caller"
 
 
 def tool_errors(conn: sa.Connection, ctx: Context) -> list[Firing]:
@@ -336,7 +337,7 @@ def validation_anomaly(conn: sa.Connection, ctx: Context) -> list[Firing]:
 _WINDOW_SUMS = """
 SELECT w.i, coalesce(sum(c.total_cost_usd), 0) AS spend, count(c.total_cost_usd) AS costed
 FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) WITH ORDINALITY AS w(s, e, i)
-LEFT JOIN calls c ON c.started_at >= w.s AND c.started_at < w.e AND c.started_at < :now
+LEFT JOIN cca_calls c ON c.started_at >= w.s AND c.started_at < w.e AND c.started_at < :now
 GROUP BY w.i ORDER BY w.i
 """
 
@@ -436,7 +437,7 @@ def quality_drop(conn: sa.Connection, ctx: Context) -> list[Firing]:
         "avg(quality_score) FILTER (WHERE started_at >= :recent) AS recent, "
         "count(*) FILTER (WHERE started_at < :recent) AS n_base, "
         "avg(quality_score) FILTER (WHERE started_at < :recent) AS base "
-        "FROM calls WHERE started_at >= :base_start AND started_at < :now AND quality_score IS NOT NULL",
+        "FROM cca_calls WHERE started_at >= :base_start AND started_at < :now AND quality_score IS NOT NULL",
         recent=recent,
         base_start=recent - timedelta(days=th.baseline_days),
         now=ctx.now,
@@ -479,7 +480,7 @@ def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(days=7)
     r = _one(
         conn,
-        "SELECT count(*) AS n, min(started_at) AS oldest FROM calls "
+        "SELECT count(*) AS n, min(started_at) AS oldest FROM cca_calls "
         "WHERE started_at >= :start AND started_at < :now AND quality_score IS NULL",
         start=start,
         now=ctx.now,

@@ -1,6 +1,8 @@
 """Cost per call: priced from the call's usage at the prices in force on its day (ccanalytics.pricing),
-stored in calls.cost_breakdown / total_cost_usd; summaries per resolved call, scenario and prompt
-version; and baseline-vs-current with the saving of each lever measured from the usage."""
+stored in ccanalytics's own cca_call_costs (read through the view cca_calls as cost_breakdown /
+total_cost_usd; the processor's own calls.cost_breakdown / total_cost_usd are never written);
+summaries per resolved call, scenario and prompt version; and baseline-vs-current with the saving
+of each lever measured from the usage."""
 
 from __future__ import annotations
 
@@ -74,10 +76,18 @@ def compute_costs(
 
 
 RETRIES = 3
+# the calls whose price changes, locked FOR KEY SHARE: under REPEATABLE READ a call updated or
+# re-delivered since the snapshot makes this fail (and the run is repeated), while the processor's
+# own UPDATE of a call is never blocked by it (KEY SHARE does not conflict with a non-key update)
+_CHECK = """
+SELECT 1 FROM calls c JOIN cost_priced t ON t.changed AND c.id = t.id AND c.started_at = t.started_at
+ORDER BY c.id FOR KEY SHARE OF c
+"""
 _APPLY = """
-UPDATE calls SET cost_breakdown = t.breakdown, total_cost_usd = t.total
-FROM cost_priced t
-WHERE t.changed AND calls.id = t.id AND calls.started_at = t.started_at
+INSERT INTO cca_call_costs AS k (call_id, started_at, breakdown, total_usd)
+SELECT t.id, t.started_at, t.breakdown, t.total FROM cost_priced t WHERE t.changed
+ON CONFLICT (call_id, started_at) DO UPDATE
+SET breakdown = EXCLUDED.breakdown, total_usd = EXCLUDED.total_usd, priced_at = now()
 """
 # the rewritten calls' hours, for the incremental daily_stats (migration 008)
 _NOTE_CHANGES = """
@@ -117,6 +127,7 @@ def _price(engine: Engine, params: dict[str, Any], fixed: dict[tuple[str, date],
         days = fixedcost.shares(conn, [(r.d, r.provider, r.n) for r in volume], fixed, clock.now(), params["tz"])
         conn.execute(sa.text(sqlfiles.query("call_costs")), {**params, "days": json.dumps(fixedcost.as_params(days))})
         conn.execute(sa.text("ANALYZE cost_priced"))
+        conn.execute(sa.text(_CHECK)).all()
         updated = conn.execute(sa.text(_APPLY)).rowcount
         if updated:
             conn.execute(sa.text(_NOTE_CHANGES))
@@ -140,7 +151,7 @@ SELECT count(*) AS calls,
        coalesce(sum((usage ->> 'tts_cached_chars')::float8), 0) AS tts_cached,
        coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
        coalesce(sum((usage ->> 'llm_input_tokens')::float8), 0) AS llm_in
-FROM calls WHERE started_at >= :start AND started_at < :end
+FROM cca_calls WHERE started_at >= :start AND started_at < :end
 """
 _BY = """
 SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
@@ -153,7 +164,7 @@ SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_t
        coalesce(sum((usage ->> 'llm_output_tokens')::float8), 0) AS llm_out,
        coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
        coalesce(sum((cost_breakdown ->> 'stt')::float8), 0) AS stt_cost
-FROM calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
+FROM cca_calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
 """
 _KEYS = {
     "scenario": "coalesce(scenario, 'unknown')",
@@ -225,7 +236,7 @@ def cost_summary(
 
 _IN_SERVICE = """
 SELECT (x.started_at AT TIME ZONE :tz)::date AS d, coalesce(x.usage ->> 'stt_provider', :stt_default) AS provider
-FROM calls x WHERE x.started_at >= :start AND x.started_at < :end AND x.usage ->> 'stt_provider' = ANY(:providers)
+FROM cca_calls x WHERE x.started_at >= :start AND x.started_at < :end AND x.usage ->> 'stt_provider' = ANY(:providers)
 GROUP BY 1, 2
 """
 

@@ -28,7 +28,7 @@ SELECT (started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
        avg((cost_breakdown->>'stt')::float8)::float8 AS stt, avg((cost_breakdown->>'llm')::float8)::float8 AS llm,
        avg((cost_breakdown->>'tts')::float8)::float8 AS tts,
        avg((cost_breakdown->>'telephony')::float8)::float8 AS telephony
-FROM calls WHERE started_at >= :start AND started_at < :end AND total_cost_usd IS NOT NULL
+FROM cca_calls WHERE started_at >= :start AND started_at < :end AND total_cost_usd IS NOT NULL
 GROUP BY 1 ORDER BY 1
 """
 

@@ -223,7 +223,7 @@ SELECT c.id::text AS call_id, c.started_at, c.scenario, c.transferred_to_operato
           FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
          WHERE jsonb_typeof(k.value->'score') = 'number'
          ORDER BY (k.value->>'score')::float8, k.key LIMIT 1) AS worst_reason
-FROM calls c
+FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_score IS NOT NULL
 ORDER BY c.quality_score, c.started_at
 LIMIT :n

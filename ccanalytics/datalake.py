@@ -79,7 +79,7 @@ WITH c AS MATERIALIZED (
                c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id,
                c.prompt_version, c.ab_test_id, c.ab_variant, c.quality_score, c.scored_at, c.cost_breakdown,
                c.total_cost_usd, c.usage, c.ingested_at, m.computed_at)::text, 0) AS h
-    FROM calls c LEFT JOIN call_metrics m ON m.call_id = c.id
+    FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
 )
 SELECT 'calls' AS tbl, d, count(*) AS n, md5(count(*) || ':' || sum(h::numeric)) AS fp FROM c GROUP BY d

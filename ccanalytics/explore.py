@@ -47,7 +47,7 @@ WITH c AS (
     SELECT c.id, coalesce(split_part(c.scenario, ' + ', 1), 'unknown') AS intent, c.scenario,
            c.transferred_to_operator AS transferred, c.order_id IS NOT NULL AS ordered,
            c.fitting_booking_id IS NOT NULL AS booked
-    FROM calls c WHERE c.started_at >= :start AND c.started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end
 ), t AS (
     SELECT x.call_id,
            bool_or(true) AS any_tool,
@@ -97,7 +97,7 @@ _REPEATS = """
 WITH c AS (
     SELECT c.id, c.started_at, c.customer_id, coalesce(c.scenario, 'unknown') AS scenario,
            coalesce(c.prompt_version, '—') AS prompt_version, c.transferred_to_operator AS transferred
-    FROM calls c WHERE c.started_at >= :start AND c.started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end
 ), nb AS (SELECT * FROM cca_customer_neighbours(:start, :end))
 SELECT c.{key} AS key,
        count(*) AS calls,
@@ -133,7 +133,7 @@ def repeat_callers(
 
 _CALLS_PER_CUSTOMER = """
 SELECT n AS calls_in_period, count(*) AS customers FROM (
-    SELECT customer_id, count(*) AS n FROM calls
+    SELECT customer_id, count(*) AS n FROM cca_calls
     WHERE started_at >= :start AND started_at < :end AND customer_id IS NOT NULL GROUP BY 1
 ) x GROUP BY 1 ORDER BY 1
 """
@@ -149,7 +149,7 @@ def calls_per_customer(
 _LATENCY = """
 WITH m AS (
     SELECT coalesce(c.prompt_version, '—') AS prompt_version, m.*
-    FROM call_metrics m JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
+    FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
     WHERE m.started_at >= :start AND m.started_at < :end
 ), v AS (
     SELECT prompt_version, 'stt' AS component, unnest(stt_ms) AS ms FROM m
@@ -176,7 +176,7 @@ GROUP BY 1 ORDER BY 1
 _SLOWEST = """
 SELECT m.call_id::text AS call_id, m.started_at, c.scenario, c.prompt_version, m.response_p95_ms, m.response_max_ms,
        m.stt_p95_ms, m.llm_p95_ms, m.tts_p95_ms
-FROM call_metrics m JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
+FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
 WHERE m.started_at >= :start AND m.started_at < :end AND m.response_p95_ms IS NOT NULL
 ORDER BY m.response_p95_ms DESC LIMIT :n
 """
@@ -205,14 +205,14 @@ def slowest_calls(
 _TRANSFERS = """
 SELECT coalesce(split_part(c.scenario, ' + ', 1), 'unknown') AS intent,
        coalesce(c.transfer_reason, 'unknown') AS reason, count(*) AS transfers
-FROM calls c
+FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator
 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
 """
 
 _LAST_BOT_WORDS = """
 SELECT coalesce(c.transfer_reason, 'unknown') AS reason, last.content AS last_bot_turn, count(*) AS transfers
-FROM calls c
+FROM cca_calls c
 CROSS JOIN LATERAL (
     SELECT t.content FROM call_turns t
     WHERE t.call_id = c.id AND t.speaker = 'bot'
@@ -225,7 +225,7 @@ GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :n
 
 _FAILED_TOOLS = """
 SELECT x.tool_name, count(DISTINCT c.id) AS transferred_calls
-FROM calls c JOIN call_tool_calls x ON x.call_id = c.id AND NOT x.success
+FROM cca_calls c JOIN call_tool_calls x ON x.call_id = c.id AND NOT x.success
      AND x.created_at >= c.started_at - interval '1 hour' AND x.created_at < c.started_at + interval '7 hours'
 WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator
 GROUP BY 1 ORDER BY 2 DESC

@@ -57,7 +57,7 @@ WITH b AS MATERIALIZED (
     SELECT m.*, c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id,
            c.duration_seconds, c.total_cost_usd, c.cost_breakdown, c.ab_test_id, c.ab_variant
     FROM call_metrics m
-    JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
+    JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
     WHERE m.computed_at > :lo AND m.computed_at <= :hi
 )
 SELECT
@@ -96,7 +96,7 @@ def _quality_query() -> str:
     crit_cols = ", ".join(f"count(*) FILTER (WHERE v <= {float(b)!r})::float8" for b in buckets)
     return f"""
 WITH q AS MATERIALIZED (
-    SELECT quality_score, quality_details FROM calls
+    SELECT quality_score, quality_details FROM cca_calls
     WHERE scored_at > :lo AND scored_at <= :hi AND quality_score IS NOT NULL
 )
 SELECT {overall} AS overall,
@@ -113,9 +113,9 @@ SELECT {overall} AS overall,
 
 _GAUGES_SQL = """
 SELECT
-  (SELECT count(*) FROM calls
+  (SELECT count(*) FROM cca_calls
     WHERE started_at >= now() - interval '7 days' AND quality_score IS NULL) AS backlog,
-  (SELECT extract(epoch FROM max(coalesce(ended_at, started_at))) FROM calls
+  (SELECT extract(epoch FROM max(coalesce(ended_at, started_at))) FROM cca_calls
     WHERE started_at >= now() - interval '7 days') AS last_call,
   (SELECT count(*) FROM scoring_queue
     WHERE status = 'failed' AND updated_at >= now() - interval '24 hours') AS scoring_failed

@@ -509,6 +509,8 @@ def _delete_calls(conn: sa.Connection, old_rows: list[Any]) -> None:
         sa.text("DELETE FROM call_turns WHERE call_id = ANY(:ids) AND created_at >= :lo AND created_at < :hi"), params
     )
     conn.execute(sa.text("DELETE FROM calls WHERE id = ANY(:ids)"), params)
+    # ccanalytics's price of the old delivery goes with it; the next pricing run prices the new one
+    conn.execute(sa.text("DELETE FROM cca_call_costs WHERE call_id = ANY(:ids)"), params)
 
 
 def _upsert_customers(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[dict[str, int], set[int]]:

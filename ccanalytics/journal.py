@@ -126,7 +126,7 @@ def search(
         f"cca_mask_phone(c.caller_id) AS caller, r.status AS review_status, {key} AS sort_key"
     )
     ordering = f"ORDER BY {key} {order}, c.started_at {order}, c.id {order}"
-    source = "FROM calls c LEFT JOIN review_items r ON r.call_id = c.id"
+    source = "FROM cca_calls c LEFT JOIN review_items r ON r.call_id = c.id"
     sql = (
         f"SELECT {columns} {source} WHERE {' AND '.join(where + ([_MATCHES] if query else []))} {ordering} LIMIT :limit"
     )
@@ -231,7 +231,7 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
             conn.execute(
                 sa.text(
                     "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name "
-                    "FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id WHERE c.id = :id"
+                    "FROM cca_calls c LEFT JOIN customers cu ON cu.id = c.customer_id WHERE c.id = :id"
                 ),
                 {"id": cid},
             )
@@ -278,7 +278,7 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
                 for r in conn.execute(
                     sa.text(
                         "SELECT id::text AS id, started_at, scenario, transferred_to_operator, quality_score "
-                        "FROM calls WHERE customer_id = :cu AND id <> :id ORDER BY started_at DESC LIMIT 20"
+                        "FROM cca_calls WHERE customer_id = :cu AND id <> :id ORDER BY started_at DESC LIMIT 20"
                     ),
                     {"cu": call["customer_id"], "id": cid},
                 ).mappings()

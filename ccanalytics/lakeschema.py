@@ -148,7 +148,7 @@ SCORE_COLUMNS = (
     *(Column(name, _criterion(name), F64) for name in CRITERIA),
 )
 
-_DAY_CALLS = "SELECT c.id FROM calls c WHERE c.started_at >= %(start)s AND c.started_at < %(end)s"
+_DAY_CALLS = "SELECT c.id FROM cca_calls c WHERE c.started_at >= %(start)s AND c.started_at < %(end)s"
 _CHILD_WHERE = "{a}.created_at >= %(cstart)s AND {a}.created_at < %(cend)s AND {a}.call_id IN (" + _DAY_CALLS + ")"
 
 
@@ -170,7 +170,7 @@ SPECS = {
     "calls": TableSpec(
         "calls",
         CALL_COLUMNS,
-        "FROM calls c LEFT JOIN call_metrics m ON m.call_id = c.id "
+        "FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id "
         "WHERE c.started_at >= %(start)s AND c.started_at < %(end)s ORDER BY c.started_at, c.id",
     ),
     "turns": TableSpec(

@@ -68,7 +68,7 @@ c AS (
     SELECT (started_at AT TIME ZONE :tz)::date AS d,
            coalesce((usage ->> 'stt_seconds')::float8, duration_seconds, 0) AS s,
            coalesce(usage ->> 'stt_provider', :google) AS provider
-    FROM calls WHERE started_at >= :start AND started_at < :end
+    FROM cca_calls WHERE started_at >= :start AND started_at < :end
 )
 SELECT count(*) AS calls,
        count(p.name) AS priced,
@@ -389,7 +389,7 @@ def tts_cache_from_logs(
         logged = conn.execute(
             sa.text(
                 "SELECT sum((usage ->> 'tts_cached_chars')::float8) / nullif(sum((usage ->> 'tts_chars')::float8), 0) "
-                "FROM calls WHERE started_at >= :start AND started_at < :end AND usage ? 'tts_chars'"
+                "FROM cca_calls WHERE started_at >= :start AND started_at < :end AND usage ? 'tts_chars'"
             ),
             {"start": start, "end": end},
         ).scalar_one()
@@ -422,7 +422,7 @@ WITH c AS (
            (usage ->> 'llm_calls')::float8 AS n, (usage ->> 'llm_input_tokens')::float8 AS tin,
            coalesce((usage ->> 'llm_cached_input_tokens')::float8, 0) AS tcached,
            (usage ->> 'llm_output_tokens')::float8 AS tout
-    FROM calls WHERE started_at >= :start AND started_at < :end
+    FROM cca_calls WHERE started_at >= :start AND started_at < :end
 )
 SELECT v, count(*) AS calls,
        count(*) FILTER (WHERE n IS NOT NULL AND tin IS NOT NULL) AS with_usage,

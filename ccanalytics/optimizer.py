@@ -71,7 +71,7 @@ class Suggestion:
 _PATTERNS = """
 WITH low AS (
     SELECT s.call_id, c.scenario, s.criteria
-    FROM call_scores s JOIN calls c ON c.id = s.call_id AND c.started_at = s.started_at
+    FROM call_scores s JOIN cca_calls c ON c.id = s.call_id AND c.started_at = s.started_at
     WHERE s.is_current AND s.started_at >= :start AND s.started_at < :end AND s.overall_score < :below
       AND (c.prompt_version = :label OR c.prompt_version LIKE :prefix)
 ), failed AS (

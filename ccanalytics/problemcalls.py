@@ -87,7 +87,7 @@ SELECT c.id::text AS call_id, c.started_at, c.scenario, c.prompt_version, c.dura
        coalesce(m.stt_reasks, 0) AS stt_reasks, m.min_stt_confidence,
        coalesce(m.tool_errors, 0) AS tool_errors, coalesce(m.rejected_tool_calls, 0) AS rejected_tool_calls,
        m.response_p95_ms, m.stt_p95_ms, m.llm_p95_ms, m.tts_p95_ms
-FROM calls c LEFT JOIN call_metrics m ON m.call_id = c.id
+FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id
 WHERE c.started_at >= :start AND c.started_at < :end
   AND (c.quality_score < :qbelow
        OR coalesce((c.quality_details->>'auto_failed')::boolean, false)

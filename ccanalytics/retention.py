@@ -147,7 +147,7 @@ def purge(
     p.straddling(cut_t)
     # what hangs on a call goes before it (no foreign keys: each table is cut on its own started_at)
     p.delete("review_labels", _LABELS, cutoff=cut_a)
-    for table in ("review_items", "scoring_queue", "call_scores", "call_metrics"):
+    for table in ("review_items", "scoring_queue", "call_scores", "call_metrics", "cca_call_costs"):
         p.delete(table, f"DELETE FROM {table} WHERE started_at < :cutoff", cutoff=cut_a)
     p.partitioned("calls", cut_a, derive=False)
     p.delete("daily_stats", "DELETE FROM cca_daily_stats WHERE stat_date < :day", day=cut_a_day)

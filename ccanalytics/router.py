@@ -311,7 +311,7 @@ SELECT id::text AS call_id, (started_at AT TIME ZONE :tz)::date AS day, coalesce
        usage ->> 'llm_model' AS llm_model, (usage ->> 'llm_input_tokens')::float8 AS llm_in,
        coalesce((usage ->> 'llm_cached_input_tokens')::float8, 0) AS llm_cached,
        (usage ->> 'llm_output_tokens')::float8 AS llm_out
-FROM calls WHERE started_at >= :start AND started_at < :end ORDER BY started_at, id
+FROM cca_calls WHERE started_at >= :start AND started_at < :end ORDER BY started_at, id
 """
 QUALITY_MDE = 0.02
 

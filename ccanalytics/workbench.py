@@ -236,7 +236,7 @@ def plot_calls_by_hour(date_from: DateLike = None, date_to: DateLike = None, *, 
 
 _DAILY_MIX = """
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day, c.scenario, count(*) AS calls
-FROM calls c WHERE c.started_at >= :start AND c.started_at < :end GROUP BY 1, 2 ORDER BY 1
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end GROUP BY 1, 2 ORDER BY 1
 """
 
 

@@ -547,10 +547,10 @@ def test_db_check_reports_differences_and_exit_codes(cp_engine, engine):
     assert res.exit_code == 0 and json.loads(res.stdout)["findings"] == []
     with engine.begin() as conn:
         conn.execute(sa.text("DROP INDEX calls_quality_idx"))
-        conn.execute(sa.text("ALTER TABLE calls DROP COLUMN usage"))
+        conn.execute(sa.text("ALTER TABLE prompt_ab_tests DROP COLUMN salt"))
     res = runner.invoke(main, ["db", "check"], env={"CCA_DATABASE_URL": engine.url.render_as_string(False)})
     assert res.exit_code == 1
-    assert "missing: column calls.usage jsonb is missing" in res.stdout
+    assert "missing: column prompt_ab_tests.salt character varying(64) is missing" in res.stdout
     assert "missing: index calls_quality_idx on calls USING btree (quality_score, started_at) is missing" in res.stdout
 
 

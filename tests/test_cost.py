@@ -4,6 +4,7 @@ the baseline-vs-current report."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +27,7 @@ BUNDLED_PRICES = resources.files("ccanalytics").joinpath("pricing.yaml").read_te
 def stored(engine, call_id):
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("SELECT cost_breakdown, total_cost_usd FROM calls WHERE id = :i"), {"i": call_id}
+            sa.text("SELECT cost_breakdown, total_cost_usd FROM cca_calls WHERE id = :i"), {"i": call_id}
         ).one()
 
 
@@ -186,20 +187,28 @@ def test_repricing_is_followed_by_the_incremental_daily_stats(engine, tmp_path):
     again = metrics.compute_daily_stats(engine, "2026-11-18", "2026-11-20")
     assert again.days_computed == [date(2026, 11, 20)]
     with engine.connect() as conn:
-        total = conn.execute(sa.text("SELECT total_cost_usd FROM cca_daily_stats WHERE stat_date = '2026-11-20'")).scalar()
+        total = conn.execute(
+            sa.text("SELECT total_cost_usd FROM cca_daily_stats WHERE stat_date = '2026-11-20'")
+        ).scalar()
     assert total == pytest.approx(stored(engine, calls[2]["call_id"]).total_cost_usd)
     assert stored(engine, calls[2]["call_id"]).cost_breakdown["tts"] == pytest.approx(400 * 32.0 / 1e6)
 
 
 def test_a_call_redelivered_while_it_is_priced_gets_the_price_of_its_new_usage(engine):
-    """The pricing transaction is REPEATABLE READ: a call rewritten between the price computation
-    and the write makes the write fail, and the run starts again on the new data."""
+    """The pricing transaction is REPEATABLE READ and locks the calls it prices FOR KEY SHARE: a call
+    re-delivered between the price computation and the write makes the write fail, and the run starts
+    again on the new data. (A plain UPDATE of a call by the processor is never blocked by it.)"""
     call = make_call(usage=USAGE, caller_id=None)
     ingest_records(engine, [call])
     holder = engine.connect()
-    holder.execute(
-        sa.text("UPDATE calls SET usage = usage || '{\"tts_chars\": 1600}' WHERE id = :i"), {"i": call["call_id"]}
-    )  # not committed yet: the pricing run's write waits for this row
+    holder.execute(  # a re-delivery (ingest replaces the row), not committed yet: the pricing run waits for it
+        sa.text(
+            "WITH d AS (DELETE FROM calls WHERE id = :i RETURNING *) INSERT INTO calls "
+            "SELECT (jsonb_populate_record(NULL::calls, to_jsonb(d) || "
+            "jsonb_build_object('usage', d.usage || '{\"tts_chars\": 1600}'))).* FROM d"
+        ),
+        {"i": call["call_id"]},
+    )
     waiting_write = (  # the pricing run, blocked by the uncommitted row
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
@@ -232,8 +241,19 @@ def test_missing_usage_is_estimated_and_unknown_models_are_left_alone(engine):
     assert breakdown["estimated"] is True
     # the default dialogue has 3 bot turns: 3 × 2,500 input and 3 × 400 output tokens at Sonnet prices
     assert breakdown["llm"] == pytest.approx((3 * 2500 * 3.0 + 3 * 400 * 15.0) / 1e6)
-    left = stored(engine, odd["call_id"])  # no price for its model: what the call processor reported stays
-    assert "priced_by" not in left.cost_breakdown and left.total_cost_usd == pytest.approx(0.04884)
+    with engine.connect() as conn:  # no price for its model: the figures show what the call processor recorded
+        left = conn.execute(
+            sa.text("SELECT cost_breakdown, total_cost_usd, cost_priced FROM cca_calls WHERE id = :i"),
+            {"i": odd["call_id"]},
+        ).one()
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM cca_call_costs WHERE call_id = :i"), {"i": odd["call_id"]}
+            ).scalar()
+            == 0
+        )
+    assert left.cost_priced is False and left.total_cost_usd == pytest.approx(0.04884)
+    assert left.cost_breakdown == {"stt": 0.018, "llm": 0.027, "tts": 0.00384}
 
 
 def test_demo_costs_match_the_generator_and_the_report(engine):
@@ -242,7 +262,7 @@ def test_demo_costs_match_the_generator_and_the_report(engine):
     ingest_records(engine, calls)
     cost.compute_costs(engine, end - timedelta(days=5), end)
     with engine.connect() as conn:
-        totals = dict(conn.execute(sa.text("SELECT id::text, total_cost_usd FROM calls")).all())
+        totals = dict(conn.execute(sa.text("SELECT id::text, total_cost_usd FROM cca_calls")).all())
     for c in calls[:50]:
         assert totals[c["call_id"]] == pytest.approx(compute_cost(c["usage"])["total_usd"], abs=2e-6)
     report = cost.cost_report(
@@ -359,3 +379,33 @@ def test_change_words():
     assert cost.change_words(25.34) == "lower by 25.3%"
     assert cost.change_words(-2.13) == "higher by 2.1%"
     assert cost.change_words(0.0) == "unchanged" and cost.change_words(None) == "not computed"
+
+
+def test_usage_the_processor_recorded_in_cost_breakdown_is_priced_and_its_values_stay(engine):
+    """A call written by the call processor has no usage block of ours: its usage is in cost_breakdown
+    (stt_seconds, llm_*_tokens, tts_characters, …). ccanalytics prices from it — not an estimate — and
+    the processor's cost_breakdown / total_cost_usd stay exactly as it wrote them."""
+    call = make_call(usage=None, cost=None)
+    ingest_records(engine, [call])
+    recorded = {
+        "stt_cost": 0.05, "llm_cost": 0.04, "tts_cost": 0.01, "total_cost": 0.1, "stt_provider": "google",
+        "llm_model": "claude-sonnet-4", "llm_input_tokens": 10_000, "llm_output_tokens": 1_600,
+        "llm_cached_input_tokens": 6_000, "llm_input_price_per_1m": 3.0, "llm_output_price_per_1m": 15.0,
+        "stt_seconds": 90.4, "tts_characters": 600, "tts_cached_characters": 200,
+    }  # fmt: skip
+    with engine.begin() as conn:  # what the processor writes at the end of the call
+        conn.execute(
+            sa.text("UPDATE calls SET cost_breakdown = CAST(:b AS jsonb), total_cost_usd = 0.1 WHERE id = :i"),
+            {"b": json.dumps(recorded), "i": call["call_id"]},
+        )
+    run = cost.compute_costs(engine, "2026-11-20", "2026-11-20")
+    assert (run.priced, run.estimated, run.unpriced) == (1, 0, 0)
+    breakdown, total = stored(engine, call["call_id"])
+    assert breakdown["estimated"] is False and breakdown["reported_total_usd"] == 0.1
+    assert breakdown["llm"] == pytest.approx((4_000 * 3.0 + 6_000 * 0.3 + 1_600 * 15.0) / 1e6)
+    assert breakdown["tts"] == pytest.approx((600 - 200) * 16.0 / 1e6)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT cost_breakdown, total_cost_usd FROM calls WHERE id = :i"), {"i": call["call_id"]}
+        ).one()
+    assert row.cost_breakdown == recorded and row.total_cost_usd == 0.1

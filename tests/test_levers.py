@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from factories import USAGE, make_call
 
-from ccanalytics import levers, pricing, router
+from ccanalytics import cost, levers, pricing, router
 from ccanalytics.demo import load_demo_data
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.ingest import ingest_records
@@ -254,6 +254,7 @@ def test_router_scenario_rules_and_vectorised_agreement():
 def demo(engine):
     end = date(2026, 11, 23)
     load_demo_data(engine, days=3, calls_per_day=60, end_date=end)
+    cost.compute_costs(engine, end - timedelta(days=2), end)  # ccanalytics's prices
     with engine.begin() as conn:  # a stand-in for the judge: transferred calls score lower
         conn.execute(
             sa.text(
@@ -342,6 +343,20 @@ def test_prompt_length_hand_computed(engine):
     assert v1.input_tokens_per_llm_call == round(13_000 / 6, 1)
     assert v1.output_tokens_per_llm_call == round(2_000 / 6, 1)
     assert v1.cached_share == round(6_000 / 13_000, 4)
-    assert v1.cost_per_call_usd == pytest.approx((0.08 + 0.04) / 2)  # the call without a cost is left out
-    assert v1.llm_cost_per_call_usd == pytest.approx((0.03 + 0.01) / 2)
+    # cost is ccanalytics's price: none before pricing (what the call processor reported is not used)
+    assert v1.cost_per_call_usd is None and v1.llm_cost_per_call_usd is None
+    cost.compute_costs(engine, "2026-11-20", "2026-11-20")
+    v1 = {r.prompt_version: r for r in levers.prompt_length_by_version(engine, "2026-11-20", "2026-11-20")}[
+        "tire_agent@v1"
+    ]
+    with engine.connect() as conn:
+        priced = conn.execute(
+            sa.text(
+                "SELECT total_cost_usd AS total, (cost_breakdown ->> 'llm')::float8 AS llm FROM cca_calls "
+                "WHERE prompt_version = 'tire_agent@v1'"
+            )
+        ).all()
+    assert len(priced) == 3 and all(r.total is not None for r in priced)
+    assert v1.cost_per_call_usd == pytest.approx(sum(r.total for r in priced) / 3)
+    assert v1.llm_cost_per_call_usd == pytest.approx(sum(r.llm for r in priced) / 3)
     assert rows["tire_agent@v9"].input_tokens_per_llm_call == 2500.0

@@ -58,12 +58,14 @@ class Truth:
 
 
 def truth(engine, first: date, last: date) -> Truth:
-    """The figures recomputed in Python from the raw rows of calls and call_metrics."""
+    """The figures recomputed in Python from the raw rows of calls, cca_call_costs and call_metrics."""
     start, end = timeutil.period_bounds(first, last, TZ)
     with engine.connect() as conn:
         everyone = conn.execute(
             sa.text(
-                "SELECT id, started_at, customer_id, transferred_to_operator, quality_score, total_cost_usd FROM calls"
+                "SELECT c.id, c.started_at, c.customer_id, c.transferred_to_operator, c.quality_score, "
+                "CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd "
+                "FROM calls c LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at"
             )
         ).all()
         replies = (
@@ -280,7 +282,7 @@ def test_the_exporter_counts_the_calls_and_its_cost_components_add_up(demo):
         counted = conn.execute(
             sa.text(
                 "SELECT count(*), count(*) FILTER (WHERE c.transferred_to_operator), coalesce(sum(c.total_cost_usd), 0) "
-                "FROM calls c JOIN call_metrics m ON m.call_id = c.id AND m.started_at = c.started_at"
+                "FROM cca_calls c JOIN call_metrics m ON m.call_id = c.id AND m.started_at = c.started_at"
             )
         ).one()
     calls = sum(v for (name, _), v in samples.items() if name == "cca_calls_total")

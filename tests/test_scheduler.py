@@ -63,7 +63,7 @@ def test_pricing_jobs_price_new_calls_and_the_months_behind_them(engine, db_url)
     assert nightly.outcome["priced"] == 4 and nightly.outcome["updated"] == 1
     expected = round(2 * 0.006 + (1000 * 1.0 + 100 * 5.0) / 1e6 + 500 * 16.0 / 1e6, 6)  # two 15-s increments
     with engine.connect() as conn:
-        totals = conn.execute(sa.text("SELECT DISTINCT total_cost_usd FROM calls")).scalars().all()
+        totals = conn.execute(sa.text("SELECT DISTINCT total_cost_usd FROM cca_calls")).scalars().all()
     assert totals == [pytest.approx(expected)]
 
 

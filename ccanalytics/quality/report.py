@@ -19,12 +19,12 @@ SELECT count(*) AS calls, count(quality_score) AS scored, avg(quality_score)::fl
        count(*) FILTER (WHERE quality_score < :low) AS low, count(*) FILTER (WHERE quality_score > :high) AS high,
        count(*) FILTER (WHERE quality_score BETWEEN :low AND :high) AS middle,
        count(*) FILTER (WHERE (quality_details ->> 'auto_failed')::boolean) AS auto_failed
-FROM calls WHERE started_at >= :start AND started_at < :end
+FROM cca_calls WHERE started_at >= :start AND started_at < :end
 """
 _CRITERIA = """
 SELECT e.key AS criterion, avg((e.value ->> 'score')::float8) AS avg_score, count(*) AS n,
        count(*) FILTER (WHERE (e.value ->> 'score')::float8 < 0.5) AS failed
-FROM calls c, jsonb_each(c.quality_details -> 'criteria') e
+FROM cca_calls c, jsonb_each(c.quality_details -> 'criteria') e
 WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_details IS NOT NULL
   AND coalesce(e.value ->> 'applicable', 'true') <> 'false'
 GROUP BY 1
@@ -33,13 +33,13 @@ _SCENARIOS = """
 SELECT coalesce(scenario, 'unknown') AS scenario, count(quality_score) AS scored,
        avg(quality_score)::float8 AS avg_score,
        count(*) FILTER (WHERE quality_score < :low) AS low
-FROM calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
+FROM cca_calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
 """
 _TREND = """
 SELECT (started_at AT TIME ZONE :tz)::date AS day, count(quality_score) AS scored,
        avg(quality_score)::float8 AS avg_score,
        count(*) FILTER (WHERE quality_score < :low) AS low
-FROM calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 1
+FROM cca_calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 1
 """
 _JUDGES = """
 SELECT s.judge_kind, s.judge_model, s.rubric_version, count(*) AS calls, sum(s.cost_usd)::float8 AS cost_usd

@@ -7,7 +7,7 @@ WITH c AS (
            (m.turns IS NOT NULL AND m.turns < :min_turns)
              OR c.duration_seconds < :min_duration
              OR (c.transferred_to_operator AND c.duration_seconds < :transferred_before) AS excluded
-    FROM calls c
+    FROM cca_calls c
     LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.ab_test_id = :test_id AND c.started_at >= :start AND c.started_at < :end
       AND c.ab_variant IS NOT NULL

@@ -4,7 +4,7 @@
 -- JSON rows (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot
 -- turns and characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly
 -- cost) costs each call its day's per-call share (:days, from ccanalytics.fixedcost). What
--- the call processor reported is kept as "reported_total_usd". Calls whose provider or model has no
+-- the call processor reported (calls.total_cost_usd, never written here) is noted as "reported_total_usd". Calls whose provider or model has no
 -- price are marked unpriced.
 --
 -- A read-only statement on purpose: PostgreSQL may scan and price in parallel workers (a statement
@@ -21,7 +21,7 @@ WITH p AS NOT MATERIALIZED (
 e AS NOT MATERIALIZED (  -- usage missing: bot turns and characters from the transcript
     SELECT t.call_id, count(*) FILTER (WHERE t.speaker = 'bot') AS bot_turns,
            coalesce(sum(length(t.content)) FILTER (WHERE t.speaker = 'bot'), 0) AS bot_chars
-    FROM calls x
+    FROM cca_calls x
     JOIN call_turns t ON t.call_id = x.id
      AND t.created_at >= x.started_at - interval '1 minute' AND t.created_at < x.started_at + interval '7 hours'
     WHERE x.usage IS NULL AND x.started_at >= :start AND x.started_at < :end
@@ -33,6 +33,7 @@ days AS NOT MATERIALIZED (  -- per-call share of a fixed-cost STT per day (ccana
 c AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, c.usage IS NULL AS estimated,
            c.total_cost_usd AS old_total, c.cost_breakdown AS old_breakdown,
+           c.recorded_total_cost_usd AS reported_total,
            coalesce(u.stt_provider, :stt_default) AS stt_provider,
            coalesce(u.stt_seconds, c.duration_seconds, 0) AS stt_seconds,
            coalesce(u.llm_model, :llm_default) AS llm_model,
@@ -44,7 +45,7 @@ c AS NOT MATERIALIZED (
            coalesce(u.tts_cached_chars, 0) AS tts_cached,
            coalesce(u.telephony_seconds, c.duration_seconds, 0) AS telephony_seconds,
            CAST(:telephony_default AS text) AS telephony
-    FROM calls c
+    FROM cca_calls c
     LEFT JOIN LATERAL jsonb_to_record(c.usage) AS u(
         stt_provider text, stt_seconds float8, llm_model text, llm_input_tokens float8,
         llm_cached_input_tokens float8, llm_output_tokens float8, tts_provider text, tts_chars float8,
@@ -53,7 +54,7 @@ c AS NOT MATERIALIZED (
     WHERE c.started_at >= :start AND c.started_at < :end
 ),
 priced AS NOT MATERIALIZED (
-    SELECT c.id, c.started_at, c.estimated, c.old_total, c.old_breakdown,
+    SELECT c.id, c.started_at, c.estimated, c.old_total, c.old_breakdown, c.reported_total,
            CASE WHEN ps.fixed_usd_per_month IS NOT NULL THEN fd.per_call
                 ELSE ceil(c.stt_seconds / nullif(ps.increment_seconds, 0)) * ps.usd_per_increment END AS stt,
            ((c.llm_in - least(c.llm_cached, c.llm_in)) * pl.input_per_1m
@@ -79,8 +80,7 @@ compared AS NOT MATERIALIZED (  -- against the stored breakdown, read once; the 
     SELECT r.*, NOT r.unpriced AND (
                ob.priced_by IS DISTINCT FROM CAST(:source AS text) OR ob.estimated IS DISTINCT FROM r.estimated
                OR ob.stt IS DISTINCT FROM r.stt6 OR ob.llm IS DISTINCT FROM r.llm6 OR ob.tts IS DISTINCT FROM r.tts6
-               OR ob.telephony IS DISTINCT FROM r.telephony6 OR r.old_total IS DISTINCT FROM r.total) AS changed,
-           ob.priced_by IS NOT NULL AS was_priced
+               OR ob.telephony IS DISTINCT FROM r.telephony6 OR r.old_total IS DISTINCT FROM r.total) AS changed
     FROM rounded r
     LEFT JOIN LATERAL jsonb_to_record(r.old_breakdown) AS ob(
         stt numeric, llm numeric, tts numeric, telephony numeric, estimated boolean, priced_by text) ON true
@@ -89,7 +89,6 @@ SELECT id, started_at, estimated, unpriced, total, changed,
        CASE WHEN changed THEN jsonb_build_object(
            'stt', stt6, 'llm', llm6, 'tts', tts6, 'telephony', telephony6,
            'estimated', estimated, 'priced_by', CAST(:source AS text),
-           'reported_total_usd', CASE WHEN was_priced THEN old_breakdown -> 'reported_total_usd'
-                                      ELSE to_jsonb(old_total) END) END AS breakdown
+           'reported_total_usd', to_jsonb(reported_total)) END AS breakdown
 FROM compared
 WHERE changed OR unpriced OR estimated  -- the rest needs no write and no counting beyond call_costs_volume.sql

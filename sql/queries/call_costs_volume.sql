@@ -4,6 +4,6 @@
 SELECT (x.started_at AT TIME ZONE :tz)::date AS d,
        coalesce(x.usage ->> 'stt_provider', :stt_default) AS provider,
        count(*) AS n
-FROM calls x
+FROM cca_calls x
 WHERE x.started_at >= :start AND x.started_at < :end
 GROUP BY 1, 2

@@ -31,7 +31,7 @@ WITH f AS MATERIALIZED (
            bit_xor(uuid_hash_extended(c.id, hashfloat8extended(coalesce(c.quality_score, -1),
                                                                hashfloat8extended(coalesce(c.total_cost_usd, -1), 0))))
                                                                                     AS call_hash
-    FROM calls c
+    FROM cca_calls c
     WHERE c.started_at >= :start AND c.started_at < :end
     GROUP BY 1, 2, 3
 ),

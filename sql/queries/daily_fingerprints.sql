@@ -10,7 +10,7 @@ WITH c AS (
                      bit_xor(uuid_hash_extended(id, hashfloat8extended(coalesce(quality_score, -1),
                                                                        hashfloat8extended(coalesce(total_cost_usd, -1), 0)))))
                AS calls_print
-    FROM calls
+    FROM cca_calls
     WHERE started_at >= :start AND started_at < :end
     GROUP BY 1
 ),

@@ -3,7 +3,7 @@
 -- figures come from call_metrics (derived by ccanalytics.callmetrics); first-contact resolution and
 -- repeat callers look 7 days around each call.
 WITH c AS (
-    SELECT * FROM calls WHERE started_at >= :start AND started_at < :end
+    SELECT * FROM cca_calls WHERE started_at >= :start AND started_at < :end
 ),
 nb AS (
     SELECT * FROM cca_customer_neighbours(:start, :end)
