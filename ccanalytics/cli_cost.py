@@ -165,10 +165,10 @@ def cost_routing(date_from, date_to, as_json: bool) -> None:
     Example:
       ccanalytics cost routing --from 2026-11-01
     """
-    from . import pricing, router
+    from . import pricing, routing_replay
 
     settings = _settings()
-    r = router.replay_routing(
+    r = routing_replay.replay_routing(
         _engine(), *_days(date_from, date_to), book=pricing.load(settings.pricing_file), tz=settings.timezone
     )
     if as_json:

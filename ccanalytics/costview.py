@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import charts, labels, levers, pricing, router, timeutil
+from . import charts, labels, levers, pricing, routing_replay, timeutil
 from .errors import InvalidArgument
 from .htmlblocks import Block, note, num, pct, table, usd
 
@@ -165,7 +165,7 @@ def opportunities(engine: Engine, first: date, last: date, *, book: pricing.Pric
                 caption="Что предзаписать в кэш TTS",
             )
         )
-    r = router.replay_routing(engine, first, last, book=book, tz=tz)
+    r = routing_replay.replay_routing(engine, first, last, book=book, tz=tz)
     out.append(
         note(
             f"Маршрутизация: {num(r.routed_cheap)} из {num(r.calls)} звонков "

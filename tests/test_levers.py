@@ -1,6 +1,6 @@
 """The cost levers measured from the logs: Whisper break-even (hand-computed on fixture calls), the TTS
-phrase-cache replay (hand-computed hit rates, LRU eviction, template mode, TTL), the model router on
-labelled Ukrainian and Russian utterances, and the routing replay and prompt length on demo data."""
+phrase-cache replay (hand-computed hit rates, LRU eviction, template mode, TTL), and the routing replay
+and prompt length on demo data (the router's own rules: test_router.py, test_router_corpus.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from factories import USAGE, make_call
 
-from ccanalytics import cost, levers, pricing, router
+from ccanalytics import cost, levers, pricing, router, routing_replay
 from ccanalytics.demo import load_demo_data
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.ingest import ingest_records
@@ -185,70 +185,6 @@ def test_tts_cache_from_logs(engine):
     assert levers.tts_cache_from_logs(engine, "2026-11-01", "2026-11-02").utterances == 0
 
 
-# ------------------------------------------------------------------------------------ router
-LABELLED = [
-    # simple → cheaper model
-    ("Добрий день. Підкажіть статус замовлення 204518.", "claude-haiku-4-5", "order_status_with_number"),
-    ("Де моє замовлення? Номер ORD-731904.", "claude-haiku-4-5", "order_status_with_number"),
-    ("Здравствуйте, где мой заказ 5551234?", "claude-haiku-4-5", "order_status_with_number"),
-    ("Статус заказа номер 204 518 подскажите", "claude-haiku-4-5", "order_status_with_number"),
-    ("Чи є у вас в наявності Нокіан 205/55 R16?", "claude-haiku-4-5", "availability_of_size"),
-    ("Підкажіть, Michelin Alpin 6 у розмірі 225 на 45, 17-й радіус є на складі?", "claude-haiku-4-5",
-     "availability_of_size"),
-    ("Есть ли в наличии зимние шины 195/65 R15?", "claude-haiku-4-5", "availability_of_size"),
-    ("До котрої ви сьогодні працюєте?", "claude-haiku-4-5", "hours_or_address"),
-    ("Яка адреса вашого шиномонтажу у Львові?", "claude-haiku-4-5", "hours_or_address"),
-    ("Подскажите часы работы магазина", "claude-haiku-4-5", "hours_or_address"),
-    ("Где вы находитесь?", "claude-haiku-4-5", "hours_or_address"),
-    ("Алло, добрий день!", "claude-haiku-4-5", "greeting_or_confirmation"),
-    ("Да, здравствуйте.", "claude-haiku-4-5", "greeting_or_confirmation"),
-    ("Так.", "claude-haiku-4-5", "greeting_or_confirmation"),
-    # complex → default model
-    ("Що краще для міста — шипи чи липучка?", "claude-sonnet-4", "consultation"),
-    ("Чим Continental відрізняється від Michelin?", "claude-sonnet-4", "consultation"),
-    ("Посоветуйте, какие шины лучше взять на кроссовер", "claude-sonnet-4", "consultation"),
-    ("Я хочу подати скаргу, мені привезли не ті шини.", "claude-sonnet-4", "complaint"),
-    ("Хочу оформить возврат, шина с грыжей.", "claude-sonnet-4", "complaint"),
-    ("Ви знущаєтесь? Я вже втретє дзвоню! Де моє замовлення 204518?", "claude-sonnet-4", "negative_emotion"),
-    ("Это ужас, ваш робот ничего не понимает", "claude-sonnet-4", "negative_emotion"),
-    ("Переключіть на оператора, будь ласка.", "claude-sonnet-4", "operator_requested"),
-    ("Дайте живого человека", "claude-sonnet-4", "operator_requested"),
-    ("Чи є 205/55 R16 в наявності, і ще хочу записатися на шиномонтаж на завтра.", "claude-sonnet-4",
-     "several_requests"),
-    ("Статус заказа 204518? И когда будет возврат денег за второй?", "claude-sonnet-4", "complaint"),
-    ("Скільки коштує доставка? А можна оплатити частинами?", "claude-sonnet-4", "several_requests"),
-    ("У мене диски нестандартні, розболтовка 5 на 112, виліт 45, хочу поставити вісімнадцятий радіус на свій "
-     "кросовер, але не знаю чи не буде терти об арки при повороті коліс, машина стара", "claude-sonnet-4",
-     "long_utterance"),
-    ("Мені потрібні зимові шини на Шкоду Октавію 2017 року.", "claude-sonnet-4", "no_simple_intent"),
-    ("Хочу дізнатися статус замовлення.", "claude-sonnet-4", "no_simple_intent"),  # no number yet
-    ("", "claude-sonnet-4", "empty"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("text", "model", "reason"), LABELLED)
-def test_router_on_labelled_utterances(text, model, reason):
-    decision = router.route(text)
-    assert (decision.model, decision.reason) == (model, reason)
-    assert decision.tier == ("cheap" if model == router.CHEAP_MODEL else "default")
-
-
-def test_router_scenario_rules_and_vectorised_agreement():
-    assert router.route("Підкажіть статус замовлення 204518", "order_status").reason == "order_status_with_number"
-    assert router.route("Підкажіть статус замовлення 204518", "order_status + order_creation").reason == (
-        "several_requests"
-    )
-    assert router.route("До котрої ви працюєте?", "consultation").reason == "complex_scenario"
-    assert router.route(None).reason == "empty"
-    assert router.route("Так", cheap_model="gpt-4o-mini").model == "gpt-4o-mini"
-    with pytest.raises(InvalidArgument):
-        router.route(42)
-    frame = pl.DataFrame({"text": [t for t, _, _ in LABELLED] + [None], "scenario": [None] * len(LABELLED) + [None]})
-    out = router.route_frame(frame)
-    assert out.get_column("reason").to_list() == [router.route(t).reason for t in frame.get_column("text")]
-    assert set(out.get_column("model")) <= {router.CHEAP_MODEL, router.DEFAULT_MODEL}
-
-
 # ------------------------------------------------------------------------------------ demo data
 @pytest.fixture
 def demo(engine):
@@ -268,7 +204,7 @@ def demo(engine):
 def test_replay_routing_on_demo_data(engine, demo):
     first, last = demo
     book = pricing.load()
-    r = router.replay_routing(engine, first, last, book=book)
+    r = routing_replay.replay_routing(engine, first, last, book=book)
     with engine.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
         rows = conn.execute(
@@ -300,7 +236,7 @@ def test_replay_routing_on_demo_data(engine, demo):
 
     routed = saving = 0
     for _id, scenario, u, day, first_text in rows:
-        d = router.route(first_text, scenario)
+        d = router.route(first_text, routing_replay.ivr_choice(scenario))
         if d.tier == "cheap":
             routed += 1
             saving += llm(u["llm_model"], u, day) - llm(d.model, u, day)
@@ -310,7 +246,7 @@ def test_replay_routing_on_demo_data(engine, demo):
 
 
 def test_replay_routing_empty_period(engine):
-    r = router.replay_routing(engine, "2026-01-01", "2026-01-02")
+    r = routing_replay.replay_routing(engine, "2026-01-01", "2026-01-02")
     assert r.calls == 0 and r.share_cheap is None and "Нет звонков" in r.recommendation
 
 
