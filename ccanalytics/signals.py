@@ -10,10 +10,12 @@ from typing import Any
 
 # Bot phrases that ask the customer to repeat: the STT did not catch what was said. Ukrainian first
 # (the bot speaks Ukrainian), Russian for mixed calls. A POSIX ERE that PostgreSQL's ~* and Python's
-# re (with IGNORECASE) read the same way.
+# re (with IGNORECASE) read the same way. An apology is not a re-ask: "Перепрошую, у нас технічні
+# неполадки…", "перепрошую за незручності" do not match; a bare "Перепрошую?" does.
 REASK_REGEX = (
-    "перепрошу|перепрошую|не розчул|не почул|не зрозумі|повторіть|повторите|не расслыш"
-    "|не поняла|не понял|погано чути|плохо слышно|ще раз, будь ласка"
+    "не розчул|не почул|не зрозумі|не розібрал|повторіть|повторите|не расслыш|не разобрал"
+    "|не поняла|не понял|погано чути|плохо слышно|не чую вас|не слышу вас|ще раз, будь ласка"
+    "|еще раз, пожалуйста|що ви сказали|что вы сказали|перепрошую\\?|перепрошу\\?|простите\\?"
 )
 _REASK = re.compile(REASK_REGEX, re.IGNORECASE)
 
