@@ -20,7 +20,7 @@ REASK_REGEX = (
 _REASK = re.compile(REASK_REGEX, re.IGNORECASE)
 
 # The bot's first utterance greets the caller.
-GREETING_REGEX = "добр(ий|ого|ый)|вітаю|привіт|здравствуй|доброго|добрый|слава україні"
+GREETING_REGEX = "добр(ий|ого|ый|ое)|вітаю|вітаєм|привіт|здравствуй|доброго|добрый|слава україні"
 _GREETING = re.compile(GREETING_REGEX, re.IGNORECASE)
 
 LOW_CONFIDENCE = 0.6  # stt_confidence below this is a low-confidence customer turn

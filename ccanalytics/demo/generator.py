@@ -490,8 +490,8 @@ class _Dlg:
         "rng", "v2", "caller", "anon", "kind", "turns", "pending", "stage", "transfer_stage",
         "transfer_reason", "angry_stage", "confused_stage", "reask", "tool_error", "outage", "apology",
         "last_bot", "order_id", "booking_id", "name_given", "day", "hour", "season", "size", "choice",
-        "qty", "closing", "slots", "mishear", "misheard", "wrong_price", "consent", "consents", "angered", "misinformed",
-        "tools_called",
+        "qty", "closing", "slots", "mishear", "misheard", "wrong_price", "consent", "consents", "angered",
+        "misinformed", "tools_called",
     )  # fmt: skip
 
     def __init__(self, rng: random.Random, caller: _Caller, anon: bool, v2: bool, day: date, hour: int) -> None:
@@ -773,9 +773,7 @@ def _tire_search(d: _Dlg, standalone: bool) -> None:
             brand=brand, size=size.text, o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1])
         )
     elif d.v2:
-        text = _pick(rng, P.BOT_OFFER_V2).format(
-            size=size.text, o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1])
-        )
+        text = _pick(rng, P.BOT_OFFER_V2).format(size=size.text, o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1]))
     else:
         text = _pick(rng, P.BOT_OFFER_V1).format(
             size=size.text, n=rng.randint(5, 20), o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1]),

@@ -166,3 +166,27 @@ TABLE_HEAD = (
     "| truth | judge | criterion | failed / calls | TP | FP | FN | precision | recall | F1 | applicability agreed |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
 )
+
+
+# ------------------------------------------------------------------------------------ running
+LABELLED_CALLS = Path(__file__).resolve().parents[2] / "tests" / "data" / "judge_labelled_calls.jsonl"
+GOALS = {"demo": 0.90, "hand-labelled": 0.80}  # issue 17: rule judge F1 on every criterion
+
+
+def demo_corpus(
+    *, days: int = 3, calls_per_day: int = 150, end_date: Any = None, seed: int = 42
+) -> list[tuple[CallView, dict[str, bool | None]]]:
+    """Demo calls with the generator's staged truth (no database needed)."""
+    from ..demo.generator import generate_calls_with_truth
+
+    return [
+        (callview_from_record(call), truth)
+        for call, truth in generate_calls_with_truth(
+            seed=seed, days=days, calls_per_day=calls_per_day, end_date=end_date
+        )
+    ]
+
+
+def judge_corpus(judge: Any, items: Iterable[tuple[CallView, Truth]]) -> dict[str, CriterionAccuracy]:
+    """Judge every call of a corpus with ``judge`` (anything with ``.judge(call) -> JudgeResult``)."""
+    return evaluate((truth, judge.judge(call).criteria) for call, truth in items)

@@ -15,6 +15,7 @@ from .transcript import CallView
 RULES_JUDGE_MODEL = "rules-v2"
 CONCISE_CHARS = 200  # a bot turn up to this long is concise for voice
 VERBOSE_CHARS = 450  # from this long it is not
+MONOLOGUE_CHARS = 600  # one bot turn this long is a monologue, however short the others
 RESPONSE_BUDGET_MS = 2000.0
 
 # The customer is irritated, rude or complains (Ukrainian, Russian, surzhyk). Asking for a person is
@@ -23,7 +24,8 @@ NEGATIVE = re.compile(
     r"жах|дурн|ідіот|идиот|знущ|издева|набрид|надоел|скільки можна|сколько можно|безглузд|кошмар|обман"
     r"|ненормальн|тупа |тупий|тупой|тупая|бред|маячн|безлад|бардак|чорт|черт возьми|відстій|отстой|ганьба"
     r"|позор|задовбал|достал|безобраз|неподобств|скаржи|скаргу|жалоб|де мої гроші|где мои деньги|досі нічого"
-    r"|до сих пор ничего|що за сервіс|что за сервис|жахлив|ужасн|огидн|отвратит|мені набридло|хамств",
+    r"|до сих пор ничего|що за сервіс|что за сервис|жахлив|ужасн|огидн|отвратит|мені набридло|хамств"
+    r"|що це таке|что это такое|я ж сказа|я же сказа",
     re.IGNORECASE,
 )
 THANKS = re.compile(
@@ -60,9 +62,10 @@ CONTACT = re.compile(
 )
 # The customer says the bot took the request for another one.
 CORRECTED = re.compile(
-    r"мене не зрозумі|меня не понял|меня не поняли|не так зрозумі|не так понял|не про це|не об этом|не про то|не то спрашиваю|не те питаю|я про інше"
+    r"мене не зрозумі|меня не понял|меня не поняли|не так зрозумі|не так понял"
+    r"|я не про |я не о |не про це|не об этом|не про то|не то спрашиваю|не те питаю|я про інше"
     r"|я о другом|про другое|про інше|не це мав|не це мала|не это имел|я не просил|я не просила|я не питав"
-    r"|я не питала|я не спрашивал|я не спрашивала|не це питаю|не это спрашиваю|при чому тут|при чем тут",
+    r"|я не питала|я не спрашивал|я не спрашивала|не це питаю|не это спрашива|не це пита|при чому тут|при чем тут",
     re.IGNORECASE,
 )
 # Amounts of money a bot says ("4 150 гривень", "3200 грн", "₴ 900").
@@ -86,9 +89,22 @@ SCENARIO_TOOLS: dict[str, tuple[str, ...]] = {
     "consultation": ("search_knowledge_base",),
 }
 TOOL_WRONG = 0.3  # the scenario's tools were never called
-REJECTED_PENALTY = 0.2  # per call refused for its arguments
+REJECTED_PENALTY = 0.55  # a call refused for its arguments: the bot's arguments were wrong
 SUSPICIOUS_PENALTY = 0.6  # a free item or a bulk order in the arguments
-REASK_PENALTY = 0.2  # per re-ask or repeated question
+# a tool that needs another one's answer first (a slot nobody looked up, an order with no draft)
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "book_fitting": ("get_fitting_slots",),
+    "confirm_order": ("create_order_draft",),
+    "create_order_draft": ("check_availability", "search_tires"),
+}
+SEASONS = (
+    ("winter", re.compile(r"зимов|зимн|зиму|зима|winter", re.IGNORECASE)),
+    ("summer", re.compile(r"літн|летн|літо|лето|summer", re.IGNORECASE)),
+    ("all_season", re.compile(r"всесезон|all.?season", re.IGNORECASE)),
+)
+ORDER_NUMBER = re.compile(r"\d{5,}")
+REASK_PENALTY = 0.2  # per re-ask
+REPEAT_PENALTY = 0.3  # per question the bot asked again word for word  # per re-ask or repeated question
 CORRECTED_PENALTY = 0.6  # the customer had to say the bot misunderstood
 
 
@@ -155,8 +171,10 @@ def confirmed_before(turns: tuple, index: int, since: int = 0) -> bool:
         if CONTACT.search(question.text) and not _confirm_question(question.text):
             k = j - 1  # a name or a phone changes nothing: look further back
             continue
-        return _confirm_question(question.text) and is_consent(reply.text) and not any(
-            NEGATE.search(r.text) for r in replies
+        return (
+            _confirm_question(question.text)
+            and is_consent(reply.text)
+            and not any(NEGATE.search(r.text) for r in replies)
         )
     return False
 
@@ -221,11 +239,71 @@ def _grounded(value: int, money: set[int], other: set[int]) -> bool:
     return any(value - k in money for k in money if 0 < k < value)
 
 
+def wrong_arguments(call: CallView) -> tuple[int, ...]:
+    """Bot turns whose tool calls contradict the conversation: a tool run before the one it needs, a
+    season other than the one the customer asked for, a size the vehicle lookup did not return (and
+    the customer did not say), an order number the customer did not give."""
+    seen: set[str] = set()
+    season: str | None = None
+    sizes: set[str] | None = None
+    said_numbers: set[str] = set()
+    said = ""
+    out = []
+    for t in call.turns:
+        if t.speaker == "customer":
+            said += " " + t.text
+            said_numbers.update(ORDER_NUMBER.findall(t.text))
+            for name, pattern in SEASONS:
+                if pattern.search(t.text):
+                    season = name
+            continue
+        wrong = False
+        for tool in t.tools:
+            args = tool.args if isinstance(tool.args, dict) else {}
+            needs = PREREQUISITES.get(tool.name)
+            if needs and not seen.intersection(needs):
+                wrong = True
+            if tool.name == "search_tires":
+                if season and args.get("season") and args["season"] != season:
+                    wrong = True
+                size = str(args.get("size") or "")
+                digits = re.findall(r"\d+", size)
+                if sizes is not None and size and size not in sizes and not all(d in said for d in digits):
+                    wrong = True
+            order_id = str(args.get("order_id") or "")
+            number = "".join(ORDER_NUMBER.findall(order_id))
+            if tool.name == "get_order_status" and number and said_numbers and number not in said_numbers:
+                wrong = True
+            if tool.name == "get_vehicle_tire_sizes" and tool.success and isinstance(tool.result, dict):
+                sizes = {str(x) for x in tool.result.get("sizes") or ()}
+            seen.add(tool.name)
+        if wrong:
+            out.append(t.number)
+    return tuple(out)
+
+
+def unanswered_failures(call: CallView) -> tuple[int, ...]:
+    """Bot turns after a tool failure (not a refusal) that the bot neither recovered from (the same tool
+    later succeeded) nor handed to an operator: whatever it said was not from the system."""
+    if call.transferred:
+        return ()
+    out = []
+    for i, t in enumerate(call.turns):
+        for tool in t.tools:
+            if tool.success or signals.is_rejected(tool.success, tool.result):
+                continue
+            later = [x for turn in call.turns[i:] for x in turn.tools]
+            if not any(x.name == tool.name and x.success for x in later):
+                out.append(t.number)
+    return tuple(out)
+
+
 def compute_signals(call: CallView) -> Signals:
     bot = [t for t in call.turns if t.speaker == "bot"]
     customer = [t for t in call.turns if t.speaker == "customer"]
     lengths = [len(t.text) for t in bot]
-    questions = [_norm(t.text) for t in bot if t.text.rstrip().endswith("?")]
+    # a question, or any longer line, that the bot says again word for word
+    questions = [_norm(t.text) for t in bot if t.text.rstrip().endswith("?") or len(t.text) >= 25]
     tools = [tool for t in call.turns for tool in t.tools]
     last_customer = customer[-2:] if customer else []
     m = call.metrics or {}
@@ -278,7 +356,13 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
         (first_bot,) if first_bot else (),
     )
     misunderstand = s.reasks + s.repeated_bot_questions
-    understood = max(0.0, 1.0 - REASK_PENALTY * misunderstand - CORRECTED_PENALTY * min(1, s.corrections))
+    understood = max(
+        0.0,
+        1.0
+        - REASK_PENALTY * s.reasks
+        - REPEAT_PENALTY * s.repeated_bot_questions
+        - CORRECTED_PENALTY * min(1, s.corrections),
+    )
     if s.corrections:
         why = f"Клиент поправлял бота ({s.corrections}), переспросов: {s.reasks}"
     elif misunderstand:
@@ -291,31 +375,49 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
         why,
         _evidence(
             call,
-            lambda t: (t.speaker == "bot" and signals.is_reask(t.text))
-            or (t.speaker == "customer" and bool(CORRECTED.search(t.text))),
+            lambda t: (
+                (t.speaker == "bot" and signals.is_reask(t.text))
+                or (t.speaker == "customer" and bool(CORRECTED.search(t.text)))
+            ),
         ),
     )
     expected = set()
     for part in (call.scenario or "").split("+"):
         expected.update(SCENARIO_TOOLS.get(part.strip(), ()))
-    used = {tool.name for t in call.turns for tool in t.tools}
-    tool_applicable = bool(expected) or bool(used)
-    right = 1.0 if not expected or used & expected else TOOL_WRONG
+    used = {tool.name for t in call.turns for tool in t.tools} - {"transfer_to_operator"}
+    # the scenario's tools were never called, yet the bot named a price: it answered without them
+    unfounded = (
+        bool(expected) and not used & expected and any(t.speaker == "bot" and MONEY.search(t.text) for t in call.turns)
+    )
+    tool_applicable = bool(used) or unfounded
+    right = TOOL_WRONG if unfounded else 1.0
+    wrong_args = wrong_arguments(call)
     tool_score = max(
-        0.0, right - REJECTED_PENALTY * s.rejected_tool_calls - SUSPICIOUS_PENALTY * min(1, s.suspicious_tool_calls)
+        0.0,
+        right
+        - REJECTED_PENALTY * s.rejected_tool_calls
+        - SUSPICIOUS_PENALTY * min(1, s.suspicious_tool_calls + len(wrong_args)),
     )
     out["bot_used_correct_tool"] = CriterionScore(
         round(tool_score, 2),
         tool_applicable,
-        (f"Отклонённых вызовов: {s.rejected_tool_calls}" if s.rejected_tool_calls else "Инструменты выбраны верно")
-        if right == 1.0
-        else "Не вызван инструмент, нужный для сценария",
-        _evidence(call, lambda t: any(not x.success for x in t.tools)),
+        "Не вызван инструмент, нужный для сценария"
+        if right < 1.0
+        else f"Аргументы расходятся с разговором (реплики {', '.join(f'T{n}' for n in wrong_args)})"
+        if wrong_args
+        else f"Отклонённых вызовов: {s.rejected_tool_calls}"
+        if s.rejected_tool_calls
+        else "Инструменты выбраны верно",
+        wrong_args or _evidence(call, lambda t: any(not x.success for x in t.tools)),
     )
     failed_then_spoke = s.tool_errors - s.rejected_tool_calls
     made_up = ungrounded_amounts(call)
+    unanswered = unanswered_failures(call)
     if made_up:
         accurate, why = 0.0, f"Бот назвал сумму, которой нет в ответах инструментов (реплик: {len(made_up)})"
+    elif unanswered:
+        accurate, why = 0.3, "Инструмент не ответил, а бот продолжил без него и без перевода"
+        made_up = unanswered
     elif failed_then_spoke > 0:
         accurate, why = 0.5, f"Ошибок инструментов: {failed_then_spoke}, ответ мог быть неточным"
     else:
@@ -337,7 +439,7 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
     # long on average, or one monologue: both are bad for voice
     concise = min(
         _ramp(s.mean_bot_chars, CONCISE_CHARS, VERBOSE_CHARS),
-        _ramp(s.max_bot_chars, 2 * CONCISE_CHARS, 2 * VERBOSE_CHARS),
+        _ramp(s.max_bot_chars, 2 * CONCISE_CHARS, MONOLOGUE_CHARS),
     )
     out["bot_was_concise"] = CriterionScore(
         round(concise, 2),

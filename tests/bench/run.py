@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-GROUPS = ["foundation", "metrics", "quality", "prompts", "levers", "cost", "lake", "reports", "journal"]
+GROUPS = ["foundation", "metrics", "quality", "judge", "prompts", "levers", "cost", "lake", "reports", "journal"]
 
 
 def main(argv: list[str]) -> None:
