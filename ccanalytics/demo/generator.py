@@ -1516,33 +1516,16 @@ def generate_calls(
     ab_days: int = DEMO_AB_DAYS,
     levers_days: int | None = None,
     until: datetime | None = None,
-) -> Iterator[dict[str, Any]]:
+    with_truth: bool = False,
+) -> Iterator[Any]:
     """Yield ``days`` Kyiv-local days of synthetic call logs ending on ``end_date`` (default: today in
     ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring).
 
     ``until`` (an aware instant, e.g. ``clock.now()``): only the calls that have ended by then — a
     call still in progress or in the future has not been logged yet. The calls kept are the same as
-    without it, so a later run with a later ``until`` only adds calls."""
-    return (call for call, _truth in generate_calls_with_truth(
-        seed=seed, days=days, calls_per_day=calls_per_day, end_date=end_date, tz=tz, ab_test=ab_test,
-        ab_days=ab_days, levers_days=levers_days, until=until,
-    ))  # fmt: skip
+    without it, so a later run with a later ``until`` only adds calls.
 
-
-def generate_calls_with_truth(
-    *,
-    seed: int = 42,
-    days: int = 30,
-    calls_per_day: int = 400,
-    end_date: date | None = None,
-    tz: str = "Europe/Kyiv",
-    ab_test: str | None = DEMO_AB_TEST,
-    ab_days: int = DEMO_AB_DAYS,
-    levers_days: int | None = None,
-    until: datetime | None = None,
-) -> Iterator[tuple[dict[str, Any], dict[str, bool | None]]]:
-    """``generate_calls()`` with each call's staged truth: ``(call, {criterion: True | False | None})``
-    over ``TRUTH_CRITERIA`` (True passed, False failed, None not applicable)."""
+    ``with_truth``: yield ``(call, truth)`` pairs instead (see ``generate_calls_with_truth``)."""
     if days < 1:
         raise InvalidArgument("days must be at least 1")
     if calls_per_day < 1:
@@ -1562,9 +1545,16 @@ def generate_calls_with_truth(
     ab_first = end - timedelta(days=ab_days - 1)
     levers_first = end - timedelta(days=(ab_days if levers_days is None else levers_days) - 1)
     calls = _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
-    if until is None:
-        return calls
-    return (c for c in calls if datetime.fromisoformat(c[0]["ended_at"]) <= until)
+    if until is not None:
+        calls = (c for c in calls if datetime.fromisoformat(c[0]["ended_at"]) <= until)
+    return calls if with_truth else (call for call, _truth in calls)
+
+
+def generate_calls_with_truth(**kwargs: Any) -> Iterator[tuple[dict[str, Any], dict[str, bool | None]]]:
+    """``generate_calls()`` (same keyword arguments) with each call's staged truth:
+    ``(call, {criterion: True | False | None})`` over ``TRUTH_CRITERIA`` (True passed, False failed,
+    None not applicable)."""
+    return generate_calls(**kwargs, with_truth=True)
 
 
 def _generate(
