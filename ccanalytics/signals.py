@@ -10,15 +10,17 @@ from typing import Any
 
 # Bot phrases that ask the customer to repeat: the STT did not catch what was said. Ukrainian first
 # (the bot speaks Ukrainian), Russian for mixed calls. A POSIX ERE that PostgreSQL's ~* and Python's
-# re (with IGNORECASE) read the same way.
+# re (with IGNORECASE) read the same way. An apology is not a re-ask: "Перепрошую, у нас технічні
+# неполадки…", "перепрошую за незручності" do not match; a bare "Перепрошую?" does.
 REASK_REGEX = (
-    "перепрошу|перепрошую|не розчул|не почул|не зрозумі|повторіть|повторите|не расслыш"
-    "|не поняла|не понял|погано чути|плохо слышно|ще раз, будь ласка"
+    "не розчул|не почул|не зрозумі|не розібрал|повторіть|повторите|не расслыш|не разобрал"
+    "|не поняла|не понял|погано чути|плохо слышно|не чую вас|не слышу вас|ще раз, будь ласка"
+    "|еще раз, пожалуйста|що ви сказали|что вы сказали|перепрошую\\?|перепрошу\\?|простите\\?"
 )
 _REASK = re.compile(REASK_REGEX, re.IGNORECASE)
 
 # The bot's first utterance greets the caller.
-GREETING_REGEX = "добр(ий|ого|ый)|вітаю|привіт|здравствуй|доброго|добрый|слава україні"
+GREETING_REGEX = "добр(ий|ого|ый|ое)|вітаю|вітаєм|привіт|здравствуй|доброго|добрый|слава україні"
 _GREETING = re.compile(GREETING_REGEX, re.IGNORECASE)
 
 LOW_CONFIDENCE = 0.6  # stt_confidence below this is a low-confidence customer turn

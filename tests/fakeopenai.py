@@ -4,6 +4,9 @@ The behaviour for a request is chosen by a marker in the judged transcript, ``[[
 (put in a turn's text), or by ``FakeOpenAI.default_mode``. Modes: valid, low, invalid_json,
 truncated, missing_criteria, slow, 429, 500, 401, and "<mode>-then-valid" (fail once per distinct
 transcript, then answer validly).
+
+Recorded answers: ``FakeOpenAI(recorded={transcript_key(user_message): answer_json})`` answers a
+transcript it has a recording for with that recording (the judge benchmark replays answers this way).
 """
 
 from __future__ import annotations
@@ -38,8 +41,21 @@ def answer(score: float) -> str:
     )
 
 
+def transcript_key(user_message: str) -> str:
+    """The key of a recorded answer: the SHA-256 of the judged transcript (the user message)."""
+    return hashlib.sha256(user_message.encode()).hexdigest()
+
+
 class FakeOpenAI:
-    def __init__(self, *, delay: float = 0.0, default_mode: str = "valid", slow_seconds: float = 3.0):
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        default_mode: str = "valid",
+        slow_seconds: float = 3.0,
+        recorded: dict[str, str] | None = None,
+    ):
+        self.recorded = recorded or {}
         self.delay = delay
         self.default_mode = default_mode
         self.slow_seconds = slow_seconds
@@ -84,7 +100,7 @@ class FakeOpenAI:
         user = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
         with self.lock:
             self.requests.append(body)
-            key = hashlib.sha256(user.encode()).hexdigest()
+            key = transcript_key(user)
             self.seen[key] += 1
             nth = self.seen[key]
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
@@ -122,6 +138,8 @@ class FakeOpenAI:
             )
         found = MARK.search(user)
         mode = found.group(1) if found else self.default_mode
+        if key in self.recorded:
+            mode = "recorded"
         if mode.endswith("-then-valid"):
             mode = mode.removesuffix("-then-valid") if nth == 1 else "valid"
         if self.delay:
@@ -141,6 +159,7 @@ class FakeOpenAI:
             "invalid_json": ("Оценка: всё хорошо {", "stop"),
             "truncated": (answer(0.9)[:120], "length"),
             "missing_criteria": (json.dumps({"criteria": {"bot_was_concise": {"score": 1}}}), "stop"),
+            "recorded": (self.recorded.get(key, ""), "stop"),
         }[mode]
         prompt_tokens = max(1, len(json.dumps(body["messages"], ensure_ascii=False)) // 4)
         return (

@@ -133,7 +133,7 @@ def test_quality_commands_after_the_demo(db_url, engine, tmp_path):
     res = cli(db_url, "quality", "report")
     report = json.loads(res.output)["data"]
     assert report["scored_calls"] == report["total_calls"] > 0
-    assert report["judges"][0]["model"] == "rules-v1"
+    assert report["judges"][0]["model"] == "rules-v2"
     res = cli(db_url, "quality", "calibration", "--json")
     rows = {r["criterion"]: r for r in json.loads(res.output)["data"]}
     assert rows["bot_greeted_properly"]["n"] > 0

@@ -3,6 +3,8 @@ approval into a new inactive version."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fakeopenai import FakeOpenAI
 from openai import OpenAI
@@ -17,7 +19,8 @@ from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 def scored_demo(engine):
     load_demo_data(engine, days=5, calls_per_day=120, end_date=timeutil.today())
     enqueue(engine)
-    score_pending(engine, RulesJudge(), Rubric())
+    # an order or booking placed without a yes fails the call (few demo calls average under 0.5 otherwise)
+    score_pending(engine, RulesJudge(), Rubric(auto_fail=("bot_confirmed_before_action",)))
     # the demo's v2 is in an A/B test; make v1 the active version the optimizer improves
     return prompts.active_version(engine, "tire_agent")
 
@@ -46,7 +49,7 @@ def test_llm_suggestion_and_rejection(engine, scored_demo):
         request = server.requests[-1]
     assert s.source == "llm" and s.proposed_prompt == "Новий промпт: підтверджуй."
     assert s.examples[0]["criterion"] == "bot_confirmed_before_action"
-    assert "+380" not in str(request)  # examples are masked transcripts
+    assert not re.search(r"\+?380\d{9}", str(request))  # examples are masked transcripts (no whole phone)
     rejected = optimizer.decide(engine, s.id, by="manager", approve=False)
     assert rejected.status == "rejected" and rejected.new_version_id is None
     assert [x.id for x in optimizer.list_suggestions(engine, "rejected")] == [s.id]

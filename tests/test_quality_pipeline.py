@@ -229,7 +229,7 @@ def test_enqueue_new_rescore_and_rubric_change(engine):
     run = quality.score_pending(engine, RulesJudge(), heavier, config=FAST)
     assert run.scored == 2
     # a new judge model: every call scored by another model
-    assert quality.enqueue(engine, reason="rubric_change", rubric=heavier, judge_model="rules-v1") == 0
+    assert quality.enqueue(engine, reason="rubric_change", rubric=heavier, judge_model="rules-v2") == 0
     assert quality.enqueue(engine, reason="rubric_change", rubric=heavier, judge_model="gpt-5-judge") == 2
     quality.score_pending(engine, RulesJudge(), heavier, config=FAST)
     with engine.connect() as conn:

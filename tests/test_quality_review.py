@@ -76,8 +76,8 @@ def test_review_queue_take_and_resolve_with_labels(engine, scored):
         item = conn.execute(
             sa.text("SELECT status, comment, resolved_at FROM review_items WHERE call_id = :id"), {"id": first}
         ).one()
-    assert labels[0] == ("bot_confirmed_before_action", None, None, "rules-v1")
-    assert labels[1] == ("bot_greeted_properly", 0.0, 0.0, "rules-v1")
+    assert labels[0] == ("bot_confirmed_before_action", None, None, "rules-v2")
+    assert labels[1] == ("bot_greeted_properly", 0.0, 0.0, "rules-v2")
     assert item.status == "resolved" and item.comment == "Бот не поздоровался" and item.resolved_at
     with pytest.raises(InvalidArgument):
         take(engine, first, "olena")
@@ -126,7 +126,7 @@ def test_quality_report(engine, scored):
     assert r["criteria"]["bot_greeted_properly"]["failed"] == 12
     assert r["review_queue"]["new"] == 12
     assert r["scoring_queue"]["done"] == 20
-    assert r["judges"][0]["model"] == "rules-v1" and r["judges"][0]["calls"] == 20
+    assert r["judges"][0]["model"] == "rules-v2" and r["judges"][0]["calls"] == 20
     order_status = next(s for s in r["scenarios"] if s["scenario"] == "order_status")
     assert order_status["low"] == 12
     assert [t["date"] for t in r["trend"]] == ["2026-11-20"]

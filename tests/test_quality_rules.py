@@ -50,7 +50,8 @@ def view(turns, *, scenario="tire_search + order_creation", transferred=False, r
 ORDER = ToolUse(
     "create_order_draft", {"items": [{"sku": "N1", "quantity": 4, "price": 4150}]}, {"order_id": "ORD-1"}, True
 )
-SEARCH = ToolUse("search_tires", {"size": "205/55 R16"}, {"items": [{"brand": "Nokian"}] * 5}, True)
+CONFIRM = ToolUse("confirm_order", {"order_id": "ORD-1"}, {"order_id": "ORD-1", "status": "confirmed"}, True)
+SEARCH = ToolUse("search_tires", {"size": "205/55 R16"}, {"items": [{"brand": "Nokian", "price_uah": 4150}] * 5}, True)
 REJECT = ToolUse("create_order_draft", {"items": [{"quantity": 99, "price": 0}]}, {"error": "validation_failed"}, False)
 
 GOOD = [
@@ -58,7 +59,7 @@ GOOD = [
     ("customer", "Потрібні зимові шини 205/55 R16", (), 0.95),
     ("bot", "Є Nokian за 4150 гривень. Оформити чотири штуки, все вірно?", (SEARCH,)),
     ("customer", "Так, оформлюйте", (), 0.93),
-    ("bot", "Замовлення оформлено.", (ORDER,)),
+    ("bot", "Замовлення оформлено.", (ORDER, CONFIRM)),
     ("customer", "Дякую!", (), 0.97),
 ]
 BAD = [
@@ -68,7 +69,7 @@ BAD = [
     ("customer", "ШКОДА ОКТАВІЯ", (), 0.52),
     ("bot", "Перепрошую, не розчула. Повторіть, будь ласка?"),
     ("customer", "Це жах, скільки можна, дайте оператора", (), 0.9),
-    ("bot", "Оформлюю. " + "Дуже довге пояснення про шини. " * 20, (REJECT, REJECT)),
+    ("bot", "Оформлюю. " + "Дуже довге пояснення про шини. " * 20, (REJECT, REJECT, CONFIRM)),
 ]
 
 
@@ -94,7 +95,7 @@ def test_rules_judge_scores_every_criterion_with_reasons_and_evidence():
     assert set(good) == set(CRITERIA) == set(bad)
     assert all(c.score == 1.0 for c in good.values())
     assert bad["bot_greeted_properly"].score == 0 and bad["bot_greeted_properly"].evidence == (1,)
-    assert bad["bot_understood_intent"].score == pytest.approx(0.25)
+    assert bad["bot_understood_intent"].score == pytest.approx(0.3)  # 2 re-asks, 1 question asked again
     assert bad["bot_understood_intent"].evidence == (3, 5)
     assert bad["bot_confirmed_before_action"].score == 0 and bad["bot_confirmed_before_action"].applicable
     assert bad["call_resolved_without_human"].score == 0

@@ -21,6 +21,10 @@ TEXTS = [
     "Доброго ранку!",
     "Вітаю, чим можу допомогти?",
     "Слухаю вас.",
+    "Перепрошую, у нас технічні неполадки з базою замовлень. Переключаю вас на менеджера.",
+    "Розумію вас і перепрошую за незручності.",
+    "Перепрошую?",
+    "Вітаємо у «ШинаМаркеті»!",
     "",
 ]
 ARGS = [
@@ -54,6 +58,9 @@ def test_reask_and_greeting_agree(engine, text):
 def test_examples():
     assert signals.is_reask(TEXTS[0]) and not signals.is_reask(TEXTS[4])
     assert signals.is_greeting(TEXTS[5]) and not signals.is_greeting(TEXTS[8])
+    # an apology is not a re-ask (issue 17); a bare "Перепрошую?" is
+    assert not signals.is_reask(TEXTS[9]) and not signals.is_reask(TEXTS[10]) and signals.is_reask(TEXTS[11])
+    assert signals.is_greeting(TEXTS[12])
     assert signals.suspicious_args(ARGS[1]) and signals.suspicious_args(ARGS[2])
     assert not signals.suspicious_args(ARGS[0]) and not signals.suspicious_args(ARGS[5])
     assert signals.is_rejected(False, {"error": "validation_failed"})

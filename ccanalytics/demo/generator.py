@@ -54,7 +54,17 @@ Injected problems (what the analytics has to find)
           the prompt cache (llm_calls and tokens × 3, no cached tokens): the day costs > 2× a normal day;
         * ``order_status_outage`` (end_date - 6): 08:30–20:30 Kyiv the order service is down
           (``OUTAGE_TOOLS`` fail with ``upstream_unavailable``), order-status calls double and every call
-          that hits it is transferred with ``cannot_help`` — about half of the day's calls.
+          that hits it is transferred with ``cannot_help`` — about half of the day's calls;
+    - misunderstood intent (~2.5 %): the bot answers the first request as if it were another one
+      (``phrases.BOT_OFF_TOPIC``), the customer corrects it (``phrases.CUST_CORRECTION``);
+    - a wrong price (~5 % of calls that start with a tyre search): the bot's offer names a price the
+      search did not return.
+    The two are drawn from a generator of their own (``f"{seed}:{call_id}:staged"``).
+
+Ground truth
+    ``generate_calls_with_truth()`` yields ``(call, truth)``: per quality criterion what was staged —
+    ``True`` passed, ``False`` failed, ``None`` not applicable (see ``TRUTH_CRITERIA``; a criterion the
+    generator does not stage, conciseness, is absent). The judge benchmark measures judges against it.
 
 Costs (``PRICES``, from the spec): Google STT $0.006 per started 15 s of the call; Claude Sonnet 4 $3/$15
 per 1M input/output tokens, Haiku 4.5 $1/$5, cached input at 10 % of the input price
@@ -117,6 +127,19 @@ LATENCY_SPIKE_WINDOW = (time(11, 20), time(12, 0))  # Kyiv time, start of the ca
 OUTAGE_WINDOW = (time(8, 30), time(20, 30))  # Kyiv time, start of the call
 OUTAGE_TOOLS = frozenset(
     {"get_order_status", "check_availability", "create_order_draft", "update_order_delivery", "confirm_order"}
+)
+COMMITTING_TOOLS = frozenset({"confirm_order", "book_fitting"})  # they place an order or a booking
+MISUNDERSTOOD_P = 0.025
+WRONG_PRICE_P = 0.05
+# the criteria whose truth the generator stages (bot_was_concise is not staged)
+TRUTH_CRITERIA = (
+    "bot_greeted_properly",
+    "bot_understood_intent",
+    "bot_used_correct_tool",
+    "bot_provided_accurate_info",
+    "bot_confirmed_before_action",
+    "call_resolved_without_human",
+    "customer_seemed_satisfied",
 )
 
 
@@ -467,7 +490,8 @@ class _Dlg:
         "rng", "v2", "caller", "anon", "kind", "turns", "pending", "stage", "transfer_stage",
         "transfer_reason", "angry_stage", "confused_stage", "reask", "tool_error", "outage", "apology",
         "last_bot", "order_id", "booking_id", "name_given", "day", "hour", "season", "size", "choice",
-        "qty", "closing", "slots",
+        "qty", "closing", "slots", "mishear", "misheard", "wrong_price", "consent", "consents", "angered",
+        "misinformed", "tools_called",
     )  # fmt: skip
 
     def __init__(self, rng: random.Random, caller: _Caller, anon: bool, v2: bool, day: date, hour: int) -> None:
@@ -498,6 +522,15 @@ class _Dlg:
         self.choice: tuple | None = None
         self.qty = 4
         self.closing = P.CUST_THANKS
+        # staged truth: what the judges are measured against
+        self.mishear: str | None = None  # the scenario head whose first request the bot will mishear
+        self.misheard = False
+        self.wrong_price = False
+        self.misinformed = False  # the wrong price was said
+        self.consent = False  # the customer has just agreed to a read-back of the action's details
+        self.consents: list[bool] = []  # per committing tool call: was it agreed to
+        self.angered = False
+        self.tools_called = 0
         city = caller.city
         car = caller.car
         in_city = ("в " if city[1][0] in "АЕЄИІЇОУЮЯ" else "у ") + city[1]
@@ -534,6 +567,13 @@ class _Dlg:
 
     def cust(self, text: str, conf: float | None = None) -> None:
         self.turns.append(("customer", text, None, conf, False))
+        if self.mishear is not None:  # the first request is taken for another one, then corrected
+            head, self.mishear = self.mishear, None
+            if conf is None:
+                self.misheard = True
+                self.turns.append(("bot", _pick(self.rng, P.BOT_OFF_TOPIC.get(head, P.BOT_OFF_TOPIC["other"])),
+                                   [], None, False))  # fmt: skip
+                self.turns.append(("customer", _pick(self.rng, P.CUST_CORRECTION), None, None, False))
 
     def cust_word(self, text: str, word: str) -> None:
         """A customer turn naming a brand or a city: streaming STT may mishear it (then the bot re-asks)."""
@@ -552,6 +592,10 @@ class _Dlg:
 
     def tool(self, name: str, args: dict, result: Any, fail: Any = None) -> None:
         rng = self.rng
+        if name != "transfer_to_operator":
+            self.tools_called += 1
+        if name in COMMITTING_TOOLS:
+            self.consents.append(self.consent)
         if fail is not None:
             self.pending.append(self._call(name, args, fail, False))
             return
@@ -586,6 +630,7 @@ class _Dlg:
             self.transfer_stage == stage and self.transfer_reason == "negative_emotion"
         ):
             self.cust(self.fmt(_pick(rng, P.ANGRY)))
+            self.angered = True
             self.bot(_pick(rng, P.BOT_CALM), cached=True)
         if stage == self.transfer_stage:
             raise _Transfer(self.transfer_reason or "customer_request")
@@ -714,6 +759,10 @@ def _tire_search(d: _Dlg, standalone: bool) -> None:
         d.bot(_pick(rng, P.BOT_CONFIRM_SIZE).format(size=size.text, season_pl=season_pl))
         d.cust(_pick(rng, P.CUST_YES))
     items = _search(rng, size, d.season, brand)
+    spoken_items = list(items)
+    if d.wrong_price:  # the offer names a price the search did not return
+        b, m, sku, price, stock = items[0]
+        spoken_items[0] = (b, m, sku, price + 10 * (zlib.crc32(sku.encode()) % 60 + 15), stock)
     args: dict[str, Any] = {"size": size.text, "season": d.season}
     if brand:
         args["brand"] = brand
@@ -721,15 +770,17 @@ def _tire_search(d: _Dlg, standalone: bool) -> None:
     d.tool("search_tires", args, {"items": [_item_json(it) for it in items], "total": rng.randint(len(items), 24)})
     if brand:
         text = _pick(rng, P.BOT_OFFER_BRAND).format(
-            brand=brand, size=size.text, o1=_offer(items[0]), o2=_offer(items[1])
+            brand=brand, size=size.text, o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1])
         )
     elif d.v2:
-        text = _pick(rng, P.BOT_OFFER_V2).format(size=size.text, o1=_offer(items[0]), o2=_offer(items[1]))
+        text = _pick(rng, P.BOT_OFFER_V2).format(size=size.text, o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1]))
     else:
         text = _pick(rng, P.BOT_OFFER_V1).format(
-            size=size.text, n=rng.randint(5, 20), o1=_offer(items[0]), o2=_offer(items[1]), o3=_offer(items[2])
-        )
+            size=size.text, n=rng.randint(5, 20), o1=_offer(spoken_items[0]), o2=_offer(spoken_items[1]),
+            o3=_offer(spoken_items[2]),
+        )  # fmt: skip
     d.bot(text)
+    d.misinformed = d.misinformed or d.wrong_price
     d.checkpoint()
     if rng.random() < 0.35:
         question, answer = _pick(rng, P.TIRE_COMPARE)
@@ -931,9 +982,12 @@ def _order(d: _Dlg, after: bool) -> None:
     if d.v2 or rng.random() < 0.7:
         d.bot(_pick(rng, P.BOT_ORDER_SUMMARY_V2 if d.v2 else P.BOT_ORDER_SUMMARY).format(**fields))
         d.cust(_pick(rng, P.CUST_CONFIRM))
+        d.consent = True
         d.tool("confirm_order", {"order_id": order_id}, confirm_result)
+        d.consent = False
         d.bot(_pick(rng, P.BOT_ORDER_DONE).format(**fields))
     else:
+        d.consent = False
         d.tool("confirm_order", {"order_id": order_id}, confirm_result)
         d.bot(_pick(rng, P.BOT_ORDER_DONE_NO_CONFIRM).format(**fields))
     d.order_id = order_id
@@ -1058,8 +1112,10 @@ def _fitting(d: _Dlg, after: bool) -> None:
         )
         d.bot(_pick(rng, P.BOT_FITTING_PRICE).format(r=rim, price=_money(price), t=chosen))
         d.cust(_pick(rng, P.CUST_BOOK_GO))
-    else:
+        d.consent = True  # the bot read the slot back and asked; the name that may follow changes nothing
+    else:  # the customer picked a time; the booking was never read back for a yes
         d.cust(_pick(rng, P.CUST_TIME).format(t=chosen))
+        d.consent = False
     if not d.name_given:
         d.bot(_pick(rng, P.BOT_ASK_NAME_CAR), cached=True)
         d.cust(d.fmt(_pick(rng, P.CUST_NAME_CAR)))
@@ -1072,6 +1128,7 @@ def _fitting(d: _Dlg, after: bool) -> None:
          "customer_name": f"{d.caller.first} {d.caller.last}", **d.phone_args(), "vehicle": vehicle},
         {"booking_id": booking_id, "status": "confirmed", "date": target.isoformat(), "time": chosen},
     )  # fmt: skip
+    d.consent = False
     d.bot(_pick(rng, P.BOT_BOOKED).format(day_sp=day_sp, t=chosen, address=station["address"], booking_id=booking_id))
     d.booking_id = booking_id
 
@@ -1135,7 +1192,7 @@ class _Day(NamedTuple):
     levers: bool  # the current period: Whisper STT and the TTS phrase cache in production (phase 1: neither)
 
 
-def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any]:
+def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> tuple[dict[str, Any], dict[str, bool | None]]:
     day = ctx.day
     # when (Kyiv time)
     hour = bisect.bisect_right(_HOUR_CUM, rng.random() * _HOUR_CUM[-1])
@@ -1175,6 +1232,10 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any
     d = _Dlg(rng, caller, anon, v2, day, hour)
     d.kind = kind
     d.outage = outage
+    staged = random.Random(f"{ctx.seed}:{call_id}:staged")  # the main stream is left as it was
+    if kind is None and staged.random() < MISUNDERSTOOD_P:
+        d.mishear = head
+    d.wrong_price = kind is None and head == "tire_search" and staged.random() < WRONG_PRICE_P
     season_w = _SEASON_BY_MONTH[day.month]
     x = rng.random()
     d.season = "winter" if x < season_w[0] else "summer" if x < season_w[0] + season_w[1] else "all_season"
@@ -1232,6 +1293,7 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any
         reason = t.reason
         if t.bot_text is None:
             d.cust(d.fmt(_pick(rng, P.TRANSFER_CUSTOMER[reason])))
+            d.angered = d.angered or reason == "negative_emotion"
             bot_text, cached = _pick(rng, P.TRANSFER_BOT[reason]), True
         else:
             bot_text, cached = t.bot_text, False
@@ -1252,7 +1314,21 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> dict[str, Any
     record = _render(d, call_id, started, scenario, head, reason, slow, ctx.cost_spike, ctx.levers)
     if variant is not None:
         record["ab_test"] = {"test_name": ctx.ab_test, "variant": variant}
-    return record
+    return record, _truth(d, reason)
+
+
+def _truth(d: _Dlg, reason: str | None) -> dict[str, bool | None]:
+    """What was staged in a call, per criterion: True passed, False failed, None not applicable."""
+    return {
+        "bot_greeted_properly": d.kind != "no_greeting",
+        "bot_understood_intent": not d.misheard,
+        # an injected price or quantity, or a storm of invalid arguments: the bot's arguments were wrong
+        "bot_used_correct_tool": d.kind not in ("injection", "storm") if d.tools_called else None,
+        "bot_provided_accurate_info": not d.misinformed if d.tools_called else None,
+        "bot_confirmed_before_action": all(d.consents) if d.consents else None,
+        "call_resolved_without_human": reason is None,
+        "customer_seemed_satisfied": not d.angered,
+    }
 
 
 def _render(
@@ -1407,7 +1483,7 @@ def _render(
 
 
 # ------------------------------------------------------------------------------------ days
-def _day_calls(ctx: _Day, calls_per_day: int) -> list[dict[str, Any]]:
+def _day_calls(ctx: _Day, calls_per_day: int) -> list[tuple[dict[str, Any], dict[str, bool | None]]]:
     rng = random.Random(f"{ctx.seed}:{ctx.day.isoformat()}")
     factor = _WEEKDAY_FACTOR[ctx.day.weekday()] * (1.0 + rng.gauss(0.0, 0.04))
     if ctx.outage:
@@ -1425,7 +1501,7 @@ def _day_calls(ctx: _Day, calls_per_day: int) -> list[dict[str, Any]]:
             if picks:
                 kinds[picks.pop()] = kind
     calls = [_make_call(rng, ctx, kinds.get(i)) for i in range(n)]
-    calls.sort(key=lambda c: c["started_at"])
+    calls.sort(key=lambda c: c[0]["started_at"])
     return calls
 
 
@@ -1440,13 +1516,16 @@ def generate_calls(
     ab_days: int = DEMO_AB_DAYS,
     levers_days: int | None = None,
     until: datetime | None = None,
-) -> Iterator[dict[str, Any]]:
+    with_truth: bool = False,
+) -> Iterator[Any]:
     """Yield ``days`` Kyiv-local days of synthetic call logs ending on ``end_date`` (default: today in
     ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring).
 
     ``until`` (an aware instant, e.g. ``clock.now()``): only the calls that have ended by then — a
     call still in progress or in the future has not been logged yet. The calls kept are the same as
-    without it, so a later run with a later ``until`` only adds calls."""
+    without it, so a later run with a later ``until`` only adds calls.
+
+    ``with_truth``: yield ``(call, truth)`` pairs instead (see ``generate_calls_with_truth``)."""
     if days < 1:
         raise InvalidArgument("days must be at least 1")
     if calls_per_day < 1:
@@ -1455,6 +1534,8 @@ def generate_calls(
         raise InvalidArgument("ab_days must not be negative")
     if levers_days is not None and levers_days < 0:
         raise InvalidArgument("levers_days must not be negative")
+    if until is not None and until.tzinfo is None:
+        raise InvalidArgument("until must be timezone-aware")
     zone = ZoneInfo(tz)
     end = end_date if end_date is not None else clock.now().astimezone(zone).date()
     if isinstance(end, datetime):
@@ -1464,11 +1545,16 @@ def generate_calls(
     ab_first = end - timedelta(days=ab_days - 1)
     levers_first = end - timedelta(days=(ab_days if levers_days is None else levers_days) - 1)
     calls = _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
-    if until is None:
-        return calls
-    if until.tzinfo is None:
-        raise InvalidArgument("until must be timezone-aware")
-    return (c for c in calls if datetime.fromisoformat(c["ended_at"]) <= until)
+    if until is not None:
+        calls = (c for c in calls if datetime.fromisoformat(c[0]["ended_at"]) <= until)
+    return calls if with_truth else (call for call, _truth in calls)
+
+
+def generate_calls_with_truth(**kwargs: Any) -> Iterator[tuple[dict[str, Any], dict[str, bool | None]]]:
+    """``generate_calls()`` (same keyword arguments) with each call's staged truth:
+    ``(call, {criterion: True | False | None})`` over ``TRUTH_CRITERIA`` (True passed, False failed,
+    None not applicable)."""
+    return generate_calls(**kwargs, with_truth=True)
 
 
 def _generate(
@@ -1482,7 +1568,7 @@ def _generate(
     specials: dict[str, date],
     pool: tuple[_Caller, ...],
     levers_first: date,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[tuple[dict[str, Any], dict[str, bool | None]]]:
     for k in range(days - 1, -1, -1):
         day = end - timedelta(days=k)
         ctx = _Day(

@@ -2,7 +2,11 @@
 
 A simulated reviewer labels a deterministic sample of scored calls: she mostly agrees with the judge,
 but disagrees more often on customer satisfaction — which the calibration then flags as drift, as
-a real reviewer would see it. Labels are stored like real ones (reviewer "demo-reviewer")."""
+a real reviewer would see it. Labels are stored like real ones (reviewer "demo-reviewer").
+
+The κ this gives is *simulated*: it only reflects ``DISAGREE``, and the demo says so. How often the
+judge is really right is measured against the generator's staged truth and the hand-labelled calls
+(``ccanalytics.quality.accuracy``, ``make bench BENCH=judge``)."""
 
 from __future__ import annotations
 

@@ -137,7 +137,12 @@ def _step_labels(ctx: DemoContext) -> str:
     found = calibration.agreement(ctx.engine, min_labels=30)
     drift = [a.criterion for a in found if a.drift]
     kappas = ", ".join(f"{a.criterion} {a.kappa:.2f}" for a in found if a.kappa is not None)
-    return f"{labelled} calls labelled now; κ per criterion: {kappas}; drift: {', '.join(drift) or 'none'}"
+    # the labels come from a simulated reviewer with set disagreement rates: the κ is not a measurement
+    return (
+        f"{labelled} calls labelled now by a simulated reviewer (симулированный рецензент: доли расхождений "
+        f"заданы, κ не измерена); simulated κ per criterion: {kappas}; drift: {', '.join(drift) or 'none'}. "
+        "Measured judge accuracy: make bench BENCH=judge (docs/benchmarks.md)"
+    )
 
 
 def _step_admin_user(ctx: DemoContext) -> str:
@@ -174,7 +179,7 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("load demo calls", _step_load),
     ("price calls", _step_costs),
     ("score quality", _step_score),
-    ("reviewer labels and calibration", _step_labels),
+    ("simulated reviewer labels and calibration", _step_labels),
     ("daily stats", _step_daily_stats),
     ("Parquet lake", _step_lake),
     ("HTML reports", _step_reports),

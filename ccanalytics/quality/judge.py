@@ -44,7 +44,7 @@ class Judge(Protocol):
 
 
 class RulesJudge:
-    """Deterministic scores from rule-based signals. Labelled judge_kind="rules", model "rules-v1"."""
+    """Deterministic scores from rule-based signals. Labelled judge_kind="rules", model "rules-v2"."""
 
     kind = "rules"
     model = rules.RULES_JUDGE_MODEL

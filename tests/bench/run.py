@@ -12,7 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-GROUPS = ["foundation", "metrics", "quality", "prompts", "levers", "router", "cost", "lake", "reports", "journal"]
+GROUPS = [
+    "foundation", "metrics", "quality", "judge", "prompts", "levers", "router", "cost", "lake", "reports", "journal"
+]
 
 
 def main(argv: list[str]) -> None:
