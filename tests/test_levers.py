@@ -279,8 +279,9 @@ def test_prompt_length_hand_computed(engine):
     assert v1.input_tokens_per_llm_call == round(13_000 / 6, 1)
     assert v1.output_tokens_per_llm_call == round(2_000 / 6, 1)
     assert v1.cached_share == round(6_000 / 13_000, 4)
-    # cost is ccanalytics's price: none before pricing (what the call processor reported is not used)
-    assert v1.cost_per_call_usd is None and v1.llm_cost_per_call_usd is None
+    # before pricing, the cost the call processor recorded (of the two calls that carry one)
+    assert v1.cost_per_call_usd == pytest.approx((0.08 + 0.04) / 2)
+    assert v1.llm_cost_per_call_usd == pytest.approx((0.03 + 0.01) / 2)
     cost.compute_costs(engine, "2026-11-20", "2026-11-20")
     v1 = {r.prompt_version: r for r in levers.prompt_length_by_version(engine, "2026-11-20", "2026-11-20")}[
         "tire_agent@v1"
