@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .definitions import LOW_QUALITY
+from .definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
 
 PROJECT_MARKERS = (".ccanalytics", "pyproject.toml")
 
@@ -90,9 +90,8 @@ class Settings(BaseSettings):
         "unlisted criteria keep their defaults.",
     )
     quality_auto_fail: list[str] = Field(
-        default_factory=list,
-        description="Criteria that fail the whole call when failed (score < 0.5), JSON list, "
-        'e.g. ["bot_provided_accurate_info"].',
+        default_factory=lambda: list(AUTO_FAIL_CRITERIA),
+        description="Criteria that fail the whole call when failed (score < 0.5), JSON list; [] for none.",
     )
     pricing_file: Path | None = Field(
         default=None, description="Prices with effective dates (YAML); default: the bundled ccanalytics/pricing.yaml."

@@ -53,6 +53,9 @@ RESPONSE_CRITICAL_MS = 3000.0  # a critical alert (Prometheus and the database's
 SLOW_CALL_MS = RESPONSE_ALERT_MS  # a call whose own reply p95 is above this is a "slow" problem call
 LOW_QUALITY = 0.5  # a score below: manual review, a "low quality" problem call, a failed criterion
 GOOD_QUALITY = 0.8  # a score above: green in the journal
+# criteria whose failure fails the whole call (overall 0, manual review) unless CCA_QUALITY_AUTO_FAIL
+# says otherwise: a wrong price, availability or order status told to a customer is acted on by them
+AUTO_FAIL_CRITERIA = ("bot_provided_accurate_info",)
 SCENARIO_TRANSFER_RATE = 0.30  # a scenario with at least this share transferred in a day is a problem
 SCENARIO_MIN_CALLS = 10  # … when it had at least this many calls
 COMPARISON_DAYS = 7  # "a normal day": the days before the day compared

@@ -321,7 +321,7 @@ def test_ab_test_created_started_and_stopped_through_the_pages(demo_engine, demo
     # the live readout of the demo test
     page = text(admin.get(f"/ab/{demo_test.id}"))
     assert "Метрики по вариантам" in page and "Решено без оператора" in page and "Качество" in page
-    assert "95 % ДИ разницы" in page and re.search(r"\[-?[0-9]", page)  # confidence intervals
+    assert "95 % ДИ разницы" in page and re.search(r"\[[-−]?[0-9]", page)  # confidence intervals (− is a minus)
     assert "SRM" in page and "Сравнение B с A" in page
     assert any(word in page for word in ("продолжать тест", "переключиться", "оставить", "остановить"))
     assert page.count("data:image/png;base64,") == 2 and "Качество по критериям" in page

@@ -69,7 +69,8 @@ def test_valid_answers_are_stored_with_judge_tokens_cost_and_evidence(engine):
     ingest_records(engine, calls)
     assert quality.enqueue(engine, date_from="2026-11-20", date_to="2026-11-20") == 4
     with FakeOpenAI() as server:
-        run = quality.score_pending(engine, llm_judge(server), Rubric(), workers=2, config=FAST)
+        # the weighted mean as it is (the default auto-fail would set the low call's score to 0)
+        run = quality.score_pending(engine, llm_judge(server), Rubric(auto_fail=()), workers=2, config=FAST)
     assert (run.scored, run.failed) == (4, 0)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT * FROM call_scores ORDER BY overall_score")).all()
@@ -82,7 +83,7 @@ def test_valid_answers_are_stored_with_judge_tokens_cost_and_evidence(engine):
     assert {(r.judge_kind, r.judge_model) for r in rows} == {("llm", "fake-judge-1")}
     assert all(r.prompt_tokens > 50 and r.completion_tokens == 400 and r.cost_usd > 0 for r in rows)
     assert rows[0].overall_score == pytest.approx(0.2) and rows[-1].overall_score == pytest.approx(0.9)
-    assert rows[0].rubric_version == Rubric().version
+    assert rows[0].rubric_version == Rubric(auto_fail=()).version
     assert call.quality_score == pytest.approx(0.9) and call.scored_at is not None
     details = call.quality_details
     assert details["judge"] == {"kind": "llm", "model": "fake-judge-1"}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
 from ..errors import InvalidArgument
 from ..telemetry import CRITERIA
 
@@ -54,9 +55,9 @@ evidence — номера реплик (T…), на которых основа�
 @dataclass(frozen=True)
 class Rubric:
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    auto_fail: tuple[str, ...] = ()  # a failed (score < auto_fail_below) auto-fail criterion fails the call
-    auto_fail_below: float = 0.5
-    review_below: float = 0.5  # overall score under this enters the review queue
+    auto_fail: tuple[str, ...] = AUTO_FAIL_CRITERIA  # a failed (score < auto_fail_below) one fails the call
+    auto_fail_below: float = LOW_QUALITY
+    review_below: float = LOW_QUALITY  # overall score under this enters the review queue
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(CRITERIA)

@@ -13,7 +13,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GROUPS = [
-    "foundation", "metrics", "quality", "judge", "prompts", "levers", "router", "cost", "lake", "reports", "journal"
+    "foundation",
+    "metrics",
+    "quality",
+    "judge",
+    "prompts",
+    "levers",
+    "router",
+    "cost",
+    "lake",
+    "reports",
+    "journal",
 ]
 
 
