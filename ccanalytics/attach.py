@@ -31,6 +31,7 @@ whichever of the two the database has (:func:`ccanalytics.journal.turn_vector`).
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,8 +65,10 @@ from .schemacheck import (
     introspect,
 )
 
-LOCK_TIMEOUT_MS = 3000
-LOCK_ATTEMPTS = 4
+# A statement of the call processor that queues behind one of ours waits at most LOCK_TIMEOUT_MS; our
+# statement then steps aside and tries again after a jittered pause, for up to LOCK_WAIT_S in all.
+LOCK_TIMEOUT_MS = 100
+LOCK_WAIT_S = 60.0
 
 _ATTACH_TABLE = """
 CREATE TABLE IF NOT EXISTS cca_schema_attach (
@@ -123,7 +126,7 @@ def attach(
     *,
     applied: set[int],
     lock_timeout_ms: int = LOCK_TIMEOUT_MS,
-    attempts: int = LOCK_ATTEMPTS,
+    lock_wait_s: float = LOCK_WAIT_S,
     on_step: Callable[[str], None] | None = None,
 ) -> list[Migration]:
     """Bring a database the call processor created up to our schema without taking it over.
@@ -153,7 +156,7 @@ def attach(
             )
         own = [] if applied else _own_statements(basis, shared)  # refuses before any change, too
         schema = raw.execute("SELECT quote_ident(current_schema())").fetchone()[0]
-        ddl = _DDL(raw, lock_timeout_ms=lock_timeout_ms, attempts=attempts, on_step=on_step)
+        ddl = _DDL(raw, lock_timeout_ms=lock_timeout_ms, wait_s=lock_wait_s, on_step=on_step)
         with ddl.session():
             _add_columns(ddl, schema, expected, [f for f in findings if f.kind == "missing_column"])
             recorded = [] if applied else _create_own_objects(ddl, basis, own, shared)
@@ -383,12 +386,13 @@ def _child_name(child: str, parent_table: str, parent_index: str) -> str:
 
 # -------------------------------------------------------------------------------------- execution
 class _DDL:
-    """Runs attach statements with ``lock_timeout``, retrying a busy table a few times."""
+    """Runs attach statements with a short ``lock_timeout``, retrying a busy table after jittered
+    pauses (so two waiting statements do not retry in step) until ``wait_s`` has passed."""
 
-    def __init__(self, raw: psycopg.Connection, *, lock_timeout_ms: int, attempts: int, on_step) -> None:
+    def __init__(self, raw: psycopg.Connection, *, lock_timeout_ms: int, wait_s: float, on_step) -> None:
         self.raw = raw
         self.lock_timeout_ms = max(1, int(lock_timeout_ms))
-        self.attempts = max(1, int(attempts))
+        self.wait_s = max(0.0, float(wait_s))
         self.on_step = on_step
 
     @contextmanager
@@ -404,8 +408,11 @@ class _DDL:
 
     def run(self, what: str, statements: list[str], *, atomic: bool = True, cleanup: list[str] = ()) -> None:
         """Run ``statements`` (in one transaction when ``atomic``); on a lock timeout run ``cleanup`` and
-        try again, up to ``attempts`` times."""
-        for attempt in range(1, self.attempts + 1):
+        try again after a pause, until ``wait_s`` has passed."""
+        deadline = time.monotonic() + self.wait_s
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 if atomic:
                     with self.raw.transaction():
@@ -416,13 +423,14 @@ class _DDL:
                         self.raw.execute(statement)
                 break
             except psycopg.errors.LockNotAvailable as exc:
-                if attempt == self.attempts:
+                pause = _pause(attempt)
+                if time.monotonic() + pause > deadline:
                     raise MigrationError(
                         f"attach step '{what}' could not get its lock within {self.lock_timeout_ms} ms "
-                        f"({self.attempts} attempts): the table is busy (a long query or transaction holds it). "
-                        "Nothing is half-done; re-run `ccanalytics db migrate`"
+                        f"({attempt} attempts in {self.wait_s:g} s): the table is busy (a long query or "
+                        "transaction holds it). Nothing is half-done; re-run `ccanalytics db migrate`"
                     ) from exc
-                time.sleep(min(0.1 * 2**attempt, 3.0))
+                time.sleep(pause)
                 for statement in cleanup:
                     try:
                         self.raw.execute(statement)
@@ -432,6 +440,12 @@ class _DDL:
                 raise MigrationError(f"attach step '{what}' failed: {_first_line(exc)}") from exc
         if self.on_step:
             self.on_step(what)
+
+
+def _pause(attempt: int) -> float:
+    """Seconds to step aside after the ``attempt``-th lock timeout: 50 ms, growing to at most 1 s,
+    with full jitter."""
+    return 0.05 + random.random() * min(0.95, 0.05 * 2 ** min(attempt, 5))
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Counters and histograms are cumulative since the exporter started, seeded on the first scrape with
 everything already in the database, then advanced by what was derived or scored since the previous
-scrape (watermarks on call_metrics.computed_at and calls.scored_at, read with a small lag so rows of
+scrape (watermarks on call_metrics.computed_at and call_scores.created_at, read with a small lag so rows of
 transactions still committing are not skipped). A re-delivered call is counted again; retention
 deletes are not subtracted (counters never go down).
 
@@ -96,8 +96,8 @@ def _quality_query() -> str:
     crit_cols = ", ".join(f"count(*) FILTER (WHERE v <= {float(b)!r})::float8" for b in buckets)
     return f"""
 WITH q AS MATERIALIZED (
-    SELECT quality_score, quality_details FROM cca_calls
-    WHERE scored_at > :lo AND scored_at <= :hi AND quality_score IS NOT NULL
+    SELECT overall_score AS quality_score, details AS quality_details FROM call_scores
+    WHERE created_at > :lo AND created_at <= :hi AND is_current
 )
 SELECT {overall} AS overall,
   (SELECT coalesce(jsonb_object_agg(k, arr), '{{}}') FROM (
@@ -114,7 +114,7 @@ SELECT {overall} AS overall,
 _GAUGES_SQL = """
 SELECT
   (SELECT count(*) FROM cca_calls
-    WHERE started_at >= now() - interval '7 days' AND quality_score IS NULL) AS backlog,
+    WHERE started_at >= now() - interval '7 days' AND NOT quality_scored) AS backlog,
   (SELECT extract(epoch FROM max(coalesce(ended_at, started_at))) FROM cca_calls
     WHERE started_at >= now() - interval '7 days') AS last_call,
   (SELECT count(*) FROM scoring_queue

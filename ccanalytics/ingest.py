@@ -511,6 +511,8 @@ def _delete_calls(conn: sa.Connection, old_rows: list[Any]) -> None:
     conn.execute(sa.text("DELETE FROM calls WHERE id = ANY(:ids)"), params)
     # ccanalytics's price of the old delivery goes with it; the next pricing run prices the new one
     conn.execute(sa.text("DELETE FROM cca_call_costs WHERE call_id = ANY(:ids)"), params)
+    # and so does its score (kept as history): the new delivery is scored again
+    conn.execute(sa.text("UPDATE call_scores SET is_current = false WHERE call_id = ANY(:ids) AND is_current"), params)
 
 
 def _upsert_customers(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[dict[str, int], set[int]]:

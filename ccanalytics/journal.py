@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.engine import Engine
 
 from . import timeutil
+from .dialogue import place_tools
 from .errors import InvalidArgument, NotFound
 
 SORTS = {
@@ -253,8 +254,8 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
         tools = (
             conn.execute(
                 sa.text(
-                    "SELECT turn_number, tool_name, tool_args, tool_result, duration_ms, success FROM call_tool_calls "
-                    "WHERE call_id = :id ORDER BY turn_number, id"
+                    "SELECT turn_number, tool_name, tool_args, tool_result, duration_ms, success, created_at "
+                    "FROM call_tool_calls WHERE call_id = :id ORDER BY created_at, id"
                 ),
                 {"id": cid},
             )
@@ -283,9 +284,13 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
                     {"cu": call["customer_id"], "id": cid},
                 ).mappings()
             ]
-    by_turn: dict[int, list[dict]] = {}
-    for t in tools:
-        by_turn.setdefault(t["turn_number"], []).append(dict(t))
+    # placed by time: the processor's turn_number of a tool call counts tool calls, not turns
+    places = place_tools(
+        [(t["turn_number"], t["speaker"], t["created_at"]) for t in turns], [x["created_at"] for x in tools]
+    )
+    by_turn: dict[int | None, list[dict]] = {}
+    for x, number in zip(tools, places, strict=True):
+        by_turn.setdefault(number, []).append({k: v for k, v in x.items() if k != "created_at"})
     zone = timeutil.zone(tz)
     for t in turns:
         t["tools"] = by_turn.get(t["turn_number"], [])

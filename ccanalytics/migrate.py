@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -139,6 +140,7 @@ def migrate(
     on_applied=None,
     on_step=None,
     lock_timeout_ms: int | None = None,
+    lock_wait_s: float | None = None,
 ) -> list[Migration]:
     """Apply pending migrations in order, then make sure partitions exist ahead of time.
 
@@ -148,7 +150,8 @@ def migrate(
 
     A database holding the call processor's tables without our migration history is attached
     (:func:`ccanalytics.attach.attach`; ``on_step`` hears every attach step, ``lock_timeout_ms``
-    bounds its waits for locks). A current schema is not written to: read-only roles pass.
+    bounds each wait for a lock and ``lock_wait_s`` how long a busy table is retried). A current
+    schema is not written to: read-only roles pass.
     """
     from . import attach
 
@@ -164,7 +167,11 @@ def migrate(
             pending = [m for m in migrations if m.version not in applied]
             try:
                 if attaching:
-                    options = {} if lock_timeout_ms is None else {"lock_timeout_ms": lock_timeout_ms}
+                    options: dict[str, Any] = {}
+                    if lock_timeout_ms is not None:
+                        options["lock_timeout_ms"] = lock_timeout_ms
+                    if lock_wait_s is not None:
+                        options["lock_wait_s"] = lock_wait_s
                     recorded = attach.attach(conn, migrations, applied=set(applied), on_step=on_step, **options)
                     for m in recorded:
                         applied_now.append(m)

@@ -4,6 +4,7 @@ with hand-checkable figures and a running A/B test to assign calls to."""
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,3 +134,22 @@ def running_ab_test(conn: sa.Connection) -> tuple[int, int, int]:
         {"a": a, "b": b},
     ).scalar_one()
     return test_id, a, b
+
+
+def record_scores(conn: sa.Connection, where: str, score: str, details: dict[str, Any], **params: Any) -> int:
+    """What ccanalytics's scorer stores, without running a judge: a current call_scores row (score SQL
+    expression ``score`` over the call ``c``) for every call matching the SQL condition ``where``; the
+    calls' earlier scores stop being current. Returns how many calls were scored."""
+    ids = conn.execute(sa.text(f"SELECT c.id FROM calls c WHERE {where}"), params).scalars().all()
+    conn.execute(
+        sa.text("UPDATE call_scores SET is_current = false WHERE call_id = ANY(:ids) AND is_current"), {"ids": ids}
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, "
+            f"criteria, details, created_at) SELECT c.id, c.started_at, 'rules', 'rules-test', 'test', {score}, "
+            "CAST(:d AS jsonb) -> 'criteria', CAST(:d AS jsonb), clock_timestamp() FROM calls c WHERE c.id = ANY(:ids)"
+        ),
+        {"ids": ids, "d": json.dumps(details)},
+    )
+    return len(ids)

@@ -280,7 +280,7 @@ def test_attach_adds_only_what_is_missing_and_keeps_their_data(cp_engine):
                 sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = 'calls'")
             ).scalars()
         )
-        assert {"quality_details", "ingested_at", "payload_sha256", "scored_at"} <= found
+        assert {"quality_details", "ingested_at", "payload_sha256"} <= found and "scored_at" not in found
         assert conn.execute(sa.text("SELECT to_regclass('call_scores')")).scalar() is not None
         # the processor's daily_stats keeps exactly its own columns (ours are in cca_daily_stats)
         daily = set(
@@ -560,8 +560,10 @@ def test_a_busy_table_gives_a_clean_retryable_error_not_a_hang(cp_engine, cp_url
     holder.execute("SELECT count(*) FROM calls").fetchone()
     try:
         started = time.monotonic()
-        with pytest.raises(MigrationError, match=r"could not get its lock within 100 ms .*re-run") as err:
-            migrate(cp_engine, lock_timeout_ms=100)
+        with pytest.raises(
+            MigrationError, match=r"could not get its lock within 100 ms \(\d+ attempts in 2 s\).*re-run"
+        ) as err:
+            migrate(cp_engine, lock_timeout_ms=100, lock_wait_s=2)
         assert "add columns calls" in err.value.message
         assert time.monotonic() - started < 15
         # meanwhile nobody else was blocked: writers of other tables and readers of calls go on
@@ -572,6 +574,48 @@ def test_a_busy_table_gives_a_clean_retryable_error_not_a_hang(cp_engine, cp_url
         holder.close()
     migrate(cp_engine, lock_timeout_ms=100)
     assert status(cp_engine).up_to_date and attach.check(cp_engine).ok
+
+
+def test_attach_never_makes_the_processors_writes_wait_long(cp_engine, cp_url):
+    """While a long report reads calls, attach's ALTER TABLE waits for its lock at most lock_timeout
+    (100 ms) at a time and steps aside between attempts, so the processor's INSERTs queued behind it are
+    never held for long; attach completes once the report ends."""
+    reader = psycopg.connect(libpq(cp_url))
+    reader.execute("SELECT count(*) FROM calls").fetchone()  # ACCESS SHARE on calls until it ends
+    release = threading.Timer(1.5, reader.rollback)
+    waits: list[float] = []
+    done = threading.Event()
+
+    def processor_writes() -> None:  # the call processor inserting calls as they start
+        with psycopg.connect(libpq(cp_url), autocommit=True) as conn:
+            i = 0
+            while not done.is_set():
+                started = time.monotonic()
+                conn.execute(
+                    "INSERT INTO calls (id, caller_id, started_at) VALUES (%s, NULL, timestamptz '2026-12-10 10:00+00')",
+                    (uuid.uuid4(),),
+                )
+                waits.append(time.monotonic() - started)
+                i += 1
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=processor_writes)
+    writer.start()
+    release.start()
+    try:
+        started = time.monotonic()
+        migrate(cp_engine)  # the defaults: 100 ms per attempt, jittered retries
+        took = time.monotonic() - started
+    finally:
+        done.set()
+        writer.join()
+        release.join()
+        reader.close()
+    assert status(cp_engine).up_to_date and took >= 1.0  # it had to wait for the report
+    assert len(waits) > 20
+    # an INSERT waits behind a queued ALTER TABLE for at most its lock_timeout (100 ms), plus scheduling;
+    # with the old 3 s timeout it waited up to 3 s
+    assert max(waits) < 0.6, sorted(waits)[-5:]
 
 
 def test_concurrent_migrate_runs_attach_once(cp_engine):

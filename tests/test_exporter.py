@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from factories import make_call, turn
+from factories import make_call, record_scores, turn
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -104,14 +104,13 @@ def test_counters_histograms_and_increments(engine):
     # a new call and a new score advance the counters; nothing is counted twice
     ingest_records(engine, [make_call(started_at=recent(5), caller_id=None)])
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE calls SET quality_score = 0.35, scored_at = clock_timestamp(), quality_details = "
-                '\'{"criteria": {"bot_was_concise": {"score": 0.2, "applicable": true},'
-                ' "bot_confirmed_before_action": {"score": 1, "applicable": false}}}\' '
-                "WHERE scenario = 'something_new'"
-            )
-        )
+        details = {
+            "criteria": {
+                "bot_was_concise": {"score": 0.2, "applicable": True},
+                "bot_confirmed_before_action": {"score": 1, "applicable": False},
+            }
+        }
+        record_scores(conn, "c.scenario = 'something_new'", "0.35", details)
     s2 = scrape(registry)
     assert value(s2, "cca_calls_started_total") == 0  # live-only
     total = sum(v for (n, _), v in s2.items() if n == "cca_calls_total")

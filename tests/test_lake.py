@@ -76,7 +76,7 @@ def test_export_day_round_trip_matches_the_database(engine, loaded, tmp_path):
     db = db_rows(
         engine,
         "SELECT c.id::text AS id, c.started_at, c.duration_seconds, c.customer_id, c.total_cost_usd, c.quality_score, "
-        "m.turns, m.response_p95_ms FROM calls c JOIN call_metrics m ON m.call_id = c.id "
+        "m.turns, m.response_p95_ms FROM cca_calls c JOIN call_metrics m ON m.call_id = c.id "
         "WHERE c.started_at >= :a AND c.started_at < :b ORDER BY c.started_at",
         a=kyiv(DAY, 0),
         b=kyiv(DAY + timedelta(days=1), 0),

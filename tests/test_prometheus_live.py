@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import drop_database, new_database
-from factories import make_call
+from factories import make_call, record_scores
 from systools import free_port, require
 
 from ccanalytics import dashcheck, metrics, timeutil
@@ -55,7 +55,7 @@ def _query(prom: str, expr: str) -> list:
 
 
 def _score_some_calls(engine) -> None:
-    """What the scorer writes: an overall score, per-criterion details and scored_at."""
+    """What the scorer writes: an overall score and per-criterion details."""
     details = {
         "criteria": {
             "bot_greeted_properly": {"score": 1.0, "applicable": True},
@@ -64,13 +64,8 @@ def _score_some_calls(engine) -> None:
         }
     }
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE calls SET quality_score = 0.5 + (abs(hashtext(id::text)) % 50) / 100.0, "
-                "quality_details = CAST(:d AS jsonb), scored_at = clock_timestamp() "
-                "WHERE abs(hashtext(id::text)) % 3 <> 0"
-            ),
-            {"d": json.dumps(details)},
+        record_scores(
+            conn, "abs(hashtext(c.id::text)) % 3 <> 0", "0.5 + (abs(hashtext(c.id::text)) % 50) / 100.0", details
         )
 
 

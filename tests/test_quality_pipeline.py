@@ -75,7 +75,7 @@ def test_valid_answers_are_stored_with_judge_tokens_cost_and_evidence(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT * FROM call_scores ORDER BY overall_score")).all()
         call = conn.execute(
-            sa.text("SELECT quality_score, quality_details, scored_at FROM calls WHERE id = :id"),
+            sa.text("SELECT quality_score, quality_details, scored_at, quality_scored FROM cca_calls WHERE id = :id"),
             {"id": calls[0]["call_id"]},
         ).one()
         review = conn.execute(sa.text("SELECT call_id::text, status, reasons FROM review_items")).all()
@@ -84,7 +84,7 @@ def test_valid_answers_are_stored_with_judge_tokens_cost_and_evidence(engine):
     assert all(r.prompt_tokens > 50 and r.completion_tokens == 400 and r.cost_usd > 0 for r in rows)
     assert rows[0].overall_score == pytest.approx(0.2) and rows[-1].overall_score == pytest.approx(0.9)
     assert rows[0].rubric_version == Rubric(auto_fail=()).version
-    assert call.quality_score == pytest.approx(0.9) and call.scored_at is not None
+    assert call.quality_score == pytest.approx(0.9) and call.scored_at is not None and call.quality_scored
     details = call.quality_details
     assert details["judge"] == {"kind": "llm", "model": "fake-judge-1"}
     # evidence pointing at a turn that does not exist (999) is dropped
@@ -287,7 +287,7 @@ def test_concurrent_workers_in_two_processes_never_double_score(engine):
     assert requests == n  # every call judged exactly once
     with engine.connect() as conn:
         per_call = conn.execute(sa.text("SELECT count(*), count(DISTINCT call_id) FROM call_scores")).one()
-        unscored = conn.execute(sa.text("SELECT count(*) FROM calls WHERE quality_score IS NULL")).scalar_one()
+        unscored = conn.execute(sa.text("SELECT count(*) FROM cca_calls WHERE NOT quality_scored")).scalar_one()
     assert tuple(per_call) == (n, n) and unscored == 0
     assert quality.queue_status(engine)["done"] == n
     assert all(isinstance(uuid.UUID(c), uuid.UUID) for c in list(states(engine))[:3])

@@ -58,14 +58,16 @@ class Truth:
 
 
 def truth(engine, first: date, last: date) -> Truth:
-    """The figures recomputed in Python from the raw rows of calls, cca_call_costs and call_metrics."""
+    """The figures recomputed in Python from the raw rows of calls, call_scores, cca_call_costs and call_metrics."""
     start, end = timeutil.period_bounds(first, last, TZ)
     with engine.connect() as conn:
         everyone = conn.execute(
             sa.text(
-                "SELECT c.id, c.started_at, c.customer_id, c.transferred_to_operator, c.quality_score, "
+                "SELECT c.id, c.started_at, c.customer_id, c.transferred_to_operator, "
+                "CASE WHEN s.call_id IS NULL THEN c.quality_score ELSE s.overall_score END AS quality_score, "
                 "CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd "
-                "FROM calls c LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at"
+                "FROM calls c LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at "
+                "LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current"
             )
         ).all()
         replies = (

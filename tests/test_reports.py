@@ -84,7 +84,7 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
         ).scalar_one()
         worst = conn.execute(
             sa.text(
-                "SELECT id::text FROM calls WHERE (started_at AT TIME ZONE 'Europe/Kyiv')::date = :d "
+                "SELECT id::text FROM cca_calls WHERE (started_at AT TIME ZONE 'Europe/Kyiv')::date = :d "
                 "AND quality_score IS NOT NULL ORDER BY quality_score, started_at LIMIT 1"
             ),
             {"d": DAY},

@@ -83,7 +83,7 @@ def enqueue(
     start, end = timeutil.period_bounds(date_from, date_to, tz, default_days=3650)
     params: dict = {"start": start, "end": end, "reason": reason}
     if reason == "new":
-        where = "(q.call_id IS NULL OR (q.status = 'done' AND c.quality_score IS NULL))"
+        where = "(q.call_id IS NULL OR (q.status = 'done' AND NOT c.quality_scored))"
     elif reason == "rescore":
         where = "true"
         if call_ids is not None:
@@ -96,7 +96,7 @@ def enqueue(
         if rubric is None:
             raise InvalidArgument("rubric_change needs the current rubric")
         where = (
-            "c.scored_at IS NOT NULL AND (coalesce(c.quality_details ->> 'rubric_version', '') <> :version "
+            "c.quality_scored AND (coalesce(c.quality_details ->> 'rubric_version', '') <> :version "
             "OR (CAST(:model AS text) IS NOT NULL "
             "AND coalesce(c.quality_details -> 'judge' ->> 'model', '') <> :model))"
         )
@@ -108,7 +108,7 @@ def enqueue(
     sql = f"""
         INSERT INTO scoring_queue AS q (call_id, started_at, status, reason, attempts, not_before, enqueued_at)
         SELECT c.id, c.started_at, 'pending', :reason, 0, now(), now()
-        FROM calls c LEFT JOIN scoring_queue q ON q.call_id = c.id
+        FROM cca_calls c LEFT JOIN scoring_queue q ON q.call_id = c.id
         WHERE c.ended_at IS NOT NULL {period} AND {where}
         ON CONFLICT (call_id) DO UPDATE SET status = 'pending', reason = EXCLUDED.reason, attempts = 0,
             not_before = now(), last_error = NULL, locked_by = NULL, locked_at = NULL, updated_at = now()

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
+from ..dialogue import place_tools
 from .judge import JudgeResult
 from .rubric import Overall, Rubric
 from .rules import Signals
@@ -28,24 +29,33 @@ SELECT call_id, turn_number, speaker, content, created_at, stt_confidence, inter
 FROM call_turns WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number
 """
 _TOOLS = """
-SELECT call_id, turn_number, tool_name, tool_args, tool_result, success, duration_ms
-FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number, id
+SELECT call_id, tool_name, tool_args, tool_result, success, duration_ms, created_at
+FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, created_at, id
 """
 
 
 def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CallView]:
-    """CallViews for the given call ids (missing ids are absent from the result)."""
+    """CallViews for the given call ids (missing ids are absent from the result). Tool calls are
+    placed in the dialogue by time (:func:`ccanalytics.dialogue.place_tools`)."""
     ids = list(ids)
     if not ids:
         return {}
-    tools: dict[tuple[uuid.UUID, int], list[ToolUse]] = defaultdict(list)
-    for r in conn.execute(sa.text(_TOOLS), {"ids": ids}):
-        tools[(r.call_id, r.turn_number)].append(
-            ToolUse(r.tool_name, r.tool_args, r.tool_result, r.success, r.duration_ms)
-        )
-    turns: dict[uuid.UUID, list[TurnView]] = defaultdict(list)
+    turn_rows: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for r in conn.execute(sa.text(_TURNS), {"ids": ids}):
-        turns[r.call_id].append(
+        turn_rows[r.call_id].append(r)
+    tool_rows: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for r in conn.execute(sa.text(_TOOLS), {"ids": ids}):
+        tool_rows[r.call_id].append(r)
+    turns: dict[uuid.UUID, list[TurnView]] = {}
+    for call_id, rows in turn_rows.items():
+        calls_tools = tool_rows.get(call_id, [])
+        places = place_tools(
+            [(r.turn_number, r.speaker, r.created_at) for r in rows], [x.created_at for x in calls_tools]
+        )
+        placed: dict[int | None, list[ToolUse]] = defaultdict(list)
+        for x, number in zip(calls_tools, places, strict=True):
+            placed[number].append(ToolUse(x.tool_name, x.tool_args, x.tool_result, x.success, x.duration_ms))
+        turns[call_id] = [
             TurnView(
                 r.turn_number,
                 r.speaker,
@@ -53,9 +63,10 @@ def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID,
                 r.created_at,
                 r.stt_confidence,
                 r.interrupted,
-                tuple(tools.get((r.call_id, r.turn_number), ())),
+                tuple(placed.get(r.turn_number, ())),
             )
-        )
+            for r in rows
+        ]
     out = {}
     for r in conn.execute(sa.text(_CALLS), {"ids": ids}):
         out[r.id] = CallView(
@@ -74,7 +85,8 @@ def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID,
 
 
 def quality_details(result: JudgeResult, rubric: Rubric, total: Overall, signals: Signals) -> dict[str, Any]:
-    """What calls.quality_details holds: every criterion with reason and evidence, and who judged."""
+    """What call_scores.details holds (cca_calls.quality_details): every criterion with reason and
+    evidence, and who judged."""
     return {
         "overall": total.score,
         "criteria": {name: c.to_dict() for name, c in result.criteria.items()},
@@ -96,8 +108,9 @@ def write_score(
     signals: Signals,
     attempts: int,
 ) -> None:
-    """Store a score as the call's current one (history kept), mirror it into calls, and open or
-    close its review item. Runs inside the caller's transaction."""
+    """Store a score as the call's current one (history kept; cca_calls shows it) and open or close its
+    review item. calls.quality_score / quality_details are the call processor's and are never written.
+    Runs inside the caller's transaction."""
     call_id = uuid.UUID(call.call_id)
     conn.execute(
         sa.text("UPDATE call_scores SET is_current = false WHERE call_id = :id AND is_current"), {"id": call_id}
@@ -106,8 +119,9 @@ def write_score(
         sa.text(
             "INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, "
             "criteria, signals, auto_failed, auto_fail_reasons, prompt_tokens, completion_tokens, cost_usd, "
-            "latency_ms, attempts) VALUES (:id, :started, :kind, :model, :rubric, :score, :criteria, :signals, "
-            ":auto_failed, :auto_fail_reasons, :pt, :ct, :cost, :latency, :attempts)"
+            "latency_ms, attempts, details, created_at) VALUES (:id, :started, :kind, :model, :rubric, :score, "
+            ":criteria, :signals, :auto_failed, :auto_fail_reasons, :pt, :ct, :cost, :latency, :attempts, :details, "
+            "clock_timestamp())"
         ),
         {
             "id": call_id,
@@ -125,17 +139,6 @@ def write_score(
             "cost": result.cost_usd,
             "latency": result.latency_ms,
             "attempts": attempts,
-        },
-    )
-    conn.execute(
-        sa.text(
-            "UPDATE calls SET quality_score = :score, quality_details = :details, scored_at = clock_timestamp() "
-            "WHERE id = :id AND started_at = :started"
-        ),
-        {
-            "id": call_id,
-            "started": call.started_at,
-            "score": total.score,
             "details": Jsonb(quality_details(result, rubric, total, signals)),
         },
     )

@@ -66,7 +66,7 @@ WHERE cost_breakdown ? 'reported_total_usd' AND total_cost_usd IS NOT NULL;
 CREATE VIEW cca_calls AS
 SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
        c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
-       c.quality_score, c.quality_details, c.scored_at,
+       c.quality_score, c.quality_details,
        CASE WHEN k.call_id IS NULL THEN cca_recorded_costs(c.cost_breakdown) ELSE k.breakdown END
            AS cost_breakdown,
        CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd,

@@ -34,16 +34,18 @@ CREATE TEMP TABLE seed_calls AS SELECT * FROM calls;
 CREATE TEMP TABLE seed_metrics AS SELECT * FROM call_metrics;
 CREATE TEMP TABLE seed_turns AS SELECT * FROM call_turns;
 CREATE TEMP TABLE seed_tools AS SELECT * FROM call_tool_calls;
-CREATE TEMP TABLE seed_reviews AS SELECT * FROM review_items
+CREATE TEMP TABLE seed_reviews AS SELECT * FROM review_items;
+CREATE TEMP TABLE seed_scores AS SELECT * FROM call_scores WHERE is_current;
+CREATE TEMP TABLE seed_costs AS SELECT * FROM cca_call_costs
 """
 REPLICATE = """
 INSERT INTO calls (id, caller_id, customer_id, started_at, ended_at, duration_seconds, scenario,
     transferred_to_operator, transfer_reason, order_id, fitting_booking_id, prompt_version, quality_score,
-    quality_details, cost_breakdown, total_cost_usd, usage, payload_sha256, ingested_at, scored_at)
+    quality_details, cost_breakdown, total_cost_usd, usage, payload_sha256, ingested_at)
 SELECT md5(c.id::text || k)::uuid, c.caller_id, c.customer_id, c.started_at - k * :shift * interval '1 day',
        c.ended_at - k * :shift * interval '1 day', c.duration_seconds, c.scenario, c.transferred_to_operator,
        c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version, c.quality_score,
-       c.quality_details, c.cost_breakdown, c.total_cost_usd, c.usage, c.payload_sha256, c.ingested_at, c.scored_at
+       c.quality_details, c.cost_breakdown, c.total_cost_usd, c.usage, c.payload_sha256, c.ingested_at
 FROM seed_calls c, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k;
 INSERT INTO call_metrics (call_id, started_at, turns, customer_turns, bot_turns, response_ms, response_p50_ms,
     response_p95_ms, response_max_ms, response_estimated, stt_ms, llm_ms, tts_ms, stt_p95_ms, llm_p95_ms,
@@ -66,7 +68,15 @@ SELECT md5(x.call_id::text || k)::uuid, turn_number, tool_name, tool_args, tool_
 FROM seed_tools x, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k;
 INSERT INTO review_items (call_id, started_at, reasons, score)
 SELECT md5(r.call_id::text || k)::uuid, r.started_at - k * :shift * interval '1 day', reasons, score
-FROM seed_reviews r, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k
+FROM seed_reviews r, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k;
+INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, criteria,
+    signals, auto_failed, auto_fail_reasons, attempts, created_at, details)
+SELECT md5(s.call_id::text || k)::uuid, s.started_at - k * :shift * interval '1 day', judge_kind, judge_model,
+       rubric_version, overall_score, criteria, signals, auto_failed, auto_fail_reasons, attempts, created_at, details
+FROM seed_scores s, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k;
+INSERT INTO cca_call_costs (call_id, started_at, breakdown, total_usd, priced_at)
+SELECT md5(p.call_id::text || k)::uuid, p.started_at - k * :shift * interval '1 day', breakdown, total_usd, priced_at
+FROM seed_costs p, generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k
 """
 
 

@@ -26,11 +26,11 @@ REPLICATE = """
 CREATE TEMP TABLE seed AS SELECT id FROM calls;
 INSERT INTO calls (id, caller_id, customer_id, started_at, ended_at, duration_seconds, scenario,
     transferred_to_operator, transfer_reason, order_id, fitting_booking_id, prompt_version, quality_score,
-    quality_details, cost_breakdown, total_cost_usd, usage, payload_sha256, ingested_at, scored_at)
+    quality_details, cost_breakdown, total_cost_usd, usage, payload_sha256, ingested_at)
 SELECT md5(c.id::text || k)::uuid, c.caller_id, c.customer_id, c.started_at - k * interval '1 day',
        c.ended_at - k * interval '1 day', c.duration_seconds, c.scenario, c.transferred_to_operator,
        c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version, c.quality_score,
-       c.quality_details, c.cost_breakdown, c.total_cost_usd, c.usage, c.payload_sha256, c.ingested_at, c.scored_at
+       c.quality_details, c.cost_breakdown, c.total_cost_usd, c.usage, c.payload_sha256, c.ingested_at
 FROM calls c, generate_series(1, :copies) k;
 INSERT INTO call_metrics (call_id, started_at, turns, customer_turns, bot_turns, response_ms, response_p50_ms,
     response_p95_ms, response_max_ms, response_estimated, stt_ms, llm_ms, tts_ms, stt_p95_ms, llm_p95_ms,
@@ -52,11 +52,14 @@ SELECT md5(x.call_id::text || k)::uuid, turn_number, tool_name, tool_args, tool_
 FROM call_tool_calls x JOIN seed ON seed.id = x.call_id, generate_series(1, :copies) k;
 INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, criteria,
     signals, auto_failed, auto_fail_reasons, prompt_tokens, completion_tokens, cost_usd, latency_ms, attempts,
-    is_current, created_at)
+    is_current, created_at, details)
 SELECT md5(s.call_id::text || k)::uuid, started_at - k * interval '1 day', judge_kind, judge_model, rubric_version,
        overall_score, criteria, signals, auto_failed, auto_fail_reasons, prompt_tokens, completion_tokens, cost_usd,
-       latency_ms, attempts, is_current, created_at
-FROM call_scores s JOIN seed ON seed.id = s.call_id, generate_series(1, :copies) k
+       latency_ms, attempts, is_current, created_at, details
+FROM call_scores s JOIN seed ON seed.id = s.call_id, generate_series(1, :copies) k;
+INSERT INTO cca_call_costs (call_id, started_at, breakdown, total_usd, priced_at)
+SELECT md5(p.call_id::text || k)::uuid, started_at - k * interval '1 day', breakdown, total_usd, priced_at
+FROM cca_call_costs p JOIN seed ON seed.id = p.call_id, generate_series(1, :copies) k
 """
 
 # the same two aggregates, over the lake (DuckDB) and over PostgreSQL
