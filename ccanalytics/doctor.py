@@ -134,8 +134,9 @@ _BOUND = r"FROM \('([^']+)'\) TO \('([^']+)'\)"
 def check_partitions(engine: Engine, months_ahead: int, *, today: date | None = None) -> Check:
     """Every partitioned call table has partitions for this UTC month and ``months_ahead`` after it.
     A missing current month fails (the call processor's INSERTs would fail); missing months ahead
-    warn (the nightly ``partitions`` job creates them)."""
-    from .partitions import PARTITIONED_TABLES, add_months, month_start
+    warn (the nightly ``partitions`` job creates them — or, on an attached database, the call
+    processor's partition manager, and the advice says so)."""
+    from .partitions import PARTITIONED_TABLES, add_months, month_start, processor_makes_partitions
 
     def run() -> tuple[str, str]:
         first = month_start(today or clock.now().date())
@@ -143,6 +144,7 @@ def check_partitions(engine: Engine, months_ahead: int, *, today: date | None = 
         problems: list[tuple[str, str]] = []
         plain: list[str] = []
         with engine.connect() as conn:
+            theirs = processor_makes_partitions(conn)
             for table in PARTITIONED_TABLES:
                 kind = conn.execute(
                     sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}
@@ -176,7 +178,12 @@ def check_partitions(engine: Engine, months_ahead: int, *, today: date | None = 
                 problems.append((severity, f"{table} lacks {months}{fallback}"))
         if problems:
             status = FAIL if any(s == FAIL for s, _ in problems) else WARN
-            return status, "; ".join(p for _, p in problems) + ": run ccanalytics db migrate"
+            advice = (
+                ": the call processor's partition manager creates them (ccanalytics never does on an attached database)"
+                if theirs
+                else ": run ccanalytics db migrate"
+            )
+            return status, "; ".join(p for _, p in problems) + advice
         covered = [t for t in PARTITIONED_TABLES if t not in plain]
         detail = f"{', '.join(covered)} through {wanted[-1]:%Y-%m} ({months_ahead} months ahead)" if covered else ""
         if plain:

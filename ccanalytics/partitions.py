@@ -64,10 +64,16 @@ def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
     return created
 
 
+def processor_makes_partitions(conn: sa.Connection) -> bool:
+    """True on a database attached to the call processor's schema (docs/attach.md): its partition
+    manager makes the partitions, ccanalytics never does."""
+    return conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is not None
+
+
 def ensure_ahead(conn: sa.Connection, *, months_ahead: int = 3, today: date | None = None) -> int:
     """Partitions for the current month and ``months_ahead`` months after it; none on a database
     attached to the call processor's schema, whose partitions the call processor makes."""
-    if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is not None:
+    if processor_makes_partitions(conn):
         return 0
     first = month_start(today or clock.now().date())
     return ensure_months(conn, (add_months(first, i) for i in range(months_ahead + 1)))

@@ -20,7 +20,18 @@ from sqlalchemy.engine import make_url
 from test_auth import logged_in, make_app
 
 import ccanalytics.cli_db  # noqa: F401 (registers `db check` until ccanalytics.cli imports it)
-from ccanalytics import attach, auth, dailyreport, datalake, journal, metrics, partitions, prompts, schemacheck
+from ccanalytics import (
+    attach,
+    auth,
+    dailyreport,
+    datalake,
+    doctor,
+    journal,
+    metrics,
+    partitions,
+    prompts,
+    schemacheck,
+)
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine, resolve_url
@@ -356,6 +367,10 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine):
         assert where == {date(2026, 11, 1): "calls_y2026m11", date(2027, 3, 1): "calls_2027_03"}
         # the call processor owns partition upkeep here: nothing is created ahead
         assert partitions.ensure_ahead(conn, months_ahead=3, today=date(2027, 6, 1)) == 0
+    # … and the doctor says whose job the missing months are, instead of advising a migration
+    advice = doctor.check_partitions(cp_engine, 3, today=date(2027, 6, 1))
+    assert advice.status == "fail" and "call processor's partition manager creates them" in advice.detail
+    assert "db migrate" not in advice.detail
     found = journal.search(cp_engine, date_from="2026-11-20", date_to="2026-11-20", text="Нокіан")
     assert len(found.rows) == 1 and "Нокіан" in found.rows[0]["snippet"]
 
