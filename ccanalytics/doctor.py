@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from . import clock
+from . import clock, timeutil
 from .config import Settings
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -191,6 +191,25 @@ def check_partitions(engine: Engine, months_ahead: int, *, today: date | None = 
         return OK, detail
 
     return _timed("partitions", run)
+
+
+DATA_DAYS = 7  # the days the "data" check reads
+
+
+def check_data(engine: Engine, *, tz: str, today: date | None = None, now: datetime | None = None) -> Check:
+    """The call processor's rows of the last ``DATA_DAYS`` days that break expectations
+    (:mod:`ccanalytics.dataproblems`): a warning with their counts, to take to the processor's team;
+    ccanalytics reads them as they are."""
+    from . import dataproblems
+
+    def run() -> tuple[str, str]:
+        last = today or timeutil.today(tz)
+        found = dataproblems.count(engine, last - timedelta(days=DATA_DAYS - 1), last, tz=tz, now=now)
+        if not found.total:
+            return OK, f"no odd rows of the call processor in the last {DATA_DAYS} days"
+        return WARN, f"last {DATA_DAYS} days: {found.describe()} (read as they are; see docs/attach.md)"
+
+    return _timed("data", run)
 
 
 def _covered(lo: date, hi: date, ranges: list[tuple[datetime, datetime]]) -> bool:
@@ -422,13 +441,19 @@ def run_checks(
         try:
             engine = engine or doctor_engine(settings, timeout)
         except Exception as exc:  # noqa: BLE001 — a bad URL or an embedded server that cannot start
-            names = ("migrations", "partitions")
+            names = ("migrations", "partitions", "data")
             return [Check("database", FAIL, _reason(exc)), *(_not_checked(n) for n in names)]
         try:
             db = check_database(engine)
             if db.status == FAIL:
-                return [db, _not_checked("migrations"), _not_checked("partitions")]
-            return [db, check_migrations(engine), check_partitions(engine, settings.partitions_ahead_months)]
+                return [db, _not_checked("migrations"), _not_checked("partitions"), _not_checked("data")]
+            migrations = check_migrations(engine)
+            data = (
+                check_data(engine, tz=settings.timezone)
+                if migrations.status != FAIL
+                else Check("data", WARN, "not checked: the schema is not migrated")
+            )
+            return [db, migrations, check_partitions(engine, settings.partitions_ahead_months), data]
         finally:
             if own_engine:
                 engine.dispose()

@@ -110,6 +110,7 @@ def test_a_healthy_installation(db_url, judge, smtp, telegram, prometheus, tmp_p
         "database",
         "migrations",
         "partitions",
+        "data",
         "judge",
         "smtp",
         "telegram",
@@ -124,6 +125,7 @@ def test_a_healthy_installation(db_url, judge, smtp, telegram, prometheus, tmp_p
     assert found["database"].detail.startswith("PostgreSQL 16.")
     assert "none pending" in found["migrations"].detail
     assert "calls, call_turns, call_tool_calls through" in found["partitions"].detail
+    assert found["data"].detail == "no odd rows of the call processor in the last 7 days"
     assert "model fake-judge-1 available" in found["judge"].detail
     assert "EHLO" in found["smtp"].detail
     assert "@cca_bot" in found["telegram"].detail and "ccanalytics alerts" in found["telegram"].detail
@@ -151,7 +153,7 @@ def test_cli_exit_code_and_json(db_url, tmp_path):
     lines = res.output.splitlines()
     assert lines[0].startswith(f"fail  database    cannot connect to postgresql+psycopg://x@127.0.0.1:{closed}/db")
     assert lines[1] == "warn  migrations  not checked: the database is unreachable"
-    assert len(lines) == 9
+    assert len(lines) == 10  # every check, the four of the database not checked
 
 
 # ----------------------------------------------------------------------------------- database
