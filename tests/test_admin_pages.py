@@ -14,8 +14,10 @@ from conftest import DEMO_END
 from factories import make_call
 from test_auth import crawl, csrf_of, logged_in, login
 
-from ccanalytics import auth, experiments, optimizer, prompts, timeutil
+from ccanalytics import auth, cost, experiments, optimizer, prompts, quality, timeutil
 from ccanalytics.ingest import ingest
+from ccanalytics.quality import Rubric, RulesJudge
+from ccanalytics.rutext import num, signed
 from webapp import create_app
 
 pytestmark = pytest.mark.xdist_group("reports")  # the demo template is built once
@@ -470,3 +472,31 @@ def test_dashboard_links_and_embeds_grafana_when_configured(engine):
         login(client, "olena")
         page = text(client.get("/dashboard"))
         assert "<iframe" not in page and "Адрес Grafana не задан" in page, bad
+
+
+def test_call_page_shows_ccanalytics_figures_beside_the_processors(admin, engine):
+    """The call processor's own score and cost stay in the call; the page shows ccanalytics's beside
+    them, with the difference, in Russian number format; an unknown speaker is shown as written."""
+    call = make_call(caller_id=None)
+    ingest(engine, call)
+    with engine.begin() as conn:  # the processor's quality task and end-of-call cost
+        conn.execute(
+            sa.text("UPDATE calls SET quality_score = 0.5, total_cost_usd = 0.02 WHERE id = :i"),
+            {"i": call["call_id"]},
+        )
+    page = " ".join(text(admin.get(f"/calls/{call['call_id']}")).split())
+    assert "ccanalytics: ещё не оценён · по данным процессора: 0,50" in page
+    assert "ccanalytics: ещё не рассчитана · по данным процессора: 0,0200 $" in page
+    quality.enqueue(engine, date_from="2026-11-20", date_to="2026-11-20")
+    quality.score_pending(engine, RulesJudge(), Rubric())
+    cost.compute_costs(engine, "2026-11-20", "2026-11-20")
+    with engine.connect() as conn:
+        ours = conn.execute(
+            sa.text("SELECT quality_score, total_cost_usd FROM cca_calls WHERE id = :i"), {"i": call["call_id"]}
+        ).one()
+    page = " ".join(text(admin.get(f"/calls/{call['call_id']}")).split())
+    assert (
+        f"ccanalytics: {num(ours.quality_score, 2)} · по данным процессора: 0,50 · разница {signed(ours.quality_score - 0.5, 2)}"
+        in page
+    )
+    assert f"по данным процессора: 0,0200 $ · разница {signed(ours.total_cost_usd - 0.02, 4)} $" in page

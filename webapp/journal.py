@@ -8,9 +8,10 @@ from functools import lru_cache
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import auth, charts, journal, labels
+from ccanalytics import auth, charts, journal, labels, recorded
 from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.quality import review
+from ccanalytics.rutext import num, signed
 
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
@@ -162,6 +163,9 @@ def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, f
         review_status_ru=REVIEW_STATUS_RU,
         review_error=error,
         review_form=form or {},
+        beside={b.figure: b for b in recorded.beside(data["call"])},
+        num=num,
+        signed=signed,
         **data,
     )
     return page, status
