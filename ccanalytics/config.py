@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,18 @@ class Settings(BaseSettings):
     )
     partitions_ahead_months: int = Field(
         default=3, ge=1, le=24, description="Monthly partitions created ahead of the current month."
+    )
+    quality_source: Literal["ccanalytics", "processor"] = Field(
+        default="ccanalytics",
+        description="Whose quality score every figure, report, alert and page uses: ccanalytics (its judge's "
+        "score; the call processor's for a call not scored yet) or processor (the score the call processor "
+        "recorded). Both are always shown side by side on the call page. See docs/attach.md.",
+    )
+    cost_source: Literal["ccanalytics", "processor"] = Field(
+        default="ccanalytics",
+        description="Whose cost of a call every figure, report, alert and page uses: ccanalytics (its price "
+        "from the usage at dated prices; the processor's for a call not priced yet) or processor (the cost the "
+        "call processor recorded).",
     )
     read_only: bool = Field(
         default=False,

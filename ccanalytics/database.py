@@ -21,11 +21,17 @@ WRITE_REFUSED_SQLSTATES = ("25006", "42501")
 
 def resolve_url(settings: Settings) -> str:
     """The SQLAlchemy URL to use: ``CCA_DATABASE_URL`` or the (started) embedded server; with
-    ``CCA_READ_ONLY`` its sessions start read-only."""
+    ``CCA_READ_ONLY`` its sessions start read-only; ``CCA_QUALITY_SOURCE`` / ``CCA_COST_SOURCE`` other
+    than ccanalytics set the session settings the view ``cca_calls`` reads (migration 015)."""
     url = _resolve_url(settings)
-    if settings.read_only:
+    extra = [READ_ONLY_OPTION] if settings.read_only else []
+    if settings.quality_source != "ccanalytics":
+        extra.append(f"-c cca.quality_source={settings.quality_source}")
+    if settings.cost_source != "ccanalytics":
+        extra.append(f"-c cca.cost_source={settings.cost_source}")
+    if extra:
         parsed = make_url(url)
-        options = " ".join(filter(None, (parsed.query.get("options"), READ_ONLY_OPTION)))
+        options = " ".join(filter(None, (parsed.query.get("options"), *extra)))
         url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
     return url
 

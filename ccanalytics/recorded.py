@@ -1,9 +1,10 @@
 """ccanalytics's figures of a call beside what the call processor recorded for it.
 
 The processor writes its own quality score (its LLM evaluation) and cost into the call; ccanalytics
-computes its own into its own tables (docs/attach.md). ``cca_calls`` carries both: the figure in use
-(ccanalytics's where it computed one, else the processor's) with ``quality_scored`` / ``cost_priced``,
-and the processor's as ``recorded_*``. This module pairs them for people, with the difference.
+computes its own into its own tables (docs/attach.md). ``cca_calls`` carries the figure in use
+(``CCA_QUALITY_SOURCE`` / ``CCA_COST_SOURCE``; ``quality_source`` / ``cost_source`` tell whose),
+ccanalytics's as ``computed_*`` and the processor's as ``recorded_*``. This module pairs them for
+people, with the difference.
 """
 
 from __future__ import annotations
@@ -34,14 +35,8 @@ def beside(call: Mapping[str, Any]) -> list[Beside]:
         return None if value is None else float(value)
 
     return [
+        Beside("quality_score", number(call.get("computed_quality_score")), number(call.get("recorded_quality_score"))),
         Beside(
-            "quality_score",
-            number(call.get("quality_score")) if call.get("quality_scored") else None,
-            number(call.get("recorded_quality_score")),
-        ),
-        Beside(
-            "total_cost_usd",
-            number(call.get("total_cost_usd")) if call.get("cost_priced") else None,
-            number(call.get("recorded_total_cost_usd")),
+            "total_cost_usd", number(call.get("computed_total_cost_usd")), number(call.get("recorded_total_cost_usd"))
         ),
     ]

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call, running_ab_test
 
-from ccanalytics import clock, jobs
+from ccanalytics import clock, jobs, metrics, timeutil
 from ccanalytics.config import Settings
+from ccanalytics.database import create_engine, resolve_url
 from ccanalytics.ingest import ingest_records
 
 # the columns the call processor writes, per table (ccanalytics's own added columns left out)
@@ -138,3 +139,42 @@ def test_a_day_of_every_job_leaves_the_processors_values_as_they_were(engine, db
     # the processor's values stay readable beside ccanalytics's own
     assert recorded.recorded_quality_score == 0.85 and recorded.recorded_total_cost_usd == 0.055
     assert recorded.quality_score is not None and recorded.total_cost_usd is not None
+
+
+def test_the_configuration_chooses_whose_figures_are_used(engine, db_url, processor_day):
+    """CCA_QUALITY_SOURCE / CCA_COST_SOURCE = processor: every figure uses what the call processor
+    recorded (its score 0.85 and cost 0.055 here), although ccanalytics has computed its own."""
+    settings = Settings(database_url=db_url)
+    for job in ("score", "pricing"):
+        assert jobs.SCHEDULE[job][0](engine, settings).ran
+    theirs = create_engine(
+        resolve_url(Settings(database_url=db_url, quality_source="processor", cost_source="processor"))
+    )
+    call_id = processor_day[4]["call_id"]  # both recorded by the processor
+    sql = sa.text(
+        "SELECT quality_score, quality_source, total_cost_usd, cost_source, computed_quality_score, "
+        "computed_total_cost_usd FROM cca_calls WHERE id = :i"
+    )
+    try:
+        with engine.connect() as conn:
+            ours = conn.execute(sql, {"i": call_id}).one()
+        with theirs.connect() as conn:
+            recorded = conn.execute(sql, {"i": call_id}).one()
+        assert (ours.quality_source, ours.cost_source) == ("ccanalytics", "ccanalytics")
+        assert (ours.quality_score, ours.total_cost_usd) == (ours.computed_quality_score, ours.computed_total_cost_usd)
+        assert (recorded.quality_source, recorded.cost_source) == ("processor", "processor")
+        assert (recorded.quality_score, recorded.total_cost_usd) == (0.85, 0.055)
+        assert recorded.computed_quality_score == ours.computed_quality_score  # still there, beside
+        today = timeutil.today()
+        metrics.compute_daily_stats(theirs, today - timedelta(days=1), today)
+        with theirs.connect() as conn:
+            averages = (
+                conn.execute(
+                    sa.text("SELECT avg_quality_score FROM cca_daily_stats WHERE avg_quality_score IS NOT NULL")
+                )
+                .scalars()
+                .all()
+            )
+        assert averages and all(a == pytest.approx(0.85) for a in averages)
+    finally:
+        theirs.dispose()

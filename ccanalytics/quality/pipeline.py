@@ -96,9 +96,9 @@ def enqueue(
         if rubric is None:
             raise InvalidArgument("rubric_change needs the current rubric")
         where = (
-            "c.quality_scored AND (coalesce(c.quality_details ->> 'rubric_version', '') <> :version "
+            "c.quality_scored AND (coalesce(c.computed_quality_details ->> 'rubric_version', '') <> :version "
             "OR (CAST(:model AS text) IS NOT NULL "
-            "AND coalesce(c.quality_details -> 'judge' ->> 'model', '') <> :model))"
+            "AND coalesce(c.computed_quality_details -> 'judge' ->> 'model', '') <> :model))"
         )
         params["version"] = rubric.version
         params["model"] = judge_model

@@ -32,7 +32,7 @@ days AS NOT MATERIALIZED (  -- per-call share of a fixed-cost STT per day (ccana
 ),
 c AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, c.usage IS NULL AS estimated,
-           c.total_cost_usd AS old_total, c.cost_breakdown AS old_breakdown,
+           c.computed_total_cost_usd AS old_total, c.computed_cost_breakdown AS old_breakdown,
            c.recorded_total_cost_usd AS reported_total,
            coalesce(u.stt_provider, :stt_default) AS stt_provider,
            coalesce(u.stt_seconds, c.duration_seconds, 0) AS stt_seconds,

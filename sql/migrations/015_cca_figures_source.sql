@@ -1,0 +1,35 @@
+-- 015: the configuration chooses whose quality score and cost the figures use. cca_calls (migrations
+-- 013, 014) reads the session settings cca.quality_source and cca.cost_source, which the engines of
+-- ccanalytics set from CCA_QUALITY_SOURCE / CCA_COST_SOURCE (ccanalytics.database.resolve_url):
+-- 'processor' shows what the call processor recorded; unset or anything else, ccanalytics's figure
+-- where it computed one, else the processor's. quality_source / cost_source tell which one a row
+-- shows. ccanalytics's own figures stay available whatever the setting (computed_*): the scorer and
+-- the pricing run compare with them, and the call page shows them beside the processor's.
+DROP VIEW cca_calls;
+CREATE VIEW cca_calls AS
+SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
+       c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
+       CASE WHEN s.call_id IS NOT NULL AND current_setting('cca.quality_source', true) IS DISTINCT FROM 'processor'
+            THEN s.overall_score ELSE c.quality_score END AS quality_score,
+       CASE WHEN s.call_id IS NOT NULL AND current_setting('cca.quality_source', true) IS DISTINCT FROM 'processor'
+            THEN s.details ELSE cca_recorded_quality(c.quality_details) END AS quality_details,
+       CASE WHEN s.call_id IS NOT NULL AND current_setting('cca.quality_source', true) IS DISTINCT FROM 'processor'
+            THEN 'ccanalytics' WHEN c.quality_score IS NOT NULL THEN 'processor' END AS quality_source,
+       s.created_at AS scored_at,
+       s.call_id IS NOT NULL AS quality_scored,
+       CASE WHEN k.call_id IS NOT NULL AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor'
+            THEN k.breakdown ELSE cca_recorded_costs(c.cost_breakdown) END AS cost_breakdown,
+       CASE WHEN k.call_id IS NOT NULL AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor'
+            THEN k.total_usd ELSE c.total_cost_usd END AS total_cost_usd,
+       CASE WHEN k.call_id IS NOT NULL AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor'
+            THEN 'ccanalytics' WHEN c.total_cost_usd IS NOT NULL THEN 'processor' END AS cost_source,
+       k.call_id IS NOT NULL AS cost_priced,
+       coalesce(c.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
+       c.ab_test_id, c.ab_variant, c.payload_sha256, c.ingested_at,
+       c.cost_breakdown AS recorded_cost_breakdown, c.total_cost_usd AS recorded_total_cost_usd,
+       c.quality_score AS recorded_quality_score, c.quality_details AS recorded_quality_details,
+       k.breakdown AS computed_cost_breakdown, k.total_usd AS computed_total_cost_usd,
+       s.overall_score AS computed_quality_score, s.details AS computed_quality_details
+FROM calls c
+LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at
+LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current;
