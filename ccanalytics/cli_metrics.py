@@ -132,14 +132,24 @@ def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
 @click.option("--calls-per-minute", default=120.0, show_default=True, type=click.FloatRange(1, 6000))
 @click.option("--speedup", default=20.0, show_default=True, type=click.FloatRange(1, 1000))
 @click.option("--seed", default=42, show_default=True, type=int)
-def demo_traffic_cmd(host: str, port: int, calls_per_minute: float, speedup: float, seed: int) -> None:
+@click.option(
+    "--incident",
+    type=click.Choice(["component_errors", "transfers", "latency", "operators"]),
+    default=None,
+    help="Stage one problem (the default traffic is healthy: no alert fires on it).",
+)
+def demo_traffic_cmd(
+    host: str, port: int, calls_per_minute: float, speedup: float, seed: int, incident: str | None
+) -> None:
     """Simulate the call processor's live metrics (source="live") from generated calls.
 
     Stands in for the call processor so the real-time dashboard and the live alert rules have data.
+    Healthy by default; --incident stages one problem to try the alerts.
 
     \b
     Example:
       ccanalytics demo-traffic --port 9109 --calls-per-minute 300
+      ccanalytics demo-traffic --incident transfers
     """
     import time
 
@@ -152,7 +162,9 @@ def demo_traffic_cmd(host: str, port: int, calls_per_minute: float, speedup: flo
     live = LiveMetrics(CollectorRegistry())
     calls = list(generator.generate_calls(seed=seed, days=1, calls_per_day=400, ab_test=None))
     live.serve(port, addr=host)
-    sim = LiveSimulator(live, calls, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed).start()
+    sim = LiveSimulator(
+        live, calls, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed, incident=incident
+    ).start()
     click.echo(f"demo traffic: http://{host}:{port}/metrics  (Ctrl-C stops)")
     try:
         while True:

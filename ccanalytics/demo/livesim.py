@@ -1,7 +1,12 @@
 """Demo traffic for the live metrics: replays generated calls through ``telemetry.LiveMetrics`` the way
 the call processor would record them, in accelerated time, with overlapping calls (active calls),
-an operator queue, and occasional STT/LLM/TTS errors. Used by ``ccanalytics demo-traffic`` and the
+an operator queue, and rare STT/LLM/TTS errors. Used by ``ccanalytics demo-traffic`` and the
 tests that check every dashboard and alert query against a real Prometheus.
+
+By default the traffic is healthy: no alert rule of prometheus/alerts.yml fires on it. ``incident``
+stages one problem at a time, for trying the alerts and their delivery: ``component_errors`` (STT/LLM/
+TTS errors on a third of the calls), ``transfers`` (every call ends with the operator), ``latency``
+(every reply of the bot 3 s later) and ``operators`` (callers queue, no operator is free).
 """
 
 from __future__ import annotations
@@ -12,10 +17,17 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 from .. import signals
 from ..callmetrics import reply_latency_ms
 from ..telemetry import LiveMetrics
+
+INCIDENTS = ("component_errors", "transfers", "latency", "operators")
+# a component error per started call: healthy, about one error an hour at 120 calls a minute … and
+# during the incident, a third of the calls
+ERROR_RATE = {"healthy": 0.0001, "component_errors": 0.33}
+SLOWER = timedelta(seconds=3)  # the latency incident
 
 
 def record_call(live: LiveMetrics, call: dict) -> None:
@@ -69,7 +81,11 @@ class LiveSimulator:
         speedup: float = 20.0,
         operators: int = 4,
         seed: int = 1,
+        incident: str | None = None,
     ) -> None:
+        if incident is not None and incident not in INCIDENTS:
+            raise ValueError(f"incident must be one of {', '.join(INCIDENTS)}, not {incident!r}")
+        self.incident = incident
         self.live = live
         self.calls: Iterator[dict] = itertools.cycle(list(calls))
         self.interval = 60.0 / calls_per_minute
@@ -85,7 +101,7 @@ class LiveSimulator:
     def step(self, in_progress: list, now: float) -> None:
         while in_progress and in_progress[0][0] <= now:
             _, _, call = heapq.heappop(in_progress)
-            record_call(self.live, call)
+            record_call(self.live, self._staged(call))
             self.ended += 1
             if call.get("transferred_to_operator"):
                 self.queue += 1
@@ -95,11 +111,34 @@ class LiveSimulator:
         end = now + max(0.5, (call.get("duration_seconds") or 60) / self.speedup)
         heapq.heappush(in_progress, (end, self.started, call))
         # operators take waiting callers; the queue drains slower than it fills at peaks
-        busy = min(self.operators, self.queue + self.rng.randint(0, self.operators))
-        self.queue = max(0, self.queue - self.rng.randint(0, 2))
+        if self.incident == "operators":
+            self.queue += 1
+            busy = self.operators
+        else:
+            busy = min(self.operators, self.queue + self.rng.randint(0, self.operators))
+            self.queue = max(0, self.queue - self.rng.randint(0, 2))
         self.live.set_operators(queue=self.queue, free=self.operators - busy)
-        if self.rng.random() < 0.03:
+        rate = ERROR_RATE["component_errors" if self.incident == "component_errors" else "healthy"]
+        if self.rng.random() < rate:
             self.live.component_error(self.rng.choice(("stt", "llm", "tts")))
+
+    def _staged(self, call: dict) -> dict:
+        """The call as the staged incident changes it (the call itself when there is none)."""
+        if self.incident == "transfers":
+            return {**call, "transferred_to_operator": True, "transfer_reason": "cannot_help"}
+        if self.incident == "latency":  # every reply of the bot comes 3 s later: the LLM answers slowly
+            slow = [
+                {
+                    **t,
+                    "timestamp": (datetime.fromisoformat(t["timestamp"]) + SLOWER).isoformat(),
+                    "llm_latency_ms": (t.get("llm_latency_ms") or 0) + SLOWER.total_seconds() * 1000,
+                }
+                if t["speaker"] == "bot" and t.get("timestamp")
+                else t
+                for t in call.get("turns", [])
+            ]
+            return {**call, "turns": slow}
+        return call
 
     def run(self) -> None:
         in_progress: list = []
