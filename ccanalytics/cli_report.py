@@ -20,23 +20,31 @@ _send = click.option(
     "--send", metavar="CHANNELS", help="Deliver the report: email, telegram or email,telegram (configured in settings)."
 )
 _json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+_force = click.option(
+    "--force", is_flag=True, help="With --send: send again to channels that already received this report."
+)
 
 
-def _run(kind: str, send: str | None, as_json: bool, **kwargs) -> None:
-    from . import reporting
+def _run(kind: str, send: str | None, as_json: bool, force: bool = False, **kwargs) -> None:
+    from . import reporting, reportsend, timeutil
 
     settings = _settings()
     engine = _engine()
     _ensure_schema(engine)
-    run = reporting.run(engine, settings, kind, send=_channels(send), **kwargs)
+    run = reporting.run(engine, settings, kind, send=_channels(send), skip_delivered=not force, **kwargs)
     if as_json:
         click.echo(json.dumps({"data": run.to_dict()}, ensure_ascii=False, indent=2))
         return
     r = run.rendered
     click.echo(f"{kind} report: {r.html_path} ({r.html_bytes / 1024:.0f} KB, {r.seconds:.1f} s)")
     click.echo(f"executed notebook: {r.notebook_path}")
-    if run.delivery:
-        click.echo("delivered: " + ", ".join(f"{k} {v}" for k, v in run.delivery.items()))
+    sent_at = reportsend.delivered_at(r.html_path)
+    for channel, outcome in run.delivery.items():
+        if outcome == "already sent" and channel in sent_at:
+            when = sent_at[channel].astimezone(timeutil.zone(settings.timezone))
+            click.echo(f"{channel}: already sent on {when:%Y-%m-%d %H:%M} — use --force to send again")
+        else:
+            click.echo(f"{channel}: {outcome}")
 
 
 @main.group()
@@ -47,15 +55,16 @@ def report() -> None:
 @report.command("daily")
 @click.option("--date", "day", type=_DATE, help="The day (default: yesterday, Kyiv).")
 @_send
+@_force
 @_json
-def report_daily(day, send, as_json) -> None:
+def report_daily(day, send, force, as_json) -> None:
     """The daily report: headline numbers vs the previous day and the 7-day average, and more.
 
     \b
     Example:
       ccanalytics report daily --date 2026-11-24 --send email,telegram
     """
-    _run("daily", send, as_json, day=day.date() if day else None)
+    _run("daily", send, as_json, force, day=day.date() if day else None)
 
 
 @report.command("problems")
@@ -73,9 +82,10 @@ def report_daily(day, send, as_json) -> None:
 )
 @click.option("--no-transfers", is_flag=True, help="Do not count operator transfers as problems.")
 @_send
+@_force
 @_json
 def report_problems(
-    date_from, date_to, quality_below, reasks_min, tool_errors_min, slow_ms, no_transfers, send, as_json
+    date_from, date_to, quality_below, reasks_min, tool_errors_min, slow_ms, no_transfers, send, force, as_json
 ) -> None:
     """The problem-call procedure over a period (docs/problem-calls.md).
 
@@ -89,6 +99,7 @@ def report_problems(
         "problems",
         send,
         as_json,
+        force,
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None,
         thresholds=Thresholds(
@@ -104,10 +115,11 @@ def report_problems(
 @report.command("ab")
 @click.option("--test", help="Test id or name (default: the running test, else the latest).")
 @_send
+@_force
 @_json
-def report_ab(test, send, as_json) -> None:
+def report_ab(test, send, force, as_json) -> None:
     """A/B test readout: per-variant metrics, CIs, SRM, recommendation."""
-    _run("ab", send, as_json, test=test)
+    _run("ab", send, as_json, force, test=test)
 
 
 @report.command("cost")
@@ -115,13 +127,15 @@ def report_ab(test, send, as_json) -> None:
 @click.option("--to", "date_to", type=_DATE, help="Last day (default: yesterday).")
 @click.option("--baseline", help="Phase-1 baseline FROM:TO (default: CCA_COST_BASELINE).")
 @_send
+@_force
 @_json
-def report_cost(date_from, date_to, baseline, send, as_json) -> None:
+def report_cost(date_from, date_to, baseline, send, force, as_json) -> None:
     """Cost review: cost per call, breakdowns, baseline vs now by lever, remaining savings."""
     _run(
         "cost",
         send,
         as_json,
+        force,
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None,
         baseline=baseline,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,25 @@ def delivered_channels(html_path: Path) -> set[str]:
         return set()
 
 
+def delivered_at(html_path: Path) -> dict[str, datetime]:
+    """When each channel first received the report at ``html_path``."""
+    try:
+        channels = json.loads(_marker(html_path).read_text(encoding="utf-8")).get("channels", {})
+        return {k: datetime.fromisoformat(v) for k, v in channels.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
 def _record(rendered: Rendered, channel: str) -> None:
+    """Note a delivery: the first one per channel stays in ``channels``; every one is in ``sends``."""
     path = _marker(rendered.html_path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {"channels": {}}
-    data["channels"][channel] = clock.now().isoformat(timespec="seconds")
+    at = clock.now().isoformat(timespec="seconds")
+    data["channels"].setdefault(channel, at)
+    data.setdefault("sends", []).append({"channel": channel, "at": at})
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(path)

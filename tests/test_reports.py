@@ -289,3 +289,32 @@ def test_report_commands_refuse_bad_periods_before_running(demo_url, tmp_path):
     res = CliRunner().invoke(main, ["report", "problems", "--quality-below", "1.5"], env=env)
     assert res.exit_code == 2 and "--quality-below" in res.output
     assert not any(tmp_path.iterdir())  # nothing rendered, nothing half-written
+
+
+def test_a_manual_send_run_again_says_when_it_was_sent_and_force_sends_again(demo_url, tmp_path):
+    with FakeTelegram() as tg:
+        values = channel_settings(tg)
+        env = {
+            "CCA_DATABASE_URL": demo_url,
+            "CCA_REPORTS_DIR": str(tmp_path),
+            "CCA_TELEGRAM_BOT_TOKEN": values["telegram_bot_token"],
+            "CCA_TELEGRAM_CHAT_ID": values["telegram_chat_id"],
+            "CCA_TELEGRAM_API_URL": values["telegram_api_url"],
+        }
+        args = ["report", "daily", "--date", DEMO_END, "--send", "telegram"]
+        first = CliRunner().invoke(main, args, env=env)
+        assert first.exit_code == 0, first.output
+        assert "telegram: sent" in first.output and len(tg.sent("sendMessage")) == 1
+        marker = tmp_path / "daily" / f"{DEMO_END}.sent.json"
+        sent_at = json.loads(marker.read_text())["channels"]["telegram"]
+        again = CliRunner().invoke(main, args, env=env)
+        assert again.exit_code == 0, again.output
+        when = datetime.fromisoformat(sent_at).astimezone(ZoneInfo("Europe/Kyiv"))
+        assert f"telegram: already sent on {when:%Y-%m-%d %H:%M} — use --force to send again" in again.output
+        assert len(tg.sent("sendMessage")) == 1  # nothing sent twice
+        forced = CliRunner().invoke(main, [*args, "--force"], env=env)
+        assert forced.exit_code == 0 and "telegram: sent" in forced.output
+        assert len(tg.sent("sendMessage")) == 2
+        record = json.loads(marker.read_text())
+        assert record["channels"]["telegram"] == sent_at  # the first delivery is kept
+        assert [s["channel"] for s in record["sends"]] == ["telegram", "telegram"]
