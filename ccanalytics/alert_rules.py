@@ -10,6 +10,7 @@ Thresholds have defaults in ``Thresholds`` and are overridden by ``CCA_ALERT_THR
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 
 from . import definitions, labels, rutext, signals, timeutil
 from .errors import ConfigError
-from .privacy import mask_phones_in_text
+from .privacy import mask_personal, mask_phones_in_text
 from .quality import problems
 from .rutext import calls_acc, calls_gen, calls_loc, plural  # noqa: F401  (re-exported)
 
@@ -275,8 +276,8 @@ def prompt_injection(conn: sa.Connection, ctx: Context) -> list[Firing]:
     rows = conn.execute(
         sa.text(
             "SELECT tc.call_id::text AS call_id, min(tc.created_at) AS at, count(*) AS n, "
-            "(array_agg(tc.tool_name || ' ' || left(tc.tool_args::text, 300) ORDER BY tc.created_at))[1:3] "
-            "AS examples, "
+            "(array_agg(tc.tool_name ORDER BY tc.created_at))[1:3] AS tools, "
+            "(array_agg(tc.tool_args ORDER BY tc.created_at))[1:3] AS args, "
             f"{_CALLER} FROM call_tool_calls tc "
             "WHERE tc.created_at >= :start AND tc.created_at < :now AND tc.tool_args @? CAST(:path AS jsonpath) "
             "GROUP BY tc.call_id ORDER BY min(tc.created_at)"
@@ -285,7 +286,11 @@ def prompt_injection(conn: sa.Connection, ctx: Context) -> list[Firing]:
     )
     out = []
     for r in rows:
-        examples = "\n".join(f"• {mask_phones_in_text(e)}" for e in r.examples)
+        # the arguments without the customer's name or phone: alerts leave the admin
+        examples = "\n".join(
+            f"• {tool} {json.dumps(mask_personal(args), ensure_ascii=False)[:300]}"
+            for tool, args in zip(r.tools, r.args, strict=True)
+        )
         text = (
             f"Звонок {r.call_id} (клиент {r.caller or 'неизвестен'}, {ctx.local(r.at)}): "
             f"{plural(r.n, 'вызов', 'вызова', 'вызовов')} "

@@ -1,8 +1,9 @@
 """One call as escaped HTML: header, transcript with speakers and times, tool calls, quality per
 criterion with reasons, rule signals and cost — for notebooks (``cca.show_call``) and reports.
 
-Reports leave the admin perimeter, so phone numbers are masked in the transcript text too
-(``mask_phones=True``, the default); the caller number is always the masked one."""
+Reports leave the admin perimeter, so phone numbers are masked in the transcript text too, and the
+customers' names and phones in tool arguments and results (``mask_phones=True``, the default); the
+caller number is always the masked one."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def _text(value: Any, mask: bool) -> str:
 
 
 def _json(value: Any, mask: bool, limit: int = 400) -> str:
+    if mask:  # names and phones of customers in tool arguments and results
+        value = privacy.mask_personal(value)
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
     if len(text) > limit:
         text = text[: limit - 1] + "…"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Caller IDs Asterisk reports when the number is hidden
 ANONYMOUS_CALLER_IDS = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable"})
@@ -71,3 +72,34 @@ def mask_phones_in_text(text: str) -> str:
 
 def _mask_match(m: re.Match) -> str:
     return mask_phone(m.group(0)) or ""
+
+
+# keys of tool arguments and results that name a person or reach them (the Store API's customer_name,
+# phone, e-mail …); an address of a shop or fitting station is not a person's and stays
+PERSONAL_KEYS = frozenset(
+    {
+        "customer_name", "name_of_customer", "full_name", "first_name", "last_name", "surname", "patronymic",
+        "contact_name", "recipient", "recipient_name", "email", "phone", "phone_number", "customer_phone",
+    }
+)  # fmt: skip
+
+
+def mask_personal(value: Any) -> Any:
+    """A JSON value (tool arguments, a tool result) with every personal field masked, at any depth:
+    names to their initial (``Мар'яна Коваль`` → ``М***``), phones as :func:`mask_phone`, anything else
+    personal to ``***``; phone-like numbers in the remaining strings masked as well."""
+    if isinstance(value, dict):
+        return {k: _mask_field(v) if str(k).lower() in PERSONAL_KEYS else mask_personal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_personal(v) for v in value]
+    if isinstance(value, str):
+        return mask_phones_in_text(value)
+    return value
+
+
+def _mask_field(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return value if not isinstance(value, (dict, list)) else mask_personal(value)
+    if _PHONE_RE.match(_SEPARATORS.sub("", value.strip())):
+        return mask_phone(value)
+    return value.strip()[0] + "***"

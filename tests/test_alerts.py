@@ -134,8 +134,12 @@ def test_response_latency_p95(engine):
     assert firing(engine, "response_latency", NOW + timedelta(minutes=30)) == []  # calls ended long ago
 
 
-def test_prompt_injection_is_one_event_per_call_with_phones_masked(engine, telegram):
-    bad_args = {"items": [{"sku": "NOK-1", "quantity": 100, "price": 4150}], "phone": "+380 67 765 43 21"}
+def test_prompt_injection_is_one_event_per_call_with_phones_and_names_masked(engine, telegram):
+    bad_args = {
+        "items": [{"sku": "NOK-1", "quantity": 100, "price": 4150}],
+        "phone": "+380 67 765 43 21",
+        "customer_name": "Мар'яна Коваль",
+    }
     bad = call(
         NOW - timedelta(minutes=20),
         tools=[{"name": "create_order_draft", "args": bad_args, "result": {"order_id": "ORD-1"}}],
@@ -156,6 +160,7 @@ def test_prompt_injection_is_one_event_per_call_with_phones_masked(engine, teleg
     text = next(t for t in texts if bad["call_id"] in t)
     assert "+38067*****67" in text and "+38067*****21" not in text  # caller masked by the database
     assert "+380671234567" not in text and "765 43 21" not in text and "+380 67 *** ** 21" in text
+    assert "Коваль" not in text and '"customer_name": "М***"' in text  # no customer's name leaves the admin
     assert f"Журнал: {ADMIN}/calls/{bad['call_id']}" in text
     # past the look-back the events end silently: no "resolved" message for events
     out = alerts.run_alerts(engine, s, NOW + timedelta(hours=2))

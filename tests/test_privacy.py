@@ -102,3 +102,25 @@ def test_masking_text_leaves_call_ids_alone():
 
     text = "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +380671234567"
     assert mask_phones_in_text(text) == "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +38067*****67"
+
+
+def test_personal_fields_of_tool_arguments_are_masked_at_any_depth():
+    from ccanalytics.privacy import mask_personal
+
+    args = {
+        "items": [{"sku": "NOK-1", "price": 4150, "name": "Nokian Hakkapeliitta 10"}],
+        "customer": {"first_name": "Олег", "email": "oleg@shop.example", "phone": "0671234567"},
+        "customer_name": "Мар'яна Коваль",
+        "note": "передзвоніть на +380 50 123 45 67",
+        "address": "вул. Шевченка, 5",  # a pickup point's, not a person's
+        "recipient": "",
+    }
+    assert mask_personal(args) == {
+        "items": [{"sku": "NOK-1", "price": 4150, "name": "Nokian Hakkapeliitta 10"}],
+        "customer": {"first_name": "О***", "email": "o***", "phone": mask_phone("0671234567")},
+        "customer_name": "М***",
+        "note": "передзвоніть на +380 50 *** ** 67",
+        "address": "вул. Шевченка, 5",
+        "recipient": "",
+    }
+    assert mask_personal([1, None, True]) == [1, None, True]

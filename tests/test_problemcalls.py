@@ -203,17 +203,32 @@ def test_call_view_escapes_the_transcript_and_masks_phones(engine):
         started_at=t0,
         turns=[
             turn("customer", "<script>alert(1)</script> мій номер +380 67 123 45 67", t0 + timedelta(seconds=2)),
-            turn("bot", "Дякую & до побачення", t0 + timedelta(seconds=5)),
+            turn(
+                "bot",
+                "Дякую & до побачення",
+                t0 + timedelta(seconds=5),
+                tool_calls=[
+                    {
+                        "name": "create_order_draft",
+                        "args": {"items": [{"sku": "NOK-1", "quantity": 4}], "customer_name": "Мар'яна Коваль"},
+                        "result": {"order_id": "ORD-1", "recipient": "Мар'яна Коваль", "phone": "+380671112233"},
+                        "duration_ms": 300,
+                        "success": True,
+                    }
+                ],
+            ),
         ],
     )
     ingest_records(engine, [call])
     html = callview.show_call(engine, call["call_id"], admin_url="https://admin.example")._repr_html_()
+    # reports leave the admin: no customer's name or phone in tool arguments and results either
+    assert "Коваль" not in html and "112233" not in html and "М***" in html and "NOK-1" in html
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "123 45 67" not in html and "+380671234567" not in html
     assert "Дякую &amp; до побачення" in html
     assert f'href="https://admin.example/calls/{call["call_id"]}"' in html
     unmasked = callview.show_call(engine, call["call_id"], mask_phones=False)._repr_html_()
-    assert "+380 67 123 45 67" in unmasked  # inside the admin perimeter only
+    assert "+380 67 123 45 67" in unmasked and "Коваль" in unmasked  # inside the admin perimeter only
 
 
 def test_html_table_escapes_values_but_keeps_links():
