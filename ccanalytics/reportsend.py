@@ -28,20 +28,24 @@ def _marker(html_path: Path) -> Path:
     return html_path.with_suffix(".sent.json")
 
 
+def _delivered(html_path: Path) -> dict[str, str]:
+    """Channel → when it first received the report at ``html_path`` (ISO text), from its record."""
+    try:
+        return dict(json.loads(_marker(html_path).read_text(encoding="utf-8")).get("channels", {}))
+    except (OSError, ValueError):
+        return {}
+
+
 def delivered_channels(html_path: Path) -> set[str]:
     """The channels that already received the report at ``html_path``."""
-    try:
-        return set(json.loads(_marker(html_path).read_text(encoding="utf-8")).get("channels", {}))
-    except (OSError, ValueError):
-        return set()
+    return set(_delivered(html_path))
 
 
 def delivered_at(html_path: Path) -> dict[str, datetime]:
     """When each channel first received the report at ``html_path``."""
     try:
-        channels = json.loads(_marker(html_path).read_text(encoding="utf-8")).get("channels", {})
-        return {k: datetime.fromisoformat(v) for k, v in channels.items()}
-    except (OSError, ValueError, TypeError):
+        return {k: datetime.fromisoformat(v) for k, v in _delivered(html_path).items()}
+    except (ValueError, TypeError):
         return {}
 
 
