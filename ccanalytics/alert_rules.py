@@ -486,7 +486,7 @@ def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
     r = _one(
         conn,
         "SELECT count(*) AS n, min(started_at) AS oldest FROM cca_calls "
-        "WHERE started_at >= :start AND started_at < :now AND quality_score IS NULL",
+        "WHERE started_at >= :start AND started_at < :now AND NOT quality_scored",  # as the exporter's gauge
         start=start,
         now=ctx.now,
     )
