@@ -2,14 +2,8 @@
 -- calls.total_cost_usd are written by the call processor at the end of each call
 -- (../shared/callcenter-schema.md) and are never rewritten by ccanalytics again.
 --
--- cca_calls is what every reading query of ccanalytics selects from: the processor's call with
--- ccanalytics's price (cost_breakdown, total_cost_usd; cost_priced is true) or, for a call not priced
--- yet or with no price for its model, the cost the processor recorded, as components
--- (cca_recorded_costs; cost_priced is false) — the figures never drop a call between its arrival and
--- the next pricing run. Beside them, what the processor recorded, untouched
--- (recorded_cost_breakdown, recorded_total_cost_usd). usage is the usage ccanalytics received with the
--- call log, or else the usage the processor recorded in cost_breakdown (cca_recorded_usage). A query
--- that reads no price column does not join cca_call_costs at all (PostgreSQL removes the join).
+-- Every reading query selects the calls through the view cca_calls (migration 015), which shows this
+-- price beside the processor's recorded one.
 CREATE TABLE cca_call_costs (
     call_id     uuid NOT NULL,
     started_at  timestamptz NOT NULL,   -- the call's, so a period reads a range
@@ -62,17 +56,3 @@ INSERT INTO cca_call_costs (call_id, started_at, breakdown, total_usd)
 SELECT id, started_at, cost_breakdown, total_cost_usd
 FROM calls
 WHERE cost_breakdown ? 'reported_total_usd' AND total_cost_usd IS NOT NULL;
-
-CREATE VIEW cca_calls AS
-SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
-       c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
-       c.quality_score, c.quality_details,
-       CASE WHEN k.call_id IS NULL THEN cca_recorded_costs(c.cost_breakdown) ELSE k.breakdown END
-           AS cost_breakdown,
-       CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd,
-       k.call_id IS NOT NULL AS cost_priced,
-       coalesce(c.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
-       c.ab_test_id, c.ab_variant, c.payload_sha256, c.ingested_at,
-       c.cost_breakdown AS recorded_cost_breakdown, c.total_cost_usd AS recorded_total_cost_usd
-FROM calls c
-LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at;

@@ -40,28 +40,5 @@ AS $$
            END
 $$;
 
--- cca_calls (migration 013) with quality as with cost: ccanalytics's current score when it scored the
--- call (quality_scored), else what the processor recorded; the processor's values beside, untouched.
-DROP VIEW cca_calls;
-CREATE VIEW cca_calls AS
-SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
-       c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
-       CASE WHEN s.call_id IS NULL THEN c.quality_score ELSE s.overall_score END AS quality_score,
-       CASE WHEN s.call_id IS NULL THEN cca_recorded_quality(c.quality_details) ELSE s.details END
-           AS quality_details,
-       s.created_at AS scored_at,
-       s.call_id IS NOT NULL AS quality_scored,
-       CASE WHEN k.call_id IS NULL THEN cca_recorded_costs(c.cost_breakdown) ELSE k.breakdown END
-           AS cost_breakdown,
-       CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd,
-       k.call_id IS NOT NULL AS cost_priced,
-       coalesce(c.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
-       c.ab_test_id, c.ab_variant, c.payload_sha256, c.ingested_at,
-       c.cost_breakdown AS recorded_cost_breakdown, c.total_cost_usd AS recorded_total_cost_usd,
-       c.quality_score AS recorded_quality_score, c.quality_details AS recorded_quality_details
-FROM calls c
-LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at
-LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current;
-
 DROP INDEX IF EXISTS calls_scored_at_idx;
 ALTER TABLE calls DROP COLUMN IF EXISTS scored_at;

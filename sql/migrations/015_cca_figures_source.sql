@@ -1,11 +1,24 @@
--- 015: the configuration chooses whose quality score and cost the figures use. cca_calls (migrations
--- 013, 014) reads the session settings cca.quality_source and cca.cost_source, which the engines of
--- ccanalytics set from CCA_QUALITY_SOURCE / CCA_COST_SOURCE (ccanalytics.database.resolve_url):
--- 'processor' shows what the call processor recorded; unset or anything else, ccanalytics's figure
--- where it computed one, else the processor's. quality_source / cost_source tell which one a row
--- shows. ccanalytics's own figures stay available whatever the setting (computed_*): the scorer and
--- the pricing run compare with them, and the call page shows them beside the processor's.
-DROP VIEW cca_calls;
+-- 015: cca_calls, what every reading query of ccanalytics selects the calls from: the processor's
+-- call with the quality score and cost the configuration chooses, and both sources beside them.
+--
+-- The engines of ccanalytics set the session settings cca.quality_source and cca.cost_source from
+-- CCA_QUALITY_SOURCE / CCA_COST_SOURCE (ccanalytics.database.resolve_url). 'processor' shows what the
+-- call processor recorded; unset or anything else, ccanalytics's figure where it computed one
+-- (call_scores, cca_call_costs: quality_scored, cost_priced), else the processor's — the figures never
+-- drop a call between its arrival and the next scoring or pricing run. quality_source / cost_source
+-- tell which one a row shows. The processor's shapes are mapped to ccanalytics's (cca_recorded_quality,
+-- cca_recorded_costs) and kept as they are beside (recorded_*); ccanalytics's own stay available
+-- whatever the setting (computed_*): the scorer and the pricing run compare with them, and the call
+-- page shows both. usage is the usage ccanalytics received with the call log, or else the usage the
+-- processor recorded in cost_breakdown (cca_recorded_usage). A query that reads no price or quality
+-- column does not join cca_call_costs or call_scores at all (PostgreSQL removes the joins).
+-- the current score of a call, found through a plain unique index: PostgreSQL removes a LEFT JOIN
+-- only on a unique index without a predicate, and call_scores_one_current has one (is_current)
+ALTER TABLE call_scores
+    ADD COLUMN current_call_id uuid GENERATED ALWAYS AS (CASE WHEN is_current THEN call_id END) STORED;
+CREATE UNIQUE INDEX call_scores_current_call ON call_scores (current_call_id);
+DROP INDEX call_scores_one_current;  -- the index above enforces the same: one current score per call
+
 CREATE VIEW cca_calls AS
 SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
        c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
@@ -32,4 +45,4 @@ SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_se
        s.overall_score AS computed_quality_score, s.details AS computed_quality_details
 FROM calls c
 LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at
-LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current;
+LEFT JOIN call_scores s ON s.current_call_id = c.id;
