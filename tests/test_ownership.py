@@ -178,3 +178,16 @@ def test_the_configuration_chooses_whose_figures_are_used(engine, db_url, proces
         assert averages and all(a == pytest.approx(0.85) for a in averages)
     finally:
         theirs.dispose()
+
+
+def test_an_unknown_figures_source_is_a_one_line_error(db_url):
+    from click.testing import CliRunner
+
+    from ccanalytics.cli import main
+
+    res = CliRunner().invoke(main, ["db", "status"], env={"CCA_DATABASE_URL": db_url, "CCA_QUALITY_SOURCE": "both"})
+    assert res.exit_code == 1
+    assert res.output.startswith(
+        "Error: invalid setting CCA_QUALITY_SOURCE: Input should be 'ccanalytics' or 'processor'"
+    )
+    assert len(res.output.strip().splitlines()) == 1
