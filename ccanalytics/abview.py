@@ -22,10 +22,10 @@ STATUS_RU = {"draft": "черновик", "running": "идёт", "stopped": "о�
 Z95 = 1.959964
 
 
-def pick_test(engine: Engine, test: int | str | None) -> experiments.ABTest:
+def pick_test(engine: Engine, test: str | None) -> experiments.ABTest:
     """The test asked for, else the running one, else the most recent."""
     if test not in (None, ""):
-        return experiments.get_test(engine, int(test) if str(test).isdigit() else str(test))
+        return experiments.get_test(engine, str(test))
     tests = experiments.list_tests(engine)
     running = [t for t in tests if t.status == "running"]
     if running:

@@ -61,7 +61,7 @@ class _Model(BaseModel):
 
 
 class ToolCall(_Model):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+    name: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
     args: dict[str, Any] | None = None
     result: Any = None
     duration_ms: NonNegMs | None = None
@@ -115,13 +115,14 @@ class Cost(BaseModel):
 
 
 class ABAssignment(_Model):
-    test_id: int | None = Field(default=None, ge=1)
+    test_id: uuid.UUID | None = None
     test_name: str | None = Field(default=None, min_length=1, max_length=100)
     variant: str = Field(min_length=1, max_length=20)
 
 
 class CallLog(_Model):
     call_id: uuid.UUID
+    tenant: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     started_at: AwareDatetime
     ended_at: AwareDatetime
     duration_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -134,7 +135,7 @@ class CallLog(_Model):
     order_id: str | None = Field(default=None, max_length=50)
     fitting_booked: StrictBool | str | None = None
     fitting_booking_id: str | None = Field(default=None, max_length=50)
-    prompt_version: str | None = Field(default=None, min_length=1, max_length=100)
+    prompt_version: str | None = Field(default=None, min_length=1, max_length=50)
     ab_test: ABAssignment | None = None
     turns: list[Turn] = Field(default_factory=list)
     usage: dict[str, Any] | None = None

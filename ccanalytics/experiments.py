@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from . import clock
 from .errors import InvalidArgument, NotFound
+from .prompts import version_uuid
 
 DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
 EXCLUSION_KEYS = {
@@ -46,14 +48,14 @@ def assign_variant(salt: str, caller_key: str, variants: Sequence[tuple[str, flo
 @dataclass(frozen=True)
 class Variant:
     variant: str
-    version_id: int
+    version_id: uuid.UUID
     label: str
     weight: float
 
 
 @dataclass(frozen=True)
 class ABTest:
-    id: int
+    id: uuid.UUID
     test_name: str
     prompt_name: str | None
     status: str
@@ -77,6 +79,9 @@ class ABTest:
         out = asdict(self)
         for key in ("started_at", "ended_at", "created_at"):
             out[key] = out[key].isoformat() if out[key] else None
+        out["id"] = str(self.id)
+        for v in out["variants"]:
+            v["version_id"] = str(v["version_id"])
         out.pop("salt")
         return out
 
@@ -96,7 +101,7 @@ def _validate_exclusions(exclusions: dict[str, Any] | None) -> dict[str, Any]:
 def create_test(
     engine: Engine,
     test_name: str,
-    version_ids: Sequence[int],
+    version_ids: Sequence[uuid.UUID | str],
     *,
     weights: Sequence[float] | None = None,
     created_by: str,
@@ -110,7 +115,12 @@ def create_test(
         raise InvalidArgument("test_name is required (at most 100 characters)")
     if not created_by or not created_by.strip():
         raise InvalidArgument("created_by is required")
-    ids = list(version_ids)
+    ids = []
+    for given in version_ids:
+        as_id = version_uuid(given)
+        if as_id is None:
+            raise InvalidArgument(f"{given!r} is not a prompt version id")
+        ids.append(as_id)
     if len(ids) < 2:
         raise InvalidArgument("a test needs at least two prompt versions")
     if len(set(ids)) != len(ids):
@@ -137,11 +147,11 @@ def create_test(
         prompt_names = {found[i] for i in ids}
         if len(prompt_names) != 1:
             raise InvalidArgument(f"all versions must belong to one prompt, got {', '.join(sorted(prompt_names))}")
-        if conn.execute(sa.text("SELECT 1 FROM prompt_ab_tests WHERE test_name = :n"), {"n": test_name}).first():
+        if conn.execute(sa.text("SELECT 1 FROM cca_ab_tests WHERE test_name = :n"), {"n": test_name}).first():
             raise InvalidArgument(f"a test named {test_name!r} already exists")
         test_id = conn.execute(
             sa.text(
-                "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status, traffic_b, salt, "
+                "INSERT INTO cca_ab_tests (test_name, variant_a_id, variant_b_id, status, traffic_b, salt, "
                 "prompt_name, description, goal_metric, exclusions, created_by) "
                 "VALUES (:n, :a, :b, 'draft', :tb, :salt, :pn, :d, :g, :ex, :by) RETURNING id"
             ),
@@ -161,7 +171,7 @@ def create_test(
         for name, vid, w in zip(names, ids, weights, strict=True):
             conn.execute(
                 sa.text(
-                    "INSERT INTO prompt_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, :w)"
+                    "INSERT INTO cca_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, :w)"
                 ),
                 {"t": test_id, "v": name, "i": vid, "w": w},
             )
@@ -174,17 +184,17 @@ SELECT t.id, t.test_name, t.prompt_name, t.status, t.salt, t.goal_metric, t.excl
        t.variant_b_id, t.traffic_b,
        (SELECT coalesce(jsonb_agg(jsonb_build_array(v.variant, v.version_id, pv.label, v.weight)
                                   ORDER BY v.variant), '[]')
-          FROM prompt_ab_variants v JOIN cca_prompt_versions pv ON pv.id = v.version_id
+          FROM cca_ab_variants v JOIN cca_prompt_versions pv ON pv.id = v.version_id
          WHERE v.test_id = t.id) AS variants,
        (SELECT label FROM cca_prompt_versions WHERE id = t.variant_a_id) AS label_a,
        (SELECT label FROM cca_prompt_versions WHERE id = t.variant_b_id) AS label_b
-FROM prompt_ab_tests t
+FROM cca_ab_tests t
 """
 
 
 def _test(row) -> ABTest:
-    variants = tuple(Variant(v, i, label, w) for v, i, label, w in row.variants)
-    if not variants:  # a test written by the call processor's schema only (A/B columns)
+    variants = tuple(Variant(v, uuid.UUID(i), label, w) for v, i, label, w in row.variants)
+    if not variants:  # a test without variant rows (A/B columns only)
         variants = (
             Variant("A", row.variant_a_id, row.label_a, 1 - row.traffic_b),
             Variant("B", row.variant_b_id, row.label_b, row.traffic_b),
@@ -209,10 +219,12 @@ def _test(row) -> ABTest:
     )
 
 
-def get_test(engine: Engine, test: int | str) -> ABTest:
+def get_test(engine: Engine, test: uuid.UUID | str) -> ABTest:
+    """A test of ccanalytics's by id or by name."""
+    as_id = version_uuid(test)
     with engine.connect() as conn:
-        if isinstance(test, int) or (isinstance(test, str) and test.isdigit()):
-            row = conn.execute(sa.text(_TEST_SQL + " WHERE t.id = :i"), {"i": int(test)}).one_or_none()
+        if as_id is not None:
+            row = conn.execute(sa.text(_TEST_SQL + " WHERE t.id = :i"), {"i": as_id}).one_or_none()
         else:
             row = conn.execute(sa.text(_TEST_SQL + " WHERE t.test_name = :n"), {"n": test}).one_or_none()
     if row is None:
@@ -229,28 +241,28 @@ def list_tests(engine: Engine, *, status: str | None = None) -> list[ABTest]:
     return [_test(r) for r in rows]
 
 
-def start_test(engine: Engine, test: int | str, *, by: str) -> ABTest:
+def start_test(engine: Engine, test: uuid.UUID | str, *, by: str) -> ABTest:
     """Start a draft test. At most one running test per prompt name (the database refuses a second)."""
     current = get_test(engine, test)
     if current.status != "draft":
         raise InvalidArgument(f"test {current.test_name!r} is {current.status}; only a draft can start")
     with engine.begin() as conn:
         running = conn.execute(
-            sa.text("SELECT test_name FROM prompt_ab_tests WHERE prompt_name = :p AND status = 'running'"),
+            sa.text("SELECT test_name FROM cca_ab_tests WHERE prompt_name = :p AND status = 'running'"),
             {"p": current.prompt_name},
         ).scalar()
         if running:
             raise InvalidArgument(f"test {running!r} is already running on prompt {current.prompt_name!r}")
         conn.execute(
             sa.text(
-                "UPDATE prompt_ab_tests SET status = 'running', started_at = now() WHERE id = :i AND status = 'draft'"
+                "UPDATE cca_ab_tests SET status = 'running', started_at = now() WHERE id = :i AND status = 'draft'"
             ),
             {"i": current.id},
         )
     return get_test(engine, current.id)
 
 
-def stop_test(engine: Engine, test: int | str, *, by: str, decision: str, note: str | None = None) -> ABTest:
+def stop_test(engine: Engine, test: uuid.UUID | str, *, by: str, decision: str, note: str | None = None) -> ABTest:
     """Stop a running test with a recorded decision (ship_b, keep_a, inconclusive, stop_harm)."""
     if decision not in DECISIONS:
         raise InvalidArgument(f"decision must be one of {', '.join(DECISIONS)}")
@@ -262,7 +274,7 @@ def stop_test(engine: Engine, test: int | str, *, by: str, decision: str, note: 
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "UPDATE prompt_ab_tests SET status = 'stopped', ended_at = now(), stopped_by = :by, decision = :d, "
+                "UPDATE cca_ab_tests SET status = 'stopped', ended_at = now(), stopped_by = :by, decision = :d, "
                 "decision_note = :note WHERE id = :i AND status = 'running'"
             ),
             {"i": current.id, "by": by.strip(), "d": decision, "note": note},
@@ -347,7 +359,7 @@ class TestResults:
         }
 
 
-def results(engine: Engine, test: int | str, *, now: datetime | None = None, alpha: float = 0.05) -> TestResults:
+def results(engine: Engine, test: uuid.UUID | str, *, now: datetime | None = None, alpha: float = 0.05) -> TestResults:
     """Per-variant metrics, comparisons of every challenger with A (B − A), the SRM check, and a
     recommendation per challenger — from sufficient statistics computed in SQL."""
     from . import abtest, sqlfiles

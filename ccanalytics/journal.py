@@ -184,17 +184,11 @@ def search(
     return JournalPage(rows, cursor)
 
 
-def turn_vector(conn: sa.Connection, alias: str = "t") -> str:
-    """The SQL for a turn's tsvector: the stored ``search_tsv`` column where call_turns has it (our
-    migrations), else ``cca_search_vector(content)``, the expression the GIN index of a database
-    attached to the call processor's schema is built on (docs/attach.md). Both give the same lexemes."""
-    stored = conn.execute(
-        sa.text(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('call_turns') "
-            "AND attname = 'search_tsv' AND NOT attisdropped)"
-        )
-    ).scalar_one()
-    return f"{alias}.search_tsv" if stored else f"cca_search_vector({alias}.content)"
+def turn_vector(conn: sa.Connection | None = None, alias: str = "t") -> str:
+    """The SQL for a turn's tsvector: ``cca_search_vector(content)``, the expression ccanalytics's GIN
+    index on the processor's call_turns is built on (migration 001)."""
+    del conn
+    return f"cca_search_vector({alias}.content)"
 
 
 def highlight(text: str | None, query: str | None, *, width: int = 220) -> Markup:

@@ -5,9 +5,11 @@ autocommit, for ``CREATE INDEX CONCURRENTLY``). A session advisory lock makes co
 ``db migrate`` runs wait for each other instead of racing. A migration file changed after it was
 applied is refused: the database would no longer match the files.
 
-A database the call processor created (its tables, no migration history) is attached instead
-(:mod:`ccanalytics.attach`): only what is missing is added, without long locks, and the migrations are
-recorded so that later ones apply normally. A schema that is current is not written to at all, so
+The call processor's tables are never created by a migration file. A database the call processor
+created (its tables, no migration history) is attached (:mod:`ccanalytics.attach`): our objects are
+added without long locks, and the migrations are recorded so that later ones apply normally. An empty
+database (the embedded demo, the tests) first gets the processor's tables exactly as the processor
+creates them (``sql/processor/schema.sql``), so every database ccanalytics runs on has one shape. A schema that is current is not written to at all, so
 read-only roles and replicas can run every reading command.
 """
 
@@ -161,9 +163,13 @@ def migrate(
         _lock(conn)
         try:
             applied = _applied(conn)
+            if applied:
+                _refuse_old_generation(conn)
             attaching = attach.needed(conn, has_history=bool(applied))
             has_table = conn.execute(sa.text("SELECT to_regclass('cca_schema_migrations')")).scalar() is not None
             conn.commit()
+            if not applied and not attaching:
+                _create_processor_tables(conn)
             pending = [m for m in migrations if m.version not in applied]
             try:
                 if attaching:
@@ -210,6 +216,39 @@ def migrate(
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
             conn.commit()
     return applied_now
+
+
+def _create_processor_tables(conn: sa.Connection) -> None:
+    """On an empty database, the call processor's tables as the processor creates them; ccanalytics then
+    stands in for the processor's partition manager (:mod:`ccanalytics.partitions`)."""
+    exists = conn.execute(sa.text("SELECT to_regclass('calls')")).scalar() is not None
+    conn.commit()
+    if exists:
+        return
+    raw = conn.connection.driver_connection
+    try:
+        with conn.begin():
+            raw.execute(sqlfiles.processor_schema())
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        raise MigrationError(f"cannot create the call processor's tables: {_first_line(exc)}") from exc
+
+
+def _refuse_old_generation(conn: sa.Connection) -> None:
+    """Versions before 0.2 kept their own copy of the call processor's tables (bigint ids, columns of
+    ccanalytics inside calls and call_turns). Such a database cannot be brought to the processor's shape
+    in place; it is refused with what to do."""
+    old = conn.execute(
+        sa.text(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'calls' AND column_name = 'payload_sha256'"
+        )
+    ).scalar()
+    if old:
+        raise MigrationError(
+            "this database was created by ccanalytics 0.1 with its own copy of the call processor's tables "
+            "(bigint ids); it cannot be converted in place: create a new database and load the calls again "
+            "(the embedded demo: `ccanalytics demo --reset`)"
+        )
 
 
 def _lock(conn: sa.Connection) -> None:

@@ -1,13 +1,14 @@
-"""Monthly partitions of calls, call_turns and call_tool_calls.
+"""Monthly partitions of the call processor's calls, call_turns, call_tool_calls and llm_usage_log.
 
-Partitions cover UTC months and are named ``<table>_YYYY_MM``. ``ensure_ahead`` runs at migrate time
-and from the scheduler; ingestion calls ``ensure_months`` for the months its records touch, and
-skips the database round trip for months this process already knows to exist.
+Partitions cover UTC months and are named ``<table>_YYYY_MM``. The call processor's partition manager
+creates them three months ahead. On a database attached to the call processor (docs/attach.md)
+ccanalytics never creates one: a month no partition covers is an error naming the processor's partition
+manager. On a database ccanalytics created itself (the embedded demo, the tests: the processor's tables
+from ``sql/processor/schema.sql``) ccanalytics stands in for that manager: ``ensure_ahead`` runs at
+migrate time and from the scheduler, and ingestion calls ``ensure_months`` for the months its records
+touch, skipping the database round trip for months this process already knows to exist.
 
-Months are looked up by partition bounds, not names: a month another partition already covers (one the
-call processor made under its own name) is left alone without any DDL or lock. On a database attached
-to the call processor's schema (docs/attach.md) the call processor owns partition upkeep: nothing is
-created ahead, and only a month that ingestion needs and no partition covers is created.
+Months are looked up by partition bounds, not names.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 
 from . import clock
+from .errors import InvalidArgument
 
-PARTITIONED_TABLES = ("calls", "call_turns", "call_tool_calls")
+PARTITIONED_TABLES = ("calls", "call_turns", "call_tool_calls", "llm_usage_log")
 
 _known: set[tuple[str, date]] = set()  # (database identity, month) already ensured by this process
 _lock = threading.Lock()
@@ -39,21 +41,26 @@ def add_months(month: date, n: int) -> date:
 
 
 def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
-    """Create the partitions for every month in ``months`` on all partitioned tables.
+    """Make sure every month in ``months`` has its partition on all partitioned tables.
 
-    Returns the number of partitions created. Must run inside the caller's transaction.
+    Returns the number of partitions created. Must run inside the caller's transaction. On a database
+    attached to the call processor nothing is created: a month without a partition raises
+    InvalidArgument.
     """
     key = _db_key(conn)
     wanted = sorted({month_start(m) for m in months})
     with _lock:
         missing = [m for m in wanted if (key, m) not in _known]
     created = 0
-    for table in PARTITIONED_TABLES:
-        for m in _uncovered(conn, table, missing):
-            created += conn.execute(
-                sa.text("SELECT cca_ensure_partitions(CAST(:t AS regclass), :m, 1)"),
-                {"t": table, "m": m},
-            ).scalar_one()
+    uncovered = sorted({m for table in PARTITIONED_TABLES for m in _uncovered(conn, table, missing)})
+    if uncovered and processor_makes_partitions(conn):
+        months_text = ", ".join(m.strftime("%Y-%m") for m in uncovered)
+        raise InvalidArgument(
+            f"no partition of the call processor's tables covers {months_text}: its partition manager "
+            "creates them (ccanalytics never does on an attached database)"
+        )
+    for m in uncovered:
+        created += conn.execute(sa.text("SELECT cc_processor_ensure_partitions(:m, 1)"), {"m": m}).scalar_one()
     if missing:
         # remember only after the transaction commits; a rollback would undo the partitions
         def remember(*_args: object) -> None:

@@ -49,14 +49,14 @@ BUNDLED_DEFAULTS: dict[str, dict[str, Any]] = {
 _SNAPSHOT = """
 SELECT
   (SELECT to_jsonb(v) FROM (SELECT id, label, system_prompt, tools_config, metadata FROM cca_prompt_versions
-                            WHERE name = :n AND is_active) v) AS active,
+                            WHERE name = :n AND is_active ORDER BY created_at DESC LIMIT 1) v) AS active,
   (SELECT to_jsonb(t) FROM (
       SELECT t.id, t.test_name, t.salt,
              coalesce((SELECT jsonb_agg(jsonb_build_object('variant', a.variant, 'weight', a.weight,
                                         'version', (SELECT to_jsonb(p) FROM (SELECT id, label, system_prompt,
                                                     tools_config, metadata FROM cca_prompt_versions
                                                     WHERE id = a.version_id) p)) ORDER BY a.variant)
-                       FROM prompt_ab_variants a WHERE a.test_id = t.id),
+                       FROM cca_ab_variants a WHERE a.test_id = t.id),
                       jsonb_build_array(
                         jsonb_build_object('variant', 'A', 'weight', 1 - t.traffic_b, 'version',
                           (SELECT to_jsonb(p) FROM (SELECT id, label, system_prompt, tools_config, metadata
@@ -65,7 +65,7 @@ SELECT
                           (SELECT to_jsonb(p) FROM (SELECT id, label, system_prompt, tools_config, metadata
                                                     FROM cca_prompt_versions WHERE id = t.variant_b_id) p))))
         AS variants
-      FROM prompt_ab_tests t
+      FROM cca_ab_tests t
       WHERE t.status = 'running'
         AND (t.prompt_name = :n OR (t.prompt_name IS NULL
              AND (SELECT name FROM cca_prompt_versions WHERE id = t.variant_a_id) = :n))
@@ -77,12 +77,12 @@ SELECT
 class ResolvedPrompt:
     name: str
     label: str
-    version_id: int | None
+    version_id: str | None  # uuid
     system_prompt: str
     tools_config: Any
     metadata: dict[str, Any]
     ab_test: str | None
-    ab_test_id: int | None
+    ab_test_id: str | None  # uuid
     variant: str | None
     source: str  # database | cache | last_known_good | bundled_default
 

@@ -1,12 +1,20 @@
-"""Prompt versions: create, list, show, diff, activate and roll back — with exactly one active
-version per prompt name (guaranteed by a unique partial index, and activation serialised with a
-row lock), and every activation recorded (who, when, from, to)."""
+"""Prompt versions: create, list, show, diff, activate and roll back, with every activation recorded
+(who, when, from, to).
+
+A version is a row of the call processor's prompt_versions (uuid id, no number, no label): a new one is
+inserted there, inactive, and its author and note go to cca_prompt_version_notes. ccanalytics never
+changes a row of prompt_versions, its is_active flag included: the version ccanalytics's prompt
+resolver serves for a name is the latest activation recorded in prompt_activations (exactly one per
+name by construction; activations of a name are serialised), or the processor's own flag for a name
+never activated through ccanalytics. Numbers and labels (``name@vN``) are derived by the view
+cca_prompt_versions (migration 009)."""
 
 from __future__ import annotations
 
 import difflib
 import json
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +32,7 @@ MAX_PROMPT_CHARS = 100_000
 
 @dataclass(frozen=True)
 class PromptVersion:
-    id: int
+    id: uuid.UUID
     name: str
     version: int
     label: str
@@ -35,9 +43,11 @@ class PromptVersion:
     created_at: datetime
     created_by: str | None
     note: str | None
+    processor_active: bool = False  # the call processor's own is_active flag
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["id"] = str(self.id)
         out["created_at"] = self.created_at.isoformat()
         return out
 
@@ -45,18 +55,26 @@ class PromptVersion:
 @dataclass(frozen=True)
 class Activation:
     name: str
-    from_version_id: int | None
-    to_version_id: int
+    from_version_id: uuid.UUID | None
+    to_version_id: uuid.UUID
     kind: str
     activated_by: str
     reason: str | None
     activated_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "activated_at": self.activated_at.isoformat()}
+        return {
+            **asdict(self),
+            "from_version_id": str(self.from_version_id) if self.from_version_id else None,
+            "to_version_id": str(self.to_version_id),
+            "activated_at": self.activated_at.isoformat(),
+        }
 
 
-_COLUMNS = "id, name, version, label, system_prompt, tools_config, metadata, is_active, created_at, created_by, note"
+_COLUMNS = (
+    "id, name, version, label, system_prompt, tools_config, metadata, is_active, created_at, created_by, note, "
+    "processor_active"
+)
 
 
 def _row(r) -> PromptVersion:
@@ -90,27 +108,28 @@ def create_version(
     if not author or not author.strip():
         raise InvalidArgument("author is required")
     with engine.begin() as conn:
-        # serialise version numbering per name
+        # serialise versions of a name: their numbers follow the order of creation
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": name})
-        number = conn.execute(
-            sa.text("SELECT coalesce(max(version), 0) + 1 FROM cca_prompt_versions WHERE name = :n"), {"n": name}
-        ).scalar_one()
-        row = conn.execute(
+        new_id = uuid.uuid4()
+        conn.execute(
             sa.text(
-                f"INSERT INTO prompt_versions (name, version, label, system_prompt, tools_config, metadata, "
-                f"created_by, note) VALUES (:n, :v, :label, :sp, :tc, :md, :by, :note) RETURNING {_COLUMNS}"
+                "INSERT INTO prompt_versions (id, name, system_prompt, tools_config, is_active, metadata, created_at) "
+                "VALUES (:id, :n, :sp, :tc, false, :md, greatest(now(), "
+                "(SELECT max(created_at) + interval '1 microsecond' FROM prompt_versions WHERE name = :n)))"
             ),
             {
+                "id": new_id,
                 "n": name,
-                "v": number,
-                "label": f"{name}@v{number}",
                 "sp": system_prompt,
                 "tc": Jsonb(tools_config if tools_config is not None else {}),
                 "md": Jsonb(metadata or {}),
-                "by": author.strip(),
-                "note": note,
             },
-        ).one()
+        )
+        conn.execute(
+            sa.text("INSERT INTO cca_prompt_version_notes (version_id, created_by, note) VALUES (:id, :by, :note)"),
+            {"id": new_id, "by": author.strip(), "note": note},
+        )
+        row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :id"), {"id": new_id}).one()
     version = _row(row)
     if activate:
         activate_version(engine, version.id, by=author, reason="created and activated")
@@ -118,17 +137,26 @@ def create_version(
     return version
 
 
-def get_version(engine: Engine, version_id: int | str) -> PromptVersion:
+def version_uuid(value: uuid.UUID | str) -> uuid.UUID | None:
+    """``value`` as a version id, or None when it is not a uuid (then it may be a label)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def get_version(engine: Engine, version_id: uuid.UUID | str) -> PromptVersion:
     """A version by id or by label (``tire_agent@v3``)."""
+    as_id = version_uuid(version_id)
     with engine.connect() as conn:
-        if isinstance(version_id, str) and not version_id.isdigit():
+        if as_id is None:
             row = conn.execute(
-                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE label = :l"), {"l": version_id}
+                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE label = :l"), {"l": str(version_id)}
             )
         else:
-            row = conn.execute(
-                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :i"), {"i": int(version_id)}
-            )
+            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :i"), {"i": as_id})
         found = row.one_or_none()
     if found is None:
         raise NotFound(f"prompt version {version_id} does not exist")
@@ -150,17 +178,21 @@ def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion
 def active_version(engine: Engine, name: str) -> PromptVersion | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE name = :n AND is_active"), {"n": name}
+            sa.text(
+                f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE name = :n AND is_active "
+                "ORDER BY created_at DESC LIMIT 1"
+            ),
+            {"n": name},
         ).one_or_none()
     return _row(row) if row else None
 
 
 def activate_version(
-    engine: Engine, version_id: int | str, *, by: str, reason: str | None = None, kind: str = "activate"
+    engine: Engine, version_id: uuid.UUID | str, *, by: str, reason: str | None = None, kind: str = "activate"
 ) -> Activation:
-    """Make a version the active one of its name, atomically; recorded in prompt_activations.
-    Concurrent activations of the same name are serialised; the database's unique index
-    guarantees one active version whatever happens."""
+    """Make a version the one ccanalytics serves for its name: an activation recorded in
+    prompt_activations (the processor's prompt_versions.is_active is not touched). Concurrent
+    activations of the same name are serialised."""
     if not by or not by.strip():
         raise InvalidArgument("who activates is required")
     target = get_version(engine, version_id)
@@ -169,14 +201,11 @@ def activate_version(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": target.name}
         )
         current = conn.execute(
-            sa.text("SELECT id FROM prompt_versions WHERE name = :n AND is_active FOR UPDATE"), {"n": target.name}
+            sa.text("SELECT id FROM cca_prompt_versions WHERE name = :n AND is_active ORDER BY created_at DESC LIMIT 1"),
+            {"n": target.name},
         ).scalar()
         if current == target.id:
             raise InvalidArgument(f"{target.label} is already the active version")
-        conn.execute(
-            sa.text("UPDATE prompt_versions SET is_active = false WHERE name = :n AND is_active"), {"n": target.name}
-        )
-        conn.execute(sa.text("UPDATE prompt_versions SET is_active = true WHERE id = :i"), {"i": target.id})
         row = conn.execute(
             sa.text(
                 "INSERT INTO prompt_activations (name, from_version_id, to_version_id, kind, activated_by, reason) "
@@ -225,7 +254,7 @@ class Diff:
     rows: list[tuple[str, str | None, str | None]]  # side by side: (tag, old line, new line)
 
 
-def diff_versions(engine: Engine, old_id: int | str, new_id: int | str) -> Diff:
+def diff_versions(engine: Engine, old_id: uuid.UUID | str, new_id: uuid.UUID | str) -> Diff:
     old, new = get_version(engine, old_id), get_version(engine, new_id)
     a, b = old.system_prompt.splitlines(), new.system_prompt.splitlines()
     unified = "\n".join(difflib.unified_diff(a, b, old.label, new.label, lineterm=""))

@@ -18,7 +18,10 @@ from . import sqlfiles
 from .errors import MigrationError
 from .migrate import Migration
 
+# the call processor's tables ccanalytics reads (sql/processor/schema.sql); their values are the
+# processor's and never written by ccanalytics
 SHARED_TABLES = (
+    "tenants",
     "calls",
     "call_turns",
     "call_tool_calls",
@@ -26,8 +29,8 @@ SHARED_TABLES = (
     "prompt_versions",
     "prompt_ab_tests",
     "daily_stats",
+    "llm_usage_log",
 )
-SEARCH_COLUMN = ("call_turns", "search_tsv")
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -58,9 +61,6 @@ class Index:
     on_partition: bool = False
 
 
-SEARCH_INDEX = Index("call_turns", "call_turns_search_vector_idx", False, "USING gin (cca_search_vector(content))")
-
-
 @dataclass(frozen=True)
 class Schema:
     tables: dict[str, Table]
@@ -82,8 +82,8 @@ class Schema:
         return found[0] if found else None
 
 
-INCOMPATIBLE = frozenset({"incompatible_type", "partitioning", "cannot_add", "foreign_table"})
-NOTES = frozenset({"compatible_type", "search_expression", "unfilled_column", "invalid_partition_index"})
+INCOMPATIBLE = frozenset({"incompatible_type", "partitioning", "cannot_add", "foreign_table", "processor_missing"})
+NOTES = frozenset({"compatible_type", "unfilled_column", "invalid_partition_index"})
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,8 @@ _NOT_IN_TRANSACTION = re.compile(r"^\s*(VACUUM|CREATE\s+DATABASE|ALTER\s+SYSTEM)
 
 
 def expected_schema(raw: psycopg.Connection, migrations: Sequence[Migration]) -> Schema:
-    """The schema the migration files produce, read back from a scratch schema that is rolled back.
+    """The schema the migration files produce on the call processor's tables (sql/processor/schema.sql),
+    read back from a scratch schema that is rolled back.
 
     Needs CREATE on the database (for the scratch schema); leaves nothing behind. ``raw`` must be in
     autocommit mode (no transaction open).
@@ -201,19 +202,33 @@ def expected_schema(raw: psycopg.Connection, migrations: Sequence[Migration]) ->
             raw.execute("SET TRANSACTION READ WRITE")  # works in CCA_READ_ONLY sessions too: rolled back
             raw.execute(f'CREATE SCHEMA "{scratch}"')
             raw.execute(f'SET LOCAL search_path = "{scratch}"')
+            raw.execute(sqlfiles.processor_schema())
+            processor = introspect(raw, scratch)
             for m in migrations:
                 current = m
                 for statement in sqlfiles.split_statements(m.sql):
                     if not _NOT_IN_TRANSACTION.match(_code(statement)):
                         raw.execute(_CONCURRENTLY.sub("", statement))
             current = None
-            return introspect(raw, scratch)
+            return _ours_and_shared(introspect(raw, scratch), processor)
     except psycopg.Error as exc:
         where = f" (migration {current.path.name})" if current else ""
         raise MigrationError(
             f"cannot derive the expected schema{where}: {_first_line(exc)}; it is built in a scratch schema "
             "inside a transaction that is rolled back, which needs CREATE on the database"
         ) from exc
+
+
+def _ours_and_shared(full: Schema, processor: Schema) -> Schema:
+    """What a live database is compared with: the processor's tables ccanalytics reads (their columns)
+    and everything the migrations add; not the processor's other tables, indexes or routines, which
+    are its own business."""
+    theirs = {(ix.table, ix.definition) for ix in processor.indexes}
+    return Schema(
+        {n: t for n, t in full.tables.items() if n in SHARED_TABLES or n not in processor.tables},
+        [ix for ix in full.indexes if (ix.table, ix.definition) not in theirs],
+        full.routines - processor.routines,
+    )
 
 
 # ------------------------------------------------------------------------------------- comparison
@@ -260,17 +275,9 @@ def _base(type_: str) -> tuple[str, int | None]:
 
 
 def expected_indexes(expected: Schema, live: Schema) -> list[Index]:
-    """The indexes the live database should have: the expected ones, with the search index replaced by
-    the expression index where call_turns has no search_tsv column (attach mode)."""
-    table, column = SEARCH_COLUMN
-    substitute = table in live.tables and column not in live.tables[table].columns
-    out = []
-    for ix in expected.indexes:
-        if substitute and ix.table == table and re.search(rf"\b{column}\b", ix.definition):
-            out.append(SEARCH_INDEX)
-        else:
-            out.append(ix)
-    return out
+    """The indexes the live database should have."""
+    del live  # the same on every database: no index depends on what the live one has
+    return list(expected.indexes)
 
 
 def compare(expected: Schema, live: Schema) -> list[Finding]:
@@ -278,6 +285,10 @@ def compare(expected: Schema, live: Schema) -> list[Finding]:
     out: list[Finding] = []
     for table in expected.tables.values():
         found = live.tables.get(table.name)
+        if found is None and table.name in SHARED_TABLES:
+            message = f"the call processor's table {table.name} is missing (ccanalytics needs its schema at head 058)"
+            out.append(Finding("processor_missing", table.name, message, table.name))
+            continue
         if found is None:
             out.append(Finding("missing_table", table.name, f"table {table.name} is missing", table.name))
             continue
@@ -295,12 +306,6 @@ def compare(expected: Schema, live: Schema) -> list[Finding]:
         elif not have.valid:
             message = f"index {have.name} on {ix.table} is not valid (its build did not finish)"
             out.append(Finding("invalid_index", have.name, message, ix.table))
-        elif ix is SEARCH_INDEX:
-            message = (
-                "call_turns has no search_tsv column: transcript search uses the expression index "
-                f"{have.name} on cca_search_vector(content)"
-            )
-            out.append(Finding("search_expression", have.name, message, ix.table))
     for ix in live.indexes:
         if ix.on_partition and not ix.valid:
             message = f"index {ix.name} on partition {ix.table} is not valid (an interrupted concurrent build)"
@@ -315,9 +320,13 @@ def _compare_columns(table: Table, found: Table) -> Iterator[Finding]:
         target = f"{table.name}.{col.name}"
         have = found.columns.get(col.name)
         if have is None:
-            if (table.name, col.name) == SEARCH_COLUMN:
-                continue  # replaced by the expression index (expected_indexes)
-            if col.generated or col.identity:
+            if table.name in SHARED_TABLES:
+                message = (
+                    f"the call processor's column {target} is missing (ccanalytics needs its schema at head 058; "
+                    "it never adds columns to the processor's tables)"
+                )
+                yield Finding("processor_missing", target, message, table.name)
+            elif col.generated or col.identity:
                 kind = "generated" if col.generated else "identity"
                 message = f"{target} ({kind} column) is missing: adding it would rewrite the table"
                 yield Finding("cannot_add", target, message, table.name)

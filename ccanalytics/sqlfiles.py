@@ -18,6 +18,12 @@ def sql_dir() -> Path:
     raise ConfigError(f"cannot find the sql/ directory next to {here}")
 
 
+def processor_schema() -> str:
+    """The call processor's tables as its own migrations create them (``sql/processor/schema.sql``): a
+    fresh database (the embedded demo, the tests) gets them before ccanalytics's migrations run."""
+    return (sql_dir() / "processor" / "schema.sql").read_text(encoding="utf-8")
+
+
 @cache
 def query(name: str) -> str:
     """The text of a named query ``sql/queries/<name>.sql``."""

@@ -14,6 +14,7 @@ from ccanalytics import embedded, partitions
 from ccanalytics.database import create_engine
 from ccanalytics.migrate import migrate
 from ccanalytics.store import Store
+from factories import add_tenant
 
 TEMPLATE = "cca_template"
 
@@ -47,6 +48,8 @@ def template_db(pg_server):
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
     engine = create_engine(_db_url(pg_server, TEMPLATE), pool_size=1)
     migrate(engine)
+    with engine.begin() as conn:
+        add_tenant(conn)  # the call processor's one tenant: calls without a tenant belong to it
     engine.dispose()
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{TEMPLATE}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')

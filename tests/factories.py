@@ -118,18 +118,39 @@ def turn(speaker: str, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return {"speaker": speaker, "text": text, "timestamp": at.isoformat(), **extra}
 
 
-def running_ab_test(conn: sa.Connection) -> tuple[int, int, int]:
-    """Two versions of tire_agent and the running A/B test 'greeting' between them: (test id, A, B)."""
-    a, b = conn.execute(
+TENANT = "shop"  # the tenant every test database has (tests/conftest.py)
+
+
+def add_tenant(conn: sa.Connection, slug: str = TENANT, name: str = "Інтернет-магазин шин") -> uuid.UUID:
+    """A tenant as the call processor creates one. Returns its id."""
+    return conn.execute(
+        sa.text("INSERT INTO tenants (slug, name, network_id) VALUES (:s, :n, :s) RETURNING id"),
+        {"s": slug, "n": name},
+    ).scalar_one()
+
+
+def add_prompt_version(conn: sa.Connection, name: str, system_prompt: str, *, is_active: bool = False) -> uuid.UUID:
+    """A row of the processor's prompt_versions (created after every other version of the name, so it
+    is numbered next). Returns its id."""
+    return conn.execute(
         sa.text(
-            "INSERT INTO prompt_versions (name, version, label, system_prompt) VALUES "
-            "('tire_agent', 1, 'tire_agent@v1', 'p1'), ('tire_agent', 2, 'tire_agent@v2', 'p2') RETURNING id"
-        )
-    ).scalars()
+            "INSERT INTO prompt_versions (id, name, system_prompt, tools_config, is_active, metadata, created_at) "
+            "VALUES (gen_random_uuid(), :n, :p, '{}', :a, '{}', greatest(clock_timestamp(), "
+            "(SELECT max(created_at) + interval '1 millisecond' FROM prompt_versions WHERE name = :n))) RETURNING id"
+        ),
+        {"n": name, "p": system_prompt, "a": is_active},
+    ).scalar_one()
+
+
+def running_ab_test(conn: sa.Connection) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Two versions of tire_agent and ccanalytics's running A/B test 'greeting' between them:
+    (test id, A, B)."""
+    a = add_prompt_version(conn, "tire_agent", "p1")
+    b = add_prompt_version(conn, "tire_agent", "p2")
     test_id = conn.execute(
         sa.text(
-            "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status) "
-            "VALUES ('greeting', :a, :b, 'running') RETURNING id"
+            "INSERT INTO cca_ab_tests (test_name, prompt_name, variant_a_id, variant_b_id, status, started_at) "
+            "VALUES ('greeting', 'tire_agent', :a, :b, 'running', now()) RETURNING id"
         ),
         {"a": a, "b": b},
     ).scalar_one()

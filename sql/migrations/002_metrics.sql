@@ -1,7 +1,7 @@
--- 002: per-call derived metrics and the fuller daily_stats the dashboards and reports read.
+-- 002: per-call derived metrics, and the neighbours of a customer's calls (repeat callers).
 
 -- One row per call, derived from its turns and tool calls (ccanalytics.callmetrics). Recomputed when
--- the call is re-delivered (computed_at < calls.ingested_at) and filled for calls the call processor
+-- the call is re-delivered (computed_at < cca_call_ingest.ingested_at) and filled for calls the call processor
 -- wrote itself. Not partitioned: one narrow row per call.
 CREATE TABLE call_metrics (
     call_id                 uuid PRIMARY KEY,
@@ -38,35 +38,10 @@ CREATE INDEX call_metrics_started_idx ON call_metrics (started_at);
 -- the exporter reads newly derived rows since its watermark
 CREATE INDEX call_metrics_computed_idx ON call_metrics (computed_at);
 
--- when the call's quality_score was last written (the scorer sets it; the exporter reads new scores)
-ALTER TABLE calls ADD COLUMN scored_at timestamptz;
-CREATE INDEX calls_scored_at_idx ON calls (scored_at) WHERE scored_at IS NOT NULL;
-
-ALTER TABLE daily_stats
-    ADD COLUMN orders_created        integer NOT NULL DEFAULT 0 CHECK (orders_created >= 0),
-    ADD COLUMN fittings_booked       integer NOT NULL DEFAULT 0 CHECK (fittings_booked >= 0),
-    ADD COLUMN scored_calls          integer NOT NULL DEFAULT 0 CHECK (scored_calls >= 0),
-    ADD COLUMN costed_calls          integer NOT NULL DEFAULT 0 CHECK (costed_calls >= 0),
-    ADD COLUMN unique_callers        integer NOT NULL DEFAULT 0 CHECK (unique_callers >= 0),
-    ADD COLUMN repeat_calls_7d       integer NOT NULL DEFAULT 0 CHECK (repeat_calls_7d >= 0),
-    ADD COLUMN first_contact_resolved integer NOT NULL DEFAULT 0 CHECK (first_contact_resolved >= 0),
-    ADD COLUMN scenario_transfers    jsonb NOT NULL DEFAULT '{}'::jsonb,
-    ADD COLUMN response_p50_ms       double precision,
-    ADD COLUMN response_p95_ms       double precision,
-    ADD COLUMN calls_over_latency_budget integer NOT NULL DEFAULT 0,
-    ADD COLUMN stt_reasks            integer NOT NULL DEFAULT 0,
-    ADD COLUMN long_pauses           integer NOT NULL DEFAULT 0,
-    ADD COLUMN barge_ins             integer NOT NULL DEFAULT 0,
-    ADD COLUMN tool_errors           integer NOT NULL DEFAULT 0,
-    -- what the row was computed from (sql/queries/daily_fingerprints.sql)
-    ADD COLUMN source_fingerprint    text;
-
--- incremental daily_stats find the calls ingested, scored or derived since a day was computed
-CREATE INDEX calls_ingested_at_idx ON calls (ingested_at);
-
 -- For each call of a known customer that started in [p_start - 7 days, p_end + 7 days): when the same
 -- customer called before and after it. Repeat callers and first-contact resolution read this
--- (sql/queries/daily_stats.sql, summary.sql). Inlined by the planner (one SQL SELECT, STABLE).
+-- (sql/queries/daily_calls.sql, summary.sql); a customer is one tenant's (customers are per
+-- tenant and phone). Inlined by the planner (one SQL SELECT, STABLE).
 CREATE FUNCTION cca_customer_neighbours(p_start timestamptz, p_end timestamptz)
     RETURNS TABLE (id uuid, started_at timestamptz, transferred_to_operator boolean, prev_at timestamptz,
                    next_at timestamptz)

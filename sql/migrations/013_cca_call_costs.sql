@@ -48,11 +48,3 @@ AS $$
                 ELSE b
            END
 $$;
-
--- an installation that priced calls into calls keeps its prices (the breakdowns it wrote carry
--- "reported_total_usd"); the processor's own values of those calls were overwritten before and
--- cannot be restored, except the total, which ccanalytics kept as reported_total_usd
-INSERT INTO cca_call_costs (call_id, started_at, breakdown, total_usd)
-SELECT id, started_at, cost_breakdown, total_cost_usd
-FROM calls
-WHERE cost_breakdown ? 'reported_total_usd' AND total_cost_usd IS NOT NULL;

@@ -10,18 +10,15 @@
 -- cca_recorded_costs) and kept as they are beside (recorded_*); ccanalytics's own stay available
 -- whatever the setting (computed_*): the scorer and the pricing run compare with them, and the call
 -- page shows both. usage is the usage ccanalytics received with the call log, or else the usage the
--- processor recorded in cost_breakdown (cca_recorded_usage). A query that reads no price or quality
--- column does not join cca_call_costs or call_scores at all (PostgreSQL removes the joins).
--- the current score of a call, found through a plain unique index: PostgreSQL removes a LEFT JOIN
--- only on a unique index without a predicate, and call_scores_one_current has one (is_current)
-ALTER TABLE call_scores
-    ADD COLUMN current_call_id uuid GENERATED ALWAYS AS (CASE WHEN is_current THEN call_id END) STORED;
-CREATE UNIQUE INDEX call_scores_current_call ON call_scores (current_call_id);
-DROP INDEX call_scores_one_current;  -- the index above enforces the same: one current score per call
-
+-- processor recorded in cost_breakdown (cca_recorded_usage). ab_test_id / ab_variant are the variant
+-- the call was served when known (cca_ab_assignments); payload_sha256 / ingested_at are NULL for a
+-- call the processor wrote itself. A query that reads none of the joined tables' columns does not
+-- join them at all (PostgreSQL removes a LEFT JOIN on a unique key whose columns are not read).
 CREATE VIEW cca_calls AS
 SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds, c.scenario,
-       c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id, c.prompt_version,
+       coalesce(c.transferred_to_operator, false) AS transferred_to_operator, c.transfer_reason,
+       coalesce(c.order_id::text, i.order_ref) AS order_id,
+       coalesce(c.fitting_booking_id::text, i.booking_ref) AS fitting_booking_id, c.prompt_version,
        CASE WHEN s.call_id IS NOT NULL AND current_setting('cca.quality_source', true) IS DISTINCT FROM 'processor'
             THEN s.overall_score ELSE c.quality_score END AS quality_score,
        CASE WHEN s.call_id IS NOT NULL AND current_setting('cca.quality_source', true) IS DISTINCT FROM 'processor'
@@ -37,12 +34,16 @@ SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_se
        CASE WHEN k.call_id IS NOT NULL AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor'
             THEN 'ccanalytics' WHEN c.total_cost_usd IS NOT NULL THEN 'processor' END AS cost_source,
        k.call_id IS NOT NULL AS cost_priced,
-       coalesce(c.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
-       c.ab_test_id, c.ab_variant, c.payload_sha256, c.ingested_at,
+       coalesce(i.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
+       g.test_id AS ab_test_id, g.variant AS ab_variant, i.payload_sha256, i.ingested_at,
+       c.tenant_id, t.slug AS tenant,
        c.cost_breakdown AS recorded_cost_breakdown, c.total_cost_usd AS recorded_total_cost_usd,
        c.quality_score AS recorded_quality_score, c.quality_details AS recorded_quality_details,
        k.breakdown AS computed_cost_breakdown, k.total_usd AS computed_total_cost_usd,
        s.overall_score AS computed_quality_score, s.details AS computed_quality_details
 FROM calls c
 LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at
-LEFT JOIN call_scores s ON s.current_call_id = c.id;
+LEFT JOIN call_scores s ON s.current_call_id = c.id
+LEFT JOIN cca_call_ingest i ON i.call_id = c.id
+LEFT JOIN cca_ab_assignments g ON g.call_id = c.id
+LEFT JOIN tenants t ON t.id = c.tenant_id;
