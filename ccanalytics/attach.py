@@ -1,31 +1,31 @@
-"""Attach mode: adopt a database the call processor already writes, adding only what is missing.
+"""Attach mode: adopt a database the call processor already writes, adding only ccanalytics's own objects.
 
-The call processor creates calls, call_turns and call_tool_calls (partitioned by month, under its own
-partition names), customers, prompt_versions, prompt_ab_tests and daily_stats itself. When
-``db migrate`` meets such a database (some of those tables, no migration history) it does not run the
-migration files as they are; it:
+The call processor creates its tables itself (sql/processor/schema.sql restates them: tenants, customers,
+calls, call_turns, call_tool_calls and llm_usage_log partitioned by month, prompt_versions,
+prompt_ab_tests, daily_stats, its price tables) and makes their monthly partitions. When ``db migrate``
+meets such a database (some of those tables, no migration history) it does not run the migration files
+as they are; it:
 
-1. derives the expected schema: the migration files run in a scratch schema inside a transaction that
-   is rolled back, and the catalog is read back (:func:`ccanalytics.schemacheck.expected_schema`).
-   Nothing is declared twice, so the comparison cannot drift from the migrations;
+1. derives the expected schema: sql/processor/schema.sql and the migration files run in a scratch schema
+   inside a transaction that is rolled back, and the catalog is read back
+   (:func:`ccanalytics.schemacheck.expected_schema`). Nothing is declared twice, so the comparison
+   cannot drift from the migrations;
 2. compares it with the live schema (:func:`ccanalytics.schemacheck.compare`) and refuses, changing
-   nothing, when a column has an incompatible type or a table is partitioned differently;
-3. adds the missing columns of the shared tables: nullable, or NOT NULL only with a non-volatile
-   default, so no table is rewritten; one short transaction per table;
-4. runs the statements of the migration files that do not touch the shared tables (our own tables,
-   functions, text search configuration) in one transaction, and records the migrations;
-5. builds the missing indexes of the shared tables without blocking writers: ``CREATE INDEX
-   CONCURRENTLY`` on every partition (an existing equal index of a partition is reused), the parent
-   index ``ON ONLY``, then ``ALTER INDEX … ATTACH PARTITION``.
+   nothing, when a processor table or column ccanalytics reads is missing (``processor_missing``: the
+   processor's schema is older than the one ccanalytics knows; ccanalytics never adds a column to the
+   processor's tables), a column has an incompatible type, a table is partitioned differently, or a
+   table with one of our names is not ours;
+3. runs the statements of the migration files that do not touch the processor's tables (our own tables,
+   views, functions, text search configuration) in one transaction, and records the migrations;
+4. builds ccanalytics's indexes on the processor's tables without blocking writers: ``CREATE INDEX
+   CONCURRENTLY`` on every partition (an existing equal index of a partition is reused, whatever its
+   name), the parent index ``ON ONLY``, then ``ALTER INDEX … ATTACH PARTITION``. None of them is unique.
 
 Every statement runs under ``lock_timeout``: a busy table is retried a few times, then the run stops
 with an error that says to re-run. Every step is idempotent, so an interrupted run completes on the
-next one; an INVALID index left by an interrupted concurrent build is dropped and built again. Data
-of the shared tables is never updated, deleted or rewritten.
-
-``call_turns.search_tsv`` is a stored generated column in our schema; adding one rewrites the table.
-Attach mode builds a GIN index on ``cca_search_vector(content)`` instead, and the search queries use
-whichever of the two the database has (:func:`ccanalytics.journal.turn_vector`). See docs/attach.md.
+next one; an INVALID index left by an interrupted concurrent build is dropped and built again. The
+processor's tables get indexes and nothing else: no column, constraint, trigger or partition, and their
+data is never updated, deleted or rewritten. See docs/attach.md.
 """
 
 from __future__ import annotations
@@ -53,10 +53,8 @@ from .schemacheck import (
     _NOT_IN_TRANSACTION,
     SHARED_TABLES,
     CheckReport,
-    Column,
     Finding,
     Index,
-    Schema,
     _code,
     _first_line,
     compare,
@@ -158,7 +156,6 @@ def attach(
         schema = raw.execute("SELECT quote_ident(current_schema())").fetchone()[0]
         ddl = _DDL(raw, lock_timeout_ms=lock_timeout_ms, wait_s=lock_wait_s, on_step=on_step)
         with ddl.session():
-            _add_columns(ddl, schema, expected, [f for f in findings if f.kind == "missing_column"])
             recorded = [] if applied else _create_own_objects(ddl, basis, own, shared)
             live = introspect(raw)
             for ix in expected_indexes(expected, live):
@@ -172,30 +169,6 @@ def attach(
     return recorded
 
 
-def _add_columns(ddl: _DDL, schema: str, expected: Schema, missing: list[Finding]) -> None:
-    by_table: dict[str, list[Column]] = {}
-    for f in missing:
-        table, column = f.target.split(".", 1)
-        by_table.setdefault(table, []).append(expected.tables[table].columns[column])
-    for table, columns in by_table.items():
-        adds, defaults = [], []
-        for col in columns:
-            clause = f"ADD COLUMN IF NOT EXISTS {_q(col.name)} {col.type}"
-            if col.default is not None and _CONSTANT_DEFAULT.match(col.default):
-                clause += f" DEFAULT {col.default}" + (" NOT NULL" if col.not_null else "")
-            elif col.default is not None:  # volatile: for new rows only, existing rows stay NULL
-                defaults.append(
-                    f"ALTER TABLE {schema}.{_q(table)} ALTER COLUMN {_q(col.name)} SET DEFAULT {col.default}"
-                )
-            adds.append(clause)
-        names = ", ".join(c.name for c in columns)
-        ddl.run(f"add columns {table}: {names}", [f"ALTER TABLE {schema}.{_q(table)} " + ", ".join(adds), *defaults])
-
-
-# non-volatile defaults: PostgreSQL stores them once, existing rows are not rewritten
-_CONSTANT_DEFAULT = re.compile(
-    r"^(?:now\(\)|CURRENT_TIMESTAMP|true|false|-?\d+(?:\.\d+)?|'(?:[^']|'')*'::[a-z ]+(?:\(\d+\))?(?:\[\])?)$"
-)
 _STATEMENT_TARGET = (
     ("create_table", re.compile(r"^CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)),
     (

@@ -51,6 +51,9 @@ def _header(call: dict[str, Any], link: str | None) -> str:
         f'качество <span style="background:{badge};color:white;padding:0 6px;border-radius:8px">{num(score, 2)}</span>',
         f"стоимость {usd(call.get('total_cost_usd'))}",
     ]
+    tenant = call.get("tenant_name") or call.get("tenant")
+    if tenant:  # the retail network (the call processor's tenant) the call came to
+        parts.insert(1, f"сеть {escape(str(tenant))}")
     if link:
         parts.append(f'<a href="{escape(link)}">открыть в админке</a>')
     return f'<div style="margin:8px 0">{" · ".join(parts)}</div>'

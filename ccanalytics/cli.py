@@ -224,20 +224,38 @@ def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_confli
     is_flag=True,
     help="Leave out the demo A/B assignment (for loading into a database without the demo's prompts).",
 )
-def generate_cmd(days: int, calls_per_day: int, seed: int, end_date, out: str | None, no_ab_test: bool) -> None:
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    metavar="SLUG",
+    help="With --out: split the calls between these tenants (repeatable) instead of the demo's shinservice and "
+    "prokoleso, for a database without the demo's tenants.",
+)
+def generate_cmd(
+    days: int, calls_per_day: int, seed: int, end_date, out: str | None, no_ab_test: bool, tenants: tuple[str, ...]
+) -> None:
     """Generate realistic synthetic calls (Ukrainian dialogues), deterministic for a seed.
 
     \b
     Example:
-      ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl --no-ab-test
-      ccanalytics generate --days 30            # straight into the database, with the demo prompts
+      ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl --no-ab-test --tenant shop
+      ccanalytics generate --days 30            # straight into the database, with the demo tenants and prompts
     """
     from .demo import generator
 
+    if tenants and not out:
+        raise click.UsageError("--tenant goes with --out (the database load uses the demo's tenants)")
     end = end_date.date() if end_date else None
     ab_test = None if no_ab_test else generator.DEMO_AB_TEST
     calls = generator.generate_calls(
-        seed=seed, days=days, calls_per_day=calls_per_day, end_date=end, ab_test=ab_test, until=clock.now()
+        seed=seed,
+        days=days,
+        calls_per_day=calls_per_day,
+        end_date=end,
+        ab_test=ab_test,
+        until=clock.now(),
+        tenants=tenants or generator.DEMO_TENANT_SLUGS,
     )
     if out:
         stream = click.get_text_stream("stdout") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
@@ -300,6 +318,11 @@ def serve_cmd(host: str, port: int, threads: int) -> None:
     _serve(None, host, port, threads=threads)
 
 
+SCHEMA_NOT_READY = (
+    "the database has no ccanalytics schema yet (run `ccanalytics db check`, then `ccanalytics db migrate`)"
+)
+
+
 def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
     """Serve the admin. ``engine=None``: build it from the settings and start even when the database
     is unreachable (migrations then wait for the scheduler or ``ccanalytics db migrate``)."""
@@ -314,6 +337,7 @@ def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
     setup(logging.INFO)  # JSON lines on stderr: one per request, with request_id (docs/operations.md)
     log = logging.getLogger("ccanalytics.serve")
     settings = _settings()
+    schema_problem = None
     if engine is None:
         import sqlalchemy as sa
 
@@ -326,14 +350,28 @@ def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
             statement_timeout_ms=settings.statement_timeout_ms,
             application_name="ccanalytics-admin",
         )
+        from .errors import MigrationError
+        from .migrate import status
+
         try:
             check_connection(engine)
-            _ensure_schema(engine)
+            if settings.database_url:
+                # someone else's database (the call processor's): attaching is the operator's decision
+                # (`ccanalytics db migrate`); until then the pages say what to do
+                if not status(engine).up_to_date:
+                    schema_problem = SCHEMA_NOT_READY
+            else:
+                _ensure_schema(engine)  # the embedded database is ccanalytics's own
         except (DatabaseUnavailable, sa.exc.OperationalError) as exc:
             reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
             log.error("database unavailable at start: %s; serving with a banner until it is back", reason)
             click.echo(f"warning: database {safe_url(engine.url)} is unavailable; pages show a banner", err=True)
-    app = create_app({"ENGINE": engine})
+        except MigrationError as exc:
+            schema_problem = exc.message
+        if schema_problem:
+            log.error("ccanalytics schema not in place: %s; pages say what to do", schema_problem)
+            click.echo(f"warning: {schema_problem}; the admin explains it until `ccanalytics db migrate` ran", err=True)
+    app = create_app({"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem})
     scheduler = None
     if not settings.database_url:  # the embedded single-machine set-up runs its jobs in-process
         from scheduler.app import build

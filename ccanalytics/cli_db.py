@@ -17,8 +17,9 @@ def db_check(as_json: bool) -> None:
     """Compare the database with what the migration files expect; one line per finding.
 
     \b
-    missing       db migrate adds it (a table, column, index, function, migration)
-    incompatible  db migrate refuses (a column type or partitioning ccanalytics cannot work with)
+    missing       db migrate adds it (a table, column, index or function of ccanalytics's, a migration)
+    incompatible  db migrate refuses (a missing table or column of the call processor's, a column type
+                  or partitioning ccanalytics cannot work with)
     note          an accepted difference (e.g. the call processor's narrower varchar)
     Exit code 1 when anything is missing or incompatible. Changes nothing (the expected schema is built
     in a scratch schema inside a transaction that is rolled back; this needs CREATE on the database).

@@ -29,7 +29,7 @@ def prompts() -> None:
 @prompts.command("list")
 @click.option("--name", help="Only this prompt.")
 def prompts_list(name: str | None) -> None:
-    """List versions (newest first); * marks the active one.
+    """List versions (newest first): label, id (uuid), created; * marks the active one.
 
     \b
     Example:
@@ -40,14 +40,14 @@ def prompts_list(name: str | None) -> None:
     for v in p.list_versions(_ready(), name):
         mark = "*" if v.is_active else " "
         click.echo(
-            f"{mark} {v.id:>5}  {v.label:<28} {v.created_at:%Y-%m-%d %H:%M}  {v.created_by or '':<12} {v.note or ''}"
+            f"{mark} {v.label:<28} {v.id}  {v.created_at:%Y-%m-%d %H:%M}  {v.created_by or '':<12} {v.note or ''}"
         )
 
 
 @prompts.command("show")
 @click.argument("version")
 def prompts_show(version: str) -> None:
-    """Show one version (id or label) as JSON.
+    """Show one version (its uuid or label) as JSON.
 
     \b
     Example:
@@ -132,8 +132,22 @@ def prompts_activate(version: str, by: str, reason: str | None) -> None:
     """
     from . import prompts as p
 
-    a = p.activate_version(_ready(), version, by=by, reason=reason)
-    click.echo(f"{a.name}: active version {a.from_version_id} → {a.to_version_id}")
+    engine = _ready()
+    a = p.activate_version(engine, version, by=by, reason=reason)
+    click.echo(f"{a.name}: active version {_label(engine, a.from_version_id)} → {_label(engine, a.to_version_id)}")
+
+
+def _label(engine, version_id) -> str:
+    """A version's label for a message (its id when it is gone; — for none)."""
+    from . import prompts as p
+    from .errors import NotFound
+
+    if version_id is None:
+        return "—"
+    try:
+        return p.get_version(engine, version_id).label
+    except NotFound:
+        return str(version_id)
 
 
 @prompts.command("rollback")
@@ -149,8 +163,9 @@ def prompts_rollback(name: str, by: str, reason: str | None) -> None:
     """
     from . import prompts as p
 
-    a = p.rollback(_ready(), name, by=by, reason=reason)
-    click.echo(f"{a.name}: rolled back {a.from_version_id} → {a.to_version_id}")
+    engine = _ready()
+    a = p.rollback(engine, name, by=by, reason=reason)
+    click.echo(f"{a.name}: rolled back {_label(engine, a.from_version_id)} → {_label(engine, a.to_version_id)}")
 
 
 @main.group()
@@ -159,22 +174,38 @@ def ab() -> None:
 
 
 @ab.command("list")
-@click.option("--status", type=click.Choice(["draft", "running", "stopped", "completed"]))
-def ab_list(status: str | None) -> None:
-    """List tests as JSON.
+@click.option(
+    "--status",
+    type=click.Choice(["draft", "running", "stopped", "completed", "active"]),
+    help="ccanalytics's tests: draft, running, stopped, completed; the processor's: active, stopped, completed.",
+)
+@click.option(
+    "--processor",
+    is_flag=True,
+    help="The call processor's own tests (its prompt_ab_tests, read-only: counters only, no per-call results).",
+)
+def ab_list(status: str | None, processor: bool) -> None:
+    """List tests as JSON (ccanalytics's, or with --processor the call processor's own).
 
     \b
     Example:
       ccanalytics ab list --status running
+      ccanalytics ab list --processor
     """
     from . import experiments
+    from .errors import InvalidArgument
 
+    if processor:
+        _echo_json([t.to_dict() for t in experiments.processor_tests(_ready(), status=status)])
+        return
+    if status == "active":
+        raise InvalidArgument("status active belongs to the call processor's tests: add --processor")
     _echo_json([t.to_dict() for t in experiments.list_tests(_ready(), status=status)])
 
 
 @ab.command("create")
 @click.argument("test_name")
-@click.option("--version", "versions", multiple=True, required=True, help="Version id or label; first is A.")
+@click.option("--version", "versions", multiple=True, required=True, help="Version uuid or label; first is A.")
 @click.option("--weight", "weights", multiple=True, type=float, help="Traffic share per version (sum 1).")
 @click.option("--by", required=True)
 @click.option("--description")
@@ -297,8 +328,9 @@ def prompts_suggest(name: str, date_from, date_to) -> None:
             api_key=settings.judge_api_key.get_secret_value(),
             timeout=settings.judge_timeout_s,
         )
+    engine = _ready()
     s = optimizer.propose(
-        _ready(),
+        engine,
         name,
         date_from.date() if date_from else None,
         date_to.date() if date_to else None,
@@ -306,7 +338,7 @@ def prompts_suggest(name: str, date_from, date_to) -> None:
         model=settings.judge_model,
         tz=settings.timezone,
     )
-    click.echo(f"suggestion #{s.id} ({s.source}) for version {s.base_version_id}:\n{s.summary}")
+    click.echo(f"suggestion #{s.id} ({s.source}) for version {_label(engine, s.base_version_id)}:\n{s.summary}")
 
 
 @prompts.command("decide")
@@ -322,5 +354,7 @@ def prompts_decide(suggestion_id: int, by: str, approve: bool) -> None:
     """
     from . import optimizer
 
-    s = optimizer.decide(_ready(), suggestion_id, by=by, approve=approve)
-    click.echo(f"suggestion #{s.id} {s.status}" + (f": new version id {s.new_version_id}" if s.new_version_id else ""))
+    engine = _ready()
+    s = optimizer.decide(engine, suggestion_id, by=by, approve=approve)
+    created = f": new version {_label(engine, s.new_version_id)} (id {s.new_version_id})" if s.new_version_id else ""
+    click.echo(f"suggestion #{s.id} {s.status}{created}")

@@ -69,16 +69,17 @@ if TYPE_CHECKING:
 # (there is no change stamp for costs, nor for rows the call processor updates itself, so content is
 # hashed). Read in the export's own snapshot, so the fingerprint in a file describes exactly its rows.
 # What is hashed: calls — every exported column (the raw caller_id) and call_metrics.computed_at (each
-# derivation stamps it); turns and tool calls — every exported column; scores — every column but the
+# derivation stamps it); turns (cca_call_turns: with the extras of a delivered call log) and tool calls —
+# every exported column; scores — every column but the
 # criteria and signals documents (a score is never rewritten: a new score is a new row, and only
 # is_current of the old one changes). Row hashes are computed before the join, so it stays narrow.
 _FINGERPRINTS = """
 WITH c AS MATERIALIZED (
     SELECT c.id, (c.started_at AT TIME ZONE :tz)::date AS d,
-           hashtextextended(ROW(c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_seconds,
-               c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id, c.fitting_booking_id,
-               c.prompt_version, c.ab_test_id, c.ab_variant, c.quality_score, c.scored_at, c.cost_breakdown,
-               c.total_cost_usd, c.usage, c.ingested_at, m.computed_at)::text, 0) AS h
+           hashtextextended(ROW(c.id, c.tenant, c.caller_id, c.customer_id, c.started_at, c.ended_at,
+               c.duration_seconds, c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id,
+               c.fitting_booking_id, c.prompt_version, c.ab_test_id, c.ab_variant, c.quality_score, c.scored_at,
+               c.cost_breakdown, c.total_cost_usd, c.usage, c.ingested_at, m.computed_at)::text, 0) AS h
     FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
 )
@@ -87,7 +88,7 @@ UNION ALL
 SELECT 'turns', c.d, count(*), md5(count(*) || ':' || sum(t.h::numeric))
 FROM (SELECT call_id, hashtextextended(ROW(id, call_id, turn_number, speaker, content, stt_confidence,
              stt_latency_ms, llm_latency_ms, tts_latency_ms, speech_duration_ms, interrupted, created_at)::text, 0) AS h
-      FROM call_turns WHERE created_at >= :cstart AND created_at < :cend) t
+      FROM cca_call_turns WHERE created_at >= :cstart AND created_at < :cend) t
 JOIN c ON c.id = t.call_id GROUP BY c.d
 UNION ALL
 SELECT 'tool_calls', c.d, count(*), md5(count(*) || ':' || sum(x.h::numeric))

@@ -29,23 +29,25 @@ KINDS = {
     "cost_without_usage": "calls whose recorded cost carries no usage (priced as estimated)",
 }
 
+# usage: what a delivered call log carried, else what the processor recorded inside cost_breakdown
+# (cca_calls); recorded_cost_breakdown is the processor's own column. A NULL speaker is neither
+# customer nor bot.
 _COUNTS = """
 WITH c AS MATERIALIZED (
-    SELECT started_at, ended_at, duration_seconds, scenario, usage, cost_breakdown
-    FROM calls WHERE started_at >= :start AND started_at < :end
+    SELECT started_at, ended_at, duration_seconds, scenario, usage, recorded_cost_breakdown AS cost_breakdown
+    FROM cca_calls WHERE started_at >= :start AND started_at < :end
 )
 SELECT
   (SELECT count(*) FROM c WHERE ended_at IS NULL AND started_at < :stale) AS unfinished,
   (SELECT count(*) FROM c WHERE duration_seconds < 0 OR ended_at < started_at) AS negative_duration,
   (SELECT count(*) FROM c WHERE ended_at IS NOT NULL AND scenario IS NULL) AS no_scenario,
   (SELECT count(*) FROM call_turns
-    WHERE created_at >= :start AND created_at < :turns_end AND speaker NOT IN ('customer', 'bot')) AS unknown_speaker,
+    WHERE created_at >= :start AND created_at < :turns_end AND coalesce(speaker, '') NOT IN ('customer', 'bot'))
+    AS unknown_speaker,
   (SELECT count(*) FROM call_tool_calls
     WHERE created_at >= :start AND created_at < :turns_end
       AND tool_args IS NOT NULL AND jsonb_typeof(tool_args) <> 'object') AS tool_args_not_object,
-  (SELECT count(*) FROM c
-    WHERE usage IS NULL AND cost_breakdown IS NOT NULL AND cca_recorded_usage(cost_breakdown) IS NULL)
-    AS cost_without_usage
+  (SELECT count(*) FROM c WHERE usage IS NULL AND cost_breakdown IS NOT NULL) AS cost_without_usage
 """
 
 

@@ -40,6 +40,12 @@ class MigrationError(CCAError):
     http_status = 500
 
 
+class OldSchemaError(MigrationError):
+    """The database was made by ccanalytics 0.1 (its own copy of the call processor's tables)."""
+
+    code = "old_schema"
+
+
 class WriteRefused(CCAError):
     """The database refused a change: the connection is read-only (``CCA_READ_ONLY``, a read replica)
     or the role lacks the privilege (a SELECT-only role). See docs/attach.md."""

@@ -84,7 +84,7 @@ SELECT
       GROUP BY 1) cst) AS costs,
   (SELECT coalesce(jsonb_agg(jsonb_build_array(test_name, ab_variant, transferred_to_operator, n)), '[]') FROM (
       SELECT t.test_name, b.ab_variant, b.transferred_to_operator, count(*) AS n
-      FROM b JOIN prompt_ab_tests t ON t.id = b.ab_test_id
+      FROM b JOIN cca_ab_tests t ON t.id = b.ab_test_id
       WHERE b.ab_variant IS NOT NULL GROUP BY 1, 2, 3) ab) AS ab,
   {hists}
 """

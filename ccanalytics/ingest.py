@@ -423,7 +423,27 @@ def _write(
     if not to_write:
         return result, []
 
-    partitions.ensure_months(conn, {month for call in to_write for month in call.months})
+    try:
+        partitions.ensure_months(conn, {month for call in to_write for month in call.months})
+    except partitions.MissingPartition as exc:
+        # an attached database: the processor's partition manager has not made that month (yet); a
+        # problem of the calls that need it, not of the whole load
+        missing = set(exc.months)
+        return result, [
+            RecordProblem(
+                str(call.call_id),
+                str(call.call_id),
+                (
+                    FieldProblem(
+                        "started_at",
+                        "no partition of the call processor's tables covers "
+                        + partitions.missing_text(missing.intersection(call.months)),
+                    ),
+                ),
+            )
+            for call in to_write
+            if missing.intersection(call.months)
+        ]
 
     # serialise writers of the same customers until commit, so two deliveries for one new caller at
     # once make one customer. Taken after the call-id locks, in key order, by every writer: no deadlock.
@@ -457,9 +477,15 @@ def _write(
         conn.execute(
             sa.text(
                 "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source) "
-                "SELECT *, 'ingest' FROM unnest(CAST(:c AS uuid[]), CAST(:t AS uuid[]), CAST(:v AS text[]))"
+                "SELECT *, 'ingest' FROM unnest(CAST(:c AS uuid[]), CAST(:t AS uuid[]), CAST(:v AS text[])) "
+                # the prompt resolver recorded the variant at call start: its record stands
+                "ON CONFLICT (call_id) DO NOTHING"
             ),
-            {"c": _array(a[0] for a in assigned), "t": _array(a[1] for a in assigned), "v": _array(a[2] for a in assigned)},
+            {
+                "c": _array(a[0] for a in assigned),
+                "t": _array(a[1] for a in assigned),
+                "v": _array(a[2] for a in assigned),
+            },
         )
     result.turns = sum(call.turns for call in to_write)
     result.tool_calls = sum(call.tool_calls for call in to_write)
@@ -496,9 +522,7 @@ def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], chunks: lis
             copy.write(data.decode("utf-8"))
 
 
-def _resolve_ab_tests(
-    conn: sa.Connection, calls: list[PreparedCall]
-) -> tuple[dict[Any, Any], list[RecordProblem]]:
+def _resolve_ab_tests(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[dict[Any, Any], list[RecordProblem]]:
     """Map each call's A/B assignment to one of ccanalytics's tests; an unknown test is a problem of
     that record."""
     wanted = [c for c in calls if c.ab_test]
@@ -507,7 +531,9 @@ def _resolve_ab_tests(
     names = sorted({c.ab_test[1] for c in wanted if c.ab_test[1]})
     ids = sorted({str(c.ab_test[0]) for c in wanted if c.ab_test[0]})
     rows = conn.execute(
-        sa.text("SELECT id, test_name FROM cca_ab_tests WHERE test_name = ANY(:names) OR id = ANY(CAST(:ids AS uuid[]))"),
+        sa.text(
+            "SELECT id, test_name FROM cca_ab_tests WHERE test_name = ANY(:names) OR id = ANY(CAST(:ids AS uuid[]))"
+        ),
         {"names": names, "ids": _array(ids)},
     ).all()
     by_name = {r.test_name: r.id for r in rows}
@@ -569,8 +595,10 @@ def _delete_calls(conn: sa.Connection, old_rows: list[Any]) -> None:
         sa.text("DELETE FROM call_turns WHERE call_id = ANY(:ids) AND created_at >= :lo AND created_at < :hi"), params
     )
     conn.execute(sa.text("DELETE FROM calls WHERE id = ANY(:ids)"), params)
-    for table in ("cca_call_ingest", "cca_turn_extras", "cca_ab_assignments", "cca_call_costs"):
+    for table in ("cca_call_ingest", "cca_turn_extras", "cca_call_costs"):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE call_id = ANY(:ids)"), params)
+    # the variant the call log carried goes with it; one the prompt resolver recorded stays
+    conn.execute(sa.text("DELETE FROM cca_ab_assignments WHERE call_id = ANY(:ids) AND source = 'ingest'"), params)
     # its score is kept as history: the new delivery is scored again
     conn.execute(sa.text("UPDATE call_scores SET is_current = false WHERE call_id = ANY(:ids) AND is_current"), params)
 

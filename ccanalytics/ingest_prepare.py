@@ -176,16 +176,19 @@ def prepare(valid: ValidCall, record: int | str = 0) -> PreparedCall | RecordPro
             _num(cost.total()) if cost else NULL,
         )
     )
-    ingest_line = "\t".join(
-        (
-            cid,
-            log.started_at.isoformat(),
-            _text(valid.usage_json),
-            "\\\\x" + valid.payload_sha256.hex(),
-            _text(order_ref),
-            _text(booking_ref),
+    ingest_line = (
+        "\t".join(
+            (
+                cid,
+                log.started_at.isoformat(),
+                _text(valid.usage_json),
+                "\\\\x" + valid.payload_sha256.hex(),
+                _text(order_ref),
+                _text(booking_ref),
+            )
         )
-    ) + "\n"
+        + "\n"
+    )
     # partitions the rows need: the call's month, and any other month a timestamp falls in
     month, month_lo, month_hi = _month_bounds(log.started_at)
     months = {month, _month(log.ended_at)}

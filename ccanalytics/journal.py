@@ -1,7 +1,8 @@
 """The call journal: filtered, searchable, sortable pages of calls with keyset pagination, and the
-details of one call. Phone numbers are masked; transcript search uses the stored tsvector (GIN)
-always bounded by the date range — or, on a database attached to the call processor's schema, the
-same tsvector computed by ``cca_search_vector(content)``, which its GIN expression index serves."""
+details of one call. Phone numbers are masked; transcript search uses ``cca_search_vector(content)``,
+the expression ccanalytics's GIN index on the processor's call_turns is built on, always bounded by the
+date range. A customer is one tenant's (customers are unique per tenant and phone): a call's "other
+calls" are its customer's, not every call of the number."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def search(
     quality_above: float | None = None,
     prompt_version: str | None = None,
     review_status: str | None = None,
+    tenant: str | None = None,
     text: str | None = None,
     sort: str = "date",
     descending: bool = True,
@@ -101,6 +103,9 @@ def search(
     if prompt_version:
         where.append("c.prompt_version = :pv")
         p["pv"] = prompt_version
+    if tenant:
+        where.append("c.tenant = :tenant")
+        p["tenant"] = tenant
     if review_status:
         if review_status not in ("new", "in_review", "resolved"):
             raise InvalidArgument("review status must be new, in_review or resolved")
@@ -124,7 +129,7 @@ def search(
     columns = (
         f"c.id::text AS id, c.started_at, c.duration_seconds, c.scenario, c.transferred_to_operator, "
         f"c.transfer_reason, c.quality_score, c.total_cost_usd, c.prompt_version, c.order_id, c.fitting_booking_id, "
-        f"cca_mask_phone(c.caller_id) AS caller, r.status AS review_status, {key} AS sort_key"
+        f"c.tenant, cca_mask_phone(c.caller_id) AS caller, r.status AS review_status, {key} AS sort_key"
     )
     ordering = f"ORDER BY {key} {order}, c.started_at {order}, c.id {order}"
     source = "FROM cca_calls c LEFT JOIN review_items r ON r.call_id = c.id"
@@ -225,8 +230,9 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
         call = (
             conn.execute(
                 sa.text(
-                    "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name "
-                    "FROM cca_calls c LEFT JOIN customers cu ON cu.id = c.customer_id WHERE c.id = :id"
+                    "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name, "
+                    "tn.name AS tenant_name FROM cca_calls c LEFT JOIN customers cu ON cu.id = c.customer_id "
+                    "LEFT JOIN tenants tn ON tn.id = c.tenant_id WHERE c.id = :id"
                 ),
                 {"id": cid},
             )
@@ -239,8 +245,10 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
             dict(r)
             for r in conn.execute(
                 sa.text(
+                    # the speech duration and barge-in flag come with a delivered call log (cca_call_turns)
                     "SELECT turn_number, speaker, content, created_at, stt_confidence, stt_latency_ms, llm_latency_ms, "
-                    "tts_latency_ms, interrupted FROM call_turns WHERE call_id = :id ORDER BY turn_number"
+                    "tts_latency_ms, speech_duration_ms, interrupted FROM cca_call_turns WHERE call_id = :id "
+                    "ORDER BY turn_number, created_at, id"
                 ),
                 {"id": cid},
             ).mappings()
@@ -249,7 +257,7 @@ def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) 
             conn.execute(
                 sa.text(
                     "SELECT turn_number, tool_name, tool_args, tool_result, duration_ms, success, created_at "
-                    "FROM call_tool_calls WHERE call_id = :id ORDER BY created_at, id"
+                    "FROM call_tool_calls WHERE call_id = :id ORDER BY created_at, turn_number, id"
                 ),
                 {"id": cid},
             )

@@ -12,7 +12,9 @@ import pyarrow as pa
 from .errors import InvalidArgument
 from .telemetry import CRITERIA
 
-FORMAT_VERSION = "1"  # bump when a schema or the masking changes: export_changed then rewrites the window
+# bump when a schema or the masking changes: export_changed then rewrites the window. 2: uuid ids (the call
+# processor's) as text, the call's tenant
+FORMAT_VERSION = "2"
 TABLES = ("calls", "turns", "tool_calls", "scores")
 TRANSCRIPT_TABLES = ("turns", "tool_calls")
 PART_FILE = "part-0.parquet"
@@ -59,15 +61,17 @@ CALL_COLUMNS = (
     Column("started_at", "c.started_at", TS),
     Column("ended_at", "c.ended_at", TS),
     Column("duration_seconds", "c.duration_seconds", I32),
+    Column("tenant", "c.tenant", STR),  # the tenant's slug
     Column("caller_id", "cca_mask_phone(c.caller_id)", STR),  # masked in the database: raw numbers never leave it
-    Column("customer_id", "c.customer_id", I64),
+    # a customer is one tenant's (customers are unique per tenant and phone): count customers by customer_id
+    Column("customer_id", "c.customer_id", STR),
     Column("scenario", "c.scenario", STR),
     Column("transferred_to_operator", "c.transferred_to_operator", BOOL),
     Column("transfer_reason", "c.transfer_reason", STR),
     Column("order_id", "c.order_id", STR),
     Column("fitting_booking_id", "c.fitting_booking_id", STR),
     Column("prompt_version", "c.prompt_version", STR),
-    Column("ab_test_id", "c.ab_test_id", I64),
+    Column("ab_test_id", "c.ab_test_id", STR),
     Column("ab_variant", "c.ab_variant", STR),
     Column("quality_score", "c.quality_score", F64),
     Column("scored_at", "c.scored_at", TS),
@@ -102,8 +106,10 @@ CALL_COLUMNS = (
     Column("greeted", "m.greeted", BOOL),
     Column("metrics_computed_at", "m.computed_at", TS),
 )
+# from cca_call_turns: speech_duration_ms / interrupted come with a delivered call log (NULL for a call the
+# call processor wrote itself)
 TURN_COLUMNS = (
-    Column("id", "t.id", I64),
+    Column("id", "t.id", STR),
     Column("call_id", "t.call_id", STR),
     Column("turn_number", "t.turn_number", I32),
     Column("speaker", "t.speaker", STR),
@@ -116,8 +122,9 @@ TURN_COLUMNS = (
     Column("interrupted", "t.interrupted", BOOL),
     Column("created_at", "t.created_at", TS),
 )
+# turn_number counts the tool calls of the call (1, 2, …); created_at places a tool call in the dialogue
 TOOL_COLUMNS = (
-    Column("id", "x.id", I64),
+    Column("id", "x.id", STR),
     Column("call_id", "x.call_id", STR),
     Column("turn_number", "x.turn_number", I32),
     Column("tool_name", "x.tool_name", STR),
@@ -176,12 +183,14 @@ SPECS = {
     "turns": TableSpec(
         "turns",
         TURN_COLUMNS,
-        f"FROM call_turns t WHERE {_CHILD_WHERE.format(a='t')} ORDER BY t.call_id, t.turn_number, t.id",
+        f"FROM cca_call_turns t WHERE {_CHILD_WHERE.format(a='t')} "
+        "ORDER BY t.call_id, t.turn_number, t.created_at, t.id",
     ),
     "tool_calls": TableSpec(
         "tool_calls",
         TOOL_COLUMNS,
-        f"FROM call_tool_calls x WHERE {_CHILD_WHERE.format(a='x')} ORDER BY x.call_id, x.turn_number, x.id",
+        f"FROM call_tool_calls x WHERE {_CHILD_WHERE.format(a='x')} "
+        "ORDER BY x.call_id, x.created_at, x.turn_number, x.id",
     ),
     "scores": TableSpec(
         "scores",

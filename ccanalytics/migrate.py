@@ -9,8 +9,9 @@ The call processor's tables are never created by a migration file. A database th
 created (its tables, no migration history) is attached (:mod:`ccanalytics.attach`): our objects are
 added without long locks, and the migrations are recorded so that later ones apply normally. An empty
 database (the embedded demo, the tests) first gets the processor's tables exactly as the processor
-creates them (``sql/processor/schema.sql``), so every database ccanalytics runs on has one shape. A schema that is current is not written to at all, so
-read-only roles and replicas can run every reading command.
+creates them (``sql/processor/schema.sql``), so every database ccanalytics runs on has one shape. A
+schema that is current is not written to at all, so read-only roles and replicas can run every reading
+command.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from . import partitions, sqlfiles
 from .database import is_write_refused
-from .errors import MigrationError, WriteRefused
+from .errors import MigrationError, OldSchemaError, WriteRefused
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x6363_616D  # "ccam"
@@ -244,7 +245,7 @@ def _refuse_old_generation(conn: sa.Connection) -> None:
         )
     ).scalar()
     if old:
-        raise MigrationError(
+        raise OldSchemaError(
             "this database was created by ccanalytics 0.1 with its own copy of the call processor's tables "
             "(bigint ids); it cannot be converted in place: create a new database and load the calls again "
             "(the embedded demo: `ccanalytics demo --reset`)"

@@ -6,6 +6,7 @@ version, which is never activated automatically (test it in an A/B test first)."
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -55,17 +56,20 @@ class Pattern:
 class Suggestion:
     id: int
     prompt_name: str
-    base_version_id: int
+    base_version_id: uuid.UUID
     status: str
     source: str
     summary: str
     proposed_prompt: str | None
     patterns: list[dict[str, Any]]
     examples: list[dict[str, Any]]
-    new_version_id: int | None
+    new_version_id: uuid.UUID | None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["base_version_id"] = str(self.base_version_id)
+        out["new_version_id"] = str(self.new_version_id) if self.new_version_id else None
+        return out
 
 
 _PATTERNS = """
@@ -210,8 +214,6 @@ def _examples(engine: Engine, patterns: list[Pattern]) -> list[dict[str, Any]]:
     from .quality.store import load_calls
 
     ids = [cid for p in patterns[:4] for cid in p.example_call_ids[:1]]
-    import uuid
-
     with engine.connect() as conn:
         views = load_calls(conn, [uuid.UUID(i) for i in ids])
     return [{"call_id": str(k), "transcript": render(v)} for k, v in views.items()]

@@ -40,12 +40,27 @@ def add_months(month: date, n: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+class MissingPartition(InvalidArgument):
+    """Months no partition of the call processor's tables covers, on a database attached to the call
+    processor (whose partition manager makes them; ccanalytics never does there)."""
+
+    def __init__(self, months: list[date]) -> None:
+        self.months = months
+        super().__init__(f"no partition of the call processor's tables covers {missing_text(months)}")
+
+
+def missing_text(months: Iterable[date]) -> str:
+    """What a month no partition covers means, for a message: whose job the partition is."""
+    listed = ", ".join(m.strftime("%Y-%m") for m in sorted(months))
+    return f"{listed}: its partition manager creates them (ccanalytics never does on an attached database)"
+
+
 def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
     """Make sure every month in ``months`` has its partition on all partitioned tables.
 
     Returns the number of partitions created. Must run inside the caller's transaction. On a database
-    attached to the call processor nothing is created: a month without a partition raises
-    InvalidArgument.
+    attached to the call processor nothing is created: months without a partition raise
+    MissingPartition (an InvalidArgument) naming them.
     """
     key = _db_key(conn)
     wanted = sorted({month_start(m) for m in months})
@@ -54,11 +69,7 @@ def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
     created = 0
     uncovered = sorted({m for table in PARTITIONED_TABLES for m in _uncovered(conn, table, missing)})
     if uncovered and processor_makes_partitions(conn):
-        months_text = ", ".join(m.strftime("%Y-%m") for m in uncovered)
-        raise InvalidArgument(
-            f"no partition of the call processor's tables covers {months_text}: its partition manager "
-            "creates them (ccanalytics never does on an attached database)"
-        )
+        raise MissingPartition(uncovered)
     for m in uncovered:
         created += conn.execute(sa.text("SELECT cc_processor_ensure_partitions(:m, 1)"), {"m": m}).scalar_one()
     if missing:

@@ -6,7 +6,9 @@
     prompt.system_prompt, prompt.tools_config, prompt.label, prompt.ab_test, prompt.variant
 
 Resolves the active version, or — while an A/B test runs on the prompt — the caller's variant
-(sticky: hash of the test's salt and the caller's number; by call id for hidden numbers). Caches
+(sticky: hash of the test's salt and the caller's number; by call id for hidden numbers). Given the
+call's id, the variant is recorded for that call (cca_ab_assignments), so per-call A/B results work
+for calls the processor writes into its own tables (docs/integration.md). Caches
 what it read for ``ttl_seconds``. When the database is unreachable it answers from the last known
 good state (kept in memory and in a local file, so a restart survives an outage too) and, with
 nothing known, from a bundled default prompt. ``source`` says which.
@@ -18,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +175,28 @@ class PromptResolver:
             else:
                 self._cache.pop(name, None)
 
+    def record(self, call_id: str, test_id: str, variant: str) -> bool:
+        """Record the variant a call was served (the first answer for a call stays). A failure is logged,
+        never raised: the call goes on with its prompt. Returns whether a row was written."""
+        try:
+            call = uuid.UUID(str(call_id))
+        except ValueError:
+            log.warning("call id %r is not a uuid: its A/B variant is not recorded", str(call_id)[:40])
+            return False
+        try:
+            with self.engine.begin() as conn:
+                written = conn.execute(
+                    sa.text(
+                        "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source) "
+                        "VALUES (:c, :t, :v, 'resolver') ON CONFLICT (call_id) DO NOTHING"
+                    ),
+                    {"c": call, "t": test_id, "v": variant},
+                ).rowcount
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("A/B variant of call %s not recorded: %s", call, str(exc)[:120])
+            return False
+        return bool(written)
+
     # -- the hot path
     def resolve(self, name: str, *, caller_id: str | None = None, call_id: str | None = None) -> ResolvedPrompt:
         snap, source = self.snapshot(name)
@@ -199,6 +224,8 @@ class PromptResolver:
             if key:
                 variant = assign_variant(test["salt"], key, [(v["variant"], v["weight"]) for v in test["variants"]])
                 chosen = next(v for v in test["variants"] if v["variant"] == variant)
+                if call_id:
+                    self.record(call_id, test["id"], variant)
                 return _resolved(name, chosen["version"], source, test, variant)
         active = snap.get("active") or test["variants"][0]["version"]
         return _resolved(name, active, source, None, None)

@@ -114,8 +114,9 @@ def create_version(
         conn.execute(
             sa.text(
                 "INSERT INTO prompt_versions (id, name, system_prompt, tools_config, is_active, metadata, created_at) "
-                "VALUES (:id, :n, :sp, :tc, false, :md, greatest(now(), "
-                "(SELECT max(created_at) + interval '1 microsecond' FROM prompt_versions WHERE name = :n)))"
+                "VALUES (:id, CAST(:n AS varchar), :sp, :tc, false, :md, greatest(now(), "
+                "(SELECT max(created_at) + interval '1 microsecond' FROM prompt_versions "
+                "WHERE name = CAST(:n AS varchar))))"
             ),
             {
                 "id": new_id,
@@ -201,15 +202,19 @@ def activate_version(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-prompt:' || :n, 0))"), {"n": target.name}
         )
         current = conn.execute(
-            sa.text("SELECT id FROM cca_prompt_versions WHERE name = :n AND is_active ORDER BY created_at DESC LIMIT 1"),
+            sa.text(
+                "SELECT id FROM cca_prompt_versions WHERE name = :n AND is_active ORDER BY created_at DESC LIMIT 1"
+            ),
             {"n": target.name},
         ).scalar()
         if current == target.id:
             raise InvalidArgument(f"{target.label} is already the active version")
         row = conn.execute(
             sa.text(
-                "INSERT INTO prompt_activations (name, from_version_id, to_version_id, kind, activated_by, reason) "
-                "VALUES (:n, :f, :t, :k, :by, :r) "
+                # the time the lock was held, not the transaction's start (now()): activations of a name
+                # are ordered by it, and the latest one is the active version
+                "INSERT INTO prompt_activations (name, from_version_id, to_version_id, kind, activated_by, reason, "
+                "activated_at) VALUES (:n, :f, :t, :k, :by, :r, clock_timestamp()) "
                 "RETURNING name, from_version_id, to_version_id, kind, activated_by, reason, activated_at"
             ),
             {"n": target.name, "f": current, "t": target.id, "k": kind, "by": by.strip(), "r": reason},

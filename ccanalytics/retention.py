@@ -1,14 +1,27 @@
 """Retention: transcripts (turns, tool calls) after 90 days, calls and everything about them after a
-year, daily_stats and quality findings after a year — in the database, and in the lake.
+year, daily figures and quality findings after a year — in the database, and in the lake.
 
-Partitions are found through pg_inherits with their bounds from pg_get_expr, never by name, so
-partitions another system created (other names, other spans, a DEFAULT partition) are handled too.
-A partition whose every row is past the cutoff (by its upper bound) is dropped whole: instant, no
-bloat. The partition holding the cutoff is purged with DELETE. Partitions reaching into the current
-month (of ``today``) or later are never dropped or deleted from. Each step is its own transaction,
-so a failure leaves earlier steps done and a re-run finishes the rest.
+**Whose rows go.** The call tables are the call processor's (../shared/callcenter-schema.md). Retention
+deletes a call's rows in calls, call_turns and call_tool_calls only when ccanalytics wrote the call
+itself through its ingest API (the call has a cca_call_ingest row). A call the processor wrote itself
+(no cca_call_ingest row) is never deleted, nor are its turns and tool calls: keeping or purging them is
+the processor's business. For such a call retention deletes only ccanalytics's own rows about it (its
+scores, metrics, price, review items and labels, queue entry, A/B assignment). The processor's
+daily_stats, llm_usage_log, customers and prompt tables are never touched; the daily figures purged are
+ccanalytics's (cca_daily_stats).
 
-Already computed aggregates do not change. daily_stats read calls and call_metrics, never the
+**Partitions.** They are found through pg_inherits with their bounds from pg_get_expr, never by name,
+so partitions another system created (other names, other spans, a DEFAULT partition) are handled too.
+A partition whose every row is past the cutoff (by its upper bound) is dropped whole — instant, no
+bloat — only on a database ccanalytics created itself (where it stands in for the processor's partition
+manager) and only when no row in it belongs to a call the processor wrote itself. Otherwise, and on
+every database attached to the call processor (whose partition manager owns its partitions: nothing is
+ever dropped there), the rows of ccanalytics's calls are DELETEd and the partition stays. The partition
+holding the cutoff is purged with DELETE the same way. Partitions reaching into the current month (of
+``today``) or later are never dropped or deleted from. Each step is its own transaction, so a failure
+leaves earlier steps done and a re-run finishes the rest.
+
+**Already computed aggregates do not change.** cca_daily_stats read calls and call_metrics, never the
 transcript; call_metrics are derived from the transcript and recomputed only when missing or older
 than a re-delivery (``computed_at < ingested_at``). So before any transcript row goes, the same
 transaction locks the partition against writers and derives the metrics of every call concerned that
@@ -34,6 +47,9 @@ if TYPE_CHECKING:
     from .config import Settings
 
 TRANSCRIPT_TABLES = ("call_turns", "call_tool_calls")
+# a row of ``x`` (calls: its own id; turns and tool calls: their call_id) belongs to a call ccanalytics
+# wrote itself through its ingest API; every other call is the processor's and its rows are never deleted
+_DELIVERED = "EXISTS (SELECT 1 FROM cca_call_ingest i WHERE i.call_id = x.{key})"
 CHILD_SLACK = timedelta(hours=7)  # a call's turns are stamped up to this long after it started
 LOCK_TIMEOUT = "5s"  # a step waits this long for the locks it needs, then is skipped until the next run
 
@@ -91,6 +107,9 @@ class PurgeResult:
     steps: list[PurgeStep] = field(default_factory=list)
     metrics_derived: int = 0  # calls whose metrics were derived from their transcript before it went
     skipped: list[str] = field(default_factory=list)  # partitions left alone (current month or later)
+    # calls past the aggregates cutoff that the call processor wrote itself: their rows are the
+    # processor's and stay (only ccanalytics's own rows about them went)
+    processor_calls_kept: int = 0
 
     def rows(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -108,6 +127,7 @@ class PurgeResult:
             "metrics_derived": self.metrics_derived,
             "steps": [s.to_dict() for s in self.steps],
             "skipped": self.skipped,
+            "processor_calls_kept": self.processor_calls_kept,
         }
 
 
@@ -123,7 +143,9 @@ def purge(
 
     Turns and tool calls of calls that started more than ``transcripts_days`` days before ``today``;
     calls with their metrics, scores, review items and labels and queue entries past
-    ``aggregates_days``; daily_stats and quality_findings of days past ``aggregates_days``.
+    ``aggregates_days``; cca_daily_stats and quality_findings of days past ``aggregates_days``. Of the
+    processor's tables, only the rows of calls ccanalytics wrote itself (through its ingest API) are
+    deleted; a call the processor wrote itself keeps its calls, call_turns and call_tool_calls rows.
     ``dry_run`` counts what would go and changes nothing.
     """
     real_today = timeutil.today(tz)
@@ -140,16 +162,23 @@ def purge(
     cut_a_day = min(today - timedelta(days=aggregates_days), last_day)
     cut_t, cut_a = timeutil.day_start(cut_t_day, tz), timeutil.day_start(cut_a_day, tz)
     result = PurgeResult(today, cut_t_day, cut_a_day, dry_run)
-    p = _Purger(engine, result, guard, dry_run)
+    with engine.connect() as conn:
+        attached = partitions.processor_makes_partitions(conn)
+    p = _Purger(engine, result, guard, dry_run, may_drop=not attached)
 
     for table in TRANSCRIPT_TABLES:
         p.partitioned(table, cut_t, derive=True)
     p.straddling(cut_t)
-    # what hangs on a call goes before it (no foreign keys: each table is cut on its own started_at)
+    # what hangs on a call goes before it (no foreign keys: each table is cut on its own started_at);
+    # these are ccanalytics's own rows, about any call
     p.delete("review_labels", _LABELS, cutoff=cut_a)
     for table in ("review_items", "scoring_queue", "call_scores", "call_metrics", "cca_call_costs"):
         p.delete(table, f"DELETE FROM {table} WHERE started_at < :cutoff", cutoff=cut_a)
+    p.delete("cca_ab_assignments", _ASSIGNMENTS, cutoff=cut_a)
     p.partitioned("calls", cut_a, derive=False)
+    # what ccanalytics received with the calls it deleted (the processor's calls have none)
+    p.delete("cca_call_ingest", "DELETE FROM cca_call_ingest WHERE started_at < :cutoff", cutoff=cut_a)
+    p.kept_processor_calls(cut_a)
     p.delete("daily_stats", "DELETE FROM cca_daily_stats WHERE stat_date < :day", day=cut_a_day)
     p.delete("quality_findings", "DELETE FROM quality_findings WHERE day < :day", day=cut_a_day)
     if not dry_run and any(s.action == "drop" for s in result.steps):
@@ -161,13 +190,19 @@ _LABELS = (
     "DELETE FROM review_labels WHERE call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff "
     "UNION SELECT r.call_id FROM review_items r WHERE r.started_at < :cutoff)"
 )
+# an assignment is made at call start (the resolver) or when the call log arrives (ingest), never before
+_ASSIGNMENTS = (
+    "DELETE FROM cca_ab_assignments WHERE assigned_at < :cutoff "
+    "OR call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff)"
+)
 
 
 class _Purger:
     """The steps of one purge; each runs in its own transaction."""
 
-    def __init__(self, engine: Engine, result: PurgeResult, guard: datetime, dry_run: bool) -> None:
+    def __init__(self, engine: Engine, result: PurgeResult, guard: datetime, dry_run: bool, *, may_drop: bool) -> None:
         self.engine, self.result, self.guard, self.dry_run = engine, result, guard, dry_run
+        self.may_drop = may_drop  # False on a database attached to the call processor
 
     def _record(self, table: str, action: str, target: str, rows: int) -> None:
         if rows or action == "drop":
@@ -187,8 +222,10 @@ class _Purger:
         return "delete"
 
     def partitioned(self, table: str, cutoff: datetime, *, derive: bool) -> None:
-        """Drop the partitions of ``table`` wholly before ``cutoff``; DELETE before it in the one holding it."""
+        """Purge the rows of ccanalytics's calls in ``table`` before ``cutoff``: drop a partition wholly
+        before it when that is allowed and every row in it is ccanalytics's, DELETE them otherwise."""
         column = "started_at" if table == "calls" else "created_at"
+        delivered = _DELIVERED.format(key="id" if table == "calls" else "call_id")
         with self.engine.connect() as conn:
             parts = list_partitions(conn, table)
             conn.rollback()
@@ -196,31 +233,37 @@ class _Purger:
             action = self._plan(part, cutoff)
             if action is None:
                 continue
-            whole = action == "drop"
-            count = f"SELECT count(*) FROM {part.qualified}" + ("" if whole else f" WHERE {column} < :cutoff")
+            old = f"FROM {part.qualified} x WHERE x.{column} < :cutoff AND {delivered}"
             try:
                 with self.engine.begin() as conn:
                     conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                    whole = action == "drop" and self._only_ours(conn, part.qualified, delivered)
+                    action = "drop" if whole else "delete"
                     if self.dry_run:
-                        rows = conn.execute(sa.text(count), {"cutoff": cutoff}).scalar_one()
+                        rows = conn.execute(sa.text(f"SELECT count(*) {old}"), {"cutoff": cutoff}).scalar_one()
                     else:
-                        # no writer may slip a row in between the derivation and the purge
+                        # no writer may slip a row in between the check, the derivation and the purge
                         mode = "ACCESS EXCLUSIVE" if whole else "SHARE ROW EXCLUSIVE"
                         conn.execute(sa.text(f"LOCK TABLE {part.qualified} IN {mode} MODE"))
-                        first = conn.execute(
-                            sa.text(f"SELECT min({column}) FROM {part.qualified} WHERE {column} < :cutoff"),
-                            {"cutoff": cutoff},
-                        ).scalar_one()
+                        if whole and not self._only_ours(conn, part.qualified, delivered):
+                            whole, action = False, "delete"  # the processor wrote a row before the lock
+                        first = conn.execute(sa.text(f"SELECT min(x.{column}) {old}"), {"cutoff": cutoff}).scalar_one()
                         if derive and first is not None:  # derive while the transcript rows are still here
                             upto = part.hi if whole else cutoff
                             self._derived(callmetrics.derive(conn, first - CHILD_SLACK, upto))
+                        if table == "call_turns" and first is not None:  # ccanalytics's extras of those turns
+                            conn.execute(
+                                sa.text(
+                                    f"DELETE FROM cca_turn_extras e USING {part.qualified} x WHERE e.turn_id = x.id "
+                                    f"AND x.{column} < :cutoff AND {delivered}"
+                                ),
+                                {"cutoff": cutoff},
+                            )
                         if whole:
-                            rows = conn.execute(sa.text(count)).scalar_one()
+                            rows = conn.execute(sa.text(f"SELECT count(*) FROM {part.qualified}")).scalar_one()
                             conn.execute(sa.text(f"DROP TABLE {part.qualified}"))
                         else:
-                            rows = conn.execute(
-                                sa.text(f"DELETE FROM {part.qualified} WHERE {column} < :cutoff"), {"cutoff": cutoff}
-                            ).rowcount
+                            rows = conn.execute(sa.text(f"DELETE {old}"), {"cutoff": cutoff}).rowcount
             except sa.exc.OperationalError as exc:
                 if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
                     raise
@@ -230,22 +273,44 @@ class _Purger:
 
     def straddling(self, cutoff: datetime) -> None:
         """Turns and tool calls stamped after the cutoff whose call started before it (a call across
-        the cutoff's midnight): a transcript goes whole, with its call's day."""
+        the cutoff's midnight): a transcript of ccanalytics's goes whole, with its call's day."""
         params = {"cutoff": cutoff, "from": cutoff - timedelta(days=1), "to": min(cutoff + CHILD_SLACK, self.guard)}
         if params["to"] <= cutoff:
             return
         for table in TRANSCRIPT_TABLES:
             cond = (
                 f"FROM {table} x WHERE x.created_at >= :cutoff AND x.created_at < :to AND x.call_id IN "
-                "(SELECT c.id FROM calls c WHERE c.started_at >= :from AND c.started_at < :cutoff)"
+                "(SELECT c.id FROM calls c WHERE c.started_at >= :from AND c.started_at < :cutoff) "
+                f"AND {_DELIVERED.format(key='call_id')}"
             )
             with self.engine.begin() as conn:
                 if self.dry_run:
                     rows = conn.execute(sa.text(f"SELECT count(*) {cond}"), params).scalar_one()
                 else:
                     self._derived(callmetrics.derive(conn, params["from"], cutoff))
+                    if table == "call_turns":
+                        conn.execute(
+                            sa.text(f"DELETE FROM cca_turn_extras e WHERE e.turn_id IN (SELECT x.id {cond})"), params
+                        )
                     rows = conn.execute(sa.text(f"DELETE {cond}"), params).rowcount
             self._record(table, "delete", f"{table} (calls started before the cutoff)", rows)
+
+    def _only_ours(self, conn: sa.Connection, partition: str, delivered: str) -> bool:
+        """Whether dropping ``partition`` whole is allowed: a database ccanalytics created itself, and no
+        row in the partition belongs to a call the processor wrote itself."""
+        if not self.may_drop:
+            return False
+        return not conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {partition} x WHERE NOT {delivered})")).scalar()
+
+    def kept_processor_calls(self, cutoff: datetime) -> None:
+        """Count the calls past the cutoff that stay because the processor wrote them itself."""
+        with self.engine.connect() as conn:
+            self.result.processor_calls_kept = conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM calls x WHERE x.started_at < :cutoff AND NOT {_DELIVERED.format(key='id')}"
+                ),
+                {"cutoff": cutoff},
+            ).scalar_one()
 
     def delete(self, table: str, statement: str, **params: Any) -> None:
         """One DELETE (or, dry, its count) in its own transaction."""

@@ -5,7 +5,8 @@
     calls = store.calls("2026-11-01", "2026-11-23", scenario="tire_search", transferred=True)
     calls.to_pandas()
 
-Results are Polars DataFrames with timestamps in the business time zone (Europe/Kyiv). Rows are
+Results are Polars DataFrames with timestamps in the business time zone (Europe/Kyiv). Ids are uuids
+(text columns), as the call processor writes them. Rows are
 streamed out of PostgreSQL with ``COPY … TO STDOUT`` and parsed by Polars, which keeps a 90-day range
 well under a second. Phone numbers are masked unless ``mask_phones=False``.
 """
@@ -62,15 +63,17 @@ CALL_COLUMNS = (
     Col("c.started_at", "started_at", "ts"),
     Col("c.ended_at", "ended_at", "ts"),
     Col("c.duration_seconds", "duration_seconds", "int"),
+    Col("c.tenant", "tenant", "str"),  # the tenant's slug
     Col("{caller}", "caller_id", "str"),
-    Col("c.customer_id", "customer_id", "int"),
+    # a customer is one tenant's (customers are unique per tenant and phone): group by customer_id
+    Col("c.customer_id", "customer_id", "str"),  # uuid
     Col("c.scenario", "scenario", "str"),
     Col("c.transferred_to_operator", "transferred_to_operator", "bool"),
     Col("c.transfer_reason", "transfer_reason", "str"),
     Col("c.order_id", "order_id", "str"),
     Col("c.fitting_booking_id", "fitting_booking_id", "str"),
     Col("c.prompt_version", "prompt_version", "str"),
-    Col("c.ab_test_id", "ab_test_id", "int"),
+    Col("c.ab_test_id", "ab_test_id", "str"),  # uuid
     Col("c.ab_variant", "ab_variant", "str"),
     Col("c.quality_score", "quality_score", "float"),
     Col("(c.cost_breakdown->>'stt')::float8", "cost_stt_usd", "float"),
@@ -85,8 +88,10 @@ CALL_DETAIL_COLUMNS = (
     Col("c.usage", "usage", "json"),
 )
 
+# read from cca_call_turns: the processor's turn with the speech duration and barge-in flag of a
+# delivered call log (NULL for a call the processor wrote itself)
 TURN_COLUMNS = (
-    Col("t.id", "id", "int"),
+    Col("t.id", "id", "str"),
     Col("t.call_id", "call_id", "str"),
     Col("t.turn_number", "turn_number", "int"),
     Col("t.speaker", "speaker", "str"),
@@ -100,8 +105,9 @@ TURN_COLUMNS = (
     Col("t.created_at", "created_at", "ts"),
 )
 
+# turn_number of a tool call counts the tool calls of its call (1, 2, …); created_at places it in the dialogue
 TOOL_COLUMNS = (
-    Col("x.id", "id", "int"),
+    Col("x.id", "id", "str"),
     Col("x.call_id", "call_id", "str"),
     Col("x.turn_number", "turn_number", "int"),
     Col("x.tool_name", "tool_name", "str"),
@@ -141,7 +147,8 @@ class Store:
         quality_above: float | None = None,
         prompt_version: str | Sequence[str] | None = None,
         caller: str | None = None,
-        customer_id: int | None = None,
+        customer_id: str | uuid.UUID | None = None,
+        tenant: str | Sequence[str] | None = None,
         call_ids: Iterable[str | uuid.UUID] | None = None,
         scored: bool | None = None,
         limit: int | None = None,
@@ -159,7 +166,10 @@ class Store:
             transferred / transfer_reason: operator transfers.
             quality_below / quality_above: quality_score < below, > above (unscored calls excluded).
             prompt_version: one label or several.
-            caller: a phone number in any common format.
+            caller: a phone number in any common format (the number's calls to every tenant).
+            customer_id: one customer (a customer is one tenant's: the same number is a customer of
+                each tenant it called).
+            tenant: a tenant's slug or several.
             scored: True for scored calls only, False for calls still waiting for a score.
             limit, newest_first: at most ``limit`` rows, taken from the newest end if asked.
             mask_phones: mask caller_id (default) — set False only inside the admin perimeter.
@@ -198,7 +208,10 @@ class Store:
             where.append("c.caller_id = %(caller)s")
         if customer_id is not None:
             where.append("c.customer_id = %(customer_id)s")
-            params["customer_id"] = int(customer_id)
+            params["customer_id"] = _uuids([customer_id], "customer id")[0]
+        if tenant is not None:
+            where.append("c.tenant = ANY(%(tenant)s)")
+            params["tenant"] = [tenant] if isinstance(tenant, str) else list(tenant)
         if call_ids is not None:
             where.append("c.id = ANY(%(ids)s)")
             params["ids"] = _uuids(call_ids)
@@ -232,7 +245,7 @@ class Store:
         if speaker is not None and speaker not in ("customer", "bot"):
             raise InvalidArgument("speaker must be 'customer' or 'bot'")
         sql, params = self._child_query(
-            "call_turns",
+            "cca_call_turns",
             "t",
             TURN_COLUMNS,
             date_from,
@@ -370,13 +383,13 @@ def _score(value: float, name: str) -> float:
     return float(value)
 
 
-def _uuids(values: Iterable[str | uuid.UUID]) -> list[uuid.UUID]:
+def _uuids(values: Iterable[str | uuid.UUID], what: str = "call id") -> list[uuid.UUID]:
     out = []
     for v in values:
         try:
             out.append(v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)))
         except ValueError:
-            raise InvalidArgument(f"not a call id (UUID): {v!r}") from None
+            raise InvalidArgument(f"not a {what} (UUID): {v!r}") from None
     return out
 
 

@@ -69,7 +69,8 @@ def search(
 ) -> pl.DataFrame:
     """Calls of [date_from, date_to] (default: the last 7 days) whose transcript matches ``text``
     (full-text, Ukrainian/Russian word forms), newest first, with the first matching turn in
-    ``snippet``. ``filters``: scenario, transferred, quality_below, quality_above, prompt_version."""
+    ``snippet``. ``filters``: scenario, transferred, quality_below, quality_above, prompt_version, tenant
+    (a tenant's slug)."""
     if not text or not text.strip():
         raise InvalidArgument("search needs some text")
     s = store or default_store()
@@ -100,6 +101,7 @@ def search(
         "total_cost_usd",
         "duration_seconds",
         "prompt_version",
+        "tenant",
         "caller",
         "snippet",
     ]

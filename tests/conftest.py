@@ -9,12 +9,12 @@ import uuid
 import psycopg
 import pytest
 import sqlalchemy as sa
+from factories import add_tenant
 
 from ccanalytics import embedded, partitions
 from ccanalytics.database import create_engine
 from ccanalytics.migrate import migrate
 from ccanalytics.store import Store
-from factories import add_tenant
 
 TEMPLATE = "cca_template"
 
@@ -124,6 +124,10 @@ def demo_template(pg_server, template_db, tmp_path_factory):
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{DEMO_TEMPLATE}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
     url = "postgresql+psycopg" + _db_url(pg_server, DEMO_TEMPLATE)[len("postgresql") :]
+    demo_db = create_engine(url, pool_size=1)
+    with demo_db.begin() as conn:  # the demo's database has the demo's two tenants only
+        conn.execute(sa.text("DELETE FROM tenants"))
+    demo_db.dispose()
     report = run_demo(
         Settings(
             database_url=url,

@@ -118,6 +118,22 @@ def turn(speaker: str, text: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return {"speaker": speaker, "text": text, "timestamp": at.isoformat(), **extra}
 
 
+# every table of the call processor's (sql/processor/schema.sql) with its key: all their columns are its
+# own; checksums compare their rows in key order
+PROCESSOR_TABLE_KEYS = {
+    "tenants": "id",
+    "customers": "id",
+    "calls": "id, started_at",
+    "call_turns": "id, created_at",
+    "call_tool_calls": "id, created_at",
+    "llm_usage_log": "id, created_at",
+    "prompt_versions": "id",
+    "prompt_ab_tests": "id",
+    "daily_stats": "stat_date",
+    "llm_model_pricing": "id",
+    "llm_pricing_catalog": "model_key",
+}
+
 TENANT = "shop"  # the tenant every test database has (tests/conftest.py)
 
 
@@ -136,7 +152,8 @@ def add_prompt_version(conn: sa.Connection, name: str, system_prompt: str, *, is
         sa.text(
             "INSERT INTO prompt_versions (id, name, system_prompt, tools_config, is_active, metadata, created_at) "
             "VALUES (gen_random_uuid(), :n, :p, '{}', :a, '{}', greatest(clock_timestamp(), "
-            "(SELECT max(created_at) + interval '1 millisecond' FROM prompt_versions WHERE name = :n))) RETURNING id"
+            "(SELECT max(created_at) + interval '1 millisecond' FROM prompt_versions "
+            "WHERE name = CAST(:n AS varchar)))) RETURNING id"
         ),
         {"n": name, "p": system_prompt, "a": is_active},
     ).scalar_one()
@@ -157,6 +174,39 @@ def running_ab_test(conn: sa.Connection) -> tuple[uuid.UUID, uuid.UUID, uuid.UUI
     return test_id, a, b
 
 
+def add_processor_ab_test(
+    conn: sa.Connection,
+    test_name: str,
+    variant_a_id: uuid.UUID,
+    variant_b_id: uuid.UUID,
+    *,
+    status: str | None = "active",
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    **counters: Any,
+) -> uuid.UUID:
+    """A row of the call processor's prompt_ab_tests as its A/B manager writes one: the columns it sets
+    and the table's defaults for the rest. ``status=None`` leaves status out, so the row gets the
+    column's quoted default (the text 'active' with its quotes). ``counters``: traffic_split, calls_a,
+    calls_b, quality_a, quality_b. Returns its id."""
+    values: dict[str, Any] = {"test_name": test_name, "variant_a_id": variant_a_id, "variant_b_id": variant_b_id}
+    unknown = set(counters) - {"traffic_split", "calls_a", "calls_b", "quality_a", "quality_b"}
+    if unknown:
+        raise TypeError(f"not a column of prompt_ab_tests: {', '.join(sorted(unknown))}")
+    values.update(counters)
+    if status is not None:
+        values["status"] = status
+    if started_at is not None:
+        values["started_at"] = started_at
+    if ended_at is not None:
+        values["ended_at"] = ended_at
+    columns = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    return conn.execute(
+        sa.text(f"INSERT INTO prompt_ab_tests ({columns}) VALUES ({params}) RETURNING id"), values
+    ).scalar_one()
+
+
 def record_scores(conn: sa.Connection, where: str, score: str, details: dict[str, Any], **params: Any) -> int:
     """What ccanalytics's scorer stores, without running a judge: a current call_scores row (score SQL
     expression ``score`` over the call ``c``) for every call matching the SQL condition ``where``; the
@@ -174,3 +224,123 @@ def record_scores(conn: sa.Connection, where: str, score: str, details: dict[str
         {"ids": ids, "d": json.dumps(details)},
     )
     return len(ids)
+
+
+def write_as_processor(
+    conn: sa.Connection,
+    call: dict[str, Any],
+    *,
+    tenant: str = TENANT,
+    cost_breakdown: dict[str, Any] | None = None,
+    quality: tuple[float, dict[str, Any]] | None = None,
+    ended: bool = True,
+) -> uuid.UUID:
+    """Write a call log dict (``make_call``) into the processor's tables the way the call processor
+    writes a call itself, with no delivery through ccanalytics (no cca_call_ingest row): its customer
+    of ``tenant`` if new, the call at its start (prompt_version 'default'), its turns, tool calls
+    (turn_number counting them) and LLM requests during it, its end and ``cost_breakdown`` at the end
+    (unless not ``ended``: still in progress), and its quality task's ``(score, criteria)`` after. Makes
+    the months' partitions as the processor's partition manager would. Returns the call id."""
+    from ccanalytics import partitions
+
+    call_id = uuid.UUID(call["call_id"])
+    started, ended_at = datetime.fromisoformat(call["started_at"]), datetime.fromisoformat(call["ended_at"])
+    stamps = [datetime.fromisoformat(t["timestamp"]) for t in call["turns"]]
+    partitions.ensure_months(conn, [started, ended_at, *stamps])
+    tenant_id = conn.execute(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": tenant}).scalar_one()
+    customer_id = None
+    if call.get("caller_id"):
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (id, tenant_id, phone, name, total_calls, first_call_at, last_call_at) "
+                "VALUES (gen_random_uuid(), :t, :p, :n, 0, :at, :at) ON CONFLICT (tenant_id, phone) DO NOTHING"
+            ),
+            {"t": tenant_id, "p": call["caller_id"], "n": call.get("customer_name"), "at": started},
+        )
+        customer_id = conn.execute(
+            sa.text("SELECT id FROM customers WHERE tenant_id = :t AND phone = :p"),
+            {"t": tenant_id, "p": call["caller_id"]},
+        ).scalar_one()
+    conn.execute(
+        sa.text(
+            "INSERT INTO calls (id, caller_id, customer_id, started_at, prompt_version, tenant_id) "
+            "VALUES (:id, :caller, :customer, :at, 'default', :tenant)"
+        ),
+        {"id": call_id, "caller": call.get("caller_id"), "customer": customer_id, "at": started, "tenant": tenant_id},
+    )
+    tool_number = 0
+    for number, (t, at) in enumerate(zip(call["turns"], stamps, strict=True), start=1):
+        conn.execute(
+            sa.text(
+                "INSERT INTO call_turns (id, call_id, turn_number, speaker, content, stt_confidence, stt_latency_ms, "
+                "llm_latency_ms, tts_latency_ms, created_at, language) "
+                "VALUES (gen_random_uuid(), :c, :n, :s, :x, :conf, :stt, :llm, :tts, :at, 'uk')"
+            ),
+            {
+                "c": call_id,
+                "n": number,
+                "s": t["speaker"],
+                "x": t["text"],
+                "conf": t.get("stt_confidence"),
+                "stt": t.get("stt_latency_ms"),
+                "llm": t.get("llm_latency_ms"),
+                "tts": t.get("tts_latency_ms"),
+                "at": at,
+            },
+        )
+        for tool in t.get("tool_calls", []):
+            tool_number += 1
+            conn.execute(
+                sa.text(
+                    "INSERT INTO call_tool_calls (id, call_id, turn_number, tool_name, tool_args, tool_result, "
+                    "duration_ms, success, created_at) VALUES (gen_random_uuid(), :c, :n, :name, CAST(:a AS jsonb), "
+                    "CAST(:r AS jsonb), :d, :ok, :at)"
+                ),
+                {
+                    "c": call_id,
+                    "n": tool_number,
+                    "name": tool["name"],
+                    "a": None if tool.get("args") is None else json.dumps(tool["args"]),
+                    "r": None if tool.get("result") is None else json.dumps(tool["result"]),
+                    "d": tool.get("duration_ms"),
+                    "ok": tool.get("success"),
+                    "at": at,
+                },
+            )
+        if t["speaker"] == "bot":
+            conn.execute(
+                sa.text(
+                    "INSERT INTO llm_usage_log (task_type, provider_key, model_name, input_tokens, output_tokens, "
+                    "cached_input_tokens, latency_ms, call_id, tenant_id, created_at) "
+                    "VALUES ('agent', 'anthropic-sonnet', 'claude-sonnet-4', 2500, 200, 1500, :ms, :c, :t, :at)"
+                ),
+                {"ms": t.get("llm_latency_ms"), "c": call_id, "t": tenant_id, "at": at},
+            )
+    if ended:
+        conn.execute(
+            sa.text(
+                "UPDATE calls SET ended_at = :end, duration_seconds = :d, scenario = :s, transferred_to_operator = :tr, "
+                "transfer_reason = :why, cost_breakdown = CAST(:cost AS jsonb), total_cost_usd = :total "
+                "WHERE id = :id AND started_at = :at"
+            ),
+            {
+                "id": call_id,
+                "at": started,
+                "end": ended_at,
+                "d": round(call.get("duration_seconds") or (ended_at - started).total_seconds()),
+                "s": call.get("scenario"),
+                "tr": bool(call.get("transferred_to_operator")),
+                "why": call.get("transfer_reason"),
+                "cost": json.dumps(cost_breakdown) if cost_breakdown is not None else None,
+                "total": (cost_breakdown or {}).get("total_cost"),
+            },
+        )
+    if quality is not None:
+        conn.execute(
+            sa.text(
+                "UPDATE calls SET quality_score = :q, quality_details = CAST(:d AS jsonb) "
+                "WHERE id = :id AND started_at = :at"
+            ),
+            {"id": call_id, "at": started, "q": quality[0], "d": json.dumps(quality[1])},
+        )
+    return call_id

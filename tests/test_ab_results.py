@@ -26,7 +26,7 @@ def test_demo_test_results(engine):
     with engine.connect() as conn:
         counts = dict(
             conn.execute(
-                sa.text("SELECT ab_variant, count(*) FROM calls WHERE ab_test_id IS NOT NULL GROUP BY 1")
+                sa.text("SELECT ab_variant, count(*) FROM cca_calls WHERE ab_test_id IS NOT NULL GROUP BY 1")
             ).all()
         )
     assert (a.n + a.excluded, b.n + b.excluded) == (counts["A"], counts["B"])

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from conftest import DEMO_END
-from factories import make_call
+from factories import add_processor_ab_test, make_call
 from test_auth import crawl, csrf_of, logged_in, login
 
 from ccanalytics import auth, cost, experiments, optimizer, prompts, quality, timeutil
@@ -180,6 +180,101 @@ def test_bad_page_parameters_are_clear_errors(app, admin):
     assert admin.get("/ab/424242").status_code == 404
 
 
+def test_ids_in_page_addresses_and_forms_are_uuids_with_clear_russian_errors(admin, engine):
+    """Prompt versions and A/B tests are addressed by uuid: anything else is a 404 page (an address) or
+    a 400 page (a form or query field) that says so in Russian — HTML, not the API's JSON."""
+    v1 = prompts.create_version(engine, "greeting", "Привіт", author="test")
+    v2 = prompts.create_version(engine, "greeting", "Добрий день", author="test")
+    t = experiments.create_test(engine, "greet", [v1.id, v2.id], created_by="test")
+    missing = uuid.uuid4()
+    cases = [
+        ("/prompts/999/diff", 404, "в адресе должен быть её идентификатор (uuid)"),
+        ("/prompts/greeting@v1/diff", 404, "в адресе должен быть её идентификатор (uuid)"),
+        (f"/prompts/{missing}/diff", 404, f"Версии промпта {missing} нет"),
+        (f"/prompts/{missing}/activate", 404, f"Версии промпта {missing} нет"),
+        ("/prompts/12/activate", 404, "идентификатор (uuid)"),
+        (f"/prompts/{v2.id}/diff?against=1", 400, "«сравнить с»: нужен идентификатор версии (uuid)"),
+        (f"/prompts/{v2.id}/diff?against={missing}", 404, f"Версии промпта {missing} нет"),
+        ("/prompts/new?from=abc", 400, "«исходная версия»: нужен идентификатор версии (uuid)"),
+        (f"/prompts/new?from={missing}", 404, f"Версии промпта {missing} нет"),
+        ("/prompts/greeting/v9", 404, "У промпта «greeting» нет версии 9"),
+        ("/prompts/nothing", 404, "Промпта «nothing» нет"),
+        ("/ab/424242", 404, "в адресе должен быть идентификатор теста (uuid)"),
+        ("/ab/greet", 404, "в адресе должен быть идентификатор теста (uuid)"),
+        (f"/ab/{missing}", 404, f"A/B-теста {missing} нет"),
+        ("/prompts/suggestions/424242", 404, "Предложения #424242 нет"),
+        ("/prompts/suggestions/99999999999999999999", 404, "Предложения #99999999999999999999 нет"),
+    ]
+    for path, status, message in cases:
+        res = admin.get(path)
+        assert res.status_code == status, (path, res.status_code)
+        assert res.mimetype == "text/html" and message in text(res), path
+    # the same ids in their canonical and upper-case spellings open the pages
+    assert admin.get(f"/prompts/{v2.id}/diff?against={v1.id}").status_code == 200
+    assert admin.get(f"/prompts/{str(v2.id).upper()}/diff").status_code == 200
+    assert admin.get(f"/ab/{str(t.id).upper()}").status_code == 200
+    # writes to a malformed or unknown id change nothing
+    assert post(admin, "/ab/1/start").status_code == 404
+    assert post(admin, f"/ab/{missing}/stop", {"decision": "keep_a", "confirm": "yes"}).status_code == 404
+    assert post(admin, "/prompts/1/activate", {"confirm": "yes", "current": ""}).status_code == 404
+    res = post(admin, "/ab/new", {"test_name": "x", "variant_0": "1", "variant_1": str(v2.id)})
+    assert res.status_code == 400 and "«вариант A»: нужен идентификатор версии (uuid)" in text(res)
+    res = post(admin, "/ab/new", {"test_name": str(missing), "variant_0": str(v1.id), "variant_1": str(v2.id)})
+    assert res.status_code == 400 and "не может быть идентификатором (uuid)" in text(res)
+    assert experiments.get_test(engine, t.id).status == "draft" and len(experiments.list_tests(engine)) == 1
+    assert active_label(engine, "greeting") is None
+
+
+def test_the_processors_own_ab_tests_are_listed_read_only(app, admin, engine):
+    """The A/B list shows the call processor's tests (rows of its prompt_ab_tests as it writes them)
+    in their own section, with its counters and status in Russian, and says that per-call results
+    cannot be computed — no figure of ccanalytics's for them."""
+    v1 = prompts.create_version(engine, "greeting", "Привіт", author="test")
+    v2 = prompts.create_version(engine, "greeting", "Добрий день", author="test")
+    ours = experiments.create_test(engine, "ours", [v1.id, v2.id], created_by="test")
+    day = datetime(2026, 9, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        live = add_processor_ab_test(
+            conn, "proc-live", v1.id, v2.id, started_at=day + timedelta(days=2), calls_a=41, calls_b=39, quality_a=0.8
+        )
+        add_processor_ab_test(conn, "proc-quoted", v1.id, v2.id, status=None, started_at=day + timedelta(days=1))
+        done = add_processor_ab_test(
+            conn, "proc-done", v1.id, v2.id, status="completed", started_at=day, ended_at=day + timedelta(days=3)
+        )
+    note = "результаты по звонкам посчитать нельзя: процессор не записывает вариант в звонок"
+    analyst = logged_in(app, engine, "ivan", "analyst")
+    for client in (admin, analyst):
+        page = text(client.get("/ab"))
+        ours_part, _, theirs = page.partition("Тесты call processor")
+        assert theirs, "the section is missing"
+        assert "ours" in ours_part and "proc-live" not in ours_part  # not mixed with ccanalytics's tests
+        rows = re.findall(r"<tr>(.*?)</tr>", theirs.split("</table>")[0].partition("<tbody>")[2], re.S)
+        assert len(rows) == 3 and all(note in r for r in rows)
+        live_row = next(r for r in rows if "proc-live" in r)
+        cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", live_row, re.S)]
+        assert ["идёт"] in cells and ["41"] in cells and ["39"] in cells
+        assert "A: 0,80; B: —" in live_row  # the processor's figure; its untouched default 0 is no figure
+        quoted_row = next(r for r in rows if "proc-quoted" in r)
+        assert "идёт" in quoted_row and "&#39;active&#39;" not in quoted_row and "не записано" in quoted_row
+        assert "завершён" in next(r for r in rows if "proc-done" in r)
+        assert "greeting@v1" in live_row and "greeting@v2" in live_row
+        # read-only: no link to a page of theirs, no form
+        assert f"/ab/{live}" not in page and f"/ab/{done}" not in page and f"/ab/{ours.id}" in page
+    # the status filter covers their statuses too
+    running = text(admin.get("/ab?status=running")).partition("Тесты call processor")[2]
+    assert "proc-live" in running and "proc-quoted" in running and "proc-done" not in running
+    stopped = text(admin.get("/ab?status=stopped")).partition("Тесты call processor")[2]
+    assert "proc-done" in stopped and "proc-live" not in stopped
+    assert "Тесты call processor" not in text(admin.get("/ab?status=draft"))
+    # their id is no page of ccanalytics's: a 404 that says why
+    res = admin.get(f"/ab/{live}")
+    assert res.status_code == 404 and "тест call processor" in text(res) and note in text(res)
+    assert post(admin, f"/ab/{live}/start").status_code == 404
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT calls_a, calls_b, status FROM prompt_ab_tests WHERE id = :i"), {"i": live})
+        assert row.one() == (41, 39, "active")
+
+
 # ------------------------------------------------------------------------------------------- prompts
 def test_prompt_versions_editor_diff_activation_and_rollback_are_audited(admin, engine):
     res = post(admin, "/prompts/new", {"name": "greeting", "system_prompt": "Добрий день!\r\nЧим допомогти?"})
@@ -237,7 +332,7 @@ def test_prompt_versions_editor_diff_activation_and_rollback_are_audited(admin, 
     res = post(admin, "/prompts/greeting/rollback", {**form, "confirm": "yes"})
     assert res.status_code == 303 and active_label(engine, "greeting") == "greeting@v1"
     entry = audit_of(engine, "prompt.rolled_back")[0]
-    assert entry.actor == "olena" and entry.object_id == str(v1.id) and entry.details["from_version_id"] == v2.id
+    assert entry.actor == "olena" and entry.object_id == str(v1.id) and entry.details["from_version_id"] == str(v2.id)
     assert prompts.history(engine, "greeting")[0].kind == "rollback"
     versions = text(admin.get("/prompts/greeting"))
     assert "откат" in versions and "скарги" in versions and "Откатить на greeting@v2" in versions

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from factories import make_call
+from factories import TENANT, add_processor_ab_test, make_call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_auth import bearer, make_app
@@ -58,7 +58,7 @@ def demo(engine):
     return engine
 
 
-def snapshot(engine) -> dict[str, int]:
+def snapshot(engine) -> dict[str, int | str]:
     """Row counts of everything the API can change."""
     tables = (
         "calls",
@@ -66,7 +66,10 @@ def snapshot(engine) -> dict[str, int]:
         "customers",
         "prompt_versions",
         "prompt_activations",
+        "cca_prompt_version_notes",
         "prompt_ab_tests",
+        "cca_ab_tests",
+        "cca_ab_variants",
         "review_items",
         "review_labels",
         "prompt_suggestions",
@@ -75,10 +78,12 @@ def snapshot(engine) -> dict[str, int]:
     with engine.connect() as conn:
         counts = {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
         counts["active"] = conn.execute(
-            sa.text("SELECT coalesce(max(id), 0) FROM prompt_versions WHERE is_active")
+            sa.text(
+                "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM cca_prompt_versions WHERE is_active"
+            )
         ).scalar_one()
         counts["running"] = conn.execute(
-            sa.text("SELECT count(*) FROM prompt_ab_tests WHERE status = 'running'")
+            sa.text("SELECT count(*) FROM cca_ab_tests WHERE status = 'running'")
         ).scalar_one()
         counts["resolved"] = conn.execute(
             sa.text("SELECT count(*) FROM review_items WHERE status = 'resolved'")
@@ -226,9 +231,14 @@ def test_summary_per_period_equals_the_library(demo, client, analyst):
         ("/review?status=done", "one of new, in_review, resolved"),
         ("/review?limit=100000", "between"),
         ("/prompts/ab-tests?status=paused", "one of"),
-        ("/prompts/ab-tests/abc/results", "positive integer"),
-        ("/prompts/ab-tests/99999999999999999999/results", "positive integer"),
-        ("/prompts/12abc", "label like"),
+        ("/prompts/ab-tests?source=elsewhere", "one of ccanalytics, processor"),
+        ("/prompts/ab-tests?status=active", "source=processor"),
+        ("/prompts/ab-tests?source=processor&status=running", "active, stopped, completed"),
+        ("/prompts/ab-tests/" + "x" * 101 + "/results", "uuid or a test name"),
+        ("/prompts/ab-tests/%09tab/results", "uuid or a test name"),
+        ("/prompts/12abc", "uuid or a label like"),
+        ("/prompts/12", "uuid or a label like"),
+        ("/prompts/456beb53-7792-455c-b2ad-092f559328a", "uuid or a label like"),  # one digit short
         ("/prompts/resolve", "required"),
         ("/prompts/resolve?name=Bad%20Name", "lowercase"),
     ],
@@ -252,7 +262,7 @@ def test_prompt_create_get_activate_with_audit(demo, client, admin, analyst):
     res = client.patch(f"/api/v1/prompts/{created['id']}/activate", json={"reason": "A/B"}, headers=admin)
     activation = data_of(res)
     assert activation["to_version_id"] == created["id"] and activation["activated_by"] == "token:ops"
-    assert prompts.active_version(demo, "tire_agent").id == created["id"]
+    assert str(prompts.active_version(demo, "tire_agent").id) == created["id"]
     before = snapshot(demo)
     error_of(client.patch(f"/api/v1/prompts/{created['id']}/activate", headers=admin), 409, "conflict")
     assert snapshot(demo) == before
@@ -348,6 +358,82 @@ def test_ab_test_lifecycle_with_conflicts_and_audit(demo, client, admin, analyst
     assert started["status"] == "running"
     actions = [e.action for e in auth.audit_entries(demo, object_type="ab_test")]
     assert actions == ["ab_test.started", "ab_test.stopped", "ab_test.created"]
+
+
+def test_ids_are_uuids_and_tests_are_found_by_id_or_name(engine, client, admin, analyst):
+    v1 = prompts.create_version(engine, "greeting", "Привіт", author="test")
+    v2 = prompts.create_version(engine, "greeting", "Добрий день", author="test")
+    got = data_of(client.get(f"/api/v1/prompts/{v1.id}", headers=analyst))
+    assert got["id"] == str(v1.id) and uuid.UUID(got["id"]) == v1.id
+    assert data_of(client.get(f"/api/v1/prompts/{str(v1.id).upper()}", headers=analyst))["label"] == "greeting@v1"
+    error_of(client.get(f"/api/v1/prompts/{uuid.uuid4()}", headers=analyst), 404, "not_found")
+    before = snapshot(engine)
+    for versions in ([v1.id.int, str(v2.id)], [1, 2], ["greeting@v1", None]):
+        error = error_of(
+            client.post("/api/v1/prompts/ab-tests", json={"test_name": "t", "versions": versions}, headers=admin), 400
+        )
+        assert "uuid" in error["message"]
+    body = {"test_name": str(uuid.uuid4()), "versions": [str(v1.id), str(v2.id)]}
+    assert "uuid" in error_of(client.post("/api/v1/prompts/ab-tests", json=body, headers=admin), 400)["message"]
+    missing = {"test_name": "t", "versions": [str(v1.id), str(uuid.uuid4())]}
+    error_of(client.post("/api/v1/prompts/ab-tests", json=missing, headers=admin), 404)
+    error_of(client.patch("/api/v1/prompts/7/activate", headers=admin), 400, "invalid_argument")
+    error_of(client.patch(f"/api/v1/prompts/{uuid.uuid4()}/activate", headers=admin), 404)
+    assert snapshot(engine) == before
+    body = {"test_name": "greet 2026", "versions": [str(v1.id), "greeting@v2"]}
+    created = data_of(client.post("/api/v1/prompts/ab-tests", json=body, headers=admin), 201)
+    assert uuid.UUID(created["id"]) and [v["version_id"] for v in created["variants"]] == [str(v1.id), str(v2.id)]
+    started = data_of(client.post("/api/v1/prompts/ab-tests/greet%202026/start", headers=admin))  # by name
+    assert started["id"] == created["id"] and started["status"] == "running"
+    results = data_of(client.get(f"/api/v1/prompts/ab-tests/{created['id']}/results", headers=analyst))
+    assert results["test"]["id"] == created["id"]
+    error_of(
+        client.post(f"/api/v1/prompts/ab-tests/{uuid.uuid4()}/stop", json={"decision": "keep_a"}, headers=admin), 404
+    )
+    error_of(client.post("/api/v1/prompts/ab-tests/123/stop", json={"decision": "keep_a"}, headers=admin), 404)
+    entry = auth.audit_entries(engine, action="ab_test.created")[0]
+    assert entry.object_id == created["id"] and entry.details["versions"] == [str(v1.id), str(v2.id)]
+
+
+def test_the_processors_own_ab_tests_are_listed_read_only(engine, client, admin, analyst, service):
+    """GET /prompts/ab-tests?source=processor: the call processor's tests as it stored them (rows of its
+    prompt_ab_tests), no per-call results, and the reason why; they cannot be started, stopped or read
+    for results here."""
+    v1 = prompts.create_version(engine, "greeting", "Привіт", author="test")
+    v2 = prompts.create_version(engine, "greeting", "Добрий день", author="test")
+    day = datetime(2026, 9, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        live = add_processor_ab_test(
+            conn, "proc-live", v1.id, v2.id, started_at=day + timedelta(days=1), calls_a=41, calls_b=39, quality_a=0.8
+        )
+        quoted = add_processor_ab_test(conn, "proc-quoted", v1.id, v2.id, status=None, started_at=day)
+    assert data_of(client.get("/api/v1/prompts/ab-tests", headers=analyst)) == []  # ccanalytics's: none
+    theirs = data_of(client.get("/api/v1/prompts/ab-tests?source=processor", headers=analyst))
+    assert [t["id"] for t in theirs] == [str(live), str(quoted)]
+    first = theirs[0]
+    assert first["source"] == "processor" and first["test_name"] == "proc-live" and first["status"] == "active"
+    assert (first["calls_a"], first["calls_b"], first["quality_a"], first["quality_b"]) == (41, 39, 0.8, None)
+    assert (first["label_a"], first["label_b"], first["prompt_name"]) == ("greeting@v1", "greeting@v2", "greeting")
+    assert first["variant_a_id"] == str(v1.id) and first["per_call_results"] is None
+    expected = "per-call results cannot be computed because the processor does not record the variant on the call"
+    assert all(t["results_note"] == expected for t in theirs)
+    assert (theirs[1]["status"], theirs[1]["status_raw"]) == ("active", "'active'")
+    assert data_of(client.get("/api/v1/prompts/ab-tests?source=processor&status=completed", headers=analyst)) == []
+    assert len(data_of(client.get("/api/v1/prompts/ab-tests?source=processor", headers=service))) == 2
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert set(first) == set(schemas["ProcessorABTest"]["properties"])
+    # not ccanalytics's tests: a 409 that says why, and nothing changes
+    before = snapshot(engine)
+    error = error_of(client.get(f"/api/v1/prompts/ab-tests/{live}/results", headers=analyst), 409, "conflict")
+    assert expected in error["message"] and error["details"] == {"source": "processor", "id": str(live)}
+    error_of(client.post(f"/api/v1/prompts/ab-tests/{live}/start", headers=admin), 409)
+    error_of(client.post("/api/v1/prompts/ab-tests/proc-live/stop", json={"decision": "keep_a"}, headers=admin), 409)
+    assert snapshot(engine) == before
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT calls_a, calls_b, quality_b, status FROM prompt_ab_tests WHERE id = :i"), {"i": live}
+        )
+        assert row.one() == (41, 39, 0.0, "active")
 
 
 # ----------------------------------------------------------------------------------------- review
@@ -489,7 +575,8 @@ def test_documented_shapes_match_the_answers(demo, app, client, admin):
     queue = data_of(client.get("/api/v1/review", headers=admin))
     assert set(queue) == keys("ReviewQueue")
     assert set(queue["items"][0]) == set(schemas["ReviewQueue"]["properties"]["items"]["items"]["properties"])
-    assert set(data_of(client.post("/api/v1/calls", json=make_call(), headers=admin))) == keys("IngestResult")
+    call = make_call(tenant=TENANT)  # the demo has several tenants: a call log names its own
+    assert set(data_of(client.post("/api/v1/calls", json=call, headers=admin))) == keys("IngestResult")
     assert set(data_of(client.get("/api/v1/me", headers=admin))) == keys("Principal")
     auth.audit(demo, "tester", "test.done", "test")
     assert set(data_of(client.get("/api/v1/audit", headers=admin))[0]) == keys("AuditEntry")

@@ -24,7 +24,13 @@ PASSWORD = "correct horse battery staple"
 TOKEN_RE = re.compile(r"^cca_[A-Za-z0-9_\-]{43}$")
 # the routes that stay open; everything else must refuse anonymous access
 OPEN_ENDPOINTS = {"health.healthz", "health.readyz", "prom.metrics", "auth.login", "api.openapi", "static"}
-IDS = {"call_id": str(uuid.uuid4()), "version_id": "1", "test_id": "1", "suggestion_id": "1"}
+# ids in the crawled paths: calls, prompt versions and A/B tests are uuids; suggestions are numbered
+IDS = {
+    "call_id": str(uuid.uuid4()),
+    "version_id": str(uuid.uuid4()),
+    "test_id": str(uuid.uuid4()),
+    "suggestion_id": "1",
+}
 
 
 # -------------------------------------------------------------------------------------- helpers

@@ -91,6 +91,7 @@ def test_a_transcript_with_script_renders_as_text(live_admin, page):
     payload = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
     call = make_call(
         started_at=t0,
+        tenant="shinservice",  # the demo's database has two tenants
         turns=[
             turn("customer", payload, t0 + timedelta(seconds=2), duration_ms=1500),
             turn("bot", "Дякую, передаю менеджеру.", t0 + timedelta(seconds=5), duration_ms=1500),
@@ -155,7 +156,7 @@ def test_new_prompt_version_activate_it_and_run_an_ab_test(live_admin, page):
     with engine.connect() as conn:
         import sqlalchemy as sa
 
-        status = conn.execute(sa.text("SELECT status FROM prompt_ab_tests WHERE test_name = 'v2-vs-v3'")).scalar_one()
+        status = conn.execute(sa.text("SELECT status FROM cca_ab_tests WHERE test_name = 'v2-vs-v3'")).scalar_one()
         audited = {r[0] for r in conn.execute(sa.text("SELECT action FROM audit_log WHERE actor = 'olena'"))}
     assert status == "running"
     assert {"prompt.created", "prompt.activated", "ab_test.stopped", "ab_test.created", "ab_test.started"} <= audited

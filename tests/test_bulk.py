@@ -71,6 +71,10 @@ def test_a_call_the_database_refuses_is_isolated_from_its_batch(engine, tmp_path
     assert entry["call_id"] == calls[2]["call_id"] and "no_forbidden" in entry["problems"][0]["message"]
     assert entry["line"] == 3 and json.loads(entry["raw"])["call_id"] == calls[2]["call_id"]
     assert count_rows(engine) == {"calls": 4, "call_turns": 20, "call_tool_calls": 12, "customers": 1}
+    with engine.connect() as conn:  # nothing of the refused call stays in ccanalytics's tables either
+        received = conn.execute(sa.text("SELECT call_id::text FROM cca_call_ingest")).scalars().all()
+        extras = conn.execute(sa.text("SELECT count(DISTINCT call_id) FROM cca_turn_extras")).scalar()
+    assert calls[2]["call_id"] not in received and len(received) == 4 and extras == 4
 
 
 def test_cli_ingest_reports_and_exits_2_on_rejects(db_url, engine, tmp_path):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from factories import USAGE, make_call
+from factories import TENANT, USAGE, make_call
 
 from ccanalytics import clock, cost, metrics, pricing
 from ccanalytics.demo.generator import compute_cost, generate_calls
@@ -201,11 +201,17 @@ def test_a_call_redelivered_while_it_is_priced_gets_the_price_of_its_new_usage(e
     call = make_call(usage=USAGE, caller_id=None)
     ingest_records(engine, [call])
     holder = engine.connect()
-    holder.execute(  # a re-delivery (ingest replaces the row), not committed yet: the pricing run waits for it
+    # a re-delivery (ingest replaces the call's rows, and the usage it received: cca_call_ingest), not
+    # committed yet: the pricing run waits for it
+    holder.execute(
+        sa.text("WITH d AS (DELETE FROM calls WHERE id = :i RETURNING *) INSERT INTO calls SELECT * FROM d"),
+        {"i": call["call_id"]},
+    )
+    holder.execute(
         sa.text(
-            "WITH d AS (DELETE FROM calls WHERE id = :i RETURNING *) INSERT INTO calls "
-            "SELECT (jsonb_populate_record(NULL::calls, to_jsonb(d) || "
-            "jsonb_build_object('usage', d.usage || '{\"tts_chars\": 1600}'))).* FROM d"
+            "WITH d AS (DELETE FROM cca_call_ingest WHERE call_id = :i RETURNING *) INSERT INTO cca_call_ingest "
+            "SELECT (jsonb_populate_record(NULL::cca_call_ingest, to_jsonb(d) || "
+            "jsonb_build_object('usage', d.usage || '{\"tts_chars\": 1600}', 'ingested_at', now()))).* FROM d"
         ),
         {"i": call["call_id"]},
     )
@@ -258,7 +264,9 @@ def test_missing_usage_is_estimated_and_unknown_models_are_left_alone(engine):
 
 def test_demo_costs_match_the_generator_and_the_report(engine):
     end = datetime(2026, 11, 23).date()
-    calls = list(generate_calls(days=6, calls_per_day=60, end_date=end, ab_test=None, levers_days=0))  # Google STT
+    calls = list(  # Google STT; the calls go to the test database's one tenant
+        generate_calls(days=6, calls_per_day=60, end_date=end, ab_test=None, levers_days=0, tenants=(TENANT,))
+    )
     ingest_records(engine, calls)
     cost.compute_costs(engine, end - timedelta(days=5), end)
     with engine.connect() as conn:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from factories import make_call, turn
+from factories import add_tenant, make_call, turn, write_as_processor
 
 from ccanalytics import callmetrics, metrics
 from ccanalytics.errors import InvalidArgument
@@ -227,6 +227,45 @@ def test_incremental_skips_unchanged_days_and_recomputes_changed(engine):
     full = metrics.compute_daily_stats(engine, d1, d2, incremental=False)
     assert full.days_computed == [d1, d2]
     assert stats_row(engine, d2).total_calls == before.total_calls
+
+
+def _age(engine, minutes: int = 60) -> None:
+    """The days were computed ``minutes`` ago (past CHANGE_LAG). Only their stamp moves: the fingerprints
+    cover the calls' and metrics' own stamps."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cca_daily_stats SET computed_at = computed_at - :b"), {"b": timedelta(minutes=minutes)}
+        )
+
+
+def test_calls_the_processor_writes_itself_are_followed_incrementally(engine):
+    """A call the call processor wrote into its own tables has no delivery time (no cca_call_ingest row):
+    the incremental run still derives its metrics, recomputes its day and the days of its customer's
+    earlier calls. A customer is one tenant's: the same number calling another tenant is another customer."""
+    d1, d2 = date(2026, 11, 18), date(2026, 11, 19)
+    put(engine, make_call(started_at=utc(2026, 11, 18, 10), caller_id="+380501112233"))
+    assert metrics.compute_daily_stats(engine, d1, d2).days_computed == [d1, d2]
+    assert stats_row(engine, d1).first_contact_resolved == 1
+    _age(engine)
+    with engine.begin() as conn:
+        add_tenant(conn, "other", "Інша мережа")
+        # the same number calls another network the next day: that tenant's customer, not a repeat call
+        write_as_processor(conn, make_call(started_at=utc(2026, 11, 19, 9), caller_id="+380501112233"), tenant="other")
+    run = metrics.compute_daily_stats(engine, d1, d2)
+    assert run.calls_derived == 1 and run.days_computed == [d2]
+    assert stats_row(engine, d2).total_calls == 1 and stats_row(engine, d2).unique_callers == 1
+    assert stats_row(engine, d1).first_contact_resolved == 1
+    _age(engine)
+    with engine.begin() as conn:
+        # and the shop's own customer calls again: d1's call was not resolved at the first contact
+        write_as_processor(conn, make_call(started_at=utc(2026, 11, 19, 12), caller_id="+380501112233"))
+    run = metrics.compute_daily_stats(engine, d1, d2)
+    assert run.calls_derived == 1 and run.days_computed == [d1, d2]
+    assert stats_row(engine, d2).total_calls == 2 and stats_row(engine, d2).repeat_calls_7d == 1
+    assert stats_row(engine, d1).first_contact_resolved == 0
+    with engine.connect() as conn:
+        derived = conn.execute(sa.text("SELECT count(*) FROM call_metrics")).scalar_one()
+    assert derived == 3
 
 
 def test_days_without_calls_get_zero_rows(engine):

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from click.testing import CliRunner
+from factories import TENANT
 
 from ccanalytics import clock, timeutil
 from ccanalytics.callog import validate_json
@@ -30,6 +31,7 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     assert res.exit_code == 0, res.output
     assert "load demo calls:" in res.output and "daily stats: 3 days computed" in res.output
     assert "response latency: p50" in res.output
+    assert "networks (tenants): Шинсервіс" in res.output and "ПроКолесо" in res.output
     yesterday = timeutil.today() - timedelta(days=1)
     assert (tmp_path / "reports" / "daily" / f"{yesterday}.html").is_file()  # the demo writes the HTML reports
     assert (tmp_path / "reports" / "problems" / f"{yesterday - timedelta(days=1)}_{yesterday}.html").is_file()
@@ -37,9 +39,37 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     with engine.connect() as conn:
         calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
         days = conn.execute(sa.text("SELECT count(*), sum(total_calls) FROM cca_daily_stats")).one()
-        prompts = conn.execute(sa.text("SELECT label, is_active FROM prompt_versions ORDER BY version")).all()
-        tests = conn.execute(sa.text("SELECT test_name, status FROM prompt_ab_tests")).all()
-        ab_calls = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ab_test_id IS NOT NULL")).scalar_one()
+        prompts = conn.execute(
+            sa.text("SELECT label, is_active, processor_active FROM cca_prompt_versions ORDER BY version")
+        ).all()
+        tests = conn.execute(sa.text("SELECT test_name, status FROM cca_ab_tests")).all()
+        variants = conn.execute(
+            sa.text(
+                "SELECT v.variant, p.label FROM cca_ab_variants v JOIN cca_prompt_versions p ON p.id = v.version_id "
+                "ORDER BY 1"
+            )
+        ).all()
+        ab_calls = conn.execute(
+            sa.text("SELECT count(*) FROM cca_ab_assignments a JOIN cca_ab_tests t ON t.id = a.test_id")
+        ).scalar_one()
+        tenants = dict(
+            conn.execute(
+                sa.text("SELECT t.slug, count(c.id) FROM tenants t LEFT JOIN calls c ON c.tenant_id = t.id GROUP BY 1")
+            ).all()
+        )
+        names = dict(conn.execute(sa.text("SELECT slug, name FROM tenants")).all())
+        # a number that called both networks is a customer of each (customers are per tenant and phone)
+        both = conn.execute(
+            sa.text("SELECT count(*) FROM (SELECT phone FROM customers GROUP BY 1 HAVING count(*) > 1) x")
+        ).scalar_one()
+        unlinked = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id "
+                "WHERE c.caller_id IS NOT NULL AND c.caller_id <> 'anonymous' "
+                "AND (cu.id IS NULL OR cu.tenant_id <> c.tenant_id OR cu.phone <> c.caller_id)"
+            )
+        ).scalar_one()
+        orders = conn.execute(sa.text("SELECT count(order_id), count(fitting_booking_id) FROM calls")).one()
         derived = conn.execute(sa.text("SELECT count(*) FROM call_metrics")).scalar_one()
         future = conn.execute(sa.text("SELECT count(*) FROM calls WHERE ended_at > :n"), {"n": now}).scalar_one()
         days_with_calls = conn.execute(
@@ -48,9 +78,17 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     assert calls > 60
     # stats cover all 3 days, today included even before its first call (at 00:30 it has none yet)
     assert days == (3, calls) and days_with_calls in (2, 3)
-    assert prompts == [("tire_agent@v1", True), ("tire_agent@v2", False)]
+    # v1 is the processor's active version, v2 was written through ccanalytics
+    assert prompts == [("tire_agent@v1", True, True), ("tire_agent@v2", False, False)]
     assert tests == [("tire_agent-v1-vs-v2", "running")]
+    assert variants == [("A", "tire_agent@v1"), ("B", "tire_agent@v2")]
     assert 0 < ab_calls <= calls
+    # the demo's two networks (the test database's own tenant gets no demo call)
+    assert names["shinservice"] == "Шинсервіс" and names["prokoleso"] == "ПроКолесо"
+    assert tenants["shinservice"] > 0 and tenants["prokoleso"] > 0
+    assert tenants["shinservice"] + tenants["prokoleso"] == calls
+    assert both > 0 and unlinked == 0
+    assert orders[0] > 0 and orders[1] > 0  # uuids, in the processor's own columns
     assert derived == calls
     assert future == 0  # the demo ends at now
 
@@ -62,20 +100,39 @@ def test_demo_no_serve_loads_data_runs_jobs_and_is_idempotent(db_url, engine, tm
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == calls
         assert conn.execute(sa.text("SELECT count(*) FROM prompt_versions")).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM tenants")).scalar_one() == 3
 
 
 def test_generate_writes_valid_jsonl_that_ingests(db_url, engine, tmp_path):
     out = tmp_path / "calls.jsonl"
     res = cli(
-        db_url, "generate", "--days", "2", "--calls-per-day", "25", "--seed", "3", "--out", str(out), "--no-ab-test"
+        db_url,
+        "generate",
+        "--days",
+        "2",
+        "--calls-per-day",
+        "25",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--no-ab-test",
+        "--tenant",
+        TENANT,
     )
     assert res.exit_code == 0, res.output
     lines = out.read_text(encoding="utf-8").splitlines()
     assert res.output.strip() == f"wrote {len(lines)} calls to {out}"
     assert not [p for i, line in enumerate(lines) if isinstance(p := validate_json(line, i), RecordProblem)]
+    assert {json.loads(line)["tenant"] for line in lines} == {TENANT}
     res = cli(db_url, "ingest", str(out))
     assert res.exit_code == 0, res.output
     assert f"inserted={len(lines)}" in res.output
+    # by default the calls name the demo's tenants, which a database without them refuses
+    demo = tmp_path / "demo.jsonl"
+    assert cli(db_url, "generate", "--days", "1", "--calls-per-day", "5", "--out", str(demo)).exit_code == 0
+    tenants = {json.loads(line)["tenant"] for line in demo.read_text(encoding="utf-8").splitlines()}
+    assert tenants and tenants <= {"shinservice", "prokoleso"}
 
 
 def test_stats_commands(db_url, engine):

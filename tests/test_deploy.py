@@ -27,7 +27,7 @@ from factories import make_call
 from systools import require
 
 import ccanalytics.cli_doctor  # noqa: F401 — registers `doctor` (until ccanalytics.cli imports it)
-from ccanalytics import auth
+from ccanalytics import auth, sqlfiles
 from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine
@@ -42,8 +42,8 @@ OUR_IMAGE = "ccanalytics:latest"
 IMAGE_ROOT = "/opt/ccanalytics"
 SETTINGS = {f"CCA_{name.upper()}" for name in Settings.model_fields}
 DOCS = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-# call-processor tables: backed up with the call processor's data, not in the list of our own tables
-CALL_PROCESSOR_TABLES = {"calls", "call_turns", "call_tool_calls", "customers", "daily_stats"}
+# every table of the call processor's schema (sql/processor/schema.sql), which ccanalytics does not own
+CALL_PROCESSOR_TABLES = set(re.findall(r"^CREATE TABLE (\w+)", sqlfiles.processor_schema(), re.M))
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -47,13 +47,13 @@ def test_the_processors_numbering_places_tools_after_the_right_turns(engine):
         conn.execute(
             sa.text(
                 "UPDATE call_tool_calls x SET turn_number = n.k, created_at = n.created_at - interval '2 seconds' "
-                "FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS k, created_at FROM call_tool_calls "
+                "FROM (SELECT id, row_number() OVER (ORDER BY created_at, turn_number) AS k, created_at FROM call_tool_calls "
                 "WHERE call_id = :c) n WHERE x.id = n.id"
             ),
             {"c": cid},
         )
         numbers = conn.execute(
-            sa.text("SELECT turn_number FROM call_tool_calls WHERE call_id = :c ORDER BY created_at, id"), {"c": cid}
+            sa.text("SELECT turn_number FROM call_tool_calls WHERE call_id = :c ORDER BY created_at, turn_number"), {"c": cid}
         ).scalars()
         assert list(numbers) == [1, 2, 3]  # the numbers of the first turns: placing by them would be wrong
         view = load_calls(conn, [cid])[cid]

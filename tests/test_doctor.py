@@ -124,7 +124,7 @@ def test_a_healthy_installation(db_url, judge, smtp, telegram, prometheus, tmp_p
     found = by_name(checks)
     assert found["database"].detail.startswith("PostgreSQL 16.")
     assert "none pending" in found["migrations"].detail
-    assert "calls, call_turns, call_tool_calls through" in found["partitions"].detail
+    assert "calls, call_turns, call_tool_calls, llm_usage_log through" in found["partitions"].detail
     assert found["data"].detail == "no odd rows of the call processor in the last 7 days"
     assert "model fake-judge-1 available" in found["judge"].detail
     assert "EHLO" in found["smtp"].detail
@@ -175,7 +175,7 @@ def test_partitions_ahead(engine):
     # a month covered by a partition named otherwise (the call processor's) counts as covered
     nxt = add_months(month_start(datetime.now(UTC).date()), 7)
     with engine.begin() as conn:
-        for table in ("calls", "call_turns", "call_tool_calls"):
+        for table in ("calls", "call_turns", "call_tool_calls", "llm_usage_log"):
             conn.execute(
                 sa.text(
                     f"CREATE TABLE {table}_cp PARTITION OF {table} FOR VALUES FROM ('{nxt}') "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from ccanalytics.demo.generator import (
     DEMO_AB_TEST,
     DEMO_PROMPT_NAME,
     DEMO_PROMPTS,
+    DEMO_TENANT_SLUGS,
     LATENCY_SPIKE_WINDOW,
     OUTAGE_TOOLS,
     PRICES,
@@ -173,13 +175,20 @@ def test_orders_fittings_and_names(week):
     fittings = [c for c in week if c["fitting_booked"]]
     assert len(orders) > 30 and len(fittings) > 30
     for call in week:
+        # the call records the order's and the booking's uuid (the processor's columns hold uuids); the
+        # tools answer with the human numbers
         if call["order_created"]:
-            assert re.fullmatch(r"ORD-\d{6}", call["order_id"])
-            assert any(tc["name"] == "confirm_order" and tc["success"] for tc in tool_calls(call))
+            assert call["order_id"] == str(uuid.uuid5(uuid.UUID(call["call_id"]), "order"))
+            confirmed = [tc for tc in tool_calls(call) if tc["name"] == "confirm_order" and tc["success"]]
+            assert confirmed and re.fullmatch(r"ORD-\d{6}", confirmed[-1]["result"]["order_id"])
         else:
             assert "order_id" not in call
         if call["fitting_booked"]:
-            assert re.fullmatch(r"FIT-\d{5}", call["fitting_booking_id"])
+            assert call["fitting_booking_id"] == str(uuid.uuid5(uuid.UUID(call["call_id"]), "fitting_booking"))
+            booked = [tc for tc in tool_calls(call) if tc["name"] == "book_fitting" and tc["success"]]
+            assert booked and re.fullmatch(r"FIT-\d{5}", booked[-1]["result"]["booking_id"])
+        else:
+            assert "fitting_booking_id" not in call
         if call["order_created"] or call["fitting_booked"]:
             first, last = call["customer_name"].split(" ")
             assert first in P.MALE_NAMES + P.FEMALE_NAMES
@@ -200,6 +209,38 @@ def test_callers_repeat_and_some_are_hidden(week):
     for c in month:
         days_per_caller[c["caller_id"]].add(local_day(c))
     assert sum(1 for c, d in days_per_caller.items() if c != "anonymous" and len(d) >= 3) > 10
+
+
+def test_calls_are_split_between_the_demo_tenants(week):
+    # the call processor serves two networks; a customer is a customer of one tenant (tenant, phone)
+    assert DEMO_TENANT_SLUGS == ("shinservice", "prokoleso")
+    tenants = Counter(c["tenant"] for c in week)
+    assert set(tenants) == set(DEMO_TENANT_SLUGS)
+    assert 0.5 <= tenants["shinservice"] / len(week) <= 0.7
+    per_phone = defaultdict(set)
+    for c in week:
+        if c["caller_id"] != "anonymous":
+            per_phone[c["caller_id"]].add(c["tenant"])
+    both = [phone for phone, seen in per_phone.items() if len(seen) == 2]
+    assert both  # numbers that are customers of both networks
+    assert len(both) < 0.2 * len(per_phone)  # most callers stay with one network
+    # any two days have a number calling both (the first regular customer, the tenants taking turns)
+    two = list(generate_calls(seed=11, days=2, calls_per_day=20, end_date=END, ab_test=None))
+    seen = defaultdict(set)
+    for c in two:
+        seen[c["caller_id"]].add(c["tenant"])
+    assert any(len(v) == 2 for phone, v in seen.items() if phone != "anonymous")
+
+
+def test_without_tenants_only_the_key_is_left_out():
+    with_tenants = list(generate_calls(seed=4, days=2, calls_per_day=50, end_date=END))
+    without = list(generate_calls(seed=4, days=2, calls_per_day=50, end_date=END, tenants=None))
+    assert without and all("tenant" not in c for c in without)
+    assert [{k: v for k, v in c.items() if k != "tenant"} for c in with_tenants] == without
+    one = list(generate_calls(seed=4, days=1, calls_per_day=30, end_date=END, tenants=("shop",)))
+    assert {c["tenant"] for c in one} == {"shop"}
+    with pytest.raises(InvalidArgument):
+        generate_calls(tenants=("shop", "shop"))
 
 
 def test_volume_by_hour_and_weekday(week, by_day):

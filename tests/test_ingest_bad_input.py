@@ -228,13 +228,23 @@ def test_generated_bad_payloads_never_crash_or_half_write(engine, mutations):
         except (KeyError, IndexError, TypeError, ValueError):
             continue  # the path no longer exists after an earlier mutation
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE calls, call_turns, call_tool_calls, customers")
+        conn.exec_driver_sql(
+            "TRUNCATE calls, call_turns, call_tool_calls, customers, cca_call_ingest, cca_turn_extras, cca_ab_assignments"
+        )
     try:
         result = ingest(engine, call)
     except IngestValidationError as exc:
         assert exc.details and exc.details[0]["problems"], exc.details
         assert count_rows(engine) == EMPTY
+        assert _received(engine) == 0
     else:
         counts = count_rows(engine)
         assert counts["calls"] == 1 and counts["call_turns"] == result.turns
         assert counts["call_tool_calls"] == result.tool_calls
+        assert _received(engine) == 1
+
+
+def _received(engine) -> int:
+    """Calls ccanalytics recorded as delivered (cca_call_ingest): written with the call or not at all."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM cca_call_ingest").scalar()

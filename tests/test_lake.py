@@ -75,7 +75,8 @@ def test_export_day_round_trip_matches_the_database(engine, loaded, tmp_path):
     assert calls.schema.remove_metadata() == lake.schema("calls")
     db = db_rows(
         engine,
-        "SELECT c.id::text AS id, c.started_at, c.duration_seconds, c.customer_id, c.total_cost_usd, c.quality_score, "
+        "SELECT c.id::text AS id, c.started_at, c.duration_seconds, c.customer_id::text AS customer_id, c.tenant, "
+        "c.total_cost_usd, c.quality_score, "
         "m.turns, m.response_p95_ms FROM cca_calls c JOIN call_metrics m ON m.call_id = c.id "
         "WHERE c.started_at >= :a AND c.started_at < :b ORDER BY c.started_at",
         a=kyiv(DAY, 0),
@@ -86,7 +87,8 @@ def test_export_day_round_trip_matches_the_database(engine, loaded, tmp_path):
     for row, ref in zip(got, db, strict=True):
         assert row["started_at"] == ref.started_at
         assert row["duration_seconds"] == ref.duration_seconds
-        assert row["customer_id"] == ref.customer_id
+        assert row["customer_id"] == ref.customer_id  # uuid text (the processor's ids)
+        assert row["tenant"] == ref.tenant == "shop"
         assert row["total_cost_usd"] == pytest.approx(ref.total_cost_usd)
         assert row["quality_score"] == pytest.approx(ref.quality_score)
         assert row["turns"] == ref.turns == 5
@@ -97,7 +99,12 @@ def test_export_day_round_trip_matches_the_database(engine, loaded, tmp_path):
     # the late call's last turn (after Kyiv midnight) stays with its call's day
     assert {t["call_id"] for t in turns} == {r.id for r in db}
     assert max(t["created_at"] for t in turns) > kyiv(DAY + timedelta(days=1), 0)
-    ref_turns = db_rows(engine, "SELECT * FROM call_turns WHERE call_id = :id ORDER BY turn_number", id=db[1].id)
+    ref_turns = db_rows(
+        engine,
+        "SELECT id::text AS id, turn_number, content, stt_confidence, created_at, speech_duration_ms "
+        "FROM cca_call_turns WHERE call_id = :id ORDER BY turn_number",
+        id=db[1].id,
+    )
     ref_turn = ref_turns[1]  # the customer's first words, with the phone number dictated
     lake_turn = next(t for t in turns if t["id"] == ref_turn.id)
     assert lake_turn["content"] == mask_phones_in_text(ref_turn.content) != ref_turn.content

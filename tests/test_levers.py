@@ -212,7 +212,7 @@ def test_replay_routing_on_demo_data(engine, demo):
             SELECT c.id::text, c.scenario, c.usage, (c.started_at AT TIME ZONE 'Europe/Kyiv')::date AS day,
                    (SELECT t.content FROM call_turns t WHERE t.call_id = c.id AND t.speaker = 'customer'
                     ORDER BY t.turn_number LIMIT 1) AS first
-            FROM calls c""")
+            FROM cca_calls c""")
         ).all()
     assert r.calls == n and sum(r.by_reason.values()) == n
     assert r.routed.calls + r.rest.calls == n and r.routed.calls == r.routed_cheap

@@ -1,6 +1,8 @@
 """ccanalytics never changes a value the call processor owns (../shared/callcenter-schema.md): checksums
-of the processor's tables and columns are identical before and after every scheduled job has run over
-a day of calls, while ccanalytics's own tables received its results."""
+of every table of the processor's (every row, every column) are identical before and after every
+scheduled job has run over a day of calls — some delivered through ccanalytics's ingest API, some
+written by the processor itself, and old ones of the processor's past every retention cutoff — while
+ccanalytics's own tables received its results."""
 
 from __future__ import annotations
 
@@ -9,35 +11,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from factories import make_call, running_ab_test
+from factories import PROCESSOR_TABLE_KEYS, make_call, running_ab_test, write_as_processor
 
 from ccanalytics import clock, jobs, metrics, timeutil
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine, resolve_url
 from ccanalytics.ingest import ingest_records
 
-# the columns the call processor writes, per table (ccanalytics's own added columns left out)
-PROCESSOR_COLUMNS = {
-    "calls": (
-        "id, caller_id, customer_id, started_at, ended_at, duration_seconds, scenario, transferred_to_operator, "
-        "transfer_reason, order_id, fitting_booking_id, prompt_version, quality_score, quality_details, "
-        "cost_breakdown, total_cost_usd"
-    ),
-    "call_turns": (
-        "id, call_id, turn_number, speaker, content, stt_confidence, stt_latency_ms, llm_latency_ms, "
-        "tts_latency_ms, created_at"
-    ),
-    "call_tool_calls": "id, call_id, turn_number, tool_name, tool_args, tool_result, duration_ms, success, created_at",
-    "customers": "id, phone, name",
-    "prompt_versions": "id, name, system_prompt, tools_config, is_active, metadata, created_at",
-    "prompt_ab_tests": (
-        "id, test_name, variant_a_id, variant_b_id, calls_a, calls_b, quality_a, quality_b, status, started_at, ended_at"
-    ),
-    "daily_stats": (
-        "stat_date, total_calls, resolved_by_bot, transferred, avg_duration_seconds, avg_quality_score, "
-        "total_cost_usd, scenario_breakdown, transfer_reasons, hourly_distribution"
-    ),
-}
+PROCESSOR_TABLES = PROCESSOR_TABLE_KEYS
 
 # what the processor's quality task and its end-of-call update write (its own shapes)
 RECORDED_QUALITY = {
@@ -58,15 +39,22 @@ RECORDED_COST = {
 
 
 def checksums(engine: sa.Engine) -> dict[str, tuple[int, str]]:
-    """Rows and an order-independent hash of the processor's columns, per table."""
+    """Rows and an order-independent hash of every row of the processor's tables, all columns."""
     out = {}
     with engine.connect() as conn:
-        for table, columns in PROCESSOR_COLUMNS.items():
+        tables = set(
+            conn.execute(
+                sa.text("SELECT relname FROM pg_class WHERE relname = ANY(:t) AND relkind IN ('r', 'p')"),
+                {"t": list(PROCESSOR_TABLES)},
+            ).scalars()
+        )
+        assert tables == set(PROCESSOR_TABLES)
+        for table in PROCESSOR_TABLES:
             out[table] = tuple(
                 conn.execute(
                     sa.text(
                         f"SELECT count(*), coalesce(md5(string_agg(h, ',' ORDER BY h)), '') "
-                        f"FROM (SELECT md5(ROW({columns})::text) AS h FROM {table}) t"
+                        f"FROM (SELECT md5(t::text) AS h FROM {table} t) x"
                     )
                 ).one()
             )
@@ -75,28 +63,28 @@ def checksums(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 
 @pytest.fixture
 def processor_day(engine):
-    """Yesterday's and today's calls as the processor leaves them: some with its quality evaluation,
-    some with its cost (usage inside cost_breakdown), its daily_stats row of yesterday (UTC day) and
-    an A/B test with its counters."""
+    """Yesterday's and today's calls as the processor leaves them: six delivered through ccanalytics's
+    ingest API and six it wrote itself (its cost with the usage inside); its quality evaluation on some
+    of each; its daily_stats row of yesterday (UTC day); an A/B test of its own with its counters, beside
+    ccanalytics's running one; its model prices; and old calls of its own, past every retention cutoff."""
     now = clock.now().replace(microsecond=0)
     calls = [
         make_call(started_at=now - timedelta(minutes=60 + 90 * i), caller_id=f"+3806712345{i % 4:02d}")
         for i in range(12)
     ]
-    ingest_records(engine, calls)
+    ingest_records(engine, calls[:6])
     with engine.begin() as conn:
-        ids = [c["call_id"] for c in calls]
-        conn.execute(
+        for i, call in enumerate(calls[6:], start=6):
+            quality = (0.85, RECORDED_QUALITY) if i <= 8 else None
+            write_as_processor(conn, call, cost_breakdown=RECORDED_COST, quality=quality)
+        conn.execute(  # its quality task evaluates the delivered calls too
             sa.text("UPDATE calls SET quality_score = 0.85, quality_details = CAST(:q AS jsonb) WHERE id = ANY(:ids)"),
-            {"q": json.dumps(RECORDED_QUALITY), "ids": ids[:6]},
+            {"q": json.dumps(RECORDED_QUALITY), "ids": [c["call_id"] for c in calls[3:6]]},
         )
-        conn.execute(
-            sa.text(
-                "UPDATE calls SET usage = NULL, cost_breakdown = CAST(:c AS jsonb), total_cost_usd = 0.055 "
-                "WHERE id = ANY(:ids)"
-            ),
-            {"c": json.dumps(RECORDED_COST), "ids": ids[3:9]},
-        )
+        # its own calls of long ago: retention deletes none of their rows (only ccanalytics's rows about them)
+        for days in (400, 120):
+            old = make_call(started_at=now - timedelta(days=days), caller_id="+380501110000")
+            write_as_processor(conn, old, cost_breakdown=RECORDED_COST, quality=(0.7, RECORDED_QUALITY))
         conn.execute(
             sa.text(
                 "INSERT INTO daily_stats (stat_date, total_calls, resolved_by_bot, transferred, avg_quality_score, "
@@ -104,10 +92,19 @@ def processor_day(engine):
             ),
             {"d": (now - timedelta(days=1)).date().isoformat()},
         )
-        test_id, _, _ = running_ab_test(conn)
+        _, a, b = running_ab_test(conn)  # ccanalytics's, and one of the processor's between the same versions
         conn.execute(
-            sa.text("UPDATE prompt_ab_tests SET calls_a = 41, calls_b = 39, quality_a = 0.8 WHERE id = :i"),
-            {"i": test_id},
+            sa.text(
+                "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, calls_a, calls_b, quality_a, "
+                "status) VALUES ('greeting', :a, :b, 41, 39, 0.8, 'active')"
+            ),
+            {"a": a, "b": b},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO llm_model_pricing (provider_key, model_name, display_name, input_price_per_1m, "
+                "output_price_per_1m) VALUES ('anthropic-sonnet', 'claude-sonnet-4', 'Claude Sonnet 4', 3, 15)"
+            )
         )
     return calls
 
@@ -133,9 +130,17 @@ def test_a_day_of_every_job_leaves_the_processors_values_as_they_were(engine, db
                 "SELECT recorded_quality_score, recorded_total_cost_usd, quality_score, total_cost_usd "
                 "FROM cca_calls WHERE id = :i"
             ),
-            {"i": processor_day[4]["call_id"]},
+            {"i": processor_day[7]["call_id"]},
         ).one()
     assert (mine.scores, mine.prices, mine.both) == (12, 12, 12) and mine.days >= 1
+    with engine.connect() as conn:  # the processor's old calls are all still there, transcripts included
+        old = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT c.id) AS calls, count(t.id) AS turns FROM calls c "
+                "JOIN call_turns t ON t.call_id = c.id WHERE c.started_at < now() - interval '100 days'"
+            )
+        ).one()
+    assert tuple(old) == (2, 10)
     # the processor's values stay readable beside ccanalytics's own
     assert recorded.recorded_quality_score == 0.85 and recorded.recorded_total_cost_usd == 0.055
     assert recorded.quality_score is not None and recorded.total_cost_usd is not None
@@ -150,7 +155,7 @@ def test_the_configuration_chooses_whose_figures_are_used(engine, db_url, proces
     theirs = create_engine(
         resolve_url(Settings(database_url=db_url, quality_source="processor", cost_source="processor"))
     )
-    call_id = processor_day[4]["call_id"]  # both recorded by the processor
+    call_id = processor_day[7]["call_id"]  # written by the processor itself, with its quality and cost
     sql = sa.text(
         "SELECT quality_score, quality_source, total_cost_usd, cost_source, computed_quality_score, "
         "computed_total_cost_usd FROM cca_calls WHERE id = :i"

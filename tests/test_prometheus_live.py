@@ -139,7 +139,10 @@ def stack(pg_server, template_db, tmp_path_factory):
     def feed():
         while not stop.is_set():
             now = datetime.now(UTC).replace(microsecond=0)
-            ingest_records(engine, [make_call(started_at=now - timedelta(seconds=100), seconds=90, caller_id=None)])
+            ingest_records(
+                engine,
+                [make_call(started_at=now - timedelta(seconds=100), seconds=90, caller_id=None, tenant="prokoleso")],
+            )
             _score_some_calls(engine)
             stop.wait(0.7)
 

@@ -4,11 +4,13 @@ assignment, and the call processor's prompt resolver with its fallbacks."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from factories import make_call
+from factories import add_processor_ab_test, add_prompt_version, make_call
 
 from ccanalytics import experiments, prompts
 from ccanalytics.errors import InvalidArgument, NotFound
@@ -91,21 +93,39 @@ def test_concurrent_activations_leave_exactly_one_active(engine):
         t.join()
     with engine.connect() as conn:
         active = conn.execute(
-            sa.text("SELECT count(*) FROM prompt_versions WHERE name = 'busy' AND is_active")
+            sa.text("SELECT count(*) FROM cca_prompt_versions WHERE name = 'busy' AND is_active")
         ).scalar()
-        recorded = conn.execute(sa.text("SELECT count(*) FROM prompt_activations WHERE name = 'busy'")).scalar()
+        recorded = conn.execute(
+            sa.text(
+                "SELECT from_version_id, to_version_id FROM prompt_activations WHERE name = 'busy' "
+                "ORDER BY activated_at, id"
+            )
+        ).all()
+        touched = conn.execute(sa.text("SELECT count(*) FROM prompt_versions WHERE name = 'busy' AND is_active"))
     assert active == 1
-    assert recorded == 8 - len(errors)
-    # the database itself refuses a second active version
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+    assert len(recorded) == 8 - len(errors)
+    # serialised: every activation starts from the version the previous one made active
+    assert [f for f, _ in recorded] == [None] + [t for _, t in recorded[:-1]]
+    assert prompts.active_version(engine, "busy").id == recorded[-1][1]
+    assert touched.scalar() == 0  # the processor's own flag is never changed by ccanalytics
+    # whatever the processor does with its own flag, ccanalytics serves exactly one version per name
+    with engine.begin() as conn:
         conn.execute(sa.text("UPDATE prompt_versions SET is_active = true WHERE name = 'busy'"))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, is_active, processor_active FROM cca_prompt_versions WHERE name = 'busy'")
+        ).all()
+    assert [r.id for r in rows if r.is_active] == [recorded[-1][1]]
+    assert all(r.processor_active for r in rows)
 
 
 def test_ab_test_lifecycle_and_bad_input(engine):
     v1, v2, v3 = three_versions(engine)
     other = prompts.create_version(engine, "other", "інший", author="a")
     bad = [
-        ({"version_ids": [v1.id, 999]}, NotFound),
+        ({"version_ids": [v1.id, uuid.uuid4()]}, NotFound),
+        ({"version_ids": [v1.id, 999]}, InvalidArgument),  # ids are uuids
+        ({"version_ids": [v1.id, "greeter@v2"]}, InvalidArgument),  # ids, not labels
         ({"version_ids": [v1.id, v1.id]}, InvalidArgument),
         ({"version_ids": [v1.id]}, InvalidArgument),
         ({"version_ids": [v1.id, other.id]}, InvalidArgument),
@@ -119,7 +139,9 @@ def test_ab_test_lifecycle_and_bad_input(engine):
         with pytest.raises(error):
             experiments.create_test(engine, "t", created_by="olena", **kwargs)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM prompt_ab_tests")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM cca_ab_tests")).scalar() == 0
+    with pytest.raises(InvalidArgument, match="uuid"):  # a name that reads as an id could not be looked up
+        experiments.create_test(engine, str(uuid.uuid4()), [v1.id, v2.id], created_by="olena")
     t = experiments.create_test(
         engine,
         "greet-test",
@@ -150,6 +172,11 @@ def test_ab_test_lifecycle_and_bad_input(engine):
         experiments.stop_test(engine, t.id, by="olena", decision="keep_a")
     assert experiments.start_test(engine, second.id, by="olena").status == "running"
     assert [x.test_name for x in experiments.list_tests(engine, status="running")] == ["greet-test-2"]
+    assert experiments.get_test(engine, str(second.id)).test_name == "greet-test-2"  # by id as text
+    with pytest.raises(NotFound):
+        experiments.get_test(engine, uuid.uuid4())
+    with pytest.raises(InvalidArgument):
+        experiments.get_test(engine, 1)  # ids are uuids
 
 
 def test_assignment_is_sticky_and_follows_weights():
@@ -199,7 +226,7 @@ def test_resolver_active_variant_cache_and_fallbacks(engine, tmp_path):
     call = make_call(caller_id=callers[0], **fields)
     assert ingest_records(engine, [call]).inserted == 1
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT ab_test_id, ab_variant, prompt_version FROM calls")).one()
+        row = conn.execute(sa.text("SELECT ab_test_id, ab_variant, prompt_version FROM cca_calls")).one()
     assert row == (test.id, got[callers[0]].variant, got[callers[0]].label)
 
     # the database goes away: last known good from memory, then from the state file after a restart
@@ -217,3 +244,75 @@ def test_resolver_active_variant_cache_and_fallbacks(engine, tmp_path):
         cold.resolve("greeter")
     with pytest.raises(NotFound):
         PromptResolver(engine).resolve("no-such-prompt")
+
+
+def test_the_processors_own_ab_tests_are_listed_as_stored(engine):
+    """The call processor's A/B tests (its prompt_ab_tests, written as its A/B manager writes them) are
+    listed read-only beside ccanalytics's: counters as stored, the quoted default status read as active,
+    and no per-call result — ccanalytics cannot tell which variant a call got."""
+    with engine.begin() as conn:
+        a = add_prompt_version(conn, "tire_agent", "p1", is_active=True)
+        b = add_prompt_version(conn, "tire_agent", "p2")
+        other = add_prompt_version(conn, "greeter", "g1")
+        day = datetime(2026, 9, 1, tzinfo=UTC)
+        counted = add_processor_ab_test(
+            conn, "greeting", a, b, started_at=day + timedelta(days=3), calls_a=41, calls_b=39, quality_a=0.8
+        )
+        defaulted = add_processor_ab_test(conn, "no-status", a, b, status=None, started_at=day + timedelta(days=2))
+        done = add_processor_ab_test(
+            conn,
+            "mixed",
+            a,
+            other,
+            status="completed",
+            started_at=day + timedelta(days=1),
+            ended_at=day + timedelta(days=5),
+            traffic_split=0.3,
+            calls_a=10,
+            calls_b=4,
+            quality_a=0.71,
+            quality_b=0.64,
+        )
+        stopped = add_processor_ab_test(conn, "halted", a, b, status="stopped", started_at=day)
+        stored = conn.execute(sa.text("SELECT * FROM prompt_ab_tests ORDER BY id")).all()
+    found = experiments.processor_tests(engine)
+    assert [t.id for t in found] == [counted, defaulted, done, stopped]  # newest first
+    first, quirk, mixed, halted = found
+    assert (first.test_name, first.prompt_name, first.label_a, first.label_b) == (
+        "greeting",
+        "tire_agent",
+        "tire_agent@v1",
+        "tire_agent@v2",
+    )
+    assert (first.calls_a, first.calls_b, first.quality_a, first.quality_b) == (41, 39, 0.8, None)  # 0: not written
+    assert (first.status, first.status_ru, first.traffic_split) == ("active", "идёт", 0.5)
+    assert (quirk.status, quirk.status_raw, quirk.status_ru) == ("active", "'active'", "идёт")
+    assert (quirk.calls_a, quirk.calls_b, quirk.quality_a, quirk.quality_b) == (0, 0, None, None)
+    assert mixed.prompt_name is None and (mixed.label_a, mixed.label_b) == ("tire_agent@v1", "greeter@v1")
+    assert (mixed.status_ru, mixed.traffic_split, mixed.quality_a, mixed.quality_b) == ("завершён", 0.3, 0.71, 0.64)
+    assert mixed.ended_at == day + timedelta(days=5) and halted.status_ru == "остановлен"
+    assert first.results_note_ru == "результаты по звонкам посчитать нельзя: процессор не записывает вариант в звонок"
+    d = first.to_dict()
+    assert d["id"] == str(counted) and d["variant_a_id"] == str(a) and d["source"] == "processor"
+    assert d["per_call_results"] is None
+    assert d["results_note"] == (
+        "per-call results cannot be computed because the processor does not record the variant on the call"
+    )
+    assert not any(k in d for k in ("resolved_without_operator_pct", "variants", "recommendations"))
+    assert [t.id for t in experiments.processor_tests(engine, status="active")] == [counted, defaulted]
+    assert [t.id for t in experiments.processor_tests(engine, status="completed")] == [done]
+    with pytest.raises(InvalidArgument):
+        experiments.processor_tests(engine, status="running")  # ccanalytics's word, not the processor's
+    assert experiments.get_processor_test(engine, str(done)).test_name == "mixed"
+    assert experiments.get_processor_test(engine, "halted").id == stopped
+    with pytest.raises(NotFound):
+        experiments.get_processor_test(engine, uuid.uuid4())
+    # they are not ccanalytics's tests: no lookup, no results, nothing written to the processor's table
+    assert experiments.list_tests(engine) == []
+    with pytest.raises(NotFound):
+        experiments.get_test(engine, counted)
+    with pytest.raises(NotFound):
+        experiments.results(engine, counted)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT * FROM prompt_ab_tests ORDER BY id")).all() == stored
+    assert experiments.processor_status(" 'stopped' ") == "stopped" and experiments.processor_status(None) == ""

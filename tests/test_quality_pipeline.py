@@ -243,7 +243,8 @@ def test_enqueue_new_rescore_and_rubric_change(engine):
 
 
 def _bulk_calls(engine, n: int) -> None:
-    """n minimal calls written in SQL (fast), each with two turns, two weeks before the clock's now."""
+    """n minimal calls written in SQL (fast), each with two turns, two weeks before the clock's now — as the
+    call processor writes them (it supplies every id)."""
     start = clock.now().replace(microsecond=0) - timedelta(days=14)
     with engine.begin() as conn:
         partitions.ensure_months(conn, [start, start + timedelta(seconds=n + 60)])
@@ -257,8 +258,8 @@ def _bulk_calls(engine, n: int) -> None:
         )
         conn.execute(
             sa.text(
-                "INSERT INTO call_turns (call_id, turn_number, speaker, content, created_at) "
-                "SELECT md5('c' || g)::uuid, k, CASE k WHEN 1 THEN 'bot' ELSE 'customer' END, "
+                "INSERT INTO call_turns (id, call_id, turn_number, speaker, content, created_at) "
+                "SELECT gen_random_uuid(), md5('c' || g)::uuid, k, CASE k WHEN 1 THEN 'bot' ELSE 'customer' END, "
                 "CASE k WHEN 1 THEN 'Добрий день! Чим допомогти?' ELSE 'Шини на Шкоду ' || g END, "
                 ":t + g * interval '1 second' + k * interval '2 s' FROM generate_series(1, :n) g, generate_series(1, 2) k"
             ),

@@ -124,7 +124,7 @@ def test_a_dated_report_says_what_was_never_checked_and_runs_problem_detection_f
     end = timeutil.day_start(day + timedelta(days=1))
     with demo_engine.connect() as conn:
         upto = conn.execute(
-            sa.text("SELECT count(*) FROM calls WHERE ab_variant IS NOT NULL AND started_at < :e"), {"e": end}
+            sa.text("SELECT count(*) FROM cca_calls WHERE ab_variant IS NOT NULL AND started_at < :e"), {"e": end}
         ).scalar()
     assert 0 < as_of_day <= upto < as_of_now
 

@@ -1,5 +1,6 @@
 """Retention against a real PostgreSQL: partitions dropped or trimmed by their bounds, dependents,
-dry runs, the current month, and daily_stats that stay exactly as computed."""
+dry runs, the current month, daily_stats that stay exactly as computed, and calls the call processor
+wrote itself, whose rows are never deleted (only ccanalytics's own rows about them)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from factories import make_call
+from factories import make_call, record_scores, write_as_processor
+from test_attach import CALLS, build_processor_database
 
 import ccanalytics.cli_lake  # noqa: F401  (registers the retention commands, as ccanalytics.cli does)
 import ccanalytics.datalake as lake
-from ccanalytics import metrics, quality, retention, timeutil
+from ccanalytics import callmetrics, metrics, quality, retention, timeutil
 from ccanalytics.cli import main
+from ccanalytics.database import create_engine
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.ingest import ingest_records
+from ccanalytics.migrate import migrate
 from ccanalytics.quality import Rubric, RulesJudge
 
 TZ = "Europe/Kyiv"
@@ -140,8 +144,8 @@ def test_dry_run_reports_and_changes_nothing(engine, history):
 def test_daily_stats_identical_after_purge_and_recompute(engine, history):
     kept_first = date(2025, 6, 15)
     computed = stats(engine, kept_first, TODAY - timedelta(days=1))
-    # a call the call processor wrote itself and nobody derived yet: its metrics must be derived from
-    # the transcript before the transcript goes, or a later daily_stats run would see 0 turns
+    # a call whose metrics nobody derived yet: they must be derived from the transcript before the
+    # transcript goes, or a later daily_stats run would see 0 turns
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM call_metrics WHERE call_id = :id"), {"id": history["jan26"]["call_id"]})
 
@@ -218,7 +222,8 @@ def test_partitions_made_by_another_system(engine):
     with engine.begin() as conn:  # rows in a month without a partition land in the DEFAULT partition
         conn.execute(
             sa.text(
-                "INSERT INTO call_tool_calls (call_id, turn_number, tool_name, created_at) VALUES (:id, 1, 'x', :at)"
+                "INSERT INTO call_tool_calls (id, call_id, turn_number, tool_name, created_at) "
+                "VALUES (gen_random_uuid(), :id, 1, 'x', :at)"
             ),
             [
                 {"id": jan["call_id"], "at": datetime(2025, 9, 10, tzinfo=UTC)},
@@ -273,3 +278,130 @@ def test_purge_job_and_cli(db_url, engine, tmp_path):
     assert turns_of(engine, old) == 0 and turns_of(engine, recent) == 5
     assert [d for d, _ in lake.partitions(tmp_path, "turns")] == [today - timedelta(days=10)]
     assert len(lake.partitions(tmp_path, "calls")) == 2  # calls stay a year
+
+
+# --------------------------------------------------------------------------- the processor's own calls
+def processor_rows(engine, ids: list) -> dict[str, tuple]:
+    """Row counts and checksums (all columns) of the calls, turns and tool calls of ``ids``."""
+    out = {}
+    with engine.connect() as conn:
+        for table, key, order in (
+            ("calls", "id", "id"),
+            ("call_turns", "call_id", "id"),
+            ("call_tool_calls", "call_id", "id"),
+        ):
+            out[table] = tuple(
+                conn.execute(
+                    sa.text(
+                        f"SELECT count(*), md5(string_agg(x::text, '|' ORDER BY {order})) FROM {table} x "
+                        f"WHERE x.{key} = ANY(CAST(:ids AS uuid[]))"
+                    ),
+                    {"ids": [str(i) for i in ids]},
+                ).one()
+            )
+    return out
+
+
+def test_calls_the_processor_wrote_itself_are_never_deleted(engine, history):
+    """A call the processor wrote into its tables itself (no cca_call_ingest row) keeps its calls,
+    call_turns and call_tool_calls rows past every cutoff, and a partition holding such rows is not
+    dropped: only the delivered calls' rows in it go. ccanalytics's own rows about the processor's old
+    call (scores, metrics, review item, A/B assignment) go like any other's."""
+    with engine.begin() as conn:
+        old = write_as_processor(conn, make_call(started_at=kyiv(date(2025, 5, 21), 10), caller_id="+380679990001"))
+        jan = write_as_processor(conn, make_call(started_at=kyiv(date(2026, 1, 16), 10), caller_id="+380679990002"))
+        # what ccanalytics keeps about them
+        callmetrics.derive(conn, kyiv(date(2025, 5, 1), 0), kyiv(date(2026, 2, 1), 0))
+        record_scores(conn, "c.id = ANY(CAST(:ids AS uuid[]))", "0.7", {"criteria": {}}, ids=[str(old), str(jan)])
+        conn.execute(
+            sa.text("INSERT INTO review_items (call_id, started_at, reasons) VALUES (:id, :at, '{low_score}')"),
+            {"id": old, "at": kyiv(date(2025, 5, 21), 10)},
+        )
+        test_id = conn.execute(
+            sa.text(
+                "INSERT INTO cca_ab_tests (test_name, variant_a_id, variant_b_id) "
+                "VALUES ('t', gen_random_uuid(), gen_random_uuid()) RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source, assigned_at) "
+                "VALUES (:id, :t, 'A', 'resolver', :at)"
+            ),
+            {"id": old, "t": test_id, "at": kyiv(date(2025, 5, 21), 10)},
+        )
+    theirs = processor_rows(engine, [old, jan])
+    assert theirs["call_turns"][0] == 10 and theirs["call_tool_calls"][0] == 6
+
+    dry = retention.purge(engine, TODAY, TZ, dry_run=True)
+    result = retention.purge(engine, TODAY, TZ)
+    assert [s.to_dict() for s in dry.steps] == [s.to_dict() for s in result.steps]
+    assert result.processor_calls_kept == dry.processor_calls_kept == 1  # past the aggregates cutoff
+
+    assert processor_rows(engine, [old, jan]) == theirs  # every row of theirs, as it was
+    # the months holding their rows stay; only the delivered calls' rows in them went
+    for table in ("call_turns", "call_tool_calls"):
+        assert {f"{table}_2025_05", f"{table}_2026_01"} <= partition_names(engine, table)
+    assert "calls_2025_05" in partition_names(engine, "calls")
+    assert "call_turns_2025_06" not in partition_names(engine, "call_turns")  # only delivered calls: dropped
+    steps = {(s.table, s.action, s.target): s.rows for s in result.steps}
+    assert steps[("call_turns", "delete", "call_turns_2025_05")] == 5  # may25's, not theirs
+    assert steps[("call_turns", "delete", "call_turns_2026_01")] == 5  # jan26's, not theirs
+    assert steps[("calls", "delete", "calls_2025_05")] == 1
+    assert ("call_turns", "drop", "call_turns_2025_05") not in steps
+    c = history
+    assert calls_kept(engine, c["may25"], c["jan26"]) == [False, True]
+    assert [turns_of(engine, c[k]) for k in ("may25", "jan26")] == [0, 0]
+    # what ccanalytics received with the delivered calls it deleted went with them
+    assert scalar(engine, "SELECT count(*) FROM cca_call_ingest WHERE call_id = :i", i=c["may25"]["call_id"]) == 0
+    extras = "SELECT count(*) FROM cca_turn_extras WHERE call_id = :i"
+    assert scalar(engine, extras, i=c["may25"]["call_id"]) == scalar(engine, extras, i=c["jan26"]["call_id"]) == 0
+    assert scalar(engine, extras, i=c["mar25"]["call_id"]) == 5
+    # ccanalytics's own rows about the processor's old call went; about the newer one they stay
+    for table in ("call_metrics", "call_scores", "review_items", "cca_ab_assignments"):
+        assert scalar(engine, f"SELECT count(*) FROM {table} WHERE call_id = :i", i=old) == 0, table
+    assert scalar(engine, "SELECT count(*) FROM call_metrics WHERE call_id = :i", i=jan) == 1
+    assert scalar(engine, "SELECT count(*) FROM call_scores WHERE call_id = :i", i=jan) == 1
+
+    again = retention.purge(engine, TODAY, TZ)  # idempotent: nothing left to do
+    assert again.steps == [] and processor_rows(engine, [old, jan]) == theirs
+
+
+def test_on_a_database_attached_to_the_processor_no_partition_is_dropped(empty_db_url):
+    """On the processor's database its partition manager owns the partitions: retention drops none,
+    not even a month whose every row is past the cutoff, and deletes only the delivered calls' rows."""
+    build_processor_database(empty_db_url)
+    engine = create_engine(empty_db_url, pool_size=2)
+    try:
+        migrate(engine)
+        september = make_call(started_at=datetime(2026, 9, 10, 8, tzinfo=UTC), tenant="shop")
+        put(engine, september)
+        with engine.connect() as conn:
+            ids = (
+                conn.execute(
+                    sa.text(
+                        "SELECT id FROM calls x WHERE NOT EXISTS (SELECT 1 FROM cca_call_ingest i WHERE i.call_id = x.id)"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert len(ids) == CALLS
+        theirs = processor_rows(engine, ids)
+        tables = ("calls", "call_turns", "call_tool_calls", "llm_usage_log")
+        before = {t: partition_names(engine, t) for t in tables}
+
+        result = retention.purge(engine, date(2026, 12, 5), TZ, transcripts_days=30, aggregates_days=60)
+
+        assert result.aggregates_cutoff == date(2026, 10, 6)
+        assert {t: partition_names(engine, t) for t in tables} == before
+        assert not [s for s in result.steps if s.action == "drop"]
+        assert calls_kept(engine, september) == [False] and turns_of(engine, september) == 0
+        assert processor_rows(engine, ids) == theirs
+        old = scalar(
+            engine, "SELECT count(*) FROM calls WHERE started_at < :c", c=timeutil.day_start(date(2026, 10, 6), TZ)
+        )
+        assert result.processor_calls_kept == old > 0
+        assert scalar(engine, "SELECT count(*) FROM calls") == CALLS
+    finally:
+        engine.dispose()

@@ -10,13 +10,15 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from factories import add_prompt_version
 
-from ccanalytics import partitions
+from ccanalytics import journal, partitions
 from ccanalytics.cli import main
 from ccanalytics.database import create_engine
 from ccanalytics.errors import MigrationError
 from ccanalytics.migrate import discover, migrate, status
-from ccanalytics.sqlfiles import split_statements, sql_dir
+from ccanalytics.schemacheck import SHARED_TABLES
+from ccanalytics.sqlfiles import processor_schema, split_statements, sql_dir
 
 SPEC_COLUMNS = {
     "calls": {
@@ -36,6 +38,7 @@ SPEC_COLUMNS = {
         "quality_details",
         "cost_breakdown",
         "total_cost_usd",
+        "tenant_id",
     },
     "call_turns": {
         "id",
@@ -48,6 +51,7 @@ SPEC_COLUMNS = {
         "llm_latency_ms",
         "tts_latency_ms",
         "created_at",
+        "language",
     },
     "call_tool_calls": {
         "id",
@@ -60,13 +64,38 @@ SPEC_COLUMNS = {
         "success",
         "created_at",
     },
-    "customers": {"id", "phone", "name", "total_calls", "first_call_at", "last_call_at", "created_at"},
+    "customers": {
+        "id",
+        "phone",
+        "name",
+        "total_calls",
+        "first_call_at",
+        "last_call_at",
+        "created_at",
+        "city",
+        "vehicles",
+        "delivery_address",
+        "tenant_id",
+        "deleted_at",
+    },
+    "tenants": {
+        "id",
+        "slug",
+        "name",
+        "network_id",
+        "agent_name",
+        "enabled_tools",
+        "config",
+        "is_active",
+        "working_hours",
+    },
     "prompt_versions": {"id", "name", "system_prompt", "tools_config", "is_active", "metadata", "created_at"},
     "prompt_ab_tests": {
         "id",
         "test_name",
         "variant_a_id",
         "variant_b_id",
+        "traffic_split",
         "calls_a",
         "calls_b",
         "quality_a",
@@ -87,7 +116,38 @@ SPEC_COLUMNS = {
         "transfer_reasons",
         "hourly_distribution",
     },
+    "llm_usage_log": {
+        "id",
+        "task_type",
+        "provider_key",
+        "model_name",
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "latency_ms",
+        "call_id",
+        "tenant_id",
+        "created_at",
+    },
 }
+PARTITIONED = ("calls", "call_turns", "call_tool_calls", "llm_usage_log")
+# every id of the call processor is a uuid (../shared/callcenter-schema.md)
+UUID_COLUMNS = [
+    ("calls", "id"),
+    ("calls", "customer_id"),
+    ("calls", "order_id"),
+    ("calls", "fitting_booking_id"),
+    ("calls", "tenant_id"),
+    ("call_turns", "id"),
+    ("call_turns", "call_id"),
+    ("call_tool_calls", "id"),
+    ("customers", "id"),
+    ("customers", "tenant_id"),
+    ("tenants", "id"),
+    ("prompt_versions", "id"),
+    ("prompt_ab_tests", "variant_a_id"),
+    ("llm_usage_log", "call_id"),
+]
 
 
 @pytest.fixture
@@ -110,18 +170,74 @@ def test_fresh_database_gets_the_spec_schema_and_partitions_ahead(fresh):
             assert columns <= found, (table, columns - found)
         kinds = dict(
             conn.execute(
-                sa.text(
-                    "SELECT relname, relkind FROM pg_class WHERE relname IN ('calls', 'call_turns', 'call_tool_calls')"
-                )
+                sa.text("SELECT relname, relkind FROM pg_class WHERE relname = ANY(:t)"), {"t": list(PARTITIONED)}
             ).all()
         )
-    assert set(kinds.values()) == {"p"}  # partitioned
+        types = {
+            (table, column): conn.execute(
+                sa.text(
+                    "SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' "
+                    "AND table_name = :t AND column_name = :c"
+                ),
+                {"t": table, "c": column},
+            ).scalar()
+            for table, column in UUID_COLUMNS
+        }
+        # a fresh database is not attached: ccanalytics stands in for the processor's partition manager
+        assert conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is None
+    assert kinds == dict.fromkeys(PARTITIONED, "p")  # partitioned
+    assert set(types.values()) == {"uuid"}, types
     st = status(fresh)
     assert st.up_to_date
     today = date.today()
-    expected = [f"calls_{partitions.add_months(date(today.year, today.month, 1), i):%Y_%m}" for i in range(3)]
-    assert all(name in st.partitions["calls"] for name in expected)
+    for table in PARTITIONED:
+        expected = [f"{table}_{partitions.add_months(date(today.year, today.month, 1), i):%Y_%m}" for i in range(3)]
+        assert all(name in st.partitions[table] for name in expected), (table, st.partitions[table])
     assert migrate(fresh) == []  # second run: nothing to do
+
+
+def test_the_migrations_leave_the_processors_tables_exactly_as_the_processor_creates_them(fresh):
+    """sql/processor/schema.sql makes the processor's tables; our migrations then add indexes to them
+    and nothing else: every column (name, type, nullability, default) and every constraint is the
+    processor's own, compared with the same file run alone in a scratch schema."""
+    migrate(fresh)
+
+    def shape(conn, schema):
+        columns = conn.execute(
+            sa.text(
+                "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, column_default "
+                "FROM information_schema.columns WHERE table_schema = :s AND table_name = ANY(:t) ORDER BY 1, 2"
+            ),
+            {"s": schema, "t": list(SHARED_TABLES)},
+        ).all()
+        constraints = conn.execute(
+            sa.text(
+                "SELECT c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid) FROM pg_constraint k "
+                "JOIN pg_class c ON c.oid = k.conrelid WHERE c.relnamespace = to_regnamespace(:s) "
+                "AND c.relname = ANY(:t) ORDER BY 1, 2"
+            ),
+            {"s": schema, "t": list(SHARED_TABLES)},
+        ).all()
+        triggers = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
+                "WHERE c.relnamespace = to_regnamespace(:s) AND c.relname = ANY(:t) AND NOT g.tgisinternal"
+            ),
+            {"s": schema, "t": list(SHARED_TABLES)},
+        ).scalar()
+        # column defaults of the scratch copy name no schema: compare them without it
+        columns = [(*r[:5], r[5].replace(f"{schema}.", "") if r[5] else r[5]) for r in columns]
+        return columns, [tuple(r) for r in constraints], triggers
+
+    with fresh.connect() as conn:
+        ours = shape(conn, "public")
+        conn.execute(sa.text("CREATE SCHEMA processor_only"))
+        conn.execute(sa.text("SET LOCAL search_path = processor_only"))
+        conn.connection.driver_connection.execute(processor_schema())
+        theirs = shape(conn, "processor_only")
+        conn.rollback()
+    assert {r[0] for r in ours[0]} == set(SHARED_TABLES)
+    assert ours == theirs
 
 
 def test_concurrent_migrations_apply_each_file_once(fresh):
@@ -213,8 +329,8 @@ def test_partition_maintenance_cooperates_with_foreign_partitions(engine):
             )
         )
         created = partitions.ensure_months(conn, [date(2031, 5, 1), date(2031, 6, 1)])
-    # calls: only June (May is covered); turns and tool calls: both months
-    assert created == 1 + 2 + 2
+    # calls: only June (May is covered); turns, tool calls and the LLM usage log: both months
+    assert created == 1 + 2 + 2 + 2
     with engine.connect() as conn:
         parts = partitions.list_partitions(conn)
     assert "calls_legacy_2031_05" in parts["calls"] and "calls_2031_05" not in parts["calls"]
@@ -224,53 +340,96 @@ def test_partition_maintenance_cooperates_with_foreign_partitions(engine):
 @pytest.mark.parametrize(
     "sql",
     [
-        "INSERT INTO call_turns (call_id, turn_number, speaker, content, created_at) VALUES (:id, 1, 'agent', 'x', now())",
-        "INSERT INTO call_turns (call_id, turn_number, speaker, content, created_at, stt_confidence) VALUES (:id, 1, 'bot', 'x', now(), 1.2)",
-        "INSERT INTO call_turns (call_id, turn_number, speaker, content, created_at, llm_latency_ms) VALUES (:id, 1, 'bot', 'x', now(), -1)",
-        "INSERT INTO calls (id, started_at, duration_seconds) VALUES (:id, now(), -3)",
-        "INSERT INTO calls (id, started_at, ended_at) VALUES (:id, now(), now() - interval '1 minute')",
-        "INSERT INTO calls (id, started_at, quality_score) VALUES (:id, now(), 1.01)",
-        "INSERT INTO calls (id, started_at, transfer_reason) VALUES (:id, now(), 'cannot_help')",
-        "INSERT INTO call_tool_calls (call_id, turn_number, tool_name, created_at, duration_ms) VALUES (:id, 1, 't', now(), -5)",
+        "INSERT INTO cca_turn_extras (turn_id, call_id, speech_duration_ms) VALUES (:id, :id, -1)",
+        "INSERT INTO cca_ab_assignments (call_id, test_id, variant) VALUES (:id, :id, '')",
+        "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source) VALUES (:id, :id, 'A', 'guess')",
+        "INSERT INTO cca_call_ingest (call_id, started_at, payload_sha256) VALUES (:id, now(), NULL)",
+        "INSERT INTO call_scores (call_id, started_at, judge_kind, judge_model, rubric_version, overall_score, criteria) "
+        "VALUES (:id, now(), 'llm', 'm', 'r', 1.01, '{}')",
+        "INSERT INTO scoring_queue (call_id, started_at, status) VALUES (:id, now(), 'lost')",
         "INSERT INTO cca_daily_stats (stat_date, total_calls, resolved_by_bot, transferred) VALUES ('2026-01-01', 5, 4, 3)",
     ],
 )
-def test_constraints_keep_data_sane_even_for_direct_writers(engine, sql):
+def test_constraints_keep_ccanalyticss_own_data_sane_even_for_direct_writers(engine, sql):
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text(sql), {"id": uuid.uuid4()})
 
 
-def test_only_one_active_prompt_version_per_name(engine):
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO call_turns (id, call_id, turn_number, speaker, content, created_at) "
+        "VALUES (:id, :id, 1, 'agent', NULL, now())",
+        "INSERT INTO call_turns (id, call_id, speaker, content, created_at, stt_confidence, llm_latency_ms) "
+        "VALUES (:id, :id, NULL, 'x', now(), 1.2, -1)",
+        "INSERT INTO calls (id, started_at, ended_at, duration_seconds) VALUES (:id, now(), now() - interval '1 minute', -3)",
+        "INSERT INTO calls (id, started_at, quality_score, transferred_to_operator, transfer_reason) "
+        "VALUES (:id, now(), 1.01, NULL, 'cannot_help')",
+        "INSERT INTO call_tool_calls (id, call_id, turn_number, tool_name, created_at, duration_ms, success) "
+        "VALUES (:id, :id, 1, 't', now(), -5, NULL)",
+        "INSERT INTO prompt_versions (name, system_prompt, is_active) VALUES ('a', 'x', true), ('a', 'y', true)",
+    ],
+)
+def test_the_processors_own_writes_are_never_refused_by_a_constraint_of_ours(engine, sql):
+    """The processor's tables keep only the processor's constraints: ccanalytics adds no CHECK, unique
+    index or foreign key to them, so none of the processor's statements can fail because of ccanalytics,
+    however odd its rows (the readers cope with them: tests/test_processor_rows.py)."""
+    with engine.begin() as conn:
+        partitions.ensure_months(conn, [date.today()])
+        conn.execute(sa.text(sql), {"id": uuid.uuid4()})
+
+
+def test_one_version_per_prompt_name_is_active_once_ccanalytics_activates_one(engine):
+    """The processor's prompt_versions may flag several versions of a name active (ccanalytics adds no
+    unique index there and never UPDATEs it); what ccanalytics serves is the latest activation done
+    through ccanalytics (cca_prompt_versions.is_active), one version per name, and the processor's flags
+    stay beside as processor_active."""
+    with engine.begin() as conn:
+        a1 = add_prompt_version(conn, "a", "x", is_active=True)
+        a2 = add_prompt_version(conn, "a", "z", is_active=True)
+        b1 = add_prompt_version(conn, "b", "y", is_active=True)
+
+    def active():
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT name, id, processor_active FROM cca_prompt_versions WHERE is_active ORDER BY name, version"
+                )
+            ).all()
+
+    assert [(r.name, r.id) for r in active()] == [("a", a1), ("a", a2), ("b", b1)]  # as the processor says
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO prompt_versions (name, version, label, system_prompt, is_active) "
-                "VALUES ('a', 1, 'a@v1', 'x', true), ('b', 1, 'b@v1', 'y', true)"
-            )
+                "INSERT INTO prompt_activations (name, to_version_id, kind, activated_by) VALUES ('a', :v, 'activate', 't')"
+            ),
+            {"v": a1},
         )
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO prompt_versions (name, version, label, system_prompt, is_active) "
-                "VALUES ('a', 2, 'a@v2', 'z', true)"
-            )
-        )
+    assert [(r.name, r.id, r.processor_active) for r in active()] == [("a", a1, True), ("b", b1, True)]
+    with engine.connect() as conn:
+        flags = conn.execute(sa.text("SELECT count(*) FROM prompt_versions WHERE is_active")).scalar()
+    assert flags == 3  # the processor's own flags are untouched
 
 
 def test_full_text_search_can_use_the_gin_index(engine):
-    """Search predicates must be answerable from the GIN index on the stored tsvector, not by
-    evaluating to_tsvector per row (the plan that took 3.3 s on 1M turns)."""
+    """Search predicates must be answerable from ccanalytics's GIN index on cca_search_vector(content)
+    (no column is added to the processor's call_turns), not by evaluating to_tsvector per row (the plan
+    that took 3.3 s on 1M turns)."""
     with engine.begin() as conn:
+        partitions.ensure_months(conn, [date.today()])
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(
             conn.execute(
                 sa.text(
-                    "EXPLAIN SELECT call_id FROM call_turns WHERE search_tsv @@ cca_search_query('шини') "
+                    f"EXPLAIN SELECT call_id FROM call_turns t WHERE {journal.turn_vector()} @@ cca_search_query('шини') "
                     "AND created_at >= now() - interval '7 days'"
                 )
             ).scalars()
         )
-    assert "search_tsv_idx" in plan and "to_tsvector" not in plan, plan
+    assert "cca_search_vector_idx" in plan and "Seq Scan" not in plan, plan
+    # the match is an index condition on every partition, never a filter evaluated per row
+    assert plan.count("Index Cond: (to_tsvector") == plan.count("Bitmap Heap Scan") > 0, plan
+    assert not [line for line in plan.splitlines() if "Filter" in line and "to_tsvector" in line], plan
 
 
 def test_cli_db_migrate_and_status(empty_db_url):

@@ -108,6 +108,20 @@ def test_call_filters(store, loaded, filters, expected):
     assert got == {loaded[k]["call_id"] for k in expected}
 
 
+def test_customers_and_tenants(store, loaded):
+    frame = store.calls("2026-11-19", "2026-11-21")
+    assert set(frame["tenant"]) == {"shop"} and frame.schema["customer_id"] == pl.String  # the processor's uuids
+    late = frame.filter(pl.col("id") == loaded["late"]["call_id"])["customer_id"].item()
+    # the same number is one customer of the tenant: its three calls
+    assert ids(store.calls("2026-11-19", "2026-11-21", customer_id=late)) == {
+        loaded[k]["call_id"] for k in ("late", "transfer", "next")
+    }
+    assert store.calls("2026-11-19", "2026-11-21", tenant="elsewhere").is_empty()
+    assert len(store.calls("2026-11-19", "2026-11-21", tenant=["shop", "elsewhere"])) == 4
+    with pytest.raises(InvalidArgument):
+        store.calls("2026-11-19", "2026-11-21", customer_id="42")
+
+
 def test_quality_filters(store, loaded):
     with store.engine.begin() as conn:
         conn.exec_driver_sql(

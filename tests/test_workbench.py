@@ -42,8 +42,8 @@ def test_search_finds_calls_by_transcript_words(demo_store):
     with demo_store.engine.connect() as conn:
         expected = conn.execute(
             sa.text(
-                "SELECT count(DISTINCT c.id) FROM calls c JOIN call_turns t ON t.call_id = c.id "
-                "WHERE t.search_tsv @@ cca_search_query('оператор') AND c.transferred_to_operator "
+                "SELECT count(DISTINCT c.id) FROM cca_calls c JOIN call_turns t ON t.call_id = c.id "
+                "WHERE cca_search_vector(t.content) @@ cca_search_query('оператор') AND c.transferred_to_operator "
                 "AND (c.started_at AT TIME ZONE 'Europe/Kyiv')::date BETWEEN :a AND :b"
             ),
             {"a": date.fromisoformat(FIRST), "b": date.fromisoformat(LAST)},

@@ -1,6 +1,10 @@
 """A/B test pages (Russian UI): the list, a new test, live results (per-variant metrics, CIs, SRM
 check, recommendation, charts), start, and stop with a recorded decision. Thin: ccanalytics.experiments
-computes, ccanalytics.abview formats; every change goes to the audit log with the logged-in user."""
+computes, ccanalytics.abview formats; every change goes to the audit log with the logged-in user.
+
+Tests are addressed by their uuid. The list also shows the call processor's own tests, read-only, with
+its counters as stored: no result per call exists for them (the processor does not record the variant
+on the call), so none is shown."""
 
 from __future__ import annotations
 
@@ -13,10 +17,22 @@ from ccanalytics import abview, experiments, labels, prompts
 from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .db import get_engine
-from .prompts import actor, audit, confirmed, form_int, form_text, page_context, prompts_changed
+from .prompts import (
+    actor,
+    as_uuid,
+    audit,
+    confirmed,
+    error_page,
+    form_text,
+    form_uuid,
+    page_context,
+    prompts_changed,
+)
 
 bp = Blueprint("abtests", __name__)
 bp.context_processor(page_context)
+bp.register_error_handler(NotFound, error_page)
+bp.register_error_handler(InvalidArgument, error_page)
 
 MAX_VARIANTS = 6
 DECISIONS_RU = {
@@ -34,6 +50,8 @@ EXCLUSIONS_RU = {
     "exclude_transferred_before_seconds": "Не считать переведённых на оператора раньше N секунд",
 }
 STATUSES = ("draft", "running", "stopped")
+# the list's status filter → the call processor's statuses it covers (a processor test is never a draft)
+PROCESSOR_STATUSES = {"draft": (), "running": ("active",), "stopped": ("stopped", "completed")}
 
 
 def _versions_by_prompt() -> dict[str, list[prompts.PromptVersion]]:
@@ -48,9 +66,20 @@ def index():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
-    tests = experiments.list_tests(get_engine(), status=status)
+    engine = get_engine()
+    tests = experiments.list_tests(engine, status=status)
+    theirs = experiments.processor_tests(engine)
+    if status is not None:
+        theirs = [t for t in theirs if t.status in PROCESSOR_STATUSES[status]]
     return render_template(
-        "ab_list.html", tests=tests, status=status, status_ru=abview.STATUS_RU, decisions=DECISIONS_RU, goals=GOALS_RU
+        "ab_list.html",
+        tests=tests,
+        processor_tests=theirs,
+        processor_note=experiments.PROCESSOR_RESULTS_NOTE_RU,
+        status=status,
+        status_ru=abview.STATUS_RU,
+        decisions=DECISIONS_RU,
+        goals=GOALS_RU,
     )
 
 
@@ -115,7 +144,7 @@ def _exclusions() -> dict[str, Any]:
 @bp.route("/ab/new", methods=["GET", "POST"])
 def new():
     if request.method == "GET":
-        chosen = [p.strip() for p in request.args.get("versions", "").split(",") if p.strip().isdigit()]
+        chosen = [str(found) for p in request.args.get("versions", "").split(",") if (found := as_uuid(p))]
         form = {f"variant_{i}": v for i, v in enumerate(chosen[:MAX_VARIANTS])}
         form["goal_metric"] = "resolved_without_operator"
         return _new_page(form)
@@ -124,9 +153,9 @@ def new():
         name = form_text("test_name", max_length=100, label="Название теста")
         if not name:
             raise InvalidArgument("задайте название теста")
-        if name.isdigit():
-            raise InvalidArgument("название теста не может состоять из одних цифр")
-        ids = [form_int(f"variant_{i}", f"вариант {chr(65 + i)}") for i in range(MAX_VARIANTS)]
+        if as_uuid(name) is not None:
+            raise InvalidArgument("название теста не может быть идентификатором (uuid): тесты ищут и по названию")
+        ids = [form_uuid(f"variant_{i}", f"вариант {chr(65 + i)}") for i in range(MAX_VARIANTS)]
         ids = [i for i in ids if i is not None]
         if len(ids) < 2:
             raise InvalidArgument("выберите хотя бы две версии промпта: контроль A и претендента B")
@@ -150,9 +179,30 @@ def new():
     return redirect(url_for(".detail", test_id=test.id), 303)
 
 
-def _detail_page(test_id: int, *, error: str | None = None, status: int = 200, form: dict[str, str] | None = None):
+def _test(test_id: str) -> experiments.ABTest:
+    """The test of a page address: its uuid. Anything else, or a uuid no test of ccanalytics's has, is a
+    404 page in Russian (one of the call processor's tests says so: it has no page here)."""
+    found = as_uuid(test_id)
+    if found is None:
+        raise NotFound(f"A/B-теста «{test_id[:40]}» нет: в адресе должен быть идентификатор теста (uuid).")
     engine = get_engine()
-    test = experiments.get_test(engine, test_id)
+    try:
+        return experiments.get_test(engine, found)
+    except NotFound:
+        pass
+    try:
+        theirs = experiments.get_processor_test(engine, found)
+    except NotFound:
+        raise NotFound(f"A/B-теста {found} нет.") from None
+    raise NotFound(
+        f"«{theirs.test_name}» — тест call processor: он показан только в списке A/B-тестов, "
+        f"{experiments.PROCESSOR_RESULTS_NOTE_RU}."
+    )
+
+
+def _detail_page(test_id: str, *, error: str | None = None, status: int = 200, form: dict[str, str] | None = None):
+    engine = get_engine()
+    test = _test(test_id)
     res = experiments.results(engine, test.id) if test.started_at is not None else None
     blocks: dict[str, Any] = {}
     suggested = "inconclusive"
@@ -185,15 +235,15 @@ def _detail_page(test_id: int, *, error: str | None = None, status: int = 200, f
     return page, status
 
 
-@bp.get("/ab/<int:test_id>")
-def detail(test_id: int):
+@bp.get("/ab/<test_id>")
+def detail(test_id: str):
     return _detail_page(test_id)
 
 
-@bp.post("/ab/<int:test_id>/start")
-def start(test_id: int):
+@bp.post("/ab/<test_id>/start")
+def start(test_id: str):
     engine = get_engine()
-    test = experiments.get_test(engine, test_id)
+    test = _test(test_id)
     try:
         if test.status != "draft":
             raise Conflict(f"тест «{test.test_name}» уже {abview.STATUS_RU.get(test.status, test.status)}")
@@ -206,10 +256,10 @@ def start(test_id: int):
     return redirect(url_for(".detail", test_id=test.id), 303)
 
 
-@bp.post("/ab/<int:test_id>/stop")
-def stop(test_id: int):
+@bp.post("/ab/<test_id>/stop")
+def stop(test_id: str):
     engine = get_engine()
-    test = experiments.get_test(engine, test_id)
+    test = _test(test_id)
     form = request.form.to_dict()
     try:
         decision = request.form.get("decision", "")

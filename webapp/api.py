@@ -28,7 +28,6 @@ from ccanalytics.store import Store
 
 from .apiparams import (
     MAX_DATE,
-    MAX_ID,
     MIN_DATE,
     BodyField,
     Param,
@@ -36,6 +35,7 @@ from .apiparams import (
     json_body,
     ok,
     parse_id,
+    parse_test_ref,
     parse_uuid,
     parse_version_ref,
     query,
@@ -335,10 +335,43 @@ def activate_prompt(q, version_id: str, b):
 # ----------------------------------------------------------------------------------------- A/B tests
 @bp.get("/prompts/ab-tests")
 @role_required(*ALL_ROLES)
-@query(Param("status", "enum", "Only tests in this status.", choices=("draft", "running", "stopped")))
+@query(
+    Param(
+        "status",
+        "enum",
+        "Only tests in this status: draft, running, stopped or completed for ccanalytics's tests; active, stopped "
+        "or completed for the call processor's.",
+        choices=("draft", "running", "stopped", "completed", "active"),
+    ),
+    Param(
+        "source",
+        "enum",
+        "Whose tests: ccanalytics's own (default; sticky assignment, results per call) or the call processor's "
+        "(its prompt_ab_tests, read-only: its counters as stored, no per-call results).",
+        default="ccanalytics",
+        choices=("ccanalytics", "processor"),
+    ),
+)
 def list_ab_tests(q):
-    """A/B tests, newest first."""
-    return ok([t.to_dict() for t in experiments.list_tests(get_engine(), status=q["status"])])
+    """A/B tests, newest first: ccanalytics's, or with source=processor the call processor's own.
+
+    The call processor's tests (ProcessorABTest) carry its counters as it stored them and
+    `per_call_results: null` with a `results_note`: the processor does not record the variant on the
+    call, so no result per call can be computed for them."""
+    engine = get_engine()
+    status = q["status"]
+    if q["source"] == "processor":
+        if status is not None and status not in experiments.PROCESSOR_STATUSES:
+            raise InvalidArgument(
+                f"status of the call processor's tests must be one of {', '.join(experiments.PROCESSOR_STATUSES)}"
+            )
+        return ok([t.to_dict() for t in experiments.processor_tests(engine, status=status)])
+    if status == "active":
+        raise InvalidArgument(
+            "status active belongs to the call processor's tests (source=processor); "
+            "ccanalytics's tests are draft, running, stopped or completed"
+        )
+    return ok([t.to_dict() for t in experiments.list_tests(engine, status=status)])
 
 
 @bp.post("/prompts/ab-tests")
@@ -348,9 +381,9 @@ def list_ab_tests(q):
         "test_name": BodyField("string", "Unique name of the test.", required=True, max_length=100),
         "versions": BodyField(
             "array",
-            "Prompt versions (ids or labels) of one prompt; the first is the control A.",
+            "Prompt versions (uuid ids or labels like tire_agent@v3) of one prompt; the first is the control A.",
             required=True,
-            items={"oneOf": [{"type": "integer"}, {"type": "string"}]},
+            items={"type": "string", "description": "A version id (uuid) or label (tire_agent@v3)."},
         ),
         "weights": BodyField("array", "Traffic shares summing to 1 (default equal).", items={"type": "number"}),
         "description": BodyField("string", "What the test checks.", nullable=True, max_length=2000),
@@ -365,16 +398,11 @@ def create_ab_test(q, b):
         raise InvalidArgument("versions must list 2 to 6 prompt versions")
     ids = []
     for ref in b["versions"]:
-        if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidArgument("versions must be ids (integers) or labels (strings)")
-        if isinstance(ref, int):
-            if not 1 <= ref <= MAX_ID:
-                raise InvalidArgument(f"not a version id: {ref}")
-            ids.append(ref)
-        else:
-            ids.append(prompts.get_version(engine, parse_version_ref(ref)).id)
+        if not isinstance(ref, str):
+            raise InvalidArgument("versions must be version ids (uuid strings) or labels (tire_agent@v3)")
+        ids.append(prompts.get_version(engine, parse_version_ref(ref)).id)
     name = b["test_name"].strip()
-    if name and not name.isdigit():
+    if name and prompts.version_uuid(name) is None:
         try:
             experiments.get_test(engine, name)
         except NotFound:
@@ -395,8 +423,26 @@ def create_ab_test(q, b):
     return ok(test.to_dict(), 201)
 
 
-def _test(test_id: str) -> experiments.ABTest:
-    return experiments.get_test(get_engine(), parse_id(test_id, "test id"))
+def _test(test_id: str, *, results: bool = False) -> experiments.ABTest:
+    """A test of ccanalytics's by id (uuid) or name. One of the call processor's own tests is a 409 that
+    says why: they are read-only here and have no per-call results."""
+    engine = get_engine()
+    ref = parse_test_ref(test_id)
+    try:
+        return experiments.get_test(engine, ref)
+    except NotFound:
+        try:
+            theirs = experiments.get_processor_test(engine, ref)
+        except NotFound:
+            pass
+        else:
+            why = experiments.PROCESSOR_RESULTS_NOTE_EN if results else "ccanalytics does not change them"
+            raise Conflict(
+                f"{theirs.test_name!r} is one of the call processor's own A/B tests (listed with source=processor): "
+                + why,
+                details={"source": "processor", "id": str(theirs.id)},
+            ) from None
+        raise
 
 
 @bp.post("/prompts/ab-tests/<test_id>/start")
@@ -442,7 +488,7 @@ def stop_ab_test(q, test_id: str, b):
 @query()
 def ab_test_results(q, test_id: str):
     """Per-variant metrics, comparisons with A (CIs, p-values), SRM check and a recommendation."""
-    test = _test(test_id)
+    test = _test(test_id, results=True)
     if test.started_at is None:
         raise Conflict(f"test {test.test_name!r} has not started")
     return ok(experiments.results(get_engine(), test.id).to_dict())

@@ -249,13 +249,33 @@ def parse_id(value: str, name: str) -> int:
     return int(value)
 
 
-def parse_version_ref(value: str) -> int | str:
-    """A prompt version by id (``12``) or label (``tire_agent@v3``)."""
-    if value.isascii() and value.isdigit():
-        return parse_id(value, "version id")
+def parse_version_ref(value: str) -> uuid.UUID | str:
+    """A prompt version by id (a uuid) or label (``tire_agent@v3``)."""
     if LABEL.match(value):
         return value
-    raise InvalidArgument(f"a prompt version is an id or a label like tire_agent@v3, not {value[:40]!r}")
+    found = _as_uuid(value)
+    if found is None:
+        raise InvalidArgument(f"a prompt version is a uuid or a label like tire_agent@v3, not {value[:40]!r}")
+    return found
+
+
+def parse_test_ref(value: str) -> uuid.UUID | str:
+    """An A/B test of ccanalytics's by id (a uuid) or name."""
+    found = _as_uuid(value)
+    if found is not None:
+        return found
+    if not value.strip() or len(value) > 100 or any(ord(ch) < 32 for ch in value):
+        raise InvalidArgument(f"an A/B test is a uuid or a test name (at most 100 characters), not {value[:40]!r}")
+    return value
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    if len(value) > 64:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------- answers

@@ -41,6 +41,55 @@ UNAVAILABLE_PAGE = """{% extends "base.html" %}
 """
 
 
+SCHEMA_MESSAGE = "the database has no ccanalytics schema yet: run `ccanalytics db migrate`"
+
+SCHEMA_PAGE = """{% extends "base.html" %}
+{% block title %}База данных ещё не подключена{% endblock %}
+{% block content %}
+<h1>Админка ждёт подключения к базе звонков</h1>
+<p>База данных доступна, но в ней ещё нет таблиц ccanalytics: она не подключена к базе call processor.
+Эта страница обновится сама, как только подключение будет выполнено.</p>
+<p>Администратору: выполните <code>ccanalytics db check</code> (покажет, что будет сделано, ничего не меняя),
+затем <code>ccanalytics db migrate</code>. Таблицы и данные call processor при этом не меняются
+(docs/attach.md).</p>
+{% if problem %}<p class="muted">Последняя попытка: {{ problem }}</p>{% endif %}
+{% endblock %}
+"""
+
+
+class SchemaGate:
+    """Whether the database has ccanalytics's schema, for an admin started before ``db migrate`` ran on
+    the call processor's database: until then pages explain what to do and the API answers 503; the
+    state is checked again at most every ``retry_seconds``, so the admin recovers by itself."""
+
+    def __init__(self, engine_of, *, problem: str | None = None, retry_seconds: float = 5.0, clock=time.monotonic):
+        self._engine_of = engine_of
+        self.problem = problem  # why the schema is not ready (a refused attach says why), if known
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._ready = False
+        self._waited = False  # pages were refused: say when they are served again
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        with self._lock:
+            if self._ready or self._clock() < self._next:
+                return self._ready
+            self._next = self._clock() + self.retry_seconds
+        from ccanalytics.migrate import status
+
+        try:
+            self._ready = status(self._engine_of()).up_to_date
+        except (CCAError, sa.exc.SQLAlchemyError) as exc:
+            log.warning("schema check failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._ready = False
+        if self._ready and self._waited:
+            log.warning("ccanalytics schema is in place: the admin serves pages")
+        self._waited = not self._ready
+        return self._ready
+
+
 def init_app(app: Flask) -> None:
     app.extensions.setdefault("cca", {})
     if app.config.get("ENGINE") is not None:
@@ -48,6 +97,11 @@ def init_app(app: Flask) -> None:
     app.extensions["cca"]["db_monitor"] = DatabaseMonitor(
         get_engine_of=lambda: get_engine(), retry_seconds=float(app.config.get("DB_RETRY_SECONDS", 2.0))
     )
+    if app.config.get("SCHEMA_GATE"):
+        app.extensions["cca"]["schema_gate"] = SchemaGate(
+            lambda: get_engine(), problem=app.config.get("SCHEMA_PROBLEM")
+        )
+        app.before_request_funcs.setdefault(None, []).insert(0, _require_schema)
     # runs before the login guard, which needs the database to know the user
     app.before_request_funcs.setdefault(None, []).insert(0, _require_database)
     app.register_error_handler(DatabaseUnavailable, _unavailable_error)
@@ -151,6 +205,28 @@ def _require_database():
     if request.method == "GET" and is_public(endpoint):
         return None  # the login page renders (with the banner); posting it needs the database
     return unavailable_response()
+
+
+def _require_schema():
+    endpoint = request.endpoint
+    if endpoint in _NO_DB_ENDPOINTS or (endpoint or "").endswith(".static"):
+        return None
+    gate = current_app.extensions["cca"]["schema_gate"]
+    if gate.ready():
+        return None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "schema_not_ready", "message": SCHEMA_MESSAGE, "details": gate.problem}}
+        return body, 503, headers
+    headers["Refresh"] = str(RETRY_AFTER_SECONDS)
+    headers["Cache-Control"] = "no-store"
+    return render_template_string(SCHEMA_PAGE, problem=gate.problem), 503, headers
+
+
+def schema_ready() -> bool:
+    """False while the admin waits for ``db migrate`` (see SchemaGate); True when no gate is set."""
+    gate = current_app.extensions["cca"].get("schema_gate")
+    return gate is None or gate.ready()
 
 
 def unavailable_response():

@@ -7,7 +7,7 @@ from flask import Blueprint
 from ccanalytics.database import check_connection
 from ccanalytics.errors import CCAError
 
-from .db import get_engine
+from .db import SCHEMA_MESSAGE, get_engine, schema_ready
 
 bp = Blueprint("health", __name__)
 
@@ -23,4 +23,6 @@ def readyz():
         check_connection(get_engine())
     except CCAError as exc:
         return {"status": "unavailable", "error": exc.to_dict()}, 503
+    if not schema_ready():
+        return {"status": "schema_not_ready", "error": {"code": "schema_not_ready", "message": SCHEMA_MESSAGE}}, 503
     return {"status": "ready"}

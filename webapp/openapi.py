@@ -66,7 +66,14 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any], int, tuple[int, ...]]] = [
         "get",
         "/prompts/ab-tests",
         "ab-tests",
-        {"type": "array", "items": {"$ref": "#/components/schemas/ABTest"}},
+        {
+            "type": "array",
+            "description": "ABTest items (source=ccanalytics, the default) or ProcessorABTest items "
+            "(source=processor).",
+            "items": {
+                "oneOf": [{"$ref": "#/components/schemas/ABTest"}, {"$ref": "#/components/schemas/ProcessorABTest"}]
+            },
+        },
         200,
         (),
     ),
@@ -111,15 +118,17 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any], int, tuple[int, ...]]] = [
     ),
 ]
 
+UUID = {"type": "string", "format": "uuid"}
 PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "call_id": {"description": "Call id (the Asterisk channel UUID).", "schema": {"type": "string", "format": "uuid"}},
+    "call_id": {"description": "Call id (the Asterisk channel UUID).", "schema": UUID},
     "version_id": {
-        "description": "Prompt version: id (12) or label (tire_agent@v3).",
-        "schema": {
-            "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[a-z][a-z0-9_\-]*@v[0-9]+$"}]
-        },
+        "description": "Prompt version: its id (a uuid) or its label (tire_agent@v3). Anything else is a 400.",
+        "schema": {"oneOf": [UUID, {"type": "string", "pattern": r"^[a-z][a-z0-9_\-]*@v[0-9]+$"}]},
     },
-    "test_id": {"description": "A/B test id.", "schema": {"type": "integer", "minimum": 1}},
+    "test_id": {
+        "description": "A/B test of ccanalytics's: its id (a uuid) or its name. A call processor's test is a 409.",
+        "schema": {"oneOf": [UUID, {"type": "string", "minLength": 1, "maxLength": 100}]},
+    },
     "suggestion_id": {"description": "Suggestion id.", "schema": {"type": "integer", "minimum": 1}},
 }
 
@@ -145,6 +154,11 @@ Roles: **admin** may do everything; **analyst** may read (GET) only; **service**
 (POST /calls) and fetch prompts (GET /prompts, /prompts/{version_id}, /prompts/resolve,
 /prompts/ab-tests) only. Each operation lists its roles in `x-roles`.
 
+Ids of prompt versions and A/B tests are uuids (strings); a version may also be named by its label
+(tire_agent@v3), a test by its name. GET /prompts/ab-tests?source=processor lists the call processor's
+own A/B tests read-only, with their counters as stored and no per-call results (the processor does not
+record the variant on the call).
+
 Dates are local days of the business time zone (Europe/Kyiv), `YYYY-MM-DD`; timestamps are ISO 8601
 with offset. Phone numbers are masked."""
 
@@ -159,6 +173,8 @@ def _annotation_schema(annotation: str) -> dict[str, Any]:
     base = text.split("|")[0]
     if base in _PY_TYPES:
         schema: dict[str, Any] = {"type": _PY_TYPES[base]}
+    elif base == "uuid.UUID":
+        schema = {"type": "string", "format": "uuid"}
     elif base == "datetime":
         schema = {"type": "string", "format": "date-time"}
     elif base.startswith("dict"):
@@ -304,6 +320,27 @@ def _schemas() -> dict[str, Any]:
                 )
             },
         },
+        "ProcessorABTest": _dataclass_schema(
+            experiments.ProcessorTest,
+            extra={
+                "source": {"const": "processor"},
+                "per_call_results": {
+                    "type": "null",
+                    "description": "Always null: the processor does not record the variant on the call.",
+                },
+                "results_note": {"type": "string", "examples": [experiments.PROCESSOR_RESULTS_NOTE_EN]},
+                "quality_a": {
+                    "type": ["number", "null"],
+                    "description": "The processor's own figure; null while it holds the column default 0.",
+                },
+                "quality_b": {
+                    "type": ["number", "null"],
+                    "description": "The processor's own figure; null while it holds the column default 0.",
+                },
+                "status": {"enum": list(experiments.PROCESSOR_STATUSES), "description": "As the processor means it."},
+                "status_raw": {"type": "string", "description": "As stored (the default is the quoted 'active')."},
+            },
+        ),
         "Suggestion": _dataclass_schema(optimizer.Suggestion),
         "ReviewQueue": {
             "type": "object",

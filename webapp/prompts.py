@@ -2,12 +2,17 @@
 activation and rollback behind a confirmation step. Thin: ccanalytics.prompts does the work; every
 change is written to the audit log with the logged-in user.
 
-Also the small helpers the other admin pages share (who acts, audit, local times, form fields)."""
+Also the small helpers the other admin pages share (who acts, audit, local times, form fields, ids in
+addresses and forms, the Russian error page).
+
+Prompt versions and A/B tests are addressed by their uuid: an address with anything else is a 404 page
+in Russian, a form or query field with anything else a 400 page in Russian."""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -68,13 +73,46 @@ def form_text(name: str, *, max_length: int, label: str) -> str | None:
     return value.strip() or None
 
 
-def form_int(name: str, label: str) -> int | None:
+def as_uuid(value: str) -> uuid.UUID | None:
+    """``value`` as a uuid, or None."""
+    value = value.strip()
+    if not value or len(value) > 64:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def form_uuid(name: str, label: str) -> uuid.UUID | None:
+    """An id field of the form or the query string (a version's, a test's): None when empty; anything
+    but a uuid → InvalidArgument (400) in Russian."""
     value = request.values.get(name, "").strip()
     if not value:
         return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise InvalidArgument(f"«{label}»: нужно целое число")
-    return int(value)
+    found = as_uuid(value)
+    if found is None:
+        raise InvalidArgument(f"«{label}»: нужен идентификатор версии (uuid), а не «{value[:40]}»")
+    return found
+
+
+def version_by_id(version_id: uuid.UUID | str) -> prompts.PromptVersion:
+    """A prompt version of a page by its id (uuid): one in an address that is not a uuid, or that no
+    version has, is a 404 with a message in Russian."""
+    found = version_id if isinstance(version_id, uuid.UUID) else as_uuid(version_id)
+    if found is None:
+        raise NotFound(f"Версии промпта «{str(version_id)[:40]}» нет: в адресе должен быть её идентификатор (uuid).")
+    try:
+        return prompts.get_version(get_engine(), found)
+    except NotFound:
+        raise NotFound(f"Версии промпта {found} нет.") from None
+
+
+def error_page(exc: NotFound | InvalidArgument):
+    """A NotFound or InvalidArgument raised by a page: an HTML page in Russian with its status (the API
+    answers JSON; the app-wide handler stays for everything else)."""
+    title = "Не найдено" if exc.http_status == 404 else "Ошибка в запросе"
+    return render_template("page_error.html", title=title, message=exc.message), exc.http_status
 
 
 def confirmed() -> bool:
@@ -86,19 +124,21 @@ def page_context() -> dict[str, Any]:
 
 
 bp.context_processor(page_context)
+bp.register_error_handler(NotFound, error_page)
+bp.register_error_handler(InvalidArgument, error_page)
 
 
 # ------------------------------------------------------------------------------------------ helpers
 def _check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise NotFound(f"prompt {name[:100]!r} does not exist")
+        raise NotFound(f"Промпта «{name[:100]}» нет.")
     return name
 
 
 def _versions_of(name: str) -> list[prompts.PromptVersion]:
     found = prompts.list_versions(get_engine(), _check_name(name))
     if not found:
-        raise NotFound(f"prompt {name!r} does not exist")
+        raise NotFound(f"Промпта «{name}» нет.")
     return found
 
 
@@ -162,7 +202,7 @@ def _running_test(name: str) -> experiments.ABTest | None:
     return running[0] if running else None
 
 
-def _rollback_target(history: list[prompts.Activation]) -> int | None:
+def _rollback_target(history: list[prompts.Activation]) -> uuid.UUID | None:
     """The version ``prompts.rollback`` would re-activate (the latest activation's predecessor)."""
     for entry in history:  # newest first, like prompts.rollback's query
         if entry.from_version_id is not None:
@@ -207,7 +247,10 @@ def versions(name: str):
 @bp.get("/prompts/<name>/v<int:number>")
 def version(name: str, number: int):
     engine = get_engine()
-    v = prompts.get_version(engine, f"{_check_name(name)}@v{number}")
+    try:
+        v = prompts.get_version(engine, f"{_check_name(name)}@v{number}")
+    except NotFound:
+        raise NotFound(f"У промпта «{name}» нет версии {number}.") from None
     siblings = prompts.list_versions(engine, name)
     previous = next((s for s in siblings if s.version < v.version), None)
     return render_template(
@@ -225,8 +268,8 @@ def version(name: str, number: int):
 def new():
     engine = get_engine()
     if request.method == "GET":
-        base_id = form_int("from", "исходная версия")
-        base = prompts.get_version(engine, base_id) if base_id else None
+        base_id = form_uuid("from", "исходная версия")
+        base = version_by_id(base_id) if base_id else None
         form = {
             "name": base.name if base else request.args.get("name", "")[:100],
             "system_prompt": base.system_prompt if base else "",
@@ -241,8 +284,8 @@ def new():
     }
     base = None
     try:
-        base_id = form_int("base_id", "исходная версия")
-        base = prompts.get_version(engine, base_id) if base_id else None
+        base_id = form_uuid("base_id", "исходная версия")
+        base = version_by_id(base_id) if base_id else None
         name = form_text("name", max_length=100, label="Имя промпта") or ""
         text = request.form.get("system_prompt", "")
         if len(text) > prompts.MAX_PROMPT_CHARS:
@@ -269,19 +312,19 @@ def new():
     return redirect(url_for(".version", name=v.name, number=v.version), 303)
 
 
-@bp.get("/prompts/<int:version_id>/diff")
-def diff(version_id: int):
+@bp.get("/prompts/<version_id>/diff")
+def diff(version_id: str):
     engine = get_engine()
-    new_v = prompts.get_version(engine, version_id)
+    new_v = version_by_id(version_id)
     siblings = prompts.list_versions(engine, new_v.name)
-    against = form_int("against", "сравнить с")
+    against = form_uuid("against", "сравнить с")
     if against is None:
         earlier = next((s for s in siblings if s.version < new_v.version), None)
         other = earlier or next((s for s in siblings if s.id != new_v.id), None)
         if other is None:
             return render_template("prompt_diff.html", d=None, new=new_v, siblings=siblings, rows=[])
         against = other.id
-    d = prompts.diff_versions(engine, against, version_id)
+    d = prompts.diff_versions(engine, version_by_id(against).id, new_v.id)
     return render_template("prompt_diff.html", d=d, new=new_v, siblings=siblings, rows=fold(d.rows))
 
 
@@ -299,10 +342,10 @@ def _confirm_page(kind: str, target: prompts.PromptVersion, current: prompts.Pro
     )
 
 
-@bp.route("/prompts/<int:version_id>/activate", methods=["GET", "POST"])
-def activate(version_id: int):
+@bp.route("/prompts/<version_id>/activate", methods=["GET", "POST"])
+def activate(version_id: str):
     engine = get_engine()
-    target = prompts.get_version(engine, version_id)
+    target = version_by_id(version_id)
     current = prompts.active_version(engine, target.name)
     if request.method == "GET":
         return _confirm_page("activate", target, current)

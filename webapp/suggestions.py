@@ -7,13 +7,15 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ccanalytics import labels, optimizer, prompts
-from ccanalytics.errors import Conflict, InvalidArgument
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .db import get_engine
-from .prompts import actor, audit, page_context
+from .prompts import actor, audit, error_page, page_context
 
 bp = Blueprint("suggestions", __name__)
 bp.context_processor(page_context)
+bp.register_error_handler(NotFound, error_page)
+bp.register_error_handler(InvalidArgument, error_page)
 
 STATUSES = {"proposed": "ждёт решения", "approved": "одобрено", "rejected": "отклонено"}
 SOURCES = {"rules": "правила (офлайн)", "llm": "LLM"}
@@ -32,9 +34,18 @@ def index():
     )
 
 
+def _suggestion(suggestion_id: int) -> optimizer.Suggestion:
+    if suggestion_id > 2**63 - 1:  # past bigint: no such row (and no database error)
+        raise NotFound(f"Предложения #{suggestion_id} нет.")
+    try:
+        return optimizer.get_suggestion(get_engine(), suggestion_id)
+    except NotFound:
+        raise NotFound(f"Предложения #{suggestion_id} нет.") from None
+
+
 def _page(suggestion_id: int, *, error: str | None = None, status: int = 200, text: str | None = None):
     engine = get_engine()
-    s = optimizer.get_suggestion(engine, suggestion_id)
+    s = _suggestion(suggestion_id)
     base = prompts.get_version(engine, s.base_version_id)
     created = prompts.get_version(engine, s.new_version_id) if s.new_version_id else None
     page = render_template(
@@ -60,7 +71,7 @@ def detail(suggestion_id: int):
 @bp.post("/prompts/suggestions/<int:suggestion_id>/decide")
 def decide(suggestion_id: int):
     engine = get_engine()
-    s = optimizer.get_suggestion(engine, suggestion_id)
+    s = _suggestion(suggestion_id)
     text = request.form.get("prompt_text", "").replace("\r\n", "\n")
     try:
         decision = request.form.get("decision")

@@ -15,6 +15,22 @@ Volume
     ``calls_per_day`` is the average: Mondays are busiest, weekends ~70 % of weekdays, ±4 % noise.
     Hours follow a two-peak curve in Kyiv time (10–13 and 17–19), almost nothing at night.
 
+Tenants
+    The call processor serves several retail networks (tenants) from one Asterisk, and a customer is a
+    customer of one tenant (customers are unique per tenant and phone). Every call names its tenant
+    (``"tenant": slug``, ``DEMO_TENANTS``: 60 % ``shinservice`` «Шинсервіс», 40 % ``prokoleso``
+    «ПроКолесо»). A phone number has a home tenant (a hash of the number) and calls the other network now
+    and then (``OTHER_TENANT_P``); a few regular customers (``SHARED_CALLERS``) call every network alike.
+    The first regular customer calls once every day (one call of the day, picked by a generator of its
+    own), the tenants taking turns by day, so any two days have a number that is a customer of both.
+    ``tenants=None`` leaves the key out (the calls then belong to the database's only tenant). The tenant
+    is drawn from generators of its own, so no other value of a call depends on it.
+
+Ids
+    Call ids, order ids and fitting booking ids are uuids (the processor's columns hold only uuids); the
+    order and booking ids are derived from the call id. The human numbers the tools answer with
+    (``ORD-204518``, ``FIT-51234``) stay in the tool results and the bot's words.
+
 A/B test
     On the last ``ab_days`` days (dates > end_date - ab_days) every call carries
     ``ab_test = {"test_name": ab_test, "variant": "A"|"B"}``; the variant is sticky per caller
@@ -94,6 +110,14 @@ from . import phrases as P
 DEMO_PROMPT_NAME = "tire_agent"
 DEMO_AB_TEST = "tire_agent-v1-vs-v2"
 DEMO_AB_DAYS = 14  # the A/B window and the current (levers) period of the demo: the last 14 days
+# the retail networks (the call processor's tenants) of the demo: slug, name, share of the calls
+DEMO_TENANTS: tuple[tuple[str, str, float], ...] = (
+    ("shinservice", "Шинсервіс", 0.6),
+    ("prokoleso", "ПроКолесо", 0.4),
+)
+DEMO_TENANT_SLUGS = tuple(slug for slug, _name, _share in DEMO_TENANTS)
+SHARED_CALLERS = 0.05  # share of the regular customers who call both networks alike
+OTHER_TENANT_P = 0.15  # how often any other regular customer calls the other network
 
 BASE_SCENARIOS = (
     "tire_search",
@@ -1190,9 +1214,47 @@ class _Day(NamedTuple):
     cost_spike: bool
     outage: bool
     levers: bool  # the current period: Whisper STT and the TTS phrase cache in production (phase 1: neither)
+    tenants: tuple[str, ...] = ()  # slugs; empty: the calls name no tenant
+    tenant_cum: tuple[float, ...] = ()  # cumulative shares of the tenants
+    shared: frozenset[str] = frozenset()  # phones of the regular customers who call every tenant alike
 
 
-def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> tuple[dict[str, Any], dict[str, bool | None]]:
+def _tenant_shares(tenants: tuple[str, ...]) -> tuple[float, ...]:
+    """Cumulative shares of ``tenants``: the demo's own shares for the demo tenants, else equal."""
+    shares = {slug: share for slug, _name, share in DEMO_TENANTS}
+    weights = [shares[t] for t in tenants] if all(t in shares for t in tenants) else [1.0] * len(tenants)
+    return tuple(accumulate(weights))
+
+
+def _by_share(ctx: _Day, x: float) -> str:
+    """The tenant at ``x`` in [0, 1) of the tenants' cumulative shares."""
+    return ctx.tenants[min(bisect.bisect_right(ctx.tenant_cum, x * ctx.tenant_cum[-1]), len(ctx.tenants) - 1)]
+
+
+def _call_tenant(ctx: _Day, call_id: uuid.UUID, caller: _Caller, anon: bool, shared_call: bool) -> str | None:
+    """The tenant a call went to, from generators of its own (no other value of the call depends on it)."""
+    if not ctx.tenants:
+        return None
+    if shared_call:  # the day's call of the first regular customer: the tenants take turns by day
+        return ctx.tenants[ctx.day.toordinal() % len(ctx.tenants)]
+    own = random.Random(f"{ctx.seed}:{call_id}:tenant").random()
+    if anon or caller.phone in ctx.shared:
+        return _by_share(ctx, own)
+    home = _by_share(ctx, zlib.crc32(caller.phone.encode()) / 2**32)  # a number's home network
+    if own < OTHER_TENANT_P and len(ctx.tenants) > 1:  # now and then a caller tries the other network
+        others = [t for t in ctx.tenants if t != home]
+        return others[int(own / OTHER_TENANT_P * len(others)) % len(others)]
+    return home
+
+
+def _ref_uuid(call_id: uuid.UUID, kind: str) -> str:
+    """The uuid of the order or fitting booking a call created (the processor's columns hold uuids)."""
+    return str(uuid.uuid5(call_id, kind))
+
+
+def _make_call(
+    rng: random.Random, ctx: _Day, kind: str | None, shared_call: bool = False
+) -> tuple[dict[str, Any], dict[str, bool | None]]:
     day = ctx.day
     # when (Kyiv time)
     hour = bisect.bisect_right(_HOUR_CUM, rng.random() * _HOUR_CUM[-1])
@@ -1206,8 +1268,10 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> tuple[dict[st
 
     # who
     roll = rng.random()
-    anon = roll < 0.02
-    if anon:
+    anon = roll < 0.02 and not shared_call
+    if shared_call:  # the regular customer who calls every network (see _call_tenant)
+        caller = ctx.pool[0]
+    elif anon:
         caller = _profile(rng, "anonymous")
     elif roll < 0.34:
         caller = _pick(rng, ctx.pool)
@@ -1312,6 +1376,9 @@ def _make_call(rng: random.Random, ctx: _Day, kind: str | None) -> tuple[dict[st
 
     slow = ctx.latency_spike and LATENCY_SPIKE_WINDOW[0] <= hm < LATENCY_SPIKE_WINDOW[1]
     record = _render(d, call_id, started, scenario, head, reason, slow, ctx.cost_spike, ctx.levers)
+    tenant = _call_tenant(ctx, call_id, caller, anon, shared_call)
+    if tenant is not None:
+        record = {"call_id": record.pop("call_id"), "tenant": tenant, **record}
     if variant is not None:
         record["ab_test"] = {"test_name": ctx.ab_test, "variant": variant}
     return record, _truth(d, reason)
@@ -1469,12 +1536,13 @@ def _render(
     record["transferred_to_operator"] = reason is not None
     if reason is not None:
         record["transfer_reason"] = reason
+    # the tools answer with human numbers (ORD-204518, FIT-51234); the call records the uuids
     record["order_created"] = d.order_id is not None
     if d.order_id:
-        record["order_id"] = d.order_id
+        record["order_id"] = _ref_uuid(call_id, "order")
     record["fitting_booked"] = d.booking_id is not None
     if d.booking_id:
-        record["fitting_booking_id"] = d.booking_id
+        record["fitting_booking_id"] = _ref_uuid(call_id, "fitting_booking")
     record["prompt_version"] = _LABELS[d.v2]
     record["turns"] = turns_out
     record["usage"] = usage
@@ -1500,7 +1568,9 @@ def _day_calls(ctx: _Day, calls_per_day: int) -> list[tuple[dict[str, Any], dict
         for _ in range(count):
             if picks:
                 kinds[picks.pop()] = kind
-    calls = [_make_call(rng, ctx, kinds.get(i)) for i in range(n)]
+    # one call a day of the first regular customer, who calls every network: drawn apart from the day's stream
+    shared = random.Random(f"{ctx.seed}:{ctx.day.isoformat()}:shared").randrange(n)
+    calls = [_make_call(rng, ctx, kinds.get(i), i == shared) for i in range(n)]
     calls.sort(key=lambda c: c[0]["started_at"])
     return calls
 
@@ -1517,6 +1587,7 @@ def generate_calls(
     levers_days: int | None = None,
     until: datetime | None = None,
     with_truth: bool = False,
+    tenants: tuple[str, ...] | list[str] | None = DEMO_TENANT_SLUGS,
 ) -> Iterator[Any]:
     """Yield ``days`` Kyiv-local days of synthetic call logs ending on ``end_date`` (default: today in
     ``tz``), in chronological order. Deterministic: same arguments, same calls (see the module docstring).
@@ -1525,7 +1596,10 @@ def generate_calls(
     call still in progress or in the future has not been logged yet. The calls kept are the same as
     without it, so a later run with a later ``until`` only adds calls.
 
-    ``with_truth``: yield ``(call, truth)`` pairs instead (see ``generate_calls_with_truth``)."""
+    ``with_truth``: yield ``(call, truth)`` pairs instead (see ``generate_calls_with_truth``).
+
+    ``tenants``: the slugs of the tenants the calls are split between (default: the demo's two, see the
+    module docstring); ``None`` or empty: the calls name no tenant. Only the ``tenant`` key depends on it."""
     if days < 1:
         raise InvalidArgument("days must be at least 1")
     if calls_per_day < 1:
@@ -1536,6 +1610,9 @@ def generate_calls(
         raise InvalidArgument("levers_days must not be negative")
     if until is not None and until.tzinfo is None:
         raise InvalidArgument("until must be timezone-aware")
+    tenants = tuple(tenants or ())
+    if len(set(tenants)) != len(tenants):
+        raise InvalidArgument("tenants must not repeat")
     zone = ZoneInfo(tz)
     end = end_date if end_date is not None else clock.now().astimezone(zone).date()
     if isinstance(end, datetime):
@@ -1544,7 +1621,7 @@ def generate_calls(
     pool = _caller_pool(seed, max(30, round(calls_per_day * 1.5)))
     ab_first = end - timedelta(days=ab_days - 1)
     levers_first = end - timedelta(days=(ab_days if levers_days is None else levers_days) - 1)
-    calls = _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first)
+    calls = _generate(seed, days, calls_per_day, end, zone, ab_test, ab_first, specials, pool, levers_first, tenants)
     if until is not None:
         calls = (c for c in calls if datetime.fromisoformat(c[0]["ended_at"]) <= until)
     return calls if with_truth else (call for call, _truth in calls)
@@ -1568,7 +1645,10 @@ def _generate(
     specials: dict[str, date],
     pool: tuple[_Caller, ...],
     levers_first: date,
+    tenants: tuple[str, ...] = (),
 ) -> Iterator[tuple[dict[str, Any], dict[str, bool | None]]]:
+    tenant_cum = _tenant_shares(tenants)
+    shared = frozenset(c.phone for c in pool[: max(1, round(len(pool) * SHARED_CALLERS))])
     for k in range(days - 1, -1, -1):
         day = end - timedelta(days=k)
         ctx = _Day(
@@ -1581,5 +1661,8 @@ def _generate(
             cost_spike=specials.get("cost_spike") == day,
             outage=specials.get("order_status_outage") == day,
             levers=day >= levers_first,
+            tenants=tenants,
+            tenant_cum=tenant_cum,
+            shared=shared,
         )
         yield from _day_calls(ctx, calls_per_day)

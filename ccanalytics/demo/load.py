@@ -1,8 +1,15 @@
-"""Loading the demo: prompt versions, the running A/B test, and generated calls — through the same
-ingestion path the call processor uses."""
+"""Loading the demo: the tenants, prompt versions and the running A/B test, and generated calls —
+through the same ingestion path the call processor uses.
+
+The demo database stands in for the call processor's: the tenants and the first prompt version are
+created the way the processor creates them (rows of its tenants and prompt_versions, only when absent);
+the second prompt version is written through ccanalytics (prompts.create_version) and the A/B test is
+ccanalytics's own (cca_ab_tests / cca_ab_variants). Calls carry their tenant's slug and their A/B
+variant (``ab_test``), which ingest records in cca_ab_assignments."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,48 +21,91 @@ from ..ingest import IngestResult, ingest_records
 from .generator import DEMO_AB_DAYS
 
 
-def ensure_demo_prompts(conn: sa.Connection) -> dict[str, int]:
-    """Insert the demo prompt versions that are missing; v1 is the active one. Returns label → id."""
-    from .generator import DEMO_PROMPTS
+def ensure_demo_tenants(conn: sa.Connection) -> dict[str, uuid.UUID]:
+    """The demo's tenants (``generator.DEMO_TENANTS``), inserted as the call processor creates them when
+    a slug is absent; an existing tenant is left as it is. Returns slug → id."""
+    from .generator import DEMO_TENANTS
 
-    for p in DEMO_PROMPTS:
-        conn.execute(
-            sa.text(
-                "INSERT INTO prompt_versions (name, version, label, system_prompt, tools_config, metadata, "
-                "note, created_by, is_active, created_at) "
-                "SELECT CAST(:name AS varchar), :version, CAST(:label AS varchar), :system_prompt, :tools_config, "
-                "       :metadata, :note, 'demo', "
-                "       CAST(:active AS boolean) AND NOT EXISTS "
-                "           (SELECT 1 FROM prompt_versions WHERE name = CAST(:name AS varchar) AND is_active), "
-                "       coalesce(CAST(:created_at AS timestamptz), now()) "
-                "WHERE NOT EXISTS (SELECT 1 FROM prompt_versions WHERE label = CAST(:label AS varchar))"
-            ),
-            {
-                "name": p["name"],
-                "version": p["version"],
-                "label": p["label"],
-                "system_prompt": p["system_prompt"],
-                "tools_config": Jsonb(p["tools_config"]),
-                "metadata": Jsonb(p["metadata"]),
-                "note": p.get("note"),
-                "active": p["version"] == 1,
-                "created_at": p.get("created_at"),
-            },
-        )
-    rows = conn.execute(
-        sa.text("SELECT label, id FROM prompt_versions WHERE label = ANY(:labels)"),
-        {"labels": [p["label"] for p in DEMO_PROMPTS]},
+    slugs = [slug for slug, _name, _share in DEMO_TENANTS]
+    conn.execute(
+        sa.text(
+            "INSERT INTO tenants (slug, name, network_id) "
+            "SELECT s, n, s FROM unnest(CAST(:slugs AS varchar[]), CAST(:names AS varchar[])) AS x(s, n) "
+            "WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.slug = x.s) "
+            "ON CONFLICT (slug) DO NOTHING"
+        ),
+        {"slugs": slugs, "names": [name for _slug, name, _share in DEMO_TENANTS]},
     )
+    rows = conn.execute(sa.text("SELECT slug, id FROM tenants WHERE slug = ANY(:slugs)"), {"slugs": slugs})
     return dict(rows.all())
 
 
-def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, int], started: date, tz: str) -> int:
-    """The demo's running A/B test (v1 against v2), created once."""
+def _version_id(conn: sa.Connection, name: str, system_prompt: str) -> uuid.UUID | None:
+    """The first version of ``name`` with exactly this text (the demo's versions are found by their text:
+    the processor's prompt_versions has no number or label)."""
+    return conn.execute(
+        sa.text(
+            "SELECT id FROM prompt_versions WHERE name = CAST(:n AS varchar) AND system_prompt = :sp "
+            "ORDER BY created_at, id LIMIT 1"
+        ),
+        {"n": name, "sp": system_prompt},
+    ).scalar()
+
+
+def ensure_demo_prompts(engine: Engine) -> dict[str, uuid.UUID]:
+    """The demo prompt versions that are missing. v1 is the call processor's own version, active in the
+    processor (a prompt_versions row, as its seed migration writes one); v2 is written through
+    ccanalytics (prompts.create_version: inactive, with its author and note). Returns label → id."""
+    from .. import prompts
+    from .generator import DEMO_PROMPTS
+
+    first, *later = DEMO_PROMPTS
+    ids: dict[str, uuid.UUID] = {}
+    with engine.begin() as conn:
+        found = _version_id(conn, first["name"], first["system_prompt"])
+        if found is None:
+            found = conn.execute(
+                sa.text(
+                    "INSERT INTO prompt_versions (id, name, system_prompt, tools_config, is_active, metadata, "
+                    "created_at) VALUES (:id, :name, :sp, :tc, NOT EXISTS (SELECT 1 FROM prompt_versions "
+                    "WHERE name = CAST(:name AS varchar) AND is_active), :md, "
+                    "coalesce(CAST(:at AS timestamptz), now())) RETURNING id"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "name": first["name"],
+                    "sp": first["system_prompt"],
+                    "tc": Jsonb(first["tools_config"]),
+                    "md": Jsonb(first["metadata"]),
+                    "at": first.get("created_at"),
+                },
+            ).scalar_one()
+        ids[first["label"]] = found
+    for p in later:
+        with engine.connect() as conn:
+            found = _version_id(conn, p["name"], p["system_prompt"])
+        if found is None:
+            found = prompts.create_version(
+                engine,
+                p["name"],
+                p["system_prompt"],
+                tools_config=p["tools_config"],
+                metadata=p["metadata"],
+                author="demo",
+                note=p.get("note"),
+            ).id
+        ids[p["label"]] = found
+    return ids
+
+
+def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, uuid.UUID], started: date, tz: str) -> uuid.UUID:
+    """The demo's running A/B test (v1 against v2) in ccanalytics's cca_ab_tests, created once. Its salt
+    is its name, so ``generator.ab_variant`` assigns the callers as the prompt resolver does."""
     from .generator import DEMO_AB_TEST, DEMO_PROMPT_NAME
 
     conn.execute(
         sa.text(
-            "INSERT INTO prompt_ab_tests (test_name, variant_a_id, variant_b_id, status, started_at, traffic_b, salt, "
+            "INSERT INTO cca_ab_tests (test_name, variant_a_id, variant_b_id, status, started_at, traffic_b, salt, "
             "prompt_name, description, created_by) VALUES (:name, :a, :b, 'running', :started, 0.5, :name, "
             ":prompt, 'Демо: v2 — короче реплики, подтверждение размера, чёткие правила перевода', 'demo') "
             "ON CONFLICT (test_name) DO NOTHING"
@@ -69,17 +119,28 @@ def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, int], started
         },
     )
     test_id = conn.execute(
-        sa.text("SELECT id FROM prompt_ab_tests WHERE test_name = :n"), {"n": DEMO_AB_TEST}
+        sa.text("SELECT id FROM cca_ab_tests WHERE test_name = :n"), {"n": DEMO_AB_TEST}
     ).scalar_one()
     for variant, label in (("A", "tire_agent@v1"), ("B", "tire_agent@v2")):
         conn.execute(
             sa.text(
-                "INSERT INTO prompt_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, 0.5) "
+                "INSERT INTO cca_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, 0.5) "
                 "ON CONFLICT DO NOTHING"
             ),
             {"t": test_id, "v": variant, "i": prompt_ids[label]},
         )
     return test_id
+
+
+def ensure_demo_setup(engine: Engine, ab_started: date, tz: str) -> dict[str, uuid.UUID]:
+    """Everything the demo calls refer to: the tenants, the prompt versions and the A/B test. Returns
+    the prompt versions' ids by label."""
+    with engine.begin() as conn:
+        ensure_demo_tenants(conn)
+    prompt_ids = ensure_demo_prompts(engine)
+    with engine.begin() as conn:
+        ensure_demo_ab_test(conn, prompt_ids, ab_started, tz)
+    return prompt_ids
 
 
 def load_demo_data(
@@ -101,9 +162,7 @@ def load_demo_data(
     from .generator import DEMO_AB_TEST, generate_calls
 
     end = end_date or timeutil.today(tz)
-    with engine.begin() as conn:
-        prompt_ids = ensure_demo_prompts(conn)
-        ensure_demo_ab_test(conn, prompt_ids, end - timedelta(days=ab_days - 1), tz)
+    ensure_demo_setup(engine, end - timedelta(days=ab_days - 1), tz)
     calls = generate_calls(
         seed=seed,
         days=days,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from .. import callmetrics, clock, metrics, partitions, timeutil
 from ..config import Settings
 from ..database import check_connection, create_engine, resolve_url, safe_url
-from ..errors import ConfigError
+from ..errors import ConfigError, OldSchemaError
 from ..migrate import migrate
 from .load import load_demo_data
 
@@ -220,7 +220,17 @@ def run_demo(
     check_connection(engine)
     where = settings.resolved_pg_data() if not settings.database_url else "CCA_DATABASE_URL"
     echo(f"database: {safe_url(engine.url)}  ({where})")
-    applied = migrate(engine, partitions_ahead_months=settings.partitions_ahead_months)
+    try:
+        applied = migrate(engine, partitions_ahead_months=settings.partitions_ahead_months)
+    except OldSchemaError:
+        if settings.database_url:
+            raise
+        # the embedded demo database holds demo data only: made by 0.1, it is made again
+        echo("the embedded demo database was made by ccanalytics 0.1: recreating it")
+        engine.dispose()
+        return run_demo(
+            settings, seed=seed, days=days, calls_per_day=calls_per_day, end_date=end_date, reset=True, echo=echo
+        )
     echo(f"schema: current ({len(applied)} migrations applied now)")
     end = end_date or timeutil.today(settings.timezone)
     ctx = DemoContext(engine, settings, seed, days, calls_per_day, end, echo)
@@ -242,8 +252,21 @@ def summary_lines(engine: Engine, first: date, last: date, tz: str) -> list[str]
     if not s.total_calls:
         return ["no calls in the demo period"]
     top = ", ".join(f"{name} {n}" for name, n in list(s.scenarios.items())[:5])
+    start, end = timeutil.period_bounds(first, last, tz)
+    with engine.connect() as conn:
+        # the call processor's tenants (retail networks); a number that called both is a customer of each
+        tenants = conn.execute(
+            sa.text(
+                "SELECT coalesce(t.name, '—') AS name, count(*) AS calls, count(DISTINCT c.customer_id) AS customers "
+                "FROM calls c LEFT JOIN tenants t ON t.id = c.tenant_id "
+                "WHERE c.started_at >= :s AND c.started_at < :e GROUP BY 1 ORDER BY 2 DESC, 1"
+            ),
+            {"s": start, "e": end},
+        ).all()
+    networks = ", ".join(f"{r.name} {r.calls} calls / {r.customers} customers" for r in tenants)
     return [
         f"period: {first} … {last} ({tz})",
+        f"networks (tenants): {networks}",
         f"calls: {s.total_calls}  resolved by bot: {s.resolved_by_bot_pct}%  "
         f"transferred: {s.transferred_to_operator_pct}%  orders: {s.orders_created}  "
         f"fittings: {s.fittings_booked}  customers: {s.customers}",

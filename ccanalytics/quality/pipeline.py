@@ -255,6 +255,7 @@ def score_pending(
     prefix = worker_prefix or f"{socket.gethostname()}:{os.getpid()}"
     run = ScoringRun()
     lock = threading.Lock()
+    crashed = threading.Event()  # a worker raised: the others stop instead of waiting on its claims
     budget = [limit]
     started = time.perf_counter()
 
@@ -274,7 +275,7 @@ def score_pending(
 
     def worker(index: int) -> None:
         name = f"{prefix}:{index}:{uuid.uuid4().hex[:6]}"
-        while True:
+        while not crashed.is_set():
             want = take(batch)
             if not want:
                 return
@@ -288,7 +289,13 @@ def score_pending(
                 time.sleep(min(max(wait, 0.05), 1.0))
                 continue
             unfinished = finished = 0
-            for call_id, outcome, reason in score_batch(engine, judge, rubric, claimed, name, config):
+            try:
+                outcomes = score_batch(engine, judge, rubric, claimed, name, config)
+            except BaseException:
+                crashed.set()
+                _unclaim(engine, name)
+                raise
+            for call_id, outcome, reason in outcomes:
                 with lock:
                     if outcome == "scored":
                         run.scored += 1
@@ -313,6 +320,23 @@ def score_pending(
             f.result()
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _unclaim(engine: Engine, worker: str) -> None:
+    """Hand back the claims of a worker that raised (a database or programming error, not a judge's
+    refusal), so that the next run takes its calls at once instead of after the claim timeout."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE scoring_queue SET status = 'pending', locked_by = NULL, locked_at = NULL, "
+                    "attempts = greatest(attempts - 1, 0), updated_at = now() "
+                    "WHERE locked_by = :worker AND status = 'in_progress'"
+                ),
+                {"worker": worker},
+            )
+    except sa.exc.SQLAlchemyError:
+        pass  # the claims then expire after the claim timeout, as a dead worker's do
 
 
 def _next_retry_in(engine: Engine) -> float | None:

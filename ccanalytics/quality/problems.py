@@ -97,11 +97,13 @@ _BEFORE_REASK = """
 SELECT content FROM (
     SELECT content, speaker, lead(content) OVER w AS next_content, lead(speaker) OVER w AS next_speaker
     FROM call_turns WHERE created_at >= :start AND created_at < :end
-    WINDOW w AS (PARTITION BY call_id ORDER BY turn_number)) t
-WHERE speaker = 'customer' AND next_speaker = 'bot' AND next_content ~* :reask
+    WINDOW w AS (PARTITION BY call_id ORDER BY turn_number, created_at, id)) t
+WHERE speaker = 'customer' AND next_speaker = 'bot' AND next_content ~* :reask AND content IS NOT NULL
 """
+# the processor's content and speaker are nullable: a turn without text says nothing here
 _ALL_CUSTOMER = (
-    "SELECT content FROM call_turns WHERE speaker = 'customer' AND created_at >= :start AND created_at < :end"
+    "SELECT content FROM call_turns WHERE speaker = 'customer' AND content IS NOT NULL "
+    "AND created_at >= :start AND created_at < :end"
 )
 
 

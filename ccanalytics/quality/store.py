@@ -16,21 +16,24 @@ from .rubric import Overall, Rubric
 from .rules import Signals
 from .transcript import CallView, ToolUse, TurnView
 
+# through cca_calls: order_id / fitting_booking_id are the processor's uuid or the reference a delivered call
+# log gave, and an unknown transfer flag reads as not transferred. The customer is the call's tenant's.
 _CALLS = """
 SELECT c.id, c.started_at, c.scenario, c.transferred_to_operator, c.transfer_reason, c.order_id,
        c.fitting_booking_id, cu.name AS customer_name, to_jsonb(m) AS metrics
-FROM calls c
+FROM cca_calls c
 LEFT JOIN customers cu ON cu.id = c.customer_id
 LEFT JOIN call_metrics m ON m.call_id = c.id
 WHERE c.id = ANY(:ids)
 """
+# the barge-in flag comes with a delivered call log (cca_call_turns); NULL for a call the processor wrote
 _TURNS = """
 SELECT call_id, turn_number, speaker, content, created_at, stt_confidence, interrupted
-FROM call_turns WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number
+FROM cca_call_turns WHERE call_id = ANY(:ids) ORDER BY call_id, turn_number, created_at, id
 """
 _TOOLS = """
 SELECT call_id, tool_name, tool_args, tool_result, success, duration_ms, created_at
-FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, created_at, id
+FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, created_at, turn_number, id
 """
 
 
@@ -59,7 +62,7 @@ def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID,
             TurnView(
                 r.turn_number,
                 r.speaker,
-                r.content,
+                r.content or "",  # the processor's content is nullable
                 r.created_at,
                 r.stt_confidence,
                 r.interrupted,

@@ -111,3 +111,5 @@ CREATE INDEX cca_calls_scenario_idx ON calls (scenario, started_at);
 CREATE INDEX cca_calls_caller_idx ON calls (caller_id, started_at);
 CREATE INDEX cca_calls_customer_idx ON calls (customer_id, started_at);
 CREATE INDEX cca_calls_tenant_idx ON calls (tenant_id, started_at);
+-- the LLM requests the processor logged for a call (cca_logged_usage, migration 013)
+CREATE INDEX cca_llm_usage_log_call_idx ON llm_usage_log (call_id, created_at);

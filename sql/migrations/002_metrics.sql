@@ -47,7 +47,7 @@ CREATE FUNCTION cca_customer_neighbours(p_start timestamptz, p_end timestamptz)
                    next_at timestamptz)
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT id, started_at, transferred_to_operator,
+    SELECT id, started_at, coalesce(transferred_to_operator, false),
            lag(started_at) OVER w  AS prev_at,
            lead(started_at) OVER w AS next_at
     FROM calls

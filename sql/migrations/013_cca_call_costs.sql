@@ -48,3 +48,35 @@ AS $$
                 ELSE b
            END
 $$;
+
+-- The LLM requests the processor logged for a call (llm_usage_log: one row per request, real token
+-- counts) as the LLM part of a usage block: requests, tokens, cached input tokens, and the model that
+-- took most of the tokens; by_task splits them by the processor's task_type. NULL when it logged none.
+-- Reads only the partitions around the call's start (its requests are made during the call).
+CREATE FUNCTION cca_logged_usage(p_call uuid, p_started timestamptz) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN count(*) > 0 THEN jsonb_build_object(
+               'llm_calls', count(*),
+               'llm_input_tokens', sum(input_tokens),
+               'llm_cached_input_tokens', sum(cached_input_tokens),
+               'llm_output_tokens', sum(output_tokens),
+               'llm_model', (SELECT u2.model_name FROM llm_usage_log u2
+                             WHERE u2.call_id = p_call AND u2.created_at >= p_started - interval '1 hour'
+                               AND u2.created_at < p_started + interval '1 day'
+                             GROUP BY u2.model_name
+                             ORDER BY sum(u2.input_tokens + u2.output_tokens) DESC, u2.model_name LIMIT 1),
+               'by_task', (SELECT jsonb_object_agg(task_type, n) FROM (
+                               SELECT u3.task_type, jsonb_build_object(
+                                   'requests', count(*), 'input_tokens', sum(u3.input_tokens),
+                                   'cached_input_tokens', sum(u3.cached_input_tokens),
+                                   'output_tokens', sum(u3.output_tokens)) AS n
+                               FROM llm_usage_log u3
+                               WHERE u3.call_id = p_call AND u3.created_at >= p_started - interval '1 hour'
+                                 AND u3.created_at < p_started + interval '1 day'
+                               GROUP BY u3.task_type) t))
+           END
+    FROM llm_usage_log u
+    WHERE u.call_id = p_call AND u.created_at >= p_started - interval '1 hour'
+      AND u.created_at < p_started + interval '1 day'
+$$;

@@ -10,7 +10,8 @@
 -- cca_recorded_costs) and kept as they are beside (recorded_*); ccanalytics's own stay available
 -- whatever the setting (computed_*): the scorer and the pricing run compare with them, and the call
 -- page shows both. usage is the usage ccanalytics received with the call log, or else the usage the
--- processor recorded in cost_breakdown (cca_recorded_usage). ab_test_id / ab_variant are the variant
+-- processor recorded in cost_breakdown (cca_recorded_usage), or else the LLM requests it logged for the
+-- call (llm_usage_log, cca_logged_usage; also shown as logged_usage). ab_test_id / ab_variant are the variant
 -- the call was served when known (cca_ab_assignments); payload_sha256 / ingested_at are NULL for a
 -- call the processor wrote itself. A query that reads none of the joined tables' columns does not
 -- join them at all (PostgreSQL removes a LEFT JOIN on a unique key whose columns are not read).
@@ -34,7 +35,8 @@ SELECT c.id, c.caller_id, c.customer_id, c.started_at, c.ended_at, c.duration_se
        CASE WHEN k.call_id IS NOT NULL AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor'
             THEN 'ccanalytics' WHEN c.total_cost_usd IS NOT NULL THEN 'processor' END AS cost_source,
        k.call_id IS NOT NULL AS cost_priced,
-       coalesce(i.usage, cca_recorded_usage(c.cost_breakdown)) AS usage,
+       coalesce(i.usage, cca_recorded_usage(c.cost_breakdown), cca_logged_usage(c.id, c.started_at)) AS usage,
+       cca_logged_usage(c.id, c.started_at) AS logged_usage,
        g.test_id AS ab_test_id, g.variant AS ab_variant, i.payload_sha256, i.ingested_at,
        c.tenant_id, t.slug AS tenant,
        c.cost_breakdown AS recorded_cost_breakdown, c.total_cost_usd AS recorded_total_cost_usd,

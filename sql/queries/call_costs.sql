@@ -1,8 +1,10 @@
 -- Price the calls that started in [:start, :end) from their usage at the prices in force on the
 -- call's local day (:tz) into the temporary table cost_priced: the calls whose new breakdown or total
 -- differ from what is stored, and the estimated and unpriced ones (for the counts). :prices is the price book as
--- JSON rows (ccanalytics.pricing). Calls without usage are estimated from their transcript (bot
--- turns and characters, call duration) and flagged "estimated". Self-hosted STT (a fixed monthly
+-- JSON rows (ccanalytics.pricing). Usage is the call log's, else the one the processor recorded in
+-- cost_breakdown, else the LLM requests it logged (llm_usage_log: tokens only); what none of them holds
+-- is estimated from the transcript (bot turns and characters, call duration) and the call is flagged
+-- "estimated". Self-hosted STT (a fixed monthly
 -- cost) costs each call its day's per-call share (:days, from ccanalytics.fixedcost). What
 -- the call processor reported (calls.total_cost_usd, never written here) is noted as "reported_total_usd". Calls whose provider or model has no
 -- price are marked unpriced.
@@ -18,20 +20,21 @@ WITH p AS NOT MATERIALIZED (
         increment_seconds float8, fixed_usd_per_month float8, input_per_1m float8, output_per_1m float8,
         cached_input_per_1m float8, usd_per_1m_chars float8, usd_per_minute float8)
 ),
-e AS NOT MATERIALIZED (  -- usage missing: bot turns and characters from the transcript
+e AS NOT MATERIALIZED (  -- LLM or TTS usage missing: bot turns and characters from the transcript
     SELECT t.call_id, count(*) FILTER (WHERE t.speaker = 'bot') AS bot_turns,
            coalesce(sum(length(t.content)) FILTER (WHERE t.speaker = 'bot'), 0) AS bot_chars
     FROM cca_calls x
     JOIN call_turns t ON t.call_id = x.id
      AND t.created_at >= x.started_at - interval '1 minute' AND t.created_at < x.started_at + interval '7 hours'
-    WHERE x.usage IS NULL AND x.started_at >= :start AND x.started_at < :end
+    WHERE (x.usage IS NULL OR NOT x.usage ?& ARRAY['llm_input_tokens', 'tts_chars'])
+      AND x.started_at >= :start AND x.started_at < :end
     GROUP BY t.call_id
 ),
 days AS NOT MATERIALIZED (  -- per-call share of a fixed-cost STT per day (ccanalytics.fixedcost)
     SELECT * FROM jsonb_to_recordset(CAST(:days AS jsonb)) AS f(d date, provider text, per_call float8)
 ),
 c AS NOT MATERIALIZED (
-    SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, c.usage IS NULL AS estimated,
+    SELECT c.id, c.started_at, (c.started_at AT TIME ZONE :tz)::date AS d, (c.usage IS NULL OR NOT c.usage ?& ARRAY['llm_input_tokens', 'tts_chars']) AS estimated,
            c.computed_total_cost_usd AS old_total, c.computed_cost_breakdown AS old_breakdown,
            c.recorded_total_cost_usd AS reported_total,
            coalesce(u.stt_provider, :stt_default) AS stt_provider,
@@ -50,7 +53,7 @@ c AS NOT MATERIALIZED (
         stt_provider text, stt_seconds float8, llm_model text, llm_input_tokens float8,
         llm_cached_input_tokens float8, llm_output_tokens float8, tts_provider text, tts_chars float8,
         tts_cached_chars float8, telephony_seconds float8) ON true
-    LEFT JOIN e ON c.usage IS NULL AND e.call_id = c.id
+    LEFT JOIN e ON e.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
 ),
 priced AS NOT MATERIALIZED (

@@ -1,7 +1,9 @@
 -- Derive call_metrics for the calls that started in [:start, :end). With :only_stale, only calls that
--- have no metrics yet or were re-delivered since (computed_at < ingested_at); with :ingested_after,
--- only calls ingested after it (found through the index on ingested_at). Signal patterns and
--- thresholds come from ccanalytics.signals (bind parameters), so SQL and Python agree.
+-- have no metrics yet or were re-delivered since (computed_at < cca_call_ingest.ingested_at; a call the
+-- processor wrote itself has no ingest row); with :ingested_after, only calls ingested after it, and the
+-- calls the processor wrote itself that have no metrics yet (they carry no stamp to compare with). Turns
+-- are read through cca_call_turns (speech durations and barge-ins of delivered call logs). Signal
+-- patterns and thresholds come from ccanalytics.signals (bind parameters), so SQL and Python agree.
 --
 -- Response latency of a bot reply = start of the bot turn - end of the customer turn before it
 -- (timestamp + speech duration). When durations are missing or the clocks disagree, it is estimated
@@ -11,10 +13,13 @@
 WITH target AS (
     SELECT c.id, c.started_at
     FROM calls c
+    LEFT JOIN cca_call_ingest i ON i.call_id = c.id
     LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
-      AND (NOT :only_stale OR m.call_id IS NULL OR m.computed_at < c.ingested_at)
-      AND (CAST(:ingested_after AS timestamptz) IS NULL OR c.ingested_at > :ingested_after)
+      AND (NOT :only_stale OR m.call_id IS NULL OR m.computed_at < i.ingested_at)
+      -- a call the processor wrote itself has no delivery time: it is taken while it has no metrics
+      AND (CAST(:ingested_after AS timestamptz) IS NULL OR i.ingested_at > :ingested_after
+           OR (i.call_id IS NULL AND m.call_id IS NULL))
 ),
 t AS (
     SELECT tr.call_id, tr.turn_number, tr.speaker, tr.content, tr.created_at, tr.speech_duration_ms,
@@ -23,7 +28,7 @@ t AS (
            lag(tr.created_at) OVER w        AS prev_at,
            lag(tr.speech_duration_ms) OVER w AS prev_dur,
            lag(tr.stt_latency_ms) OVER w    AS prev_stt
-    FROM call_turns tr
+    FROM cca_call_turns tr
     JOIN target ON target.id = tr.call_id
     WHERE tr.created_at >= CAST(:start AS timestamptz) - interval '1 hour'
       AND tr.created_at < CAST(:end AS timestamptz) + interval '7 hours'

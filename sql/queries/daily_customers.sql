@@ -1,6 +1,8 @@
 -- Per local day (time zone :tz) of :days: unique callers, repeat calls and first-contact resolution,
 -- from one window pass over each customer's calls (from 7 days before :start to 7 days after :end).
 --
+-- A customer is one tenant's (customers are unique per tenant and phone): a number that called two
+-- tenants is two customers, and its calls to one tenant are not repeats of its calls to the other.
 -- Repeat call: the same customer called within the 7 days before. First-contact resolution: the bot
 -- resolved the call and the customer did not call again within 7 days. (Calls with a hidden number
 -- count as resolved when not transferred: daily_calls.sql adds them.) The window is
@@ -16,7 +18,9 @@ FROM (
            lag(started_at) OVER w  AS prev_at,
            lag(d) OVER w           AS prev_d,
            lead(started_at) OVER w AS next_at
-    FROM (SELECT id, customer_id, started_at, transferred_to_operator, (started_at AT TIME ZONE :tz)::date AS d
+    -- an unknown transfer flag (the processor's column is nullable) reads as not transferred, as in cca_calls
+    FROM (SELECT id, customer_id, started_at, coalesce(transferred_to_operator, false) AS transferred_to_operator,
+                 (started_at AT TIME ZONE :tz)::date AS d
           FROM calls
           WHERE customer_id IS NOT NULL
             AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)

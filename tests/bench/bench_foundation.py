@@ -99,6 +99,7 @@ def _validate_ms(path: Path) -> float:
 def run(*, quick: bool = False) -> None:
     from ccanalytics.database import create_engine
     from ccanalytics.demo.generator import generate_calls
+    from ccanalytics.demo.load import ensure_demo_tenants
     from ccanalytics.migrate import migrate
 
     days, per_day, sample = (6, 500, 300) if quick else (90, 2000, 2000)
@@ -123,6 +124,8 @@ def run(*, quick: bool = False) -> None:
             urls[name] = make_db(name)
             engine = create_engine(urls[name])
             migrate(engine)
+            with engine.begin() as conn:  # the demo calls name the demo's tenants
+                ensure_demo_tenants(conn)
             engine.dispose()
 
         out, _ = run_child(BULK, urls["bulk"], str(source))

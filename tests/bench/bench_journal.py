@@ -116,11 +116,14 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
     from ccanalytics import metrics, partitions, quality
     from ccanalytics.database import create_engine
     from ccanalytics.demo.generator import generate_calls
+    from ccanalytics.demo.load import ensure_demo_tenants
     from ccanalytics.ingest import ingest_records
     from ccanalytics.migrate import migrate
 
     engine = create_engine(url, statement_timeout_ms=0)
     migrate(engine)
+    with engine.begin() as conn:  # the demo calls name the demo's tenants
+        ensure_demo_tenants(conn)
     seconds = {}
     t0 = time.perf_counter()
     seed_first = END_DATE - timedelta(days=SEED_DAYS - 1)

@@ -183,6 +183,7 @@ def run(quick: bool = False) -> None:
     from ccanalytics import metrics, partitions, quality, timeutil
     from ccanalytics.database import create_engine
     from ccanalytics.demo.generator import generate_calls
+    from ccanalytics.demo.load import ensure_demo_tenants
     from ccanalytics.ingest import ingest_records
     from ccanalytics.migrate import migrate
 
@@ -194,6 +195,8 @@ def run(quick: bool = False) -> None:
             url = make_db("bench_lake")
             engine = create_engine(url, statement_timeout_ms=0)
             migrate(engine)
+            with engine.begin() as conn:  # the demo calls name the demo's tenants
+                ensure_demo_tenants(conn)
             ingest_records(
                 engine, generate_calls(seed=5, days=1, calls_per_day=per_day, end_date=END_DATE, ab_test=None)
             )

@@ -84,6 +84,7 @@ def run(quick: bool = False) -> None:
     from ccanalytics.database import create_engine
     from ccanalytics.demo import load_demo_data
     from ccanalytics.demo.generator import generate_calls
+    from ccanalytics.demo.load import ensure_demo_tenants
     from ccanalytics.ingest import ingest_records
     from ccanalytics.migrate import migrate
 
@@ -92,6 +93,8 @@ def run(quick: bool = False) -> None:
     with fresh_server() as make_db:
         engine = create_engine(make_db("bench_metrics"), statement_timeout_ms=0)
         migrate(engine)
+        with engine.begin() as conn:  # the demo calls name the demo's tenants
+            ensure_demo_tenants(conn)
         t0 = time.perf_counter()
         ingest_records(engine, generate_calls(seed=11, days=30, calls_per_day=per_day, end_date=END_DATE, ab_test=None))
         ingest_seconds = time.perf_counter() - t0

@@ -15,12 +15,15 @@ COMMAND = "make bench BENCH=prompts"
 
 CALLS_SQL = """
 INSERT INTO calls (id, caller_id, started_at, ended_at, duration_seconds, scenario, transferred_to_operator,
-                   transfer_reason, quality_score, total_cost_usd, ab_test_id, ab_variant, prompt_version)
+                   transfer_reason, quality_score, total_cost_usd, prompt_version)
 SELECT md5('ab' || g)::uuid, '+38067' || lpad(g::text, 7, '0'), :t + g * interval '5 seconds',
        :t + g * interval '5 seconds' + interval '70 seconds', 40 + g % 90, 'tire_search',
        (g % 5 = 0) OR (g % 2 = 0 AND g % 17 = 0), CASE WHEN (g % 5 = 0) OR (g % 2 = 0 AND g % 17 = 0)
-       THEN 'cannot_help' END, 0.5 + (g % 50) / 100.0, 0.05 + (g % 40) / 1000.0, :test,
-       CASE WHEN g % 2 = 0 THEN 'B' ELSE 'A' END, CASE WHEN g % 2 = 0 THEN 'b@v2' ELSE 'b@v1' END
+       THEN 'cannot_help' END, 0.5 + (g % 50) / 100.0, 0.05 + (g % 40) / 1000.0,
+       CASE WHEN g % 2 = 0 THEN 'b@v2' ELSE 'b@v1' END
+FROM generate_series(1, :n) g;
+INSERT INTO cca_ab_assignments (call_id, test_id, variant, source)
+SELECT md5('ab' || g)::uuid, :test, CASE WHEN g % 2 = 0 THEN 'B' ELSE 'A' END, 'resolver'
 FROM generate_series(1, :n) g;
 INSERT INTO call_metrics (call_id, started_at, turns, customer_turns, bot_turns, response_ms)
 SELECT md5('ab' || g)::uuid, :t + g * interval '5 seconds', 8, 4, 4,
@@ -74,13 +77,13 @@ def run(quick: bool = False) -> None:
                 conn, [start.date().replace(day=1), (start + timedelta(days=10)).date().replace(day=1)]
             )
             conn.execute(
-                sa.text("UPDATE prompt_ab_tests SET started_at = :t WHERE id = :i"), {"t": start, "i": test.id}
+                sa.text("UPDATE cca_ab_tests SET started_at = :t WHERE id = :i"), {"t": start, "i": test.id}
             )
             for statement in CALLS_SQL.strip().split(";\n"):
                 if statement.strip():
                     conn.execute(sa.text(statement), {"t": start, "n": n_calls, "test": test.id})
         with engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE calls, call_metrics"))
+            conn.execute(sa.text("ANALYZE calls, call_metrics, cca_ab_assignments"))
             conn.commit()
         later = start + timedelta(days=30)
         res, res_s = timed(lambda: experiments.results(engine, test.id, now=later), 5)
@@ -90,7 +93,7 @@ def run(quick: bool = False) -> None:
                 df = pd.read_sql(
                     sa.text(
                         "SELECT c.ab_variant, c.transferred_to_operator, c.quality_score, c.duration_seconds, "
-                        "c.total_cost_usd, m.response_ms FROM calls c LEFT JOIN call_metrics m ON m.call_id = c.id "
+                        "c.total_cost_usd, m.response_ms FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id "
                         "WHERE c.ab_test_id = :i"
                     ),
                     conn,
