@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from factories import TENANT, USAGE, make_call
+from factories import TENANT, USAGE, make_call, write_as_processor
 
 from ccanalytics import clock, cost, metrics, pricing
 from ccanalytics.demo.generator import compute_cost, generate_calls
@@ -417,3 +417,32 @@ def test_usage_the_processor_recorded_in_cost_breakdown_is_priced_and_its_values
             sa.text("SELECT cost_breakdown, total_cost_usd FROM calls WHERE id = :i"), {"i": call["call_id"]}
         ).one()
     assert row.cost_breakdown == recorded and row.total_cost_usd == 0.1
+
+
+def test_llm_requests_the_processor_logged_price_a_call_without_usage(engine):
+    """A call the processor wrote itself whose cost_breakdown holds no usage: its LLM requests in
+    llm_usage_log (real token counts, cached tokens, model) price the LLM part instead of an estimate
+    from the bot turns; what no source holds (TTS characters) is still estimated and the call says so."""
+    call = make_call(usage=None, cost=None)
+    with engine.begin() as conn:
+        write_as_processor(conn, call, cost_breakdown={"total_cost": 0.02})  # a total, no usage keys
+    with engine.connect() as conn:
+        logged = conn.execute(
+            sa.text("SELECT usage, logged_usage FROM cca_calls WHERE id = :i"), {"i": call["call_id"]}
+        ).one()
+    bot_turns = sum(1 for t in call["turns"] if t["speaker"] == "bot")
+    assert logged.usage == logged.logged_usage
+    assert logged.usage["llm_calls"] == bot_turns and logged.usage["llm_model"] == "claude-sonnet-4"
+    assert logged.usage["llm_input_tokens"] == 2_500 * bot_turns
+    assert logged.usage["by_task"]["agent"]["requests"] == bot_turns
+
+    run = cost.compute_costs(engine, "2026-11-20", "2026-11-20")
+    assert (run.priced, run.estimated, run.unpriced) == (1, 1, 0)
+    breakdown, _total = stored(engine, call["call_id"])
+    assert breakdown["estimated"] is True and breakdown["reported_total_usd"] == 0.02
+    # claude-sonnet-4 at $3 / $0.30 cached / $15 per 1M tokens (tests use the bundled price book)
+    input_tokens, cached, output = 2_500 * bot_turns, 1_500 * bot_turns, 200 * bot_turns
+    expected_llm = ((input_tokens - cached) * 3.0 + cached * 0.3 + output * 15.0) / 1e6
+    assert breakdown["llm"] == pytest.approx(expected_llm)
+    bot_chars = sum(len(t["text"]) for t in call["turns"] if t["speaker"] == "bot")
+    assert breakdown["tts"] == pytest.approx(bot_chars * 16.0 / 1e6)

@@ -53,7 +53,8 @@ def test_the_processors_numbering_places_tools_after_the_right_turns(engine):
             {"c": cid},
         )
         numbers = conn.execute(
-            sa.text("SELECT turn_number FROM call_tool_calls WHERE call_id = :c ORDER BY created_at, turn_number"), {"c": cid}
+            sa.text("SELECT turn_number FROM call_tool_calls WHERE call_id = :c ORDER BY created_at, turn_number"),
+            {"c": cid},
         ).scalars()
         assert list(numbers) == [1, 2, 3]  # the numbers of the first turns: placing by them would be wrong
         view = load_calls(conn, [cid])[cid]

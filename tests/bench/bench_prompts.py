@@ -76,9 +76,7 @@ def run(quick: bool = False) -> None:
             partitions.ensure_months(
                 conn, [start.date().replace(day=1), (start + timedelta(days=10)).date().replace(day=1)]
             )
-            conn.execute(
-                sa.text("UPDATE cca_ab_tests SET started_at = :t WHERE id = :i"), {"t": start, "i": test.id}
-            )
+            conn.execute(sa.text("UPDATE cca_ab_tests SET started_at = :t WHERE id = :i"), {"t": start, "i": test.id})
             for statement in CALLS_SQL.strip().split(";\n"):
                 if statement.strip():
                     conn.execute(sa.text(statement), {"t": start, "n": n_calls, "test": test.id})
