@@ -23,6 +23,9 @@ from . import clock
 from .errors import InvalidArgument
 
 PARTITIONED_TABLES = ("calls", "call_turns", "call_tool_calls", "llm_usage_log")
+# what ingestion writes: a month must be covered on these (llm_usage_log is written by the processor only;
+# its partition manager may not make that table's months, and a delivered call does not need them)
+INGEST_TABLES = ("calls", "call_turns", "call_tool_calls")
 
 _known: set[tuple[str, date]] = set()  # (database identity, month) already ensured by this process
 _lock = threading.Lock()
@@ -56,7 +59,9 @@ def missing_text(months: Iterable[date]) -> str:
 
 
 def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
-    """Make sure every month in ``months`` has its partition on all partitioned tables.
+    """Make sure every month in ``months`` has its partition on the tables ingestion writes (on a
+    database ccanalytics created, the stand-in for the processor's partition manager makes the month of
+    all four partitioned tables).
 
     Returns the number of partitions created. Must run inside the caller's transaction. On a database
     attached to the call processor nothing is created: months without a partition raise
@@ -67,7 +72,7 @@ def ensure_months(conn: sa.Connection, months: Iterable[date]) -> int:
     with _lock:
         missing = [m for m in wanted if (key, m) not in _known]
     created = 0
-    uncovered = sorted({m for table in PARTITIONED_TABLES for m in _uncovered(conn, table, missing)})
+    uncovered = sorted({m for table in INGEST_TABLES for m in _uncovered(conn, table, missing)})
     if uncovered and processor_makes_partitions(conn):
         raise MissingPartition(uncovered)
     for m in uncovered:
