@@ -363,6 +363,19 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine, 
         assert partitions.list_partitions(conn) == parts
         assert partitions.ensure_ahead(conn, months_ahead=3, today=date(2027, 6, 1)) == 0
     assert one(cp_engine, "SELECT count(*) FROM calls") == CALLS + 2
+    # only the tables a delivered call is written to must cover its month: the processor's partition
+    # manager makes calls, call_turns and call_tool_calls ahead, not llm_usage_log
+    with cp_engine.begin() as conn:
+        for table in ("calls", "call_turns", "call_tool_calls"):
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table}_2027_01 PARTITION OF {table} "
+                    "FOR VALUES FROM ('2027-01-01 00:00+00') TO ('2027-02-01 00:00+00')"
+                )
+            )
+    january = make_call(started_at=datetime(2027, 1, 10, 9, tzinfo=UTC), tenant="shop")
+    assert ingest(cp_engine, january).inserted == 1
+    assert one(cp_engine, "SELECT count(*) FROM calls") == CALLS + 3
     # … and the doctor says whose job the missing months are, instead of advising a migration
     advice = doctor.check_partitions(cp_engine, 3, today=date(2027, 6, 1))
     assert advice.status == "fail" and "call processor's partition manager creates them" in advice.detail
