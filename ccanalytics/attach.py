@@ -58,7 +58,6 @@ from .schemacheck import (
     _code,
     _first_line,
     compare,
-    expected_indexes,
     expected_schema,
     introspect,
 )
@@ -158,7 +157,7 @@ def attach(
         with ddl.session():
             recorded = [] if applied else _create_own_objects(ddl, basis, own, shared)
             live = introspect(raw)
-            for ix in expected_indexes(expected, live):
+            for ix in expected.indexes:
                 have = live.index_like(ix)
                 if ix.table in shared and (have is None or not have.valid):
                     _ensure_index(ddl, _relation(raw, schema, ix.table), ix, ix.name)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from . import clock
 from .errors import InvalidArgument, NotFound
-from .prompts import version_uuid
+from .prompts import as_uuid
 
 DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
 EXCLUSION_KEYS = {
@@ -116,14 +116,14 @@ def create_test(
     sum to 1 (default: equal)."""
     if not isinstance(test_name, str) or not test_name.strip() or len(test_name) > 100:
         raise InvalidArgument("test_name is required (at most 100 characters)")
-    if version_uuid(test_name.strip()) is not None:
+    if as_uuid(test_name.strip()) is not None:
         raise InvalidArgument("test_name must not be a uuid: a test is looked up by its id or by its name")
     test_name = test_name.strip()
     if not created_by or not created_by.strip():
         raise InvalidArgument("created_by is required")
     ids = []
     for given in version_ids:
-        as_id = version_uuid(given)
+        as_id = as_uuid(given)
         if as_id is None:
             raise InvalidArgument(f"{given!r} is not a prompt version id")
         ids.append(as_id)
@@ -227,7 +227,7 @@ def get_test(engine: Engine, test: uuid.UUID | str) -> ABTest:
     """A test of ccanalytics's by id (a uuid) or by name."""
     if not isinstance(test, uuid.UUID | str):
         raise InvalidArgument(f"an A/B test is a uuid or a name, not {test!r}")
-    as_id = version_uuid(test)
+    as_id = as_uuid(test)
     with engine.connect() as conn:
         if as_id is not None:
             row = conn.execute(sa.text(_TEST_SQL + " WHERE t.id = :i"), {"i": as_id}).one_or_none()
@@ -364,7 +364,7 @@ def processor_tests(engine: Engine, *, status: str | None = None) -> list[Proces
 
 def get_processor_test(engine: Engine, test: uuid.UUID | str) -> ProcessorTest:
     """One of the call processor's tests by id (a uuid) or name (the first of that name, newest first)."""
-    as_id = version_uuid(test) if isinstance(test, uuid.UUID | str) else None
+    as_id = as_uuid(test) if isinstance(test, uuid.UUID | str) else None
     for found in processor_tests(engine):
         if found.id == as_id or (as_id is None and found.test_name == test):
             return found

@@ -137,7 +137,7 @@ def search(
         f"SELECT {columns} {source} WHERE {' AND '.join(where + ([_MATCHES] if query else []))} {ordering} LIMIT :limit"
     )
     with engine.connect() as conn:
-        vector = turn_vector(conn, "t") if query else ""
+        vector = turn_vector("t") if query else ""
         rows = None
         if query and PROBE_CALLS:
             # the first PROBE_CALLS calls in page order, each tested through its own turns: when they hold
@@ -189,10 +189,9 @@ def search(
     return JournalPage(rows, cursor)
 
 
-def turn_vector(conn: sa.Connection | None = None, alias: str = "t") -> str:
+def turn_vector(alias: str = "t") -> str:
     """The SQL for a turn's tsvector: ``cca_search_vector(content)``, the expression ccanalytics's GIN
     index on the processor's call_turns is built on (migration 001)."""
-    del conn
     return f"cca_search_vector({alias}.content)"
 
 

@@ -20,7 +20,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Engine
 from .errors import NotFound
 from .experiments import assign_variant
 from .privacy import InvalidPhone, normalize_phone
+from .prompts import as_uuid
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,8 @@ class PromptResolver:
     def record(self, call_id: str, test_id: str, variant: str) -> bool:
         """Record the variant a call was served (the first answer for a call stays). A failure is logged,
         never raised: the call goes on with its prompt. Returns whether a row was written."""
-        try:
-            call = uuid.UUID(str(call_id))
-        except ValueError:
+        call = as_uuid(call_id)
+        if call is None:
             log.warning("call id %r is not a uuid: its A/B variant is not recorded", str(call_id)[:40])
             return False
         try:

@@ -138,8 +138,9 @@ def create_version(
     return version
 
 
-def version_uuid(value: uuid.UUID | str) -> uuid.UUID | None:
-    """``value`` as a version id, or None when it is not a uuid (then it may be a label)."""
+def as_uuid(value: uuid.UUID | str) -> uuid.UUID | None:
+    """``value`` as a uuid (a version's or a test's id), or None when it is not one (then it may be a
+    label or a name)."""
     if isinstance(value, uuid.UUID):
         return value
     try:
@@ -150,7 +151,7 @@ def version_uuid(value: uuid.UUID | str) -> uuid.UUID | None:
 
 def get_version(engine: Engine, version_id: uuid.UUID | str) -> PromptVersion:
     """A version by id or by label (``tire_agent@v3``)."""
-    as_id = version_uuid(version_id)
+    as_id = as_uuid(version_id)
     with engine.connect() as conn:
         if as_id is None:
             row = conn.execute(

@@ -316,7 +316,7 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine, 
     page = journal.search(cp_engine, date_from="2026-09-01", date_to="2026-12-31", text="зимова", limit=200)
     assert len(page.rows) == CALLS and "Шкоду" in page.rows[0]["snippet"]
     with cp_engine.connect() as conn:
-        assert journal.turn_vector(conn) == "cca_search_vector(t.content)"
+        assert journal.turn_vector() == "cca_search_vector(t.content)"
         conn.execute(sa.text("SET enable_seqscan = off"))
         plan = "\n".join(
             conn.execute(

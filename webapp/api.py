@@ -402,7 +402,7 @@ def create_ab_test(q, b):
             raise InvalidArgument("versions must be version ids (uuid strings) or labels (tire_agent@v3)")
         ids.append(prompts.get_version(engine, parse_version_ref(ref)).id)
     name = b["test_name"].strip()
-    if name and prompts.version_uuid(name) is None:
+    if name and prompts.as_uuid(name) is None:
         try:
             experiments.get_test(engine, name)
         except NotFound:

@@ -18,6 +18,7 @@ from typing import Any
 from flask import request
 
 from ccanalytics.errors import InvalidArgument, PayloadTooLarge
+from ccanalytics.prompts import as_uuid
 
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
 MAX_ID = 2**63 - 1
@@ -235,12 +236,10 @@ def read_json(*, allow_empty: bool = False, limit: int = 1024 * 1024) -> Any:
 
 
 def parse_uuid(value: str, name: str = "call_id") -> uuid.UUID:
-    try:
-        if len(value) > 64:
-            raise ValueError
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be a UUID, not {value[:40]!r}") from None
+    found = _as_uuid(value)
+    if found is None:
+        raise InvalidArgument(f"{name} must be a UUID, not {value[:40]!r}")
+    return found
 
 
 def parse_id(value: str, name: str) -> int:
@@ -270,12 +269,7 @@ def parse_test_ref(value: str) -> uuid.UUID | str:
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
-    if len(value) > 64:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return as_uuid(value) if len(value) <= 64 else None
 
 
 # ---------------------------------------------------------------------------------------- answers

@@ -74,14 +74,9 @@ def form_text(name: str, *, max_length: int, label: str) -> str | None:
 
 
 def as_uuid(value: str) -> uuid.UUID | None:
-    """``value`` as a uuid, or None."""
+    """A field or address part as a uuid (surrounding spaces ignored), or None."""
     value = value.strip()
-    if not value or len(value) > 64:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return prompts.as_uuid(value) if value and len(value) <= 64 else None
 
 
 def form_uuid(name: str, label: str) -> uuid.UUID | None:
