@@ -316,3 +316,40 @@ def test_the_processors_own_ab_tests_are_listed_as_stored(engine):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT * FROM prompt_ab_tests ORDER BY id")).all() == stored
     assert experiments.processor_status(" 'stopped' ") == "stopped" and experiments.processor_status(None) == ""
+
+
+def test_the_resolver_records_the_variant_of_a_call_the_processor_writes_itself(engine):
+    """docs/integration.md: the processor asks the resolver at call start with the call's id; the variant
+    is recorded for that call (cca_ab_assignments), so the call — written into the processor's tables by
+    the processor, carrying prompt_version 'default' — is attributed to its variant. The first record
+    stands; a call id that is not a uuid or a database that is down never fails the call."""
+    from factories import write_as_processor
+
+    v1, v2, _ = three_versions(engine)
+    prompts.activate_version(engine, v1.id, by="olena")
+    test = experiments.create_test(engine, "g-record", [v1.id, v2.id], created_by="olena")
+    experiments.start_test(engine, test.id, by="olena")
+    resolver = PromptResolver(engine)
+    call = make_call(caller_id="+380501112233")
+    served = resolver.resolve("greeter", caller_id=call["caller_id"], call_id=call["call_id"])
+    with engine.begin() as conn:
+        write_as_processor(conn, call)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT ab_test_id, ab_variant, prompt_version FROM cca_calls WHERE id = :i"),
+            {"i": call["call_id"]},
+        ).one()
+        source = conn.execute(
+            sa.text("SELECT source FROM cca_ab_assignments WHERE call_id = :i"), {"i": call["call_id"]}
+        )
+    assert row == (test.id, served.variant, "default") and source.scalar_one() == "resolver"
+
+    # the first answer for a call stays: recording another variant for it writes nothing
+    other = "B" if served.variant == "A" else "A"
+    assert resolver.record(call["call_id"], str(test.id), other) is False
+    assert resolver.record("not-a-uuid", str(test.id), "A") is False
+    resolver.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert resolver.record(str(uuid.uuid4()), str(test.id), "A") is False  # logged, not raised
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cca_ab_assignments")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT variant FROM cca_ab_assignments")).scalar_one() == served.variant
