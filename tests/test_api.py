@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from factories import TENANT, add_processor_ab_test, make_call
+from factories import TENANT, add_processor_ab_test, make_call, turn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_auth import bearer, make_app
 
 from ccanalytics import auth, metrics, optimizer, prompts, timeutil
 from ccanalytics.demo import load_demo_data
+from ccanalytics.ingest import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 from webapp.openapi import OPERATIONS, flask_operations, render
 
@@ -51,11 +52,37 @@ def service(engine):
 
 @pytest.fixture
 def demo(engine):
-    """Two days of demo calls (prompts v1/v2 and the running A/B test), scored by the rule judge."""
-    load_demo_data(engine, days=2, calls_per_day=40)
+    """The two whole days before today of demo calls (prompts v1/v2 and the running A/B test) and three
+    failed calls of tire_agent@v1 yesterday, scored by the rule judge. The generated calls differ from
+    date to date; the failed ones make sure, on any day, the review queue and the optimizer have work."""
+    yesterday = timeutil.today() - timedelta(days=1)
+    load_demo_data(engine, days=2, calls_per_day=40, end_date=yesterday)
+    ingest_records(
+        engine, [_failed_call(timeutil.day_start(yesterday) + timedelta(hours=10, minutes=9 * i)) for i in range(3)]
+    )
     enqueue(engine)
     score_pending(engine, RulesJudge(), Rubric())
     return engine
+
+
+def _failed_call(t0: datetime) -> dict:
+    """A caller the bot did not hear, sent to an operator angry: the rule judge scores it low."""
+    return make_call(
+        started_at=t0,
+        tenant=TENANT,
+        seconds=60,
+        caller_id=None,
+        transferred_to_operator=True,
+        transfer_reason="negative_emotion",
+        order_created=None,
+        scenario="order_status",
+        turns=[
+            turn("bot", "Слухаю.", t0 + timedelta(seconds=1)),
+            turn("customer", "Де моє замовлення Мішлен", t0 + timedelta(seconds=4), stt_confidence=0.4),
+            turn("bot", "Перепрошую, не розчула. Повторіть, будь ласка?", t0 + timedelta(seconds=8)),
+            turn("customer", "Мішлен, це жах", t0 + timedelta(seconds=12), stt_confidence=0.5),
+        ],
+    )
 
 
 def snapshot(engine) -> dict[str, int | str]:
