@@ -45,6 +45,18 @@ def _engine():
     return engine
 
 
+def tenant_option(func):
+    """``--tenant SLUG`` (repeatable): scope a list, a figure or a report to these tenants (default: all).
+    The command passes the slugs to the library, which checks them (ccanalytics.tenants.scope)."""
+    return click.option(
+        "--tenant",
+        "tenant",
+        multiple=True,
+        metavar="SLUG",
+        help="Only this tenant's calls (a slug from `ccanalytics db tenants`; repeatable; default: every tenant).",
+    )(func)
+
+
 def _ensure_schema(engine) -> None:
     from .migrate import migrate
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .cli import _engine, db
+from .cli import _engine, _ensure_schema, db
 
 
 @db.command("check")
@@ -44,3 +44,28 @@ def db_check(as_json: bool) -> None:
         click.echo(f"{database}: {verdict} ({', '.join(f'{n} {s}' for s, n in counts.items())})")
     if not report.ok:
         sys.exit(1)
+
+
+@db.command("tenants")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def db_tenants(as_json: bool) -> None:
+    """The call processor's tenants (retail networks): the slugs `--tenant` takes.
+
+    \b
+    Examples:
+      ccanalytics db tenants
+      ccanalytics stats summary --tenant prokoleso
+    """
+    from .tenants import list_tenants
+
+    engine = _engine()
+    _ensure_schema(engine)
+    found = list_tenants(engine)
+    if as_json:
+        rows = [{"id": str(t.id), "slug": t.slug, "name": t.name, "is_active": t.is_active} for t in found]
+        click.echo(json.dumps({"data": rows}, indent=2, ensure_ascii=False))
+        return
+    for t in found:
+        click.echo("\t".join([t.slug, t.name] + ([] if t.is_active else ["(inactive)"])))
+    if not found:
+        click.echo("no tenants")
