@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, definitions, percentiles, sqlfiles, timeutil
+from . import callmetrics, definitions, percentiles, sqlfiles, tenants, timeutil
 from .errors import InvalidArgument
 
 
@@ -70,14 +70,17 @@ def summary(
     date_to: date | datetime | str | None = None,
     *,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> Summary:
-    """Summary of the calls that started in the local days ``date_from`` … ``date_to`` inclusive."""
+    """Summary of the calls that started in the local days ``date_from`` … ``date_to`` inclusive, of
+    ``tenant`` (a slug or several; default: every tenant)."""
     first, last = timeutil.resolve_days(date_from, date_to, tz)
     start, end = timeutil.period_bounds(first, last, tz)
     with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
         row = conn.execute(
             sa.text(sqlfiles.query("summary")),
-            {"start": start, "end": end, "tz": tz, "fcr_days": definitions.FCR_WINDOW_DAYS},
+            {"start": start, "end": end, "tz": tz, "fcr_days": definitions.FCR_WINDOW_DAYS, **tenants.params(scope)},
         ).one()
     reasons = sorted(row.transfer_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     notes = []
@@ -88,7 +91,12 @@ def summary(
     if row.total_calls and row.costed_calls < row.total_calls:
         notes.append(f"{row.total_calls - row.costed_calls} calls have no cost")
     return Summary(
-        period={"date_from": first.isoformat(), "date_to": last.isoformat(), "tz": tz},
+        period={
+            "date_from": first.isoformat(),
+            "date_to": last.isoformat(),
+            "tz": tz,
+            "tenants": list(scope) if scope is not None else None,
+        },
         total_calls=row.total_calls,
         resolved_by_bot=row.resolved_by_bot,
         transferred=row.transferred,
@@ -351,10 +359,13 @@ def summaries(
     date_to: date | str | None = None,
     *,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> list[Summary]:
-    """One Summary per calendar ``period`` in the range (default: the current period up to today)."""
+    """One Summary per calendar ``period`` in the range (default: the current period up to today), of
+    ``tenant`` (default: every tenant)."""
     if date_from is None and date_to is None:
         first, last = current_period(period, timeutil.today(tz))
     else:
         first, last = timeutil.resolve_days(date_from, date_to, tz)
-    return [summary(engine, a, b, tz=tz) for a, b in period_buckets(period, first, last)]
+    scope = tenants.scope(engine, tenant)
+    return [summary(engine, a, b, tz=tz, tenant=scope) for a, b in period_buckets(period, first, last)]

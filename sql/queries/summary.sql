@@ -1,9 +1,11 @@
--- Summary of the calls that started in [:start, :end): weighted rates (counts over counts, never
+-- Summary of the calls that started in [:start, :end) of the tenants :tenants (slugs; NULL: every tenant): weighted rates (counts over counts, never
 -- averages of daily averages). Hour-of-day uses the business time zone :tz. Latency and signal
 -- figures come from call_metrics (derived by ccanalytics.callmetrics); first-contact resolution and
 -- repeat callers look 7 days around each call.
 WITH c AS (
-    SELECT * FROM cca_calls WHERE started_at >= :start AND started_at < :end
+    SELECT * FROM cca_calls c
+    WHERE c.started_at >= :start AND c.started_at < :end
+      AND (CAST(:tenants AS text[]) IS NULL OR c.tenant = ANY(CAST(:tenants AS text[])))
 ),
 nb AS (
     SELECT * FROM cca_customer_neighbours(:start, :end)
