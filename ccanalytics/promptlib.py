@@ -7,8 +7,9 @@
 
 Resolves the active version, or — while an A/B test runs on the prompt — the caller's variant
 (sticky: hash of the test's salt and the caller's number; by call id for hidden numbers). Given the
-call's id, the variant is recorded for that call (cca_ab_assignments), so per-call A/B results work
-for calls the processor writes into its own tables (docs/integration.md). Caches
+call's id, the version served (cca_call_prompts) and the variant (cca_ab_assignments) are recorded for
+that call, so per-version figures, the optimizer and per-call A/B results work for calls the processor
+writes into its own tables with prompt_version 'default' (docs/integration.md). Caches
 what it read for ``ttl_seconds``. When the database is unreachable it answers from the last known
 good state (kept in memory and in a local file, so a restart survives an outage too) and, with
 nothing known, from a bundled default prompt. ``source`` says which.
@@ -175,24 +176,37 @@ class PromptResolver:
             else:
                 self._cache.pop(name, None)
 
-    def record(self, call_id: str, test_id: str, variant: str) -> bool:
-        """Record the variant a call was served (the first answer for a call stays). A failure is logged,
-        never raised: the call goes on with its prompt. Returns whether a row was written."""
+    def record(self, call_id: str, prompt: ResolvedPrompt) -> bool:
+        """Record what a call was served: the version (cca_call_prompts) and, during an A/B test, the
+        variant (cca_ab_assignments), in one transaction; the first record of a call stays. A bundled
+        default (no version in the database) or a prompt served from the last known good state (the
+        database is unreachable) records nothing. A failure is logged, never raised: the call
+        goes on with its prompt. Returns whether anything was written."""
         call = as_uuid(call_id)
         if call is None:
-            log.warning("call id %r is not a uuid: its A/B variant is not recorded", str(call_id)[:40])
+            log.warning("call id %r is not a uuid: the prompt it was served is not recorded", str(call_id)[:40])
             return False
+        if prompt.version_id is None or prompt.source == "last_known_good":
+            return False  # a bundled default, or the database just failed: do not wait on it again
         try:
             with self.engine.begin() as conn:
                 written = conn.execute(
                     sa.text(
-                        "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source) "
-                        "VALUES (:c, :t, :v, 'resolver') ON CONFLICT (call_id) DO NOTHING"
+                        "INSERT INTO cca_call_prompts (call_id, version_id, label) VALUES (:c, :v, :l) "
+                        "ON CONFLICT (call_id) DO NOTHING"
                     ),
-                    {"c": call, "t": test_id, "v": variant},
+                    {"c": call, "v": prompt.version_id, "l": prompt.label},
                 ).rowcount
+                if prompt.ab_test_id and prompt.variant:
+                    written += conn.execute(
+                        sa.text(
+                            "INSERT INTO cca_ab_assignments (call_id, test_id, variant, source) "
+                            "VALUES (:c, :t, :v, 'resolver') ON CONFLICT (call_id) DO NOTHING"
+                        ),
+                        {"c": call, "t": prompt.ab_test_id, "v": prompt.variant},
+                    ).rowcount
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("A/B variant of call %s not recorded: %s", call, str(exc)[:120])
+            log.warning("the prompt served to call %s was not recorded: %s", call, str(exc)[:120])
             return False
         return bool(written)
 
@@ -223,11 +237,15 @@ class PromptResolver:
             if key:
                 variant = assign_variant(test["salt"], key, [(v["variant"], v["weight"]) for v in test["variants"]])
                 chosen = next(v for v in test["variants"] if v["variant"] == variant)
+                served = _resolved(name, chosen["version"], source, test, variant)
                 if call_id:
-                    self.record(call_id, test["id"], variant)
-                return _resolved(name, chosen["version"], source, test, variant)
+                    self.record(call_id, served)
+                return served
         active = snap.get("active") or test["variants"][0]["version"]
-        return _resolved(name, active, source, None, None)
+        served = _resolved(name, active, source, None, None)
+        if call_id:
+            self.record(call_id, served)
+        return served
 
 
 def _caller_key(caller_id: str | None) -> str | None:

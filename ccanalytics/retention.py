@@ -175,6 +175,7 @@ def purge(
     for table in ("review_items", "scoring_queue", "call_scores", "call_metrics", "cca_call_costs"):
         p.delete(table, f"DELETE FROM {table} WHERE started_at < :cutoff", cutoff=cut_a)
     p.delete("cca_ab_assignments", _ASSIGNMENTS, cutoff=cut_a)
+    p.delete("cca_call_prompts", _SERVED_PROMPTS, cutoff=cut_a)
     p.partitioned("calls", cut_a, derive=False)
     # what ccanalytics received with the calls it deleted (the processor's calls have none)
     p.delete("cca_call_ingest", "DELETE FROM cca_call_ingest WHERE started_at < :cutoff", cutoff=cut_a)
@@ -190,9 +191,14 @@ _LABELS = (
     "DELETE FROM review_labels WHERE call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff "
     "UNION SELECT r.call_id FROM review_items r WHERE r.started_at < :cutoff)"
 )
-# an assignment is made at call start (the resolver) or when the call log arrives (ingest), never before
+# an assignment is made at call start (the resolver) or when the call log arrives (ingest), never before;
+# the prompt a call was served is recorded at its start
 _ASSIGNMENTS = (
     "DELETE FROM cca_ab_assignments WHERE assigned_at < :cutoff "
+    "OR call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff)"
+)
+_SERVED_PROMPTS = (
+    "DELETE FROM cca_call_prompts WHERE recorded_at < :cutoff "
     "OR call_id IN (SELECT c.id FROM calls c WHERE c.started_at < :cutoff)"
 )
 

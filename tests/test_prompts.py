@@ -3,6 +3,7 @@ assignment, and the call processor's prompt resolver with its fallbacks."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections import Counter
@@ -342,14 +343,67 @@ def test_the_resolver_records_the_variant_of_a_call_the_processor_writes_itself(
         source = conn.execute(
             sa.text("SELECT source FROM cca_ab_assignments WHERE call_id = :i"), {"i": call["call_id"]}
         )
-    assert row == (test.id, served.variant, "default") and source.scalar_one() == "resolver"
+    # the version it was served replaces the processor's 'default' in what ccanalytics reads
+    assert row == (test.id, served.variant, served.label) and source.scalar_one() == "resolver"
 
     # the first answer for a call stays: recording another variant for it writes nothing
-    other = "B" if served.variant == "A" else "A"
-    assert resolver.record(call["call_id"], str(test.id), other) is False
-    assert resolver.record("not-a-uuid", str(test.id), "A") is False
+    other = next(v for v in ("A", "B") if v != served.variant)
+    again = dataclasses.replace(served, variant=other)
+    assert resolver.record(call["call_id"], again) is False
+    assert resolver.record("not-a-uuid", served) is False
     resolver.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
-    assert resolver.record(str(uuid.uuid4()), str(test.id), "A") is False  # logged, not raised
+    assert resolver.record(str(uuid.uuid4()), served) is False  # logged, not raised
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM cca_ab_assignments")).scalar_one() == 1
         assert conn.execute(sa.text("SELECT variant FROM cca_ab_assignments")).scalar_one() == served.variant
+
+
+def test_a_call_the_processor_writes_is_attributed_to_the_version_it_was_served(engine):
+    """Outside an A/B test too, the resolver records the version a call was served, so a call the processor
+    writes with prompt_version 'default' counts for that version: in cca_calls, the journal's version
+    filter and the optimizer's low-score patterns. A bundled default or an unrecorded call keeps the
+    processor's 'default'."""
+    from factories import turn, write_as_processor
+
+    from ccanalytics import optimizer, timeutil
+    from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
+
+    v1, _, _ = three_versions(engine)
+    prompts.activate_version(engine, v1.id, by="olena")
+    resolver = PromptResolver(engine)
+    t0 = timeutil.day_start(timeutil.today() - timedelta(days=1)) + timedelta(hours=11)
+    served_calls, plain = [], make_call(started_at=t0 - timedelta(hours=1))
+    for i in range(3):
+        at = t0 + timedelta(minutes=5 * i)
+        call = make_call(
+            started_at=at,
+            seconds=60,
+            caller_id=None,
+            transferred_to_operator=True,
+            transfer_reason="negative_emotion",
+            order_created=None,
+            scenario="order_status",
+            turns=[
+                turn("bot", "Слухаю.", at + timedelta(seconds=1)),
+                turn("customer", "Де моє замовлення", at + timedelta(seconds=4), stt_confidence=0.4),
+                turn("bot", "Перепрошую, не розчула. Повторіть?", at + timedelta(seconds=8)),
+                turn("customer", "Це жах", at + timedelta(seconds=12), stt_confidence=0.5),
+            ],
+        )
+        served = resolver.resolve("greeter", call_id=call["call_id"])
+        assert served.version_id == str(v1.id) and served.variant is None
+        served_calls.append(call)
+    with engine.begin() as conn:
+        for call in [*served_calls, plain]:
+            write_as_processor(conn, call)
+    with engine.connect() as conn:
+        versions = dict(conn.execute(sa.text("SELECT id::text, prompt_version FROM cca_calls")).all())
+        processor_values = set(conn.execute(sa.text("SELECT DISTINCT prompt_version FROM calls")).scalars())
+    assert {versions[c["call_id"]] for c in served_calls} == {v1.label} and versions[plain["call_id"]] == "default"
+    assert processor_values == {"default"}  # the processor's column is never written
+
+    enqueue(engine)
+    score_pending(engine, RulesJudge(), Rubric())
+    found = optimizer.collect_patterns(engine, "greeter", t0.date() - timedelta(days=1), timeutil.today())
+    example_ids = {e for p in found for e in p.example_call_ids}
+    assert found and example_ids <= {c["call_id"] for c in served_calls}
