@@ -4,6 +4,7 @@ import ccanalytics as cca
 store = cca.connect()
 store.calls("2026-11-01", "2026-11-23")
 cca.show_call(call_id); cca.search("зимові шини"); cca.compare(a, b); cca.lake(); cca.plot_quality()
+cca.list_tenants(); cca.compare(a, b, tenant="prokoleso"); cca.lake(tenant="prokoleso")   # one tenant
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _WORKBENCH = (
     "plot_quality",
     "plot_cost_trend",
     "default_store",
+    "list_tenants",
 )
 __all__ = ["__version__", "connect", "Store", *_WORKBENCH]
 

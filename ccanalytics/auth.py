@@ -12,8 +12,13 @@ through other library functions with :func:`audit`.
 
     from ccanalytics import auth
     auth.add_user(engine, "olena", "a long passphrase", "admin", actor="cli")
+    auth.add_user(engine, "ivan", "another passphrase", "analyst", tenants=["prokoleso"])
+    auth.set_user_tenants(engine, "ivan", None)   # every tenant again
     token = auth.create_token(engine, "service", "call-processor")
     auth.check_token(engine, token)   # -> Token(name='call-processor', role='service', …)
+
+Users and tokens may be limited to tenants (``tenants``: slugs of the call processor's tenants; None, the
+default, is every tenant). The web layer passes them as ``allowed`` to :func:`ccanalytics.tenants.scope`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +39,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
+from . import tenants as tenancy
 from .errors import (  # noqa: F401 (re-exported: the web layer imports them from here)
     AlreadyExists,
     CCAError,
@@ -85,11 +92,13 @@ class User:
     created_at: datetime
     disabled: bool
     stamp: str  # changes when the password changes: sessions carry it and die with the old password
+    tenants: tuple[str, ...] | None = None  # the tenants (slugs) the user may read; None: every tenant
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("stamp")
         out["created_at"] = self.created_at.isoformat()
+        out["tenants"] = list(self.tenants) if self.tenants is not None else None
         return out
 
 
@@ -101,9 +110,12 @@ class Token:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    tenants: tuple[str, ...] | None = None  # the tenants (slugs) the token may read; None: every tenant
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+        out = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+        out["tenants"] = list(self.tenants) if self.tenants is not None else None
+        return out
 
 
 @dataclass(frozen=True)
@@ -194,31 +206,79 @@ def _check_role(role: str, allowed: tuple[str, ...]) -> str:
     return role
 
 
+def check_tenants(bind: Engine | Connection, tenants: str | Sequence[str] | None) -> list[str] | None:
+    """The tenants a user or token is limited to, checked: None (every tenant) or slugs the database
+    has (lowercased, without repeats). An unknown slug or an empty list is InvalidArgument."""
+    if tenants is None:
+        return None
+    if not isinstance(tenants, str) and not list(tenants):
+        raise InvalidArgument("give at least one tenant, or none at all for every tenant")
+    found = tenancy.scope(bind, tenants)
+    if not found:
+        raise InvalidArgument("give at least one tenant, or none at all for every tenant")
+    return list(found)
+
+
+def _tenants(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
 # -------------------------------------------------------------------------------------------- users
-_USER_COLUMNS = "id, username, role, created_at, disabled, password_hash"
+_USER_COLUMNS = "id, username, role, created_at, disabled, password_hash, tenants"
 
 
 def _user(row) -> User:
     stamp = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
-    return User(row.id, row.username, row.role, row.created_at, row.disabled, stamp)
+    return User(row.id, row.username, row.role, row.created_at, row.disabled, stamp, _tenants(row.tenants))
 
 
-def add_user(engine: Engine, username: str, password: str, role: str, *, actor: str = "system") -> User:
-    """A new user (admin or analyst). Refuses an existing name with AlreadyExists."""
+def add_user(
+    engine: Engine,
+    username: str,
+    password: str,
+    role: str,
+    *,
+    tenants: str | Sequence[str] | None = None,
+    actor: str = "system",
+) -> User:
+    """A new user (admin or analyst), limited to ``tenants`` (slugs; default None: every tenant).
+    Refuses an existing name with AlreadyExists and an unknown tenant with InvalidArgument."""
     name = normalize_username(username)
     _check_role(role, USER_ROLES)
     encoded = hash_password(password)
     with engine.begin() as conn:
+        limit = check_tenants(conn, tenants)
         row = conn.execute(
             sa.text(
-                f"INSERT INTO users (username, password_hash, role) VALUES (:u, :h, :r) "
+                f"INSERT INTO users (username, password_hash, role, tenants) VALUES (:u, :h, :r, :t) "
                 f"ON CONFLICT (username) DO NOTHING RETURNING {_USER_COLUMNS}"
             ),
-            {"u": name, "h": encoded, "r": role},
+            {"u": name, "h": encoded, "r": role, "t": limit},
         ).one_or_none()
         if row is None:
             raise AlreadyExists(f"user {name!r} already exists")
-        audit(conn, actor, "user.created", "user", name, {"role": role})
+        audit(conn, actor, "user.created", "user", name, {"role": role, "tenants": limit})
+    return _user(row)
+
+
+def set_user_tenants(
+    engine: Engine, username: str, tenants: str | Sequence[str] | None, *, actor: str = "system"
+) -> User:
+    """Limit a user to ``tenants`` (slugs), or with None let them read every tenant again. Takes effect
+    on the user's next request (open sessions included). Returns the user."""
+    name = normalize_username(username)
+    with engine.begin() as conn:
+        limit = check_tenants(conn, tenants)
+        before = conn.execute(
+            sa.text("SELECT tenants FROM users WHERE username = :u FOR UPDATE"), {"u": name}
+        ).one_or_none()
+        if before is None:
+            raise NotFound(f"user {name!r} does not exist")
+        row = conn.execute(
+            sa.text(f"UPDATE users SET tenants = :t WHERE username = :u RETURNING {_USER_COLUMNS}"),
+            {"u": name, "t": limit},
+        ).one()
+        audit(conn, actor, "user.tenants_changed", "user", name, {"from": before.tenants, "to": limit})
     return _user(row)
 
 
@@ -250,6 +310,13 @@ def get_user(engine: Engine, user_id: int) -> User | None:
         row = conn.execute(
             sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :i"), {"i": int(user_id)}
         ).one_or_none()
+    return _user(row) if row else None
+
+
+def get_user_by_name(engine: Engine, username: str) -> User | None:
+    name = normalize_username(username)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u"), {"u": name}).one_or_none()
     return _user(row) if row else None
 
 
@@ -365,16 +432,28 @@ def ensure_demo_admin(engine: Engine, username: str = "admin") -> str | None:
 
 
 # ------------------------------------------------------------------------------------------- tokens
-_TOKEN_COLUMNS = "id, name, role, created_at, last_used_at, revoked_at"
+_TOKEN_COLUMNS = "id, name, role, created_at, last_used_at, revoked_at, tenants"
+
+
+def _token(row) -> Token:
+    return Token(row.id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at, _tenants(row.tenants))
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(engine: Engine, role: str, name: str, *, actor: str = "system") -> str:
-    """A new API token for ``role``; returns the token itself, which is not stored and cannot be
-    shown again. ``name`` identifies the live token (for revoking); a live name is refused."""
+def create_token(
+    engine: Engine,
+    role: str,
+    name: str,
+    *,
+    tenants: str | Sequence[str] | None = None,
+    actor: str = "system",
+) -> str:
+    """A new API token for ``role``, limited to ``tenants`` (slugs; default None: every tenant); returns
+    the token itself, which is not stored and cannot be shown again. ``name`` identifies the live token
+    (for revoking); a live name is refused. To change a token's tenants, revoke it and create another."""
     _check_role(role, ROLES)
     if not isinstance(name, str) or not TOKEN_NAME_PATTERN.match(name):
         raise InvalidArgument(
@@ -383,16 +462,17 @@ def create_token(engine: Engine, role: str, name: str, *, actor: str = "system")
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
+        limit = check_tenants(conn, tenants)
         row = conn.execute(
             sa.text(
-                "INSERT INTO api_tokens (name, role, token_hash) VALUES (:n, :r, :h) "
+                "INSERT INTO api_tokens (name, role, token_hash, tenants) VALUES (:n, :r, :h, :t) "
                 "ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING RETURNING id"
             ),
-            {"n": name, "r": role, "h": token_hash(token)},
+            {"n": name, "r": role, "h": token_hash(token), "t": limit},
         ).one_or_none()
         if row is None:
             raise AlreadyExists(f"a live token named {name!r} exists; revoke it first or choose another name")
-        audit(conn, actor, "token.created", "api_token", name, {"role": role, "token_id": row.id})
+        audit(conn, actor, "token.created", "api_token", name, {"role": role, "token_id": row.id, "tenants": limit})
     return token
 
 
@@ -413,7 +493,7 @@ def check_token(engine: Engine, token: str) -> Token | None:
         stale = row.last_used_at is None or (row.now - row.last_used_at).total_seconds() > _TOKEN_TOUCH_SECONDS
         if stale and row.can_touch:  # read-only mode: the token works, its last use is not recorded
             conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i"), {"i": row.id})
-    return Token(row.id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
+    return _token(row)
 
 
 def revoke_token(engine: Engine, name: str, *, actor: str = "system") -> int:
@@ -439,7 +519,7 @@ def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[Token]
             ),
             {"all": include_revoked},
         ).all()
-    return [Token(*r) for r in rows]
+    return [_token(r) for r in rows]
 
 
 # ---------------------------------------------------------------------------------------- audit log

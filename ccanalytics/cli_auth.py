@@ -24,6 +24,22 @@ def _actor() -> str:
         return "cli"
 
 
+def _limit_option(what: str):
+    """``--tenant SLUG`` (repeatable): the tenants a user or token may read (default: every tenant)."""
+    return click.option(
+        "--tenant",
+        "tenant",
+        multiple=True,
+        metavar="SLUG",
+        help=f"Limit the {what} to this tenant (a slug from `ccanalytics db tenants`; repeatable; "
+        "default: every tenant).",
+    )
+
+
+def _tenants_text(tenants: tuple[str, ...] | None) -> str:
+    return "all tenants" if tenants is None else "tenants " + ",".join(tenants)
+
+
 def _password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -40,20 +56,46 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option("--role", type=click.Choice(["admin", "analyst"]), required=True)
+@_limit_option("user")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
-def users_add(username: str, role: str, password_stdin: bool) -> None:
-    """Add a user; asks for the password twice (or reads it with --password-stdin).
+def users_add(username: str, role: str, tenant: tuple[str, ...], password_stdin: bool) -> None:
+    """Add a user; asks for the password twice (or reads it with --password-stdin). With --tenant the
+    user sees only those tenants' calls and figures.
 
     \b
     Example:
       ccanalytics users add olena --role admin
       printf '%s\\n' "$PASSWORD" | ccanalytics users add ivan --role analyst --password-stdin
+      ccanalytics users add petro --role analyst --tenant prokoleso
     """
     from . import auth
 
     engine = _ready()
-    user = auth.add_user(engine, username, _password(password_stdin), role, actor=_actor())
-    click.echo(f"added user {user.username} ({user.role})")
+    user = auth.add_user(engine, username, _password(password_stdin), role, tenants=tenant or None, actor=_actor())
+    limited = f", {_tenants_text(user.tenants)}" if user.tenants is not None else ""
+    click.echo(f"added user {user.username} ({user.role}{limited})")
+
+
+@users.command("tenants")
+@click.argument("username")
+@_limit_option("user")
+@click.option("--all", "every", is_flag=True, help="Let the user read every tenant again.")
+def users_tenants(username: str, tenant: tuple[str, ...], every: bool) -> None:
+    """Set the tenants a user may read (--tenant, repeatable; replaces the list) or clear the limit
+    (--all). Takes effect on the user's next page, open sessions included.
+
+    \b
+    Example:
+      ccanalytics users tenants ivan --tenant prokoleso --tenant shinservice
+      ccanalytics users tenants ivan --all
+    """
+    from . import auth
+    from .errors import InvalidArgument
+
+    if bool(tenant) == every:
+        raise InvalidArgument("give --tenant SLUG (repeatable) to limit the user, or --all to clear the limit")
+    user = auth.set_user_tenants(_ready(), username, None if every else tenant, actor=_actor())
+    click.echo(f"{user.username}: {_tenants_text(user.tenants)}")
 
 
 @users.command("passwd")
@@ -105,8 +147,8 @@ def users_list(as_json: bool) -> None:
         click.echo(json.dumps({"data": [u.to_dict() for u in found]}, indent=2, ensure_ascii=False))
         return
     for u in found:
-        state = "disabled" if u.disabled else ""
-        click.echo(f"{u.username:<30} {u.role:<8} {u.created_at:%Y-%m-%d %H:%M}  {state}")
+        state = "  disabled" if u.disabled else ""
+        click.echo(f"{u.username:<30} {u.role:<8} {u.created_at:%Y-%m-%d %H:%M}  {_tenants_text(u.tenants)}{state}")
 
 
 # ------------------------------------------------------------------------------------------- tokens
@@ -118,19 +160,23 @@ def tokens() -> None:
 @tokens.command("create")
 @click.option("--role", type=click.Choice(["admin", "analyst", "service"]), required=True)
 @click.option("--name", required=True, help="Who uses it, e.g. call-processor; revoke by this name.")
-def tokens_create(role: str, name: str) -> None:
+@_limit_option("token")
+def tokens_create(role: str, name: str, tenant: tuple[str, ...]) -> None:
     """Create a token. The token is printed alone on the last line of standard output, once: it is
-    not stored (only its SHA-256 is) and cannot be shown again.
+    not stored (only its SHA-256 is) and cannot be shown again. With --tenant the token reads only
+    those tenants' calls and figures (to change them, revoke the token and create another).
 
     \b
     Example:
       TOKEN=$(ccanalytics tokens create --role service --name call-processor | tail -n 1)
       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8050/api/v1/prompts
+      ccanalytics tokens create --role analyst --name prokoleso-bi --tenant prokoleso
     """
     from . import auth
 
-    token = auth.create_token(_ready(), role, name, actor=_actor())
-    click.echo(f"created token {name!r} ({role}); store it now, it is not shown again:")
+    token = auth.create_token(_ready(), role, name, tenants=tenant or None, actor=_actor())
+    limited = f", {_tenants_text(tuple(dict.fromkeys(s.strip().lower() for s in tenant)))}" if tenant else ""
+    click.echo(f"created token {name!r} ({role}{limited}); store it now, it is not shown again:")
     click.echo(token)
 
 
@@ -168,4 +214,7 @@ def tokens_list(include_revoked: bool, as_json: bool) -> None:
     for t in found:
         used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
         revoked = f"  revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""
-        click.echo(f"{t.name:<30} {t.role:<8} created {t.created_at:%Y-%m-%d %H:%M}  last used {used}{revoked}")
+        click.echo(
+            f"{t.name:<30} {t.role:<8} created {t.created_at:%Y-%m-%d %H:%M}  last used {used}  "
+            f"{_tenants_text(t.tenants)}{revoked}"
+        )

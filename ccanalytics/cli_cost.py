@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import click
 
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -48,13 +48,15 @@ def cost_compute(date_from, date_to) -> None:
 @cost.command("report")
 @click.option("--baseline", help="FROM:TO (default: CCA_COST_BASELINE, else the 14 days before --current).")
 @click.option("--current", help="FROM:TO (default: the last 14 days).")
+@tenant_option
 @click.option("--json", "as_json", is_flag=True)
-def cost_report(baseline: str | None, current: str | None, as_json: bool) -> None:
+def cost_report(baseline: str | None, current: str | None, tenant: tuple[str, ...], as_json: bool) -> None:
     """Cost per call baseline → current, reduction_pct and the saving of each lever.
 
     \b
-    Example:
+    Examples:
       ccanalytics cost report --baseline 2026-03-01:2026-03-31 --current 2026-11-01:2026-11-23 --json
+      ccanalytics cost report --baseline 2026-03-01:2026-03-31 --current 2026-11-01:2026-11-23 --tenant prokoleso
     """
     from . import cost as c
     from . import pricing, timeutil
@@ -69,11 +71,20 @@ def cost_report(baseline: str | None, current: str | None, as_json: bool) -> Non
     if baseline is None:
         start = timeutil.to_date(current.split(":")[0], settings.timezone)
         baseline = f"{start - timedelta(days=14)}:{start - timedelta(days=1)}"
-    report = c.cost_report(engine, baseline, current, book=pricing.load(settings.pricing_file), tz=settings.timezone)
+    report = c.cost_report(
+        engine,
+        baseline,
+        current,
+        book=pricing.load(settings.pricing_file),
+        tz=settings.timezone,
+        tenant=tenant or None,
+    )
     if as_json:
         click.echo(json.dumps({"data": report}, indent=2, ensure_ascii=False))
         return
     b, cur = report["baseline"], report["current"]
+    if report["tenants"] is not None:
+        click.echo(f"tenants: {', '.join(report['tenants'])}")
     click.echo(
         f"baseline {b['period']['date_from']} … {b['period']['date_to']}: ${b['cost_per_call_usd']:.4f} per call"
     )
@@ -90,6 +101,7 @@ def cost_report(baseline: str | None, current: str | None, as_json: bool) -> Non
 
 
 def _period_options(fn):
+    """--from, --to and --json (and --tenant, added by the commands that read calls per tenant)."""
     fn = click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")(fn)
     fn = click.option("--from", "date_from", type=_DATE, help="First day (default: 30 days ago).")(fn)
     return click.option("--json", "as_json", is_flag=True)(fn)
@@ -101,8 +113,10 @@ def _days(date_from, date_to):
 
 @cost.command("whisper")
 @_period_options
-def cost_whisper(date_from, date_to, as_json: bool) -> None:
-    """Self-hosted Whisper against Google STT: break-even calls/day from actual volumes.
+@tenant_option
+def cost_whisper(date_from, date_to, as_json: bool, tenant: tuple[str, ...]) -> None:
+    """Self-hosted Whisper against Google STT: break-even calls/day from actual volumes (of --tenant:
+    at those tenants' volume).
 
     \b
     Example:
@@ -112,7 +126,11 @@ def cost_whisper(date_from, date_to, as_json: bool) -> None:
 
     settings = _settings()
     r = levers.whisper_break_even(
-        _engine(), *_days(date_from, date_to), book=pricing.load(settings.pricing_file), tz=settings.timezone
+        _engine(),
+        *_days(date_from, date_to),
+        book=pricing.load(settings.pricing_file),
+        tz=settings.timezone,
+        tenant=tenant or None,
     )
     click.echo(json.dumps({"data": r.to_dict()}, indent=2, ensure_ascii=False, default=str) if as_json else r.verdict)
 
@@ -123,7 +141,10 @@ def cost_whisper(date_from, date_to, as_json: bool) -> None:
 @click.option("--ttl-days", type=click.FloatRange(0, min_open=True))
 @click.option("--template", is_flag=True, help="Key phrases with digits replaced by # (templated synthesis).")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(1, 500))
-def cost_tts_cache(date_from, date_to, as_json: bool, max_entries: int, ttl_days, template: bool, top: int) -> None:
+@tenant_option
+def cost_tts_cache(
+    date_from, date_to, as_json: bool, max_entries: int, ttl_days, template: bool, top: int, tenant: tuple[str, ...]
+) -> None:
     """Replay the period's bot utterances through a TTS phrase cache: hit rate, saving, phrases to pre-cache.
 
     \b
@@ -142,6 +163,7 @@ def cost_tts_cache(date_from, date_to, as_json: bool, max_entries: int, ttl_days
         top_n=top,
         book=pricing.load(settings.pricing_file),
         tz=settings.timezone,
+        tenant=tenant or None,
     )
     if as_json:
         click.echo(json.dumps({"data": r.to_dict()}, indent=2, ensure_ascii=False, default=str))
@@ -159,7 +181,8 @@ def cost_tts_cache(date_from, date_to, as_json: bool, max_entries: int, ttl_days
 @cost.command("routing")
 @_period_options
 def cost_routing(date_from, date_to, as_json: bool) -> None:
-    """Replay the model router over the period: share routed to the cheaper model, saving, quality risk.
+    """Replay the model router over the period: share routed to the cheaper model, saving, quality risk
+    (over every tenant's calls: one router serves them all).
 
     \b
     Example:
@@ -183,7 +206,8 @@ def cost_routing(date_from, date_to, as_json: bool) -> None:
 
 @cost.command("prompts")
 @_period_options
-def cost_prompts(date_from, date_to, as_json: bool) -> None:
+@tenant_option
+def cost_prompts(date_from, date_to, as_json: bool, tenant: tuple[str, ...]) -> None:
     """Prompt length and cost per prompt version (input tokens per LLM call, cached share).
 
     \b
@@ -192,7 +216,9 @@ def cost_prompts(date_from, date_to, as_json: bool) -> None:
     """
     from . import levers
 
-    rows = levers.prompt_length_by_version(_engine(), *_days(date_from, date_to), tz=_settings().timezone)
+    rows = levers.prompt_length_by_version(
+        _engine(), *_days(date_from, date_to), tz=_settings().timezone, tenant=tenant or None
+    )
     if as_json:
         click.echo(json.dumps({"data": [r.to_dict() for r in rows]}, indent=2, ensure_ascii=False, default=str))
         return

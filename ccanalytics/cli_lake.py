@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import click
 
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -86,22 +86,28 @@ def lake_export(day, date_from, date_to, changed: bool, days_back: int, tables: 
 @click.option(
     "--max-rows", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Rows printed as a table."
 )
-def lake_query(sql: str, as_json: bool, max_rows: int) -> None:
+@tenant_option
+def lake_query(sql: str, as_json: bool, max_rows: int, tenant: tuple[str, ...]) -> None:
     """Run a DuckDB SQL query over the lake's views calls, turns, tool_calls and scores.
 
-    Filter on the partition column "date" to read only those days' files.
+    Filter on the partition column "date" to read only those days' files. With --tenant the views hold
+    those tenants' calls only, and the turns, tool calls and scores of them (the slugs are checked
+    against the database).
 
     \b
     Examples:
       ccanalytics lake query "SELECT date, count(*) AS calls FROM calls GROUP BY 1 ORDER BY 1"
       ccanalytics lake query "SELECT tool_name, count(*) AS n FROM tool_calls GROUP BY 1" --json
+      ccanalytics lake query "SELECT date, count(*) AS calls FROM calls GROUP BY 1" --tenant prokoleso
     """
     import polars as pl
 
-    from .datalake import query
+    from . import tenants
+    from .workbench import Lake
 
     settings = _settings()
-    frame = query(settings.resolved_lake_dir(), sql, tz=settings.timezone)
+    scope = tenants.scope(_engine(), tenant) if tenant else None
+    frame = Lake(settings.resolved_lake_dir(), settings.timezone, scope).sql(sql)
     if as_json:
         click.echo(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False, indent=1))
         return

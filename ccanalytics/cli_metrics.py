@@ -7,7 +7,7 @@ import json
 
 import click
 
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -25,6 +25,8 @@ def stats() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats_daily(day, date_from, date_to, full: bool, as_json: bool) -> None:
     """Compute daily_stats (and per-call metrics) for a day or a range; idempotent and incremental.
+
+    Each day gets its row over every tenant and a row per tenant that had calls that day.
 
     \b
     Examples:
@@ -49,7 +51,7 @@ def stats_daily(day, date_from, date_to, full: bool, as_json: bool) -> None:
         return
     click.echo(
         f"daily_stats {run.date_from} … {run.date_to}: {len(run.days_computed)} days computed, "
-        f"{run.days_skipped} unchanged, {run.calls_derived} calls' metrics derived"
+        f"{run.days_skipped} unchanged, {run.calls_derived} calls' metrics derived; {run.tenant_rows} tenant rows"
     )
 
 
@@ -57,25 +59,31 @@ def stats_daily(day, date_from, date_to, full: bool, as_json: bool) -> None:
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True)
 @click.option("--from", "date_from", type=_DATE, help="First day (default: start of the current period).")
 @click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")
-def stats_summary(period: str, date_from, date_to) -> None:
-    """Print the summary (the API's fields) per day, ISO week or month as JSON.
+@tenant_option
+def stats_summary(period: str, date_from, date_to, tenant: tuple[str, ...]) -> None:
+    """Print the summary (the API's fields) per day, ISO week or month as JSON, of every tenant or of
+    the tenants given; "scope" names them.
 
     \b
-    Example:
+    Examples:
       ccanalytics stats summary --period week --from 2026-11-02 --to 2026-11-29
+      ccanalytics stats summary --tenant prokoleso --from 2026-11-23 --to 2026-11-23
     """
-    from . import metrics
+    from . import metrics, tenants
 
     engine = _engine()
     _ensure_schema(engine)
+    scope = tenants.scope(engine, tenant or None)
     found = metrics.summaries(
         engine,
         period,
         date_from.date() if date_from else None,
         date_to.date() if date_to else None,
         tz=_settings().timezone,
+        tenant=scope,
     )
-    click.echo(json.dumps({"data": [s.to_dict() for s in found]}, indent=2, ensure_ascii=False))
+    named = {"tenants": list(scope) if scope is not None else None, "label": tenants.describe(engine, scope)}
+    click.echo(json.dumps({"scope": named, "data": [s.to_dict() for s in found]}, indent=2, ensure_ascii=False))
 
 
 @main.command("exporter")

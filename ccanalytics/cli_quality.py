@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -92,12 +92,14 @@ def quality_group() -> None:
 @quality_group.command("report")
 @click.option("--from", "date_from", type=_DATE, help="First day (default: 7 days ago).")
 @click.option("--to", "date_to", type=_DATE, help="Last day (default: today).")
-def quality_report_cmd(date_from, date_to) -> None:
+@tenant_option
+def quality_report_cmd(date_from, date_to, tenant) -> None:
     """The quality report of a period as JSON (what GET /api/v1/analytics/quality returns).
 
     \b
-    Example:
+    Examples:
       ccanalytics quality report --from 2026-11-16 --to 2026-11-22
+      ccanalytics quality report --from 2026-11-16 --to 2026-11-22 --tenant prokoleso
     """
     from .quality.report import quality_report
 
@@ -108,6 +110,7 @@ def quality_report_cmd(date_from, date_to) -> None:
         date_from.date() if date_from else None,
         date_to.date() if date_to else None,
         tz=_settings().timezone,
+        tenant=tenant or None,
     )
     click.echo(json.dumps({"data": data}, indent=2, ensure_ascii=False))
 

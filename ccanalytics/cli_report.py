@@ -7,7 +7,7 @@ import json
 import click
 
 from . import definitions
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -54,17 +54,19 @@ def report() -> None:
 
 @report.command("daily")
 @click.option("--date", "day", type=_DATE, help="The day (default: yesterday, Kyiv).")
+@tenant_option
 @_send
 @_force
 @_json
-def report_daily(day, send, force, as_json) -> None:
+def report_daily(day, tenant, send, force, as_json) -> None:
     """The daily report: headline numbers vs the previous day and the 7-day average, and more.
 
     \b
-    Example:
+    Examples:
       ccanalytics report daily --date 2026-11-24 --send email,telegram
+      ccanalytics report daily --date 2026-11-24 --tenant prokoleso     # reports/daily/2026-11-24_prokoleso.html
     """
-    _run("daily", send, as_json, force, day=day.date() if day else None)
+    _run("daily", send, as_json, force, day=day.date() if day else None, tenant=tenant or None)
 
 
 @report.command("problems")
@@ -81,17 +83,19 @@ def report_daily(day, send, force, as_json) -> None:
     help="Call reply p95 above.",
 )
 @click.option("--no-transfers", is_flag=True, help="Do not count operator transfers as problems.")
+@tenant_option
 @_send
 @_force
 @_json
 def report_problems(
-    date_from, date_to, quality_below, reasks_min, tool_errors_min, slow_ms, no_transfers, send, force, as_json
+    date_from, date_to, quality_below, reasks_min, tool_errors_min, slow_ms, no_transfers, tenant, send, force, as_json
 ) -> None:
     """The problem-call procedure over a period (docs/problem-calls.md).
 
     \b
-    Example:
+    Examples:
       ccanalytics report problems --from 2026-11-18 --to 2026-11-24
+      ccanalytics report problems --from 2026-11-18 --to 2026-11-24 --tenant prokoleso
     """
     from .problemcalls import Thresholds
 
@@ -109,6 +113,7 @@ def report_problems(
             response_p95_ms=slow_ms,
             include_transfers=not no_transfers,
         ),
+        tenant=tenant or None,
     )
 
 
@@ -118,7 +123,8 @@ def report_problems(
 @_force
 @_json
 def report_ab(test, send, force, as_json) -> None:
-    """A/B test readout: per-variant metrics, CIs, SRM, recommendation."""
+    """A/B test readout: per-variant metrics, CIs, SRM, recommendation (over every tenant: A/B tests and
+    prompts are shared by all tenants, so this report has no --tenant)."""
     _run("ab", send, as_json, force, test=test)
 
 
@@ -126,11 +132,18 @@ def report_ab(test, send, force, as_json) -> None:
 @click.option("--from", "date_from", type=_DATE, help="First day (default: 30 days up to yesterday).")
 @click.option("--to", "date_to", type=_DATE, help="Last day (default: yesterday).")
 @click.option("--baseline", help="Phase-1 baseline FROM:TO (default: CCA_COST_BASELINE).")
+@tenant_option
 @_send
 @_force
 @_json
-def report_cost(date_from, date_to, baseline, send, force, as_json) -> None:
-    """Cost review: cost per call, breakdowns, baseline vs now by lever, remaining savings."""
+def report_cost(date_from, date_to, baseline, tenant, send, force, as_json) -> None:
+    """Cost review: cost per call, breakdowns, baseline vs now by lever, remaining savings.
+
+    \b
+    Examples:
+      ccanalytics report cost --from 2026-11-01 --to 2026-11-30 --baseline 2026-03-01:2026-03-31
+      ccanalytics report cost --from 2026-11-01 --to 2026-11-30 --tenant prokoleso
+    """
     _run(
         "cost",
         send,
@@ -139,4 +152,5 @@ def report_cost(date_from, date_to, baseline, send, force, as_json) -> None:
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None,
         baseline=baseline,
+        tenant=tenant or None,
     )

@@ -2,7 +2,8 @@
 stored in ccanalytics's own cca_call_costs (read through the view cca_calls as cost_breakdown /
 total_cost_usd; the processor's own calls.cost_breakdown / total_cost_usd are never written);
 summaries per resolved call, scenario and prompt version; and baseline-vs-current with the saving
-of each lever measured from the usage."""
+of each lever measured from the usage. Summaries and reports cover some tenants (``tenant=``: a slug or
+several; default every tenant); pricing always covers every call."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import clock, definitions, fixedcost, pricing, sqlfiles, timeutil
+from . import clock, definitions, fixedcost, pricing, sqlfiles, tenants, timeutil
 from .errors import InvalidArgument
 
 DEFAULTS = {"stt": "google", "llm": "claude-sonnet-4", "tts": "google", "telephony": "sip"}
@@ -151,7 +152,7 @@ SELECT count(*) AS calls,
        coalesce(sum((usage ->> 'tts_cached_chars')::float8), 0) AS tts_cached,
        coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
        coalesce(sum((usage ->> 'llm_input_tokens')::float8), 0) AS llm_in
-FROM cca_calls WHERE started_at >= :start AND started_at < :end
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants}
 """
 _BY = """
 SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved,
@@ -164,7 +165,7 @@ SELECT {key} AS key, count(*) AS calls, count(*) FILTER (WHERE NOT transferred_t
        coalesce(sum((usage ->> 'llm_output_tokens')::float8), 0) AS llm_out,
        coalesce(sum((usage ->> 'llm_calls')::float8), 0) AS llm_calls,
        coalesce(sum((cost_breakdown ->> 'stt')::float8), 0) AS stt_cost
-FROM cca_calls WHERE started_at >= :start AND started_at < :end GROUP BY 1 ORDER BY 2 DESC
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants} GROUP BY 1 ORDER BY 2 DESC
 """
 _KEYS = {
     "scenario": "coalesce(scenario, 'unknown')",
@@ -178,19 +179,29 @@ def _per(total: float, n: int) -> float | None:
     return definitions.cost_per_call(total, n)
 
 
-def _read_period(engine: Engine, first: date, last: date, tz: str) -> tuple[Any, dict[str, list[Any]]]:
-    """The period's totals row and its rows per breakdown key (one connection, five queries)."""
+def _read_period(
+    engine: Engine, first: date, last: date, tz: str, scope: tenants.Scope = None
+) -> tuple[Any, dict[str, list[Any]]]:
+    """The period's totals row and its rows per breakdown key, of the tenants ``scope`` (one
+    connection, five queries)."""
     start, end = timeutil.period_bounds(first, last, tz)
-    p = {"start": start, "end": end}
+    p = {"start": start, "end": end, **tenants.params(scope)}
     with engine.connect() as conn:
-        t = conn.execute(sa.text(_PERIOD), p).one()
-        by = {k: conn.execute(sa.text(_BY.format(key=expr)), p).all() for k, expr in _KEYS.items()}
+        t = conn.execute(sa.text(_PERIOD.format(tenants=tenants.SQL)), p).one()
+        by = {k: conn.execute(sa.text(_BY.format(key=expr, tenants=tenants.SQL)), p).all() for k, expr in _KEYS.items()}
     return t, by
 
 
-def _summary(first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]]) -> dict[str, Any]:
+def _summary(
+    first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]], scope: tenants.Scope = None
+) -> dict[str, Any]:
     return {
-        "period": {"date_from": first.isoformat(), "date_to": last.isoformat(), "tz": tz},
+        "period": {
+            "date_from": first.isoformat(),
+            "date_to": last.isoformat(),
+            "tz": tz,
+            "tenants": list(scope) if scope is not None else None,
+        },
         "calls": t.calls,
         "resolved_calls": t.resolved,
         "priced_calls": t.priced,
@@ -224,13 +235,19 @@ def cost_summary(
     *,
     book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> dict[str, Any]:
-    """Cost of a period: per call, per resolved call, by component, scenario, prompt version, model;
-    and the fixed cost of days on which an in-service fixed-cost provider had no call
-    (``fixed_cost_unallocated_usd``: idle capacity, charged to no call — ccanalytics.fixedcost)."""
+    """Cost of a period's calls of ``tenant`` (a slug or several; default every tenant): per call, per
+    resolved call, by component, scenario, prompt version, model; and, over every tenant, the fixed
+    cost of days on which an in-service fixed-cost provider had no call (``fixed_cost_unallocated_usd``:
+    idle capacity, charged to no call — ccanalytics.fixedcost). Idle capacity is no tenant's: a
+    summary of some tenants has None there (their calls carry their share of the fixed cost)."""
     first, last = timeutil.resolve_days(date_from, date_to, tz)
-    out = _summary(first, last, tz, *_read_period(engine, first, last, tz))
-    out["fixed_cost_unallocated_usd"] = round(unallocated_fixed_cost(engine, first, last, book=book, tz=tz), 6)
+    scope = tenants.scope(engine, tenant)
+    out = _summary(first, last, tz, *_read_period(engine, first, last, tz, scope), scope)
+    out["fixed_cost_unallocated_usd"] = (
+        round(unallocated_fixed_cost(engine, first, last, book=book, tz=tz), 6) if scope is None else None
+    )
     return out
 
 
@@ -295,8 +312,10 @@ def cost_report(
     *,
     book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> dict[str, Any]:
-    """Baseline vs current cost per call (and per resolved call), and what each lever saved.
+    """Baseline vs current cost per call (and per resolved call), and what each lever saved, over the
+    calls of ``tenant`` (a slug or several; default every tenant) in both periods.
 
     Each lever is the current period's usage priced as if the lever were at its baseline level,
     minus its actual price, per call: TTS phrase cache (cached share of characters), model routing
@@ -306,8 +325,9 @@ def cost_report(
     book = book or pricing.load()
     b = timeutil.resolve_days(*(_parse_range(baseline, tz) if isinstance(baseline, str) else baseline), tz)
     c = timeutil.resolve_days(*(_parse_range(current, tz) if isinstance(current, str) else current), tz)
-    (bt, bby), (ct, cby) = _read_period(engine, *b, tz), _read_period(engine, *c, tz)
-    base, cur = _summary(*b, tz, bt, bby), _summary(*c, tz, ct, cby)
+    scope = tenants.scope(engine, tenant)
+    (bt, bby), (ct, cby) = _read_period(engine, *b, tz, scope), _read_period(engine, *c, tz, scope)
+    base, cur = _summary(*b, tz, bt, bby, scope), _summary(*c, tz, ct, cby, scope)
     if not base["calls"] or not cur["calls"]:
         raise InvalidArgument("both periods need calls")
     models = {r.key: r for r in cby["llm_model"]}
@@ -353,6 +373,7 @@ def cost_report(
     explained = sum(s for _, s, _ in levers)
     levers.append(("other", reduction - explained, "volume mix, call length and price changes"))
     return {
+        "tenants": list(scope) if scope is not None else None,
         "baseline": base,
         "current": cur,
         "reduction_pct": round(100 * reduction / base["cost_per_call_usd"], 2) if base["cost_per_call_usd"] else None,

@@ -1,16 +1,19 @@
 """The cost review's sections (notebooks/cost_review.ipynb): what a call costs, where the money
-goes, baseline against now with each lever's saving, and what the levers could still save."""
+goes, baseline against now with each lever's saving, and what the levers could still save — of some
+tenants (``tenant=``) or of all; the model router is shared by every tenant, so its replay is over
+every tenant's calls and a scoped review says so."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date
+from html import escape
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import charts, labels, levers, pricing, routing_replay, timeutil
+from . import charts, labels, levers, pricing, routing_replay, tenants, timeutil
 from .errors import InvalidArgument
 from .htmlblocks import Block, note, num, pct, table, usd
 
@@ -22,21 +25,26 @@ LEVERS_RU = {
     "other": "прочее (структура звонков, длительность, цены)",
 }
 
-_DAILY = """
-SELECT (started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
+_DAILY = f"""
+SELECT (c.started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
        avg(total_cost_usd)::float8 AS per_call,
        avg((cost_breakdown->>'stt')::float8)::float8 AS stt, avg((cost_breakdown->>'llm')::float8)::float8 AS llm,
        avg((cost_breakdown->>'tts')::float8)::float8 AS tts,
        avg((cost_breakdown->>'telephony')::float8)::float8 AS telephony
-FROM cca_calls WHERE started_at >= :start AND started_at < :end AND total_cost_usd IS NOT NULL
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND c.total_cost_usd IS NOT NULL
+  AND {tenants.SQL}
 GROUP BY 1 ORDER BY 1
 """
 
 
-def daily(engine: Engine, first: date, last: date, tz: str) -> list[dict[str, Any]]:
+def daily(
+    engine: Engine, first: date, last: date, tz: str, *, tenant: tenants.TenantArg = None
+) -> list[dict[str, Any]]:
+    """Cost per priced call per day and per component, of ``tenant`` (default every tenant)."""
     start, end = timeutil.period_bounds(first, last, tz)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(_DAILY), {"start": start, "end": end, "tz": tz})]
+        p = {"start": start, "end": end, "tz": tz, **tenants.params(tenants.scope(conn, tenant))}
+        return [dict(r._mapping) for r in conn.execute(sa.text(_DAILY), p)]
 
 
 def summary(s: dict[str, Any]) -> list[Any]:
@@ -129,10 +137,20 @@ def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
     ]
 
 
-def opportunities(engine: Engine, first: date, last: date, *, book: pricing.PriceBook, tz: str) -> list[Any]:
-    """What the levers could still save, measured on the period's calls."""
+def opportunities(
+    engine: Engine,
+    first: date,
+    last: date,
+    *,
+    book: pricing.PriceBook,
+    tz: str,
+    tenant: tenants.TenantArg = None,
+) -> list[Any]:
+    """What the levers could still save, measured on the period's calls of ``tenant`` (default every
+    tenant); the model routing replay is over every tenant's calls (one router serves them all)."""
+    scope = tenants.scope(engine, tenant)
     out: list[Any] = []
-    w = levers.whisper_break_even(engine, first, last, book=book, tz=tz)
+    w = levers.whisper_break_even(engine, first, last, book=book, tz=tz, tenant=scope)
     if w.break_even_calls_per_day is not None:
         verdict = "выгоден" if (w.monthly_saving_usd or 0) > 0 else "пока не выгоден"
         out.append(
@@ -143,7 +161,7 @@ def opportunities(engine: Engine, first: date, last: date, *, book: pricing.Pric
             )
         )
     try:
-        cache = levers.tts_cache_from_logs(engine, first, last, book=book, tz=tz, top_n=10)
+        cache = levers.tts_cache_from_logs(engine, first, last, book=book, tz=tz, top_n=10, tenant=scope)
     except InvalidArgument as exc:
         out.append(note(f"Кэш TTS: {exc}", tone="warn"))
     else:
@@ -166,14 +184,15 @@ def opportunities(engine: Engine, first: date, last: date, *, book: pricing.Pric
             )
         )
     r = routing_replay.replay_routing(engine, first, last, book=book, tz=tz)
+    shared = " Маршрутизатор общий для всех сетей: расчёт по звонкам всех сетей." if scope is not None else ""
     out.append(
         note(
             f"Маршрутизация: {num(r.routed_cheap)} из {num(r.calls)} звонков "
             f"({pct(100 * (r.share_cheap or 0))}) можно вести "
-            f"на {r.cheap_model}; чистая экономия {usd(r.net_saving_usd, 2)} за период. {r.recommendation}"
+            f"на {r.cheap_model}; чистая экономия {usd(r.net_saving_usd, 2)} за период. {r.recommendation}{shared}"
         )
     )
-    lengths = levers.prompt_length_by_version(engine, first, last, tz=tz)
+    lengths = levers.prompt_length_by_version(engine, first, last, tz=tz, tenant=scope)
     out.append(
         table(
             [asdict(x) for x in lengths],
@@ -190,5 +209,13 @@ def opportunities(engine: Engine, first: date, last: date, *, book: pricing.Pric
     return out
 
 
-def header(first: date, last: date) -> Block:
-    return Block(f"<h1>Обзор стоимости звонков — {first:%d.%m.%Y} … {last:%d.%m.%Y}</h1>")
+def heading(first: date, last: date, scope_label: str | None = None) -> str:
+    """The review's title as text; one of some tenants names them (``scope_label``, tenants.describe)."""
+    scope = f" — {scope_label}" if scope_label and scope_label != tenants.ALL_LABEL else ""
+    return f"Обзор стоимости звонков{scope} — {first:%d.%m.%Y} … {last:%d.%m.%Y}"
+
+
+def header(first: date, last: date, scope_label: str | None = None) -> Block:
+    """The title, and which tenants the review covers."""
+    covered = f'<p style="color:#616161">Сети: {escape(scope_label)}.</p>' if scope_label else ""
+    return Block(f"<h1>{escape(heading(first, last, scope_label))}</h1>{covered}")

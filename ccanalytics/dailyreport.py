@@ -4,6 +4,11 @@
 scenario mix, transfers, quality per criterion, worst calls, latency against budget, cost, A/B
 status, problems found and alerts fired); the notebook only formats it, and the Telegram/e-mail
 summary uses the same headline.
+
+A report covers some tenants (``tenant=``: a slug or several; default every tenant): the call figures,
+quality, worst calls, latency and cost are those tenants' calls. A/B tests and prompts are shared by
+all tenants, and the automatic problem findings and the alerts are evaluated over every tenant's calls:
+those sections are the same in every scope, and a scoped report says so.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import checkruns, cost, definitions, experiments, labels, metrics, privacy, timeutil
+from . import checkruns, cost, definitions, experiments, labels, metrics, privacy, tenants, timeutil
 from .errors import WriteRefused
 from .quality import problems
 from .quality.report import quality_report
@@ -120,6 +125,13 @@ class DailyReport:
     findings: list[dict[str, Any]]
     alerts: list[dict[str, Any]] = field(default_factory=list)
     checks: Checks = field(default_factory=lambda: Checks(None, None))
+    scope_label: str = tenants.ALL_LABEL  # the tenants covered in words: «все сети», «ПроКолесо»
+    tenants: tenants.Scope = None  # the slugs (None: every tenant); after scope_label, whose default reads the module
+
+    @property
+    def scoped(self) -> bool:
+        """True when the report covers some tenants only (the shared sections then say so)."""
+        return self.tenants is not None
 
     @property
     def hourly_week_mean(self) -> dict[int, float]:
@@ -131,24 +143,32 @@ class DailyReport:
     def journal_url(self, **filters: Any) -> str:
         from urllib.parse import urlencode
 
-        query = {"date_from": self.day.isoformat(), "date_to": self.day.isoformat(), **filters}
+        query: dict[str, Any] = {"date_from": self.day.isoformat(), "date_to": self.day.isoformat(), **filters}
+        if self.tenants is not None and len(self.tenants) == 1:
+            query["tenant"] = self.tenants[0]
         return f"{self.admin_url.rstrip('/')}/calls?{urlencode(query)}"
 
     def summary_text(self) -> str:
         """The headline as plain Russian text (Telegram message, e-mail body), without a title."""
-        return _summary_text(self.headline, len(self.alerts), len(self.findings), self.checks)
+        return _summary_text(self.headline, len(self.alerts), len(self.findings), self.checks, scoped=self.scoped)
 
 
-def _summary_text(headline: tuple[Headline, ...], alerts: int, findings: int, checks: Checks) -> str:
+SHARED_NOTE = "по всем сетям"  # what a scoped report says of its sections that are the same for every tenant
+
+
+def _summary_text(
+    headline: tuple[Headline, ...], alerts: int, findings: int, checks: Checks, *, scoped: bool = False
+) -> str:
     lines = [f"• {h.title}: {h.formatted()} ({h.delta_text(h.prev, 'к вчера')})" for h in headline]
+    shared = f" ({SHARED_NOTE})" if scoped else ""
     if checks.alerts is None:
         lines.append("Алерты: не проверялось")
     elif alerts:
-        lines.append(f"Алертов за день: {alerts}")
+        lines.append(f"Алертов за день{shared}: {alerts}")
     if checks.problems is None:
         lines.append("Автоматический поиск проблем: не проверялось")
     elif findings:
-        lines.append(f"Найдено проблем: {findings}")
+        lines.append(f"Найдено проблем{shared}: {findings}")
     return "\n".join(lines)
 
 
@@ -168,12 +188,18 @@ def _headline(day: metrics.Summary, prev: metrics.Summary, week: metrics.Summary
 
 
 def day_against_normal(
-    engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ, partial: bool = False
+    engine: Engine,
+    day: date,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    partial: bool = False,
+    tenant: tenants.TenantArg = None,
 ) -> list[dict[str, Any]]:
     """The headline figures of ``day`` against a normal day — the catalogue's comparison window (the
-    days before it): the day, the window's value, the change and its tone. Counts of a day still
-    running (``partial``) are not compared. The dashboard shows these rows; the report the same."""
-    summary, _prev, week = _summaries(engine, day, tz)
+    days before it): the day, the window's value, the change and its tone, over the calls of ``tenant``
+    (a slug or several; default every tenant). Counts of a day still running (``partial``) are not
+    compared. The dashboard shows these rows; the report the same."""
+    summary, _prev, week = _summaries(engine, day, tz, tenants.scope(engine, tenant))
     rows = []
     for h in _headline(summary, _prev, week):
         if partial and h.kind == "count":
@@ -195,36 +221,44 @@ def day_against_normal(
     return rows
 
 
-_LATENCY = """
+# the derived metrics of the calls of the tenants :tenants (NULL: every call)
+METRICS_OF_TENANTS = f"""
+SELECT m.* FROM call_metrics m
+WHERE m.started_at >= :start AND m.started_at < :end
+  AND (CAST(:tenants AS text[]) IS NULL
+       OR EXISTS (SELECT 1 FROM cca_calls c WHERE c.id = m.call_id AND c.started_at = m.started_at AND {tenants.SQL}))
+"""
+_LATENCY = f"""
+WITH m AS ({METRICS_OF_TENANTS})
 SELECT component,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY v)::float8 AS p50_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY v)::float8 AS p95_ms,
        count(*) AS n
 FROM (
-    SELECT 'stt' AS component, unnest(stt_ms) AS v FROM call_metrics WHERE started_at >= :start AND started_at < :end
+    SELECT 'stt' AS component, unnest(stt_ms) AS v FROM m
     UNION ALL
-    SELECT 'llm', unnest(llm_ms) FROM call_metrics WHERE started_at >= :start AND started_at < :end
+    SELECT 'llm', unnest(llm_ms) FROM m
     UNION ALL
-    SELECT 'tts', unnest(tts_ms) FROM call_metrics WHERE started_at >= :start AND started_at < :end
+    SELECT 'tts', unnest(tts_ms) FROM m
     UNION ALL
-    SELECT 'response', unnest(response_ms) FROM call_metrics WHERE started_at >= :start AND started_at < :end
+    SELECT 'response', unnest(response_ms) FROM m
 ) x
 GROUP BY component
 """
 
-_WORST = """
+_WORST = f"""
 SELECT c.id::text AS call_id, c.started_at, c.scenario, c.transferred_to_operator, c.transfer_reason,
        c.duration_seconds, c.quality_score,
        coalesce((c.quality_details->>'auto_failed')::boolean, false) AS auto_failed,
        (SELECT string_agg(k.key, ',' ORDER BY (k.value->>'score')::float8, k.key)
-          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
+          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{{}}'::jsonb)) k
          WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < :low_quality) AS failed,
        (SELECT k.value->>'reason'
-          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
+          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{{}}'::jsonb)) k
          WHERE jsonb_typeof(k.value->'score') = 'number'
          ORDER BY (k.value->>'score')::float8, k.key LIMIT 1) AS worst_reason
 FROM cca_calls c
-WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_score IS NOT NULL
+WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_score IS NOT NULL AND {tenants.SQL}
 ORDER BY c.quality_score, c.started_at
 LIMIT :n
 """
@@ -234,8 +268,10 @@ SELECT kind, key, value, baseline, details FROM quality_findings WHERE day = :da
 """
 
 
-def _latency(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
-    rows = {r.component: r for r in conn.execute(sa.text(_LATENCY), {"start": start, "end": end})}
+def _latency(conn: sa.Connection, start, end, scope: tenants.Scope = None) -> list[dict[str, Any]]:
+    rows = {
+        r.component: r for r in conn.execute(sa.text(_LATENCY), {"start": start, "end": end, **tenants.params(scope)})
+    }
     out = []
     for component, (budget, alert) in LATENCY_BUDGETS.items():
         r = rows.get(component)
@@ -254,11 +290,10 @@ def _latency(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
     return out
 
 
-def _worst(conn: sa.Connection, start, end, tz: str, n: int) -> list[dict[str, Any]]:
+def _worst(conn: sa.Connection, start, end, tz: str, n: int, scope: tenants.Scope = None) -> list[dict[str, Any]]:
     out = []
-    for r in conn.execute(
-        sa.text(_WORST), {"start": start, "end": end, "n": n, "low_quality": definitions.LOW_QUALITY}
-    ):
+    params = {"start": start, "end": end, "n": n, "low_quality": definitions.LOW_QUALITY, **tenants.params(scope)}
+    for r in conn.execute(sa.text(_WORST), params):
         out.append(
             {
                 "call_id": r.call_id,
@@ -309,13 +344,16 @@ def _alerts(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def _summaries(engine: Engine, day: date, tz: str) -> tuple[metrics.Summary, metrics.Summary, metrics.Summary]:
-    """The day, the day before, and the catalogue's comparison window (the days before the day)."""
+def _summaries(
+    engine: Engine, day: date, tz: str, scope: tenants.Scope = None
+) -> tuple[metrics.Summary, metrics.Summary, metrics.Summary]:
+    """The day, the day before, and the catalogue's comparison window (the days before the day), of
+    the tenants ``scope``."""
     prev_day = day - timedelta(days=1)
     return (
-        metrics.summary(engine, day, day, tz=tz),
-        metrics.summary(engine, prev_day, prev_day, tz=tz),
-        metrics.summary(engine, *definitions.comparison_window(day), tz=tz),
+        metrics.summary(engine, day, day, tz=tz, tenant=scope),
+        metrics.summary(engine, prev_day, prev_day, tz=tz, tenant=scope),
+        metrics.summary(engine, *definitions.comparison_window(day), tz=tz, tenant=scope),
     )
 
 
@@ -339,18 +377,22 @@ def ensure_problems_checked(engine: Engine, day: date, *, tz: str = timeutil.DEF
     return True
 
 
-def summary_text(engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ) -> str:
+def summary_text(
+    engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ, tenant: tenants.TenantArg = None
+) -> str:
     """``build(...).summary_text()`` without building the rest of the report (the message that goes
-    with a delivered report)."""
+    with a delivered report), of ``tenant`` (a slug or several; default every tenant)."""
     day = timeutil.to_date(day, tz)
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
         alerts = len(_alerts(conn, start, end))
         findings = conn.execute(
             sa.text("SELECT count(*) FROM quality_findings WHERE day = :day"), {"day": day}
         ).scalar()
         checks = _checks(conn, day)
-    return _summary_text(_headline(*_summaries(engine, day, tz)), alerts, findings, checks)
+    headline = _headline(*_summaries(engine, day, tz, scope))
+    return _summary_text(headline, alerts, findings, checks, scoped=scope is not None)
 
 
 def build(
@@ -361,19 +403,23 @@ def build(
     admin_url: str = "http://127.0.0.1:8050",
     worst: int = 10,
     run_checks: bool = True,
+    tenant: tenants.TenantArg = None,
 ) -> DailyReport:
-    """Everything the daily report shows for the Kyiv day ``day``, as of that day: problem detection
-    for the day runs first if it never ran (``run_checks``), the A/B tests are those running that
-    day with their results at its end, and the checks' coverage says what was never checked."""
+    """Everything the daily report shows for the Kyiv day ``day``, as of that day, for ``tenant`` (a
+    slug or several; default every tenant): problem detection for the day runs first if it never ran
+    (``run_checks``), the A/B tests are those running that day with their results at its end, and the
+    checks' coverage says what was never checked. The A/B tests, the problem findings and the alerts
+    are shared by every tenant: a scoped report shows them as they are (``DailyReport.scoped``)."""
     day = timeutil.to_date(day, tz)
+    scope = tenants.scope(engine, tenant)
     if run_checks:
         ensure_problems_checked(engine, day, tz=tz)
     week_first, week_last = definitions.comparison_window(day)
-    summary, prev, week = _summaries(engine, day, tz)
+    summary, prev, week = _summaries(engine, day, tz, scope)
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
-        latency = _latency(conn, start, end)
-        worst_calls = _worst(conn, start, end, tz, worst)
+        latency = _latency(conn, start, end, scope)
+        worst_calls = _worst(conn, start, end, tz, worst, scope)
         findings = [dict(r._mapping) for r in conn.execute(sa.text(_FINDINGS), {"day": day})]
         alerts = _alerts(conn, start, end)
         checks = _checks(conn, day)
@@ -385,14 +431,16 @@ def build(
         prev=prev,
         week=week,
         headline=_headline(summary, prev, week),
-        quality=quality_report(engine, day, day, tz=tz),
-        quality_week=quality_report(engine, week_first, week_last, tz=tz),
+        quality=quality_report(engine, day, day, tz=tz, tenant=scope),
+        quality_week=quality_report(engine, week_first, week_last, tz=tz, tenant=scope),
         worst_calls=worst_calls,
         latency=latency,
-        cost=cost.cost_summary(engine, day, day, tz=tz),
-        cost_week=cost.cost_summary(engine, week_first, week_last, tz=tz),
+        cost=cost.cost_summary(engine, day, day, tz=tz, tenant=scope),
+        cost_week=cost.cost_summary(engine, week_first, week_last, tz=tz, tenant=scope),
         ab_tests=_ab_tests(engine, start, end),
         findings=findings,
         alerts=alerts,
         checks=checks,
+        tenants=scope,
+        scope_label=tenants.describe(engine, scope),
     )

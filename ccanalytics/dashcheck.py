@@ -1,9 +1,11 @@
 """Check that every dashboard panel and alert rule reads metrics that exist.
 
 Extracts the PromQL of the Grafana dashboards and Prometheus rule files and the SQL of the
-PostgreSQL panels, then evaluates each against a real Prometheus (HTTP API) and a real database.
-A query that fails to parse, or returns nothing, or names a metric no target exports, is a problem.
-Used by the test suite and by ``ccanalytics dashboards check`` in production.
+PostgreSQL panels (and of the dashboards' query variables), then evaluates each against a real
+Prometheus (HTTP API) and a real database. A query that fails to parse, or returns nothing, or names a
+metric no target exports, is a problem. :func:`tenant_problems` checks that every SQL panel reading
+daily figures or calls follows the dashboard's tenant variable («Сеть»). Used by the test suite and by
+``ccanalytics dashboards check`` in production.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ from sqlalchemy.engine import Engine
 from .errors import InvalidArgument
 
 METRIC_RE = re.compile(r"\bcca[_:][A-Za-z0-9_:]*")
+# the tenant variable of a dashboard whose SQL panels read daily figures or calls: «Все сети» is the
+# sentinel of cca_daily_stats_by_tenant (metrics.ALL_TENANTS), every other option a tenant's slug
+TENANT_VARIABLE = "tenant"
+TENANT_LABEL = "Сеть"
+ALL_TENANTS_TEXT = "Все сети"
+# what has a tenant: the daily figures (cca_daily_stats, cca_daily_stats_tenants, the view over both)
+# and the calls (the processor's table or ccanalytics's view of it)
+_TENANT_SCOPED = re.compile(r"\b(cca_daily_stats\w*|cca_calls|calls)\b", re.IGNORECASE)
+_USES_TENANT = re.compile(r"\$(\{tenant\}|tenant\b)")
+_EVERY_TENANT_ONLY = re.compile(r"\bcca_daily_stats\b(?!_)", re.IGNORECASE)
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 # PromQL functions and keywords that happen to start like our metrics never occur: our names all
 # begin with cca_ (metrics) or cca: (recording rules).
 
@@ -35,7 +48,7 @@ class Query:
     origin: str  # "dashboard cca-realtime / Активные звонки / A" or "rule CCAHighTransferRate"
     kind: str  # promql | sql
     text: str
-    role: str = "panel"  # panel | record | alert
+    role: str = "panel"  # panel | variable | record | alert
 
     def metrics(self) -> list[str]:
         return sorted(set(METRIC_RE.findall(self.text))) if self.kind == "promql" else []
@@ -69,17 +82,83 @@ def substitute(text: str, variables: dict[str, str]) -> str:
     return text
 
 
-def dashboard_queries(paths: Iterable[Path]) -> Iterator[Query]:
+def dashboard_queries(paths: Iterable[Path], variables: dict[str, str] | None = None) -> Iterator[Query]:
+    """The queries of the dashboards' panels, with the template variables at their current values
+    (``variables`` overrides some: ``{"tenant": "prokoleso"}``), then of their SQL query variables."""
     for path in paths:
         dashboard = json.loads(Path(path).read_text(encoding="utf-8"))
-        variables = _template_defaults(dashboard)
+        values = {**_template_defaults(dashboard), **(variables or {})}
         for panel in _panels(dashboard.get("panels", [])):
             for target in panel.get("targets", []):
                 origin = f"dashboard {dashboard.get('uid')} / {panel.get('title')} / {target.get('refId')}"
                 if "expr" in target:
-                    yield Query(origin, "promql", substitute(target["expr"], variables))
+                    yield Query(origin, "promql", substitute(target["expr"], values))
                 elif "rawSql" in target:
-                    yield Query(origin, "sql", substitute(target["rawSql"], variables))
+                    yield Query(origin, "sql", substitute(target["rawSql"], values))
+        for var in dashboard.get("templating", {}).get("list", []):
+            if var.get("type") == "query" and (var.get("datasource") or {}).get("type") == "postgres":
+                origin = f"dashboard {dashboard.get('uid')} / variable {var['name']} / query"
+                yield Query(origin, "sql", _variable_sql(var), "variable")
+
+
+def _variable_sql(var: dict[str, Any]) -> str:
+    query = var.get("query")
+    return query.get("rawSql", "") if isinstance(query, dict) else str(query or "")
+
+
+def tenant_problems(paths: Iterable[Path]) -> list[Problem]:
+    """Where a dashboard does not scope its daily figures or calls by tenant.
+
+    A dashboard with an SQL panel that reads daily figures or calls must have the tenant variable: a
+    single-value query variable labelled «Сеть» whose query lists «Все сети» (the sentinel of
+    cca_daily_stats_by_tenant) and the tenants, current value «Все сети». Every such panel must use
+    ``$tenant`` (outside comments), and read the daily figures from cca_daily_stats_by_tenant, not from
+    cca_daily_stats (every tenant only).
+    """
+    from .metrics import ALL_TENANTS
+
+    problems: list[Problem] = []
+    for path in paths:
+        dashboard = json.loads(Path(path).read_text(encoding="utf-8"))
+        uid = dashboard.get("uid")
+        var = next(
+            (v for v in dashboard.get("templating", {}).get("list", []) if v.get("name") == TENANT_VARIABLE), None
+        )
+        scoped = []
+        for panel in _panels(dashboard.get("panels", [])):
+            for target in panel.get("targets", []):
+                sql = _SQL_COMMENT.sub(" ", target.get("rawSql") or "")
+                if _TENANT_SCOPED.search(sql):
+                    scoped.append(
+                        (Query(f"dashboard {uid} / {panel.get('title')} / {target.get('refId')}", "sql", sql), sql)
+                    )
+        for q, sql in scoped:
+            if not _USES_TENANT.search(sql):
+                problems.append(Problem(q, "reads daily figures or calls but ignores the tenant variable ($tenant)"))
+            elif _EVERY_TENANT_ONLY.search(sql):
+                problems.append(Problem(q, "reads cca_daily_stats (every tenant only): read cca_daily_stats_by_tenant"))
+        if not scoped:
+            continue
+        origin = Query(f"dashboard {uid} / variable {TENANT_VARIABLE}", "sql", _variable_sql(var or {}), "variable")
+        if var is None:
+            problems.append(Problem(origin, "the dashboard reads daily figures or calls but has no tenant variable"))
+            continue
+        wrong = []
+        if var.get("type") != "query" or (var.get("datasource") or {}).get("type") != "postgres":
+            wrong.append("a query variable over the PostgreSQL datasource")
+        if var.get("label") != TENANT_LABEL:
+            wrong.append(f"labelled «{TENANT_LABEL}»")
+        if var.get("multi") or var.get("includeAll"):
+            wrong.append("one value at a time (no multi, no «All»)")
+        current = var.get("current") or {}
+        if current.get("value") != ALL_TENANTS or current.get("text") != ALL_TENANTS_TEXT:
+            wrong.append(f"current value «{ALL_TENANTS_TEXT}» = '{ALL_TENANTS}'")
+        text = origin.text
+        if f"'{ALL_TENANTS}'" not in text or f"'{ALL_TENANTS_TEXT}'" not in text or not re.search(r"\btenants\b", text):
+            wrong.append(f"options «{ALL_TENANTS_TEXT}» ('{ALL_TENANTS}') and each tenant from tenants")
+        if wrong:
+            problems.append(Problem(origin, "the tenant variable must be " + "; ".join(wrong)))
+    return problems
 
 
 def _panels(panels: list[dict]) -> Iterator[dict]:

@@ -1,6 +1,7 @@
 """Queries behind the exploratory notebooks (notebooks/explore_*.ipynb): the scenario funnel, repeat
 callers and first-contact resolution, latency per component and prompt version, and the transfer
-drill-down. Each returns a Polars DataFrame; the notebooks only display and chart them."""
+drill-down. Each returns a Polars DataFrame; the notebooks only display and chart them. Each takes
+``tenant=`` (a slug or several; default every tenant): the calls it reads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import timeutil
+from . import tenants, timeutil
 
 DateLike = date | str | None
 
@@ -37,17 +38,24 @@ def _frame(engine: Engine, sql: str, params: dict) -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None)
 
 
-def _bounds(date_from: DateLike, date_to: DateLike, tz: str) -> dict:
+def _bounds(engine: Engine, date_from: DateLike, date_to: DateLike, tz: str, tenant: tenants.TenantArg) -> dict:
+    """The period's bounds and the tenants' filter parameters (the tenants checked)."""
     start, end = timeutil.period_bounds(date_from, date_to, tz)
-    return {"start": start, "end": end, "tz": tz}
+    return {"start": start, "end": end, "tz": tz, **tenants.params(tenants.scope(engine, tenant))}
 
 
-_FUNNEL = """
+# the call metrics of the tenants' calls (the tenant is the call's)
+_METRICS_OF_TENANTS = f"""(CAST(:tenants AS text[]) IS NULL
+       OR EXISTS (SELECT 1 FROM cca_calls c
+                   WHERE c.id = m.call_id AND c.started_at = m.started_at AND {tenants.SQL}))"""
+
+
+_FUNNEL = f"""
 WITH c AS (
     SELECT c.id, coalesce(split_part(c.scenario, ' + ', 1), 'unknown') AS intent, c.scenario,
            c.transferred_to_operator AS transferred, c.order_id IS NOT NULL AS ordered,
            c.fitting_booking_id IS NOT NULL AS booked
-    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 ), t AS (
     SELECT x.call_id,
            bool_or(true) AS any_tool,
@@ -77,13 +85,24 @@ GROUP BY 1 ORDER BY calls DESC, intent
 
 
 def funnel(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """Per first intent (the first part of the scenario): calls → a tool was used → an answer was
     found (a successful lookup) → an action was tried (order, booking) → completed (order created,
     fitting booked or the action succeeded); and the transfers, with those that followed a tool error."""
     frame = _frame(
-        engine, _FUNNEL, {**_bounds(date_from, date_to, tz), "search": list(SEARCH_TOOLS), "action": list(ACTION_TOOLS)}
+        engine,
+        _FUNNEL,
+        {
+            **_bounds(engine, date_from, date_to, tz, tenant),
+            "search": list(SEARCH_TOOLS),
+            "action": list(ACTION_TOOLS),
+        },
     )
     if frame.is_empty():
         return frame
@@ -93,13 +112,13 @@ def funnel(
     )
 
 
-_REPEATS = """
+_REPEATS = f"""
 WITH c AS (
     SELECT c.id, c.started_at, c.customer_id, coalesce(c.scenario, 'unknown') AS scenario,
            coalesce(c.prompt_version, '—') AS prompt_version, c.transferred_to_operator AS transferred
-    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 ), nb AS (SELECT * FROM cca_customer_neighbours(:start, :end))
-SELECT c.{key} AS key,
+SELECT c.{{key}} AS key,
        count(*) AS calls,
        count(*) FILTER (WHERE nb.next_at <= c.started_at + interval '7 days') AS called_again_7d,
        count(*) FILTER (WHERE nb.prev_at >= c.started_at - interval '7 days') AS repeat_7d,
@@ -117,12 +136,13 @@ def repeat_callers(
     *,
     by: str = "scenario",
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """First-contact resolution (resolved by the bot and no call back within 7 days) and repeat
     calls per scenario or prompt version (``by``)."""
     if by not in ("scenario", "prompt_version"):
         raise ValueError("by must be scenario or prompt_version")
-    frame = _frame(engine, _REPEATS.format(key=by), _bounds(date_from, date_to, tz))
+    frame = _frame(engine, _REPEATS.format(key=by), _bounds(engine, date_from, date_to, tz, tenant))
     if frame.is_empty():
         return frame
     return frame.with_columns(
@@ -131,26 +151,31 @@ def repeat_callers(
     )
 
 
-_CALLS_PER_CUSTOMER = """
+_CALLS_PER_CUSTOMER = f"""
 SELECT n AS calls_in_period, count(*) AS customers FROM (
-    SELECT customer_id, count(*) AS n FROM cca_calls
-    WHERE started_at >= :start AND started_at < :end AND customer_id IS NOT NULL GROUP BY 1
+    SELECT c.customer_id, count(*) AS n FROM cca_calls c
+    WHERE c.started_at >= :start AND c.started_at < :end AND c.customer_id IS NOT NULL AND {tenants.SQL} GROUP BY 1
 ) x GROUP BY 1 ORDER BY 1
 """
 
 
 def calls_per_customer(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
-    """How many customers called once, twice, … in the period."""
-    return _frame(engine, _CALLS_PER_CUSTOMER, _bounds(date_from, date_to, tz))
+    """How many customers called once, twice, … in the period (a customer is one tenant's)."""
+    return _frame(engine, _CALLS_PER_CUSTOMER, _bounds(engine, date_from, date_to, tz, tenant))
 
 
-_LATENCY = """
+_LATENCY = f"""
 WITH m AS (
     SELECT coalesce(c.prompt_version, '—') AS prompt_version, m.*
     FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
-    WHERE m.started_at >= :start AND m.started_at < :end
+    WHERE m.started_at >= :start AND m.started_at < :end AND {tenants.SQL}
 ), v AS (
     SELECT prompt_version, 'stt' AS component, unnest(stt_ms) AS ms FROM m
     UNION ALL SELECT prompt_version, 'llm', unnest(llm_ms) FROM m
@@ -164,53 +189,69 @@ SELECT prompt_version, component, count(*) AS samples,
 FROM v GROUP BY 1, 2 ORDER BY 1, 2
 """
 
-_LATENCY_BY_HOUR = """
+_LATENCY_BY_HOUR = f"""
 SELECT extract(hour FROM m.started_at AT TIME ZONE :tz)::int AS hour, count(*) AS replies,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::float8 AS p50_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY x)::float8 AS p95_ms
 FROM call_metrics m, unnest(m.response_ms) x
-WHERE m.started_at >= :start AND m.started_at < :end
+WHERE m.started_at >= :start AND m.started_at < :end AND {_METRICS_OF_TENANTS}
 GROUP BY 1 ORDER BY 1
 """
 
-_SLOWEST = """
+_SLOWEST = f"""
 SELECT m.call_id::text AS call_id, m.started_at, c.scenario, c.prompt_version, m.response_p95_ms, m.response_max_ms,
        m.stt_p95_ms, m.llm_p95_ms, m.tts_p95_ms
 FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
-WHERE m.started_at >= :start AND m.started_at < :end AND m.response_p95_ms IS NOT NULL
+WHERE m.started_at >= :start AND m.started_at < :end AND m.response_p95_ms IS NOT NULL AND {tenants.SQL}
 ORDER BY m.response_p95_ms DESC LIMIT :n
 """
 
 
 def latency_by_version(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """p50/p95/p99 of STT, LLM (first token), TTS and the whole reply per prompt version."""
-    return _frame(engine, _LATENCY, _bounds(date_from, date_to, tz))
+    return _frame(engine, _LATENCY, _bounds(engine, date_from, date_to, tz, tenant))
 
 
 def latency_by_hour(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """Reply latency p50/p95 per hour of the day (load-related slowdowns show here)."""
-    return _frame(engine, _LATENCY_BY_HOUR, _bounds(date_from, date_to, tz))
+    return _frame(engine, _LATENCY_BY_HOUR, _bounds(engine, date_from, date_to, tz, tenant))
 
 
 def slowest_calls(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, n: int = 10, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    n: int = 10,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
-    return _frame(engine, _SLOWEST, {**_bounds(date_from, date_to, tz), "n": n})
+    return _frame(engine, _SLOWEST, {**_bounds(engine, date_from, date_to, tz, tenant), "n": n})
 
 
-_TRANSFERS = """
+_TRANSFERS = f"""
 SELECT coalesce(split_part(c.scenario, ' + ', 1), 'unknown') AS intent,
        coalesce(c.transfer_reason, 'unknown') AS reason, count(*) AS transfers
 FROM cca_calls c
-WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator
+WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
 """
 
-_LAST_BOT_WORDS = """
+_LAST_BOT_WORDS = f"""
 SELECT coalesce(c.transfer_reason, 'unknown') AS reason, last.content AS last_bot_turn, count(*) AS transfers
 FROM cca_calls c
 CROSS JOIN LATERAL (
@@ -219,35 +260,51 @@ CROSS JOIN LATERAL (
       AND t.created_at >= c.started_at - interval '1 hour' AND t.created_at < c.started_at + interval '7 hours'
     ORDER BY t.turn_number DESC LIMIT 1
 ) last
-WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator
+WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :n
 """
 
-_FAILED_TOOLS = """
+_FAILED_TOOLS = f"""
 SELECT x.tool_name, count(DISTINCT c.id) AS transferred_calls
 FROM cca_calls c JOIN call_tool_calls x ON x.call_id = c.id AND NOT x.success
      AND x.created_at >= c.started_at - interval '1 hour' AND x.created_at < c.started_at + interval '7 hours'
-WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator
+WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1 ORDER BY 2 DESC
 """
 
 
 def transfers(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """Transfers per first intent and reason."""
-    return _frame(engine, _TRANSFERS, _bounds(date_from, date_to, tz))
+    return _frame(engine, _TRANSFERS, _bounds(engine, date_from, date_to, tz, tenant))
 
 
 def last_bot_turns(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, n: int = 15, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    n: int = 15,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """The bot's last words before a transfer, most frequent first (what the bot says when it gives up)."""
-    return _frame(engine, _LAST_BOT_WORDS, {**_bounds(date_from, date_to, tz), "n": n})
+    return _frame(engine, _LAST_BOT_WORDS, {**_bounds(engine, date_from, date_to, tz, tenant), "n": n})
 
 
 def tools_failed_before_transfer(
-    engine: Engine, date_from: DateLike = None, date_to: DateLike = None, *, tz: str = timeutil.DEFAULT_TZ
+    engine: Engine,
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> pl.DataFrame:
     """Tools that failed in calls that ended with a transfer (Store API outages turn into transfers)."""
-    return _frame(engine, _FAILED_TOOLS, _bounds(date_from, date_to, tz))
+    return _frame(engine, _FAILED_TOOLS, _bounds(engine, date_from, date_to, tz, tenant))

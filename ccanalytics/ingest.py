@@ -472,6 +472,7 @@ def _write(
         _copy(cur, "call_turns", TURN_COLUMNS, [call.turn_lines for call in to_write])
         _copy(cur, "cca_turn_extras", TURN_EXTRA_COLUMNS, [call.extra_lines for call in to_write])
         _copy(cur, "call_tool_calls", TOOL_COLUMNS, [call.tool_lines for call in to_write])
+    _recount(conn, {cid for cid in customer_ids.values() if cid is not None})
     assigned = [(c.call_id, ab_ids[c.call_id], c.ab_test[2]) for c in to_write if c.ab_test and c.call_id in ab_ids]
     if assigned:
         conn.execute(
@@ -490,6 +491,24 @@ def _write(
     result.turns = sum(call.turns for call in to_write)
     result.tool_calls = sum(call.tool_calls for call in to_write)
     return result, []
+
+
+def _recount(conn: sa.Connection, customer_ids: set[Any]) -> None:
+    """Counters of the batch's customers that ccanalytics created, from their calls (the customer locks
+    are held). Rows whose counters are right already are not written."""
+    if not customer_ids:
+        return
+    conn.execute(
+        sa.text(
+            "UPDATE customers u SET total_calls = s.n, first_call_at = s.f, last_call_at = s.l "
+            "FROM (SELECT c.customer_id, count(*)::int AS n, min(c.started_at) AS f, max(c.started_at) AS l "
+            "      FROM calls c WHERE c.customer_id = ANY(CAST(:ids AS uuid[])) GROUP BY 1) s "
+            "WHERE u.id = s.customer_id "
+            "AND EXISTS (SELECT 1 FROM cca_created_customers k WHERE k.customer_id = u.id) "
+            "AND (u.total_calls, u.first_call_at, u.last_call_at) IS DISTINCT FROM (s.n, s.f, s.l)"
+        ),
+        {"ids": _array(sorted(str(i) for i in customer_ids))},
+    )
 
 
 def _advisory_locks(conn: sa.Connection, lock_class: int, keys: str) -> None:
@@ -605,8 +624,9 @@ def _delete_calls(conn: sa.Connection, old_rows: list[Any]) -> None:
 
 def _customers(conn: sa.Connection, calls: list[PreparedCall], tenants: dict[Any, Any]) -> dict[tuple[Any, str], Any]:
     """Customer ids by (tenant id, phone). A customer new to its tenant is inserted with its name and the
-    counters of this batch's calls (the customer lock keeps other writers out); an existing customer is
-    the processor's and is never changed."""
+    counters of this batch's calls (the customer lock keeps other writers out) and remembered as
+    ccanalytics's (cca_created_customers: later batches keep its counters current, _recount); an existing
+    customer the processor created is its own and is never changed."""
     names: dict[tuple[Any, str], str | None] = {}
     counts: dict[tuple[Any, str], list] = {}  # -> [calls, first started_at, last started_at] (UTC text)
     for call in calls:
@@ -629,12 +649,14 @@ def _customers(conn: sa.Connection, calls: list[PreparedCall], tenants: dict[Any
     params = {"tenants": _array(k[0] for k in keys), "phones": _array(k[1] for k in keys)}
     conn.execute(
         sa.text(
-            "INSERT INTO customers (id, tenant_id, phone, name, total_calls, first_call_at, last_call_at, created_at) "
+            "WITH made AS (INSERT INTO customers "
+            "(id, tenant_id, phone, name, total_calls, first_call_at, last_call_at, created_at) "
             "SELECT gen_random_uuid(), t, p, n, c, f, l, now() FROM unnest(CAST(:tenants AS uuid[]), "
             "CAST(:phones AS varchar[]), CAST(:names AS varchar[]), CAST(:counts AS integer[]), "
             "CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[])) AS x(t, p, n, c, f, l) "
             "WHERE NOT EXISTS (SELECT 1 FROM customers e WHERE e.tenant_id = x.t AND e.phone = x.p) "
-            "ON CONFLICT DO NOTHING"
+            "ON CONFLICT DO NOTHING RETURNING id) "
+            "INSERT INTO cca_created_customers (customer_id) SELECT id FROM made"
         ),
         {
             **params,

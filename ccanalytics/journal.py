@@ -2,7 +2,8 @@
 details of one call. Phone numbers are masked; transcript search uses ``cca_search_vector(content)``,
 the expression ccanalytics's GIN index on the processor's call_turns is built on, always bounded by the
 date range. A customer is one tenant's (customers are unique per tenant and phone): a call's "other
-calls" are its customer's, not every call of the number."""
+calls" are its customer's, not every call of the number. Both take ``tenant`` (a slug, several, or None
+for every tenant): a call of another tenant is not listed, and its details are NotFound."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from markupsafe import Markup, escape
 from sqlalchemy.engine import Engine
 
-from . import timeutil
+from . import tenants, timeutil
 from .dialogue import place_tools
 from .errors import InvalidArgument, NotFound
 
@@ -72,7 +73,7 @@ def search(
     quality_above: float | None = None,
     prompt_version: str | None = None,
     review_status: str | None = None,
-    tenant: str | None = None,
+    tenant: tenants.TenantArg = None,
     text: str | None = None,
     sort: str = "date",
     descending: bool = True,
@@ -103,9 +104,10 @@ def search(
     if prompt_version:
         where.append("c.prompt_version = :pv")
         p["pv"] = prompt_version
-    if tenant:
-        where.append("c.tenant = :tenant")
-        p["tenant"] = tenant
+    scope = tenants.scope(engine, tenant)
+    if scope is not None:
+        where.append(tenants.SQL)
+        p.update(tenants.params(scope))
     if review_status:
         if review_status not in ("new", "in_review", "resolved"):
             raise InvalidArgument("review status must be new, in_review or resolved")
@@ -218,22 +220,26 @@ def highlight(text: str | None, query: str | None, *, width: int = 220) -> Marku
     return Markup(escape(prefix)) + Markup("").join(out) + Markup(escape(suffix))
 
 
-def call_detail(engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ) -> dict[str, Any]:
+def call_detail(
+    engine: Engine, call_id: str, *, tz: str = timeutil.DEFAULT_TZ, tenant: tenants.TenantArg = None
+) -> dict[str, Any]:
     """One call for its page: the call, turns with their tool calls, metrics, current score, review,
-    and the customer's other calls (phones masked)."""
+    and the customer's other calls (phones masked). A call outside ``tenant`` is NotFound, as if it
+    did not exist."""
     try:
         cid = uuid.UUID(str(call_id))
     except ValueError:
         raise InvalidArgument(f"not a call id: {call_id!r}") from None
     with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
         call = (
             conn.execute(
                 sa.text(
                     "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name, "
                     "tn.name AS tenant_name FROM cca_calls c LEFT JOIN customers cu ON cu.id = c.customer_id "
-                    "LEFT JOIN tenants tn ON tn.id = c.tenant_id WHERE c.id = :id"
+                    f"LEFT JOIN tenants tn ON tn.id = c.tenant_id WHERE c.id = :id AND {tenants.SQL}"
                 ),
-                {"id": cid},
+                {"id": cid, **tenants.params(scope)},
             )
             .mappings()
             .one_or_none()

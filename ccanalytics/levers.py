@@ -7,7 +7,8 @@ TTS phrase cache would serve, and how long the prompts of each version are. (Mod
     levers.tts_cache_from_logs(engine, "2026-11-01", "2026-11-30", max_entries=2000).hit_rate_chars
     levers.prompt_length_by_version(engine, "2026-11-01", "2026-11-30")
 
-Prices come from the price book (``ccanalytics.pricing``) at the dates in force, never from code.
+Prices come from the price book (``ccanalytics.pricing``) at the dates in force, never from code. Each
+measure takes ``tenant=`` (a slug or several; default every tenant): the calls it is measured on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import pricing, timeutil
+from . import pricing, tenants, timeutil
 from .errors import InvalidArgument
 from .store import Store
 
@@ -58,7 +59,7 @@ class WhisperBreakEven:
         return d
 
 
-_STT_VOLUME = """
+_STT_VOLUME = f"""
 WITH p AS (
     SELECT * FROM jsonb_to_recordset(CAST(:prices AS jsonb)) AS p(
         component text, name text, valid_from date, valid_to date, usd_per_increment float8, increment_seconds float8)
@@ -68,7 +69,7 @@ c AS (
     SELECT (started_at AT TIME ZONE :tz)::date AS d,
            coalesce((usage ->> 'stt_seconds')::float8, duration_seconds, 0) AS s,
            coalesce(usage ->> 'stt_provider', :google) AS provider
-    FROM cca_calls WHERE started_at >= :start AND started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 )
 SELECT count(*) AS calls,
        count(p.name) AS priced,
@@ -88,13 +89,15 @@ def whisper_break_even(
     tz: str = timeutil.DEFAULT_TZ,
     google: str = "google",
     whisper: str = "whisper",
+    tenant: tenants.TenantArg = None,
 ) -> WhisperBreakEven:
     """Break-even volume of self-hosted Whisper from the period's calls per day and STT seconds.
 
     Google cost per call: every call's STT seconds rounded up to the increment at the Google price in
     force on its day (calls already on Whisper are priced as if on Google: that is what they would
     cost there). Whisper: the fixed monthly cost in force on the last day. Break-even calls/day =
-    monthly fixed / 30 / Google cost per call; the monthly saving is at the period's calls/day.
+    monthly fixed / 30 / Google cost per call; the monthly saving is at the period's calls/day. With
+    ``tenant``: at those tenants' volume (as if the GPU served them alone).
     """
     book = book or pricing.load()
     first, last = timeutil.resolve_days(date_from, date_to, tz)
@@ -112,6 +115,7 @@ def whisper_break_even(
         "end": end,
     }
     with engine.connect() as conn:
+        params.update(tenants.params(tenants.scope(conn, tenant)))
         row = conn.execute(sa.text(_STT_VOLUME), params).one()
     days = (last - first).days + 1
     if row.calls and row.priced < row.calls:
@@ -365,16 +369,21 @@ def tts_cache_from_logs(
     book: pricing.PriceBook | None = None,
     provider: str = "google",
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> CacheReplay:
     """``tts_cache_replay`` over the bot turns of the calls of a period, in the order they were spoken,
     at the TTS price in force on the last day; ``logged_hit_rate_chars`` is what the production cache
-    actually served in the same calls (``usage.tts_cached_chars / tts_chars``)."""
+    actually served in the same calls (``usage.tts_cached_chars / tts_chars``). With ``tenant``: the
+    bot turns of those tenants' calls only."""
     book = book or pricing.load()
     first, last = timeutil.resolve_days(date_from, date_to, tz)
+    scope = tenants.scope(engine, tenant)
     price = book.at("tts", provider, last)
     if price is None:
         raise InvalidArgument(f"the price book has no tts.{provider} price on {last}")
-    turns = Store(engine, tz=tz).turns(first, last, speaker="bot").sort(["created_at", "call_id", "turn_number"])
+    store = Store(engine, tz=tz)
+    call_ids = None if scope is None else store.calls(first, last, tenant=list(scope))["id"].to_list()
+    turns = store.turns(first, last, speaker="bot", call_ids=call_ids).sort(["created_at", "call_id", "turn_number"])
     result = tts_cache_replay(
         turns.get_column("content"),
         max_entries=max_entries,
@@ -389,9 +398,10 @@ def tts_cache_from_logs(
         logged = conn.execute(
             sa.text(
                 "SELECT sum((usage ->> 'tts_cached_chars')::float8) / nullif(sum((usage ->> 'tts_chars')::float8), 0) "
-                "FROM cca_calls WHERE started_at >= :start AND started_at < :end AND usage ? 'tts_chars'"
+                "FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND c.usage ? 'tts_chars' "
+                f"AND {tenants.SQL}"
             ),
-            {"start": start, "end": end},
+            {"start": start, "end": end, **tenants.params(scope)},
         ).scalar_one()
     return replace(result, logged_hit_rate_chars=round(logged, 4) if logged is not None else None)
 
@@ -416,13 +426,13 @@ class PromptVersionLength:
         return asdict(self)
 
 
-_BY_VERSION = """
+_BY_VERSION = f"""
 WITH c AS (
     SELECT coalesce(prompt_version, 'unknown') AS v, total_cost_usd, (cost_breakdown ->> 'llm')::float8 AS llm_cost,
            (usage ->> 'llm_calls')::float8 AS n, (usage ->> 'llm_input_tokens')::float8 AS tin,
            coalesce((usage ->> 'llm_cached_input_tokens')::float8, 0) AS tcached,
            (usage ->> 'llm_output_tokens')::float8 AS tout
-    FROM cca_calls WHERE started_at >= :start AND started_at < :end
+    FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 )
 SELECT v, count(*) AS calls,
        count(*) FILTER (WHERE n IS NOT NULL AND tin IS NOT NULL) AS with_usage,
@@ -441,12 +451,15 @@ def prompt_length_by_version(
     date_to: date | str | None = None,
     *,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> list[PromptVersionLength]:
     """Per prompt version: LLM calls, input/output tokens per LLM call, the cached share of the input,
-    and the cost per call (from the stored cost; run ``cost.compute_costs`` first for current prices)."""
+    and the cost per call (from the stored cost; run ``cost.compute_costs`` first for current prices),
+    over the calls of ``tenant`` (default every tenant)."""
     start, end = timeutil.period_bounds(date_from, date_to, tz)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(_BY_VERSION), {"start": start, "end": end}).all()
+        p = {"start": start, "end": end, **tenants.params(tenants.scope(conn, tenant))}
+        rows = conn.execute(sa.text(_BY_VERSION), p).all()
 
     def ratio(a: float, b: float, digits: int) -> float | None:
         return round(a / b, digits) if b else None

@@ -135,6 +135,12 @@ FCR_WINDOW_DAYS = definitions.FCR_WINDOW_DAYS  # a call's first-contact resoluti
 # changes are looked for this far before the day's computed_at
 CHANGE_LAG = timedelta(minutes=10)
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+# cca_daily_stats_by_tenant.tenant of the row over every tenant (cca_daily_stats); the other rows carry
+# their tenant's slug (cca_daily_stats_tenants). Grafana's tenant variable «Все сети» has this value.
+ALL_TENANTS = "*"
+# how a stored fingerprint begins when its day was computed with its tenants' rows (migration 016): a
+# day whose fingerprint lacks it was computed before, and the next run over it recomputes it
+PRINT_FORMAT = "2:"
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ class DailyStatsRun:
     days_in_range: int
     days_computed: list[date]
     calls_derived: int  # calls whose per-call metrics were (re)derived first
+    tenant_rows: int = 0  # rows of the tenants that had calls on the days computed (cca_daily_stats_tenants)
 
     @property
     def days_skipped(self) -> int:
@@ -159,6 +166,7 @@ class DailyStatsRun:
             "days_computed": [d.isoformat() for d in self.days_computed],
             "days_skipped": self.days_skipped,
             "calls_derived": self.calls_derived,
+            "tenant_rows": self.tenant_rows,
         }
 
 
@@ -173,12 +181,15 @@ def compute_daily_stats(
 ) -> DailyStatsRun:
     """Compute daily_stats for the local days ``date_from`` … ``date_to`` (default: today).
 
-    Idempotent upsert in one transaction. Per-call metrics of new or re-delivered calls are derived
-    first. With ``incremental``, only days never computed, or with calls ingested, scored or derived
-    since the day was computed, are recomputed — together with the days of the same customers'
-    calls in the 7 days before a new call (their first-contact resolution changes). The check reads
-    the change indexes, so its cost follows the changes, not the table size. ``incremental=False``
-    recomputes every day of the range.
+    A day has a row over every tenant (cca_daily_stats) and a row per tenant that had calls that day
+    (cca_daily_stats_tenants), computed together from one snapshot and written in one transaction
+    (idempotent: a recomputed day's tenant rows replace the old ones). Per-call metrics of new or
+    re-delivered calls are derived first. With ``incremental``, only days never computed (or computed
+    before the tenant rows existed), or with calls ingested, scored or derived since the day was
+    computed, are recomputed — together with the days of the same customers' calls in the 7 days before
+    a new call (their first-contact resolution changes; a customer is one tenant's). A change of any
+    tenant's calls recomputes all the rows of its day. The check reads the change indexes, so its cost
+    follows the changes, not the table size. ``incremental=False`` recomputes every day of the range.
     """
     first, last = timeutil.resolve_days(date_from, date_to, tz, default_days=1)
     start, end = timeutil.day_start(first, tz), timeutil.day_start(last + timedelta(days=1), tz)
@@ -207,7 +218,7 @@ def compute_daily_stats(
         if not incremental:
             todo = set(in_range)
         else:
-            candidates = {d for d in in_range if d not in stored}
+            candidates = {d for d in in_range if d not in stored or not _current_print(stored[d][1])}
             if since is not None:
                 window = {"since": since, "start": start, "end": end, "tz": tz}
                 for row in conn.execute(sa.text(sqlfiles.query("daily_changes")), window):
@@ -223,13 +234,25 @@ def compute_daily_stats(
                 todo.update(row.d for row in lookback if row.d in stored or first <= row.d <= last)
             todo = {d for d in todo if d <= last}
         days = sorted(todo)
+        tenant_rows: list[dict] = []
         if days:
-            rows = _day_rows(engine, conn, days, tz, response_budget_ms)
+            rows, tenant_rows = _day_rows(engine, conn, days, tz, response_budget_ms)
             conn.execute(
                 sa.text(sqlfiles.query("daily_upsert")),
                 {"days": days, "rows": json.dumps(rows, default=str)},
             )
-    return DailyStatsRun(first, last, len(in_range), days, derived)
+            conn.execute(sa.text("DELETE FROM cca_daily_stats_tenants WHERE stat_date = ANY(:days)"), {"days": days})
+            if tenant_rows:
+                conn.execute(
+                    sa.text(sqlfiles.query("daily_upsert_tenants")), {"rows": json.dumps(tenant_rows, default=str)}
+                )
+    return DailyStatsRun(first, last, len(in_range), days, derived, len(tenant_rows))
+
+
+def _current_print(stored: str | None) -> bool:
+    """Whether a stored fingerprint was made with the tenants' rows of its day (or the day had no calls,
+    so it has no tenant rows to make)."""
+    return stored is None or stored.startswith(PRINT_FORMAT)
 
 
 def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, str | None]:
@@ -246,10 +269,12 @@ def _fingerprints(conn: sa.Connection, days: list[date], tz: str) -> dict[date, 
 
 
 def fingerprint(calls_print: str | None, metrics_print: str | None) -> str | None:
-    """The stored fingerprint of a day from its calls' and its call_metrics' parts (None: no rows)."""
+    """The stored fingerprint of a day (or of a tenant's day) from its calls' and its call_metrics' parts
+    (None: no rows), prefixed with :data:`PRINT_FORMAT`."""
     if calls_print is None and metrics_print is None:
         return None
-    return hashlib.md5(f"{calls_print or ''}|{metrics_print or ''}".encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(f"{calls_print or ''}|{metrics_print or ''}".encode(), usedforsecurity=False).hexdigest()
+    return PRINT_FORMAT + digest
 
 
 PARALLEL_FROM_DAYS = 32  # from this many days, the three queries run at once on their own connections
@@ -263,10 +288,13 @@ QUERIES = (("daily_calls", HASHED), ("daily_latency", HASHED), ("daily_customers
 PERCENTILES = {"response_p50_ms": 0.5, "response_p95_ms": 0.95}
 
 
-def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, budget: float) -> list[dict]:
-    """The rows of ``days``: the call-side, the call_metrics-side and the customers' queries, merged
-    per day. For long ranges the three run at once on their own connections sharing one snapshot
-    (they cost about the same; two cores are kept busy)."""
+def _day_rows(
+    engine: Engine, conn: sa.Connection, days: list[date], tz: str, budget: float
+) -> tuple[list[dict], list[dict]]:
+    """The rows of ``days``: over every tenant, and of each tenant that had calls that day. The call-side,
+    the call_metrics-side and the customers' queries each give both kinds (grouped by day and by day
+    and tenant in one pass), merged per day and tenant here. For long ranges the three run at once on
+    their own connections sharing one snapshot (they cost about the same; two cores are kept busy)."""
     lo = timeutil.day_start(days[0], tz)
     hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
     params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget, "fcr_days": FCR_WINDOW_DAYS}
@@ -280,16 +308,21 @@ def _day_rows(engine: Engine, conn: sa.Connection, days: list[date], tz: str, bu
                 parts += future.result()
     else:
         parts = [r for query in QUERIES for r in _run(conn, query, params)]
-    merged: dict[date, dict] = {}
-    for r in parts:
-        merged.setdefault(r["d"], {"d": r["d"]}).update({k: v for k, v in r.items() if k != "d"})
+    merged: dict[tuple[date, Any], dict] = {}
+    for r in parts:  # tenant_id None: the row over every tenant
+        merged.setdefault((r["d"], r["tenant_id"]), {}).update(r)
     for row in merged.values():
         row["source_fingerprint"] = fingerprint(row.pop("calls_print", None), row.pop("metrics_print", None))
         replies = percentiles.parse_values(row.pop("response_ms", None))
         row.update(zip(PERCENTILES, percentiles.percentile_cont(replies, list(PERCENTILES.values())), strict=True))
         # callers we cannot follow up (hidden number) count as resolved when not transferred
         row["first_contact_resolved"] = (row.pop("fcr_known", 0) or 0) + (row.pop("fcr_anonymous", 0) or 0)
-    return [{**row, "d": d.isoformat()} for d, row in sorted(merged.items())]
+        row["d"] = row["d"].isoformat()
+    ordered = [merged[k] for k in sorted(merged, key=lambda k: (k[0], str(k[1] or "")))]
+    every = [{k: v for k, v in row.items() if k != "tenant_id"} for row in ordered if row["tenant_id"] is None]
+    # a tenant's row exists when it had calls that day (the call side has it)
+    tenant = [row for row in ordered if row["tenant_id"] is not None and "total_calls" in row]
+    return every, tenant
 
 
 def _run(conn: sa.Connection, query: tuple[str, dict[str, str]], params: dict) -> list[dict]:

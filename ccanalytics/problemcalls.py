@@ -8,6 +8,9 @@
    the suggestion made here from the signals;
 5. **decide** an action (prompt edit, STT hint, escalation, knowledge update…) and **record** it in
    problem_actions, so the next report shows what was handled and whether it came back.
+
+Step 1 covers some tenants (``find(tenant=...)``) or all; the decisions are shared by every tenant (a
+pattern is a problem × scenario of the one bot and its prompts, which every tenant uses).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import definitions, labels, timeutil
+from . import definitions, labels, tenants, timeutil
 from .errors import InvalidArgument, NotFound
 
 CAUSES = {
@@ -77,18 +80,18 @@ class Thresholds:
         return cls(**{k: v for k, v in values.items() if v is not None})
 
 
-_FIND = """
-SELECT c.id::text AS call_id, c.started_at, c.scenario, c.prompt_version, c.duration_seconds,
+_FIND = f"""
+SELECT c.id::text AS call_id, c.tenant, c.started_at, c.scenario, c.prompt_version, c.duration_seconds,
        c.transferred_to_operator AS transferred, c.transfer_reason, c.quality_score,
        coalesce((c.quality_details->>'auto_failed')::boolean, false) AS auto_failed,
-       ARRAY(SELECT k.key FROM jsonb_each(coalesce(c.quality_details->'criteria', '{}'::jsonb)) k
+       ARRAY(SELECT k.key FROM jsonb_each(coalesce(c.quality_details->'criteria', '{{}}'::jsonb)) k
               WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < :low_quality
               ORDER BY k.key) AS failed_criteria,
        coalesce(m.stt_reasks, 0) AS stt_reasks, m.min_stt_confidence,
        coalesce(m.tool_errors, 0) AS tool_errors, coalesce(m.rejected_tool_calls, 0) AS rejected_tool_calls,
        m.response_p95_ms, m.stt_p95_ms, m.llm_p95_ms, m.tts_p95_ms
 FROM cca_calls c LEFT JOIN call_metrics m ON m.call_id = c.id
-WHERE c.started_at >= :start AND c.started_at < :end
+WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
   AND (c.quality_score < :qbelow
        OR coalesce((c.quality_details->>'auto_failed')::boolean, false)
        OR (:transfers AND c.transferred_to_operator AND coalesce(c.transfer_reason, '') <> 'customer_request')
@@ -123,9 +126,11 @@ def find(
     *,
     thresholds: Thresholds | None = None,
     tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
 ) -> list[dict[str, Any]]:
-    """Step 1: the problem calls of [date_from, date_to] (Kyiv days), worst score first, each with
-    its ``flags`` (FLAG_ORDER) and ``main`` problem."""
+    """Step 1: the problem calls of [date_from, date_to] (Kyiv days) of ``tenant`` (a slug or several;
+    default every tenant), worst score first, each with its ``tenant``, ``flags`` (FLAG_ORDER) and
+    ``main`` problem."""
     t = thresholds or Thresholds()
     first, last = timeutil.resolve_days(date_from, date_to, tz)
     start, end = timeutil.period_bounds(first, last, tz)
@@ -142,6 +147,7 @@ def find(
     out = []
     zone = timeutil.zone(tz)
     with engine.connect() as conn:
+        params.update(tenants.params(tenants.scope(conn, tenant)))
         for r in conn.execute(sa.text(_FIND), params):
             flags = _flags(r, t)
             if not flags:

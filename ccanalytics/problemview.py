@@ -1,16 +1,33 @@
-"""The problem-call report's sections (notebooks/problem_calls.ipynb shows these)."""
+"""The problem-call report's sections (notebooks/problem_calls.ipynb shows these). A report of some
+tenants names them in its header; the recorded decisions are shared by every tenant and it says so."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy.engine import Engine
 
-from . import callview, charts, labels, timeutil
+from . import callview, charts, labels, tenants, timeutil
 from .htmlblocks import Block, link, note, num, pct, table
 from .problemcalls import ACTIONS, CAUSES, FLAG_ORDER, FLAGS, Pattern
+
+
+def heading(first: date, last: date, scope_label: str | None = None) -> str:
+    """The report's title as text; one of some tenants names them (``scope_label``, tenants.describe)."""
+    scope = f" — {scope_label}" if scope_label and scope_label != tenants.ALL_LABEL else ""
+    return f"Разбор проблемных звонков{scope} — {first:%d.%m.%Y} … {last:%d.%m.%Y}"
+
+
+def header(first: date, last: date, scope_label: str, thresholds: str) -> Block:
+    """The title, the tenants covered, the period and the thresholds in force."""
+    return Block(
+        f"<h2>{escape(heading(first, last, scope_label))}</h2>"
+        + note(f"Сети: {scope_label}. Период: {first:%d.%m.%Y} — {last:%d.%m.%Y} (Киев). {thresholds}").html
+    )
 
 
 def overview(problems: list[dict[str, Any]], total_calls: int) -> list[Any]:
@@ -97,7 +114,8 @@ def pattern_detail(
     return out
 
 
-def decisions_table(actions: list[dict[str, Any]]) -> Block:
+def decisions_table(actions: list[dict[str, Any]], *, scoped: bool = False) -> Block:
+    """The recorded decisions (shared by every tenant: a report of some tenants says so)."""
     rows = [
         {
             "at": a["created_at"].strftime("%d.%m.%Y"),
@@ -121,11 +139,15 @@ def decisions_table(actions: list[dict[str, Any]]) -> Block:
             ("by", "Кто"),
             ("note", "Комментарий"),
         ],
-        caption="Записанные решения",
+        caption="Записанные решения" + (" (общие для всех сетей)" if scoped else ""),
         empty="решений пока нет",
     )
 
 
-def journal_link(admin_url: str, date_from: str, date_to: str) -> Block:
-    url = f"{admin_url.rstrip('/')}/calls?date_from={date_from}&date_to={date_to}&quality_below=0.5"
+def journal_link(admin_url: str, date_from: str, date_to: str, *, tenant: tenants.Scope = None) -> Block:
+    """The journal's calls of the period scored below 0.5 (of the one tenant of the report, if one)."""
+    query = {"date_from": date_from, "date_to": date_to, "quality_below": "0.5"}
+    if tenant is not None and len(tenant) == 1:
+        query["tenant"] = tenant[0]
+    url = f"{admin_url.rstrip('/')}/calls?{urlencode(query)}"
     return Block(f"<p>{link(url, 'Все звонки периода с оценкой ниже 0,5 — в журнале админки')}</p>")

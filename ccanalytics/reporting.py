@@ -1,5 +1,10 @@
 """One report end to end — parameters from the request, render the notebook, summarise, deliver —
-shared by ``ccanalytics report …`` and the scheduler's report jobs."""
+shared by ``ccanalytics report …`` and the scheduler's report jobs.
+
+The daily, problem-call and cost reports cover some tenants (``tenant=``) or all (the default). A report
+of some tenants is another report: its file name ends with their slugs (``2026-11-24_prokoleso``), so
+it has its own delivery record, and its title and subject name them. The A/B readout has no tenant: A/B
+tests and prompts are shared by every tenant."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import dailyreport, labels, metrics, problemcalls, reports, reportsend, timeutil
+from . import dailyreport, labels, metrics, problemcalls, reports, reportsend, tenants, timeutil
 from .config import Settings, settings_env
 from .errors import InvalidArgument
 
@@ -21,9 +26,28 @@ class ReportRun:
     subject: str
     summary: str
     delivery: dict[str, str] = field(default_factory=dict)
+    tenants: tenants.Scope = None  # the tenants covered (None: every tenant)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.rendered.to_dict(), "subject": self.subject, "delivery": self.delivery}
+        return {
+            **self.rendered.to_dict(),
+            "subject": self.subject,
+            "tenants": list(self.tenants) if self.tenants is not None else None,
+            "delivery": self.delivery,
+        }
+
+
+def report_name(base: str, scope: tenants.Scope) -> str:
+    """A report's file name: ``base`` for every tenant, ``<base>_<slug>[_<slug>…]`` (slugs sorted) for
+    some, so each scope is its own report with its own delivery record."""
+    return base if scope is None else "_".join([base, *sorted(scope)])
+
+
+def _tenant_parameter(scope: tenants.Scope) -> str | list[str] | None:
+    """The notebooks' ``tenant`` parameter: None (every tenant), a slug, or a list of slugs."""
+    if scope is None:
+        return None
+    return scope[0] if len(scope) == 1 else list(scope)
 
 
 def _period(settings: Settings, date_from: date | None, date_to: date | None, days: int) -> tuple[date, date]:
@@ -34,9 +58,16 @@ def _period(settings: Settings, date_from: date | None, date_to: date | None, da
     return first, last
 
 
-def _problems_summary(engine: Engine, first: date, last: date, tz: str, thresholds: problemcalls.Thresholds) -> str:
-    found = problemcalls.find(engine, first, last, thresholds=thresholds, tz=tz)
-    total = metrics.summary(engine, first, last, tz=tz).total_calls
+def _problems_summary(
+    engine: Engine,
+    first: date,
+    last: date,
+    tz: str,
+    thresholds: problemcalls.Thresholds,
+    scope: tenants.Scope = None,
+) -> str:
+    found = problemcalls.find(engine, first, last, thresholds=thresholds, tz=tz, tenant=scope)
+    total = metrics.summary(engine, first, last, tz=tz, tenant=scope).total_calls
     lines = [f"Проблемных звонков: {len(found)} из {total}."]
     for p in problemcalls.patterns(found)[:5]:
         lines.append(
@@ -59,18 +90,25 @@ def run(
     thresholds: problemcalls.Thresholds | None = None,
     send: Sequence[str] = (),
     skip_delivered: bool = False,
+    tenant: tenants.TenantArg = None,
 ) -> ReportRun:
-    """Render the ``kind`` report and deliver it through the channels ``send`` (configured in
-    settings; ConfigError before anything runs when one is not)."""
+    """Render the ``kind`` report of ``tenant`` (a slug or several; default every tenant) and deliver
+    it through the channels ``send`` (configured in settings; ConfigError before anything runs when
+    one is not, InvalidArgument for an unknown tenant)."""
     from .notify import require_channels
 
     channels = require_channels(settings, send) if send else {}
     tz = settings.timezone
+    scope = tenants.scope(engine, tenant)
+    if scope is not None and kind == "ab":
+        raise InvalidArgument("the A/B report has no tenant: A/B tests and prompts are shared by every tenant")
+    label = tenants.describe(engine, scope)
+    of = f" — {label}" if scope is not None else ""  # the subject of a report of some tenants names them
     params: dict[str, Any]
     if kind == "daily":
         day = day or timeutil.today(tz) - timedelta(days=1)
         name, params = day.isoformat(), {"report_date": day.isoformat()}
-        subject = f"Ежедневный отчёт колл-центра за {day:%d.%m.%Y}"
+        subject = f"Ежедневный отчёт колл-центра за {day:%d.%m.%Y}{of}"
     elif kind == "problems":
         first, last = _period(settings, date_from, date_to, 7)
         t = thresholds or problemcalls.Thresholds()
@@ -84,12 +122,12 @@ def run(
             "response_p95_ms": t.response_p95_ms,
             "include_transfers": t.include_transfers,
         }
-        subject = f"Разбор проблемных звонков за {first:%d.%m.%Y} — {last:%d.%m.%Y}"
+        subject = f"Разбор проблемных звонков за {first:%d.%m.%Y} — {last:%d.%m.%Y}{of}"
     elif kind == "cost":
         first, last = _period(settings, date_from, date_to, 30)
         name = f"{first}_{last}"
         params = {"date_from": first.isoformat(), "date_to": last.isoformat(), "baseline": baseline}
-        subject = f"Обзор стоимости звонков за {first:%d.%m.%Y} — {last:%d.%m.%Y}"
+        subject = f"Обзор стоимости звонков за {first:%d.%m.%Y} — {last:%d.%m.%Y}{of}"
     elif kind == "ab":
         from .abview import pick_test
 
@@ -102,11 +140,14 @@ def run(
 
     # the notebook's kernel sees this process's settings and database (the environment, never the notebook)
     env = {**settings_env(settings), "CCA_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
-    rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env)
+    if kind != "ab":
+        params["tenant"] = _tenant_parameter(scope)
+        name = report_name(name, scope)
+    rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env, title=subject)
     if kind == "daily":
-        summary = dailyreport.summary_text(engine, day, tz=tz)
+        summary = dailyreport.summary_text(engine, day, tz=tz, tenant=scope)
     elif kind == "problems":
-        summary = _problems_summary(engine, first, last, tz, thresholds or problemcalls.Thresholds())
+        summary = _problems_summary(engine, first, last, tz, thresholds or problemcalls.Thresholds(), scope)
     else:
         summary = subject
     delivery = {}
@@ -114,4 +155,4 @@ def run(
         delivery = reportsend.deliver(
             rendered, channels, subject=subject, summary=summary, skip_delivered=skip_delivered
         )
-    return ReportRun(rendered, subject, summary, delivery)
+    return ReportRun(rendered, subject, summary, delivery, scope)

@@ -100,10 +100,12 @@ def render(
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: int = EXECUTION_TIMEOUT_S,
+    title: str | None = None,
 ) -> Rendered:
     """Execute the ``kind`` notebook with ``parameters`` and write ``<out_dir>/<kind>/<name>.html``
     and ``.ipynb``. ``env`` adds environment variables for the notebook's kernel (e.g. the
-    database URL the caller uses), never written into the notebook."""
+    database URL the caller uses), never written into the notebook. ``title``: the page's title
+    (default: the kind's title and the name)."""
     import papermill
 
     source = notebook_source(kind)
@@ -136,7 +138,7 @@ def render(
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    html = to_html(notebook_path, title=f"{KINDS[kind][1]} — {name}", kind=kind)
+    html = to_html(notebook_path, title=title or f"{KINDS[kind][1]} — {name}", kind=kind)
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(html_path)

@@ -4,19 +4,40 @@ Kept out of the notebook so the notebook stays thin and the sections are tested 
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from . import charts, labels, timeutil
-from .dailyreport import WEEK_DAYS, DailyReport
+from .dailyreport import SHARED_NOTE, WEEK_DAYS, DailyReport
 from .htmlblocks import Block, cards, link, note, num, pct, table, usd
+
+
+def heading(rep: DailyReport) -> str:
+    """The report's title as text: «Ежедневный отчёт колл-центра — «ПроКолесо» — 24.11.2026»; the
+    report of every tenant names none."""
+    scope = f" — {rep.scope_label}" if rep.scoped else ""
+    return f"Ежедневный отчёт колл-центра{scope} — {rep.day:%d.%m.%Y}"
+
+
+# what a report of some tenants says of the sections that are the same for every tenant
+SHARED = {
+    "ab": "A/B-тесты и промпты общие для всех сетей: результаты — по звонкам всех сетей.",
+    "problems": f"Автоматический поиск проблем идёт {SHARED_NOTE}.",
+    "alerts": f"Алерты вычисляются {SHARED_NOTE}.",
+}
+
+
+def shared_note(rep: DailyReport, section: str) -> list[Block]:
+    """In a report of some tenants, a section the same for every tenant says so (nothing otherwise)."""
+    return [note(SHARED[section])] if rep.scoped else []
 
 
 def title(rep: DailyReport) -> Block:
     weekday = ["понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье"][rep.day.weekday()]
     return Block(
-        f'<h1 style="margin:0">Ежедневный отчёт колл-центра — {rep.day.strftime("%d.%m.%Y")} ({weekday})</h1>'
-        f'<p style="color:#616161">Сравнение со вчерашним днём и со средним за {WEEK_DAYS} предыдущих дней. '
-        f"Время — Киев. Номера телефонов скрыты.</p>"
+        f'<h1 style="margin:0">{escape(heading(rep))} ({weekday})</h1>'
+        f'<p style="color:#616161">Сети: {escape(rep.scope_label)}. Сравнение со вчерашним днём и со средним за '
+        f"{WEEK_DAYS} предыдущих дней. Время — Киев. Номера телефонов скрыты.</p>"
     )
 
 
@@ -205,7 +226,7 @@ def cost(rep: DailyReport) -> list[Any]:
 def ab_tests(rep: DailyReport) -> list[Any]:
     if not rep.ab_tests:
         return [note("В этот день A/B-тесты не шли.")]
-    out: list[Any] = []
+    out: list[Any] = [*shared_note(rep, "ab")]
     for t in rep.ab_tests:
         rows = [
             {
@@ -260,7 +281,7 @@ def problems(rep: DailyReport) -> Block:
         for f in rep.findings
     ]
     three = lambda v: num(v, 3)  # noqa: E731
-    return table(
+    found = table(
         rows,
         [("kind", "Что найдено"), ("key", "Где"), ("value", "Значение", three), ("baseline", "Обычно", three)],
         caption="Проблемы, найденные автоматически (подробный разбор — отчёт по проблемным звонкам)",
@@ -268,6 +289,7 @@ def problems(rep: DailyReport) -> Block:
         if rep.checks.problems is not None
         else "не проверялось: автоматический поиск проблем за этот день не запускался",
     )
+    return Block("".join(b.html for b in [*shared_note(rep, "problems"), found]))
 
 
 def alerts(rep: DailyReport) -> Block:
@@ -280,7 +302,7 @@ def alerts(rep: DailyReport) -> Block:
         }
         for a in rep.alerts
     ]
-    return table(
+    fired = table(
         rows,
         [("time", "Время"), ("event", "Событие"), ("message", "Сообщение")],
         caption=f"Алерты за день ({rep.checks.alerts_text(rep.tz)})",
@@ -288,3 +310,4 @@ def alerts(rep: DailyReport) -> Block:
         if rep.checks.alerts is not None
         else "не проверялось: алерты в этот день не вычислялись",
     )
+    return Block("".join(b.html for b in [*shared_note(rep, "alerts"), fired]))

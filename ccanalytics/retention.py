@@ -8,7 +8,7 @@ itself through its ingest API (the call has a cca_call_ingest row). A call the p
 the processor's business. For such a call retention deletes only ccanalytics's own rows about it (its
 scores, metrics, price, review items and labels, queue entry, A/B assignment). The processor's
 daily_stats, llm_usage_log, customers and prompt tables are never touched; the daily figures purged are
-ccanalytics's (cca_daily_stats).
+ccanalytics's (cca_daily_stats, and the tenants' rows in cca_daily_stats_tenants).
 
 **Partitions.** They are found through pg_inherits with their bounds from pg_get_expr, never by name,
 so partitions another system created (other names, other spans, a DEFAULT partition) are handled too.
@@ -143,7 +143,8 @@ def purge(
 
     Turns and tool calls of calls that started more than ``transcripts_days`` days before ``today``;
     calls with their metrics, scores, review items and labels and queue entries past
-    ``aggregates_days``; cca_daily_stats and quality_findings of days past ``aggregates_days``. Of the
+    ``aggregates_days``; cca_daily_stats (with the tenants' rows) and quality_findings of days past
+    ``aggregates_days``. Of the
     processor's tables, only the rows of calls ccanalytics wrote itself (through its ingest API) are
     deleted; a call the processor wrote itself keeps its calls, call_turns and call_tool_calls rows.
     ``dry_run`` counts what would go and changes nothing.
@@ -181,6 +182,7 @@ def purge(
     p.delete("cca_call_ingest", "DELETE FROM cca_call_ingest WHERE started_at < :cutoff", cutoff=cut_a)
     p.kept_processor_calls(cut_a)
     p.delete("daily_stats", "DELETE FROM cca_daily_stats WHERE stat_date < :day", day=cut_a_day)
+    p.delete("daily_stats_tenants", "DELETE FROM cca_daily_stats_tenants WHERE stat_date < :day", day=cut_a_day)
     p.delete("quality_findings", "DELETE FROM quality_findings WHERE day < :day", day=cut_a_day)
     if not dry_run and any(s.action == "drop" for s in result.steps):
         partitions.forget_cache()  # this process must not believe the dropped months still exist

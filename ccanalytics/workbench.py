@@ -5,9 +5,12 @@
     cca.compare(("2026-11-01", "2026-11-07"), ("2026-11-08", "2026-11-14"))   # two periods side by side
     cca.lake().sql("SELECT … FROM calls WHERE date >= DATE '2026-09-01'")      # long ranges in DuckDB
     cca.plot_calls_by_hour("2026-11-01", "2026-11-24")                         # standard charts
+    cca.compare(a, b, tenant="prokoleso"); cca.lake(tenant="prokoleso")        # one tenant's calls
 
 Every function connects with :func:`ccanalytics.connect` the first time (the same database as the
 demo, or ``CCA_DATABASE_URL``) unless given a ``store``. Phones are masked unless asked otherwise.
+Every list, figure and chart takes ``tenant=`` (a slug or several, see :func:`list_tenants`; default
+every tenant); an unknown slug is an InvalidArgument naming the known ones.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from . import callview, charts, journal, labels, metrics, timeutil
-from .dailyreport import LATENCY_BUDGETS
+from . import callview, charts, journal, labels, metrics, tenants, timeutil
+from .dailyreport import LATENCY_BUDGETS, METRICS_OF_TENANTS
 from .errors import InvalidArgument
 from .htmlblocks import Block
 from .store import Store
 
 DateLike = date | str | None
+TenantArg = tenants.TenantArg
 _default: Store | None = None
 
 
@@ -50,6 +54,13 @@ def _settings():
     return get_settings()
 
 
+def list_tenants(*, store: Store | None = None) -> pl.DataFrame:
+    """The tenants (retail networks) of the database: the slugs ``tenant=`` takes, their names."""
+    s = store or default_store()
+    rows = [{"slug": t.slug, "name": t.name, "is_active": t.is_active} for t in tenants.list_tenants(s.engine)]
+    return pl.DataFrame(rows, schema={"slug": pl.Utf8, "name": pl.Utf8, "is_active": pl.Boolean})
+
+
 # ------------------------------------------------------------------------------------------ calls
 def show_call(call_id: str, *, mask_phones: bool = True, store: Store | None = None) -> Block:
     """A call rendered for the notebook: transcript with speakers and times, tool calls, quality per
@@ -64,13 +75,14 @@ def search(
     date_to: DateLike = None,
     *,
     limit: int = 100,
+    tenant: TenantArg = None,
     store: Store | None = None,
     **filters: Any,
 ) -> pl.DataFrame:
-    """Calls of [date_from, date_to] (default: the last 7 days) whose transcript matches ``text``
-    (full-text, Ukrainian/Russian word forms), newest first, with the first matching turn in
-    ``snippet``. ``filters``: scenario, transferred, quality_below, quality_above, prompt_version, tenant
-    (a tenant's slug)."""
+    """Calls of [date_from, date_to] (default: the last 7 days) of ``tenant`` (default every tenant)
+    whose transcript matches ``text`` (full-text, Ukrainian/Russian word forms), newest first, with
+    the first matching turn in ``snippet``. ``filters``: scenario, transferred, quality_below,
+    quality_above, prompt_version."""
     if not text or not text.strip():
         raise InvalidArgument("search needs some text")
     s = store or default_store()
@@ -85,6 +97,7 @@ def search(
             after=cursor,
             limit=min(200, limit - len(rows)),
             tz=s.tz,
+            tenant=tenant,
             **filters,
         )
         rows += page.rows
@@ -137,11 +150,25 @@ COMPARED = (
 )
 
 
-def compare(a: tuple[DateLike, DateLike], b: tuple[DateLike, DateLike], *, store: Store | None = None) -> pl.DataFrame:
-    """Two periods side by side: every summary metric, the change and the relative change (B vs A).
-    Rates are weighted over the calls of each period, never averages of daily averages."""
+def _two_summaries(
+    s: Store, a: tuple[DateLike, DateLike], b: tuple[DateLike, DateLike], tenant: TenantArg
+) -> tuple[metrics.Summary, metrics.Summary]:
+    scope = tenants.scope(s.engine, tenant)
+    return metrics.summary(s.engine, *a, tz=s.tz, tenant=scope), metrics.summary(s.engine, *b, tz=s.tz, tenant=scope)
+
+
+def compare(
+    a: tuple[DateLike, DateLike],
+    b: tuple[DateLike, DateLike],
+    *,
+    tenant: TenantArg = None,
+    store: Store | None = None,
+) -> pl.DataFrame:
+    """Two periods side by side: every summary metric, the change and the relative change (B vs A),
+    over the calls of ``tenant`` (default every tenant). Rates are weighted over the calls of each
+    period, never averages of daily averages."""
     s = store or default_store()
-    sa_, sb = metrics.summary(s.engine, *a, tz=s.tz), metrics.summary(s.engine, *b, tz=s.tz)
+    sa_, sb = _two_summaries(s, a, b, tenant)
     rows = []
     for key, title in COMPARED:
         va, vb = getattr(sa_, key), getattr(sb, key)
@@ -162,11 +189,16 @@ def compare(a: tuple[DateLike, DateLike], b: tuple[DateLike, DateLike], *, store
 
 
 def compare_scenarios(
-    a: tuple[DateLike, DateLike], b: tuple[DateLike, DateLike], *, store: Store | None = None
+    a: tuple[DateLike, DateLike],
+    b: tuple[DateLike, DateLike],
+    *,
+    tenant: TenantArg = None,
+    store: Store | None = None,
 ) -> pl.DataFrame:
-    """Scenario mix of two periods: calls and share of each scenario, and the change of share (points)."""
+    """Scenario mix of two periods: calls and share of each scenario, and the change of share (points),
+    over the calls of ``tenant`` (default every tenant)."""
     s = store or default_store()
-    sa_, sb = metrics.summary(s.engine, *a, tz=s.tz), metrics.summary(s.engine, *b, tz=s.tz)
+    sa_, sb = _two_summaries(s, a, b, tenant)
     keys = sorted(set(sa_.scenarios) | set(sb.scenarios), key=lambda k: -(sb.scenarios.get(k, 0)))
     rows = []
     for k in keys:
@@ -190,28 +222,60 @@ def compare_scenarios(
 @dataclass
 class Lake:
     """The Parquet lake (long ranges without touching PostgreSQL): DuckDB views calls, turns,
-    tool_calls and scores, Hive-partitioned by ``date``."""
+    tool_calls and scores, Hive-partitioned by ``date``. With ``tenants`` (slugs) the views hold those
+    tenants' calls only (the calls' ``tenant`` column) and the turns, tool calls and scores of them."""
 
     path: Path
     tz: str
+    tenants: tenants.Scope = None
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         from . import datalake
 
-        return datalake.query(self.path, query, params, tz=self.tz)
+        if self.tenants is None:
+            return datalake.query(self.path, query, params, tz=self.tz)
+        import duckdb
+
+        con = self.duckdb()
+        try:
+            rel = con.sql(query, params=params)
+            return rel.pl() if rel is not None else pl.DataFrame()
+        except duckdb.Error as exc:
+            raise InvalidArgument(f"lake query failed: {str(exc).strip().splitlines()[0]}") from None
+        finally:
+            con.close()
 
     def load(
         self, table: str, date_from: DateLike = None, date_to: DateLike = None, columns: Sequence[str] | None = None
     ) -> pl.DataFrame:
         from . import datalake
 
-        return datalake.load(self.path, table, date_from, date_to, columns, tz=self.tz)
+        if self.tenants is None:
+            return datalake.load(self.path, table, date_from, date_to, columns, tz=self.tz)
+        # a call's rows are all in the partition of its day: the tenants' calls of the same days pick them
+        calls = datalake.load(self.path, "calls", date_from, date_to, ["id", "tenant"], tz=self.tz)
+        ids = calls.filter(pl.col("tenant").is_in(list(self.tenants)))["id"].to_list()
+        key = "id" if table == "calls" else "call_id"
+        wanted = list(columns) if columns is not None else None
+        read = list(dict.fromkeys([*wanted, key])) if wanted else wanted  # the key filters, then may go
+        frame = datalake.load(self.path, table, date_from, date_to, read, tz=self.tz).filter(pl.col(key).is_in(ids))
+        return frame.select(wanted) if wanted is not None else frame
 
     def duckdb(self):
         """A DuckDB connection with the views, for queries that want DuckDB's own API."""
         from . import datalake
 
-        return datalake.connect(self.path, tz=self.tz)
+        con = datalake.connect(self.path, tz=self.tz)
+        if self.tenants is not None:
+            slugs = ", ".join("'" + slug.replace("'", "''") + "'" for slug in self.tenants)
+            for name in datalake.TABLES:
+                con.execute(f"ALTER VIEW {name} RENAME TO _every_tenant_{name}")
+            con.execute(f"CREATE VIEW calls AS SELECT * FROM _every_tenant_calls WHERE tenant IN ({slugs})")
+            for name in datalake.TABLES:
+                if name != "calls":
+                    every = f"_every_tenant_{name}"
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM {every} WHERE call_id IN (SELECT id FROM calls)")
+        return con
 
     def days(self, table: str = "calls") -> list[date]:
         from . import datalake
@@ -219,37 +283,47 @@ class Lake:
         return [d for d, _ in datalake.partitions(self.path, table)]
 
 
-def lake(path: str | Path | None = None) -> Lake:
+def lake(path: str | Path | None = None, *, tenant: TenantArg = None, store: Store | None = None) -> Lake:
     """The Parquet lake of the settings (``CCA_LAKE_DIR``) or at ``path``. Fill it with
-    ``ccanalytics lake export`` (the scheduler exports every night)."""
+    ``ccanalytics lake export`` (the scheduler exports every night). With ``tenant`` (a slug or several,
+    checked against the database) it reads those tenants' rows only; without, every tenant's."""
     settings = _settings()
-    return Lake(Path(path) if path else settings.resolved_lake_dir(), settings.timezone)
+    scope = tenants.scope((store or default_store()).engine, tenant) if tenant else None
+    return Lake(Path(path) if path else settings.resolved_lake_dir(), settings.timezone, scope)
 
 
 # ------------------------------------------------------------------------------------------ charts
-def plot_calls_by_hour(date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None):
-    """Calls per hour of the day over the period (mean per day)."""
+def plot_calls_by_hour(
+    date_from: DateLike = None, date_to: DateLike = None, *, tenant: TenantArg = None, store: Store | None = None
+):
+    """Calls per hour of the day over the period (mean per day), of ``tenant`` (default every tenant)."""
     s = store or default_store()
-    summary = metrics.summary(s.engine, date_from, date_to, tz=s.tz)
+    summary = metrics.summary(s.engine, date_from, date_to, tz=s.tz, tenant=tenant)
     first, last = timeutil.resolve_days(date_from, date_to, s.tz)
     days = (last - first).days + 1
     return charts.calls_by_hour({h: n / days for h, n in summary.hourly_distribution.items()})
 
 
-_DAILY_MIX = """
+_DAILY_MIX = f"""
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day, c.scenario, count(*) AS calls
-FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end GROUP BY 1, 2 ORDER BY 1
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL} GROUP BY 1, 2 ORDER BY 1
 """
 
 
 def plot_scenario_mix(
-    date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None, top: int = 6
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tenant: TenantArg = None,
+    store: Store | None = None,
+    top: int = 6,
 ):
-    """Scenario mix over time: stacked calls per day, the ``top`` scenarios and the rest."""
+    """Scenario mix over time: stacked calls per day, the ``top`` scenarios and the rest, of ``tenant``."""
     s = store or default_store()
     start, end = timeutil.period_bounds(date_from, date_to, s.tz)
     with s.engine.connect() as conn:
-        rows = conn.execute(sa.text(_DAILY_MIX), {"start": start, "end": end, "tz": s.tz}).all()
+        p = {"start": start, "end": end, "tz": s.tz, **tenants.params(tenants.scope(conn, tenant))}
+        rows = conn.execute(sa.text(_DAILY_MIX), p).all()
     totals: dict[str, int] = {}
     for r in rows:
         totals[r.scenario or "—"] = totals.get(r.scenario or "—", 0) + r.calls
@@ -269,52 +343,64 @@ _LATENCIES = {"stt": "stt_ms", "llm": "llm_ms", "tts": "tts_ms", "response": "re
 
 
 def latencies(
-    component: str = "response", date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None
+    component: str = "response",
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tenant: TenantArg = None,
+    store: Store | None = None,
 ) -> list[float]:
-    """Every measured latency of a component (stt, llm, tts, response) in the period, milliseconds."""
+    """Every measured latency of a component (stt, llm, tts, response) in the period, milliseconds, in
+    the calls of ``tenant`` (default every tenant)."""
     if component not in _LATENCIES:
         raise InvalidArgument(f"component must be one of {', '.join(_LATENCIES)}")
     s = store or default_store()
     start, end = timeutil.period_bounds(date_from, date_to, s.tz)
     with s.engine.connect() as conn:
+        p = {"start": start, "end": end, **tenants.params(tenants.scope(conn, tenant))}
         return [
             float(v)
             for (v,) in conn.execute(
-                sa.text(
-                    f"SELECT unnest({_LATENCIES[component]}) FROM call_metrics "
-                    "WHERE started_at >= :start AND started_at < :end"
-                ),
-                {"start": start, "end": end},
+                sa.text(f"SELECT unnest(m.{_LATENCIES[component]}) FROM ({METRICS_OF_TENANTS}) m"), p
             )
         ]
 
 
 def plot_latency(
-    component: str = "response", date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None
+    component: str = "response",
+    date_from: DateLike = None,
+    date_to: DateLike = None,
+    *,
+    tenant: TenantArg = None,
+    store: Store | None = None,
 ):
-    """The distribution of a component's latency against its p95 budget."""
-    values = latencies(component, date_from, date_to, store=store)
+    """The distribution of a component's latency against its p95 budget, in the calls of ``tenant``."""
+    values = latencies(component, date_from, date_to, tenant=tenant, store=store)
     return charts.latency_distribution(
         values, budget_ms=LATENCY_BUDGETS[component][0], title=labels.COMPONENTS[component]
     )
 
 
-def plot_quality(date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None):
-    """Average score per quality criterion over the period."""
+def plot_quality(
+    date_from: DateLike = None, date_to: DateLike = None, *, tenant: TenantArg = None, store: Store | None = None
+):
+    """Average score per quality criterion over the period, of ``tenant`` (default every tenant)."""
     from .quality.report import quality_report
 
     s = store or default_store()
-    report = quality_report(s.engine, date_from, date_to, tz=s.tz)
+    report = quality_report(s.engine, date_from, date_to, tz=s.tz, tenant=tenant)
     return charts.quality_per_criterion({k: v["avg_score"] for k, v in report["criteria"].items()})
 
 
-def plot_cost_trend(date_from: DateLike = None, date_to: DateLike = None, *, store: Store | None = None):
-    """Cost per call per day, and its components."""
+def plot_cost_trend(
+    date_from: DateLike = None, date_to: DateLike = None, *, tenant: TenantArg = None, store: Store | None = None
+):
+    """Cost per call per day, and its components, of ``tenant`` (default every tenant)."""
     from . import costview
 
     s = store or default_store()
     first, last = timeutil.resolve_days(date_from, date_to, s.tz)
-    days = costview.daily(s.engine, first, last, s.tz)
+    days = costview.daily(s.engine, first, last, s.tz, tenant=tenant)
     if not days:
         raise InvalidArgument("no priced calls in the period (run: ccanalytics cost compute)")
     return charts.stacked_days(

@@ -160,3 +160,32 @@ def test_new_prompt_version_activate_it_and_run_an_ab_test(live_admin, page):
         audited = {r[0] for r in conn.execute(sa.text("SELECT action FROM audit_log WHERE actor = 'olena'"))}
     assert status == "running"
     assert {"prompt.created", "prompt.activated", "ab_test.stopped", "ab_test.created", "ab_test.started"} <= audited
+
+
+def test_the_tenant_selector_scopes_the_journal(live_admin, page):
+    base, engine = live_admin
+    login(page, base)
+    page.goto(f"{base}/calls?from=2026-11-24&to=2026-11-24")
+    assert "Все сети" in page.inner_text("p.scope")
+    assert page.locator("table.calls thead th", has_text="Сеть").count() == 1  # several tenants: a column
+    with page.expect_navigation():
+        page.select_option("header select[name=tenant]", "prokoleso")  # submits itself
+    assert page.url.endswith("/calls?from=2026-11-24&to=2026-11-24")  # back where it was chosen
+    assert page.inner_text("p.scope") == "Сеть «ПроКолесо»"
+    assert page.eval_on_selector("header select[name=tenant]", "el => el.value") == "prokoleso"
+    assert page.locator("table.calls thead th", has_text="Сеть").count() == 0
+    scoped = page.locator("table.calls tbody tr a[href*='/calls/']").count()
+    with engine.connect() as conn:
+        import sqlalchemy as sa
+
+        expected = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM cca_calls c WHERE c.tenant = 'prokoleso' "
+                "AND c.started_at >= :a AND c.started_at < :b"
+            ),
+            {"a": "2026-11-24T00:00:00+02:00", "b": "2026-11-25T00:00:00+02:00"},
+        ).scalar_one()
+    assert expected > 0 and scoped == min(expected, 50)  # the journal's first page of that tenant's calls
+    page.screenshot(path=str(SHOTS / "tenant-selector.png"), full_page=True)
+    page.goto(f"{base}/prompts")  # shared by every tenant: the header says so
+    assert "общее для всех сетей" in page.inner_text("header")

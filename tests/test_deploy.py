@@ -429,10 +429,98 @@ def test_the_grafana_role_script_gives_read_only_access(pg_server, empty_db_url)
             conn.execute("SELECT count(*) FROM cca_daily_stats")  # what the Grafana SQL panels read
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("INSERT INTO cca_daily_stats (stat_date) VALUES ('2026-11-01')")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM cca_daily_stats_tenants")
+        assert _grafana_sql_problems(host, db, "grafana_ro") == []  # every SQL panel and variable runs
+        # the narrow grant of docs/deployment.md is enough for them too
+        grant = re.search(r"GRANT SELECT ON [\w, ]+ TO grafana_ro;", (ROOT / "docs" / "deployment.md").read_text())
+        assert grant, "docs/deployment.md: the narrow grant of Grafana's role"
+        with psycopg.connect(f"host={host} dbname={db} user=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE grafana_narrow LOGIN; GRANT CONNECT ON DATABASE "{db}" TO grafana_narrow')
+            conn.execute("GRANT USAGE ON SCHEMA public TO grafana_narrow")
+            conn.execute(grant.group(0).replace("grafana_ro", "grafana_narrow"))
+        assert _grafana_sql_problems(host, db, "grafana_narrow") == []
+        with psycopg.connect(f"host={host} dbname={db} user=grafana_narrow", autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM users")
     finally:
         with psycopg.connect(pg_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             conn.execute("DROP ROLE IF EXISTS grafana_ro")
+            conn.execute("DROP ROLE IF EXISTS grafana_narrow")
+
+
+def _grafana_sql_problems(host: str, db: str, role: str) -> list[str]:
+    """Every SQL panel (for «Все сети» and for a tenant) and query variable of the dashboards, run as
+    ``role`` over an empty database: what fails (no data is required)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ccanalytics import dashcheck
+
+    engine = create_engine(f"postgresql+psycopg://{role}@/{db}?host={host}", pool_size=1)
+    try:
+        boards = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+        now = datetime.now(UTC)
+        problems = []
+        for tenant in ("*", "shop"):
+            queries = [q for q in dashcheck.dashboard_queries(boards, {"tenant": tenant}) if q.kind == "sql"]
+            assert len(queries) >= 14
+            problems += dashcheck.check_sql(engine, queries, now - timedelta(days=30), now, require_data=False)
+        return [str(p) for p in problems]
+    finally:
+        engine.dispose()
+
+
+def _board(name: str) -> dict:
+    return json.loads((ROOT / "grafana" / "dashboards" / name).read_text(encoding="utf-8"))
+
+
+def test_every_panel_on_daily_figures_or_calls_follows_the_tenant_variable(tmp_path):
+    """The dashboards scope their daily figures and calls by the tenant variable «Сеть» («Все сети» = '*',
+    or a tenant's slug); a panel that ignores it, one that reads the every-tenant table, or a dashboard
+    without the variable fails the check."""
+    from ccanalytics import dashcheck
+
+    boards = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+    assert dashcheck.tenant_problems(boards) == []
+    analytics = _board("cca-analytics.json")
+    variable = analytics["templating"]["list"][0]
+    assert (variable["name"], variable["label"], variable["current"]) == (
+        "tenant",
+        "Сеть",
+        {"text": "Все сети", "value": "*"},
+    )
+    sql_panels = [p for p in analytics["panels"] if p["datasource"]["type"] == "postgres"]
+    assert len(sql_panels) == 13 and all("$tenant" in t["rawSql"] for p in sql_panels for t in p["targets"])
+
+    def problems_of(board: dict) -> list[str]:
+        path = tmp_path / "board.json"
+        path.write_text(json.dumps(board, ensure_ascii=False), encoding="utf-8")
+        return [p.message for p in dashcheck.tenant_problems([path])]
+
+    ignoring = json.loads(json.dumps(analytics))
+    target = ignoring["panels"][0]["targets"][0]
+    target["rawSql"] = target["rawSql"].replace("tenant = '$tenant' AND ", "")
+    assert problems_of(ignoring) == ["reads daily figures or calls but ignores the tenant variable ($tenant)"]
+    commented = json.loads(json.dumps(ignoring))
+    commented["panels"][0]["targets"][0]["rawSql"] += " -- tenant = '$tenant'"
+    assert problems_of(commented) == problems_of(ignoring)  # a comment is no filter
+    every_only = json.loads(json.dumps(analytics))
+    target = every_only["panels"][1]["targets"][0]
+    target["rawSql"] = target["rawSql"].replace("FROM cca_daily_stats_by_tenant", "FROM cca_daily_stats")
+    assert problems_of(every_only) == ["reads cca_daily_stats (every tenant only): read cca_daily_stats_by_tenant"]
+    calls = json.loads(json.dumps(analytics))
+    target = calls["panels"][-1]["targets"][0]
+    target["rawSql"] = target["rawSql"].replace(" AND ('$tenant' = '*' OR c.tenant = '$tenant')", "")
+    assert problems_of(calls) == ["reads daily figures or calls but ignores the tenant variable ($tenant)"]
+    no_variable = json.loads(json.dumps(analytics))
+    no_variable["templating"]["list"] = []
+    assert problems_of(no_variable) == ["the dashboard reads daily figures or calls but has no tenant variable"]
+    multi = json.loads(json.dumps(analytics))
+    multi["templating"]["list"][0].update(multi=True, current={"text": "All", "value": "$__all"})
+    assert problems_of(multi) == [
+        "the tenant variable must be one value at a time (no multi, no «All»); current value «Все сети» = '*'"
+    ]
 
 
 def _documented_backup_tables() -> list[str]:

@@ -197,9 +197,10 @@ def test_same_call_twice_in_one_batch_is_refused(engine):
 
 
 def test_new_customers_get_their_calls_and_existing_ones_are_never_changed(engine):
-    """A caller new to its tenant becomes a customer with the counters of the calls that brought it;
-    from then on the customer is the processor's: later deliveries and a corrected caller link the calls
-    to the right customer and never change a customer's name or counters."""
+    """A caller new to its tenant becomes a customer with the counters of the calls that brought it; a
+    customer ccanalytics created keeps counters equal to its calls through later deliveries (a corrected
+    caller moves a call to the right customer), but its name stays the first one. A customer the
+    processor created is never changed at all."""
     a = make_call(started_at=DEFAULT_START, customer_name="Олег")
     b = make_call(started_at=DEFAULT_START + timedelta(days=2), caller_id="0671234567")  # same phone, national form
     c = make_call(started_at=DEFAULT_START + timedelta(days=1), caller_id="+380501112233")
@@ -209,7 +210,13 @@ def test_new_customers_get_their_calls_and_existing_ones_are_never_changed(engin
     assert rows["+380671234567"].first_call_at == DEFAULT_START
     assert rows["+380671234567"].last_call_at == DEFAULT_START + timedelta(days=2)
     assert rows["+380501112233"].total_calls == 1
-    before = _fetch(engine, "SELECT * FROM customers ORDER BY phone")
+
+    def counters():
+        return {
+            r.phone: (r.name, r.total_calls, r.first_call_at, r.last_call_at)
+            for r in _fetch(engine, "SELECT * FROM customers")
+        }
+
     # the caller of b was wrong and is corrected by re-delivery: the call moves to the other customer
     ingest(engine, dict(b, caller_id="+380501112233", customer_name="Інше ім'я"))
     owner = one(
@@ -223,8 +230,26 @@ def test_new_customers_get_their_calls_and_existing_ones_are_never_changed(engin
         one(engine, "SELECT customer_id FROM calls WHERE id = :id", id=d["call_id"]).customer_id
         == rows["+380671234567"].id
     )
-    # … and no customer changed: name and counters are the processor's
-    assert _fetch(engine, "SELECT * FROM customers ORDER BY phone") == before
+    # … the counters follow the calls, the names stay
+    assert counters() == {
+        "+380671234567": ("Олег", 2, DEFAULT_START, DEFAULT_START + timedelta(days=3)),
+        "+380501112233": (None, 2, DEFAULT_START + timedelta(days=1), DEFAULT_START + timedelta(days=2)),
+    }
+
+    # a customer the processor made is its own: a delivered call links to it and changes nothing
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (id, tenant_id, phone, name, total_calls, first_call_at, last_call_at) "
+                "SELECT gen_random_uuid(), id, '+380939998877', 'Марія', 7, :at, :at FROM tenants"
+            ),
+            {"at": DEFAULT_START - timedelta(days=30)},
+        )
+    before = _fetch(engine, "SELECT * FROM customers WHERE phone = '+380939998877'")
+    e = make_call(started_at=DEFAULT_START + timedelta(days=4), caller_id="+380939998877", customer_name="Інна")
+    ingest(engine, e)
+    assert _fetch(engine, "SELECT * FROM customers WHERE phone = '+380939998877'") == before
+    assert one(engine, "SELECT customer_id FROM calls WHERE id = :id", id=e["call_id"]).customer_id == before[0].id
 
 
 def test_a_caller_is_a_customer_of_each_tenant_it_called(engine):
@@ -349,8 +374,8 @@ def test_concurrent_deliveries_of_the_same_call_store_it_once(engine):
 
 def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine, monkeypatch):
     """Two calls of a caller new to the tenant, written at once. The customer lock serialises the two
-    writers: exactly one customer is made, with the name and counters of the first writer's call, both
-    calls link to it, and the second writer leaves it as it is (an existing customer is the processor's).
+    writers: exactly one customer is made, with the name of the first writer's call, both calls link to
+    it, and the second writer brings its counters up to both calls (it is ccanalytics's customer).
     Here A pauses while making the customer, holding its lock, and B has to wait for A."""
     phone = "+380675550001"
     call_a = make_call(caller_id=phone, started_at=DEFAULT_START, customer_name="Анна")
@@ -412,7 +437,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
         engine, "SELECT id, name, total_calls, first_call_at, last_call_at FROM customers WHERE phone = :p", p=phone
     )
     assert len(rows) == 1
-    assert tuple(rows[0])[1:] == ("Анна", 1, DEFAULT_START, DEFAULT_START)
+    assert tuple(rows[0])[1:] == ("Анна", 2, DEFAULT_START, DEFAULT_START + timedelta(minutes=5))
     linked = _fetch(engine, "SELECT customer_id FROM calls WHERE caller_id = :p", p=phone)
     assert [r.customer_id for r in linked] == [rows[0].id] * 2
 

@@ -57,31 +57,33 @@ class Truth:
         return round(100 * self.transferred / self.total_calls, 2) if self.total_calls else None
 
 
-def truth(engine, first: date, last: date) -> Truth:
-    """The figures recomputed in Python from the raw rows of calls, call_scores, cca_call_costs and call_metrics."""
+def truth(engine, first: date, last: date, tenant: str | None = None) -> Truth:
+    """The figures recomputed in Python from the raw rows of calls, call_scores, cca_call_costs and
+    call_metrics; of one tenant's calls (its slug) or of every call."""
     start, end = timeutil.period_bounds(first, last, TZ)
     with engine.connect() as conn:
         everyone = conn.execute(
             sa.text(
-                "SELECT c.id, c.started_at, c.customer_id, c.transferred_to_operator, "
+                "SELECT c.id, c.started_at, c.customer_id, c.transferred_to_operator, t.slug AS tenant, "
                 "CASE WHEN s.call_id IS NULL THEN c.quality_score ELSE s.overall_score END AS quality_score, "
                 "CASE WHEN k.call_id IS NULL THEN c.total_cost_usd ELSE k.total_usd END AS total_cost_usd "
                 "FROM calls c LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at "
-                "LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current"
+                "LEFT JOIN call_scores s ON s.call_id = c.id AND s.is_current LEFT JOIN tenants t ON t.id = c.tenant_id"
             )
         ).all()
         replies = (
             conn.execute(
                 sa.text(
-                    "SELECT x FROM call_metrics m JOIN calls c ON c.id = m.call_id, unnest(m.response_ms) x "
-                    "WHERE c.started_at >= :s AND c.started_at < :e"
+                    "SELECT x FROM call_metrics m JOIN calls c ON c.id = m.call_id "
+                    "LEFT JOIN tenants t ON t.id = c.tenant_id, unnest(m.response_ms) x "
+                    "WHERE c.started_at >= :s AND c.started_at < :e AND (CAST(:t AS text) IS NULL OR t.slug = :t)"
                 ),
-                {"s": start, "e": end},
+                {"s": start, "e": end, "t": tenant},
             )
             .scalars()
             .all()
         )
-    calls = [c for c in everyone if start <= c.started_at < end]
+    calls = [c for c in everyone if start <= c.started_at < end and tenant in (None, c.tenant)]
     window = timedelta(days=definitions.FCR_WINDOW_DAYS)
 
     def called_again(c) -> bool:
@@ -239,6 +241,46 @@ def test_every_place_shows_the_figures_recomputed_from_the_calls(demo, demo_url,
         assert_matches(f"lake {row['day']}", row, t, keys=keys)
 
 
+def stored_figures(r) -> dict:
+    """The compared figures of a daily_stats row (cca_daily_stats, cca_daily_stats_tenants)."""
+    return {
+        "total_calls": r.total_calls,
+        "resolved_by_bot_pct": definitions.rate_pct(r.resolved_by_bot, r.total_calls),
+        "transferred_to_operator_pct": definitions.rate_pct(r.transferred, r.total_calls),
+        "avg_quality_score": r.avg_quality_score,
+        "avg_cost_per_call_usd": definitions.cost_per_call(r.total_cost_usd, r.costed_calls),
+        "response_p95_ms": r.response_p95_ms,
+        "first_contact_resolution_pct": definitions.rate_pct(r.first_contact_resolved, r.total_calls),
+    }
+
+
+def test_each_tenants_daily_row_equals_its_summary_and_all_equals_the_whole(demo):
+    """Per tenant: its row of each day (cca_daily_stats_by_tenant) shows what metrics.summary(tenant=) and
+    the calls recomputed directly show for that tenant's calls only; the row over every tenant shows the
+    whole. Unique callers too (a number that called both tenants is a customer of each)."""
+    with demo.connect() as conn:
+        slugs = conn.execute(sa.text("SELECT slug FROM tenants ORDER BY slug")).scalars().all()
+        rows = {(r.stat_date, r.tenant): r for r in conn.execute(sa.text("SELECT * FROM cca_daily_stats_by_tenant"))}
+    assert slugs == ["prokoleso", "shinservice"]
+    for d in DAYS:
+        totals = []
+        for slug in [*slugs, None]:
+            r = rows[(d, slug or metrics.ALL_TENANTS)]
+            s = metrics.summary(demo, d, d, tz=TZ, tenant=slug).to_dict()
+            stored = stored_figures(r)
+            assert_matches(f"daily_stats {d} {slug}", stored, truth(demo, d, d, slug), keys=tuple(stored))
+            assert_matches(f"summary {d} {slug}", s, truth(demo, d, d, slug), keys=tuple(stored))
+            for key, value in stored.items():  # the summary is rounded as shown (2 decimals %, 1 ms, 4 quality)
+                tolerance = 0.0051 if key.endswith("_pct") else 0.051 if key.endswith("_ms") else 5.1e-5
+                assert close(value, s[key], rel=0, abs_=tolerance), (d, slug, key, value, s[key])
+            assert r.unique_callers == s["customers"], (d, slug)
+            totals.append(r.total_calls)
+        assert totals[0] and totals[1] and totals[0] + totals[1] == totals[2], (d, totals)
+        # the tenants' percentiles are their own: not the day's, and not an average of theirs
+        ps = [rows[(d, t)].response_p95_ms for t in [*slugs, metrics.ALL_TENANTS]]
+        assert len(set(ps)) == 3, (d, ps)
+
+
 GRAFANA_PANELS = {  # panel title of grafana/dashboards/cca-analytics.json -> (column, figure, scale)
     "Средняя стоимость звонка по дням": ("$ за звонок", "avg_cost_per_call_usd", 1.0),
     "Качество по дням": ("средняя оценка", "avg_quality_score", 1.0),
@@ -261,20 +303,52 @@ def test_grafana_panels_show_the_recomputed_figures(demo):
     }
     missing = set(GRAFANA_PANELS) - set(queries)
     assert not missing, f"panels renamed? {missing}; panels: {sorted(queries)}"
-    for d in SOME_DAYS:
-        t = truth(demo, d, d)
-        start, end = timeutil.period_bounds(d, d, TZ)
-        for title, (column, key, scale) in GRAFANA_PANELS.items():
-            sql = dashcheck.expand_sql_macros(queries[title], start, end - timedelta(seconds=1))
-            with demo.connect() as conn:  # Grafana SQL is not a DB-API template: the driver's own execute
-                cur = conn.connection.driver_connection.execute(sql)
-                names = [c.name for c in cur.description]
-                rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-            value = next(r[column] for r in rows if r["time"].date() == d)
-            expected = getattr(t, key)
-            # the panels round percentages to one decimal
-            tolerance = 0.051 if key.endswith("_pct") or key.endswith("_ms") else 1e-6
-            assert close(float(value) * scale, expected, rel=0, abs_=tolerance), (title, d, value, expected)
+    # the tenant variable («Сеть»): «Все сети» and each tenant, as its query lists them
+    variable = next(q for q in dashcheck.dashboard_queries([board]) if q.role == "variable")
+    with demo.connect() as conn:
+        options = conn.connection.driver_connection.execute(variable.text).fetchall()
+    assert options == [("*", "Все сети"), ("prokoleso", "ПроКолесо"), ("shinservice", "Шинсервіс")]
+    for value, _text in options:
+        queries = {
+            q.origin.split(" / ", 1)[1].rsplit(" / ", 1)[0]: q.text
+            for q in dashcheck.dashboard_queries([board], {"tenant": value})
+            if q.kind == "sql"
+        }
+        for d in SOME_DAYS:
+            t = truth(demo, d, d, None if value == metrics.ALL_TENANTS else value)
+            start, end = timeutil.period_bounds(d, d, TZ)
+            for title, (column, key, scale) in GRAFANA_PANELS.items():
+                sql = dashcheck.expand_sql_macros(queries[title], start, end - timedelta(seconds=1))
+                with demo.connect() as conn:  # Grafana SQL is not a DB-API template: the driver's own execute
+                    cur = conn.connection.driver_connection.execute(sql)
+                    names = [c.name for c in cur.description]
+                    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+                of_day = [r[column] for r in rows if r["time"].date() == d]
+                assert len(of_day) == 1, (title, value, d, rows)  # one scope's row, not the tenants' and all's
+                value_shown = of_day[0]
+                expected = getattr(t, key)
+                # the panels round percentages to one decimal
+                tolerance = 0.051 if key.endswith("_pct") or key.endswith("_ms") else 1e-6
+                assert close(float(value_shown) * scale, expected, rel=0, abs_=tolerance), (
+                    title,
+                    value,
+                    d,
+                    value_shown,
+                    expected,
+                )
+        # the A/B panel counts the tenant's calls of the running test only
+        start, end = timeutil.period_bounds(DAYS[-1], END, TZ)
+        sql = dashcheck.expand_sql_macros(queries["A/B-тесты: сравнение вариантов за период"], start, end)
+        with demo.connect() as conn:
+            shown = sum(r[2] for r in conn.connection.driver_connection.execute(sql).fetchall())
+            expected = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM cca_calls c WHERE c.ab_test_id IS NOT NULL AND c.started_at >= :s "
+                    "AND c.started_at <= :e AND (:t = '*' OR c.tenant = :t)"
+                ),
+                {"s": start, "e": end, "t": value},
+            ).scalar_one()
+        assert shown == expected and shown > 0, (value, shown, expected)
 
 
 def test_the_exporter_counts_the_calls_and_its_cost_components_add_up(demo):

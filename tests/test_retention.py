@@ -62,7 +62,20 @@ def stats(engine, first: date, last: date) -> dict[date, dict]:
         return {r.stat_date: dict(r._mapping) for r in rows}
 
 
-def without(rows: dict[date, dict], *keys: str) -> dict[date, dict]:
+def tenant_stats(engine, first: date, last: date) -> dict[tuple[date, str], dict]:
+    """The tenants' rows of daily_stats (cca_daily_stats_tenants) by day and tenant slug."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT * FROM cca_daily_stats_by_tenant WHERE tenant <> '*' AND stat_date BETWEEN :a AND :b "
+                "ORDER BY stat_date, tenant"
+            ),
+            {"a": first, "b": last},
+        )
+        return {(r.stat_date, r.tenant): dict(r._mapping) for r in rows}
+
+
+def without(rows: dict, *keys: str) -> dict:
     return {d: {k: v for k, v in r.items() if k not in keys} for d, r in rows.items()}
 
 
@@ -124,6 +137,9 @@ def test_purge_drops_old_partitions_and_trims_the_boundary(engine, history):
         kept = scalar(engine, f"SELECT count(*) FROM {table} WHERE call_id = :id", id=c["jan26"]["call_id"])
         assert (table, gone, kept) == (table, 0, 1)
     assert scalar(engine, "SELECT min(stat_date) FROM cca_daily_stats") == date(2025, 6, 15)
+    # the tenants' rows of the days with calls go with them: 2025-05-20 and 2025-06-10
+    assert steps[("daily_stats_tenants", "delete", "daily_stats_tenants")] == 2
+    assert scalar(engine, "SELECT min(stat_date) FROM cca_daily_stats_tenants") == date(2025, 6, 20)
     # per-call metrics outlive the transcript they were derived from
     assert scalar(engine, "SELECT turns FROM call_metrics WHERE call_id = :id", id=c["jan26"]["call_id"]) == 5
 
@@ -139,11 +155,14 @@ def test_dry_run_reports_and_changes_nothing(engine, history):
     assert [s.to_dict() for s in dry.steps] == [s.to_dict() for s in real.steps]
     assert dry.rows()["call_turns"] == real.rows()["call_turns"] == 5 * 5  # may, jun10, jun20, jan, mar05
     assert dry.rows()["calls"] == 2 and dry.rows()["daily_stats"] == 45  # 2025-05-01 … 2025-06-14
+    assert dry.rows()["daily_stats_tenants"] == 2  # the two days with calls among them
 
 
 def test_daily_stats_identical_after_purge_and_recompute(engine, history):
     kept_first = date(2025, 6, 15)
     computed = stats(engine, kept_first, TODAY - timedelta(days=1))
+    by_tenant = tenant_stats(engine, kept_first, TODAY - timedelta(days=1))
+    assert len(by_tenant) == 5  # the shop's days with calls
     # a call whose metrics nobody derived yet: they must be derived from the transcript before the
     # transcript goes, or a later daily_stats run would see 0 turns
     with engine.begin() as conn:
@@ -153,17 +172,20 @@ def test_daily_stats_identical_after_purge_and_recompute(engine, history):
     assert result.metrics_derived == 1
     assert scalar(engine, "SELECT turns FROM call_metrics WHERE call_id = :id", id=history["jan26"]["call_id"]) == 5
     assert stats(engine, kept_first, TODAY - timedelta(days=1)) == computed  # the purge itself changes none
+    assert tenant_stats(engine, kept_first, TODAY - timedelta(days=1)) == by_tenant
 
     run = metrics.compute_daily_stats(engine, kept_first, TODAY - timedelta(days=1), tz=TZ)
     # only the day whose metrics row was re-derived is recomputed — to the very same figures
     assert run.days_computed == [date(2026, 1, 15)]
     ignore = ("computed_at", "source_fingerprint")
     assert without(stats(engine, kept_first, TODAY - timedelta(days=1)), *ignore) == without(computed, *ignore)
+    assert without(tenant_stats(engine, kept_first, TODAY - timedelta(days=1)), *ignore) == without(by_tenant, *ignore)
     assert metrics.compute_daily_stats(engine, kept_first, TODAY - timedelta(days=1), tz=TZ).days_computed == []
 
     full = metrics.compute_daily_stats(engine, kept_first, TODAY - timedelta(days=1), tz=TZ, incremental=False)
     assert len(full.days_computed) == (TODAY - kept_first).days
     assert without(stats(engine, kept_first, TODAY - timedelta(days=1)), *ignore) == without(computed, *ignore)
+    assert without(tenant_stats(engine, kept_first, TODAY - timedelta(days=1)), *ignore) == without(by_tenant, *ignore)
     jan = stats(engine, date(2026, 1, 15), date(2026, 1, 15))[date(2026, 1, 15)]
     assert jan["total_calls"] == 1 and jan["response_p95_ms"] is not None and jan["stt_reasks"] == 0
 

@@ -348,11 +348,41 @@ def test_partition_maintenance_cooperates_with_foreign_partitions(engine):
         "VALUES (:id, now(), 'llm', 'm', 'r', 1.01, '{}')",
         "INSERT INTO scoring_queue (call_id, started_at, status) VALUES (:id, now(), 'lost')",
         "INSERT INTO cca_daily_stats (stat_date, total_calls, resolved_by_bot, transferred) VALUES ('2026-01-01', 5, 4, 3)",
+        "INSERT INTO cca_daily_stats_tenants (stat_date, tenant_id, total_calls, resolved_by_bot, transferred) "
+        "VALUES ('2026-01-01', :id, 5, 4, 3)",
+        "INSERT INTO cca_daily_stats_tenants (stat_date, tenant_id, stt_reasks) VALUES ('2026-01-01', NULL, 1)",
     ],
 )
 def test_constraints_keep_ccanalyticss_own_data_sane_even_for_direct_writers(engine, sql):
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text(sql), {"id": uuid.uuid4()})
+
+
+def test_the_tenants_daily_rows_have_the_figure_columns_of_the_whole_and_the_view_shows_both(engine):
+    """cca_daily_stats_tenants (migration 016) holds the same figures as cca_daily_stats, with the same
+    types, defaults and checks: a column added to one must be added to the other and to the view."""
+    columns = (
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid) "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = to_regclass(:t) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+    )
+    checks = "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'c'"
+    with engine.connect() as conn:
+        whole = conn.execute(sa.text(columns), {"t": "cca_daily_stats"}).all()
+        tenants = conn.execute(sa.text(columns), {"t": "cca_daily_stats_tenants"}).all()
+        view = [r[0] for r in conn.execute(sa.text(columns), {"t": "cca_daily_stats_by_tenant"})]
+        whole_checks = sorted(conn.execute(sa.text(checks), {"t": "cca_daily_stats"}).scalars())
+        tenant_checks = sorted(conn.execute(sa.text(checks), {"t": "cca_daily_stats_tenants"}).scalars())
+        key = conn.execute(
+            sa.text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'p'"
+            ),
+            {"t": "cca_daily_stats_tenants"},
+        ).scalar_one()
+    assert tenants == [*whole, ("tenant_id", "uuid", True, None)]
+    assert tenant_checks == whole_checks and len(whole_checks) > 10
+    assert key == "PRIMARY KEY (stat_date, tenant_id)"
+    assert view == ["tenant", "tenant_id", *[r[0] for r in whole]]
 
 
 @pytest.mark.parametrize(

@@ -106,15 +106,19 @@ def test_funnel_and_transfers_add_up(demo_store):
 EXPLORE = ["explore_funnel", "explore_repeat_callers", "explore_latency", "explore_transfers"]
 
 
-@pytest.mark.parametrize("period", [(FIRST, LAST), ("2020-01-01", "2020-01-07")], ids=["demo", "empty"])
-def test_exploratory_notebooks_run_on_demo_data(demo_url, tmp_path, monkeypatch, period):
+@pytest.mark.parametrize(
+    ("period", "tenant"),
+    [((FIRST, LAST), None), (("2020-01-01", "2020-01-07"), None), ((FIRST, LAST), "prokoleso")],
+    ids=["demo", "empty", "one-tenant"],
+)
+def test_exploratory_notebooks_run_on_demo_data(demo_url, tmp_path, monkeypatch, period, tenant):
     monkeypatch.setenv("CCA_DATABASE_URL", demo_url)
     for name in EXPLORE:
         out = tmp_path / f"{name}.ipynb"
         papermill.execute_notebook(
             str(reports.notebooks_dir() / f"{name}.ipynb"),
             str(out),
-            parameters={"date_from": period[0], "date_to": period[1]},
+            parameters={"date_from": period[0], "date_to": period[1], "tenant": tenant},
             kernel_name="python3",
             cwd=str(reports.notebooks_dir()),
             progress_bar=False,
@@ -122,6 +126,8 @@ def test_exploratory_notebooks_run_on_demo_data(demo_url, tmp_path, monkeypatch,
         nb = nbformat.read(out, as_version=4)
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"], name
+        covered = "Сети: «ПроКолесо»." if tenant else "Сети: все сети."
+        assert any(covered in "".join(o.get("text", "")) for o in outputs), name
         assert any("Период:" in "".join(o.get("text", "")) for o in outputs), name
 
 

@@ -24,11 +24,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.json.ensure_ascii = False
 
-    from . import abtests, api, auth, dashboard, db, health, journal, overview, prom, prompts, requestlog, suggestions
+    from . import (
+        abtests,
+        api,
+        auth,
+        dashboard,
+        db,
+        health,
+        journal,
+        overview,
+        prom,
+        prompts,
+        requestlog,
+        suggestions,
+        tenancy,
+    )
 
     db.init_app(app)  # the engine; a 503 page with a banner while the database is unreachable
     auth.init_app(app, config)  # secret key, session cookie, login required on every non-public route
     requestlog.init_app(app)  # request ids and one access-log line per request (runs first and last)
+    tenancy.init_app(app)  # the tenants a request covers; the header's «Сеть» selector
     app.register_blueprint(health.bp)
     app.register_blueprint(overview.bp)
     app.register_blueprint(journal.bp)

@@ -5,6 +5,10 @@ HTTP status. Query parameters and bodies are declared per view (``@query``, ``@j
 webapp/apiparams.py) and validated strictly — unknown or repeated parameters, bad dates, ids and JSON
 are 400s — and the same declarations feed the OpenAPI document (webapp/openapi.py). Writes are
 recorded in the audit log.
+
+Views over calls take ``?tenant=`` (``TENANT``) and read through :func:`webapp.tenancy.scope`: a reader
+limited to tenants sees only theirs (another tenant's call is a 404, as if it did not exist); prompts,
+A/B tests and suggestions are shared by every tenant.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from ccanalytics import auth, experiments, metrics, optimizer, prompts, timeutil
-from ccanalytics.errors import Conflict, IngestValidationError, InvalidArgument, NotFound
+from ccanalytics import auth, experiments, metrics, optimizer, prompts, tenants, timeutil
+from ccanalytics.errors import Conflict, Forbidden, IngestValidationError, InvalidArgument, NotFound
 from ccanalytics.ingest import ingest
 from ccanalytics.quality import review
 from ccanalytics.quality.report import quality_report
 from ccanalytics.store import Store
 
+from . import tenancy
 from .apiparams import (
     MAX_DATE,
     MIN_DATE,
+    TENANT,
     BodyField,
     Param,
     clean,
@@ -130,8 +136,17 @@ SCORE = {"minimum": 0.0, "maximum": 1.0}
 @role_required(*ALL_ROLES)
 @query()
 def me(q):
-    """Who am I: the user or token of this request and its role."""
+    """Who am I: the user or token of this request, its role and the tenants it may read (null: every tenant)."""
     return ok(current_principal().to_dict())
+
+
+@bp.get("/tenants")
+@query()
+def list_tenants(q):
+    """The tenants (retail networks) the reader may see: slug and name; the slugs ``?tenant=`` takes."""
+    limit = tenancy.allowed()
+    found = [t for t in tenants.list_tenants(get_engine()) if limit is None or t.slug in limit]
+    return ok([{"slug": t.slug, "name": t.name} for t in found])
 
 
 @bp.get("/openapi.json")
@@ -155,6 +170,7 @@ def openapi(q):
     Param("prompt_version", "text", "Prompt version label, e.g. tire_agent@v2; repeat for several.", repeated=True),
     Param("page", "int", "Page number, 1-based.", default=1, minimum=1, maximum=MAX_RESULT_WINDOW),
     Param("page_size", "int", "Calls per page.", default=50, minimum=1, maximum=MAX_PAGE_SIZE),
+    TENANT,
 )
 def list_calls(q):
     """Calls of a period, newest first, one page at a time (phones masked). Default: the last 30 days."""
@@ -176,6 +192,7 @@ def list_calls(q):
         quality_below=q["quality_below"],
         quality_above=q["quality_above"],
         prompt_version=q["prompt_version"] or None,
+        tenant=tenancy.scope(),
         limit=offset + size + 1,
         newest_first=True,
     )
@@ -193,12 +210,12 @@ def list_calls(q):
 
 
 @bp.get("/analytics/calls/<call_id>")
-@query()
+@query(TENANT)
 def get_call(q, call_id: str):
-    """One call with its turns and tool calls (phone masked)."""
+    """One call with its turns and tool calls (phone masked). A call of another tenant is a 404."""
     cid = parse_uuid(call_id)
     store = Store(get_engine(), tz=_tz())
-    found = store.calls(MIN_DATE, MAX_DATE, call_ids=[cid], details=True)
+    found = store.calls(MIN_DATE, MAX_DATE, call_ids=[cid], details=True, tenant=tenancy.scope())
     if found.is_empty():
         raise NotFound(f"call {cid} does not exist")
     call = _records(found, ("quality_details", "cost_breakdown", "usage"))[0]
@@ -213,6 +230,7 @@ def get_call(q, call_id: str):
     Param("period", "enum", "Bucket size.", default="day", choices=metrics.PERIODS),
     DATE_FROM,
     DATE_TO,
+    TENANT,
 )
 def summary(q):
     """One summary per day, week (Mon–Sun) or month of the range; default: the current period."""
@@ -223,16 +241,16 @@ def summary(q):
     buckets = len(metrics.period_buckets(q["period"], first, last))
     if buckets > MAX_SUMMARY_BUCKETS:
         raise InvalidArgument(f"the range has {buckets} {q['period']}s; at most {MAX_SUMMARY_BUCKETS} per request")
-    found = metrics.summaries(get_engine(), q["period"], first, last, tz=_tz())
+    found = metrics.summaries(get_engine(), q["period"], first, last, tz=_tz(), tenant=tenancy.scope())
     return ok([s.to_dict() for s in found])
 
 
 @bp.get("/analytics/quality")
-@query(DATE_FROM, DATE_TO)
+@query(DATE_FROM, DATE_TO, TENANT)
 def quality(q):
     """Quality of a period: averages per criterion and scenario, trend, queues, judges. Default: 7 days."""
     first, last = _days(q, default_days=7)
-    return ok(quality_report(get_engine(), first, last, tz=_tz()))
+    return ok(quality_report(get_engine(), first, last, tz=_tz(), tenant=tenancy.scope()))
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -534,21 +552,23 @@ def decide_suggestion(q, suggestion_id: str, b):
 @query(
     Param("status", "enum", "Only items in this status.", choices=review.STATUSES),
     Param("limit", "int", "At most this many items.", default=50, minimum=1, maximum=200),
+    TENANT,
 )
 def review_queue(q):
     """The manual review queue (lowest scores first) and its counts per status."""
     engine = get_engine()
-    items = review.list_items(engine, status=q["status"], limit=q["limit"])
-    return ok({"items": [asdict(i) for i in items], "counts": review.counts(engine)})
+    scope = tenancy.scope()
+    items = review.list_items(engine, status=q["status"], limit=q["limit"], tenant=scope)
+    return ok({"items": [asdict(i) for i in items], "counts": review.counts(engine, tenant=scope)})
 
 
 @bp.post("/review/<call_id>/take")
 @query()
 @json_body({}, optional=True)
 def review_take(q, call_id: str, b):
-    """Start reviewing a call (new → in_review, assigned to you)."""
+    """Start reviewing a call (new → in_review, assigned to you). A call of another tenant is a 404."""
     cid = parse_uuid(call_id)
-    review.take(get_engine(), cid, _actor())
+    review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())
     _audit("review.taken", "call", cid)
     return ok({"call_id": cid, "status": "in_review", "assigned_to": _actor()})
 
@@ -562,14 +582,29 @@ def review_take(q, call_id: str, b):
     }
 )
 def review_resolve(q, call_id: str, b):
-    """Resolve a review with a verdict per criterion (stored as labels for judge calibration)."""
+    """Resolve a review with a verdict per criterion (stored as labels for judge calibration). A call of
+    another tenant is a 404."""
     cid = parse_uuid(call_id)
-    stored = review.resolve(get_engine(), cid, _actor(), b["verdicts"], b["comment"])
+    stored = review.resolve(get_engine(), cid, _actor(), b["verdicts"], b["comment"], tenant=tenancy.scope())
     _audit("review.resolved", "call", cid, {"verdicts": b["verdicts"], "comment": b["comment"]})
     return ok({"call_id": cid, "status": "resolved", "labels_stored": stored})
 
 
 # ------------------------------------------------------------------------------------------- ingest
+def _check_ingest_tenants(payload: dict | list) -> None:
+    """A reader limited to tenants writes only their calls: each record names one of them."""
+    limit = tenancy.allowed()
+    if limit is None:
+        return
+    for record in payload if isinstance(payload, list) else [payload]:
+        slug = record.get("tenant") if isinstance(record, dict) else None
+        if not isinstance(slug, str) or slug.strip().lower() not in limit:
+            raise Forbidden(
+                f"this token may write only calls of {', '.join(limit)}: each call must name one of them as its tenant",
+                details={"tenants": list(limit), "tenant": slug if isinstance(slug, str) else None},
+            )
+
+
 @bp.post("/calls")
 @role_required("admin", "service")
 @query(
@@ -583,10 +618,12 @@ def review_resolve(q, call_id: str, b):
 )
 def ingest_calls(q):
     """Ingest one call log (a JSON object) or a batch (an array), atomically. Re-delivery of an
-    identical call is a no-op (``unchanged``)."""
+    identical call is a no-op (``unchanged``). A token limited to tenants must name one of them as each
+    call's ``tenant`` (403 otherwise)."""
     payload = read_json(limit=MAX_INGEST_BYTES)
     if not isinstance(payload, dict | list):
         raise InvalidArgument("the body must be a call log (an object) or a batch of them (an array)")
+    _check_ingest_tenants(payload)
     try:
         result = ingest(get_engine(), payload, on_conflict=q["on_conflict"])
     except IngestValidationError as exc:

@@ -118,6 +118,17 @@ class Param:
         return {"type": "array", "items": base} if self.repeated else base
 
 
+# the tenant scope of a view (webapp/tenancy.py reads it): declared by every view over calls
+TENANT = Param(
+    "tenant",
+    "text",
+    "Only this tenant's calls: a slug from GET /tenants; repeat for several. Default: every tenant the reader may "
+    "see. A tenant outside the reader's tenants is 403, an unknown slug 400.",
+    repeated=True,
+    max_length=100,
+)
+
+
 @dataclass(frozen=True)
 class BodyField:
     """One field of a JSON object body."""

@@ -13,7 +13,8 @@ without doing anything:
   CSRF token — form field ``csrf_token`` (``{{ csrf_field() }}`` in a template) or header
   ``X-CSRF-Token`` (400 otherwise). Bearer-token requests need none (browsers never send them).
 
-Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``.
+Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``. A Principal
+carries the tenants it is limited to; webapp/tenancy.py turns them into each request's scope.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Principal:
     id: int
     name: str
     role: str
+    tenants: tuple[str, ...] | None = None  # the tenants (slugs) it may read; None: every tenant
 
     @property
     def actor(self) -> str:
@@ -72,7 +74,13 @@ class Principal:
         return self.name if self.kind == "user" else f"token:{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "role": self.role, "actor": self.actor}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "role": self.role,
+            "actor": self.actor,
+            "tenants": list(self.tenants) if self.tenants is not None else None,
+        }
 
 
 def current_principal() -> Principal | None:
@@ -236,7 +244,7 @@ def _authenticate(is_api: bool) -> Principal | None:
         token = auth.check_token(engine, credentials.strip())
         if token is None:
             raise Unauthorized("the API token is unknown or revoked")
-        return Principal("token", token.id, token.name, token.role)
+        return Principal("token", token.id, token.name, token.role, token.tenants)
     uid = session.get("uid")
     if not isinstance(uid, int):
         return None
@@ -245,7 +253,7 @@ def _authenticate(is_api: bool) -> Principal | None:
         session.pop("uid", None)
         session.pop("stamp", None)
         return None
-    return Principal("user", user.id, user.username, user.role)
+    return Principal("user", user.id, user.username, user.role, user.tenants)
 
 
 def _authorize(principal: Principal | None, roles: frozenset[str]) -> None:

@@ -1,7 +1,8 @@
 """The dashboard (Russian UI): key numbers of a day against a normal day (the 7 days before it),
 quality and cost trends, the latest alerts, running A/B tests, the review queue, and links to (and
 an embedded panel of) the Grafana dashboards when ``GRAFANA_URL`` is configured. Thin: ccanalytics
-computes everything."""
+computes everything, over the tenants chosen in the header (webapp/tenancy.py); running A/B tests are
+shared by every tenant."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ccanalytics import alerts, charts, costview, dailyreport, definitions, expe
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.quality.report import quality_report
 
+from . import tenancy
 from .db import get_engine
 from .prompts import page_context
 
@@ -94,18 +96,21 @@ def index():
     tz = current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
     day, trend_days = _day(tz), _trend_days()
     engine = get_engine()
-    today = metrics.summary(engine, day, day, tz=tz)
+    scope = tenancy.scope()
+    today = metrics.summary(engine, day, day, tz=tz, tenant=scope)
     week_first, week_last = definitions.comparison_window(day)
     first = day - timedelta(days=trend_days - 1)
-    quality = quality_report(engine, first, day, tz=tz)
-    costs = costview.daily(engine, first, day, tz)
-    events = alerts.history(engine, limit=ALERTS_SHOWN)
+    quality = quality_report(engine, first, day, tz=tz, tenant=scope)
+    costs = costview.daily(engine, first, day, tz, tenant=scope)
+    # alerts are evaluated over every tenant together: shown on the page of every tenant only
+    events = alerts.history(engine, limit=ALERTS_SHOWN) if scope is None else None
+    numbers = dailyreport.day_against_normal(engine, day, tz=tz, partial=day == timeutil.today(tz), tenant=scope)
     return render_template(
         "dashboard.html",
         day=day,
         is_today=day == timeutil.today(tz),
         trend_days=trend_days,
-        numbers=dailyreport.day_against_normal(engine, day, tz=tz, partial=day == timeutil.today(tz)),
+        numbers=numbers,
         summary=today,
         week_first=week_first,
         week_last=week_last,

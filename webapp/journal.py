@@ -1,4 +1,6 @@
-"""The call journal and the call details pages (Russian UI). Thin: ccanalytics.journal does the work."""
+"""The call journal and the call details pages (Russian UI). Thin: ccanalytics.journal does the work.
+Every list, export, call and review action covers the tenants chosen in the header (webapp/tenancy.py):
+a call of another tenant is a 404 page, as if it did not exist."""
 
 from __future__ import annotations
 
@@ -8,16 +10,24 @@ from functools import lru_cache
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import auth, charts, journal, labels, recorded
+from ccanalytics import auth, charts, journal, labels, recorded, tenants
 from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, signed
 
+from . import tenancy
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
 from .overview import SCENARIO_NAMES, TRANSFER_REASONS, scenario_ru
 
 bp = Blueprint("journal", __name__)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound):
+    return render_template("page_error.html", title="Не найдено", message=exc.message, links="scoped"), 404
+
+
 CRITERIA_RU = labels.CRITERIA
 # the reviewer's verdict per criterion: form value → score (None: not applicable)
 VERDICTS = (("1", "1 — да"), ("0.75", "0,75"), ("0.5", "0,5 — частично"), ("0.25", "0,25"), ("0", "0 — нет"))
@@ -57,6 +67,7 @@ def _search(after: str | None, limit: int):
         text=args.get("q") or None,
         sort=args.get("sort", "date"),
         descending=args.get("order", "desc") != "asc",
+        tenant=tenancy.scope(),
         after=after,
         limit=limit,
         tz=current_app.config["TIMEZONE"],
@@ -68,9 +79,12 @@ def index():
     args = request.args
     page = _search(args.get("after") or None, 50)
     filters = {k: v for k, v in args.items() if k != "after" and v}
+    scope = tenancy.scope()
     return render_template(
         "journal.html",
         page=page,
+        show_tenant=scope is None or len(scope) > 1,
+        tenant_names={t.slug: t.name or t.slug for t in tenants.list_tenants(get_engine())},
         filters=filters,
         query=args.get("q", ""),
         scenarios=SCENARIO_NAMES,
@@ -93,6 +107,7 @@ CSV_COLUMNS = (
     ("prompt_version", "Промпт"),
     ("order_id", "Заказ"),
     ("fitting_booking_id", "Запись"),
+    ("tenant", "Сеть"),
 )
 CSV_MAX_ROWS = 10_000
 
@@ -148,7 +163,10 @@ def _cached_chart(key: tuple) -> Markup:
 
 
 def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, form: dict | None = None):
-    data = journal.call_detail(get_engine(), call_id, tz=current_app.config["TIMEZONE"])
+    try:
+        data = journal.call_detail(get_engine(), call_id, tz=current_app.config["TIMEZONE"], tenant=tenancy.scope())
+    except NotFound:  # no such call, or another tenant's: the same answer
+        raise NotFound(f"Звонка {call_id[:40]} нет.") from None
     principal = current_principal()
     page = render_template(
         "call.html",
@@ -188,7 +206,7 @@ def review_take(call_id: str):
     """Assign the call's review item to me (new → in_review)."""
     cid = _call_id(call_id)
     try:
-        review.take(get_engine(), cid, _actor())
+        review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())
     except (InvalidArgument, NotFound) as exc:
         return _detail_page(call_id, error=str(exc), status=exc.http_status)
     auth.audit(get_engine(), _actor(), "review.taken", "call", str(cid))
@@ -222,7 +240,7 @@ def review_resolve(call_id: str):
             raise InvalidArgument("комментарий: не больше 5000 символов")
         if not verdicts and not comment:
             raise InvalidArgument("поставьте вердикт хотя бы по одному критерию или напишите комментарий")
-        stored = review.resolve(get_engine(), cid, _actor(), verdicts, comment)
+        stored = review.resolve(get_engine(), cid, _actor(), verdicts, comment, tenant=tenancy.scope())
     except (InvalidArgument, NotFound) as exc:
         return _detail_page(call_id, error=str(exc), status=exc.http_status, form=form)
     auth.audit(get_engine(), _actor(), "review.resolved", "call", str(cid), {"verdicts": verdicts, "comment": comment})

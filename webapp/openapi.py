@@ -31,6 +31,7 @@ PREFIX = "/api/v1"
 # (method, path, tag, response schema, success status, extra error statuses)
 OPERATIONS: list[tuple[str, str, str, dict[str, Any], int, tuple[int, ...]]] = [
     ("get", "/me", "auth", {"$ref": "#/components/schemas/Principal"}, 200, ()),
+    ("get", "/tenants", "auth", {"type": "array", "items": {"$ref": "#/components/schemas/Tenant"}}, 200, ()),
     ("get", "/openapi.json", "meta", {"type": "object", "description": "This document."}, 200, ()),
     ("get", "/analytics/calls", "analytics", {"$ref": "#/components/schemas/CallPage"}, 200, ()),
     ("get", "/analytics/calls/{call_id}", "analytics", {"$ref": "#/components/schemas/CallDetail"}, 200, (404,)),
@@ -135,7 +136,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
 ERRORS = {
     400: ("BadRequest", "Invalid parameter, body or JSON; also a missing CSRF token on a cookie-session write."),
     401: ("Unauthorized", "No session and no (valid) Bearer token."),
-    403: ("Forbidden", "The role does not allow this operation."),
+    403: ("Forbidden", "The role does not allow this operation, or a tenant asked for is not one of the reader's."),
     404: ("NotFound", "No such object."),
     409: ("Conflict", "The object's state does not allow this (already active, not running, exists…)."),
     413: ("PayloadTooLarge", "The body is too large."),
@@ -153,6 +154,13 @@ Authentication: `Authorization: Bearer cca_…` (create tokens with `ccanalytics
 Roles: **admin** may do everything; **analyst** may read (GET) only; **service** tokens may ingest
 (POST /calls) and fetch prompts (GET /prompts, /prompts/{version_id}, /prompts/resolve,
 /prompts/ab-tests) only. Each operation lists its roles in `x-roles`.
+
+Tenants: calls belong to the call processor's tenants (retail networks). Users and tokens may be limited
+to some of them (`ccanalytics tokens create … --tenant SLUG`; GET /me shows `tenants`, null for every
+tenant). Operations over calls take `tenant` (a slug from GET /tenants, repeatable; default every tenant
+the reader may see): a tenant outside the reader's is a 403, an unknown slug a 400, and a call of
+another tenant is a 404 as if it did not exist. Prompts, A/B tests and suggestions are shared by every
+tenant.
 
 Ids of prompt versions and A/B tests are uuids (strings); a version may also be named by its label
 (tire_agent@v3), a test by its name. GET /prompts/ab-tests?source=processor lists the call processor's
@@ -235,6 +243,18 @@ def _schemas() -> dict[str, Any]:
                 "name": {"type": "string"},
                 "role": {"enum": list(cauth.ROLES)},
                 "actor": {"type": "string", "description": "The name written to the audit log."},
+                "tenants": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string"},
+                    "description": "The tenants (slugs) it may read; null: every tenant.",
+                },
+            },
+        },
+        "Tenant": {
+            "type": "object",
+            "properties": {
+                "slug": {"type": "string", "description": "What ?tenant= takes, e.g. prokoleso."},
+                "name": {"type": "string", "description": "The network's name, e.g. ПроКолесо."},
             },
         },
         "Call": call,

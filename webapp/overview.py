@@ -1,4 +1,5 @@
-"""The overview page: headline numbers of the last days and the latest calls."""
+"""The overview page: headline numbers of the last days and the latest calls, of the tenants chosen in
+the header (webapp/tenancy.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ccanalytics import labels, metrics, timeutil
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.store import Store
 
+from . import tenancy
 from .db import get_engine
 
 bp = Blueprint("overview", __name__)
@@ -31,9 +33,10 @@ def index():
     last = timeutil.today(tz)
     first = last - timedelta(days=days - 1)
     engine = get_engine()
-    today = metrics.summary(engine, last, last, tz=tz)
-    period = metrics.summary(engine, first, last, tz=tz)
-    latest = Store(engine, tz=tz).calls(first, last, limit=20, newest_first=True).to_dicts()
+    scope = tenancy.scope()
+    today = metrics.summary(engine, last, last, tz=tz, tenant=scope)
+    period = metrics.summary(engine, first, last, tz=tz, tenant=scope)
+    latest = Store(engine, tz=tz).calls(first, last, limit=20, newest_first=True, tenant=scope).to_dicts()
     return render_template(
         "overview.html",
         today=today,

@@ -1,5 +1,8 @@
 """The manual review queue: calls with a low score or an auto-fail, taken by a reviewer, resolved
-with a verdict per criterion (stored as human labels for calibration) and a comment."""
+with a verdict per criterion (stored as human labels for calibration) and a comment.
+
+Every function takes ``tenant`` (a slug, several, or None for every tenant): the queue of those
+tenants' calls; taking or resolving a call of another tenant is NotFound, as if it were not queued."""
 
 from __future__ import annotations
 
@@ -11,10 +14,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .. import tenants
 from ..errors import InvalidArgument, NotFound
 from ..telemetry import CRITERIA
 
 STATUSES = ("new", "in_review", "resolved")
+# a review item of the scope's tenants (every item when :tenants is NULL)
+_OF_TENANTS = (
+    "(CAST(:tenants AS text[]) IS NULL OR EXISTS (SELECT 1 FROM cca_calls c "
+    f"WHERE c.id = r.call_id AND c.started_at = r.started_at AND {tenants.SQL}))"
+)
 
 
 @dataclass(frozen=True)
@@ -36,33 +45,49 @@ def _uuid(call_id: str | uuid.UUID) -> uuid.UUID:
         raise InvalidArgument(f"not a call id: {call_id!r}") from None
 
 
-def list_items(engine: Engine, *, status: str | None = None, limit: int = 50) -> list[ReviewItem]:
+def list_items(
+    engine: Engine, *, status: str | None = None, limit: int = 50, tenant: tenants.TenantArg = None
+) -> list[ReviewItem]:
+    """The queue (lowest scores first) of ``tenant``'s calls (default: every tenant)."""
     if status is not None and status not in STATUSES:
         raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
     with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
         rows = conn.execute(
             sa.text(
-                "SELECT call_id::text, started_at, status, reasons, score, assigned_to, comment, updated_at "
-                "FROM review_items WHERE (CAST(:status AS text) IS NULL OR status = :status) "
-                "ORDER BY score NULLS FIRST, started_at DESC LIMIT :limit"
+                "SELECT r.call_id::text, r.started_at, r.status, r.reasons, r.score, r.assigned_to, r.comment, "
+                "r.updated_at FROM review_items r WHERE (CAST(:status AS text) IS NULL OR r.status = :status) "
+                f"AND {_OF_TENANTS} ORDER BY r.score NULLS FIRST, r.started_at DESC LIMIT :limit"
             ),
-            {"status": status, "limit": limit},
+            {"status": status, "limit": limit, **tenants.params(scope)},
         ).all()
     return [ReviewItem(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
 
-def counts(engine: Engine) -> dict[str, int]:
+def counts(engine: Engine, *, tenant: tenants.TenantArg = None) -> dict[str, int]:
+    """Items per status of ``tenant``'s calls (default: every tenant)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT status, count(*) FROM review_items GROUP BY 1")).all()
+        scope = tenants.scope(conn, tenant)
+        rows = conn.execute(
+            sa.text(f"SELECT r.status, count(*) FROM review_items r WHERE {_OF_TENANTS} GROUP BY 1"),
+            tenants.params(scope),
+        ).all()
     return {s: 0 for s in STATUSES} | dict(rows)
 
 
-def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str) -> None:
-    """A reviewer starts on a call (new → in_review)."""
+def _status_for_update(conn: sa.Connection, call_id: uuid.UUID, tenant: tenants.TenantArg) -> str | None:
+    """The item's status, locked; None when the call is not queued or is another tenant's."""
+    scope = tenants.scope(conn, tenant)
+    return conn.execute(
+        sa.text(f"SELECT r.status FROM review_items r WHERE r.call_id = :id AND {_OF_TENANTS} FOR UPDATE OF r"),
+        {"id": call_id, **tenants.params(scope)},
+    ).scalar()
+
+
+def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str, *, tenant: tenants.TenantArg = None) -> None:
+    """A reviewer starts on a call (new → in_review). A call outside ``tenant`` is NotFound."""
     with engine.begin() as conn:
-        status = conn.execute(
-            sa.text("SELECT status FROM review_items WHERE call_id = :id FOR UPDATE"), {"id": _uuid(call_id)}
-        ).scalar()
+        status = _status_for_update(conn, _uuid(call_id), tenant)
         if status is None:
             raise NotFound(f"call {call_id} is not in the review queue")
         if status == "resolved":
@@ -82,10 +107,12 @@ def resolve(
     reviewer: str,
     verdicts: Mapping[str, float | None],
     comment: str | None = None,
+    *,
+    tenant: tenants.TenantArg = None,
 ) -> int:
     """Resolve a review with the reviewer's score per criterion (0–1, or None: not applicable).
     The verdicts are stored as labels next to the judge's score at this moment. Returns the number
-    of labels stored. All or nothing."""
+    of labels stored. All or nothing. A call outside ``tenant`` is NotFound."""
     if not reviewer.strip():
         raise InvalidArgument("reviewer is required")
     unknown = set(verdicts) - set(CRITERIA)
@@ -98,9 +125,7 @@ def resolve(
             raise InvalidArgument(f"{name}: the verdict must be a number from 0 to 1, or null for not applicable")
     cid = _uuid(call_id)
     with engine.begin() as conn:
-        status = conn.execute(
-            sa.text("SELECT status FROM review_items WHERE call_id = :id FOR UPDATE"), {"id": cid}
-        ).scalar()
+        status = _status_for_update(conn, cid, tenant)
         if status is None:
             raise NotFound(f"call {call_id} is not in the review queue")
         stored = store_labels(conn, cid, reviewer, verdicts)

@@ -1,19 +1,23 @@
 -- Per local day (time zone :tz) of :days, whose calls start in [:start, :end): the call-side figures
--- of daily_stats and the calls' part of the day's fingerprint. Weighted: counts over counts of the
--- day's calls. (Customers' repeat calls and first-contact resolution: daily_customers.sql.)
+-- of daily_stats and the calls' part of the day's fingerprint — over every tenant (tenant_id NULL) and
+-- per tenant that had calls that day (its tenant_id; calls whose tenant was deleted count only in the
+-- first). Weighted: counts over counts of the day's calls. (Customers' repeat calls and first-contact
+-- resolution: daily_customers.sql.)
 --
--- One scan of the calls, hashed into one group per local hour, scenario and transfer reason (a few
--- hundred a day); the day totals and the breakdowns (scenario, transfer reason, hour) roll up from
--- those groups, so no per-call work is repeated per breakdown. ccanalytics.metrics runs it with
--- sorting disabled: without statistics on the local-day expression the planner expects one group
--- per call and would sort every call instead of hashing them.
+-- One scan of the calls, hashed into one group per local hour, tenant, scenario and transfer reason (a
+-- few hundred a day); each tenant's day totals and breakdowns (scenario, transfer reason, hour) roll
+-- up from those groups, and the day's over every tenant from the tenants' (small) rows, so no per-call
+-- work is repeated per breakdown or per tenant. ccanalytics.metrics runs it with sorting disabled:
+-- without statistics on the local-day expression the planner expects one group per call and would sort
+-- every call instead of hashing them.
 --
--- calls_print changes when a call of the day is added, removed, re-delivered, scored or costed:
--- the number of calls, the newest ingested_at, and the XOR of a hash of each call's id, score and
--- cost. Exact integers, so it does not depend on the order the rows are read in. It must stay the
--- same expression as in daily_fingerprints.sql.
+-- calls_print changes when a call of the day (of the tenant) is added, removed, re-delivered, scored
+-- or costed: the number of calls, the newest ingested_at, and the XOR of a hash of each call's id, score
+-- and cost. Exact integers, so it does not depend on the order the rows are read in or on the groups it
+-- rolls up from. It must stay the same expression as in daily_fingerprints.sql.
 WITH f AS MATERIALIZED (
     SELECT date_trunc('hour', c.started_at AT TIME ZONE :tz)                        AS lh,
+           c.tenant_id,
            coalesce(c.scenario, 'unknown')                                          AS scenario,
            CASE WHEN c.transferred_to_operator THEN coalesce(c.transfer_reason, 'unknown') END AS reason,
            count(*)                                                                 AS n,
@@ -33,10 +37,23 @@ WITH f AS MATERIALIZED (
                                                                                     AS call_hash
     FROM cca_calls c
     WHERE c.started_at >= :start AND c.started_at < :end
-    GROUP BY 1, 2, 3
+    GROUP BY 1, 2, 3, 4
 ),
+-- per day and tenant (calls without a tenant: tenant_id NULL), then the day over every tenant from
+-- those rows: sums, counts, the newest stamp and the XOR of the hashes roll up exactly
+t AS (
+    SELECT lh::date AS d, tenant_id,
+           sum(n) AS n, sum(transferred) AS transferred, sum(sum_duration) AS sum_duration,
+           sum(n_duration) AS n_duration, sum(sum_quality) AS sum_quality, sum(scored_calls) AS scored_calls,
+           sum(sum_cost) AS sum_cost, sum(costed_calls) AS costed_calls, sum(orders_created) AS orders_created,
+           sum(fittings_booked) AS fittings_booked, sum(fcr_anonymous) AS fcr_anonymous,
+           max(ingested_at) AS ingested_at, bit_xor(call_hash) AS call_hash
+    FROM f
+    GROUP BY 1, 2
+),
+-- GROUPING(tenant_id) = 1: the row over every tenant; the group of calls without a tenant is dropped
 days AS (
-    SELECT lh::date AS d,
+    SELECT d, tenant_id,
            sum(n)::int                                                 AS total_calls,
            sum(n - transferred)::int                                   AS resolved_by_bot,
            sum(transferred)::int                                       AS transferred,
@@ -49,18 +66,28 @@ days AS (
            sum(fittings_booked)::int                                   AS fittings_booked,
            sum(fcr_anonymous)::int                                     AS fcr_anonymous,
            concat_ws(':', sum(n), extract(epoch FROM max(ingested_at)), bit_xor(call_hash)) AS calls_print
+    FROM t
+    GROUP BY GROUPING SETS ((d), (d, tenant_id))
+    HAVING GROUPING(tenant_id) = 1 OR tenant_id IS NOT NULL
+),
+-- the breakdowns per day and tenant, and over every tenant rolled up from them
+gt AS (
+    SELECT lh::date AS d, tenant_id, scenario, reason, date_part('hour', lh)::int AS h,
+           GROUPING(scenario, reason, date_part('hour', lh)::int) AS grp,
+           sum(n) AS n, sum(transferred) AS transferred
     FROM f
-    GROUP BY 1
+    GROUP BY GROUPING SETS ((lh::date, tenant_id, scenario), (lh::date, tenant_id, reason),
+                            (lh::date, tenant_id, date_part('hour', lh)::int))
 ),
 g AS (
-    SELECT lh::date AS d, scenario, reason, date_part('hour', lh)::int AS h,
-           GROUPING(scenario, reason, date_part('hour', lh)::int) AS grp,
-           sum(n)::int AS n, sum(transferred)::int AS transferred
-    FROM f
-    GROUP BY GROUPING SETS ((lh::date, scenario), (lh::date, reason), (lh::date, date_part('hour', lh)::int))
+    SELECT d, tenant_id, scenario, reason, h, grp, n::int, transferred::int FROM gt WHERE tenant_id IS NOT NULL
+    UNION ALL
+    SELECT d, NULL, scenario, reason, h, grp, sum(n)::int, sum(transferred)::int
+    FROM gt
+    GROUP BY d, grp, scenario, reason, h
 ),
 breakdowns AS (
-    SELECT d,
+    SELECT d, tenant_id,
            coalesce(jsonb_object_agg(scenario, n) FILTER (WHERE grp = 3), '{}')                 AS scenario_breakdown,
            coalesce(jsonb_object_agg(scenario, transferred) FILTER (WHERE grp = 3 AND transferred > 0), '{}')
                                                                                              AS scenario_transfers,
@@ -68,9 +95,9 @@ breakdowns AS (
                                                                                              AS transfer_reasons,
            coalesce(jsonb_object_agg(h, n) FILTER (WHERE grp = 6), '{}')                        AS hourly_distribution
     FROM g
-    GROUP BY d
+    GROUP BY d, tenant_id
 )
 SELECT days.*, b.scenario_breakdown, b.scenario_transfers, b.transfer_reasons, b.hourly_distribution
 FROM days
-JOIN breakdowns b USING (d)
+JOIN breakdowns b ON b.d = days.d AND b.tenant_id IS NOT DISTINCT FROM days.tenant_id
 WHERE days.d = ANY(CAST(:days AS date[]))

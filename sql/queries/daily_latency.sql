@@ -1,26 +1,42 @@
--- Per local day (time zone :tz) of :days: the figures of daily_stats that come from call_metrics
--- (which carries each call's started_at, so no join to the calls is needed): signal counts, calls
--- over the latency budget, every bot reply's response latency of the day, and call_metrics' part of
--- the day's fingerprint.
+-- Per local day (time zone :tz) of :days, over every tenant (tenant_id NULL) and per tenant that had
+-- calls that day: the figures of daily_stats that come from call_metrics — signal counts, calls over
+-- the latency budget, every bot reply's response latency of the day, and call_metrics' part of the
+-- day's fingerprint. A call's tenant is its calls row's (joined on its id and start, within the range);
+-- the metrics of a call without a tenant, or of one no longer in calls, count only over every tenant.
 --
--- The replies come as one comma-separated text of integer milliseconds per day (no row per reply);
--- ccanalytics.percentiles takes the exact p50/p95 from them with percentile_cont's interpolation.
--- ccanalytics.metrics runs this with sorting disabled (see daily_calls.sql): one hash group per day.
--- metrics_print changes when a call's metrics are derived again or removed; it must stay the same
--- expression as in daily_fingerprints.sql.
-SELECT *
+-- One scan groups the metrics per day and tenant; the rows over every tenant roll up from those
+-- groups (sums, counts, the newest stamp, the replies' texts put together), so no per-call work is
+-- repeated. The replies come as one comma-separated text of integer milliseconds per row (no row per
+-- reply); ccanalytics.percentiles takes the exact p50/p95 of each row's own replies with
+-- percentile_cont's interpolation. ccanalytics.metrics runs this with sorting disabled (see
+-- daily_calls.sql). metrics_print changes when a call's metrics are derived again or removed; it must
+-- stay the same expression as in daily_fingerprints.sql.
+SELECT d, tenant_id,
+       sum(stt_reasks)                                             AS stt_reasks,
+       sum(long_pauses)                                            AS long_pauses,
+       sum(barge_ins)                                              AS barge_ins,
+       sum(tool_errors)                                            AS tool_errors,
+       sum(calls_over_latency_budget)                              AS calls_over_latency_budget,
+       concat_ws(':', sum(n), extract(epoch FROM max(computed_at))) AS metrics_print,
+       string_agg(response_ms, ',')                                AS response_ms
 FROM (
-    SELECT (started_at AT TIME ZONE :tz)::date                                         AS d,
-           sum(stt_reasks)                                                             AS stt_reasks,
-           sum(long_pauses)                                                            AS long_pauses,
-           sum(barge_ins)                                                              AS barge_ins,
-           sum(tool_errors)                                                            AS tool_errors,
-           count(*) FILTER (WHERE response_p95_ms > :response_budget_ms)               AS calls_over_latency_budget,
-           concat_ws(':', count(*), extract(epoch FROM max(computed_at)))              AS metrics_print,
-           string_agg(array_to_string(response_ms, ','), ',') FILTER (WHERE cardinality(response_ms) > 0)
+    SELECT (m.started_at AT TIME ZONE :tz)::date                                       AS d,
+           c.tenant_id,
+           sum(m.stt_reasks)                                                           AS stt_reasks,
+           sum(m.long_pauses)                                                          AS long_pauses,
+           sum(m.barge_ins)                                                            AS barge_ins,
+           sum(m.tool_errors)                                                          AS tool_errors,
+           count(*) FILTER (WHERE m.response_p95_ms > :response_budget_ms)             AS calls_over_latency_budget,
+           count(*)                                                                    AS n,
+           max(m.computed_at)                                                          AS computed_at,
+           string_agg(array_to_string(m.response_ms, ','), ',') FILTER (WHERE cardinality(m.response_ms) > 0)
                                                                                        AS response_ms
-    FROM call_metrics
-    WHERE started_at >= :start AND started_at < :end
-    GROUP BY 1
+    FROM call_metrics m
+    LEFT JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
+                     AND c.started_at >= :start AND c.started_at < :end
+    WHERE m.started_at >= :start AND m.started_at < :end
+    GROUP BY 1, 2
 ) x
 WHERE d = ANY(CAST(:days AS date[]))
+GROUP BY GROUPING SETS ((d), (d, tenant_id))
+HAVING GROUPING(tenant_id) = 1 OR tenant_id IS NOT NULL

@@ -1,5 +1,6 @@
--- Upsert daily_stats rows given as a JSON array (one object per day, the columns by name). Days in
--- :days that have no object get a row of zeros.
+-- Upsert the rows of daily_stats over every tenant (cca_daily_stats) given as a JSON array (one object
+-- per day, the columns by name). Days in :days that have no object get a row of zeros. (The tenants'
+-- rows: daily_upsert_tenants.sql.)
 INSERT INTO cca_daily_stats AS s (
     stat_date, total_calls, resolved_by_bot, transferred, avg_duration_seconds, avg_quality_score,
     total_cost_usd, scenario_breakdown, transfer_reasons, hourly_distribution, orders_created,
