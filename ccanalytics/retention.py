@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, partitions, timeutil
+from . import callmetrics, exporter, partitions, timeutil
 from .datalake import purge as purge_lake
 from .errors import InvalidArgument
 
@@ -165,6 +165,10 @@ def purge(
     result = PurgeResult(today, cut_t_day, cut_a_day, dry_run)
     with engine.connect() as conn:
         attached = partitions.processor_makes_partitions(conn)
+    if not dry_run:
+        # the Prometheus counters already count these calls: checkpoint them before they go, so no
+        # exporter process (a restarted one, a read-only one) comes back with lower counters
+        exporter.checkpoint(engine)
     p = _Purger(engine, result, guard, dry_run, may_drop=not attached)
 
     for table in TRANSCRIPT_TABLES:

@@ -1,6 +1,7 @@
 """The schema attach mode compares: what the migration files expect (run in a scratch schema that is
 rolled back, then read back from the catalog: :func:`expected_schema`) against what a live database
-has (:func:`introspect`), as findings (:func:`compare`). Used by ``db check`` and attach mode
+has (:func:`introspect`: tables, columns, indexes, routines and views with their definitions), as
+findings (:func:`compare`). Used by ``db check`` and attach mode
 (ccanalytics.attach); changes nothing."""
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Schema:
     tables: dict[str, Table]
     indexes: list[Index]  # indexes of the tables, and (on_partition) of their partitions
     routines: frozenset[str]  # "function cca_x(txt text)", "text search configuration cca_text", …
+    views: dict[str, str] = field(default_factory=dict)  # view name -> pg_get_viewdef()
 
     def index_like(self, wanted: Index) -> Index | None:
         """The index of the wanted table with the same definition, unique when the wanted one is (a
@@ -82,7 +84,9 @@ class Schema:
         return found[0] if found else None
 
 
-INCOMPATIBLE = frozenset({"incompatible_type", "partitioning", "cannot_add", "foreign_table", "processor_missing"})
+INCOMPATIBLE = frozenset(
+    {"incompatible_type", "partitioning", "cannot_add", "foreign_table", "processor_missing", "changed_view"}
+)
 NOTES = frozenset({"compatible_type", "unfilled_column", "invalid_partition_index"})
 
 
@@ -161,6 +165,10 @@ SELECT 'text search configuration ' || cfgname FROM pg_ts_config WHERE cfgnamesp
 UNION ALL
 SELECT 'text search dictionary ' || dictname FROM pg_ts_dict WHERE dictnamespace = to_regnamespace(%(ns)s)
 """
+_VIEWS = """
+SELECT c.relname AS name, pg_get_viewdef(c.oid, true) AS definition
+FROM pg_class c WHERE c.relnamespace = to_regnamespace(%(ns)s) AND c.relkind IN ('v', 'm')
+"""
 _INDEX_DDL = re.compile(r"^CREATE (UNIQUE )?INDEX (.+?) ON (ONLY )?(.+?) (USING .+)$", re.S)
 
 
@@ -181,7 +189,13 @@ def introspect(raw: psycopg.Connection, namespace: str | None = None) -> Schema:
                 Index(r["table_name"], r["name"], r["unique"], match.group(5), r["valid"], r["on_partition"])
             )
     routines = frozenset(r[0] for r in raw.execute(_ROUTINES, {"ns": ns}))
-    return Schema(tables, indexes, routines)
+    views = {name: _normal(definition) for name, definition in raw.execute(_VIEWS, {"ns": ns})}
+    return Schema(tables, indexes, routines, views)
+
+
+def _normal(definition: str) -> str:
+    """A view's definition with its layout removed (pg_get_viewdef's indentation is not meaning)."""
+    return " ".join(definition.split())
 
 
 _CONCURRENTLY = re.compile(r"\bCONCURRENTLY\b", re.I)
@@ -228,6 +242,7 @@ def _ours_and_shared(full: Schema, processor: Schema) -> Schema:
         {n: t for n, t in full.tables.items() if n in SHARED_TABLES or n not in processor.tables},
         [ix for ix in full.indexes if (ix.table, ix.definition) not in theirs],
         full.routines - processor.routines,
+        {n: d for n, d in full.views.items() if n not in processor.views},
     )
 
 
@@ -306,6 +321,16 @@ def compare(expected: Schema, live: Schema) -> list[Finding]:
             out.append(Finding("invalid_partition_index", ix.name, message, ix.table))
     for routine in sorted(expected.routines - live.routines):
         out.append(Finding("missing_routine", routine, f"{routine} is missing"))
+    for name, definition in sorted(expected.views.items()):
+        have = live.views.get(name)
+        if have is None:
+            out.append(Finding("missing_view", name, f"view {name} is missing"))
+        elif have != definition:
+            message = (
+                f"view {name} reads something other than its migration defines (replaced by hand?): "
+                "its figures cannot be trusted"
+            )
+            out.append(Finding("changed_view", name, message))
     return out
 
 

@@ -3,7 +3,8 @@
 One catalogue defines every metric name, type, help text, label set and bucket layout. The exporter
 (ccanalytics.exporter, source="calllog": what the database knows about finished calls) and the call
 processor (this module's ``LiveMetrics``, source="live": what happens right now) publish the same
-names, so dashboards and alert rules read either source by its ``source`` label.
+names, so dashboards and alert rules read either source by its ``source`` label; every series also
+carries ``tenant`` (the slug of the calls' tenant, "" when not known), for per-tenant dashboards.
 
 Label values are bounded: scenarios, transfer reasons, tools and components outside the known sets
 become "other"; call ids and phone numbers are never labels.
@@ -18,10 +19,12 @@ Usage in the call processor::
     live.component_error("tts")
     live.set_operators(queue=3, free=1)
     live.call_ended(scenario="tire_search", transferred=False, order_created=True, cost_usd=0.07)
+    live.for_tenant("prokoleso").call_ended(...)   # series labelled with the call's tenant (slug)
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -84,7 +87,8 @@ class MetricDef:
         return self.name[: -len("_total")] if self.kind == "counter" else self.name
 
 
-S = ("source",)
+# every series names its source and the tenant (slug) its calls belong to ("" when not known)
+S = ("source", "tenant")
 # Latency buckets sit around the NFR budgets (p95 targets / alert thresholds):
 # STT 0.5/0.7 s, LLM TTFT 1.0/1.5 s, TTS 0.4/0.6 s, end-to-end response 2.0/2.5 s (p95 > 3 s alert).
 CATALOG: tuple[MetricDef, ...] = (
@@ -227,8 +231,9 @@ class LiveMetrics:
 
     SOURCE = "live"
 
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY, *, tenant: str = "") -> None:
         self.registry = registry
+        self.tenant = tenant
         self._m: dict[str, Counter | Gauge | Histogram] = {}
         for d in CATALOG:
             if d.name in _LIVE_ONLY_EXCLUDED:
@@ -247,17 +252,27 @@ class LiveMetrics:
     _ZERO_LABELS = {"tool": TOOLS, "component": COMPONENTS}
 
     def _zero(self, d: MetricDef) -> None:
-        extra = [label for label in d.labels if label != "source"]
+        extra = [label for label in d.labels if label not in S]
         if not all(label in self._ZERO_LABELS for label in extra):
             return
         combos: list[dict[str, str]] = [{}]
         for label in extra:
             combos = [{**c, label: value} for c in combos for value in self._ZERO_LABELS[label]]
         for combo in combos:
-            self._m[d.name].labels(source=self.SOURCE, **combo)
+            self._m[d.name].labels(source=self.SOURCE, tenant=self.tenant, **combo)
+
+    def for_tenant(self, tenant: str) -> LiveMetrics:
+        """The same metrics recorded for the calls of ``tenant`` (its slug): a processor serving several
+        tenants keeps one LiveMetrics and records each call through ``live.for_tenant(slug)``."""
+        view = copy.copy(self)
+        view.tenant = tenant
+        for d in CATALOG:
+            if d.kind == "counter" and d.name in view._m:
+                view._zero(d)
+        return view
 
     def _get(self, name: str, **labels: str):
-        return self._m[name].labels(source=self.SOURCE, **labels)
+        return self._m[name].labels(source=self.SOURCE, tenant=self.tenant, **labels)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose the metrics on http://addr:port/metrics (a background thread)."""

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -43,6 +44,8 @@ from ccanalytics.promptlib import PromptResolver
 from ccanalytics.schemacheck import SHARED_TABLES
 from ccanalytics.sqlfiles import processor_schema, sql_dir
 from ccanalytics.store import connect
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # the call processor's ids (uuid everywhere); two tenants, and one phone that called both
 SHOP, WHEELS = "a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000000002"
@@ -626,6 +629,17 @@ def test_db_check_reports_differences_and_exit_codes(cp_engine, engine):
     assert "missing: column cca_ab_tests.salt character varying(64) is missing" in res.stdout
     assert "missing: index cca_calls_scenario_idx on calls USING btree (scenario, started_at) is missing" in res.stdout
     assert "incompatible: the call processor's column calls.quality_details is missing" in res.stdout
+    assert "missing: view cca_calls is missing" in res.stdout.splitlines()  # the drop cascaded to it
+    # a view of ours replaced by hand (the tenants' rows left out) reads something else
+    migration = (ROOT / "sql/migrations/016_cca_daily_stats_tenants.sql").read_text()
+    whole_only = migration[migration.index("CREATE VIEW cca_daily_stats_by_tenant") : migration.index("UNION ALL")]
+    with engine.begin() as conn:
+        conn.execute(sa.text(whole_only.replace("CREATE VIEW", "CREATE OR REPLACE VIEW")))
+    res = runner.invoke(main, ["db", "check"], env={"CCA_DATABASE_URL": engine.url.render_as_string(False)})
+    assert (
+        "incompatible: view cca_daily_stats_by_tenant reads something other than its migration defines "
+        "(replaced by hand?): its figures cannot be trusted"
+    ) in res.stdout.splitlines()
 
 
 def test_a_busy_table_gives_a_clean_retryable_error_not_a_hang(cp_engine, cp_url):

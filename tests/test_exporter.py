@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from factories import make_call, record_scores, turn
+from factories import TENANT, add_tenant, make_call, record_scores, turn, write_as_processor
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccanalytics import exporter, telemetry
+from ccanalytics import callmetrics, exporter, retention, telemetry, timeutil
 from ccanalytics.ingest import ingest_records
 
 
@@ -22,7 +22,7 @@ def scrape(registry) -> dict[tuple[str, tuple], float]:
 
 
 def value(samples, name, **labels) -> float:
-    labels = {"source": "calllog", **labels}
+    labels = {"source": "calllog", "tenant": TENANT, **labels}
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -164,7 +164,7 @@ def test_live_metrics_share_names():
     for fam in text_string_to_metric_families(exporter.render(registry).decode()):
         for smp in fam.samples:
             s[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
-    live_value = lambda n, **kw: s.get((n, tuple(sorted({"source": "live", **kw}.items()))), 0.0)  # noqa: E731
+    live_value = lambda n, **kw: s.get((n, tuple(sorted({"source": "live", "tenant": "", **kw}.items()))), 0.0)  # noqa: E731
     assert live_value("cca_calls_total", scenario="tire_search", outcome="operator", transfer_reason="cannot_help") == 1
     assert live_value("cca_active_calls") == 0
     assert live_value("cca_operator_queue_length") == 6
@@ -176,3 +176,126 @@ def test_live_metrics_share_names():
     for name, _ in s:
         base = name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum").removesuffix("_created")
         assert base in catalog or base.removesuffix("_total") in catalog, name
+
+
+def calls_total(samples, tenant: str | None = None) -> float:
+    return sum(
+        v
+        for (n, labels), v in samples.items()
+        if n == "cca_calls_total" and (tenant is None or ("tenant", tenant) in labels)
+    )
+
+
+def counters(samples) -> dict:
+    """Every counter and histogram sample (what must never go down)."""
+    return {k: v for k, v in samples.items() if k[0].endswith(("_total", "_bucket", "_count", "_sum"))}
+
+
+def test_restart_redelivery_and_purge_never_lower_a_counter(engine):
+    """A re-delivered call is not counted again; a restarted exporter (a new process) continues from
+    the checkpoint; retention checkpoints before it deletes, so even a read-only exporter that never
+    saved comes back with the counters it had."""
+    old = make_call(started_at=datetime.now(UTC) - timedelta(days=400), caller_id=None)
+    fresh = [make_call(started_at=recent(30), caller_id=None), call_with_tools(recent(20))]
+    ingest_records(engine, [old, *fresh])
+    with engine.begin() as conn:
+        callmetrics.derive(conn, datetime.now(UTC) - timedelta(days=401), datetime.now(UTC))  # the daily job's work
+        record_scores(conn, "true", "0.8", {"criteria": {"bot_was_concise": {"score": 0.8}}})
+        # derived and scored a minute ago: before the lag of retention's checkpoint
+        conn.execute(sa.text("UPDATE call_metrics SET final_at = final_at - interval '1 minute'"))
+        conn.execute(sa.text("UPDATE call_scores SET created_at = created_at - interval '1 minute'"))
+    reader = exporter.make_registry(engine, derive=False, lag_seconds=0)  # a read-only role: never saves
+    before = counters(scrape(reader))
+    assert calls_total(before) == 3
+    assert value(before, "cca_quality_score_count") == 3
+
+    ingest_records(engine, [fresh[0]])  # the same call delivered again, and rescored
+    with engine.begin() as conn:
+        record_scores(conn, "true", "0.1", {"criteria": {"bot_was_concise": {"score": 0.1}}})
+    again = counters(scrape(reader))
+    assert again == before
+
+    retention.purge(engine, timeutil.today(), aggregates_days=365, transcripts_days=90)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == 2  # the old call is gone
+    restarted = counters(scrape(exporter.make_registry(engine, derive=False, lag_seconds=0)))
+    assert restarted == before
+    # without the checkpoint a fresh count of the database is lower: the test can tell
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cca_exporter_state"))
+    assert calls_total(scrape(exporter.make_registry(engine, derive=False, lag_seconds=0))) == 2
+
+
+def test_checkpoint_moves_forward_only(engine):
+    ingest_records(engine, [make_call(started_at=recent(30), caller_id=None)])
+    late = exporter.CallLogCollector(engine, lag_seconds=0)
+    late.refresh()
+    ingest_records(engine, [make_call(started_at=recent(20), caller_id=None)])
+    exporter.checkpoint(engine, lag_seconds=0)
+    late.refresh(checkpoint=True)  # its watermark is newer too: it may save, with the same totals
+    with engine.connect() as conn:
+        saved = conn.execute(sa.text("SELECT counters FROM cca_exporter_state")).scalar_one()
+    assert sum(v for n, _labels, v in saved if n == "cca_calls_total") == 2
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE cca_exporter_state SET metrics_watermark = now() + interval '1 hour'"))
+    late.refresh(checkpoint=True)  # an older state never overwrites a newer checkpoint
+    with engine.connect() as conn:
+        ahead = conn.execute(sa.text("SELECT metrics_watermark > now() FROM cca_exporter_state")).scalar_one()
+    assert ahead
+
+
+def test_a_call_in_progress_counts_once_it_ends(engine):
+    """The processor writes a call at its start and completes it at its end: the exporter counts it
+    once, after it ended, with the turns it had at the end."""
+    call = call_with_tools(recent(10))
+    with engine.begin() as conn:
+        call_id = write_as_processor(conn, call, ended=False)
+    registry = exporter.make_registry(engine, lag_seconds=0)
+    assert calls_total(scrape(registry)) == 0
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE calls SET ended_at = started_at + interval '40 seconds', duration_seconds = 40, "
+                "scenario = 'tire_search', transferred_to_operator = false WHERE id = :id"
+            ),
+            {"id": call_id},
+        )
+    s = scrape(registry)
+    assert calls_total(s) == 1
+    assert value(s, "cca_calls_total", scenario="tire_search", outcome="bot", transfer_reason="none") == 1
+    assert value(s, "cca_stt_reasks_total") == 1
+    assert calls_total(scrape(registry)) == 1
+
+
+def test_series_carry_the_tenant(engine):
+    with engine.begin() as conn:
+        add_tenant(conn, "north", "Північ")
+    ingest_records(
+        engine,
+        [
+            make_call(started_at=recent(30), caller_id=None, tenant=TENANT),
+            make_call(started_at=recent(25), caller_id=None, tenant="north", transferred_to_operator=True),
+            make_call(started_at=recent(20), caller_id=None, tenant="north"),
+        ],
+    )
+    s = scrape(exporter.make_registry(engine, lag_seconds=0))
+    assert calls_total(s, TENANT) == 1
+    assert calls_total(s, "north") == 2
+    assert value(s, "cca_call_duration_seconds_count", tenant="north") == 2
+    assert value(s, "cca_scoring_backlog_calls", tenant="north") == 2
+    assert value(s, "cca_scoring_backlog_calls", tenant=TENANT) == 1
+
+
+def test_live_metrics_per_tenant():
+    registry = CollectorRegistry()
+    live = telemetry.LiveMetrics(registry)
+    live.for_tenant("north").call_ended(scenario="tire_search", transferred=False)
+    live.call_ended(scenario="tire_search", transferred=False)
+    s = {}
+    for fam in text_string_to_metric_families(exporter.render(registry).decode()):
+        for smp in fam.samples:
+            s[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+    key = {"source": "live", "scenario": "tire_search", "outcome": "bot", "transfer_reason": "none"}
+    assert s[("cca_calls_total", tuple(sorted({**key, "tenant": "north"}.items())))] == 1
+    assert s[("cca_calls_total", tuple(sorted({**key, "tenant": ""}.items())))] == 1
+    assert s[("cca_component_errors_total", (("component", "tool"), ("source", "live"), ("tenant", "north")))] == 0

@@ -365,7 +365,15 @@ def test_the_exporter_counts_the_calls_and_its_cost_components_add_up(demo):
     transferred = sum(
         v for (name, labels), v in samples.items() if name == "cca_calls_total" and ("outcome", "operator") in labels
     )
-    spend = {dict(labels)["component"]: v for (name, labels), v in samples.items() if name == "cca_cost_usd_total"}
+    spend: dict[str, float] = {}
+    for (name, labels), v in samples.items():
+        if name == "cca_cost_usd_total":  # one series per tenant and component
+            component = dict(labels)["component"]
+            spend[component] = spend.get(component, 0.0) + v
+    assert {dict(labels)["tenant"] for (name, labels) in samples if name == "cca_calls_total"} == {
+        "shinservice",
+        "prokoleso",
+    }
     assert (calls, transferred) == (counted[0], counted[1])
     assert set(spend) <= set(definitions.PRICED_COMPONENTS), spend  # nothing counted twice as "other"
     assert sum(spend.values()) == pytest.approx(counted[2], rel=1e-6)

@@ -8,18 +8,21 @@
 -- Response latency of a bot reply = start of the bot turn - end of the customer turn before it
 -- (timestamp + speech duration). When durations are missing or the clocks disagree, it is estimated
 -- as the customer turn's STT latency + the bot turn's LLM and TTS latencies (response_estimated).
--- computed_at is clock_timestamp(), not the transaction start: the exporter reads rows derived since
--- its watermark (with a lag), so the stamp should be as close to the commit as possible.
+-- A call the processor wrote is derived again once it ends (call_ended_at differs from its ended_at).
+-- final_at, the first derivation after the call ended, is kept on every later one: the exporter counts a
+-- finished call once, by final_at. The stamps are clock_timestamp(), not the transaction start: the
+-- exporter reads rows stamped since its watermark (with a lag), so they should be close to the commit.
 WITH target AS (
-    SELECT c.id, c.started_at
+    SELECT c.id, c.started_at, c.ended_at
     FROM calls c
     LEFT JOIN cca_call_ingest i ON i.call_id = c.id
     LEFT JOIN call_metrics m ON m.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
-      AND (NOT :only_stale OR m.call_id IS NULL OR m.computed_at < i.ingested_at)
+      AND (NOT :only_stale OR m.call_id IS NULL OR m.computed_at < i.ingested_at
+           OR m.call_ended_at IS DISTINCT FROM c.ended_at)
       -- a call the processor wrote itself has no delivery time: it is taken while it has no metrics
       AND (CAST(:ingested_after AS timestamptz) IS NULL OR i.ingested_at > :ingested_after
-           OR (i.call_id IS NULL AND m.call_id IS NULL))
+           OR (i.call_id IS NULL AND (m.call_id IS NULL OR m.call_ended_at IS DISTINCT FROM c.ended_at)))
 ),
 t AS (
     SELECT tr.call_id, tr.turn_number, tr.speaker, tr.content, tr.created_at, tr.speech_duration_ms,
@@ -95,7 +98,7 @@ INSERT INTO call_metrics AS m (
     call_id, started_at, turns, customer_turns, bot_turns, response_ms, response_p50_ms, response_p95_ms,
     response_max_ms, response_estimated, stt_ms, llm_ms, tts_ms, stt_p95_ms, llm_p95_ms, tts_p95_ms, stt_reasks,
     low_confidence_turns, min_stt_confidence, long_pauses, barge_ins, tool_calls, tool_errors,
-    rejected_tool_calls, suspicious_tool_calls, greeted, computed_at)
+    rejected_tool_calls, suspicious_tool_calls, greeted, computed_at, final_at, call_ended_at)
 SELECT target.id, target.started_at,
        coalesce(p.turns, 0), coalesce(p.customer_turns, 0), coalesce(p.bot_turns, 0),
        coalesce(p.response_ms, '{}'), p.response_p50_ms, p.response_p95_ms, p.response_max_ms,
@@ -105,7 +108,8 @@ SELECT target.id, target.started_at,
        coalesce(p.long_pauses, 0), coalesce(p.barge_ins, 0),
        coalesce(tools.tool_calls, 0), coalesce(tools.tool_errors, 0),
        coalesce(tools.rejected_tool_calls, 0), coalesce(tools.suspicious_tool_calls, 0),
-       p.greeted, clock_timestamp()
+       p.greeted, clock_timestamp(),
+       CASE WHEN target.ended_at IS NOT NULL THEN clock_timestamp() END, target.ended_at
 FROM target
 LEFT JOIN per_call p ON p.call_id = target.id
 LEFT JOIN tools ON tools.call_id = target.id
@@ -119,4 +123,5 @@ ON CONFLICT (call_id) DO UPDATE SET
     min_stt_confidence = EXCLUDED.min_stt_confidence, long_pauses = EXCLUDED.long_pauses,
     barge_ins = EXCLUDED.barge_ins, tool_calls = EXCLUDED.tool_calls, tool_errors = EXCLUDED.tool_errors,
     rejected_tool_calls = EXCLUDED.rejected_tool_calls, suspicious_tool_calls = EXCLUDED.suspicious_tool_calls,
-    greeted = EXCLUDED.greeted, computed_at = EXCLUDED.computed_at
+    greeted = EXCLUDED.greeted, computed_at = EXCLUDED.computed_at,
+    final_at = coalesce(m.final_at, EXCLUDED.final_at), call_ended_at = EXCLUDED.call_ended_at
