@@ -42,8 +42,11 @@ def compute_costs(
     *,
     book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
+    only_new: bool = False,
 ) -> CostRun:
-    """Price every call of the period and store the changed prices, in one transaction.
+    """Price every call of the period and store the changed prices, in one transaction. With
+    ``only_new``, only the finished calls that have no price of ccanalytics yet (the freshness job:
+    a new call priced within seconds; the periodic run keeps every price current).
 
     The prices are computed by one read-only statement (PostgreSQL may run it in parallel workers)
     into a temporary table; only calls whose breakdown or total changed are rewritten. The
@@ -55,6 +58,7 @@ def compute_costs(
         "start": start,
         "end": end,
         "tz": tz,
+        "only_new": only_new,
         "prices": json.dumps(book.rows()),
         "source": book.source,
         "stt_default": DEFAULTS["stt"],

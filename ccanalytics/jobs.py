@@ -76,6 +76,13 @@ def score_new_calls(engine: Engine, settings: Settings, *, limit: int = 2000) ->
     return _locked(engine, "score", work)
 
 
+def process_fresh_calls(engine: Engine, settings: Settings) -> JobRun:
+    """Calls that have just ended: scored, priced and counted within seconds (ccanalytics.freshness)."""
+    from . import freshness
+
+    return _locked(engine, "fresh", lambda: freshness.run(engine, settings).as_dict())
+
+
 def refresh_daily_stats(engine: Engine, settings: Settings, *, days: int = 2) -> JobRun:
     """Incremental daily_stats for the last ``days`` days (changed days only)."""
 
@@ -184,6 +191,7 @@ def evaluate_alerts(engine: Engine, settings: Settings) -> JobRun:
 
 # name -> (function, trigger description for APScheduler: ("interval", {...}) or ("cron", {...}))
 SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, Any]]] = {
+    "fresh": (process_fresh_calls, "interval", {"seconds": 15}),
     "score": (score_new_calls, "interval", {"minutes": 2}),
     "pricing": (price_calls, "interval", {"minutes": 5}),
     "pricing_nightly": (lambda e, s: price_calls(e, s, nightly=True), "cron", {"hour": 0, "minute": 45}),

@@ -55,6 +55,8 @@ c AS NOT MATERIALIZED (
         tts_cached_chars float8, telephony_seconds float8) ON true
     LEFT JOIN e ON e.call_id = c.id
     WHERE c.started_at >= :start AND c.started_at < :end
+      -- :only_new (ccanalytics.freshness): the finished calls ccanalytics has not priced yet
+      AND (NOT CAST(:only_new AS boolean) OR (NOT c.cost_priced AND c.ended_at IS NOT NULL))
 ),
 priced AS NOT MATERIALIZED (
     SELECT c.id, c.started_at, c.estimated, c.old_total, c.old_breakdown, c.reported_total,

@@ -1,0 +1,80 @@
+"""Near-real-time processing: a call that has just ended is scored, priced, counted in its day's
+figures and in the exporter's counters within seconds, whoever wrote it (ccanalytics's ingest API or
+the call processor directly). The scheduler runs :func:`run` every ``INTERVAL_SECONDS`` (job
+``fresh``); the slower periodic jobs stay as the safety net (late re-deliveries, price changes,
+the fixed STT share of the day).
+
+What ended is found through an index, never by scanning a table: the calls that started within
+``HORIZON`` (a range of the processor's index on calls.started_at) whose end ccanalytics has not seen
+yet (no call_metrics row, or one derived before the call ended: call_metrics.call_ended_at). Only when
+something ended (or is waiting in the scoring queue) do the next steps run, each on the same few
+calls: enqueue and score them, price the calls that have no price of ccanalytics yet, and recompute
+the figures of the day(s) concerned incrementally. The exporter counts a call once its metrics are
+final (call_metrics.final_at), so /metrics has it at the next scrape after the lag.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import callmetrics, clock, cost, metrics, pricing, quality, timeutil
+from .config import Settings
+
+INTERVAL_SECONDS = 15
+# calls longer than this (from start to the moment their end is seen) are left to the periodic jobs
+HORIZON = timedelta(hours=3)
+
+_PENDING = "SELECT count(*) FROM scoring_queue WHERE status = 'pending' AND not_before <= now()"
+
+
+@dataclass(frozen=True)
+class FreshRun:
+    ended: int  # calls whose end was seen by this run (metrics derived)
+    queued: int
+    scored: int
+    priced: int  # prices written (new calls)
+    days: tuple[date, ...]  # the local days whose figures were recomputed
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ended": self.ended,
+            "queued": self.queued,
+            "scored": self.scored,
+            "priced": self.priced,
+            "days": [d.isoformat() for d in self.days],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run(engine: Engine, settings: Settings, now: datetime | None = None) -> FreshRun:
+    """See the module's description. ``now`` defaults to the clock's."""
+    started = time.perf_counter()
+    now = now or clock.now()
+    tz = settings.timezone
+    with engine.begin() as conn:
+        ended = callmetrics.derive(conn, now - HORIZON, now + timedelta(minutes=5))
+        pending = conn.execute(sa.text(_PENDING)).scalar_one()
+    if not ended and not pending:
+        return FreshRun(0, 0, 0, 0, (), time.perf_counter() - started)
+    first, last = timeutil.to_date(now - HORIZON, tz), timeutil.to_date(now, tz)
+    queued = quality.enqueue(engine, date_from=first, date_to=last, tz=tz) if ended else 0
+    judge, rubric = quality.from_settings(settings)
+    scoring = quality.score_pending(
+        engine,
+        judge,
+        rubric,
+        workers=settings.judge_workers,
+        config=quality.scoring_config_from_settings(settings, wait_for_retries=False),
+    )
+    priced = 0
+    if ended:
+        book = pricing.load(settings.pricing_file)
+        priced = cost.compute_costs(engine, first, last, book=book, tz=tz, only_new=True).updated
+    daily = metrics.compute_daily_stats(engine, first, last, tz=tz)
+    return FreshRun(ended, queued, scoring.scored, priced, tuple(daily.days_computed), time.perf_counter() - started)
