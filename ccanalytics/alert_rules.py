@@ -23,7 +23,6 @@ from . import definitions, labels, rutext, signals, timeutil
 from .errors import ConfigError
 from .privacy import mask_personal, mask_phones_in_text
 from .quality import problems
-from .rutext import calls_acc, calls_gen, calls_loc, plural  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -138,11 +137,30 @@ class Rule:
 
 
 def num(value: float, digits: int = 2) -> str:
+    """Russian decimal format with ``digits`` decimals: ``0.6`` → ``0,60``, ``1234.5`` → ``1 234,50``."""
     return rutext.num(value, digits)
 
 
 def pct(fraction: float) -> str:
-    return rutext.pct(100 * fraction, 0)
+    """A share as a percentage, one decimal at most: ``0.8426`` → ``84,3 %``, ``0.5`` → ``50 %``."""
+    return rutext.share(fraction, 1)
+
+
+def plural(n: int, one: str, few: str, many: str) -> str:
+    """``n`` in Russian format with its word form: ``1 013 вызовов``."""
+    return rutext.count(n, one, few, many)
+
+
+def calls_acc(n: int) -> str:  # "оценить 21 звонок"
+    return plural(n, "звонок", "звонка", "звонков")
+
+
+def calls_gen(n: int) -> str:  # "из 21 звонка"
+    return plural(n, "звонка", "звонков", "звонков")
+
+
+def calls_loc(n: int) -> str:  # "в 21 звонке"
+    return plural(n, "звонке", "звонках", "звонках")
 
 
 def _one(conn: sa.Connection, sql: str, **params: Any):
@@ -165,7 +183,7 @@ def high_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
     rate = r.transferred / r.calls
     reason = f" Частая причина: {labels.label(labels.TRANSFER_REASONS, r.reason)}." if r.reason else ""
     text = (
-        f"За {th.transfer_window_minutes} мин ({ctx.span(start)}) оператору переведено {r.transferred} из "
+        f"За {th.transfer_window_minutes} мин ({ctx.span(start)}) оператору переведено {rutext.num(r.transferred)} из "
         f"{calls_gen(r.calls)} ({pct(rate)}), порог — больше {pct(th.transfer_rate)}.{reason}"
     )
     return [Firing("high_transfer_rate", "all", rate, th.transfer_rate, text, ctx.journal(start, transferred="yes"))]
@@ -190,7 +208,7 @@ def scenario_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
         reason = f" Частая причина: {labels.label(labels.TRANSFER_REASONS, r.reason)}." if r.reason else ""
         text = (
             f"Сценарий «{labels.scenario(r.scenario)}» ({r.scenario}): за 24 часа ({ctx.span(start)}) "
-            f"переведено {r.transferred} из {calls_gen(r.calls)} ({pct(rate)}), "
+            f"переведено {rutext.num(r.transferred)} из {calls_gen(r.calls)} ({pct(rate)}), "
             f"порог — {pct(th.scenario_transfer_rate)}.{reason}"
         )
         link = ctx.journal(start, scenario=None if r.scenario == "unknown" else r.scenario, transferred="yes")
@@ -230,14 +248,15 @@ def response_latency(conn: sa.Connection, ctx: Context) -> list[Firing]:
     if r.replies < th.latency_min_replies or r.p95 is None or r.p95 / 1000 <= th.latency_p95_s:
         return []
     parts = ", ".join(
-        f"{n} {v / 1000:.2f} с".replace(".", ",")
+        f"{n} {rutext.seconds(v / 1000, 2)}"
         for n, v in (("STT", r.stt), ("LLM", r.llm), ("TTS", r.tts))
         if v is not None
     )
     text = (
-        f"p95 задержки ответа бота {num(r.p95 / 1000)} с за {th.latency_window_minutes} мин ({ctx.span(start)}; "
+        f"p95 задержки ответа бота {rutext.seconds(r.p95 / 1000, 2)} "
+        f"за {th.latency_window_minutes} мин ({ctx.span(start)}; "
         f"{plural(r.replies, 'ответ', 'ответа', 'ответов')} в {calls_loc(r.calls)}), "
-        f"порог — больше {num(th.latency_p95_s, 1)} с. "
+        f"порог — больше {rutext.seconds(th.latency_p95_s, 2)}. "
         f"p95 по компонентам: {parts or 'нет данных'}."
     )
     return [Firing("response_latency", "all", r.p95 / 1000, th.latency_p95_s, text, ctx.journal(start))]
@@ -262,11 +281,12 @@ def tool_errors(conn: sa.Connection, ctx: Context) -> list[Firing]:
     )
     if r.n <= th.tool_errors:
         return []
-    tools = ", ".join(f"{k} ×{v}" for k, v in sorted(r.tools.items(), key=lambda kv: (-kv[1], kv[0])))
+    tools = ", ".join(f"{k} ×{rutext.num(v)}" for k, v in sorted(r.tools.items(), key=lambda kv: (-kv[1], kv[0])))
     text = (
         f"За {th.tool_errors_window_minutes} мин ({ctx.span(start)}) "
         f"{plural(r.n, 'ошибка', 'ошибки', 'ошибок')} вызовов инструментов "
-        f"в {calls_loc(r.calls)}: {tools}. Порог — больше {th.tool_errors}. Вероятно, Store API недоступен."
+        f"в {calls_loc(r.calls)}: {tools}. Порог — больше {rutext.compact(th.tool_errors)}. "
+        "Вероятно, Store API недоступен."
     )
     return [Firing("tool_errors", "all", r.n, th.tool_errors, text, ctx.journal(start), details={"tools": r.tools})]
 
@@ -322,7 +342,7 @@ def validation_anomaly(conn: sa.Connection, ctx: Context) -> list[Firing]:
         text = (
             f"Звонок {r.call_id} (клиент {r.caller or 'неизвестен'}, {ctx.local(r.at)}): Store API отклонил "
             f"{plural(r.n, 'вызов', 'вызова', 'вызовов')} инструментов ({', '.join(sorted(r.tools))}), порог — больше "
-            f"{th.rejected_tool_calls_per_call}. Пример ответа: {mask_phones_in_text(r.example or '')}"
+            f"{rutext.compact(th.rejected_tool_calls_per_call)}. Пример ответа: {mask_phones_in_text(r.example or '')}"
         )
         out.append(
             Firing(
@@ -476,7 +496,7 @@ def judge_failures(conn: sa.Connection, ctx: Context) -> list[Firing]:
     cause = f" Частая причина: {mask_phones_in_text(r.top_error)}." if r.top_error else ""
     text = (
         f"За 24 часа LLM-судья не смог оценить {calls_acc(r.n)} после всех попыток, порог — больше "
-        f"{th.judge_failures}.{cause} Подробнее: ccanalytics score --json."
+        f"{rutext.compact(th.judge_failures)}.{cause} Подробнее: ccanalytics score --json."
     )
     return [Firing("judge_failures", "all", r.n, th.judge_failures, text)]
 
@@ -494,7 +514,7 @@ def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
         return []
     text = (
         f"Не оценено {calls_acc(r.n)} за 7 дней (самый старый — {ctx.local(r.oldest)}), порог — больше "
-        f"{th.scoring_backlog}. Проверьте планировщик и доступность LLM-судьи."
+        f"{rutext.compact(th.scoring_backlog)}. Проверьте планировщик и доступность LLM-судьи."
     )
     return [Firing("scoring_backlog", "all", r.n, th.scoring_backlog, text)]
 
@@ -520,7 +540,7 @@ def stt_reasks(conn: sa.Connection, ctx: Context) -> list[Firing]:
     text = (
         f"Вчера ({day.strftime('%d.%m')}) бот переспрашивал клиентов {num(f.value)} раза на звонок против "
         f"{num(f.baseline or 0)} за {problems.BASELINE_DAYS} дн. до этого ({calls_acc(f.details['calls'])}), порог — "
-        f"в {num(th.stt_reask_factor, 1)} раза выше. "
+        f"в {rutext.compact(th.stt_reask_factor, 2)} раза выше. "
         + (
             f"Слова перед переспросом: {words_text}."
             if words_text
@@ -604,3 +624,48 @@ RULES: tuple[Rule, ...] = (
     ),
 )  # fmt: skip
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+
+# What a "resolved" notification says: the condition that holds again, in words (the firing sentence is
+# about the problem, not about its end). One per condition rule; events never resolve.
+RESOLUTIONS: dict[str, Callable[[Thresholds], str]] = {
+    "high_transfer_rate": lambda th: (
+        f"Доля переводов на оператора за {th.transfer_window_minutes} мин снова не выше {pct(th.transfer_rate)} "
+        f"(или звонков меньше {rutext.num(th.transfer_min_calls)})."
+    ),
+    "tool_errors": lambda th: (
+        f"Вызовы инструментов снова проходят: ошибок за {th.tool_errors_window_minutes} мин "
+        f"не больше {rutext.num(th.tool_errors)}."
+    ),
+    "response_latency": lambda th: (
+        f"Задержка ответа бота в норме: p95 за {th.latency_window_minutes} мин не выше "
+        f"{rutext.seconds(th.latency_p95_s, 2)}."
+    ),
+    "abnormal_spend": lambda th: (
+        f"Расходы на API вернулись к обычному уровню: не больше {pct(th.spend_ratio)} от среднего "
+        f"за {th.baseline_days} дн."
+    ),
+    "scenario_transfer_rate": lambda th: (
+        f"Доля переводов в сценарии за 24 часа снова ниже {pct(th.scenario_transfer_rate)} "
+        f"(или звонков меньше {rutext.num(th.scenario_min_calls)})."
+    ),
+    "quality_drop": lambda th: (
+        f"Средняя оценка качества за {th.quality_window_hours} ч вернулась к обычной: падение не больше "
+        f"{num(th.quality_drop)} от средней за {th.baseline_days} дн."
+    ),
+    "judge_failures": lambda th: (
+        f"LLM-судья снова справляется: сбоев оценки за 24 часа не больше {rutext.num(th.judge_failures)}."
+    ),
+    "scoring_backlog": lambda th: (
+        f"Оценка качества догнала звонки: неоценённых за 7 дней не больше {rutext.num(th.scoring_backlog)}."
+    ),
+    "cost_per_call_jump": lambda th: (
+        f"Средняя стоимость звонка вернулась к обычной: рост не больше +{pct(th.cost_per_call_jump)} "
+        f"к средней за {th.baseline_days} дн."
+    ),
+}
+
+
+def resolution(rule: str, th: Thresholds) -> str:
+    """The Russian sentence of a "resolved" notification of ``rule``."""
+    text = RESOLUTIONS.get(rule)
+    return text(th) if text else "Условие алерта больше не выполняется."

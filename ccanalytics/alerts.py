@@ -5,8 +5,12 @@ result into state changes in one transaction — a new alert fires, a firing one
 cooldown has passed, a condition that no longer holds is resolved — writing each event to
 ``alert_events`` and one ``alert_outbox`` row per channel. ``deliver`` drains the outbox: rows are
 claimed with ``FOR UPDATE SKIP LOCKED`` (two schedulers never send one row twice), a retryable
-failure moves the row's next attempt forward with exponential backoff, so a channel outage delays
-delivery but loses nothing. ``run_alerts`` is the scheduler's job: derive, run, deliver.
+failure moves the row's next attempt forward with a jittered exponential backoff capped at minutes,
+so a channel outage delays delivery but loses nothing. Per alert (rule and key) and channel the
+notifications go out in event order: a row waits while an earlier one of its alert is still pending,
+so "resolved" never overtakes its "fired". A request that went out without an answer is recorded as
+``unknown`` and not re-sent (ccanalytics.notify.outcome_unknown). ``run_alerts`` is the scheduler's
+job: derive, run, deliver.
 
 Ownership: with ``alerts_owner = prometheus`` the rules that have a Prometheus twin are left to
 Alertmanager and only the database-only rules are evaluated (docs/alerts.md).
@@ -15,6 +19,7 @@ Alertmanager and only the database-only rules are evaluated (docs/alerts.md).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,16 +30,21 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from . import callmetrics, checkruns, clock, timeutil
-from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds
+from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, resolution
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
-from .notify import Channel, channels_from_settings
+from .notify import Channel, channels_from_settings, outcome_unknown
 from .privacy import mask_phones_in_text
 
 log = logging.getLogger(__name__)
 
 ALERTS_LOCK_KEY = 0x6363_616C  # "ccal": one run() at a time changes alert state
 SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+SEVERITY_WORD = {"critical": "Критично", "warning": "Предупреждение", "info": "Информация"}
+RESOLVED_ICON, RESOLVED_WORD = "✅", "Решено"
+MAX_ATTEMPTS = 300  # at the capped backoff: about a day of retries before a row is dead
+BACKOFF_S, BACKOFF_CAP_S, BACKOFF_JITTER = 30.0, 300.0, 0.2
+LATE_AFTER = timedelta(minutes=2)  # a notification sent later than this after its event says so
 
 
 @dataclass(frozen=True)
@@ -45,9 +55,9 @@ class AlertConfig:
     tz: str = timeutil.DEFAULT_TZ
     admin_url: str = "http://127.0.0.1:8050"
     channels: tuple[str, ...] = ()  # configured channels: notifications are queued for these
-    max_attempts: int = 50
-    backoff_s: float = 30.0
-    backoff_cap_s: float = 1800.0
+    max_attempts: int = MAX_ATTEMPTS
+    backoff_s: float = BACKOFF_S
+    backoff_cap_s: float = BACKOFF_CAP_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertConfig:
@@ -89,6 +99,7 @@ class DeliverySummary:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    unknown: int = 0  # went out without an answer: not re-sent
     pending: int = 0
 
 
@@ -147,24 +158,43 @@ def _title(rule: Rule, label: str) -> str:
     return f"{rule.title}: {label}" if label else rule.title
 
 
+def _local(at: datetime, tz: str, fmt: str = "%d.%m %H:%M") -> str:
+    return at.astimezone(timeutil.zone(tz)).strftime(fmt)
+
+
 def compose(
-    rule: Rule, event: str, f_text: str, link: str | None, label: str, *, since: datetime, now: datetime, tz: str
+    rule: Rule,
+    event: str,
+    f_text: str,
+    link: str | None,
+    label: str,
+    *,
+    since: datetime,
+    now: datetime,
+    tz: str,
+    thresholds: Thresholds | None = None,
 ):
-    """(subject, text) of a notification; phone numbers in the body are masked."""
-    local = lambda at: at.astimezone(timeutil.zone(tz)).strftime("%d.%m %H:%M")  # noqa: E731
+    """(subject, text) of a notification; phone numbers in the body are masked.
+
+    The first line says what happened and how serious: "🔴 Критично: …", "🟠 Предупреждение: …",
+    "🔴 Продолжается с … (…): …" for a reminder, "✅ Решено: …" for the end of an alert, whose body
+    says what holds again (alert_rules.resolution) and how long it lasted — not the firing sentence."""
     title = _title(rule, label)
+    icon, word = SEVERITY_ICON.get(rule.severity, ""), SEVERITY_WORD.get(rule.severity, "")
     if event == "fired":
-        subject, head = title, f"{SEVERITY_ICON.get(rule.severity, '')} {title}"
+        subject, head = f"{word}: {title}", f"{icon} {word}: {title}"
         body = f_text
     elif event == "repeated":
         subject = f"Продолжается: {title}"
-        head = f"🔁 Продолжается с {local(since)} ({_duration(now - since)}): {title}"
+        head = f"{icon} Продолжается с {_local(since, tz)} ({_duration(now - since)}): {title}"
         body = f_text
     else:
-        subject, head = f"Завершено: {title}", f"✅ Завершено: {title}"
+        subject, head = f"{RESOLVED_WORD}: {title}", f"{RESOLVED_ICON} {RESOLVED_WORD}: {title}"
+        same_day = _local(since, tz, "%d.%m") == _local(now, tz, "%d.%m")
+        end = _local(now, tz, "%H:%M" if same_day else "%d.%m %H:%M")
         body = (
-            f"Алерт закончился: длился {_duration(now - since)} ({local(since)} — {local(now)}).\n"
-            f"Последнее измерение во время алерта: {f_text}"
+            f"{resolution(rule.name, thresholds or Thresholds())}\n"
+            f"Длилось {_duration(now - since)}: {_local(since, tz)} — {end}."
         )
     text = mask_phones_in_text(f"{head}\n{body}")
     if link:
@@ -259,7 +289,9 @@ def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSum
 
 def _record(conn, cfg: AlertConfig, rule: Rule, event: str, f: Firing, *, since: datetime, now: datetime) -> int:
     """One alert_events row and its outbox rows (for the rule's channels that are configured)."""
-    subject, message = compose(rule, event, f.text, f.link, f.label, since=since, now=now, tz=cfg.tz)
+    subject, message = compose(
+        rule, event, f.text, f.link, f.label, since=since, now=now, tz=cfg.tz, thresholds=cfg.thresholds
+    )
     channels = [c for c in rule.channels if c in cfg.channels]
     event_id = conn.execute(
         sa.text(
@@ -296,11 +328,53 @@ def _record(conn, cfg: AlertConfig, rule: Rule, event: str, f: Firing, *, since:
 
 
 # ------------------------------------------------------------------------------------- deliver
+# The oldest row of a usable channel that is the first pending one of its alert (rule, key) on that
+# channel and is due — or a later row of its alert is (a new event tries the alert's first row again
+# at once: it may find the channel back). A row in backoff holds back the later notifications of its
+# alert, never those of the others.
 _CLAIM = """
-SELECT id, channel, payload, attempts FROM alert_outbox
-WHERE status = 'pending' AND next_attempt_at <= :now AND channel = ANY(:channels)
-ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+SELECT o.id, o.event_id, o.channel, o.payload, o.attempts, e.created_at AS event_at
+FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
+WHERE o.status = 'pending' AND o.channel = ANY(:channels)
+  AND NOT EXISTS (
+    SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
+    WHERE p.channel = o.channel AND p.status = 'pending' AND p.id < o.id AND pe.rule = e.rule AND pe.key = e.key
+  )
+  AND EXISTS (
+    SELECT 1 FROM alert_outbox d JOIN alert_events de ON de.id = d.event_id
+    WHERE d.channel = o.channel AND d.status = 'pending' AND d.id >= o.id AND d.next_attempt_at <= :now
+      AND de.rule = e.rule AND de.key = e.key
+  )
+ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED
 """
+
+# The channel answered again: its rows waiting out a backoff are due now (not after the cap).
+_CHANNEL_BACK = """
+UPDATE alert_outbox SET next_attempt_at = :now
+WHERE id IN (SELECT id FROM alert_outbox WHERE channel = :channel AND status = 'pending'
+             AND next_attempt_at > :now FOR UPDATE SKIP LOCKED)
+"""
+
+
+def backoff(
+    attempts: int,
+    *,
+    base_s: float = BACKOFF_S,
+    cap_s: float = BACKOFF_CAP_S,
+    jitter: float = BACKOFF_JITTER,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before attempt ``attempts + 1``: ``base_s`` doubling per attempt up to ``cap_s``, each
+    drawn from [(1 − jitter) × that, that] so that retries of many rows (and processes) spread out."""
+    delay = min(cap_s, base_s * 2 ** min(attempts - 1, 30))
+    return delay * (1 - jitter * (rng or random).random()) if jitter else delay
+
+
+def _late_note(event_at: datetime, now: datetime, tz: str) -> str:
+    """A line for a notification sent well after its event (a channel outage)."""
+    if now - event_at <= LATE_AFTER:
+        return ""
+    return f"\n⏱ Отправлено с опозданием на {_duration(now - event_at)}: событие от {_local(event_at, tz)}."
 
 
 def deliver(
@@ -308,14 +382,25 @@ def deliver(
     channels: Mapping[str, Channel],
     now: datetime,
     *,
-    max_attempts: int = 50,
-    backoff_s: float = 30.0,
-    backoff_cap_s: float = 1800.0,
+    max_attempts: int = MAX_ATTEMPTS,
+    backoff_s: float = BACKOFF_S,
+    backoff_cap_s: float = BACKOFF_CAP_S,
+    jitter: float = BACKOFF_JITTER,
+    rng: random.Random | None = None,
+    tz: str = timeutil.DEFAULT_TZ,
     limit: int = 500,
 ) -> DeliverySummary:
     """Send the due outbox rows of the given channels, oldest first, each in its own transaction that
-    holds the row's lock while sending. After a retryable failure the channel is not tried again in
-    this call (its other rows wait for the next one)."""
+    holds the row's lock while sending.
+
+    - Order: per alert (rule, key) and channel, a row is sent only when no earlier row of its alert is
+      pending there, so messages arrive in event order. A row sent late says so (``⏱ …``).
+    - A retryable failure: next attempt after ``backoff`` (or the server's retry_after); the channel
+      is not tried again in this call. A success makes the channel's rows in backoff due at once.
+    - A permanent failure or the ``max_attempts``-th one: ``dead``.
+    - The request went out and no answer came (notify.outcome_unknown): ``unknown``, not re-sent — it
+      may have been delivered; the later rows of its alert go on.
+    E-mails of one row carry one Message-ID (``key``) on every attempt."""
     now = _aware(now)
     out = DeliverySummary()
     usable = set(channels)
@@ -327,11 +412,25 @@ def deliver(
             if row is None:
                 break
             attempts = row.attempts + 1
+            text = row.payload["text"] + _late_note(row.event_at, now, tz)
             try:
-                channels[row.channel].send_text(row.payload.get("subject", ""), row.payload["text"])
+                channels[row.channel].send_text(
+                    row.payload.get("subject", ""), text, key=f"ccanalytics-alert-{row.event_id}-{row.channel}"
+                )
             except Exception as exc:  # every failure is recorded on the row, never lost
                 retryable = exc.retryable if isinstance(exc, DeliveryError) else True
                 error = (exc.message if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:1000]
+                if outcome_unknown(exc):
+                    log.warning("alert notification %s to %s: %s", row.id, row.channel, error)
+                    conn.execute(
+                        sa.text(
+                            "UPDATE alert_outbox SET status = 'unknown', attempts = :a, last_error = :e, "
+                            "sent_at = :now WHERE id = :id"
+                        ),
+                        {"a": attempts, "e": error, "now": now, "id": row.id},
+                    )
+                    out.unknown += 1
+                    continue
                 if not retryable or attempts >= max_attempts:
                     log.error(
                         "alert notification %s to %s is dead after %d attempt(s): %s",
@@ -348,7 +447,7 @@ def deliver(
                     )
                     out.dead += 1
                     continue
-                delay = min(backoff_cap_s, backoff_s * 2 ** (attempts - 1))
+                delay = backoff(attempts, base_s=backoff_s, cap_s=backoff_cap_s, jitter=jitter, rng=rng)
                 if isinstance(exc, DeliveryError) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
                 log.warning(
@@ -372,6 +471,7 @@ def deliver(
                 sa.text("UPDATE alert_outbox SET status = 'sent', attempts = :a, sent_at = :now WHERE id = :id"),
                 {"a": attempts, "now": now, "id": row.id},
             )
+            conn.execute(sa.text(_CHANNEL_BACK), {"now": now, "channel": row.channel})
             out.sent += 1
     with engine.connect() as conn:
         out.pending = conn.execute(sa.text("SELECT count(*) FROM alert_outbox WHERE status = 'pending'")).scalar_one()
@@ -427,7 +527,13 @@ def run_alerts(engine: Engine, settings: Settings, now: datetime | None = None) 
     derive_recent_metrics(engine, now)
     summary = run(engine, cfg, now)
     sent = deliver(
-        engine, channels, now, max_attempts=cfg.max_attempts, backoff_s=cfg.backoff_s, backoff_cap_s=cfg.backoff_cap_s
+        engine,
+        channels,
+        now,
+        max_attempts=cfg.max_attempts,
+        backoff_s=cfg.backoff_s,
+        backoff_cap_s=cfg.backoff_cap_s,
+        tz=cfg.tz,
     )
     return {
         "fired": summary.fired,
@@ -437,6 +543,7 @@ def run_alerts(engine: Engine, settings: Settings, now: datetime | None = None) 
         "delivered": sent.sent,
         "retried": sent.retried,
         "dead": sent.dead,
+        "unknown": sent.unknown,
         "pending": sent.pending,
         "rule_errors": sorted(summary.errors),
     }

@@ -65,10 +65,10 @@ def alerts_check(dry_run: bool, at: str | None) -> None:
     if dry_run:
         click.echo(f"{len(firings)} firing (dry run: nothing recorded or sent)")
         return
-    out = a.deliver(engine, channels_from_settings(settings), now)
+    out = a.deliver(engine, channels_from_settings(settings), now, tz=settings.timezone)
     click.echo(
         f"{len(firings)} firing; fired {summary.fired}, repeated {summary.repeated}, resolved {summary.resolved}; "
-        f"delivered {out.sent}, pending {out.pending}, dead {out.dead}"
+        f"delivered {out.sent}, pending {out.pending}, dead {out.dead}, unknown {out.unknown}"
     )
 
 
@@ -115,8 +115,11 @@ def alerts_deliver() -> None:
     settings = _settings()
     engine = _engine()
     _ensure_schema(engine)
-    out = a.deliver(engine, channels_from_settings(settings), clock.now())
-    click.echo(f"sent {out.sent}, failed and retrying later {out.retried}, dead {out.dead}; pending {out.pending}")
+    out = a.deliver(engine, channels_from_settings(settings), clock.now(), tz=settings.timezone)
+    click.echo(
+        f"sent {out.sent}, failed and retrying later {out.retried}, dead {out.dead}, "
+        f"sent without an answer (not re-sent) {out.unknown}; pending {out.pending}"
+    )
 
 
 @alerts.command("test")

@@ -8,6 +8,14 @@ Telegram messages are sent as **plain text** (no ``parse_mode``): nothing in an 
 transcript excerpt can break the markup or inject a link; Telegram still makes URLs clickable.
 Texts longer than Telegram's 4096 characters are split at line breaks into several messages;
 document captions are cut to 1024 characters.
+
+**Sent, but no answer.** Each attempt has two phases: connecting and writing the request (``timeout``;
+a failure there is retryable — nothing was delivered), then waiting for the answer (``answer_timeout``,
+longer: a slow channel is waited for, not retried). When the whole request went out and no answer came
+even then (or the connection broke while waiting), the message may have been delivered: re-sending it
+could deliver it twice, so the error is ``DeliveryError(retryable=False, details={"outcome":
+"unknown"})`` (``outcome_unknown(exc)``). E-mails carry a Message-ID derived from the caller's ``key``,
+so a deliberate re-send of the same notification is recognised by mail clients as the same message.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from .errors import ConfigError, DeliveryError, InvalidArgument
 log = logging.getLogger(__name__)
 
 TELEGRAM_TEXT_LIMIT = 4096
+MIN_ANSWER_TIMEOUT_S = 60.0  # how long a request that went out is waited for, at least
 TELEGRAM_CAPTION_LIMIT = 1024
 CHANNEL_NAMES = ("email", "telegram")
 T = TypeVar("T")
@@ -43,7 +52,22 @@ class Channel(Protocol):
 
     name: str
 
-    def send_text(self, subject: str, text: str) -> None: ...
+    def send_text(self, subject: str, text: str, *, key: str | None = None) -> None: ...
+
+
+def answer_timeout_for(timeout: float) -> float:
+    """The default time to wait for an answer once the request is out: 3 × the connect timeout, at
+    least a minute."""
+    return max(MIN_ANSWER_TIMEOUT_S, 3 * timeout)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """The request went out and no answer came: the message may or may not have been delivered."""
+    return isinstance(exc, DeliveryError) and isinstance(exc.details, dict) and exc.details.get("outcome") == "unknown"
+
+
+def _unknown(channel: str, message: str) -> DeliveryError:
+    return DeliveryError(message, channel=channel, retryable=False, details={"outcome": "unknown"})
 
 
 # ------------------------------------------------------------------------------------------ e-mail
@@ -64,11 +88,13 @@ class EmailChannel:
         password: str | None = None,
         starttls: bool = True,
         timeout: float = 20.0,
+        answer_timeout: float | None = None,
     ) -> None:
         if not to:
             raise ConfigError("e-mail has no recipients: set CCA_EMAIL_TO")
         self.host, self.port, self.sender, self.to = host, port, sender, list(to)
         self.user, self.password, self.starttls, self.timeout = user, password, starttls, timeout
+        self.answer_timeout = answer_timeout or answer_timeout_for(timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmailChannel:
@@ -85,15 +111,28 @@ class EmailChannel:
             timeout=settings.notify_timeout_s,
         )
 
+    def message_id(self, key: str | None = None) -> str:
+        """A new Message-ID, or the stable one of ``key`` (every attempt of one notification: the same)."""
+        domain = self.sender.rpartition("@")[2] or "localhost"
+        if key is None:
+            return make_msgid(domain=domain)
+        return f"<{''.join(c if c.isalnum() or c in '.-_' else '-' for c in key)}@{domain}>"
+
     def message(
-        self, subject: str, text: str, html: str | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()
+        self,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        attachments: Sequence[tuple[str, bytes, str]] = (),
+        *,
+        key: str | None = None,
     ) -> EmailMessage:
         msg = EmailMessage()
         msg["Subject"] = " ".join(subject.split())  # no header injection through line breaks
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
         msg["Date"] = formatdate(localtime=True)
-        msg["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
+        msg["Message-ID"] = self.message_id(key)
         msg.set_content(text)
         if html is not None:
             msg.add_alternative(html, subtype="html")
@@ -104,15 +143,24 @@ class EmailChannel:
         return msg
 
     def send(
-        self, subject: str, text: str, html: str | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()
+        self,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        attachments: Sequence[tuple[str, bytes, str]] = (),
+        *,
+        key: str | None = None,
     ) -> None:
-        """Send one e-mail (text, optional HTML alternative, attachments as (filename, data, mime type))."""
-        msg = self.message(subject, text, html, attachments)
+        """Send one e-mail (text, optional HTML alternative, attachments as (filename, data, mime type)).
+        ``key`` makes the Message-ID stable (``<key@sender-domain>``)."""
+        msg = self.message(subject, text, html, attachments, key=key)
         refused: dict = {}
         accepted = False
+        smtp_cls = _SMTPSSL if self.port == 465 else _SMTP
+        smtp = None
         try:
-            smtp_cls = smtplib.SMTP_SSL if self.port == 465 else smtplib.SMTP
             with smtp_cls(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.answer_timeout = self.answer_timeout
                 smtp.ehlo()
                 if self.starttls and smtp_cls is smtplib.SMTP and smtp.has_extn("starttls"):
                     smtp.starttls(context=ssl.create_default_context())
@@ -136,14 +184,51 @@ class EmailChannel:
             if accepted:  # the server took the message; only the goodbye failed
                 log.warning("SMTP server %s:%s: %s after the message was accepted", self.host, self.port, exc)
                 return
+            if smtp is not None and smtp.body_sent:  # the whole message went out, the answer did not come
+                raise _unknown(
+                    self.name,
+                    f"SMTP server {self.host}:{self.port}: no answer to the sent message "
+                    f"({exc or type(exc).__name__}): delivery unknown, not re-sent",
+                ) from None
             raise DeliveryError(
                 f"SMTP server {self.host}:{self.port}: {exc}", channel=self.name, retryable=True
             ) from None
         if refused:
             log.warning("e-mail not accepted for %s", ", ".join(refused))
 
-    def send_text(self, subject: str, text: str) -> None:
-        self.send(subject, text)
+    def send_text(self, subject: str, text: str, *, key: str | None = None) -> None:
+        self.send(subject, text, key=key)
+
+
+class _AnswerTimeout:
+    """smtplib client that knows when the message body went out (``body_sent``) and then waits
+    ``answer_timeout`` for the server's verdict on it."""
+
+    answer_timeout: float | None = None
+    body_sent = False
+    _in_data = False
+
+    def data(self, msg):  # smtplib API
+        self._in_data = True
+        try:
+            return super().data(msg)
+        finally:
+            self._in_data = False
+
+    def send(self, s):  # smtplib API: data() sends the whole body, ending with CRLF.CRLF, in one call
+        super().send(s)
+        if self._in_data and isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.body_sent = True
+            if self.sock is not None and self.answer_timeout:
+                self.sock.settimeout(self.answer_timeout)
+
+
+class _SMTP(_AnswerTimeout, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_AnswerTimeout, smtplib.SMTP_SSL):
+    pass
 
 
 # ---------------------------------------------------------------------------------------- Telegram
@@ -188,10 +273,22 @@ class TelegramChannel:
 
     name = "telegram"
 
-    def __init__(self, token: str, chat_id: str, *, api_url: str = "https://api.telegram.org", timeout: float = 20.0):
+    def __init__(
+        self,
+        token: str,
+        chat_id: str,
+        *,
+        api_url: str = "https://api.telegram.org",
+        timeout: float = 20.0,
+        answer_timeout: float | None = None,
+    ):
         if not token or not chat_id:
             raise ConfigError("Telegram needs CCA_TELEGRAM_BOT_TOKEN and CCA_TELEGRAM_CHAT_ID")
         self._token, self.chat_id, self.api_url, self.timeout = token, str(chat_id), api_url.rstrip("/"), timeout
+        self.answer_timeout = answer_timeout or answer_timeout_for(timeout)
+        self._opener = urllib.request.build_opener(
+            _AnswerTimeoutHTTPHandler(self.answer_timeout), _AnswerTimeoutHTTPSHandler(self.answer_timeout)
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramChannel:
@@ -237,8 +334,8 @@ class TelegramChannel:
         chunks.append(f"--{boundary}--\r\n".encode())
         self._call("sendDocument", b"".join(chunks), f"multipart/form-data; boundary={boundary}")
 
-    def send_text(self, subject: str, text: str) -> None:
-        self.send_message(text)
+    def send_text(self, subject: str, text: str, *, key: str | None = None) -> None:
+        self.send_message(text)  # the Bot API has no idempotency key: see outcome_unknown
 
     def _call(self, method: str, body: bytes, content_type: str) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -248,7 +345,7 @@ class TelegramChannel:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 answer = _json_or_none(response.read())
         except urllib.error.HTTPError as exc:
             answer = _json_or_none(exc.read()) or {}
@@ -263,13 +360,66 @@ class TelegramChannel:
                 retryable=retryable,
                 retry_after=float(retry_after) if retry_after else None,
             ) from None
-        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timeout, DNS, TLS, cut answers
-            reason = getattr(exc, "reason", exc)
-            raise DeliveryError(f"Telegram {method}: {reason}", channel=self.name, retryable=True) from None
+        except urllib.error.URLError as exc:  # refused, DNS, TLS, timeout while connecting or writing: not sent
+            raise DeliveryError(f"Telegram {method}: {exc.reason}", channel=self.name, retryable=True) from None
+        except (OSError, http.client.HTTPException) as exc:  # the request went out; no (whole) answer came
+            raise _unknown(
+                self.name,
+                f"Telegram {method}: no answer within {self.answer_timeout:g} s after the request was sent "
+                f"({exc or type(exc).__name__}): delivery unknown, not re-sent",
+            ) from None
         if not isinstance(answer, dict) or not answer.get("ok"):
             description = (answer or {}).get("description") if isinstance(answer, dict) else "not a Bot API answer"
             raise DeliveryError(f"Telegram {method}: {description}", channel=self.name, retryable=False)
         return answer
+
+
+class _AnswerConnection:
+    """http.client connection that waits ``answer_timeout`` (not the connect timeout) for the answer.
+    urllib wraps what fails while connecting or writing in URLError; what fails from here on (the
+    request is out) reaches the caller as a plain OSError or HTTPException."""
+
+    answer_timeout: float | None = None
+
+    def getresponse(self):
+        if self.sock is not None and self.answer_timeout:
+            self.sock.settimeout(self.answer_timeout)
+        return super().getresponse()
+
+
+class _HTTPConnection(_AnswerConnection, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AnswerConnection, http.client.HTTPSConnection):
+    pass
+
+
+def _connection(cls, answer_timeout: float):
+    def make(*args, **kwargs):
+        conn = cls(*args, **kwargs)
+        conn.answer_timeout = answer_timeout
+        return conn
+
+    return make
+
+
+class _AnswerTimeoutHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, answer_timeout: float) -> None:
+        super().__init__()
+        self._make = _connection(_HTTPConnection, answer_timeout)
+
+    def http_open(self, req):
+        return self.do_open(self._make, req)
+
+
+class _AnswerTimeoutHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, answer_timeout: float) -> None:
+        super().__init__()
+        self._make = _connection(_HTTPSConnection, answer_timeout)
+
+    def https_open(self, req):
+        return self.do_open(self._make, req, context=self._context)
 
 
 def _json_or_none(data: bytes) -> Any:

@@ -50,3 +50,32 @@ def calls_gen(n: int) -> str:  # "из 21 звонка"
 
 def calls_loc(n: int) -> str:  # "в 21 звонке"
     return plural(n, "звонке", "звонках", "звонках")
+
+
+def compact(value: float | int | None, digits: int = 1, *, suffix: str = "") -> str:
+    """As ``num`` with at most ``digits`` decimals and no trailing zeros: ``84.26`` → ``84,3``,
+    ``50.0`` → ``50``, ``1013`` → ``1 013``."""
+    if value is None:
+        return "—"
+    text = num(value, digits)
+    if "," in text:
+        text = text.rstrip("0").rstrip(",")
+    if text == "−0":
+        text = "0"
+    return text + suffix
+
+
+def share(fraction: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage, trailing zeros dropped: ``0.8426`` → ``84,3 %``, ``0.5`` → ``50 %``."""
+    return "—" if fraction is None else compact(100 * fraction, digits, suffix=" %")
+
+
+def seconds(value: float | None, digits: int = 1) -> str:
+    """A duration in seconds: ``4.93`` → ``4,9 с``, ``0.7`` → ``0,7 с``, ``3.0`` → ``3 с``."""
+    return compact(value, digits, suffix=" с")
+
+
+def count(n: int, one: str, few: str, many: str) -> str:
+    """As ``plural`` with the number in Russian format: count(1013, "вызов", "вызова", "вызовов") →
+    "1 013 вызовов"."""
+    return num(n) + plural(n, one, few, many)[len(str(n)) :]

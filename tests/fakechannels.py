@@ -1,9 +1,10 @@
 """Local stand-ins for the delivery channels, real servers on 127.0.0.1: a Telegram Bot API server
-(records every request — JSON, form or multipart — and can fail on purpose or go away entirely) and an
-SMTP server (aiosmtpd) with a mailbox."""
+(records every request — JSON, form or multipart — and can fail on purpose, answer late, or go away
+entirely) and an SMTP server (aiosmtpd) with a mailbox that can also answer late."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.message
 import json
@@ -66,7 +67,9 @@ class FakeTelegram:
     """A Bot API server. ``status`` (200 by default) is what sendMessage/sendDocument answer: 502 for
     an outage, 429 (with ``retry_after``) for a rate limit, 400/401 for bad requests. ``down()`` closes
     the port (connection refused), ``up()`` opens it again on the same port. Requests with another token
-    get 401 and another chat 400, like the real API; ``getMe`` and ``getChat`` answer like it too."""
+    get 401 and another chat 400, like the real API; ``getMe`` and ``getChat`` answer like it too.
+    ``delay``: seconds the answer takes after the request was taken (and, with 200, the message posted):
+    a slow Bot API; the answer of a client that stopped waiting goes nowhere."""
 
     def __init__(self, token: str = TOKEN, chat: int | str = CHAT) -> None:
         self.token, self.chat = token, str(chat)
@@ -126,8 +129,6 @@ class FakeTelegram:
             self._server = None
 
     def _answer(self, handler: BaseHTTPRequestHandler, req: TelegramRequest) -> None:
-        if self.delay:
-            time.sleep(self.delay)
         status, answer = 200, None
         if req.token != self.token:
             status, answer = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
@@ -154,12 +155,17 @@ class FakeTelegram:
         req.status = status
         with self._lock:
             self.requests.append(req)
+        if self.delay:
+            time.sleep(self.delay)
         data = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:  # the client gave up waiting
+            pass
 
     def __enter__(self) -> FakeTelegram:
         return self.up()
@@ -170,16 +176,20 @@ class FakeTelegram:
 
 # ----------------------------------------------------------------------------------------- SMTP
 class Mailbox:
-    """aiosmtpd handler that keeps every message (parsed) and its envelope recipients."""
+    """aiosmtpd handler that keeps every message (parsed) and its envelope recipients. ``delay``:
+    seconds before the server answers a message it already kept (a slow server)."""
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.recipients: list[list[str]] = []
         self.logins: list[str] = []
+        self.delay = 0.0
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
         self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
         self.recipients.append(list(envelope.rcpt_tos))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 OK"
 
 

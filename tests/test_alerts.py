@@ -5,7 +5,9 @@ real local Telegram Bot API server and a real SMTP server exactly once, through 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,13 +19,22 @@ from click.testing import CliRunner
 from factories import make_call, turn
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics import alerts, metrics
-from ccanalytics.alert_rules import RULES, RULES_BY_NAME, Thresholds, calls_acc, calls_gen, calls_loc
+from ccanalytics import alerts, metrics, rutext
+from ccanalytics.alert_rules import (
+    RESOLUTIONS,
+    RULES,
+    RULES_BY_NAME,
+    Thresholds,
+    calls_acc,
+    calls_gen,
+    calls_loc,
+    resolution,
+)
 from ccanalytics.alerts import AlertConfig
 from ccanalytics.config import Settings
 from ccanalytics.errors import ConfigError
 from ccanalytics.ingest import ingest_records
-from ccanalytics.notify import channels_from_settings
+from ccanalytics.notify import EmailChannel, TelegramChannel, channels_from_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 14:00 Kyiv
@@ -85,7 +96,7 @@ def test_high_transfer_rate(engine):
     ingest_records(engine, [call(NOW - timedelta(minutes=40 - i)) for i in range(5)])
     [f] = firing(engine, "high_transfer_rate")
     assert f.key == "all" and f.value == pytest.approx(7 / 12) and f.threshold == 0.5
-    assert "переведено 7 из 12 звонков (58 %)" in f.text and "бот не смог помочь" in f.text
+    assert "переведено 7 из 12 звонков (58,3 %)" in f.text and "бот не смог помочь" in f.text
     assert f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&transferred=yes"
     # an hour later the calls are out of the window; a stricter threshold from settings is not reached
     assert firing(engine, "high_transfer_rate", NOW + timedelta(hours=1)) == []
@@ -130,7 +141,8 @@ def test_response_latency_p95(engine):
     ingest_records(engine, [latency_call(NOW - timedelta(minutes=5 + i), 4.0) for i in range(3)])
     alerts.derive_recent_metrics(engine, NOW)
     [f] = firing(engine, "response_latency")
-    assert f.value == pytest.approx(4.0) and "32 ответа в 8 звонках" in f.text and "STT 0,30 с" in f.text
+    assert f.value == pytest.approx(4.0) and "32 ответа в 8 звонках" in f.text and "STT 0,3 с" in f.text
+    assert f.text.startswith("p95 задержки ответа бота 4 с за 15 мин") and "порог — больше 3 с" in f.text
     assert firing(engine, "response_latency", NOW + timedelta(minutes=30)) == []  # calls ended long ago
 
 
@@ -334,6 +346,31 @@ def test_russian_plurals():
     ]
 
 
+def test_numbers_in_alert_texts_are_russian(engine):
+    assert [rutext.share(0.8426), rutext.share(0.5), rutext.share(1 / 3, 0)] == ["84,3 %", "50 %", "33 %"]
+    assert [rutext.seconds(4.93), rutext.seconds(3.0), rutext.seconds(0.25, 2)] == ["4,9 с", "3 с", "0,25 с"]
+    assert rutext.count(1013, "вызов", "вызова", "вызовов") == "1\u202f013 вызовов"
+    assert [rutext.compact(-0.04), rutext.compact(1234.5, 2)] == ["0", "1\u202f234,5"]
+    queue_failures(engine, 1013, NOW - timedelta(hours=1))
+    [f] = firing(engine, "judge_failures")
+    assert "не смог оценить 1\u202f013 звонков после всех попыток, порог — больше 10" in f.text
+
+
+def test_every_condition_rule_resolves_in_words_of_its_own():
+    th = Thresholds()
+    texts = {r.name: resolution(r.name, th) for r in RULES if r.kind == "condition"}
+    assert set(texts) == set(RESOLUTIONS) and len(set(texts.values())) == len(texts)
+    assert (
+        texts["high_transfer_rate"]
+        == "Доля переводов на оператора за 60 мин снова не выше 50 % (или звонков меньше 10)."
+    )
+    assert texts["response_latency"] == "Задержка ответа бота в норме: p95 за 15 мин не выше 3 с."
+    for text in texts.values():
+        assert not re.search(r"\d\.\d|\d%", text), text  # Russian numbers only
+    custom = resolution("high_transfer_rate", Thresholds.with_overrides({"transfer_rate": 0.455}))
+    assert "не выше 45,5 %" in custom
+
+
 def test_thresholds_from_settings_are_checked():
     assert Thresholds.with_overrides({"transfer_rate": 0.6, "transfer_min_calls": 20.0}).transfer_min_calls == 20
     with pytest.raises(ConfigError, match="unknown alert threshold transfer_rat, trasnfer"):
@@ -364,11 +401,11 @@ def test_condition_fires_once_quiet_in_cooldown_repeats_and_resolves(engine, tel
     out = alerts.run_alerts(engine, s, NOW)
     assert (out["fired"], out["delivered"], out["pending"]) == (1, 2, 0)
     [tg_text] = telegram.texts()
-    assert tg_text.startswith("🔴 Высокая доля переводов на оператора\n")
-    assert "оператору переведено 10 из 12 звонков (83 %)" in tg_text
+    assert tg_text.startswith("🔴 Критично: Высокая доля переводов на оператора\n")
+    assert "оператору переведено 10 из 12 звонков (83,3 %), порог — больше 50 %" in tg_text
     assert tg_text.endswith(f"Журнал: {ADMIN}/calls?from=2026-11-20&to=2026-11-20&transferred=yes")
     [mail] = smtp.messages
-    assert mail["Subject"] == "[ccanalytics] Высокая доля переводов на оператора"
+    assert mail["Subject"] == "[ccanalytics] Критично: Высокая доля переводов на оператора"
     assert mail.get_body(("plain",)).get_content().strip() == tg_text
 
     for minutes in (1, 5, 14):  # cooldown: quiet
@@ -376,17 +413,20 @@ def test_condition_fires_once_quiet_in_cooldown_repeats_and_resolves(engine, tel
         assert (out["fired"], out["repeated"], out["delivered"], out["firing"]) == (0, 0, 0, 1)
     out = alerts.run_alerts(engine, s, NOW + timedelta(minutes=15))
     assert out["repeated"] == 1 and out["delivered"] == 2
-    assert telegram.texts()[1].startswith("🔁 Продолжается с 20.11 14:00 (15 мин): Высокая доля переводов")
+    assert telegram.texts()[1].startswith("🔴 Продолжается с 20.11 14:00 (15 мин): Высокая доля переводов")
 
     assert alerts.run_alerts(engine, s, NOW + timedelta(minutes=20))["delivered"] == 0  # cooldown again
 
     out = alerts.run_alerts(engine, s, NOW + timedelta(minutes=61))  # every call left the hour
     assert (out["resolved"], out["firing"], out["delivered"]) == (1, 0, 2)
     resolved = telegram.texts()[2]
-    assert resolved.startswith("✅ Завершено: Высокая доля переводов на оператора\n")
-    assert "Алерт закончился: длился 1 ч 1 мин (20.11 14:00 — 20.11 15:01)" in resolved
-    assert "Последнее измерение во время алерта: За 60 мин" in resolved
-    assert smtp.messages[-1]["Subject"] == "[ccanalytics] Завершено: Высокая доля переводов на оператора"
+    assert resolved.split("\n")[:3] == [
+        "✅ Решено: Высокая доля переводов на оператора",
+        "Доля переводов на оператора за 60 мин снова не выше 50 % (или звонков меньше 10).",
+        "Длилось 1 ч 1 мин: 20.11 14:00 — 15:01.",
+    ]
+    assert "переведено" not in resolved  # a resolution, not the firing sentence again
+    assert smtp.messages[-1]["Subject"] == "[ccanalytics] Решено: Высокая доля переводов на оператора"
     assert alerts.run_alerts(engine, s, NOW + timedelta(minutes=70))["delivered"] == 0
 
     assert [(e["event"], e["channels"]) for e in events(engine) if e["rule"] == "high_transfer_rate"] == [
@@ -442,27 +482,28 @@ def test_channel_down_then_up_delivers_exactly_once(engine, telegram, outage):
         telegram.status = 502
     else:
         telegram.down()
-    first = alerts.deliver(engine, channels, NOW)
+    deliver = functools.partial(alerts.deliver, jitter=0)  # exact times; the jitter: test_backoff_…
+    first = deliver(engine, channels, NOW)
     assert (first.sent, first.retried, first.pending) == (0, 1, 1)
     [row] = outbox(engine)
     assert row["status"] == "pending" and row["attempts"] == 1 and row["last_error"]
     assert row["next_attempt_at"] == NOW + timedelta(seconds=30)
     # not due yet: nothing is attempted
-    assert alerts.deliver(engine, channels, NOW + timedelta(seconds=10)).retried == 0
-    second = alerts.deliver(engine, channels, NOW + timedelta(seconds=30))  # still down: backoff doubles
+    assert deliver(engine, channels, NOW + timedelta(seconds=10)).retried == 0
+    second = deliver(engine, channels, NOW + timedelta(seconds=30))  # still down: backoff doubles
     assert second.retried == 1 and outbox(engine)[0]["next_attempt_at"] == NOW + timedelta(seconds=90)
     telegram.status = 200
     if outage == "connection_refused":
         telegram.up()
-    third = alerts.deliver(engine, channels, NOW + timedelta(seconds=90))
+    third = deliver(engine, channels, NOW + timedelta(seconds=90))
     assert (third.sent, third.pending) == (1, 0)
-    assert alerts.deliver(engine, channels, NOW + timedelta(hours=1)).sent == 0
+    assert deliver(engine, channels, NOW + timedelta(hours=1)).sent == 0
     assert telegram.texts() == [text]
     [row] = outbox(engine)
     assert row["status"] == "sent" and row["attempts"] == 3 and row["sent_at"] == NOW + timedelta(seconds=90)
 
 
-def test_backoff_is_capped_and_respects_retry_after(engine, telegram):
+def test_backoff_is_capped_at_minutes_jittered_and_respects_retry_after(engine, telegram):
     s = make_settings(telegram)
     fire_one(engine, s)
     channels = channels_from_settings(s)
@@ -470,13 +511,139 @@ def test_backoff_is_capped_and_respects_retry_after(engine, telegram):
     alerts.deliver(engine, channels, NOW)
     assert outbox(engine)[0]["next_attempt_at"] == NOW + timedelta(seconds=120)  # 30 s backoff < retry_after
     telegram.status = 502
-    at = NOW
-    for _ in range(10):
+    waits = []
+    for _ in range(12):
         at = outbox(engine)[0]["next_attempt_at"]
         alerts.deliver(engine, channels, at)
+        waits.append((outbox(engine)[0]["next_attempt_at"] - at).total_seconds())
     row = outbox(engine)[0]
-    assert row["attempts"] == 11 and row["status"] == "pending"
-    assert row["next_attempt_at"] - at == timedelta(minutes=30)
+    assert row["attempts"] == 13 and row["status"] == "pending"
+    print("waits between attempts, s:", [round(w) for w in waits])
+    # 30 s doubling, each drawn from [80 %, 100 %] of it; never more than the 5-minute cap
+    for attempt, wait in enumerate(waits, start=2):
+        nominal = min(300, 30 * 2 ** (attempt - 1))
+        assert 0.8 * nominal <= wait <= nominal, (attempt, wait)
+    assert max(waits) <= 300 and len({round(w) for w in waits[-6:]}) > 1  # jittered, not in lockstep
+    # the whole schedule: 12 failed attempts over an outage of well under an hour (was 30-min steps)
+    assert sum(waits) < 55 * 60
+    assert [alerts.backoff(n, jitter=0) for n in (1, 2, 3, 4, 5, 6, 50)] == [30, 60, 120, 240, 300, 300, 300]
+
+
+def test_outage_then_recovery_sends_every_alert_in_event_order_and_nothing_twice(engine, telegram):
+    """Telegram is away for over an hour: the transfer alert fires and resolves meanwhile, a call event
+    comes in. Back, every message goes out once; the "resolved" never before its "fired", even though
+    the "resolved" row is due and the "fired" row is still in its backoff when the channel returns."""
+    ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
+    ingest_records(engine, [call(NOW + timedelta(minutes=5), tools=rejected(4))])  # an event of another alert
+    s = make_settings(telegram, alert_thresholds=ONE_SCENARIO)
+    telegram.down()
+    at = NOW
+    while at <= NOW + timedelta(minutes=62):  # the scheduler's minute job through the outage
+        out = alerts.run_alerts(engine, s, at)
+        assert out["delivered"] == 0
+        at += timedelta(minutes=1)
+    rows = {(e["rule"], e["event"]): e for e in events(engine)}
+    assert set(rows) == {
+        ("high_transfer_rate", "fired"),
+        ("validation_anomaly", "fired"),
+        ("high_transfer_rate", "resolved"),
+    }
+    head = outbox(engine)[0]
+    assert head["status"] == "pending" and head["attempts"] > 10
+    assert head["next_attempt_at"] > at - timedelta(minutes=1)  # in its backoff
+    assert all(r["status"] == "pending" for r in outbox(engine))
+
+    telegram.up()
+    back = head["next_attempt_at"] - timedelta(seconds=5)  # the channel is back before the head's next attempt
+    out = alerts.deliver(engine, channels_from_settings(s), back, tz="Europe/Kyiv")
+    assert (out.sent, out.pending, out.retried) == (3, 0, 0)  # at once, not after the backoff
+    texts = telegram.texts()
+    assert len(texts) == 3 and len(set(texts)) == 3
+    heads = [t.split("\n")[0] for t in texts]
+    fired = heads.index("🔴 Критично: Высокая доля переводов на оператора")
+    resolved = heads.index("✅ Решено: Высокая доля переводов на оператора")
+    assert fired < resolved
+    assert any(h.startswith("🟠 Предупреждение: Аномалия валидации") for h in heads)
+    late = texts[fired].splitlines()[-1]
+    assert late.startswith("⏱ Отправлено с опозданием на 1 ч") and late.endswith("событие от 20.11 14:00.")
+    # nothing more later: every row sent once
+    assert alerts.deliver(engine, channels_from_settings(s), back + timedelta(hours=1)).sent == 0
+    assert {r["status"] for r in outbox(engine)} == {"sent"} and len(telegram.texts()) == 3
+
+
+def test_a_pending_notification_holds_back_only_its_own_alert(engine, telegram):
+    s = make_settings(telegram)
+    ingest_records(engine, [call(NOW - timedelta(minutes=5, seconds=i), tools=rejected(4)) for i in range(2)])
+    assert alerts.run(engine, s, NOW).fired == 2  # two calls: two alerts (keys) of one rule
+    channels = channels_from_settings(s)
+    telegram.status = 502
+    assert alerts.deliver(engine, channels, NOW).retried == 1  # the first one fails; the channel rests
+    telegram.status = 200
+    first_text = outbox(engine)[0]["payload"]["text"]
+    # a second later the second call's row is due (the first one is in backoff): it goes out, and its
+    # success says the channel is back, so the first one follows at once instead of after its backoff
+    out = alerts.deliver(engine, channels, NOW + timedelta(seconds=1))
+    assert out.sent == 2 and telegram.texts()[1] == first_text and len(set(telegram.texts())) == 2
+
+
+def slow_telegram(telegram, *, timeout: float, answer_timeout: float) -> dict:
+    return {
+        "telegram": TelegramChannel(
+            TOKEN, str(CHAT), api_url=telegram.url, timeout=timeout, answer_timeout=answer_timeout
+        )
+    }
+
+
+def test_slow_telegram_answer_is_waited_for_not_retried(engine, telegram):
+    text = fire_one(engine, make_settings(telegram))
+    telegram.delay = 1.2  # slower than the 0.5 s connect timeout, within the answer timeout
+    out = alerts.deliver(engine, slow_telegram(telegram, timeout=0.5, answer_timeout=5), NOW)
+    assert (out.sent, out.retried, out.unknown) == (1, 0, 0)
+    assert telegram.texts() == [text] and outbox(engine)[0]["status"] == "sent"
+
+
+def test_telegram_answering_slower_than_the_client_waits_gets_each_message_once(engine, telegram, caplog):
+    """The Bot API posts the message but answers after the client stopped waiting: the outcome is
+    unknown, the row says so, and it is not sent again (before: retried, delivered twice)."""
+    s = make_settings(telegram, alert_thresholds=ONE_SCENARIO)
+    text = fire_one(engine, s)
+    telegram.delay = 1.5
+    channels = slow_telegram(telegram, timeout=0.3, answer_timeout=0.5)
+    out = alerts.deliver(engine, channels, NOW)
+    assert (out.sent, out.retried, out.unknown, out.pending) == (0, 0, 1, 0)
+    [row] = outbox(engine)
+    assert row["status"] == "unknown" and row["sent_at"] == NOW and "delivery unknown" in row["last_error"]
+    assert "delivery unknown, not re-sent" in caplog.text
+    telegram.delay = 0
+    for minutes in (1, 5, 30):
+        assert alerts.deliver(engine, channels, NOW + timedelta(minutes=minutes)).sent == 0
+    assert telegram.texts() == [text]  # once
+    assert alerts.history(engine)[0]["delivery"] == {"telegram": "unknown"}
+    # the next notification of the same kind is not held back by the unknown one
+    ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
+    alerts.run(engine, s, NOW + timedelta(minutes=31))
+    assert alerts.deliver(engine, channels, NOW + timedelta(minutes=31)).sent == 1 and len(telegram.texts()) == 2
+
+
+def test_slow_smtp_server_gets_each_e_mail_once_with_a_stable_message_id(engine, smtp):
+    s = make_settings(smtp=smtp, alert_thresholds=ONE_SCENARIO)
+    ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
+    alerts.run(engine, s, NOW)
+    smtp.mailbox.delay = 1.5  # keeps the message, answers after the client stopped waiting
+    email = EmailChannel.from_settings(s)
+    email.timeout, email.answer_timeout = 0.5, 0.5
+    out = alerts.deliver(engine, {"email": email}, NOW)
+    assert out.unknown == 1 and len(smtp.messages) == 1
+    assert alerts.deliver(engine, {"email": email}, NOW + timedelta(minutes=10)).sent == 0
+    assert len(smtp.messages) == 1
+    # an operator re-queues it (docs/alerts.md): the copy carries the same Message-ID, so mail clients
+    # show one message
+    smtp.mailbox.delay = 0
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alert_outbox SET status = 'pending', sent_at = NULL WHERE status = 'unknown'"))
+    assert alerts.deliver(engine, {"email": email}, NOW + timedelta(minutes=11)).sent == 1
+    first, second = smtp.messages
+    assert first["Message-ID"] == second["Message-ID"] and first["Message-ID"].startswith("<ccanalytics-alert-")
 
 
 def test_permanent_failure_and_too_many_attempts_make_dead_rows(engine, telegram, caplog):

@@ -12,6 +12,7 @@ from ccanalytics.notify import (
     EmailChannel,
     TelegramChannel,
     channels_from_settings,
+    outcome_unknown,
     require_channels,
     send_with_retries,
     split_message,
@@ -155,6 +156,51 @@ def test_send_with_retries_recovers_once_and_stops_on_permanent_errors(telegram)
     with pytest.raises(DeliveryError):
         send_with_retries(lambda: channel.send_message("x"), attempts=3, backoff_s=1, sleep=waits.append)
     assert waits[2:] == [1, 2]
+
+
+# ------------------------------------------------------------------------------- slow channels
+def test_answer_timeout_is_longer_than_the_connect_timeout(telegram, smtp):
+    tg = TelegramChannel.from_settings(settings_for(telegram, notify_timeout_s=20))
+    assert (tg.timeout, tg.answer_timeout) == (20, 60)
+    mail = EmailChannel.from_settings(settings_for(smtp=smtp, notify_timeout_s=30))
+    assert (mail.timeout, mail.answer_timeout) == (30, 90)
+
+
+def test_telegram_slow_answer_within_the_answer_timeout_is_one_message(telegram):
+    telegram.delay = 1.0
+    TelegramChannel(TOKEN, str(CHAT), api_url=telegram.url, timeout=0.3, answer_timeout=5).send_message("медленно")
+    assert telegram.texts() == ["медленно"]
+
+
+def test_telegram_no_answer_after_the_request_went_out_is_unknown_not_retried(telegram):
+    telegram.delay = 1.5
+    channel = TelegramChannel(TOKEN, str(CHAT), api_url=telegram.url, timeout=0.3, answer_timeout=0.5)
+    waits: list[float] = []
+    with pytest.raises(DeliveryError) as err:
+        send_with_retries(lambda: channel.send_message("может быть, доставлено"), attempts=3, sleep=waits.append)
+    assert outcome_unknown(err.value) and not err.value.retryable and waits == []
+    assert "delivery unknown" in err.value.message and TOKEN not in err.value.message
+    assert telegram.texts() == ["может быть, доставлено"]  # it was posted: once
+    # nothing went out when the server is away: retryable, not unknown
+    telegram.down()
+    with pytest.raises(DeliveryError) as err:
+        channel.send_message("x")
+    assert err.value.retryable and not outcome_unknown(err.value)
+
+
+def test_email_key_gives_a_stable_message_id_and_a_slow_server_an_unknown_outcome(smtp):
+    channel = EmailChannel.from_settings(settings_for(smtp=smtp))
+    channel.send_text("s", "один", key="ccanalytics-alert-7-email")
+    channel.send_text("s", "два", key="ccanalytics-alert-7-email")
+    channel.send_text("s", "три")
+    ids = [m["Message-ID"] for m in smtp.messages]
+    assert ids[0] == ids[1] == "<ccanalytics-alert-7-email@shop.example>" and ids[2] != ids[0]
+    smtp.mailbox.delay = 1.5
+    channel.timeout, channel.answer_timeout = 0.5, 0.5
+    with pytest.raises(DeliveryError) as err:
+        channel.send_text("s", "медленный сервер")
+    assert outcome_unknown(err.value) and not err.value.retryable
+    assert len(smtp.messages) == 4  # the server kept it
 
 
 # ---------------------------------------------------------------------------------------- settings
