@@ -13,6 +13,10 @@ SCENARIOS = {
     "fitting_booking": "запись на шиномонтаж",
     "consultation": "консультация",
 }
+# the catch-all of bounded label sets (telemetry: codes outside the known sets become "other")
+OTHER = "прочее"
+# scenario keys as stored in the daily figures: the scenarios, a call without one, the catch-all
+SCENARIO_CODES = {**SCENARIOS, "unknown": "сценарий не определён", "other": OTHER}
 TRANSFER_REASONS = {
     "customer_request": "по просьбе клиента",
     "cannot_help": "бот не смог помочь",
@@ -46,6 +50,13 @@ COST_COMPONENTS = {
 }
 
 
+# call outcomes, tool call statuses, the tool component of pipeline errors, "no transfer" (Prometheus labels)
+OUTCOMES = {"bot": "бот", "operator": "оператор"}
+TOOL_STATUSES = {"ok": "успешно", "error": "ошибка", "rejected": "отклонено"}
+TOOL_COMPONENT = {"tool": "инструменты"}
+NO_TRANSFER = {"none": "без перевода"}
+
+
 def label(mapping: Mapping[str, str], key: str | None) -> str:
     """The Russian label of a key; a combined scenario (``a + b``) labels each part."""
     if not key:
@@ -54,7 +65,7 @@ def label(mapping: Mapping[str, str], key: str | None) -> str:
 
 
 def scenario(name: str | None) -> str:
-    return label(SCENARIOS, name)
+    return label(SCENARIO_CODES, name)
 
 
 def reason(name: str | None) -> str:

@@ -18,7 +18,6 @@ import tomllib
 from pathlib import Path
 
 import click
-import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -32,7 +31,6 @@ from ccanalytics.cli import main
 from ccanalytics.config import Settings
 from ccanalytics.database import create_engine
 from ccanalytics.ingest import ingest_records
-from ccanalytics.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -407,68 +405,7 @@ def _pg_bin(name: str) -> str:
     return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name)
 
 
-def test_the_grafana_role_script_gives_read_only_access(pg_server, empty_db_url):
-    host, db = _psql_env(empty_db_url)
-    env = {
-        **os.environ,
-        "PGHOST": host,
-        "POSTGRES_USER": "postgres",
-        "POSTGRES_DB": db,
-        "CCA_GRAFANA_PG_PASSWORD": "grafana-test",
-        "PATH": str(Path(_pg_bin("psql")).parent) + os.pathsep + os.environ["PATH"],
-    }
-    res = subprocess.run(
-        ["sh", str(DEPLOY / "postgres-init" / "10-grafana-role.sh")], env=env, capture_output=True, text=True
-    )
-    try:
-        assert res.returncode == 0, res.stderr
-        engine = create_engine(empty_db_url, pool_size=1)
-        migrate(engine)  # the tables come later, created by the owner: default privileges apply
-        engine.dispose()
-        with psycopg.connect(f"host={host} dbname={db} user=grafana_ro", autocommit=True) as conn:
-            conn.execute("SELECT count(*) FROM cca_daily_stats")  # what the Grafana SQL panels read
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("INSERT INTO cca_daily_stats (stat_date) VALUES ('2026-11-01')")
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("DELETE FROM cca_daily_stats_tenants")
-        assert _grafana_sql_problems(host, db, "grafana_ro") == []  # every SQL panel and variable runs
-        # the narrow grant of docs/deployment.md is enough for them too
-        grant = re.search(r"GRANT SELECT ON [\w, ]+ TO grafana_ro;", (ROOT / "docs" / "deployment.md").read_text())
-        assert grant, "docs/deployment.md: the narrow grant of Grafana's role"
-        with psycopg.connect(f"host={host} dbname={db} user=postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE ROLE grafana_narrow LOGIN; GRANT CONNECT ON DATABASE "{db}" TO grafana_narrow')
-            conn.execute("GRANT USAGE ON SCHEMA public TO grafana_narrow")
-            conn.execute(grant.group(0).replace("grafana_ro", "grafana_narrow"))
-        assert _grafana_sql_problems(host, db, "grafana_narrow") == []
-        with psycopg.connect(f"host={host} dbname={db} user=grafana_narrow", autocommit=True) as conn:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("SELECT count(*) FROM users")
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            conn.execute("DROP ROLE IF EXISTS grafana_ro")
-            conn.execute("DROP ROLE IF EXISTS grafana_narrow")
-
-
-def _grafana_sql_problems(host: str, db: str, role: str) -> list[str]:
-    """Every SQL panel (for «Все сети» and for a tenant) and query variable of the dashboards, run as
-    ``role`` over an empty database: what fails (no data is required)."""
-    from datetime import UTC, datetime, timedelta
-
-    from ccanalytics import dashcheck
-
-    engine = create_engine(f"postgresql+psycopg://{role}@/{db}?host={host}", pool_size=1)
-    try:
-        boards = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-        now = datetime.now(UTC)
-        problems = []
-        for tenant in ("*", "shop"):
-            queries = [q for q in dashcheck.dashboard_queries(boards, {"tenant": tenant}) if q.kind == "sql"]
-            assert len(queries) >= 14
-            problems += dashcheck.check_sql(engine, queries, now - timedelta(days=30), now, require_data=False)
-        return [str(p) for p in problems]
-    finally:
-        engine.dispose()
+# Grafana's database role (the init script and the documented grant): tests/test_grafana_grants.py
 
 
 def _board(name: str) -> dict:

@@ -1,16 +1,33 @@
 #!/bin/sh
 # Runs once, when the compose PostgreSQL initialises an empty data volume (docker-entrypoint-initdb.d).
-# Creates grafana_ro, the read-only login of Grafana's PostgreSQL datasource. Tables that the owner
-# (POSTGRES_USER, the role ccanalytics migrates with) creates later become readable by it.
-# Grafana's panels read the daily figures per tenant (cca_daily_stats_by_tenant), cca_calls, cca_ab_tests
-# and tenants; to narrow the grant to those after the first migration, see
-# docs/deployment.md ("Grafana's database role").
+# Creates grafana_ro, the read-only login of Grafana's PostgreSQL datasource, allowed to read exactly
+# what the dashboards' SQL panels and variables read (docs/deployment.md, "Grafana's database role",
+# lists them per panel; tests/test_grafana_grants.py keeps the list below equal to the panels' SQL).
+# The tables and views do not exist yet (ccanalytics migrates at its first start, the call processor
+# creates its own): an event trigger grants SELECT on each of them as it is created.
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-     -v owner="$POSTGRES_USER" -v db="$POSTGRES_DB" -v pw="$CCA_GRAFANA_PG_PASSWORD" <<'SQL'
+     -v db="$POSTGRES_DB" -v pw="$CCA_GRAFANA_PG_PASSWORD" <<'SQL'
 CREATE ROLE grafana_ro LOGIN PASSWORD :'pw' CONNECTION LIMIT 10;
 GRANT CONNECT ON DATABASE :"db" TO grafana_ro;
 GRANT USAGE ON SCHEMA public TO grafana_ro;
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT ON TABLES TO grafana_ro;
 ALTER ROLE grafana_ro SET statement_timeout = '30s';
+
+CREATE FUNCTION cca_grafana_grant() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    FOR rel IN
+        SELECT c.oid FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relname = ANY (ARRAY['cca_ab_tests', 'cca_calls', 'cca_daily_stats_by_tenant', 'tenants'])
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO grafana_ro', rel);
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER cca_grafana_grant ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'CREATE VIEW')
+    EXECUTE FUNCTION cca_grafana_grant();
 SQL
