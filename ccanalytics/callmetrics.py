@@ -6,12 +6,16 @@ so calls the call processor wrote itself get them too.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import signals, sqlfiles, timeutil
+
+# how far back the near-real-time readers (the fresh job, the exporter, the alerts) look for calls that
+# have just ended: calls longer than this are left to the periodic jobs (daily figures, scoring)
+RECENT = timedelta(hours=3)
 
 
 def derive(

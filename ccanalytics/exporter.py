@@ -10,7 +10,8 @@ the checkpoint and counts only what is newer, and retention checkpoints before i
 neither a restart nor a purge lowers a counter. Every series carries the call's ``tenant`` (slug;
 empty for a call whose tenant was deleted).
 
-Each scrape first derives call_metrics for recent calls that lack them and checkpoints (unless
+Each scrape first derives call_metrics for the calls of the last few hours (callmetrics.RECENT) that
+lack them and checkpoints (unless
 ``derive=False``, for a read-only database role: then the scheduler's jobs derive, and retention
 checkpoints; such an exporter still starts from the checkpoint).
 """
@@ -168,6 +169,8 @@ class _Hist:
 
 CHECKPOINT = "calllog"
 CHECKPOINT_EVERY = timedelta(seconds=60)
+# the gauges read a week of calls: at most once a minute, not at every scrape
+GAUGES_EVERY = timedelta(seconds=60)
 
 _LOAD_SQL = """
 SELECT metrics_watermark, scores_watermark, counters, histograms FROM cca_exporter_state WHERE name = :name
@@ -210,6 +213,7 @@ class CallLogCollector(Collector):
         self._wm_scores = EPOCH
         self._loaded = False
         self._saved_at: datetime | None = None
+        self._gauges_at: datetime | None = None
         self._up = 0.0
         self._refresh_seconds = 0.0
         self._last_error: str | None = None
@@ -250,7 +254,7 @@ class CallLogCollector(Collector):
         if self.derive:
             with self.engine.begin() as conn:
                 db_now = conn.execute(sa.text("SELECT now()")).scalar_one()
-                callmetrics.derive(conn, db_now - timedelta(days=2), db_now + timedelta(hours=1))
+                callmetrics.derive(conn, db_now - callmetrics.RECENT, db_now + timedelta(hours=1))
         with self.engine.begin() as conn:
             if not self._loaded:
                 self._load(conn)
@@ -285,6 +289,9 @@ class CallLogCollector(Collector):
             if self.persist and (force_save or self._saved_at is None or now - self._saved_at >= CHECKPOINT_EVERY):
                 self._save(conn)
                 self._saved_at = now
+            if self._gauges_at is not None and now - self._gauges_at < GAUGES_EVERY:
+                return
+            self._gauges_at = now
             gauges: dict[tuple[str, tuple[str, ...]], float] = {}
             for g in conn.execute(sa.text(_GAUGES_SQL)):
                 gauges[("cca_scoring_backlog_calls", (SOURCE, g.tenant))] = float(g.backlog)

@@ -6,10 +6,11 @@ the fixed STT share of the day).
 
 What ended is found through an index, never by scanning a table: the calls that started within
 ``HORIZON`` (a range of the processor's index on calls.started_at) whose end ccanalytics has not seen
-yet (no call_metrics row, or one derived before the call ended: call_metrics.call_ended_at). Only when
-something ended (or is waiting in the scoring queue) do the next steps run, each on the same few
-calls: enqueue and score them, price the calls that have no price of ccanalytics yet, and recompute
-the figures of the day(s) concerned incrementally. The exporter counts a call once its metrics are
+yet (no call_metrics row, or one derived before the call ended: call_metrics.call_ended_at), and the
+finished calls of that range that are not queued for scoring or not priced yet. Only when there is
+such a call (or one waiting in the scoring queue) do the next steps run, each on the same few calls:
+enqueue and score them, price the calls that have no price of ccanalytics yet, and recompute the
+figures of the day(s) concerned incrementally. The exporter counts a call once its metrics are
 final (call_metrics.final_at), so /metrics has it at the next scrape after the lag.
 """
 
@@ -27,14 +28,24 @@ from .config import Settings
 
 INTERVAL_SECONDS = 15
 # calls longer than this (from start to the moment their end is seen) are left to the periodic jobs
-HORIZON = timedelta(hours=3)
+HORIZON = callmetrics.RECENT
 
-_PENDING = "SELECT count(*) FROM scoring_queue WHERE status = 'pending' AND not_before <= now()"
+# the work of a run: finished calls of the horizon not yet queued for scoring or priced (whoever derived
+# their metrics: an exporter's scrape may have been first), and calls waiting in the scoring queue
+_WORK = """
+SELECT
+  (SELECT count(*) FROM calls c
+    LEFT JOIN scoring_queue q ON q.call_id = c.id
+    LEFT JOIN cca_call_costs k ON k.call_id = c.id AND k.started_at = c.started_at
+    WHERE c.started_at >= :since AND c.ended_at IS NOT NULL AND (q.call_id IS NULL OR k.call_id IS NULL)) AS new,
+  (SELECT count(*) FROM scoring_queue WHERE status = 'pending' AND not_before <= now()) AS pending
+"""
 
 
 @dataclass(frozen=True)
 class FreshRun:
-    ended: int  # calls whose end was seen by this run (metrics derived)
+    derived: int  # calls whose metrics this run derived (new, or ended since they were derived)
+    ended: int  # finished calls of the horizon not yet queued for scoring or priced
     queued: int
     scored: int
     priced: int  # prices written (new calls)
@@ -43,6 +54,7 @@ class FreshRun:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "derived": self.derived,
             "ended": self.ended,
             "queued": self.queued,
             "scored": self.scored,
@@ -58,12 +70,12 @@ def run(engine: Engine, settings: Settings, now: datetime | None = None) -> Fres
     now = now or clock.now()
     tz = settings.timezone
     with engine.begin() as conn:
-        ended = callmetrics.derive(conn, now - HORIZON, now + timedelta(minutes=5))
-        pending = conn.execute(sa.text(_PENDING)).scalar_one()
-    if not ended and not pending:
-        return FreshRun(0, 0, 0, 0, (), time.perf_counter() - started)
+        derived = callmetrics.derive(conn, now - HORIZON, now + timedelta(minutes=5))
+        work = conn.execute(sa.text(_WORK), {"since": now - HORIZON}).one()
+    if not derived and not work.new and not work.pending:
+        return FreshRun(0, 0, 0, 0, 0, (), time.perf_counter() - started)
     first, last = timeutil.to_date(now - HORIZON, tz), timeutil.to_date(now, tz)
-    queued = quality.enqueue(engine, date_from=first, date_to=last, tz=tz) if ended else 0
+    queued = quality.enqueue(engine, date_from=first, date_to=last, tz=tz) if work.new else 0
     judge, rubric = quality.from_settings(settings)
     scoring = quality.score_pending(
         engine,
@@ -73,8 +85,10 @@ def run(engine: Engine, settings: Settings, now: datetime | None = None) -> Fres
         config=quality.scoring_config_from_settings(settings, wait_for_retries=False),
     )
     priced = 0
-    if ended:
+    if work.new:
         book = pricing.load(settings.pricing_file)
         priced = cost.compute_costs(engine, first, last, book=book, tz=tz, only_new=True).updated
     daily = metrics.compute_daily_stats(engine, first, last, tz=tz)
-    return FreshRun(ended, queued, scoring.scored, priced, tuple(daily.days_computed), time.perf_counter() - started)
+    return FreshRun(
+        derived, work.new, queued, scoring.scored, priced, tuple(daily.days_computed), time.perf_counter() - started
+    )

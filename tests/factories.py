@@ -317,24 +317,7 @@ def write_as_processor(
                 {"ms": t.get("llm_latency_ms"), "c": call_id, "t": tenant_id, "at": at},
             )
     if ended:
-        conn.execute(
-            sa.text(
-                "UPDATE calls SET ended_at = :end, duration_seconds = :d, scenario = :s, transferred_to_operator = :tr, "
-                "transfer_reason = :why, cost_breakdown = CAST(:cost AS jsonb), total_cost_usd = :total "
-                "WHERE id = :id AND started_at = :at"
-            ),
-            {
-                "id": call_id,
-                "at": started,
-                "end": ended_at,
-                "d": round(call.get("duration_seconds") or (ended_at - started).total_seconds()),
-                "s": call.get("scenario"),
-                "tr": bool(call.get("transferred_to_operator")),
-                "why": call.get("transfer_reason"),
-                "cost": json.dumps(cost_breakdown) if cost_breakdown is not None else None,
-                "total": (cost_breakdown or {}).get("total_cost"),
-            },
-        )
+        end_as_processor(conn, call, cost_breakdown=cost_breakdown)
     if quality is not None:
         conn.execute(
             sa.text(
@@ -344,3 +327,28 @@ def write_as_processor(
             {"id": call_id, "at": started, "q": quality[0], "d": json.dumps(quality[1])},
         )
     return call_id
+
+
+def end_as_processor(
+    conn: sa.Connection, call: dict[str, Any], *, cost_breakdown: dict[str, Any] | None = None
+) -> None:
+    """The call processor's UPDATE at the end of a call written by ``write_as_processor(ended=False)``."""
+    started, ended_at = datetime.fromisoformat(call["started_at"]), datetime.fromisoformat(call["ended_at"])
+    conn.execute(
+        sa.text(
+            "UPDATE calls SET ended_at = :end, duration_seconds = :d, scenario = :s, transferred_to_operator = :tr, "
+            "transfer_reason = :why, cost_breakdown = CAST(:cost AS jsonb), total_cost_usd = :total "
+            "WHERE id = :id AND started_at = :at"
+        ),
+        {
+            "id": uuid.UUID(call["call_id"]),
+            "at": started,
+            "end": ended_at,
+            "d": round(call.get("duration_seconds") or (ended_at - started).total_seconds()),
+            "s": call.get("scenario"),
+            "tr": bool(call.get("transferred_to_operator")),
+            "why": call.get("transfer_reason"),
+            "cost": json.dumps(cost_breakdown) if cost_breakdown is not None else None,
+            "total": (cost_breakdown or {}).get("total_cost"),
+        },
+    )

@@ -61,12 +61,24 @@ def test_a_call_the_processor_ends_is_scored_priced_and_counted_by_the_next_run(
             {"id": call_id},
         )
     run = freshness.run(engine, settings)
-    assert (run.ended, run.queued, run.scored, run.priced) == (1, 1, 1, 1)
+    assert (run.derived, run.ended, run.queued, run.scored, run.priced) == (1, 1, 1, 1, 1)
     assert state(engine, call_id) == {"scored": True, "priced": True, "day_counts_all": True}
     assert exported_calls(engine) == 1
 
     idle = freshness.run(engine, settings)  # nothing new: nothing is done
-    assert (idle.ended, idle.queued, idle.scored, idle.priced, idle.days) == (0, 0, 0, 0, ())
+    assert (idle.derived, idle.ended, idle.queued, idle.scored, idle.priced, idle.days) == (0, 0, 0, 0, 0, ())
+
+
+def test_a_call_an_exporter_derived_first_is_still_processed(engine, db_url):
+    """An exporter's scrape may derive a call's metrics before the job runs: the job still finds it
+    (not queued, not priced) and processes it."""
+    settings = Settings(database_url=db_url)
+    call = make_call(started_at=clock.now().replace(microsecond=0) - timedelta(minutes=2), caller_id=None)
+    ingest_records(engine, [call])
+    exporter.CallLogCollector(engine, lag_seconds=0).refresh()  # derives the call's metrics
+    run = freshness.run(engine, settings)
+    assert (run.derived, run.ended, run.scored, run.priced) == (0, 1, 1, 1)
+    assert state(engine, call["call_id"]) == {"scored": True, "priced": True, "day_counts_all": True}
 
 
 def test_a_call_delivered_through_the_api_is_processed_by_the_next_run(engine, db_url):
