@@ -258,6 +258,8 @@ class CallLogCollector(Collector):
         with self.engine.begin() as conn:
             if not self._loaded:
                 self._load(conn)
+            for (tenant,) in conn.execute(sa.text("SELECT slug FROM tenants")):
+                self._zero_series(tenant)
             now = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
             hi = now - self.lag
             if hi > self._wm_metrics:
@@ -299,6 +301,12 @@ class CallLogCollector(Collector):
                 if g.last_call is not None:
                     gauges[("cca_last_call_timestamp_seconds", (SOURCE, g.tenant))] = float(g.last_call)
             self._gauges = gauges
+
+    def _zero_series(self, tenant: str) -> None:
+        """Every counter of rare events at 0 for the tenant until its first event (telemetry)."""
+        for d in telemetry.CATALOG:
+            for combo in telemetry.zero_label_sets(d):
+                self._counters.setdefault((d.name, self._labels(d.name, {"tenant": tenant, **combo})), 0.0)
 
     # -- the checkpoint
     def _load(self, conn: sa.Connection) -> None:

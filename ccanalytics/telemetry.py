@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from . import signals
+from . import definitions, signals
 
 SCENARIOS = (
     "tire_search",
@@ -226,6 +226,29 @@ def criterion_label(criterion: str) -> str:
 
 
 # --------------------------------------------------------------------------------- live metrics
+# Counters of rare events start at 0 for every value of their bounded labels (and, in the exporter, for
+# every tenant), so "increase over the last hour" is 0 instead of "no data" on a dashboard, and a rule
+# sees the first event as an increase (a series that appears at 1 is no increase to Prometheus).
+_ZERO_VALUES: dict[str, tuple[str, ...]] = {"tool": TOOLS, "component": COMPONENTS}
+# spend starts at 0 for the components every call is priced by (not the judge's, which is not per call)
+_ZERO_VALUES_OF = {("cca_cost_usd_total", "component"): definitions.PRICED_COMPONENTS}
+
+
+def zero_label_sets(d: MetricDef) -> list[dict[str, str]]:
+    """The label values (besides source and tenant) a counter starts at 0 with; [] for a counter whose
+    labels are not all bounded, and [{}] for a counter with no other label."""
+    if d.kind != "counter":
+        return []
+    extra = [label for label in d.labels if label not in S]
+    if not all(label in _ZERO_VALUES for label in extra):
+        return []
+    combos: list[dict[str, str]] = [{}]
+    for label in extra:
+        values = _ZERO_VALUES_OF.get((d.name, label), _ZERO_VALUES[label])
+        combos = [{**c, label: value} for c in combos for value in values]
+    return combos
+
+
 class LiveMetrics:
     """Live metrics recorded by the call processor, with the catalogue's names and source="live"."""
 
@@ -247,18 +270,8 @@ class LiveMetrics:
             else:
                 self._m[d.name] = Histogram(d.base, d.help, buckets=d.buckets, **kwargs)
 
-    # counters of rare events start at 0 for every value of their bounded labels, so "increase over
-    # the last hour" is 0 instead of "no data" on a dashboard or in a rule before the first event
-    _ZERO_LABELS = {"tool": TOOLS, "component": COMPONENTS}
-
     def _zero(self, d: MetricDef) -> None:
-        extra = [label for label in d.labels if label not in S]
-        if not all(label in self._ZERO_LABELS for label in extra):
-            return
-        combos: list[dict[str, str]] = [{}]
-        for label in extra:
-            combos = [{**c, label: value} for c in combos for value in self._ZERO_LABELS[label]]
-        for combo in combos:
+        for combo in zero_label_sets(d):
             self._m[d.name].labels(source=self.SOURCE, tenant=self.tenant, **combo)
 
     def for_tenant(self, tenant: str) -> LiveMetrics:

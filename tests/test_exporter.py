@@ -284,6 +284,11 @@ def test_series_carry_the_tenant(engine):
     assert value(s, "cca_call_duration_seconds_count", tenant="north") == 2
     assert value(s, "cca_scoring_backlog_calls", tenant="north") == 2
     assert value(s, "cca_scoring_backlog_calls", tenant=TENANT) == 1
+    # counters of rare events exist at 0 for every tenant before the first event: Prometheus sees the
+    # first one as an increase (a series that appears at 1 is none)
+    zero = ("cca_suspicious_tool_calls_total", (("source", "calllog"), ("tenant", "north"), ("tool", "search_tires")))
+    assert s[zero] == 0
+    assert s[("cca_validation_anomaly_calls_total", (("source", "calllog"), ("tenant", "north")))] == 0
 
 
 def test_live_metrics_per_tenant():

@@ -16,6 +16,9 @@ from ccanalytics import dashcheck, telemetry
 ROOT = Path(__file__).resolve().parent.parent
 PROM = ROOT / "prometheus"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+# promtool unit tests: alerts_test.yml (each alert), _timing (bursts), _healthy (fresh start, restarts),
+# _longterm (days: spend, quality, a healthy week)
+RULE_TESTS = sorted(p.name for p in PROM.glob("alerts_test*.yml"))
 
 TEMPLATE_ENV = {
     "CCA_SMTP_SMARTHOST": "127.0.0.1:2525",
@@ -27,6 +30,7 @@ TEMPLATE_ENV = {
     "CCA_TELEGRAM_BOT_TOKEN": "123456:ABC",
     "CCA_TELEGRAM_CHAT_ID": "-1001234567890",
     "CCA_ALERT_EMAIL_TO": "ops@shop.example",
+    "CCA_ADMIN_BASE_URL": "https://cca.shop.example",
 }
 
 
@@ -40,25 +44,36 @@ def test_rules_are_valid():
     assert "SUCCESS" in out.stdout
 
 
+def _alerts() -> list[dict]:
+    return [r for g in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"] for r in g["rules"] if "alert" in r]
+
+
+def _cases(*files: str) -> list[dict]:
+    return [c for f in files for c in yaml.safe_load((PROM / f).read_text(encoding="utf-8"))["tests"]]
+
+
+def _duration(text: str) -> float:
+    """promtool's eval_time ("1d2h30m15s") in seconds."""
+    total, number = 0.0, ""
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        else:
+            total += int(number) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[ch]
+            number = ""
+    return total
+
+
 def test_rule_unit_tests_pass():
-    out = run(require("promtool"), "test", "rules", "alerts_test.yml", "alerts_test_longterm.yml")
+    assert {"alerts_test.yml", "alerts_test_timing.yml", "alerts_test_healthy.yml"} <= set(RULE_TESTS)
+    out = run(require("promtool"), "test", "rules", *RULE_TESTS)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_every_alert_is_tested_firing_and_silent():
-    alerts = {
-        r["alert"]
-        for g in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"]
-        for r in g["rules"]
-        if "alert" in r
-    }
+    alerts = {r["alert"] for r in _alerts()}
     fired, silent = set(), set()
-    cases = [
-        c
-        for f in ("alerts_test.yml", "alerts_test_longterm.yml")
-        for c in yaml.safe_load((PROM / f).read_text())["tests"]
-    ]
-    for case in cases:
+    for case in _cases(*RULE_TESTS):
         for check in case.get("alert_rule_test", []):
             (fired if check.get("exp_alerts") else silent).add(check["alertname"])
     assert alerts - fired == set(), "alerts never shown to fire"
@@ -69,15 +84,81 @@ def test_every_alert_is_tested_firing_and_silent():
 
 def test_alert_annotations_are_russian_with_runbooks():
     docs = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
-    for group in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"]:
-        for rule in group["rules"]:
-            if "alert" not in rule:
-                continue
-            ann = rule["annotations"]
-            assert any("а" <= ch <= "я" for ch in ann["summary"].lower()), rule["alert"]
-            assert ann["runbook"].startswith("docs/alerts.md#")
-            assert rule["alert"] in docs, f"{rule['alert']} missing from docs/alerts.md"
-            assert rule["labels"]["channel"] in ("telegram", "email")
+    for rule in _alerts():
+        ann = rule["annotations"]
+        # what fires, what it means, and what the resolved message says (Alertmanager's templates)
+        for key in ("summary", "description", "resolution"):
+            assert any("а" <= ch <= "я" for ch in ann[key].lower()), (rule["alert"], key)
+        assert ann["runbook"].startswith("docs/alerts.md#")
+        assert rule["alert"] in docs, f"{rule['alert']} missing from docs/alerts.md"
+        assert rule["labels"]["channel"] in ("telegram", "email")
+        assert rule["labels"]["severity"] in ("critical", "warning")
+
+
+def test_alert_numbers_are_in_russian_format():
+    """humanize gives "1.013k", humanizePercentage "84.26%", humanizeDuration "4.9s": every number goes
+    through printf and a decimal comma instead (promtool tests check the rendered text)."""
+    for rule in _alerts():
+        for key, text in rule["annotations"].items():
+            assert "humanize" not in text, (rule["alert"], key)
+            for part in text.split("printf")[1:]:
+                fmt = part.split('"')[1]
+                if fmt.startswith("cca:"):  # a query for the deciding window
+                    continue
+                assert fmt in ("%.0f", "%.1f", "%.2f"), (rule["alert"], key, fmt)
+                if fmt != "%.0f":
+                    assert 'reReplaceAll `\\.` ","' in part.split("}}")[0], (rule["alert"], key)
+        assert "$value }}" not in str(rule["annotations"]), rule["alert"]
+    cases = _cases(*RULE_TESTS)
+    texts = [
+        text
+        for case in cases
+        for check in case.get("alert_rule_test", [])
+        for alert in check.get("exp_alerts") or []
+        for text in alert.get("exp_annotations", {}).values()
+    ]
+    assert texts and not [t for t in texts if any(s in t for s in ('%"', 'ms"', ".0", 's"'))]
+    assert any("66,7 %" in t for t in texts) and any("2,98 с" in t for t in texts)
+
+
+def test_every_alert_is_shown_silent_on_a_healthy_system_at_every_age():
+    """Issue 18: a fresh start, an hour, a day and a week of data, and across an exporter restart, a
+    call-processor restart and a Prometheus restart."""
+    alerts = {r["alert"] for r in _alerts()}
+    ages: dict[str, set[float]] = {a: set() for a in alerts}
+    situations = {"fresh": False, "exporter": False, "processor": False, "prometheus": False, "week": False}
+    for case in _cases("alerts_test_healthy.yml", "alerts_test_longterm.yml"):
+        checks = case.get("alert_rule_test", [])
+        everything_silent = all(not c.get("exp_alerts") for c in checks)
+        if not everything_silent or {c["alertname"] for c in checks} != alerts:
+            continue
+        name = case["name"]
+        for key, words in (
+            ("fresh", "fresh Prometheus"),
+            ("exporter", "exporter restarts"),
+            ("processor", "processor restarts"),
+            ("prometheus", "Prometheus restarts"),
+            ("week", "healthy week"),
+        ):
+            situations[key] |= words in name
+        for c in checks:
+            ages[c["alertname"]].add(_duration(c["eval_time"]))
+    assert all(situations.values()), situations
+    for alert, seen in ages.items():
+        assert min(seen) <= 60, alert  # the first scrapes
+        for age in (3600, 86400, 7 * 86400):
+            assert any(age <= s < age + 86400 for s in seen), (alert, age)
+
+
+def test_busy_bursts_fire_within_a_minute_and_resolve_within_a_minute_at_the_rules():
+    """Rule-level timing (alerts_test_timing.yml): a busy burst from 30m to 35m fires by 31m and is
+    resolved by 36m. Scrape (15 s), Alertmanager's group_wait (30 s) and group_interval come on top:
+    tests/test_alert_timing.py measures the whole path."""
+    busy = [c for c in _cases("alerts_test_timing.yml") if c["name"].startswith("busy:")]
+    assert {c["alert_rule_test"][0]["alertname"] for c in busy} == {"CCAHighTransferRate", "CCAResponseLatencyHigh"}
+    for case in busy:
+        checks = {c["eval_time"]: bool(c.get("exp_alerts")) for c in case["alert_rule_test"]}
+        assert checks["30m"] is False and checks["31m"] is True and checks["36m"] is False
 
 
 def test_prometheus_config_is_valid():

@@ -3,7 +3,9 @@ the call processor would record them, in accelerated time, with overlapping call
 an operator queue, and rare STT/LLM/TTS errors. Used by ``ccanalytics demo-traffic`` and the
 tests that check every dashboard and alert query against a real Prometheus.
 
-By default the traffic is healthy: no alert rule of prometheus/alerts.yml fires on it. ``incident``
+By default the traffic is healthy: no alert rule of prometheus/alerts.yml fires on it (the generated
+calls that would fire an event alert of their own — suspicious tool arguments, a validation storm —
+are left out unless ``events=True``; replayed in a loop they paged every few minutes). ``incident``
 stages one problem at a time, for trying the alerts and their delivery: ``component_errors`` (STT/LLM/
 TTS errors on a third of the calls), ``transfers`` (every call ends with the operator), ``latency``
 (every reply of the bot 3 s later) and ``operators`` (callers queue, no operator is free).
@@ -28,6 +30,19 @@ INCIDENTS = ("component_errors", "transfers", "latency", "operators")
 # during the incident, a third of the calls
 ERROR_RATE = {"healthy": 0.0001, "component_errors": 0.33}
 SLOWER = timedelta(seconds=3)  # the latency incident
+
+
+def fires_event_alert(call: dict) -> bool:
+    """A call that fires an event alert by itself: a tool call with suspicious arguments
+    (CCASuspectedPromptInjection) or more than REJECTED_TOOLS_PER_CALL rejected ones
+    (CCAValidationAnomaly)."""
+    rejected = 0
+    for turn in call.get("turns", []):
+        for tc in turn.get("tool_calls") or []:
+            if tc.get("args") is not None and signals.suspicious_args(tc["args"]):
+                return True
+            rejected += signals.is_rejected(tc.get("success", True), tc.get("result"))
+    return rejected > signals.REJECTED_TOOLS_PER_CALL
 
 
 def record_call(live: LiveMetrics, call: dict) -> None:
@@ -82,12 +97,13 @@ class LiveSimulator:
         operators: int = 4,
         seed: int = 1,
         incident: str | None = None,
+        events: bool = False,
     ) -> None:
         if incident is not None and incident not in INCIDENTS:
             raise ValueError(f"incident must be one of {', '.join(INCIDENTS)}, not {incident!r}")
         self.incident = incident
         self.live = live
-        self.calls: Iterator[dict] = itertools.cycle(list(calls))
+        self.calls: Iterator[dict] = itertools.cycle([c for c in calls if events or not fires_event_alert(c)])
         self.interval = 60.0 / calls_per_minute
         self.speedup = speedup
         self.operators = operators
