@@ -24,6 +24,7 @@ GROUPS = [
     "lake",
     "reports",
     "journal",
+    "freshness",
 ]
 
 
