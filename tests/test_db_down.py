@@ -319,7 +319,7 @@ def test_ccanalytics_scheduler_waits_for_its_database_instead_of_exiting(forward
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         out = proc.stdout.read()
-    assert "scheduler: score (interval" in out
+    assert "scheduler: fresh (interval" in out and "score (interval" in out
     events = [json.loads(line) for line in lines if line.startswith("{")]
     attempts = [e for e in events if "attempt" in e]
     assert attempts[0]["attempt"] == 1 and attempts[1]["retry_in_s"] > attempts[0]["retry_in_s"]
