@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import re
 import secrets
@@ -65,10 +66,15 @@ MAX_PASSWORD_LENGTH = 1024
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**14, 8, 1, 32
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
 
-LOGIN_MAX_FAILURES = 5  # per user name within the window
-LOGIN_MAX_FAILURES_PER_IP = 20  # per client address within the window (several names tried)
-LOGIN_WINDOW = timedelta(minutes=15)
-_ATTEMPTS_KEPT = timedelta(days=1)
+# login throttling (see :func:`login`): failures allowed before delays start, per scope
+LOGIN_MAX_FAILURES = 5  # one client on one account
+LOGIN_MAX_FAILURES_PER_IP = 20  # one client on any accounts (several names tried)
+LOGIN_MAX_FAILURES_PER_ACCOUNT = 10  # one account from clients that never logged in to it
+LOGIN_WINDOW = timedelta(minutes=15)  # failures older than this are forgotten; also the longest delay
+LOGIN_FIRST_DELAY = timedelta(seconds=1)  # the first delay; each further failure doubles it
+LOGIN_ACCOUNT_MAX_DELAY = timedelta(seconds=60)  # the longest delay the account-wide limit imposes
+KNOWN_CLIENT_DAYS = 30  # a client that logged in to an account within this many days is known to it
+_ATTEMPTS_KEPT = timedelta(days=1)  # failed attempts; successful ones are kept KNOWN_CLIENT_DAYS
 _TOKEN_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per token
 # may this session record token use / login attempts? Not in read-only mode (CCA_READ_ONLY, a replica,
 # a SELECT-only role): docs/attach.md
@@ -91,7 +97,9 @@ class User:
     role: str
     created_at: datetime
     disabled: bool
-    stamp: str  # changes when the password changes: sessions carry it and die with the old password
+    # changes with the password and with the session epoch (logout, disabling): sessions carry it and
+    # end when it changes
+    stamp: str
     tenants: tuple[str, ...] | None = None  # the tenants (slugs) the user may read; None: every tenant
 
     def to_dict(self) -> dict[str, Any]:
@@ -224,11 +232,15 @@ def _tenants(value: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 # -------------------------------------------------------------------------------------------- users
-_USER_COLUMNS = "id, username, role, created_at, disabled, password_hash, tenants"
+_USER_COLUMNS = "id, username, role, created_at, disabled, password_hash, tenants, session_epoch"
+# may this connection end sessions (add one to users.session_epoch)? Not in read-only mode
+_CAN_END_SESSIONS = (
+    "(current_setting('transaction_read_only') = 'off' AND has_column_privilege('users', 'session_epoch', 'UPDATE'))"
+)
 
 
 def _user(row) -> User:
-    stamp = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+    stamp = hashlib.sha256(f"{row.password_hash}\n{row.session_epoch}".encode()).hexdigest()[:16]
     return User(row.id, row.username, row.role, row.created_at, row.disabled, stamp, _tenants(row.tenants))
 
 
@@ -283,26 +295,43 @@ def set_user_tenants(
 
 
 def set_password(engine: Engine, username: str, password: str, *, actor: str = "system") -> None:
-    """A new password; the user's open sessions end (their stamp no longer matches)."""
+    """A new password; every open session of the user ends (their stamp no longer matches)."""
     name = normalize_username(username)
     encoded = hash_password(password)
     with engine.begin() as conn:
         if not conn.execute(
-            sa.text("UPDATE users SET password_hash = :h WHERE username = :u"), {"u": name, "h": encoded}
+            sa.text("UPDATE users SET password_hash = :h, session_epoch = session_epoch + 1 WHERE username = :u"),
+            {"u": name, "h": encoded},
         ).rowcount:
             raise NotFound(f"user {name!r} does not exist")
         audit(conn, actor, "user.password_changed", "user", name)
 
 
 def set_disabled(engine: Engine, username: str, disabled: bool = True, *, actor: str = "system") -> None:
-    """Disable (or enable again) a user: a disabled user cannot log in and their sessions end."""
+    """Disable (or enable again) a user: a disabled user cannot log in and every session of theirs ends
+    (enabling does not bring them back)."""
     name = normalize_username(username)
     with engine.begin() as conn:
         if not conn.execute(
-            sa.text("UPDATE users SET disabled = :d WHERE username = :u"), {"u": name, "d": disabled}
+            sa.text("UPDATE users SET disabled = :d, session_epoch = session_epoch + 1 WHERE username = :u"),
+            {"u": name, "d": disabled},
         ).rowcount:
             raise NotFound(f"user {name!r} does not exist")
         audit(conn, actor, "user.disabled" if disabled else "user.enabled", "user", name)
+
+
+def end_sessions(engine: Engine, user_id: int) -> bool:
+    """End every session of the user at once (logout): their session stamps stop matching, copied
+    cookies included. False when nothing changed (no such user, or a read-only connection, where the
+    browser's cookie is simply dropped)."""
+    with engine.begin() as conn:
+        if not conn.execute(sa.text(f"SELECT {_CAN_END_SESSIONS}")).scalar_one():
+            return False
+        return bool(
+            conn.execute(
+                sa.text("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = :i"), {"i": int(user_id)}
+            ).rowcount
+        )
 
 
 def get_user(engine: Engine, user_id: int) -> User | None:
@@ -349,6 +378,42 @@ def verify_password(engine: Engine | Connection, username: str, password: str) -
     return _user(row)
 
 
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How :func:`login` throttles failed logins: growing delays, never a hard lock.
+
+    Three counters of recent failures (within ``window``), each with the failures it allows before
+    its delays start; past that, the next attempt in the same scope waits ``first_delay`` after the
+    scope's last failure, doubling with every further failure, up to a cap:
+
+    * one client on one account (``per_client_account``, reset by that client's successful login to
+      that account; cap ``window``): a guesser slows down only itself;
+    * one client on any accounts (``per_client``, cap ``window``): one address trying many names;
+    * one account from every client (``per_account``, not reset by a success; cap
+      ``account_max_delay``, a minute by default): many addresses guessing one password. It does not
+      apply to a client that logged in to that account within ``known_client_days``, and to anyone
+      else it only adds a short wait — an outsider can slow a new device of the real user down by
+      a minute at most, and cannot stop the devices the user logs in from at all.
+
+    A refused attempt (TooManyAttempts with ``retry_after``) is not checked and not counted.
+    """
+
+    per_client_account: int = LOGIN_MAX_FAILURES
+    per_client: int = LOGIN_MAX_FAILURES_PER_IP
+    per_account: int = LOGIN_MAX_FAILURES_PER_ACCOUNT
+    window: timedelta = LOGIN_WINDOW
+    first_delay: timedelta = LOGIN_FIRST_DELAY
+    account_max_delay: timedelta = LOGIN_ACCOUNT_MAX_DELAY
+    known_client_days: int = KNOWN_CLIENT_DAYS
+
+    def delay(self, failures: int, allowed: int, cap: timedelta) -> timedelta:
+        """The wait after the last of ``failures`` recent failures in a scope allowing ``allowed``."""
+        if failures < allowed:
+            return timedelta(0)
+        doublings = min(failures - allowed, 40)
+        return min(cap, self.first_delay * 2**doublings)
+
+
 def login(
     engine: Engine,
     username: str,
@@ -358,17 +423,20 @@ def login(
     max_failures: int = LOGIN_MAX_FAILURES,
     max_failures_per_ip: int = LOGIN_MAX_FAILURES_PER_IP,
     window: timedelta = LOGIN_WINDOW,
+    policy: LoginPolicy | None = None,
 ) -> User:
-    """Check a login with rate limiting; every attempt is recorded.
+    """Check a login with throttling (:class:`LoginPolicy`); every checked attempt is recorded.
 
-    Refused with TooManyAttempts (without checking the password) once ``max_failures`` failures for
-    the user name since its last successful login, or ``max_failures_per_ip`` failures from the
-    address, fall within ``window``. Wrong name or password: Unauthorized (the same message for both).
-    Attempts on one name are serialised, so parallel guesses cannot overrun the limit.
+    ``max_failures``, ``max_failures_per_ip`` and ``window`` are the policy's ``per_client_account``,
+    ``per_client`` and ``window`` (used when no ``policy`` is given). Refused with TooManyAttempts
+    (without checking the password) while a delay runs; a wrong name or password is Unauthorized (the
+    same message for both). Attempts on one name, and from one address, are serialised, so parallel
+    guesses cannot overrun the limits.
     """
+    if policy is None:
+        policy = LoginPolicy(per_client_account=max_failures, per_client=max_failures_per_ip, window=window)
     key = (username.strip().lower() if isinstance(username, str) else "")[:100]
     ip = (ip or "")[:64] or None
-    seconds = window.total_seconds()
     with engine.begin() as conn:
         can_record = conn.execute(sa.text(f"SELECT {_CAN_RECORD_LOGIN}")).scalar_one()
         if not can_record:
@@ -376,41 +444,64 @@ def login(
                 "password logins need to record login attempts (rate limiting) and this database connection is "
                 "read-only: use an API token, or grant INSERT, DELETE on login_attempts (docs/attach.md)"
             )
+        # the name first, then the address: every attempt takes them in this order (no deadlock)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-login:' || :u, 0))"), {"u": key})
-        counts = conn.execute(
+        if ip is not None:
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtextextended('cca-login-ip:' || :ip, 0))"), {"ip": ip}
+            )
+        seen = conn.execute(
             sa.text(
                 """
-                SELECT count(*) FILTER (WHERE username = :u AND at > coalesce(
-                           (SELECT max(at) FROM login_attempts WHERE username = :u AND success), '-infinity'))
-                           AS by_user,
-                       min(at) FILTER (WHERE username = :u) AS first_by_user,
-                       count(*) FILTER (WHERE ip = :ip) AS by_ip,
-                       min(at) FILTER (WHERE ip = :ip) AS first_by_ip,
+                WITH last_ok AS (
+                    SELECT coalesce(max(at) FILTER (WHERE ip IS NOT DISTINCT FROM CAST(:ip AS text)), '-infinity')
+                               AS pair,
+                           bool_or(ip IS NOT DISTINCT FROM CAST(:ip AS text)
+                                   AND at > now() - make_interval(days => :known)) AS known
+                    FROM login_attempts WHERE username = :u AND success
+                ), failed AS (
+                    SELECT username, ip, at FROM login_attempts
+                    WHERE NOT success AND at > now() - make_interval(secs => :w)
+                      AND (username = :u OR ip = CAST(:ip AS text))
+                )
+                SELECT count(*) FILTER (WHERE f.username = :u AND f.ip IS NOT DISTINCT FROM CAST(:ip AS text)
+                                        AND f.at > o.pair) AS pair_n,
+                       max(f.at) FILTER (WHERE f.username = :u AND f.ip IS NOT DISTINCT FROM CAST(:ip AS text)
+                                         AND f.at > o.pair) AS pair_last,
+                       count(*) FILTER (WHERE f.ip = CAST(:ip AS text)) AS client_n,
+                       max(f.at) FILTER (WHERE f.ip = CAST(:ip AS text)) AS client_last,
+                       count(*) FILTER (WHERE f.username = :u) AS account_n,
+                       max(f.at) FILTER (WHERE f.username = :u) AS account_last,
+                       coalesce(bool_or(o.known), false) AS known,
                        now() AS now
-                FROM login_attempts
-                WHERE NOT success AND at > now() - make_interval(secs => :w) AND (username = :u OR ip = :ip)
+                FROM last_ok o LEFT JOIN failed f ON true
                 """
             ),
-            {"u": key, "ip": ip, "w": seconds},
+            {"u": key, "ip": ip, "w": policy.window.total_seconds(), "known": policy.known_client_days},
         ).one()
-        limited = None
-        if counts.by_user >= max_failures:
-            limited = counts.first_by_user
-        elif ip is not None and counts.by_ip >= max_failures_per_ip:
-            limited = counts.first_by_ip
-        if limited is not None:
-            retry = max(1, int((limited + window - counts.now).total_seconds()) + 1)
-            raise TooManyAttempts(
-                f"too many failed logins; try again in {max(1, round(retry / 60))} min", retry_after=retry
+        waits = [
+            (seen.pair_last, policy.delay(seen.pair_n, policy.per_client_account, policy.window)),
+            (seen.client_last, policy.delay(seen.client_n, policy.per_client, policy.window)),
+        ]
+        if not (seen.known and ip is not None):
+            waits.append(
+                (seen.account_last, policy.delay(seen.account_n, policy.per_account, policy.account_max_delay))
             )
+        until = max((last + wait for last, wait in waits if last is not None and wait), default=None)
+        if until is not None and until > seen.now:
+            retry = max(1, math.ceil((until - seen.now).total_seconds()))
+            raise TooManyAttempts(f"too many failed logins; try again in {retry} s", retry_after=retry)
         user = verify_password(conn, username, password)
         conn.execute(
             sa.text("INSERT INTO login_attempts (username, ip, success) VALUES (:u, :ip, :s)"),
             {"u": key, "ip": ip, "s": user is not None},
         )
         conn.execute(
-            sa.text("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => :keep)"),
-            {"keep": _ATTEMPTS_KEPT.total_seconds()},
+            sa.text(
+                "DELETE FROM login_attempts WHERE at < now() - make_interval(secs => :keep) "
+                "AND (NOT success OR at < now() - make_interval(days => :known))"
+            ),
+            {"keep": _ATTEMPTS_KEPT.total_seconds(), "known": policy.known_client_days},
         )
     if user is None:
         raise Unauthorized("wrong user name or password")

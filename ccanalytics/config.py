@@ -136,12 +136,25 @@ class Settings(BaseSettings):
         "(the client address is what login rate limiting counts).",
     )
     login_max_failures: int = Field(
-        default=5, ge=1, le=1000, description="Failed logins per user name within the window before logins are refused."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins of one client on one account within the window before growing delays start "
+        "(1 s, doubling, up to the window; never a lockout).",
     )
     login_max_failures_per_ip: int = Field(
-        default=20, ge=1, le=10_000, description="Failed logins per client address within the window before refusal."
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Failed logins of one client address on any accounts within the window before growing "
+        "delays start.",
     )
-    login_window_minutes: int = Field(default=15, ge=1, le=1440, description="The login rate-limit window, minutes.")
+    login_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="The login throttling window, minutes: older failures are forgotten; also the longest delay.",
+    )
 
     # --- reports, the lake and retention
     reports_dir: Path | None = Field(

@@ -11,8 +11,8 @@ import base64
 import json
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,8 +58,46 @@ _TURN_WINDOW = (
     "t.created_at >= CAST(:start AS timestamptz) - interval '1 hour' "
     "AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours'"
 )
-_MATCHES = f"c.id IN (SELECT t.call_id FROM call_turns t WHERE {{vector}} @@ cca_search_query(:q) AND {_TURN_WINDOW})"
-PROBE_CALLS = 500  # calls tested one by one before falling back to the index of every matching turn
+# A search takes one of three plans (docs/benchmarks.md, Journal, measures them at 1M calls against
+# ILIKE). The vector of a turn is computed from its text (the processor's call_turns has no column for
+# it), so a turn tested without the GIN index costs its to_tsvector.
+# - GIN: the matching turns of the window through the GIN index, grouped into calls, and only those
+#   calls looked up (each in the partition its turns bound); its cost grows with the number of matches,
+#   so it answers rare words at any window.
+# - slices (date order): the GIN plan over the newest SLICE_DAYS of the window, then over slices
+#   SLICE_GROWTH times longer, until the page is full: frequent words fill it in the first slice.
+# - probe first (other orders): the first PROBE_CALLS calls in page order, each tested through its own
+#   turns, stopping at a full page; then the GIN plan over the window if they do not fill it.
+# Which one: the matching turns of the window are counted through the GIN index, stopping at
+# RARE_TURNS; fewer is a rare query (GIN), else slices (date order) or the probe (other orders).
+PROBE_CALLS = 500  # calls tested one by one before the index (0: never probe)
+RARE_TURNS = 300  # a query with fewer matching turns in the window skips the probe (0: never skip it)
+SLICE_DAYS = 0.25  # the first slice of a date-ordered search (0: no slices, the GIN plan over the window)
+SLICE_GROWTH = 4
+# the calls with a matching turn, each looked up (a nested loop, OFFSET 0 keeps it one) in the partition
+# its first matching turn bounds, then sorted; the first matching turn is the snippet
+_GIN = (
+    "WITH m AS MATERIALIZED (SELECT t.call_id, min(t.created_at) AS at, "
+    "(array_agg(t.content ORDER BY t.turn_number))[1] AS snippet FROM call_turns t "
+    "WHERE {match} AND {window} GROUP BY t.call_id) "
+    "SELECT x.* FROM m CROSS JOIN LATERAL (SELECT {columns}, c.id AS uid, m.snippet {source} "
+    "WHERE c.id = m.call_id AND c.started_at > m.at - interval '7 hours' "
+    "AND c.started_at <= m.at + interval '1 hour' AND {where} OFFSET 0) x "
+    "ORDER BY x.sort_key {order}, x.started_at {order}, x.uid {order} LIMIT :limit"
+)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The parts of one journal page's query (a text search fills them in per plan)."""
+
+    columns: str
+    source: str
+    where: list[str]
+    ordering: str
+    order: str
+    params: dict[str, Any]
+    match: str = ""  # the turn condition of the GIN plan (see _index_match)
 
 
 def search(
@@ -135,49 +173,32 @@ def search(
     )
     ordering = f"ORDER BY {key} {order}, c.started_at {order}, c.id {order}"
     source = "FROM cca_calls c LEFT JOIN review_items r ON r.call_id = c.id"
-    sql = (
-        f"SELECT {columns} {source} WHERE {' AND '.join(where + ([_MATCHES] if query else []))} {ordering} LIMIT :limit"
-    )
     with engine.connect() as conn:
-        vector = turn_vector("t") if query else ""
-        rows = None
-        if query and PROBE_CALLS:
-            # the first PROBE_CALLS calls in page order, each tested through its own turns: when they hold
-            # a full page of matches, that page is the answer (they are a prefix of the ordered calls), and
-            # frequent words never take the GIN path that fetches every matching turn of the window
-            probe = (
-                f"SELECT * FROM (SELECT {columns} {source} WHERE {' AND '.join(where)} {ordering} LIMIT :probe) c "
-                f"CROSS JOIN LATERAL (SELECT bool_or({{vector}} @@ cca_search_query(:q)) AS hit FROM call_turns t "
-                f"WHERE t.call_id = CAST(c.id AS uuid) AND {_TURN_WINDOW}) h "
-                f"WHERE h.hit ORDER BY c.sort_key {order}, c.started_at {order}, c.id {order} LIMIT :limit"
-            )
-            found = [
-                dict(r)
-                for r in conn.execute(
-                    sa.text(probe.replace("{vector}", vector)), {**p, "probe": PROBE_CALLS}
-                ).mappings()
-            ]
-            if len(found) > limit:
-                rows = [{k: v for k, v in r.items() if k != "hit"} for r in found]
-        if rows is None:
-            rows = [dict(r) for r in conn.execute(sa.text(sql.replace("{vector}", vector)), p).mappings()]
+        if query:
+            page = _Page(columns, source, where, ordering, order, p)
+            rows = _text_rows(conn, page, sort, descending, limit, p.get("cs"))
+        else:
+            sql = f"SELECT {columns} {source} WHERE {' AND '.join(where)} {ordering} LIMIT :limit"
+            rows = [dict(r) for r in conn.execute(sa.text(sql), p).mappings()]
         more = len(rows) > limit
         rows = rows[:limit]
-        if query and rows:
+        missing = [r for r in rows if "snippet" not in r] if query else []
+        if missing:  # the probe's rows: the first matching turn of each call, through its own turns
             snippets = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT DISTINCT ON (call_id) call_id::text, content FROM call_turns t "
-                        f"WHERE call_id = ANY(CAST(:ids AS uuid[])) AND {vector} @@ cca_search_query(:q) "
-                        # the page's date bound keeps the lookup to the partitions of the window
-                        "AND t.created_at >= CAST(:start AS timestamptz) - interval '1 hour' "
-                        "AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours' "
-                        "ORDER BY call_id, turn_number"
+                        "SELECT x.id::text, s.content "
+                        "FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS timestamptz[])) AS x(id, started_at) "
+                        "CROSS JOIN LATERAL (SELECT t.content FROM call_turns t "
+                        "WHERE t.call_id = x.id AND t.created_at >= x.started_at - interval '1 hour' "
+                        "AND t.created_at < x.started_at + interval '7 hours' "
+                        # the function of @@: tested on the call's turns, never through the GIN index
+                        f"AND ts_match_vq({turn_vector('t')}, cca_search_query(:q)) ORDER BY t.turn_number LIMIT 1) s"
                     ),
-                    {"ids": [r["id"] for r in rows], "q": query, "start": start, "end": end},
+                    {"ids": [r["id"] for r in missing], "starts": [r["started_at"] for r in missing], "q": query},
                 ).all()
             )
-            for r in rows:
+            for r in missing:
                 r["snippet"] = snippets.get(r["id"])
     cursor = None
     if more and rows:
@@ -187,8 +208,113 @@ def search(
         )
     for r in rows:
         r.pop("sort_key", None)
+        r.pop("uid", None)
         r["started_at"] = r["started_at"].astimezone(timeutil.zone(tz))
     return JournalPage(rows, cursor)
+
+
+def _index_match(conn: sa.Connection, vector: str, q: str) -> tuple[str, str]:
+    """The turn condition of the GIN plan, and the part of it the GIN index answers alone. A phrase
+    (``"…"``: words in order) is not decided by the index: each candidate turn with all its words would
+    be rechecked, its vector computed from its text, before the date bound is tested. So the index is
+    asked for the words (``<->`` read as ``&``: every phrase match has them all), and the phrase is a
+    filter tested after the date bound (``ts_match_vq``, the function of ``@@``, which the planner does
+    not match to the index)."""
+    exact = f"{vector} @@ cca_search_query(:q)"
+    text = conn.execute(sa.text("SELECT CAST(cca_search_query(:q) AS text)"), {"q": q}).scalar_one()
+    if "<" not in text or "!" in text:
+        return exact, exact
+    words = f"{vector} @@ CAST(regexp_replace(CAST(cca_search_query(:q) AS text), '<[0-9-]+>', '&', 'g') AS tsquery)"
+    return f"{words} AND ts_match_vq({vector}, cca_search_query(:q))", words
+
+
+def _text_rows(
+    conn: sa.Connection, page: _Page, sort: str, descending: bool, limit: int, cursor_start: datetime | None
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` + 1 rows of a text search, by the plan that suits the query (see PROBE_CALLS)."""
+    vector = turn_vector("t")
+    p = page.params
+    match, indexed = _index_match(conn, vector, p["q"])
+    page = replace(page, match=match)
+    if _rare(conn, indexed, p):
+        return _gin(conn, page, p)
+    if sort == "date" and SLICE_DAYS:
+        return _slices(conn, page, descending, limit, cursor_start)
+    if PROBE_CALLS:
+        # the first PROBE_CALLS calls in page order, each tested through its own turns (in the partitions
+        # its start bounds): when they hold a full page of matches, that page is the answer (they are a
+        # prefix of the ordered calls)
+        probe = (
+            f"SELECT * FROM (SELECT {page.columns}, c.id AS uid {page.source} WHERE {' AND '.join(page.where)} "
+            f"{page.ordering} LIMIT :probe) c "
+            f"CROSS JOIN LATERAL (SELECT bool_or({vector} @@ cca_search_query(:q)) AS hit "
+            f"FROM call_turns t WHERE t.call_id = c.uid AND {_TURN_WINDOW} "
+            "AND t.created_at >= c.started_at - interval '1 hour' "
+            "AND t.created_at < c.started_at + interval '7 hours') h "
+            f"WHERE h.hit ORDER BY c.sort_key {page.order}, c.started_at {page.order}, c.uid {page.order} LIMIT :limit"
+        )
+        found = [dict(r) for r in conn.execute(sa.text(probe), {**p, "probe": PROBE_CALLS}).mappings()]
+        if len(found) > limit:
+            return [{k: v for k, v in r.items() if k != "hit"} for r in found]
+    return _gin(conn, page, p)
+
+
+def _slices(
+    conn: sa.Connection, page: _Page, descending: bool, limit: int, cursor_start: datetime | None
+) -> list[dict[str, Any]]:
+    """The GIN plan over slices of the window from the page's end, each SLICE_GROWTH times longer than
+    the one before, until the page is full; the slices' calls follow one another in page order."""
+    p = page.params
+    # from the window's first or last call (an end of the day in the future holds none), or the cursor's
+    first, last = conn.execute(
+        sa.text("SELECT min(started_at), max(started_at) FROM calls WHERE started_at >= :start AND started_at < :end"),
+        p,
+    ).one()
+    if first is None:
+        return []
+    start, end = max(p["start"], first), min(p["end"], last + timedelta(microseconds=1))
+    if cursor_start is not None:
+        if descending:
+            end = min(end, cursor_start + timedelta(microseconds=1))
+        else:
+            start = max(start, cursor_start)
+    rows: list[dict[str, Any]] = []
+    span = timedelta(days=SLICE_DAYS)
+    while start < end and len(rows) <= limit:
+        if descending:
+            bounds = {"start": max(start, end - span), "end": end}
+            end = bounds["start"]
+        else:
+            bounds = {"start": start, "end": min(end, start + span)}
+            start = bounds["end"]
+        rows += _gin(conn, page, {**p, **bounds, "limit": limit + 1 - len(rows)})
+        span *= SLICE_GROWTH
+    return rows
+
+
+def _gin(conn: sa.Connection, page: _Page, p: dict[str, Any]) -> list[dict[str, Any]]:
+    sql = _GIN.format(
+        match=page.match,
+        window=_TURN_WINDOW,
+        columns=page.columns,
+        source=page.source,
+        where=" AND ".join(page.where),
+        order=page.order,
+    )
+    return [dict(r) for r in conn.execute(sa.text(sql), p).mappings()]
+
+
+def _rare(conn: sa.Connection, match: str, p: dict[str, Any]) -> bool:
+    """Whether fewer than RARE_TURNS turns of the window match ``match`` (the part of the search the GIN
+    index answers), counted through the index and stopping at RARE_TURNS (a rare word costs a few index
+    pages; a frequent one stops early)."""
+    if not RARE_TURNS:
+        return False
+    found = conn.execute(
+        sa.text(f"SELECT count(*) FROM (SELECT 1 FROM call_turns t WHERE {match} AND {_TURN_WINDOW} LIMIT :cap) m"),
+        {"q": p["q"], "start": p["start"], "end": p["end"], "cap": RARE_TURNS},
+    ).scalar_one()
+    return found < RARE_TURNS
 
 
 def turn_vector(alias: str = "t") -> str:

@@ -1,4 +1,10 @@
-"""Phone numbers: normalisation for storage and masking for anything that leaves the admin."""
+"""Phone numbers: normalisation for storage and masking for anything that leaves the admin.
+
+One rule for every reader of a call (admin pages, the API, CSV exports, reports, notebooks): caller
+numbers are always shown masked (in SQL, ``cca_mask_phone``, the twin of :func:`mask_phone`); the rest
+of a call — transcript text, tool arguments and results, judge reasons, customer names — is shown as
+recorded only to readers whose role :func:`sees_personal_data` (admins), and through
+:func:`for_reader` (:func:`mask_personal`) to everyone else."""
 
 from __future__ import annotations
 
@@ -84,14 +90,25 @@ PERSONAL_KEYS = frozenset(
 )  # fmt: skip
 
 
-def mask_personal(value: Any) -> Any:
+# keys of objects that describe a person: inside them a plain ``name`` is the person's too
+PERSON_KEYS = frozenset({"customer", "client", "recipient", "contact", "buyer", "person", "caller"})
+
+
+def mask_personal(value: Any, *, person: bool = False) -> Any:
     """A JSON value (tool arguments, a tool result) with every personal field masked, at any depth:
     names to their initial (``Мар'яна Коваль`` → ``М***``), phones as :func:`mask_phone`, anything else
-    personal to ``***``; phone-like numbers in the remaining strings masked as well."""
+    personal to ``***``; phone-like numbers in the remaining strings masked as well. Inside an object
+    that describes a person (``customer``, ``recipient`` …) a plain ``name`` is personal too."""
     if isinstance(value, dict):
-        return {k: _mask_field(v) if str(k).lower() in PERSONAL_KEYS else mask_personal(v) for k, v in value.items()}
+        personal = PERSONAL_KEYS | {"name"} if person else PERSONAL_KEYS
+        return {
+            k: _mask_field(v)
+            if str(k).lower() in personal
+            else mask_personal(v, person=str(k).lower() in PERSON_KEYS and isinstance(v, dict | list))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [mask_personal(v) for v in value]
+        return [mask_personal(v, person=person) for v in value]
     if isinstance(value, str):
         return mask_phones_in_text(value)
     return value
@@ -99,7 +116,23 @@ def mask_personal(value: Any) -> Any:
 
 def _mask_field(value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
-        return value if not isinstance(value, (dict, list)) else mask_personal(value)
+        return value if not isinstance(value, (dict, list)) else mask_personal(value, person=True)
     if _PHONE_RE.match(_SEPARATORS.sub("", value.strip())):
         return mask_phone(value)
     return value.strip()[0] + "***"
+
+
+# the roles that see a call's personal data as recorded (they act on orders and complaints)
+ROLES_SEEING_PERSONAL_DATA = frozenset({"admin"})
+
+
+def sees_personal_data(role: str | None) -> bool:
+    """Whether a reader with ``role`` sees phones and names in a call as recorded (admins only)."""
+    return role in ROLES_SEEING_PERSONAL_DATA
+
+
+def for_reader(value: Any, role: str | None) -> Any:
+    """``value`` (text, or JSON: a call, its turns, tool arguments and results) as a reader with ``role``
+    may see it: as is for admins, through :func:`mask_personal` for everyone else (analysts, services,
+    an unknown role)."""
+    return value if sees_personal_data(role) else mask_personal(value)

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from . import callview, charts, journal, labels, metrics, tenants, timeutil
+from . import callview, charts, journal, labels, metrics, privacy, tenants, timeutil
 from .dailyreport import LATENCY_BUDGETS, METRICS_OF_TENANTS
 from .errors import InvalidArgument
 from .htmlblocks import Block
@@ -76,13 +76,15 @@ def search(
     *,
     limit: int = 100,
     tenant: TenantArg = None,
+    mask_phones: bool = True,
     store: Store | None = None,
     **filters: Any,
 ) -> pl.DataFrame:
     """Calls of [date_from, date_to] (default: the last 7 days) of ``tenant`` (default every tenant)
     whose transcript matches ``text`` (full-text, Ukrainian/Russian word forms), newest first, with
     the first matching turn in ``snippet``. ``filters``: scenario, transferred, quality_below,
-    quality_above, prompt_version."""
+    quality_above, prompt_version. Phone numbers in the snippets are masked unless ``mask_phones=False``
+    (the caller's number always is)."""
     if not text or not text.strip():
         raise InvalidArgument("search needs some text")
     s = store or default_store()
@@ -104,6 +106,9 @@ def search(
         cursor = page.next_cursor
         if cursor is None:
             break
+    if mask_phones:
+        for r in rows:
+            r["snippet"] = privacy.mask_phones_in_text(r["snippet"]) if r.get("snippet") else r.get("snippet")
     columns = [
         "id",
         "started_at",

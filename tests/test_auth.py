@@ -143,26 +143,96 @@ def test_tokens_are_stored_only_as_hashes_and_can_be_revoked(engine):
     assert entries[-1].actor == "tester" and entries[-1].details["role"] == "service"
 
 
-def test_login_rate_limit_per_user_name_and_per_address(engine):
+SLOW = auth.LoginPolicy(first_delay=timedelta(minutes=10))  # delays that cannot run out during a test
+
+
+def age_attempts(engine, minutes: float) -> None:
+    """Move every recorded login attempt ``minutes`` into the past (instead of waiting)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE login_attempts SET at = at - make_interval(secs => :s)"), {"s": minutes * 60})
+
+
+def fail(engine, username: str, ip: str, times: int = 1, policy=SLOW) -> None:
+    for _ in range(times):
+        with pytest.raises(auth.Unauthorized):
+            auth.login(engine, username, "wrong password!", ip=ip, policy=policy)
+
+
+def test_login_delays_grow_per_client_and_account_and_a_success_resets(engine):
     auth.add_user(engine, "olena", PASSWORD, "admin")
-    for _ in range(4):
-        with pytest.raises(auth.Unauthorized):
-            auth.login(engine, "olena", "wrong password!", ip="10.0.0.1")
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1").username == "olena"  # a success resets
-    for _ in range(5):
-        with pytest.raises(auth.Unauthorized):
-            auth.login(engine, "olena", "wrong password!", ip="10.0.0.2")
+    fail(engine, "olena", "10.0.0.1", 4)
+    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"  # a success resets
+    fail(engine, "olena", "10.0.0.2", 5)
     with pytest.raises(auth.TooManyAttempts) as refused:
-        auth.login(engine, "olena", PASSWORD, ip="10.0.0.3")  # even the right password
-    assert 0 < refused.value.retry_after <= 15 * 60 + 1
-    # a short window lifts it
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.3", window=timedelta(microseconds=1)).username == "olena"
+        auth.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW)  # this client waits, right password or not
+    assert 9 * 60 < refused.value.retry_after <= 10 * 60
+    # another client, and the client the user logs in from, are not slowed down by it
+    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.3", policy=SLOW).username == "olena"
+    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"
+    # the delay runs out: the guesser gets one more try, then waits twice as long, capped by the window
+    age_attempts(engine, 11)
+    fail(engine, "olena", "10.0.0.2")
+    with pytest.raises(auth.TooManyAttempts) as refused:
+        auth.login(engine, "olena", "wrong password!", ip="10.0.0.2", policy=SLOW)
+    assert 14 * 60 < refused.value.retry_after <= 15 * 60
+    # the delays never exceed the window (15 min) and are forgotten with it
+    age_attempts(engine, 16)
+    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW).username == "olena"
     # one address trying many names
+    policy = auth.LoginPolicy(per_client=3, first_delay=timedelta(minutes=10))
     for i in range(3):
-        with pytest.raises(auth.Unauthorized):
-            auth.login(engine, f"user{i}", "whatever password", ip="10.9.9.9", max_failures_per_ip=3)
+        fail(engine, f"user{i}", "10.9.9.9", policy=policy)
     with pytest.raises(auth.TooManyAttempts):
-        auth.login(engine, "someone-else", "whatever password", ip="10.9.9.9", max_failures_per_ip=3)
+        auth.login(engine, "someone-else", "whatever password", ip="10.9.9.9", policy=policy)
+
+
+def delay_of(policy: auth.LoginPolicy, failures: int, allowed: int, cap: timedelta) -> float:
+    return policy.delay(failures, allowed, cap).total_seconds()
+
+
+def test_delays_double_from_the_first_and_stop_at_their_cap():
+    policy = auth.LoginPolicy()
+    cap = timedelta(minutes=15)
+    assert [delay_of(policy, n, 5, cap) for n in (0, 4, 5, 6, 7, 10, 14, 1000)] == [0, 0, 1, 2, 4, 32, 512, 900]
+
+
+def test_an_outsider_cannot_lock_the_real_user_out(engine):
+    """Failures from many addresses slow down new clients by a minute at most and never the clients
+    the user logs in from; the right password from a client that has not been failing works."""
+    auth.add_user(engine, "olena", PASSWORD, "admin")
+    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10").username == "olena"  # the user's office
+    age_attempts(engine, 60 * 24 * 3)  # three days ago
+    policy = auth.LoginPolicy(per_account=10, first_delay=timedelta(minutes=10))
+    for i in range(10):  # a botnet: many addresses, one guess each
+        fail(engine, "olena", f"203.0.113.{i}", policy=policy)
+    for i in range(10, 30):  # past 10 failures on the account, new addresses wait (a minute at most)
+        with pytest.raises(auth.TooManyAttempts) as refused:
+            auth.login(engine, "olena", "wrong password!", ip=f"203.0.113.{i}", policy=policy)
+        assert refused.value.retry_after <= 60
+    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
+    # a client the account has never seen waits, but a minute at most, and then gets in
+    with pytest.raises(auth.TooManyAttempts) as refused:
+        auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy)
+    assert refused.value.retry_after <= 60
+    age_attempts(engine, 1.1)
+    assert auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
+    # the attack goes on: new addresses wait again, the two the user logged in from do not
+    fail(engine, "olena", "203.0.113.200", policy=policy)
+    with pytest.raises(auth.TooManyAttempts):
+        auth.login(engine, "olena", PASSWORD, ip="203.0.113.201", policy=policy)
+    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
+    assert auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
+
+
+def test_successful_logins_are_kept_for_a_month_failures_for_a_day(engine):
+    auth.add_user(engine, "olena", PASSWORD, "admin")
+    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1")
+    fail(engine, "olena", "10.0.0.2")
+    age_attempts(engine, 60 * 24 * 2)
+    fail(engine, "olena", "10.0.0.2")  # prunes the old failure, keeps the old success
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT success, count(*) FROM login_attempts GROUP BY 1 ORDER BY 1")).all()
+    assert [tuple(r) for r in kept] == [(False, 1), (True, 1)]
 
 
 def test_parallel_guesses_cannot_overrun_the_limit(engine):
@@ -171,7 +241,7 @@ def test_parallel_guesses_cannot_overrun_the_limit(engine):
 
     def guess():
         try:
-            auth.login(engine, "olena", "wrong password!", ip="10.0.0.1")
+            auth.login(engine, "olena", "wrong password!", ip="10.0.0.1", policy=SLOW)
         except (auth.Unauthorized, auth.TooManyAttempts) as exc:
             outcomes.append(type(exc).__name__)
 
@@ -243,7 +313,7 @@ def test_login_page_is_russian_and_sets_a_safe_session_cookie(engine):
 
 
 def test_wrong_password_rate_limit_and_csrf_on_the_login_form(engine):
-    app = make_app(engine)
+    app = make_app(engine, LOGIN_FIRST_DELAY_SECONDS=600)
     auth.add_user(engine, "olena", PASSWORD, "admin")
     client = app.test_client()
     res = login(client, "olena", "wrong password!")
@@ -254,13 +324,17 @@ def test_wrong_password_rate_limit_and_csrf_on_the_login_form(engine):
     assert res.status_code == 400
     for _ in range(4):
         assert login(client, "olena", "wrong password!").status_code == 401
-    res = login(client, "olena")  # right password, but 5 failures in the window
+    res = login(client, "olena")  # right password, but this client failed 5 times: it waits
     assert res.status_code == 429 and "Слишком много неудачных попыток" in res.get_data(as_text=True)
-    assert int(res.headers["Retry-After"]) > 0
+    assert "Попробуйте снова через 10 мин." in res.get_data(as_text=True)
+    assert 540 < int(res.headers["Retry-After"]) <= 600
     assert client.get("/").status_code == 302
+    other = app.test_client()  # the user, from elsewhere
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.44"
+    assert login(other, "olena").status_code == 302
     with engine.connect() as conn:
         attempts = conn.execute(sa.text("SELECT count(*), count(*) FILTER (WHERE success) FROM login_attempts")).one()
-    assert tuple(attempts) == (5, 0)
+    assert tuple(attempts) == (6, 1)
 
 
 def test_login_redirects_only_to_local_paths(engine):
@@ -271,9 +345,20 @@ def test_login_redirects_only_to_local_paths(engine):
         assert login(client, "olena", next=target).headers["Location"] == "/"
 
 
-def test_logout_needs_csrf_and_ends_the_session(engine):
+def copy_session(app, client):
+    """Another browser holding a copy of ``client``'s session cookie."""
+    thief = app.test_client()
+    thief.set_cookie("cca_session", client.get_cookie("cca_session").value)
+    return thief
+
+
+def test_logout_needs_csrf_and_ends_every_session_of_the_user(engine):
     app = make_app(engine)
     client = logged_in(app, engine, "ivan", "analyst")
+    second = app.test_client()  # the same user in another browser
+    assert login(second, "ivan").status_code == 302
+    copied = copy_session(app, client)
+    assert copied.get("/api/v1/me").status_code == 200
     assert "Выйти из админки?" in client.get("/logout").get_data(as_text=True)
     res = client.post("/logout")
     assert res.status_code == 400 and res.get_json()["error"]["code"] == "csrf_failed"
@@ -281,18 +366,29 @@ def test_logout_needs_csrf_and_ends_the_session(engine):
     res = client.post("/logout", data={"csrf_token": csrf_of(client)})
     assert res.status_code == 302 and res.headers["Location"].endswith("/login")
     assert client.get("/").status_code == 302
+    # the cookie copied before the logout, and the other browser's session, stopped working too
+    assert copied.get("/api/v1/me").status_code == 401 and copied.get("/").status_code == 302
+    assert second.get("/").status_code == 302
+    assert login(client, "ivan").status_code == 302 and client.get("/").status_code == 200
+    assert copied.get("/").status_code == 302  # logging in again does not revive the old cookie
 
 
 def test_a_password_change_or_disabling_ends_open_sessions(engine):
     app = make_app(engine)
     client = logged_in(app, engine, "olena", "admin")
+    copied = copy_session(app, client)
     assert client.get("/").status_code == 200
     auth.set_password(engine, "olena", "a brand new password")
-    assert client.get("/").status_code == 302
+    assert client.get("/").status_code == 302 and copied.get("/").status_code == 302
     assert login(client, "olena", "a brand new password").status_code == 302
     assert client.get("/").status_code == 200
+    copied = copy_session(app, client)
     auth.set_disabled(engine, "olena")
-    assert client.get("/api/v1/me").status_code == 401
+    assert client.get("/api/v1/me").status_code == 401 and copied.get("/api/v1/me").status_code == 401
+    auth.set_disabled(engine, "olena", False)  # enabling again does not bring the old sessions back
+    assert copied.get("/api/v1/me").status_code == 401
+    assert login(client, "olena", "a brand new password").status_code == 302
+    assert client.get("/api/v1/me").status_code == 200
 
 
 # ------------------------------------------------------------------------------------ route crawl

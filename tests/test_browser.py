@@ -49,7 +49,10 @@ def page():
         context = browser.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
         pg = context.new_page()
         pg.set_default_timeout(15_000)
+        refused = []  # the Content-Security-Policy blocked something the page needs
+        pg.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
         yield pg
+        assert refused == [], refused
         context.close()
         browser.close()
 

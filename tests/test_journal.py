@@ -133,21 +133,45 @@ def test_csv_export_keeps_filters_and_masks_phones(engine, data):
     assert all("*" in r[2] for r in rows[1:]) and "+38067123450" not in text
 
 
-@pytest.mark.parametrize("sort", ["date", "quality", "duration"])
-def test_the_probe_and_the_index_path_give_the_same_pages(engine, data, monkeypatch, sort):
-    """A search first tests the first calls of the page order one by one (the probe); when they do
-    not fill the page it falls back to the index of every matching turn. Both give the same pages."""
+# the search plans (ccanalytics.journal): (PROBE_CALLS, RARE_TURNS, SLICE_DAYS)
+PLANS = {
+    "as shipped": (journal.PROBE_CALLS, journal.RARE_TURNS, journal.SLICE_DAYS),
+    "GIN over the window": (0, 0, 0),
+    "probe first": (500, 0, 0),
+    "short probe, then GIN": (2, 0, 0),
+    "slices of 15 minutes and longer": (0, 0, 15 / 1440),
+    "slices, probe for other orders": (2, 0, 15 / 1440),
+}
 
-    def pages(probe_calls: int) -> list[list[str]]:
-        monkeypatch.setattr(journal, "PROBE_CALLS", probe_calls)
+
+@pytest.mark.parametrize(
+    "sort, descending, text",
+    [
+        ("date", True, "ORD-204518"),
+        ("date", False, "ORD-204518"),
+        ("quality", True, "ORD-204518"),
+        ("duration", False, "ORD-204518"),
+        ("date", True, '"шини Мішлен"'),  # a phrase: the index finds the words, the filter the order
+        ("duration", True, '"Мішлен шини"'),  # the same words in the other order: no call
+    ],
+)
+def test_every_search_plan_gives_the_same_pages(engine, data, monkeypatch, sort, descending, text):
+    """A search answers through the GIN index, the probe of the first calls in page order, or the GIN
+    index over slices of the window (date order), by how many turns match. Every plan gives the same
+    pages, cursors and snippets."""
+
+    def pages(plan: tuple[int, int, float]) -> list[list[tuple[str, str]]]:
+        for name, value in zip(("PROBE_CALLS", "RARE_TURNS", "SLICE_DAYS"), plan, strict=True):
+            monkeypatch.setattr(journal, name, value)
         out, cursor = [], None
         while True:
             page = journal.search(
                 engine,
                 date_from="2026-11-20",
                 date_to="2026-11-20",
-                text="ORD-204518",
+                text=text,
                 sort=sort,
+                descending=descending,
                 limit=1,
                 after=cursor,
             )
@@ -155,6 +179,9 @@ def test_the_probe_and_the_index_path_give_the_same_pages(engine, data, monkeypa
             if not (cursor := page.next_cursor):
                 return out
 
-    probed, indexed, short_probe = pages(500), pages(0), pages(2)
-    assert probed == indexed == short_probe
-    assert sum(len(p) for p in probed) == 4  # the four order-status calls, each once
+    results = {name: pages(plan) for name, plan in PLANS.items()}
+    first = results["as shipped"]
+    assert all(r == first for r in results.values()), results
+    found = {"ORD-204518": 4, '"шини Мішлен"': 3, '"Мішлен шини"': 0}[text]  # calls, each once
+    assert sum(len(p) for p in first) == found
+    assert all(snippet for p in first for _, snippet in p)

@@ -124,3 +124,30 @@ def test_personal_fields_of_tool_arguments_are_masked_at_any_depth():
         "recipient": "",
     }
     assert mask_personal([1, None, True]) == [1, None, True]
+
+
+def test_a_plain_name_inside_a_person_object_is_masked_but_a_product_name_is_not():
+    from ccanalytics.privacy import mask_personal
+
+    result = {
+        "customer": {"name": "Мар'яна Коваль", "phone": "+380660965881"},
+        "recipient": {"name": "Олег", "city": "Київ"},
+        "items": [{"name": "Nokian Hakkapeliitta 10"}],
+        "contact": [{"name": "Ірина"}],
+    }
+    assert mask_personal(result) == {
+        "customer": {"name": "М***", "phone": "+38066*****81"},
+        "recipient": {"name": "О***", "city": "Київ"},
+        "items": [{"name": "Nokian Hakkapeliitta 10"}],
+        "contact": [{"name": "І***"}],
+    }
+
+
+def test_only_admins_see_personal_data_as_recorded():
+    from ccanalytics.privacy import for_reader, sees_personal_data
+
+    args = {"phone": "+380660965881", "note": "передзвоніть на 0671234567"}
+    assert sees_personal_data("admin") and for_reader(args, "admin") is args
+    for role in ("analyst", "service", None):
+        assert not sees_personal_data(role)
+        assert for_reader(args, role) == {"phone": "+38066*****81", "note": "передзвоніть на 06******67"}

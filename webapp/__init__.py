@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         prom,
         prompts,
         requestlog,
+        security,
         suggestions,
         tenancy,
     )
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app, config)  # secret key, session cookie, login required on every non-public route
     requestlog.init_app(app)  # request ids and one access-log line per request (runs first and last)
     tenancy.init_app(app)  # the tenants a request covers; the header's «Сеть» selector
+    security.init_app(app)  # CSP and the other security headers on every response (after auth's settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(overview.bp)
     app.register_blueprint(journal.bp)
@@ -57,12 +59,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(CCAError)
     def _cca_error(exc: CCAError):
         return {"error": exc.to_dict()}, exc.http_status
-
-    @app.after_request
-    def _security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
 
     return app

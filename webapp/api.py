@@ -23,7 +23,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from ccanalytics import auth, experiments, metrics, optimizer, prompts, tenants, timeutil
+from ccanalytics import auth, experiments, labels, metrics, optimizer, privacy, prompts, tenants, timeutil
 from ccanalytics.errors import Conflict, Forbidden, IngestValidationError, InvalidArgument, NotFound
 from ccanalytics.ingest import ingest
 from ccanalytics.quality import review
@@ -35,6 +35,9 @@ from .apiparams import (
     MAX_DATE,
     MIN_DATE,
     TENANT,
+    TEST_NAME_PATTERN,
+    TEXT_PATTERN,
+    VERSION_REF_PATTERN,
     BodyField,
     Param,
     clean,
@@ -72,6 +75,11 @@ def _records(frame, json_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 def _tz() -> str:
     return current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
+
+
+def _role() -> str | None:
+    principal = current_principal()
+    return principal.role if principal else None
 
 
 def _actor() -> str:
@@ -122,7 +130,8 @@ def _http_error(exc: HTTPException):
     )
     if exc.code >= 500:
         message = "internal error"
-    return {"error": {"code": code, "message": message, "details": None}}, exc.code
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+    return {"error": {"code": code, "message": message, "details": None}}, exc.code, headers
 
 
 # -------------------------------------------------------------------------------------- parameters
@@ -212,7 +221,9 @@ def list_calls(q):
 @bp.get("/analytics/calls/<call_id>")
 @query(TENANT)
 def get_call(q, call_id: str):
-    """One call with its turns and tool calls (phone masked). A call of another tenant is a 404."""
+    """One call with its turns and tool calls. The caller's number is masked; for readers other than
+    admins every phone number and personal field in the transcript, tool arguments and results is
+    masked too. A call of another tenant is a 404."""
     cid = parse_uuid(call_id)
     store = Store(get_engine(), tz=_tz())
     found = store.calls(MIN_DATE, MAX_DATE, call_ids=[cid], details=True, tenant=tenancy.scope())
@@ -222,7 +233,7 @@ def get_call(q, call_id: str):
     day = call["started_at"].date()
     turns = _records(store.turns(day, day, call_ids=[cid]))
     tools = _records(store.tool_calls(day, day, call_ids=[cid]), ("tool_args", "tool_result"))
-    return ok({"call": call, "turns": turns, "tool_calls": tools})
+    return ok(privacy.for_reader({"call": call, "turns": turns, "tool_calls": tools}, _role()))
 
 
 @bp.get("/analytics/summary")
@@ -254,7 +265,7 @@ def quality(q):
 
 
 # ------------------------------------------------------------------------------------------ prompts
-PROMPT_NAME = Param("name", "text", "Prompt name, e.g. tire_agent.", max_length=100)
+PROMPT_NAME = Param("name", "text", "Prompt name, e.g. tire_agent.", max_length=100, pattern=prompts.NAME_PATTERN)
 
 
 def _version_dict(v: prompts.PromptVersion) -> dict[str, Any]:
@@ -266,6 +277,8 @@ def _version_dict(v: prompts.PromptVersion) -> dict[str, Any]:
 @query(PROMPT_NAME, Param("active", "bool", "Only the active version(s) (true) or only inactive ones (false)."))
 def list_prompts(q):
     """Prompt versions, newest first per name, with their texts."""
+    if q["name"] is not None and not re.match(prompts.NAME_PATTERN, q["name"]):
+        raise InvalidArgument("name must be lowercase letters, digits, '_' or '-', starting with a letter")
     found = prompts.list_versions(get_engine(), q["name"])
     if q["active"] is not None:
         found = [v for v in found if v.is_active == q["active"]]
@@ -275,7 +288,7 @@ def list_prompts(q):
 @bp.get("/prompts/resolve")
 @role_required(*ALL_ROLES)
 @query(
-    Param("name", "text", "Prompt name, e.g. tire_agent.", required=True),
+    Param("name", "text", "Prompt name, e.g. tire_agent.", required=True, pattern=prompts.NAME_PATTERN),
     Param("caller_id", "text", "The caller's number: picks the caller's sticky A/B variant.", max_length=32),
     Param("call_id", "uuid", "The call id: the A/B key when the number is hidden."),
 )
@@ -303,8 +316,16 @@ def get_prompt(q, version_id: str):
 @query()
 @json_body(
     {
-        "name": BodyField("string", "Prompt name (lowercase, digits, '_' or '-').", required=True, max_length=100),
-        "system_prompt": BodyField("string", "The system prompt.", required=True, max_length=prompts.MAX_PROMPT_CHARS),
+        "name": BodyField(
+            "string",
+            "Prompt name (lowercase, digits, '_' or '-').",
+            required=True,
+            max_length=100,
+            pattern=prompts.NAME_PATTERN,
+        ),
+        "system_prompt": BodyField(
+            "string", "The system prompt.", required=True, max_length=prompts.MAX_PROMPT_CHARS, pattern=TEXT_PATTERN
+        ),
         "tools_config": BodyField("object", "Tools configuration (JSON object).", nullable=True),
         "metadata": BodyField("object", "Free-form metadata.", nullable=True),
         "note": BodyField("string", "What changed and why.", nullable=True, max_length=2000),
@@ -396,12 +417,20 @@ def list_ab_tests(q):
 @query()
 @json_body(
     {
-        "test_name": BodyField("string", "Unique name of the test.", required=True, max_length=100),
+        "test_name": BodyField(
+            "string", "Unique name of the test.", required=True, max_length=100, pattern=TEST_NAME_PATTERN
+        ),
         "versions": BodyField(
             "array",
             "Prompt versions (uuid ids or labels like tire_agent@v3) of one prompt; the first is the control A.",
             required=True,
-            items={"type": "string", "description": "A version id (uuid) or label (tire_agent@v3)."},
+            items={
+                "type": "string",
+                "description": "A version id (uuid) or label (tire_agent@v3).",
+                "pattern": VERSION_REF_PATTERN,
+            },
+            min_items=2,
+            max_items=6,
         ),
         "weights": BodyField("array", "Traffic shares summing to 1 (default equal).", items={"type": "number"}),
         "description": BodyField("string", "What the test checks.", nullable=True, max_length=2000),
@@ -559,7 +588,8 @@ def review_queue(q):
     engine = get_engine()
     scope = tenancy.scope()
     items = review.list_items(engine, status=q["status"], limit=q["limit"], tenant=scope)
-    return ok({"items": [asdict(i) for i in items], "counts": review.counts(engine, tenant=scope)})
+    shown = [privacy.for_reader(asdict(i), _role()) for i in items]
+    return ok({"items": shown, "counts": review.counts(engine, tenant=scope)})
 
 
 @bp.post("/review/<call_id>/take")
@@ -577,7 +607,17 @@ def review_take(q, call_id: str, b):
 @query()
 @json_body(
     {
-        "verdicts": BodyField("object", "Your score per criterion: 0–1, or null for not applicable.", required=True),
+        "verdicts": BodyField(
+            "object",
+            "Your score per criterion: 0–1, or null for not applicable.",
+            required=True,
+            properties={
+                "properties": {
+                    name: {"type": ["number", "null"], "minimum": 0, "maximum": 1} for name in labels.CRITERIA
+                },
+                "additionalProperties": False,
+            },
+        ),
         "comment": BodyField("string", "What went wrong (or right).", nullable=True, max_length=5000),
     }
 )

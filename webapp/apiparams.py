@@ -21,6 +21,32 @@ from ccanalytics.errors import InvalidArgument, PayloadTooLarge
 from ccanalytics.prompts import as_uuid
 
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
+# what the OpenAPI document declares for the checks below: dates within MIN_DATE … MAX_DATE, text with
+# something besides spaces and no NUL (the server strips surrounding spaces)
+DATE_PATTERN = r"^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
+# a JSON object without NUL characters in its keys or strings, at any depth (components/schemas/JsonValue)
+JSON_OBJECT = {
+    "propertyNames": {"pattern": NO_NUL},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
+JSON_VALUE = {
+    "description": "Any JSON value without NUL characters (\\u0000) in its strings or keys.",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {"type": "object", **JSON_OBJECT},
+    ],
+}
+# an A/B test by name: no control characters, something besides spaces
+TEST_NAME_PATTERN = r"^[^\x00-\x1f]*[^\x00-\x1f\s][^\x00-\x1f]*$"
+VERSION_REF_PATTERN = (
+    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[a-z][a-z0-9_\-]{0,99}@v[0-9]{1,9})$"
+)
+SLUG_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_\-]*\s*$"
 MAX_ID = 2**63 - 1
 LABEL = re.compile(r"^[a-z][a-z0-9_\-]{0,99}@v[0-9]{1,9}$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -44,6 +70,7 @@ class Param:
     repeated: bool = False
     max_length: int = 100
     required: bool = False
+    pattern: str | None = None  # text: the form the view or library requires (declared in OpenAPI)
 
     def parse(self, values: list[str]) -> Any:
         if not values:
@@ -79,10 +106,18 @@ class Param:
                 return False
             raise InvalidArgument(f"{name} must be true or false, not {raw[:40]!r}")
         if self.kind in ("int", "float"):
-            pattern = _INT if self.kind == "int" else _FLOAT
-            if not pattern.match(value):
-                raise InvalidArgument(f"{name} must be a{'n integer' if self.kind == 'int' else ' number'}")
-            number: int | float = int(value) if self.kind == "int" else float(value)
+            number: int | float
+            if self.kind == "int":
+                if not _INT.match(value):
+                    raise InvalidArgument(f"{name} must be an integer")
+                number = int(value)
+            else:
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = math.nan
+                if not math.isfinite(number):
+                    raise InvalidArgument(f"{name} must be a finite number")
             if (self.minimum is not None and number < self.minimum) or (
                 self.maximum is not None and number > self.maximum
             ):
@@ -96,16 +131,21 @@ class Param:
             return parse_uuid(value, name)
         if not value:
             raise InvalidArgument(f"{name} must not be empty")
-        return value
+        return value  # a declared pattern is checked by the view or library, with its own message
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI schema of this parameter."""
         base: dict[str, Any] = {
-            "date": {"type": "string", "format": "date"},
+            "date": {"type": "string", "format": "date", "pattern": DATE_PATTERN},
             "bool": {"type": "boolean"},
             "int": {"type": "integer"},
             "float": {"type": "number"},
-            "text": {"type": "string", "maxLength": self.max_length},
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": self.max_length,
+                "pattern": self.pattern or TEXT_PATTERN,
+            },
             "enum": {"type": "string", "enum": list(self.choices)},
             "uuid": {"type": "string", "format": "uuid"},
         }[self.kind]
@@ -126,6 +166,7 @@ TENANT = Param(
     "see. A tenant outside the reader's tenants is 403, an unknown slug 400.",
     repeated=True,
     max_length=100,
+    pattern=SLUG_PATTERN,
 )
 
 
@@ -140,6 +181,10 @@ class BodyField:
     max_length: int | None = None
     choices: tuple[str, ...] = ()
     items: dict[str, Any] = field(default_factory=dict)  # OpenAPI schema of array items
+    pattern: str | None = None  # strings: the form the view or library requires (declared in OpenAPI)
+    min_items: int | None = None  # arrays
+    max_items: int | None = None
+    properties: dict[str, Any] | None = None  # objects: the OpenAPI schema of the allowed keys and values
 
     def check(self, name: str, value: Any) -> Any:
         if value is None:
@@ -156,6 +201,8 @@ class BodyField:
         }[self.kind]
         if not ok:
             raise InvalidArgument(f"{name} must be {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}")
+        if self.kind in ("object", "array") and _has_nul(value):
+            raise InvalidArgument(f"{name} contains a NUL character (\\u0000), which cannot be stored")
         if self.kind == "number" and not math.isfinite(value):
             raise InvalidArgument(f"{name} must be a finite number")
         if self.kind == "string":
@@ -165,6 +212,8 @@ class BodyField:
                 raise InvalidArgument(f"{name} contains a NUL character")
             if self.choices and value not in self.choices:
                 raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}")
+        if self.kind == "array" and not (self.min_items or 0) <= len(value) <= (self.max_items or len(value)):
+            raise InvalidArgument(f"{name} must list {self.min_items or 0} to {self.max_items} items")
         return value
 
     def schema(self) -> dict[str, Any]:
@@ -173,6 +222,16 @@ class BodyField:
             out["items"] = self.items
         if self.max_length is not None:
             out["maxLength"] = self.max_length
+        if self.kind == "string":
+            out["pattern"] = self.pattern or NO_NUL
+        if self.min_items is not None:
+            out["minItems"] = self.min_items
+        if self.max_items is not None:
+            out["maxItems"] = self.max_items
+        if self.properties is not None:
+            out.update(self.properties)
+        elif self.kind == "object":  # any JSON object without NUL characters (jsonb cannot store them)
+            out.update(JSON_OBJECT)
         if self.choices:
             out["enum"] = list(self.choices)
         if self.nullable:
@@ -208,8 +267,8 @@ def json_body(fields: dict[str, BodyField], *, optional: bool = False):
         @functools.wraps(view)
         def wrapper(**kwargs):
             body = read_json(allow_empty=optional)
-            if body is None:
-                body = {}
+            if body is None and optional and not request.get_data(cache=True).strip():
+                body = {}  # no body at all; a JSON null is refused below
             if not isinstance(body, dict):
                 raise InvalidArgument("the JSON body must be an object")
             unknown = sorted(set(body) - set(fields))
@@ -244,6 +303,22 @@ def read_json(*, allow_empty: bool = False, limit: int = 1024 * 1024) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidArgument("the request body is not valid JSON") from None
+
+
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL cannot store it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in str(k) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL character anywhere (refuse it: jsonb cannot store it)."""
+    return _has_nul(value)
 
 
 def parse_uuid(value: str, name: str = "call_id") -> uuid.UUID:

@@ -13,6 +13,12 @@ without doing anything:
   CSRF token — form field ``csrf_token`` (``{{ csrf_field() }}`` in a template) or header
   ``X-CSRF-Token`` (400 otherwise). Bearer-token requests need none (browsers never send them).
 
+Sessions end server-side: the cookie carries a stamp of the user's password hash and session epoch,
+checked on every request; logout (like a new password or disabling the user) bumps the epoch, so every
+session of the user ends at once, copied cookies included. Logins are throttled by
+:class:`ccanalytics.auth.LoginPolicy` (growing delays per client and account, never a lockout of the
+real user); docs/deployment.md describes both.
+
 Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``. A Principal
 carries the tenants it is limited to; webapp/tenancy.py turns them into each request's scope.
 """
@@ -229,7 +235,8 @@ def _guard():
     g.principal = principal
     view = current_app.view_functions.get(endpoint) if endpoint else None
     _authorize(principal, allowed_roles(view, request.method))
-    if unsafe and principal.kind == "user" and not csrf_ok():
+    # a request no view answers (404, 405 with its Allow header) changes nothing: no CSRF check
+    if unsafe and principal.kind == "user" and request.routing_exception is None and not csrf_ok():
         raise CSRFError("the CSRF token is missing or wrong: reload the page and try again")
     return None
 
@@ -331,6 +338,26 @@ def _login_page(*, error: str | None = None, status: int = 200, username: str = 
     return html, status
 
 
+def _policy() -> auth.LoginPolicy:
+    """The login throttling policy from the app's config (CCA_LOGIN_* settings; see docs/deployment.md)."""
+    cfg = current_app.config
+    seconds = timedelta(seconds=1)
+    return auth.LoginPolicy(
+        per_client_account=int(cfg.get("LOGIN_MAX_FAILURES", auth.LOGIN_MAX_FAILURES)),
+        per_client=int(cfg.get("LOGIN_MAX_FAILURES_PER_IP", auth.LOGIN_MAX_FAILURES_PER_IP)),
+        per_account=int(cfg.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", auth.LOGIN_MAX_FAILURES_PER_ACCOUNT)),
+        window=timedelta(minutes=cfg.get("LOGIN_WINDOW_MINUTES", auth.LOGIN_WINDOW.total_seconds() / 60)),
+        first_delay=seconds * cfg.get("LOGIN_FIRST_DELAY_SECONDS", auth.LOGIN_FIRST_DELAY.total_seconds()),
+        account_max_delay=seconds
+        * cfg.get("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", auth.LOGIN_ACCOUNT_MAX_DELAY.total_seconds()),
+    )
+
+
+def _wait_words(seconds: int) -> str:
+    """«5 с», «3 мин.»: how long until the next login attempt is checked."""
+    return f"{seconds} с" if seconds < 60 else f"{-(-seconds // 60)} мин."
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
@@ -340,21 +367,13 @@ def login():
     if not csrf_ok():
         return _login_page(error="Форма устарела: обновите страницу и войдите снова.", status=400, next=nxt)
     username = request.form.get("username", "")
-    cfg = current_app.config
     try:
         user = auth.login(
-            get_engine(),
-            username,
-            request.form.get("password", ""),
-            ip=request.remote_addr,
-            max_failures=cfg.get("LOGIN_MAX_FAILURES", auth.LOGIN_MAX_FAILURES),
-            max_failures_per_ip=cfg.get("LOGIN_MAX_FAILURES_PER_IP", auth.LOGIN_MAX_FAILURES_PER_IP),
-            window=timedelta(minutes=cfg.get("LOGIN_WINDOW_MINUTES", 15)),
+            get_engine(), username, request.form.get("password", ""), ip=request.remote_addr, policy=_policy()
         )
     except auth.TooManyAttempts as exc:
-        minutes = max(1, round(exc.retry_after / 60))
         page, status = _login_page(
-            error=f"Слишком много неудачных попыток входа. Попробуйте снова через {minutes} мин.",
+            error=f"Слишком много неудачных попыток входа. Попробуйте снова через {_wait_words(exc.retry_after)}.",
             status=429,
             username=username,
             next=nxt,
@@ -375,5 +394,8 @@ def login():
 def logout():
     if request.method == "GET":
         return render_template_string(LOGOUT_PAGE, roles=ROLE_NAMES)
+    principal = current_principal()
+    if principal is not None and principal.kind == "user":
+        auth.end_sessions(get_engine(), principal.id)  # every session of the user, copied cookies too
     session.clear()
     return redirect(url_for("auth.login"))

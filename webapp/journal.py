@@ -4,28 +4,44 @@ a call of another tenant is a 404 page, as if it did not exist."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
+import re
 import uuid
+from datetime import date, datetime
 from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import auth, charts, journal, labels, recorded, tenants
+from ccanalytics import auth, charts, journal, labels, privacy, recorded, tenants
 from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, signed
 
 from . import tenancy
+from .apiparams import MAX_DATE, MIN_DATE
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
 from .overview import SCENARIO_NAMES, TRANSFER_REASONS, scenario_ru
 
 bp = Blueprint("journal", __name__)
+CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
 
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound):
     return render_template("page_error.html", title="Не найдено", message=exc.message, links="scoped"), 404
+
+
+@bp.errorhandler(InvalidArgument)
+def _bad_request(exc: InvalidArgument):
+    """A bad filter or address: a 400 page in Russian (the filters are checked here with Russian
+    messages; one the library refuses on its own gets a general one)."""
+    message = exc.message if CYRILLIC.search(exc.message) else "Параметры запроса не подходят: проверьте фильтры."
+    return render_template("page_error.html", title="Ошибка в запросе", message=message, links="scoped"), 400
 
 
 CRITERIA_RU = labels.CRITERIA
@@ -35,40 +51,110 @@ NOT_APPLICABLE = "na"
 REVIEW_STATUS_RU = {"new": "ждёт проверки", "in_review": "на проверке", "resolved": "проверен"}
 
 
+# the journal's query parameters; anything else in the address is ignored
+_TEXT_LIMITS = {"q": 200, "scenario": 100, "prompt_version": 100, "after": 400}
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+REVIEW_STATUSES = ("new", "in_review", "resolved")
+
+
+def bad_request(message: str) -> InvalidArgument:
+    """A bad filter of a page: a 400 page in the site's layout with ``message`` (Russian)."""
+    return InvalidArgument(message)
+
+
+def _arg(name: str) -> str:
+    value = request.args.get(name, "")
+    if "\x00" in value or any(ord(ch) < 32 and ch not in "\t" for ch in value):
+        raise bad_request(f"Параметр «{name}» содержит недопустимый символ.")
+    if len(value) > _TEXT_LIMITS.get(name, 40):
+        raise bad_request(f"Параметр «{name}» слишком длинный: не больше {_TEXT_LIMITS.get(name, 40)} символов.")
+    return value.strip()
+
+
+def _date(name: str, label: str) -> date | None:
+    value = _arg(name)
+    if not value:
+        return None
+    if not _DATE.match(value):
+        raise bad_request(f"«{label}»: нужна дата в виде ГГГГ-ММ-ДД, а не «{value}».")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"«{label}»: такой даты нет в календаре ({value}).") from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise bad_request(
+            f"«{label}»: дата должна быть между {MIN_DATE:%d.%m.%Y} и {MAX_DATE:%d.%m.%Y}, а не {day:%d.%m.%Y}."
+        )
+    return day
+
+
 def _float(name: str) -> float | None:
-    value = request.args.get(name, "").strip()
+    value = _arg(name)
     if not value:
         return None
     try:
-        return float(value.replace(",", "."))
+        number = float(value.replace(",", "."))
     except ValueError:
-        raise InvalidArgument(f"{name} must be a number between 0 and 1") from None
+        number = math.nan
+    if not 0 <= number <= 1:  # NaN fails too
+        raise bad_request(f"«Оценка»: нужно число от 0 до 1, а не «{value}».")
+    return number
 
 
 def _bool(name: str) -> bool | None:
-    value = request.args.get(name, "")
+    value = _arg(name)
     if value not in ("yes", "no", ""):
-        raise InvalidArgument(f"unexpected value of {name}")
+        raise bad_request(f"«Перевод»: допустимы значения yes или no, а не «{value}».")
     return {"yes": True, "no": False}.get(value)
 
 
+def _cursor(value: str) -> str | None:
+    """The ``after`` cursor as the journal made it, or a 400 page (an old or edited link)."""
+    if not value:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(value.encode("ascii")))
+        ok = isinstance(values, list) and len(values) == 3 and all(isinstance(v, str | int | float) for v in values)
+        if ok:
+            float(values[0])
+            moment = datetime.fromisoformat(str(values[1]))
+            uuid.UUID(str(values[2]))
+            ok = math.isfinite(float(values[0])) and MIN_DATE <= moment.date() <= MAX_DATE
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        ok = False
+    if not ok:
+        raise bad_request("Ссылка на страницу журнала устарела или повреждена: начните с первой страницы.")
+    return value
+
+
 def _search(after: str | None, limit: int):
-    args = request.args
+    first, last = _date("from", "С"), _date("to", "По")
+    if first and last and last < first:
+        raise bad_request(f"Период пуст: «По» ({last:%d.%m.%Y}) раньше, чем «С» ({first:%d.%m.%Y}).")
+    sort = _arg("sort") or "date"
+    if sort not in journal.SORTS:
+        raise bad_request(f"Неизвестная сортировка «{sort}»: по дате, оценке, стоимости или длительности.")
+    order = _arg("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise bad_request(f"Порядок сортировки — asc или desc, а не «{order}».")
+    review_status = _arg("review") or None
+    if review_status is not None and review_status not in REVIEW_STATUSES:
+        raise bad_request(f"Неизвестный статус проверки «{review_status}».")
     return journal.search(
         get_engine(),
-        date_from=args.get("from") or None,
-        date_to=args.get("to") or None,
-        scenario=args.get("scenario") or None,
+        date_from=first,
+        date_to=last,
+        scenario=_arg("scenario") or None,
         transferred=_bool("transferred"),
         quality_below=_float("quality_below"),
         quality_above=_float("quality_above"),
-        prompt_version=args.get("prompt_version") or None,
-        review_status=args.get("review") or None,
-        text=args.get("q") or None,
-        sort=args.get("sort", "date"),
-        descending=args.get("order", "desc") != "asc",
+        prompt_version=_arg("prompt_version") or None,
+        review_status=review_status,
+        text=_arg("q") or None,
+        sort=sort,
+        descending=order != "asc",
         tenant=tenancy.scope(),
-        after=after,
+        after=_cursor(after or ""),
         limit=limit,
         tz=current_app.config["TIMEZONE"],
     )
@@ -77,7 +163,11 @@ def _search(after: str | None, limit: int):
 @bp.get("/calls")
 def index():
     args = request.args
-    page = _search(args.get("after") or None, 50)
+    page = _search(_arg("after") or None, 50)
+    principal = current_principal()
+    for row in page.rows:  # a snippet of the transcript: phones masked for non-admins
+        if row.get("snippet"):
+            row["snippet"] = privacy.for_reader(row["snippet"], principal.role if principal else None)
     filters = {k: v for k, v in args.items() if k != "after" and v}
     scope = tenancy.scope()
     return render_template(
@@ -162,12 +252,43 @@ def _cached_chart(key: tuple) -> Markup:
     return Markup(charts.turn_latency(turns).to_html())
 
 
+def _for_reader(data: dict, role: str | None) -> dict:
+    """The call page's data as this reader may see it (ccanalytics.privacy's rule): everything but
+    the ids, times and numbers masked for non-admins — transcript, tool arguments and results, judge
+    reasons, the review comment and the customer's name."""
+    if privacy.sees_personal_data(role):
+        return data
+    call = dict(data["call"])
+    for key in ("customer_name", "quality_details"):
+        call[key] = privacy.for_reader(call.get(key), role)
+    turns = [
+        {
+            **t,
+            "content": privacy.for_reader(t.get("content"), role),
+            "tools": [
+                {
+                    **x,
+                    "tool_args": privacy.for_reader(x.get("tool_args"), role),
+                    "tool_result": privacy.for_reader(x.get("tool_result"), role),
+                }
+                for x in t.get("tools", [])
+            ],
+        }
+        for t in data["turns"]
+    ]
+    review_item = data.get("review")
+    if review_item:
+        review_item = {**review_item, "comment": privacy.for_reader(review_item.get("comment"), role)}
+    return {**data, "call": call, "turns": turns, "review": review_item}
+
+
 def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, form: dict | None = None):
     try:
         data = journal.call_detail(get_engine(), call_id, tz=current_app.config["TIMEZONE"], tenant=tenancy.scope())
     except NotFound:  # no such call, or another tenant's: the same answer
         raise NotFound(f"Звонка {call_id[:40]} нет.") from None
     principal = current_principal()
+    data = _for_reader(data, principal.role if principal else None)
     page = render_template(
         "call.html",
         criteria_ru=CRITERIA_RU,

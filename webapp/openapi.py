@@ -25,6 +25,7 @@ from ccanalytics.auth import AuditEntry
 from ccanalytics.quality.review import ReviewItem
 
 from . import auth
+from .apiparams import JSON_VALUE, LABEL, TEST_NAME_PATTERN
 
 PREFIX = "/api/v1"
 
@@ -124,11 +125,11 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "call_id": {"description": "Call id (the Asterisk channel UUID).", "schema": UUID},
     "version_id": {
         "description": "Prompt version: its id (a uuid) or its label (tire_agent@v3). Anything else is a 400.",
-        "schema": {"oneOf": [UUID, {"type": "string", "pattern": r"^[a-z][a-z0-9_\-]*@v[0-9]+$"}]},
+        "schema": {"anyOf": [UUID, {"type": "string", "pattern": LABEL.pattern}]},
     },
     "test_id": {
         "description": "A/B test of ccanalytics's: its id (a uuid) or its name. A call processor's test is a 409.",
-        "schema": {"oneOf": [UUID, {"type": "string", "minLength": 1, "maxLength": 100}]},
+        "schema": {"anyOf": [UUID, {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TEST_NAME_PATTERN}]},
     },
     "suggestion_id": {"description": "Suggestion id.", "schema": {"type": "integer", "minimum": 1}},
 }
@@ -404,6 +405,7 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "AuditEntry": _dataclass_schema(AuditEntry, extra={"details": {"type": "object"}}),
+        "JsonValue": JSON_VALUE,
     }
 
 

@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from ccanalytics import auth, experiments, prompts, timeutil
 from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
+from .apiparams import has_nul
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
 
@@ -151,6 +152,8 @@ def _json_field(name: str, label: str, kinds: tuple[type, ...]) -> Any:
         raise InvalidArgument(f"«{label}»: это не JSON ({exc.msg}, строка {exc.lineno})") from None
     if not isinstance(value, kinds):
         raise InvalidArgument(f"«{label}»: нужен JSON-{'объект или массив' if list in kinds else 'объект'}")
+    if has_nul(value):
+        raise InvalidArgument(f"«{label}»: содержит недопустимый символ \\u0000 (NUL) — уберите его")
     return value
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 
-from common import fresh_server, median, run_child, write_section
+from common import check_goals, ensure_months, fresh_server, last_day, median, run_child, write_section
 
-END_DATE = date(2026, 11, 23)
+END_DATE = last_day()  # yesterday by the one clock: the benchmark runs on any day
 
 BULK = """
 import json, resource, sys, time
@@ -33,36 +33,46 @@ print(json.dumps({"seconds": seconds, **result.summary(), **peak}))
 """
 
 # The naive way: validate, then one INSERT statement per row, one transaction per call (or per
-# BATCH calls), customer upsert per call.
+# BATCH calls), customer upsert per call (per tenant and phone, as the processor's customers are), the
+# rows from the same validated call as the bulk load's (ccanalytics.ingest_prepare's row functions).
 ROW_BY_ROW = """
 import json, sys, time
-import sqlalchemy as sa
 from ccanalytics.callog import validate_json
 from ccanalytics.database import create_engine
-from ccanalytics.ingest import CALL_COLUMNS, TURN_COLUMNS, TOOL_COLUMNS, call_row, turn_rows, tool_rows
+from ccanalytics.ingest_prepare import (CALL_COLUMNS, INGEST_COLUMNS, TOOL_COLUMNS, TURN_COLUMNS, TURN_EXTRA_COLUMNS,
+    call_row, ingest_row, tool_rows, turn_extra_rows, turn_rows)
 engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 per_tx = int(sys.argv[3])
 def insert(table, columns):
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-ins_call, ins_turn, ins_tool = insert("calls", CALL_COLUMNS), insert("call_turns", TURN_COLUMNS), insert("call_tool_calls", TOOL_COLUMNS)
+ins_call, ins_ingest = insert("calls", CALL_COLUMNS), insert("cca_call_ingest", INGEST_COLUMNS)
+ins_turn, ins_extra = insert("call_turns", TURN_COLUMNS), insert("cca_turn_extras", TURN_EXTRA_COLUMNS)
+ins_tool = insert("call_tool_calls", TOOL_COLUMNS)
+upsert_customer = ("INSERT INTO customers (id, tenant_id, phone, total_calls, first_call_at, last_call_at) "
+                   "VALUES (gen_random_uuid(), %s, %s, 1, %s, %s) ON CONFLICT (tenant_id, phone) DO UPDATE "
+                   "SET total_calls = customers.total_calls + 1, last_call_at = EXCLUDED.last_call_at RETURNING id")
 t0 = time.perf_counter()
 n = turns = 0
 with engine.connect() as conn:
     raw = conn.connection.driver_connection
     raw.autocommit = False
-    conn.execute(sa.text("SELECT 1")); conn.commit()
-    raw.execute("SELECT cca_ensure_partitions('calls', '2026-08-01', 5), cca_ensure_partitions('call_turns', '2026-08-01', 5), cca_ensure_partitions('call_tool_calls', '2026-08-01', 5)")
+    tenants = dict(raw.execute("SELECT slug, id FROM tenants").fetchall())
+    raw.commit()
     with open(sys.argv[2], "rb") as f:
         for i, line in enumerate(f, 1):
             call = validate_json(line, i)
+            tenant_id = tenants.get(call.log.tenant)
             cur = raw.cursor()
             ids = {}
-            if call.caller_id:
-                cur.execute("INSERT INTO customers (phone) VALUES (%s) ON CONFLICT (phone) DO UPDATE SET total_calls = customers.total_calls + 1 RETURNING id", (call.caller_id,))
+            if call.caller_id and tenant_id:
+                cur.execute(upsert_customer, (tenant_id, call.caller_id, call.log.started_at, call.log.started_at))
                 ids[call.caller_id] = cur.fetchone()[0]
-            cur.execute(ins_call, call_row(call, ids, {}))
+            cur.execute(ins_call, call_row(call, ids, tenant_id))
+            cur.execute(ins_ingest, ingest_row(call))
             for row in turn_rows(call):
                 cur.execute(ins_turn, row); turns += 1
+            for row in turn_extra_rows(call):
+                cur.execute(ins_extra, row)
             for row in tool_rows(call):
                 cur.execute(ins_tool, row)
             n += 1
@@ -126,6 +136,8 @@ def run(*, quick: bool = False) -> None:
             migrate(engine)
             with engine.begin() as conn:  # the demo calls name the demo's tenants
                 ensure_demo_tenants(conn)
+            # the months of the data (the row-by-row baseline writes into partitions that exist)
+            ensure_months(engine, END_DATE - timedelta(days=days), END_DATE + timedelta(days=1))
             engine.dispose()
 
         out, _ = run_child(BULK, urls["bulk"], str(source))
@@ -176,16 +188,11 @@ Target: bulk ≥ 10× row-by-row — {verdict(bulk_rate / rate(rows_call) >= 10)
 per-call baseline and {bulk_rate / rate(rows_batch):.1f}× against row-by-row with batched commits. Both loaders validate
 every record with the same code ({validate_ms:.2f} ms per call measured alone).
 
-What bounds the ratio is CPU: 2 cores, shared with the database. Measured while writing the pipeline
-(CPU time of every process, the 181k calls, 2026-11-25): the bulk load spends 0.31 ms of
-PostgreSQL CPU per call (two thirds of it in the turns' COPY: the generated `tsvector` of each turn,
-the GIN index over it, the 15 B-tree indexes of the three tables; 0.03 in the final `ANALYZE`) and
-0.30 ms of Python (validation 0.16–0.2, COPY text 0.05, moving lines between processes, the
-writer). 0.61 ms on 2 cores caps it near 3,300 calls/s; the one loading backend is busy about 95 %
-of the load, so a second connection would find no idle core. Row-by-row spends 3.4 ms of CPU per
-call (1.6 in Python, 1.8 in PostgreSQL), one process waiting for the other. The ratio cannot go much
-beyond 11× here, and the baseline's own rate moves by about ±7 % between runs (265–306 calls/s on
-this machine), so a single run can land on either side of 10×.
+What bounds the ratio is CPU: 2 cores, shared with the database and, here, with other test runs (the
+load average is in the line below). On the call processor's schema every call writes more: calls,
+cca_call_ingest, call_turns with two GIN indexes (the processor's `to_tsvector('simple', …)` and
+ccanalytics's `cca_search_vector`), cca_turn_extras, call_tool_calls, customers per tenant and phone.
+The CPU split measured on the schema before (2026-11-25) no longer applies and has not been measured again.
 
 `store.calls()` over {days} days ({store["rows"]:,} calls, {store["columns"]} columns, into Polars):
 first run {store["runs"][0]:.2f} s, then median {median(store["runs"][1:]):.2f} s (target < 1 s:
@@ -194,3 +201,16 @@ first run {store["runs"][0]:.2f} s, then median {median(store["runs"][1:]):.2f} 
     command = "make bench BENCH=foundation" + (" (--quick)" if quick else "")
     write_section("foundation", command, body)
     print(body)
+    if not quick:  # the goals are stated for 90 days × 2,000 calls/day
+        store_s = median(store["runs"][1:])
+        check_goals(
+            "foundation",
+            [
+                (
+                    f"bulk ingest ≥ 10× row-by-row (measured {bulk_rate / rate(rows_call):.1f}×)",
+                    bulk_rate / rate(rows_call) >= 10,
+                ),
+                (f"bulk ingest peak RSS < 1 GiB (measured {bulk_rss} MiB)", bulk_rss < 1024),
+                (f"store.calls() over 90 days < 1 s (measured {store_s:.2f} s)", store_s < 1),
+            ],
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from common import fresh_server, median, p95, timed, write_section
+from common import check_goals, fresh_server, median, p95, timed, write_section
 
 COMMAND = "make bench BENCH=prompts"
 
@@ -33,12 +33,12 @@ FROM generate_series(1, :n) g;
 
 
 def run(quick: bool = False) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     import pandas as pd
     import sqlalchemy as sa
 
-    from ccanalytics import experiments, prompts
+    from ccanalytics import clock, experiments, prompts
     from ccanalytics.database import create_engine
     from ccanalytics.migrate import migrate
     from ccanalytics.promptlib import PromptResolver
@@ -69,7 +69,7 @@ def run(quick: bool = False) -> None:
             cold.resolve("b", caller_id=c)
             cold_ns.append(time.perf_counter_ns() - t0)
 
-        start = datetime.now(UTC) + timedelta(minutes=1)
+        start = clock.now() + timedelta(minutes=1)  # the one clock
         with engine.begin() as conn:
             from ccanalytics import partitions
 
@@ -135,5 +135,14 @@ active version and the running test with its variants. Results read counts, sums
 per variant (one SQL statement) and run the tests on them; only the latency p95 needs the replies.
 Variants in the results: {", ".join(f"{v.variant} {v.n:,} calls" for v in res.variants)}.
 """
-    write_section("prompts", COMMAND, body)
+    write_section("prompts", COMMAND + (" (--quick)" if quick else ""), body)
     print(body)
+    if not quick:
+        check_goals(
+            "prompts",
+            [
+                (f"warm resolve p99 < 1 ms (measured {us(warm_ns, 0.99):.1f} µs)", us(warm_ns, 0.99) < 1000),
+                (f"cold resolve p99 < 10 ms (measured {us(cold_ns, 0.99) / 1000:.2f} ms)", us(cold_ns, 0.99) < 10_000),
+                (f"A/B results over 100,000 calls < 1 s (measured {median(res_s):.2f} s)", median(res_s) < 1),
+            ],
+        )

@@ -13,13 +13,34 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "benchmarks.md"
+# CCA_BENCH_DOC writes the sections elsewhere (a trial run that must not replace the recorded figures)
+DOC = Path(os.environ.get("CCA_BENCH_DOC") or ROOT / "docs" / "benchmarks.md")
+
+
+def last_day(days_back: int = 1) -> date:
+    """The last day of a benchmark's generated data: ``days_back`` days before today by the one clock
+    (ccanalytics.timeutil.today, Kyiv), so every group runs on any day. Yesterday by default: a whole
+    day, nothing in the future, and inside every default window that ends today (the journal's 7 days)."""
+    from ccanalytics import timeutil
+
+    return timeutil.today() - timedelta(days=days_back)
+
+
+class GoalMissed(AssertionError):
+    """A benchmark missed a goal: a real regression, stated as such (never a calendar effect)."""
+
+
+def check_goals(group: str, goals: list[tuple[str, bool]]) -> None:
+    """Fail loudly, after the section is written, when a goal was missed: ``goals`` are (statement, met)."""
+    missed = [text for text, met in goals if not met]
+    if missed:
+        raise GoalMissed(f"{group}: goal missed — " + "; ".join(missed))
 
 
 @contextmanager
@@ -79,12 +100,37 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
-def write_section(name: str, command: str, body: str) -> None:
-    """Replace the section ``name`` of docs/benchmarks.md (creating the file or section)."""
+def commit() -> str:
+    """The short commit of the checkout, with "+ uncommitted changes" when the tree is dirty."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit (not a git checkout)"
+    return f"commit {head}" + (" + uncommitted changes" if dirty else "")
+
+
+def loadavg() -> str:
+    """The 1-minute load average now (other processes share the 2 cores)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def write_section(name: str, command: str, body: str, *, load: str | None = None) -> None:
+    """Replace the section ``name`` of docs/benchmarks.md (creating the file or section). The section
+    ends with the date it was measured, the commit (dirty or not), the machine and the load average
+    (``load``: what the benchmark saw while it measured; else the load average at the end)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- bench:{name} -->\n{body.rstrip()}\n\n"
-        f"_Measured {stamp} on {machine()} with `{command}`._\n<!-- /bench:{name} -->"
+        f"_Measured {stamp} at {commit()} on {machine()}, load average {load or loadavg()}, "
+        f"with `{command}`._\n<!-- /bench:{name} -->"
     )
     text = (
         DOC.read_text(encoding="utf-8")
@@ -97,3 +143,71 @@ def write_section(name: str, command: str, body: str) -> None:
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     DOC.write_text(text, encoding="utf-8")
+
+
+# ------------------------------------------------------------------ copying generated calls in SQL
+# The tables a generated call has rows in, in the shape the call processor creates its own
+# (sql/processor/schema.sql) and ccanalytics's cca_ tables beside them: (table, uuid columns re-keyed
+# as md5(value || k) in copy k, time columns moved back by k × shift days). Other columns are copied.
+REPLICA_TABLES = (
+    ("calls", ("id",), ("started_at", "ended_at")),
+    ("call_turns", ("id", "call_id"), ("created_at",)),
+    ("call_tool_calls", ("id", "call_id"), ("created_at",)),
+    ("cca_turn_extras", ("turn_id", "call_id"), ()),
+    ("cca_call_ingest", ("call_id",), ("started_at",)),
+    ("cca_call_prompts", ("call_id",), ()),
+    ("cca_ab_assignments", ("call_id",), ()),
+    ("call_metrics", ("call_id",), ("started_at", "call_ended_at")),
+    ("call_scores", ("call_id",), ("started_at",)),
+    ("cca_call_costs", ("call_id",), ("started_at",)),
+    ("review_items", ("call_id",), ("started_at",)),
+)
+
+
+def replica_statements(conn, shift_days: int, *, source: str = "{table}", tables=REPLICA_TABLES) -> list[str]:
+    """``INSERT … SELECT`` statements copying the rows of ``tables`` for copies :k0 … :k1 (bound
+    parameters), each copy ``shift_days`` days earlier than the one before and keyed by new uuids.
+    ``source`` names the table read (``{table}``: the table itself; e.g. ``seed_{table}``). Columns
+    come from the catalog, so the copy follows the schema; generated and identity columns are left to
+    their defaults, and only the current score of a call is copied."""
+    import sqlalchemy as sa
+
+    out = []
+    for table, keys, stamps in tables:
+        columns = conn.execute(
+            sa.text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = :t AND is_generated = 'NEVER' AND is_identity = 'NO' "
+                "AND coalesce(column_default, '') NOT LIKE 'nextval(%' ORDER BY ordinal_position"
+            ),
+            {"t": table},
+        ).scalars()
+        names, values = [], []
+        for col in columns:
+            names.append(col)
+            if col in keys:
+                values.append(f"md5(x.{col}::text || k)::uuid")
+            elif col in stamps:
+                values.append(f"x.{col} - k * {int(shift_days)} * interval '1 day'")
+            else:
+                values.append(f"x.{col}")
+        where = " WHERE x.is_current" if table == "call_scores" else ""
+        out.append(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"FROM {source.format(table=table)} x CROSS JOIN generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k"
+            + where
+        )
+    return out
+
+
+def ensure_months(engine, first: date, last: date) -> None:
+    """The monthly partitions (``<table>_YYYY_MM``) from the month before ``first`` to the one after
+    ``last``, made the way ccanalytics stands in for the processor's partition manager."""
+    from ccanalytics import partitions
+
+    months, m = [], partitions.add_months(partitions.month_start(first), -1)
+    while m <= partitions.add_months(partitions.month_start(last), 1):
+        months.append(m)
+        m = partitions.add_months(m, 1)
+    with engine.begin() as conn:
+        partitions.ensure_months(conn, months)
