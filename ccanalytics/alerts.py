@@ -14,6 +14,13 @@ job: derive, run, deliver.
 
 Ownership: with ``alerts_owner = prometheus`` the rules that have a Prometheus twin are left to
 Alertmanager and only the database-only rules are evaluated (docs/alerts.md).
+
+Tenants: every rule fires per tenant (ccanalytics.alert_rules); a state and an event carry their
+tenant's slug in ``details.tenant``. ``run(…, tenant=…)`` evaluates some tenants only and touches only
+their alerts. Alerts kept from before (key ``all``, a bare scenario or day: no ``details.tenant``) are
+upgraded by the first run over every tenant: with one tenant in the database their key becomes the
+tenant's and the episode goes on; with several they are resolved with a note saying the alert is now
+per network (``PER_TENANT_NOTE``) — the tenants still over the threshold fire on their own.
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, checkruns, clock, timeutil
-from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, resolution
+from . import callmetrics, checkruns, clock, tenants, timeutil
+from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, resolution, tenant_words
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
 from .notify import Channel, channels_from_settings, outcome_unknown
@@ -45,6 +52,11 @@ RESOLVED_ICON, RESOLVED_WORD = "✅", "Решено"
 MAX_ATTEMPTS = 300  # at the capped backoff: about a day of retries before a row is dead
 BACKOFF_S, BACKOFF_CAP_S, BACKOFF_JITTER = 30.0, 300.0, 0.2
 LATE_AFTER = timedelta(minutes=2)  # a notification sent later than this after its event says so
+# the resolution of an alert kept from before alerts were per tenant, in a database of several tenants
+PER_TENANT_NOTE = (
+    "Алерт теперь считается отдельно по каждой сети, поэтому общий алерт по всем сетям закрыт. "
+    "Если условие по-прежнему выполняется, придёт отдельное уведомление по каждой сети, где оно выполняется."
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class Evaluation:
     evaluated: list[str]  # rules checked successfully (their state may change)
     skipped: list[str]  # rules owned by Prometheus
     errors: dict[str, str]  # rule -> error (its state is left alone)
+    scope: tenants.Scope = None  # the tenants evaluated (None: every tenant)
+    names: dict[str, str] = field(default_factory=dict)  # every tenant of the database: slug -> name
 
 
 @dataclass
@@ -89,6 +103,7 @@ class RunSummary:
     repeated: int = 0
     resolved: int = 0
     firing: int = 0
+    upgraded: int = 0  # alerts of before the per-tenant keys that took their tenant's key
     errors: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
@@ -114,11 +129,17 @@ def _aware(now: datetime) -> datetime:
 
 
 # ------------------------------------------------------------------------------------ evaluate
-def evaluate_all(engine: Engine, config: AlertConfig | Settings, now: datetime) -> Evaluation:
-    """Check every owned rule at ``now``. A rule that fails (a bug, a missing table) is reported in
-    ``errors`` and does not stop the others."""
+def evaluate_all(
+    engine: Engine, config: AlertConfig | Settings, now: datetime, *, tenant: tenants.TenantArg = None
+) -> Evaluation:
+    """Check every owned rule at ``now``, per tenant: of every tenant, or of ``tenant`` (a slug or
+    several; an unknown slug raises InvalidArgument). A rule that fails (a bug, a missing table) is
+    reported in ``errors`` and does not stop the others."""
     cfg, now = _config(config), _aware(now)
-    ctx = Context(now, cfg.thresholds, cfg.tz, cfg.admin_url)
+    with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
+        names = {t.slug: t.name for t in tenants.list_tenants(conn)}
+    ctx = Context(now, cfg.thresholds, cfg.tz, cfg.admin_url, names=names, scope=scope)
     owned = cfg.rules()
     firings: list[Firing] = []
     evaluated: list[str] = []
@@ -133,12 +154,14 @@ def evaluate_all(engine: Engine, config: AlertConfig | Settings, now: datetime) 
                 log.exception("alert rule %s failed", rule.name)
                 errors[rule.name] = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
     skipped = [r.name for r in RULES if r not in owned]
-    return Evaluation(firings, evaluated, skipped, errors)
+    return Evaluation(firings, evaluated, skipped, errors, scope, names)
 
 
-def evaluate(engine: Engine, config: AlertConfig | Settings, now: datetime) -> list[Firing]:
-    """The alerts firing at ``now`` (read-only)."""
-    return evaluate_all(engine, config, now).firings
+def evaluate(
+    engine: Engine, config: AlertConfig | Settings, now: datetime, *, tenant: tenants.TenantArg = None
+) -> list[Firing]:
+    """The alerts firing at ``now`` (read-only), of every tenant or of ``tenant``."""
+    return evaluate_all(engine, config, now, tenant=tenant).firings
 
 
 # ------------------------------------------------------------------------------------ messages
@@ -173,12 +196,14 @@ def compose(
     now: datetime,
     tz: str,
     thresholds: Thresholds | None = None,
+    note: str | None = None,
 ):
     """(subject, text) of a notification; phone numbers in the body are masked.
 
     The first line says what happened and how serious: "🔴 Критично: …", "🟠 Предупреждение: …",
     "🔴 Продолжается с … (…): …" for a reminder, "✅ Решено: …" for the end of an alert, whose body
-    says what holds again (alert_rules.resolution) and how long it lasted — not the firing sentence."""
+    says what holds again (alert_rules.resolution, or ``note`` when it ended for another reason) and
+    how long it lasted — not the firing sentence."""
     title = _title(rule, label)
     icon, word = SEVERITY_ICON.get(rule.severity, ""), SEVERITY_WORD.get(rule.severity, "")
     if event == "fired":
@@ -193,7 +218,7 @@ def compose(
         same_day = _local(since, tz, "%d.%m") == _local(now, tz, "%d.%m")
         end = _local(now, tz, "%H:%M" if same_day else "%d.%m %H:%M")
         body = (
-            f"{resolution(rule.name, thresholds or Thresholds())}\n"
+            f"{note or resolution(rule.name, thresholds or Thresholds())}\n"
             f"Длилось {_duration(now - since)}: {_local(since, tz)} — {end}."
         )
     text = mask_phones_in_text(f"{head}\n{body}")
@@ -214,10 +239,16 @@ ON CONFLICT (rule, key) DO UPDATE SET
 """
 
 
-def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSummary:
-    """Evaluate at ``now`` and update alert state, history and outbox in one transaction."""
+_SCOPED = "(CAST(:tenants AS text[]) IS NULL OR details->>'tenant' = ANY(CAST(:tenants AS text[])))"
+
+
+def run(
+    engine: Engine, config: AlertConfig | Settings, now: datetime, *, tenant: tenants.TenantArg = None
+) -> RunSummary:
+    """Evaluate at ``now`` and update alert state, history and outbox in one transaction. With
+    ``tenant`` only those tenants are evaluated, and only their alerts fire, repeat or resolve."""
     cfg, now = _config(config), _aware(now)
-    ev = evaluate_all(engine, cfg, now)
+    ev = evaluate_all(engine, cfg, now, tenant=tenant)
     summary = RunSummary(errors=ev.errors, skipped=ev.skipped, firings=ev.firings)
     by_key = {(f.rule, f.key): f for f in ev.firings}
     with engine.begin() as conn:
@@ -225,15 +256,18 @@ def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSum
         # never move an alert's clock backwards (a manual run "--at" an earlier time, clock skew)
         latest = conn.execute(sa.text("SELECT max(last_seen_at) FROM alert_state")).scalar()
         stamp = max(now, latest) if latest else now
+        if ev.scope is None:
+            _upgrade_legacy(conn, cfg, ev, stamp, summary)
         states = {
             (s.rule, s.key): s
             for s in conn.execute(
-                sa.text("SELECT * FROM alert_state WHERE rule = ANY(:rules) FOR UPDATE"), {"rules": ev.evaluated}
+                sa.text(f"SELECT * FROM alert_state WHERE rule = ANY(:rules) AND {_SCOPED} FOR UPDATE"),
+                {"rules": ev.evaluated, **tenants.params(ev.scope)},
             )
         }
         for (rule_name, key), f in by_key.items():
             rule, state = RULES_BY_NAME[rule_name], states.get((rule_name, key))
-            details = Jsonb({"text": f.text, "link": f.link, "label": f.label, **f.details})
+            details = Jsonb({"text": f.text, "link": f.link, "label": f.label, "tenant": f.tenant, **f.details})
             if state is None or (rule.kind == "condition" and state.status == "resolved"):
                 conn.execute(
                     sa.text(_UPSERT_FIRING),
@@ -267,30 +301,94 @@ def run(engine: Engine, config: AlertConfig | Settings, now: datetime) -> RunSum
         for (rule_name, key), state in states.items():
             if state.status != "firing" or (rule_name, key) in by_key:
                 continue
-            rule = RULES_BY_NAME.get(rule_name)
-            conn.execute(
-                sa.text(
-                    "UPDATE alert_state SET status = 'resolved', resolved_at = :now, updated_at = :now "
-                    "WHERE rule = :rule AND key = :key"
-                ),
-                {"now": stamp, "rule": rule_name, "key": key},
-            )
-            if rule is not None and rule.kind == "condition":  # events end silently
-                d = state.details or {}
-                last = Firing(
-                    rule.name, key, state.last_value, None, d.get("text", ""), d.get("link"), d.get("label", "")
-                )
-                _record(conn, cfg, rule, "resolved", last, since=state.first_fired_at, now=stamp)
+            if _resolve(conn, cfg, RULES_BY_NAME.get(rule_name), state, stamp):
                 summary.resolved += 1
         summary.firing = conn.execute(sa.text("SELECT count(*) FROM alert_state WHERE status = 'firing'")).scalar_one()
         checkruns.record(conn, "alerts", timeutil.to_date(now, cfg.tz), now)
     return summary
 
 
-def _record(conn, cfg: AlertConfig, rule: Rule, event: str, f: Firing, *, since: datetime, now: datetime) -> int:
+def _resolve(conn, cfg: AlertConfig, rule: Rule | None, state, stamp: datetime, note: str | None = None) -> bool:
+    """Mark a firing alert resolved; a condition's resolution is notified (events end silently)."""
+    conn.execute(
+        sa.text(
+            "UPDATE alert_state SET status = 'resolved', resolved_at = :now, updated_at = :now "
+            "WHERE rule = :rule AND key = :key"
+        ),
+        {"now": stamp, "rule": state.rule, "key": state.key},
+    )
+    if rule is None or rule.kind != "condition":
+        return False
+    d = state.details or {}
+    last = Firing(
+        rule.name, state.key, state.last_value, None, d.get("text", ""), d.get("link"), d.get("label", ""),
+        tenant=d.get("tenant"),
+    )  # fmt: skip
+    _record(conn, cfg, rule, "resolved", last, since=state.first_fired_at, now=stamp, note=note)
+    return True
+
+
+def _upgrade_legacy(conn, cfg: AlertConfig, ev: Evaluation, stamp: datetime, summary: RunSummary) -> None:
+    """Alerts still firing from before the per-tenant keys (key ``all``, a bare scenario or day; their
+    details have no ``tenant``). With one tenant in the database the alert is that tenant's: its key
+    (and its current episode's events, so delivery order holds) takes the tenant's slug and the
+    episode goes on. With several the old alert covered them all: it is resolved with PER_TENANT_NOTE
+    (an event ends silently) and each tenant still over the threshold fires on its own."""
+    rules = [r for r in ev.evaluated if not RULES_BY_NAME[r].per_call]
+    legacy = conn.execute(
+        sa.text(
+            "SELECT * FROM alert_state WHERE status = 'firing' AND rule = ANY(:rules) AND NOT (details ? 'tenant') "
+            "ORDER BY first_fired_at, rule, key FOR UPDATE"
+        ),
+        {"rules": rules},
+    ).all()
+    for state in legacy:
+        rule = RULES_BY_NAME[state.rule]
+        if len(ev.names) == 1:
+            (slug,) = ev.names
+            key = slug if state.key == "all" else f"{slug}:{state.key}"
+            taken = conn.execute(
+                sa.text("SELECT 1 FROM alert_state WHERE rule = :rule AND key = :key"), {"rule": rule.name, "key": key}
+            ).first()
+            if taken is None:
+                old_label = (state.details or {}).get("label") or ""
+                label = ", ".join(x for x in (old_label, tenant_words(slug, ev.names)) if x)
+                conn.execute(
+                    sa.text(
+                        "UPDATE alert_state SET key = :key, details = details || CAST(:extra AS jsonb) "
+                        "WHERE rule = :rule AND key = :old"
+                    ),
+                    {"key": key, "old": state.key, "rule": rule.name, "extra": Jsonb({"tenant": slug, "label": label})},
+                )
+                conn.execute(
+                    sa.text(
+                        "UPDATE alert_events SET key = :key "
+                        "WHERE rule = :rule AND key = :old AND episode_started_at = :since"
+                    ),
+                    {"key": key, "old": state.key, "rule": rule.name, "since": state.first_fired_at},
+                )
+                log.info("alert %s/%s is now tenant %s's: key %s", rule.name, state.key, slug, key)
+                summary.upgraded += 1
+                continue
+        log.info("alert %s/%s over every tenant resolved: alerts are per tenant now", rule.name, state.key)
+        if _resolve(conn, cfg, rule, state, stamp, note=PER_TENANT_NOTE):
+            summary.resolved += 1
+
+
+def _record(
+    conn,
+    cfg: AlertConfig,
+    rule: Rule,
+    event: str,
+    f: Firing,
+    *,
+    since: datetime,
+    now: datetime,
+    note: str | None = None,
+) -> int:
     """One alert_events row and its outbox rows (for the rule's channels that are configured)."""
     subject, message = compose(
-        rule, event, f.text, f.link, f.label, since=since, now=now, tz=cfg.tz, thresholds=cfg.thresholds
+        rule, event, f.text, f.link, f.label, since=since, now=now, tz=cfg.tz, thresholds=cfg.thresholds, note=note
     )
     channels = [c for c in rule.channels if c in cfg.channels]
     event_id = conn.execute(
@@ -308,7 +406,7 @@ def _record(conn, cfg: AlertConfig, rule: Rule, event: str, f: Firing, *, since:
             "message": message,
             "value": f.value,
             "threshold": f.threshold,
-            "details": Jsonb({"link": f.link, **f.details}),
+            "details": Jsonb({"link": f.link, "tenant": f.tenant, **f.details}),
             "channels": channels,
             "since": since,
             "now": now,
@@ -479,20 +577,23 @@ def deliver(
 
 
 # ----------------------------------------------------------------------------- history and job
-def history(engine: Engine, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest alert events, newest first, with the delivery status per channel."""
+def history(engine: Engine, *, limit: int = 50, tenant: tenants.TenantArg = None) -> list[dict[str, Any]]:
+    """The latest alert events, newest first, with the delivery status per channel; of every tenant or
+    of ``tenant`` (events of before the per-tenant alerts name no tenant: they are left out then)."""
     if not 1 <= limit <= 10_000:
         raise InvalidArgument("limit must be between 1 and 10000")
     with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
         rows = conn.execute(
             sa.text(
                 "SELECT e.id, e.rule, e.key, e.event, e.severity, e.title, e.message, e.value, e.threshold, "
-                "e.created_at, e.episode_started_at, "
+                "e.created_at, e.episode_started_at, e.details->>'tenant' AS tenant, "
                 "coalesce(jsonb_object_agg(o.channel, o.status) FILTER (WHERE o.id IS NOT NULL), '{}') AS delivery "
                 "FROM alert_events e LEFT JOIN alert_outbox o ON o.event_id = e.id "
+                f"WHERE {_SCOPED.replace('details', 'e.details')} "
                 "GROUP BY e.id ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
             ),
-            {"limit": limit},
+            {"limit": limit, **tenants.params(scope)},
         )
         return [dict(r._mapping) for r in rows]
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from . import clock
-from .cli import _engine, _ensure_schema, _settings, main
+from .cli import _engine, _ensure_schema, _settings, main, tenant_option
 from .errors import InvalidArgument
 
 
@@ -34,16 +34,20 @@ def alerts() -> None:
 @alerts.command("check")
 @click.option("--dry-run", is_flag=True, help="Only evaluate and print; change nothing, send nothing.")
 @click.option("--at", "at", help="Evaluate at this time (ISO, local time zone when no offset). Default: now.")
-def alerts_check(dry_run: bool, at: str | None) -> None:
-    """Evaluate the alert rules; print one line per firing alert. Without --dry-run, also record
-    fired / repeated / resolved events and deliver the notifications (what the scheduler does every minute).
+@tenant_option
+def alerts_check(dry_run: bool, at: str | None, tenant: tuple[str, ...]) -> None:
+    """Evaluate the alert rules, per tenant; print one line per firing alert. Without --dry-run, also
+    record fired / repeated / resolved events and deliver the notifications (what the scheduler does
+    every minute). With --tenant only that tenant's alerts are evaluated, fire or resolve.
 
     \b
     Examples:
       ccanalytics alerts check --dry-run
       ccanalytics alerts check --dry-run --at 2026-11-20T14:00
+      ccanalytics alerts check --tenant prokoleso
     """
     from . import alerts as a
+    from . import tenants
     from .notify import channels_from_settings
 
     settings = _settings()
@@ -51,15 +55,16 @@ def alerts_check(dry_run: bool, at: str | None) -> None:
     _ensure_schema(engine)
     now = _at(at, settings.timezone)
     if dry_run:
-        ev = a.evaluate_all(engine, settings, now)
+        ev = a.evaluate_all(engine, settings, now, tenant=tenant or None)
         firings, errors = ev.firings, ev.errors
     else:
+        tenants.scope(engine, tenant or None)  # an unknown tenant is an error before anything changes
         a.derive_recent_metrics(engine, now)
-        summary = a.run(engine, settings, now)
+        summary = a.run(engine, settings, now, tenant=tenant or None)
         firings, errors = summary.firings, summary.errors
     for f in firings:
         first = f.text.splitlines()[0]
-        click.echo(f"{a.RULES_BY_NAME[f.rule].severity:<8} {f.rule:<22} {f.key[:36]:<12} {first}")
+        click.echo(f"{a.RULES_BY_NAME[f.rule].severity:<8} {f.rule:<22} {f.key[:48]:<16} {first}")
     for name, error in errors.items():
         click.echo(f"error    {name:<22} {error}", err=True)
     if dry_run:
@@ -69,18 +74,25 @@ def alerts_check(dry_run: bool, at: str | None) -> None:
     click.echo(
         f"{len(firings)} firing; fired {summary.fired}, repeated {summary.repeated}, resolved {summary.resolved}; "
         f"delivered {out.sent}, pending {out.pending}, dead {out.dead}, unknown {out.unknown}"
+        + (
+            f"; {summary.upgraded} alert(s) of before the per-tenant keys took their tenant's key"
+            if summary.upgraded
+            else ""
+        )
     )
 
 
 @alerts.command("history")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with the full messages).")
-def alerts_history(limit: int, as_json: bool) -> None:
+@tenant_option
+def alerts_history(limit: int, as_json: bool, tenant: tuple[str, ...]) -> None:
     """The latest alert events (fired, repeated, resolved) and their delivery per channel.
 
     \b
-    Example:
+    Examples:
       ccanalytics alerts history --limit 50
+      ccanalytics alerts history --tenant prokoleso
     """
     from . import alerts as a
     from . import timeutil
@@ -88,7 +100,7 @@ def alerts_history(limit: int, as_json: bool) -> None:
     settings = _settings()
     engine = _engine()
     _ensure_schema(engine)
-    rows = a.history(engine, limit=limit)
+    rows = a.history(engine, limit=limit, tenant=tenant or None)
     if as_json:
         click.echo(json.dumps({"data": rows}, indent=2, ensure_ascii=False, default=str))
         return
@@ -96,7 +108,7 @@ def alerts_history(limit: int, as_json: bool) -> None:
     for r in rows:
         delivery = ", ".join(f"{c}:{s}" for c, s in sorted(r["delivery"].items())) or "no channel"
         click.echo(
-            f"{r['created_at'].astimezone(zone):%Y-%m-%d %H:%M}  {r['event']:<8} {r['rule']:<22} {r['key']:<12} "
+            f"{r['created_at'].astimezone(zone):%Y-%m-%d %H:%M}  {r['event']:<8} {r['rule']:<22} {r['key']:<16} "
             f"{r['title']}  [{delivery}]"
         )
 

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 14:00 Kyiv
 ADMIN = "https://admin.shop.example"
 ONE_SCENARIO = {"scenario_min_calls": 1000}  # tests of the hourly transfer rate: keep the per-scenario rule quiet
+SHOP = "сеть «Інтернет-магазин шин»"  # the test database's tenant (factories.TENANT) in alert titles
 
 
 def make_settings(tg: FakeTelegram | None = None, smtp: SMTPServer | None = None, **extra) -> Settings:
@@ -95,9 +96,11 @@ def test_high_transfer_rate(engine):
     ingest_records(engine, [transferred(NOW - timedelta(minutes=50 - i)) for i in range(7)])
     ingest_records(engine, [call(NOW - timedelta(minutes=40 - i)) for i in range(5)])
     [f] = firing(engine, "high_transfer_rate")
-    assert f.key == "all" and f.value == pytest.approx(7 / 12) and f.threshold == 0.5
+    assert f.key == "shop" and f.tenant == "shop" and f.value == pytest.approx(7 / 12) and f.threshold == 0.5
+    assert f.text.startswith("Сеть «Інтернет-магазин шин». За 60 мин (20.11 13:00–14:00) оператору переведено")
     assert "переведено 7 из 12 звонков (58,3 %)" in f.text and "бот не смог помочь" in f.text
-    assert f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&transferred=yes"
+    assert f.label == "сеть «Інтернет-магазин шин»"
+    assert f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&tenant=shop&transferred=yes"
     # an hour later the calls are out of the window; a stricter threshold from settings is not reached
     assert firing(engine, "high_transfer_rate", NOW + timedelta(hours=1)) == []
     assert firing(engine, "high_transfer_rate", settings=make_settings(alert_thresholds={"transfer_rate": 0.6})) == []
@@ -142,7 +145,9 @@ def test_response_latency_p95(engine):
     alerts.derive_recent_metrics(engine, NOW)
     [f] = firing(engine, "response_latency")
     assert f.value == pytest.approx(4.0) and "32 ответа в 8 звонках" in f.text and "STT 0,3 с" in f.text
-    assert f.text.startswith("p95 задержки ответа бота 4 с за 15 мин") and "порог — больше 3 с" in f.text
+    assert f.key == "shop" and f.label == SHOP and "порог — больше 3 с" in f.text
+    assert f.text.startswith("Сеть «Інтернет-магазин шин». p95 задержки ответа бота 4 с за 15 мин")
+    assert f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&tenant=shop"
     assert firing(engine, "response_latency", NOW + timedelta(minutes=30)) == []  # calls ended long ago
 
 
@@ -206,7 +211,7 @@ def test_abnormal_spend_today_against_the_same_time_of_day(engine):
     [f] = firing(engine, "abnormal_spend")
     assert f.value == pytest.approx(3.0) and f.details["mode"] == "today"
     assert "сегодня к 14:00: 1,50 $ — 300 % от 0,50 $" in f.text
-    assert f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&sort=cost"
+    assert f.key == "shop" and f.link == f"{ADMIN}/calls?from=2026-11-20&to=2026-11-20&tenant=shop&sort=cost"
     assert firing(engine, "abnormal_spend", settings=make_settings(alert_thresholds={"spend_ratio": 3.5})) == []
 
 
@@ -242,9 +247,10 @@ def test_scenario_transfer_rate(engine):
     search += [call(start + timedelta(minutes=10 + i), scenario="tire_search") for i in range(8)]
     ingest_records(engine, fitting + search)
     [f] = firing(engine, "scenario_transfer_rate")
-    assert f.key == "fitting_booking" and f.value == pytest.approx(0.3) and f.label == "«запись на шиномонтаж»"
+    assert f.key == "shop:fitting_booking" and f.value == pytest.approx(0.3)
+    assert f.label == "«запись на шиномонтаж», сеть «Інтернет-магазин шин»"
     assert "переведено 3 из 10 звонков (30 %)" in f.text
-    assert "scenario=fitting_booking&transferred=yes" in f.link
+    assert "tenant=shop&scenario=fitting_booking&transferred=yes" in f.link
     assert firing(engine, "high_transfer_rate") == []  # long ago for the hourly rule
     assert (
         firing(engine, "scenario_transfer_rate", settings=make_settings(alert_thresholds={"scenario_min_calls": 11}))
@@ -274,7 +280,7 @@ def test_stt_reasks_yesterday_once_a_day_from_nine(engine, telegram):
         )
     assert firing(engine, "stt_reasks", datetime(2026, 11, 20, 6, 0, tzinfo=UTC)) == []  # 08:00 Kyiv: not yet
     [f] = firing(engine, "stt_reasks")
-    assert f.key == "2026-11-19" and f.value == 2.0
+    assert f.key == "shop:2026-11-19" and f.value == 2.0
     assert "Вчера (19.11) бот переспрашивал клиентов 2,00 раза на звонок" in f.text and "октавія" in f.text
     s = make_settings(telegram)
     assert alerts.run_alerts(engine, s, NOW)["fired"] == 1
@@ -401,11 +407,11 @@ def test_condition_fires_once_quiet_in_cooldown_repeats_and_resolves(engine, tel
     out = alerts.run_alerts(engine, s, NOW)
     assert (out["fired"], out["delivered"], out["pending"]) == (1, 2, 0)
     [tg_text] = telegram.texts()
-    assert tg_text.startswith("🔴 Критично: Высокая доля переводов на оператора\n")
+    assert tg_text.startswith("🔴 Критично: Высокая доля переводов на оператора: сеть «Інтернет-магазин шин»\n")
     assert "оператору переведено 10 из 12 звонков (83,3 %), порог — больше 50 %" in tg_text
-    assert tg_text.endswith(f"Журнал: {ADMIN}/calls?from=2026-11-20&to=2026-11-20&transferred=yes")
+    assert tg_text.endswith(f"Журнал: {ADMIN}/calls?from=2026-11-20&to=2026-11-20&tenant=shop&transferred=yes")
     [mail] = smtp.messages
-    assert mail["Subject"] == "[ccanalytics] Критично: Высокая доля переводов на оператора"
+    assert mail["Subject"] == "[ccanalytics] Критично: Высокая доля переводов на оператора: сеть «Інтернет-магазин шин»"
     assert mail.get_body(("plain",)).get_content().strip() == tg_text
 
     for minutes in (1, 5, 14):  # cooldown: quiet
@@ -421,12 +427,12 @@ def test_condition_fires_once_quiet_in_cooldown_repeats_and_resolves(engine, tel
     assert (out["resolved"], out["firing"], out["delivered"]) == (1, 0, 2)
     resolved = telegram.texts()[2]
     assert resolved.split("\n")[:3] == [
-        "✅ Решено: Высокая доля переводов на оператора",
+        "✅ Решено: Высокая доля переводов на оператора: сеть «Інтернет-магазин шин»",
         "Доля переводов на оператора за 60 мин снова не выше 50 % (или звонков меньше 10).",
         "Длилось 1 ч 1 мин: 20.11 14:00 — 15:01.",
     ]
     assert "переведено" not in resolved  # a resolution, not the firing sentence again
-    assert smtp.messages[-1]["Subject"] == "[ccanalytics] Решено: Высокая доля переводов на оператора"
+    assert smtp.messages[-1]["Subject"] == "[ccanalytics] Решено: Высокая доля переводов на оператора: " + SHOP
     assert alerts.run_alerts(engine, s, NOW + timedelta(minutes=70))["delivered"] == 0
 
     assert [(e["event"], e["channels"]) for e in events(engine) if e["rule"] == "high_transfer_rate"] == [
@@ -560,8 +566,8 @@ def test_outage_then_recovery_sends_every_alert_in_event_order_and_nothing_twice
     texts = telegram.texts()
     assert len(texts) == 3 and len(set(texts)) == 3
     heads = [t.split("\n")[0] for t in texts]
-    fired = heads.index("🔴 Критично: Высокая доля переводов на оператора")
-    resolved = heads.index("✅ Решено: Высокая доля переводов на оператора")
+    fired = heads.index("🔴 Критично: Высокая доля переводов на оператора: " + SHOP)
+    resolved = heads.index("✅ Решено: Высокая доля переводов на оператора: " + SHOP)
     assert fired < resolved
     assert any(h.startswith("🟠 Предупреждение: Аномалия валидации") for h in heads)
     late = texts[fired].splitlines()[-1]
