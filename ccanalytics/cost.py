@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -43,10 +43,13 @@ def compute_costs(
     book: pricing.PriceBook | None = None,
     tz: str = timeutil.DEFAULT_TZ,
     only_new: bool = False,
+    since: datetime | None = None,
 ) -> CostRun:
     """Price every call of the period and store the changed prices, in one transaction. With
     ``only_new``, only the finished calls that have no price of ccanalytics yet (the freshness job:
-    a new call priced within seconds; the periodic run keeps every price current).
+    a new call priced within seconds; the periodic run keeps every price current); with ``since``
+    too, only those that started since then (the freshness job's horizon, read through the index on
+    calls.started_at) — the day's calls are still counted for the share of a fixed monthly cost.
 
     The prices are computed by one read-only statement (PostgreSQL may run it in parallel workers)
     into a temporary table; only calls whose breakdown or total changed are rewritten. The
@@ -59,6 +62,7 @@ def compute_costs(
         "end": end,
         "tz": tz,
         "only_new": only_new,
+        "price_from": since if only_new and since is not None else start,
         "prices": json.dumps(book.rows()),
         "source": book.source,
         "stt_default": DEFAULTS["stt"],

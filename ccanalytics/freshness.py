@@ -74,8 +74,10 @@ def run(engine: Engine, settings: Settings, now: datetime | None = None) -> Fres
         work = conn.execute(sa.text(_WORK), {"since": now - HORIZON}).one()
     if not derived and not work.new and not work.pending:
         return FreshRun(0, 0, 0, 0, 0, (), time.perf_counter() - started)
-    first, last = timeutil.to_date(now - HORIZON, tz), timeutil.to_date(now, tz)
-    queued = quality.enqueue(engine, date_from=first, date_to=last, tz=tz) if work.new else 0
+    since, until = now - HORIZON, now + timedelta(minutes=5)
+    first, last = timeutil.to_date(since, tz), timeutil.to_date(now, tz)
+    # the horizon's calls only (a range of the index on calls.started_at), not whole days
+    queued = quality.enqueue(engine, date_from=since, date_to=until, tz=tz) if work.new else 0
     judge, rubric = quality.from_settings(settings)
     scoring = quality.score_pending(
         engine,
@@ -87,7 +89,7 @@ def run(engine: Engine, settings: Settings, now: datetime | None = None) -> Fres
     priced = 0
     if work.new:
         book = pricing.load(settings.pricing_file)
-        priced = cost.compute_costs(engine, first, last, book=book, tz=tz, only_new=True).updated
+        priced = cost.compute_costs(engine, first, last, book=book, tz=tz, only_new=True, since=since).updated
     daily = metrics.compute_daily_stats(engine, first, last, tz=tz)
     return FreshRun(
         derived, work.new, queued, scoring.scored, priced, tuple(daily.days_computed), time.perf_counter() - started

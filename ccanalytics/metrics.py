@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -297,7 +298,15 @@ def _day_rows(
     their own connections sharing one snapshot (they cost about the same; two cores are kept busy)."""
     lo = timeutil.day_start(days[0], tz)
     hi = timeutil.day_start(days[-1] + timedelta(days=1), tz)
-    params = {"days": days, "start": lo, "end": hi, "tz": tz, "response_budget_ms": budget, "fcr_days": FCR_WINDOW_DAYS}
+    params = {
+        "days": days,
+        "start": lo,
+        "end": hi,
+        "tz": tz,
+        "bin": utc_bin(tz, lo, hi),
+        "response_budget_ms": budget,
+        "fcr_days": FCR_WINDOW_DAYS,
+    }
     conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     if len(days) >= PARALLEL_FROM_DAYS:
         snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
@@ -323,6 +332,22 @@ def _day_rows(
     # a tenant's row exists when it had calls that day (the call side has it)
     tenant = [row for row in ordered if row["tenant_id"] is not None and "total_calls" in row]
     return every, tenant
+
+
+def utc_bin(tz: str, start: datetime, end: datetime) -> str:
+    """The width of the UTC bins the day queries group calls by before converting each bin to local
+    time once (daily_calls.sql, daily_latency.sql): an hour when every offset of ``tz`` from ``start``
+    to ``end`` is a whole number of hours (Kyiv's +2 and +3), else a quarter of an hour (every offset
+    in use is a whole number of quarter hours, and changes on one). A bin never straddles a local hour."""
+    zone = ZoneInfo(tz)
+    moment = start
+    while True:
+        offset = moment.astimezone(zone).utcoffset() or timedelta()
+        if offset % timedelta(hours=1):
+            return "15 minutes"
+        if moment >= end:
+            return "1 hour"
+        moment = min(moment + timedelta(hours=12), end)
 
 
 def _run(conn: sa.Connection, query: tuple[str, dict[str, str]], params: dict) -> list[dict]:

@@ -58,6 +58,23 @@ _POLARS_READ = {
     "float": pl.Float64,
 }
 
+
+def _cost_part(part: str) -> str:
+    """One component of cca_calls.cost_breakdown as a number, without building the breakdown: the view
+    builds a JSON object per call from the processor's keys (cca_recorded_costs, migration 013), which
+    was most of the cost of reading many calls. The same choice as the view (ccanalytics's price unless
+    cca.cost_source says 'processor') and the same keys as cca_recorded_costs (``<part>_cost`` when the
+    processor's cost keys are there, else a call log's cost block as it is)."""
+    recorded = "c.recorded_cost_breakdown"
+    return (
+        "(CASE WHEN c.cost_priced AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor' "
+        f"THEN c.computed_cost_breakdown->>'{part}' "
+        f"WHEN jsonb_typeof({recorded}) <> 'object' THEN NULL "
+        f"WHEN {recorded} ?| ARRAY['stt_cost', 'llm_cost', 'tts_cost', 'telephony_cost'] "
+        f"THEN {recorded}->>'{part}_cost' ELSE {recorded}->>'{part}' END)::float8"
+    )
+
+
 CALL_COLUMNS = (
     Col("c.id", "id", "str"),
     Col("c.started_at", "started_at", "ts"),
@@ -76,9 +93,9 @@ CALL_COLUMNS = (
     Col("c.ab_test_id", "ab_test_id", "str"),  # uuid
     Col("c.ab_variant", "ab_variant", "str"),
     Col("c.quality_score", "quality_score", "float"),
-    Col("(c.cost_breakdown->>'stt')::float8", "cost_stt_usd", "float"),
-    Col("(c.cost_breakdown->>'llm')::float8", "cost_llm_usd", "float"),
-    Col("(c.cost_breakdown->>'tts')::float8", "cost_tts_usd", "float"),
+    Col(_cost_part("stt"), "cost_stt_usd", "float"),
+    Col(_cost_part("llm"), "cost_llm_usd", "float"),
+    Col(_cost_part("tts"), "cost_tts_usd", "float"),
     Col("c.total_cost_usd", "total_cost_usd", "float"),
 )
 # the JSON documents of a call: several KB each (the judge's reasons and signals), so only on request

@@ -8,8 +8,10 @@ import polars as pl
 import pytest
 from factories import make_call, turn
 
+from ccanalytics.database import create_engine
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.ingest import ingest
+from ccanalytics.store import Store
 
 
 def at(y, m, d, hh, mm=0):
@@ -189,3 +191,53 @@ def test_connect_uses_the_given_url(db_url, loaded):
         assert repr(store).startswith("Store(postgresql+psycopg://postgres") and "Europe/Kyiv" in repr(store)
     finally:
         store.engine.dispose()
+
+
+def test_cost_components_are_the_views_breakdown_for_every_source(store):
+    """store.calls() reads the cost components without building cca_calls.cost_breakdown (migration 013's
+    cca_recorded_costs): the same numbers as the view, for a delivered call log's cost block, the
+    processor's recorded keys, a breakdown with none of the components, ccanalytics's own price, and
+    with cca.cost_source = 'processor'."""
+    import sqlalchemy as sa
+    from factories import write_as_processor
+
+    from ccanalytics import cost
+
+    delivered = make_call(started_at=at(2026, 11, 20, 9))
+    ingest(store.engine, [delivered])
+    with store.engine.begin() as conn:
+        recorded = write_as_processor(
+            conn,
+            make_call(started_at=at(2026, 11, 20, 10)),
+            cost_breakdown={"stt_cost": 0.011, "llm_cost": 0.022, "tts_cost": None, "llm_model": "gpt-4o-mini"},
+        )
+        bare = write_as_processor(conn, make_call(started_at=at(2026, 11, 20, 11)), cost_breakdown={"note": 1})
+
+    def both(reader: Store) -> tuple[dict, dict]:
+        frame = reader.calls("2026-11-20", "2026-11-20")
+        ours = {r["id"]: (r["cost_stt_usd"], r["cost_llm_usd"], r["cost_tts_usd"]) for r in frame.iter_rows(named=True)}
+        with reader.engine.connect() as conn:
+            view = {
+                str(r.id): tuple(
+                    float(r.b[k]) if isinstance(r.b, dict) and r.b.get(k) is not None else None
+                    for k in ("stt", "llm", "tts")
+                )
+                for r in conn.execute(sa.text("SELECT id, cost_breakdown AS b FROM cca_calls"))
+            }
+        return ours, view
+
+    ours, view = both(store)
+    assert ours == view
+    assert ours[str(recorded)] == (pytest.approx(0.011), pytest.approx(0.022), None)
+    assert ours[str(bare)] == (None, None, None)
+    cost.compute_costs(store.engine, "2026-11-20", "2026-11-20")  # ccanalytics's own prices now
+    ours, view = both(store)
+    assert ours == view and ours[str(recorded)][0] != pytest.approx(0.011)
+    # the configuration chooses the processor's recorded costs (CCA_COST_SOURCE: a session setting)
+    url = store.engine.url.update_query_dict({"options": "-c cca.cost_source=processor"})
+    processor = create_engine(url.render_as_string(hide_password=False))
+    try:
+        ours, view = both(Store(processor))
+    finally:
+        processor.dispose()
+    assert ours == view and ours[str(recorded)][:2] == (pytest.approx(0.011), pytest.approx(0.022))

@@ -27,7 +27,7 @@ e AS NOT MATERIALIZED (  -- LLM or TTS usage missing: bot turns and characters f
     JOIN call_turns t ON t.call_id = x.id
      AND t.created_at >= x.started_at - interval '1 minute' AND t.created_at < x.started_at + interval '7 hours'
     WHERE (x.usage IS NULL OR NOT x.usage ?& ARRAY['llm_input_tokens', 'tts_chars'])
-      AND x.started_at >= :start AND x.started_at < :end
+      AND x.started_at >= :price_from AND x.started_at < :end
     GROUP BY t.call_id
 ),
 days AS NOT MATERIALIZED (  -- per-call share of a fixed-cost STT per day (ccanalytics.fixedcost)
@@ -54,7 +54,8 @@ c AS NOT MATERIALIZED (
         llm_cached_input_tokens float8, llm_output_tokens float8, tts_provider text, tts_chars float8,
         tts_cached_chars float8, telephony_seconds float8) ON true
     LEFT JOIN e ON e.call_id = c.id
-    WHERE c.started_at >= :start AND c.started_at < :end
+    -- :price_from: :start, or the freshness job's horizon (ccanalytics.cost.compute_costs(since=…))
+    WHERE c.started_at >= :price_from AND c.started_at < :end
       -- :only_new (ccanalytics.freshness): the finished calls ccanalytics has not priced yet
       AND (NOT CAST(:only_new AS boolean) OR (NOT c.cost_priced AND c.ended_at IS NOT NULL))
 ),

@@ -20,7 +20,8 @@ SELECT d, tenant_id,
        concat_ws(':', sum(n), extract(epoch FROM max(computed_at))) AS metrics_print,
        string_agg(response_ms, ',')                                AS response_ms
 FROM (
-    SELECT (m.started_at AT TIME ZONE :tz)::date                                       AS d,
+    -- the local day of the group's UTC bin (:bin; see daily_calls.sql): converted once per group
+    SELECT (date_bin(CAST(:bin AS interval), m.started_at, TIMESTAMPTZ '2000-01-01 00:00+00') AT TIME ZONE :tz)::date AS d,
            c.tenant_id,
            sum(m.stt_reasks)                                                           AS stt_reasks,
            sum(m.long_pauses)                                                          AS long_pauses,
@@ -35,7 +36,7 @@ FROM (
     LEFT JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
                      AND c.started_at >= :start AND c.started_at < :end
     WHERE m.started_at >= :start AND m.started_at < :end
-    GROUP BY 1, 2
+    GROUP BY date_bin(CAST(:bin AS interval), m.started_at, TIMESTAMPTZ '2000-01-01 00:00+00'), 2
 ) x
 WHERE d = ANY(CAST(:days AS date[]))
 GROUP BY GROUPING SETS ((d), (d, tenant_id))
