@@ -7,19 +7,14 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import charts, experiments
+from . import charts, experiments, labels, rutext, timeutil
 from .errors import NotFound
 from .htmlblocks import Block, note, num, pct, table, usd
 
-ACTIONS_RU = {
-    "ship_b": "переключиться на вариант-претендент",
-    "keep_a": "оставить контрольный вариант",
-    "keep_running": "продолжать тест",
-    "stop_harm": "остановить: претендент хуже",
-    "investigate_srm": "разобраться с распределением трафика",
-}
-STATUS_RU = {"draft": "черновик", "running": "идёт", "stopped": "остановлен", "completed": "завершён"}
+ACTIONS_RU = labels.AB_ACTIONS
+STATUS_RU = labels.AB_STATUSES
 Z95 = 1.959964
+_CALLS = ("звонок", "звонка", "звонков")
 
 
 def pick_test(engine: Engine, test: str | None) -> experiments.ABTest:
@@ -36,19 +31,20 @@ def pick_test(engine: Engine, test: str | None) -> experiments.ABTest:
     return max(started, key=lambda t: t.started_at)
 
 
-def header(res: experiments.TestResults) -> Block:
+def header(res: experiments.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Block:
     t = res.test
-    variants = ", ".join(f"{v.variant} — {v.label} ({100 * v.weight:.0f} %)" for v in t.variants)
-    started = t.started_at.strftime("%d.%m.%Y %H:%M") if t.started_at else "—"
+    variants = ", ".join(f"{v.variant} — {v.label} ({rutext.share(v.weight, 0)})" for v in t.variants)
+    started = rutext.datetime_(t.started_at.astimezone(timeutil.zone(tz))) if t.started_at else "—"
     text = (
-        f"<h1>A/B-тест «{_e(t.test_name)}»</h1><p>Статус: {STATUS_RU.get(t.status, _e(t.status))}; начат {started}; "
-        f"идёт {num(res.days_running, 1)} дн.; {num(res.calls_per_day, 1)} звонков в день. "
+        f"<h1>A/B-тест «{_e(t.test_name)}»</h1><p>Статус: {STATUS_RU.get(t.status, 'неизвестен')}; "
+        f"начат {started} (Киев); "
+        f"идёт {num(res.days_running, 1)} дн.; {rutext.count(res.calls_per_day, *_CALLS)} в день. "
         f"Варианты: {_e(variants)}. Целевая метрика: {_e(experiments.METRICS[t.goal_metric]['label'])}.</p>"
     )
     if t.description:
         text += f"<p>{_e(t.description)}</p>"
     if t.decision:
-        text += f"<p>Решение: {_e(t.decision)}. {_e(t.decision_note or '')}</p>"
+        text += f"<p>Решение: {_e(labels.label(labels.AB_DECISIONS, t.decision))}. {_e(t.decision_note or '')}</p>"
     return Block(text)
 
 
@@ -61,16 +57,17 @@ def _e(text: str) -> str:
 def srm(res: experiments.TestResults) -> Block:
     s = res.srm
     if not s.computable:
-        why = "звонков в тесте ещё нет" if s.reason == "no assignments yet" else s.reason
+        why = "звонков в тесте ещё нет" if s.reason == "no assignments yet" else "данных пока недостаточно"
         return note(f"Проверка распределения трафика (SRM) пока невозможна: {why}.")
-    observed = ", ".join(f"{v.variant}: {v.n}" for v in res.variants)
+    observed = ", ".join(f"{v.variant}: {num(v.n)}" for v in res.variants)
     if s.mismatch:
         return note(
-            f"Трафик распределён не так, как задано (SRM, p = {s.p_value:.4f}): {observed}. Результатам верить нельзя, "
-            "пока причина не найдена (назначение вариантов, исключения, потеря логов).",
+            f"Трафик распределён не так, как задано (SRM, {rutext.pvalue(s.p_value)}): {observed}. "
+            "Результатам верить нельзя, пока причина не найдена (назначение вариантов, исключения, потеря логов).",
             tone="bad",
         )
-    return note(f"Распределение трафика соответствует заданному (SRM p = {s.p_value:.3f}): {observed}.", tone="good")
+    fine = f"Распределение трафика соответствует заданному (SRM, {rutext.pvalue(s.p_value)}): {observed}."
+    return note(fine, tone="good")
 
 
 def variants(res: experiments.TestResults) -> Block:
@@ -93,25 +90,46 @@ def variants(res: experiments.TestResults) -> Block:
     )
 
 
+def _interval(lo: float | None, hi: float | None, fmt: Any) -> str:
+    return "—" if lo is None or hi is None else f"{fmt(lo)}…{fmt(hi)}"
+
+
 def comparisons(res: experiments.TestResults) -> list[Any]:
+    """The challenger against A, metric by metric, with **one** interval: the one the recommendation
+    uses (valid however often the test is looked at, with the correction for several metrics in its
+    p-value). The narrower fixed-sample interval is in the footnote, with why the two differ."""
     out: list[Any] = []
     for challenger, metrics in res.comparisons.items():
-        rows = []
+        rec = res.recommendations.get(challenger)
+        used = {v.spec.name: v for v in rec.verdicts} if rec is not None else {}
+        sequential = bool(rec is not None and rec.sequential)
+        rows, fixed = [], []
         for name, c in metrics.items():
             scale = 100.0 if experiments.METRICS[name]["kind"] == "proportion" else 1.0
             digits = 1 if scale == 100 else 4 if name == "cost_per_call" else 3
             fmt = lambda v, d=digits, s=scale: num(v * s, d) if v is not None else "—"  # noqa: E731
+            sfmt = lambda v, d=digits, s=scale: rutext.signed(v * s, d) if v is not None else "—"  # noqa: E731
+            v = used.get(name)
+            d = v.comparison if v is not None else c
+            ci = d.ci if d.computable else None
             rows.append(
                 {
                     "metric": experiments.METRICS[name]["label"],
                     "a": fmt(c.a_mean),
                     "b": fmt(c.b_mean),
-                    "effect": fmt(c.effect),
-                    "ci": f"[{fmt(c.ci[0])}; {fmt(c.ci[1])}]" if c.ci else "—",
-                    "p": "—" if c.p_value is None else f"{c.p_value:.4f}",
-                    "sig": "да" if c.significant else "нет",
+                    "effect": sfmt(c.effect),
+                    "ci": _interval(*(ci or (None, None)), sfmt),
+                    "p": rutext.pvalue(v.adjusted_p if v is not None else c.p_value, prefix=False),
+                    "sig": ("да" if (v.significant if v is not None else c.significant) else "нет"),
                 }
             )
+            if c.ci:
+                fixed.append(f"{experiments.METRICS[name]['label']}: {_interval(*c.ci, sfmt)}")
+        unit = (
+            "доли — в процентных пунктах"
+            if any(experiments.METRICS[n]["kind"] == "proportion" for n in metrics)
+            else ""
+        )
         out.append(
             table(
                 rows,
@@ -119,14 +137,30 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
                     ("metric", "Метрика"),
                     ("a", "A"),
                     ("b", challenger),
-                    ("effect", f"{challenger} − A"),
-                    ("ci", "95 % ДИ разницы"),
-                    ("p", "p"),
-                    ("sig", "Значимо"),
+                    ("effect", f"Разница {challenger} − A"),
+                    ("ci", "Где, скорее всего, настоящая разница (95 %)*"),
+                    ("p", "p*"),
+                    ("sig", "Разница доказана"),
                 ],
-                caption=f"Сравнение {challenger} с A (доли — в процентах)",
+                caption=f"Сравнение {challenger} с A" + (f" ({unit})" if unit else ""),
             )
         )
+        how = (
+            "рассчитан так, чтобы оставаться верным, сколько бы раз тест ни смотрели (его смотрят каждый день), "
+            "а p учитывает, что метрик несколько"
+            if sequential
+            else "p учитывает, что метрик несколько"
+        )
+        foot = (
+            f"* Интервал: с вероятностью 95 % настоящая разница лежит в этих пределах. Если он целиком выше или ниже "
+            f"нуля — разница доказана. Он {how}; по нему принято решение ниже. "
+        )
+        if sequential and fixed:
+            foot += (
+                "Обычный 95-процентный интервал (годится, только если посмотреть на итог один раз, в конце теста) "
+                "уже: " + "; ".join(fixed) + "."
+            )
+        out.append(note(foot))
     return out
 
 

@@ -59,7 +59,21 @@ def _header(call: dict[str, Any], link: str | None) -> str:
     return f'<div style="margin:8px 0">{" · ".join(parts)}</div>'
 
 
-def _transcript(turns: list[dict[str, Any]], started_at, mask: bool) -> str:
+def _tool_plain(x: dict[str, Any]) -> str:
+    """A tool call in words (reports): «⚙ статус заказа — ошибка: сервис недоступен, код 503»."""
+    from .daystory import error_label, tool_label
+
+    result = x.get("tool_result")
+    if x.get("success"):
+        outcome = "успешно"
+    else:
+        error = result.get("error") if isinstance(result, dict) else None
+        status = result.get("status") if isinstance(result, dict) else None
+        outcome = "ошибка: " + error_label(str(error or "unknown"), status if isinstance(status, int) else None)
+    return f"{tool_label(x['tool_name'])} — {outcome}"
+
+
+def _transcript(turns: list[dict[str, Any]], started_at, mask: bool, plain: bool = False) -> str:
     rows = [
         f'<tr><th style="{HEAD}">#</th><th style="{HEAD}">время</th><th style="{HEAD}">кто</th>'
         f'<th style="{HEAD}">текст</th><th style="{HEAD}">STT / LLM / TTS, мс</th></tr>'
@@ -68,10 +82,16 @@ def _transcript(turns: list[dict[str, Any]], started_at, mask: bool) -> str:
         who, colour = SPEAKERS.get(t["speaker"], (t["speaker"], "white"))
         offset = (t["created_at"] - started_at).total_seconds()
         conf = t.get("stt_confidence")
-        extra = f" <small>(уверенность {conf:.2f})</small>" if conf is not None and conf < 0.7 else ""
+        extra = f" <small>(уверенность распознавания {num(conf, 2)})</small>" if conf is not None and conf < 0.7 else ""
         lat = " / ".join(num(t.get(k)) for k in ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms"))
         tools = "".join(
-            '<div style="font-size:12px;color:{c}">⚙ {name}({args}) → {res}{ms}</div>'.format(
+            '<div style="font-size:12px;color:{c}">⚙ {text}{ms}</div>'.format(
+                c="#2e7d32" if x.get("success") else "#c62828",
+                text=escape(_tool_plain(x)),
+                ms=f" · {num(x.get('duration_ms'))} мс" if x.get("duration_ms") is not None else "",
+            )
+            if plain
+            else '<div style="font-size:12px;color:{c}">⚙ {name}({args}) → {res}{ms}</div>'.format(
                 c="#2e7d32" if x.get("success") else "#c62828",
                 name=escape(x["tool_name"]),
                 args=_json(x.get("tool_args"), mask),
@@ -105,7 +125,7 @@ def _quality(details: dict[str, Any] | None, mask: bool) -> str:
             f'<td style="{CELL}">{_text(c.get("reason"), mask)}</td><td style="{CELL}">{escape(evidence)}</td></tr>'
         )
     judge = details.get("judge") or {}
-    tail = f"судья: {escape(str(judge.get('kind', '—')))} {escape(str(judge.get('model') or ''))}"
+    tail = f"судья: {escape(labels.judge(judge.get('kind'), judge.get('model')))}"
     if details.get("auto_failed"):
         tail += " · <b style='color:#c62828'>автопровал</b>"
     return f'<table style="border-collapse:collapse;font-size:13px">{"".join(rows)}</table><p><small>{tail}</small></p>'
@@ -128,21 +148,24 @@ def _signals(metrics: dict[str, Any] | None) -> str:
 
 def _cost(call: dict[str, Any]) -> str:
     breakdown = call.get("cost_breakdown") or {}
-    parts = [
-        f"{escape(labels.COST_COMPONENTS.get(k, k))}: {usd(v)}"
+    parts = [  # the priced components only: usage figures and recorded totals are not money of a component
+        f"{escape(labels.COST_COMPONENTS[k])}: {usd(v)}"
         for k, v in breakdown.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
+        if k in labels.COST_COMPONENTS and isinstance(v, int | float) and not isinstance(v, bool)
     ]
     return "<p>Стоимость: " + (" · ".join(parts) or "не рассчитана") + "</p>"
 
 
-def render(detail: dict[str, Any], *, mask_phones: bool = True, admin_url: str | None = None) -> Block:
-    """HTML of a call from :func:`journal.call_detail`."""
+def render(
+    detail: dict[str, Any], *, mask_phones: bool = True, admin_url: str | None = None, plain: bool = False
+) -> Block:
+    """HTML of a call from :func:`journal.call_detail`; ``plain`` (the reports a manager reads): tool
+    calls in words, without their arguments and results."""
     call = detail["call"]
     link = f"{admin_url.rstrip('/')}/calls/{call['id']}" if admin_url else None
     html = (
         f'<div style="border:1px solid #e0e0e0;border-radius:6px;padding:8px 12px;margin:10px 0">'
-        f"{_header(call, link)}{_transcript(detail['turns'], call['started_at'], mask_phones)}"
+        f"{_header(call, link)}{_transcript(detail['turns'], call['started_at'], mask_phones, plain)}"
         f"<h4>Качество</h4>{_quality(call.get('quality_details'), mask_phones)}"
         f"{_signals(detail.get('metrics'))}{_cost(call)}</div>"
     )
@@ -156,6 +179,8 @@ def show_call(
     tz: str = timeutil.DEFAULT_TZ,
     mask_phones: bool = True,
     admin_url: str | None = None,
+    plain: bool = False,
 ) -> Block:
-    """A call, ready to display in a notebook cell."""
-    return render(journal.call_detail(engine, call_id, tz=tz), mask_phones=mask_phones, admin_url=admin_url)
+    """A call, ready to display in a notebook cell (``plain``: tool calls in words, for reports)."""
+    detail = journal.call_detail(engine, call_id, tz=tz)
+    return render(detail, mask_phones=mask_phones, admin_url=admin_url, plain=plain)

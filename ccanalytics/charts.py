@@ -70,19 +70,29 @@ def calls_by_hour(
     return fig
 
 
-def shares(counts: Mapping[str, float], *, title: str, names: Mapping[str, str] | None = None, top: int = 8) -> Figure:
-    """Horizontal bars of a breakdown (scenario mix, transfer reasons), largest first, with shares."""
+def shares(
+    counts: Mapping[str, float],
+    *,
+    title: str,
+    names: Mapping[str, str] | None = None,
+    top: int = 8,
+    of: float | None = None,
+) -> Figure:
+    """Horizontal bars of a breakdown (scenario mix, transfer reasons), largest first, with shares:
+    of the bars' sum, or of ``of`` (e.g. every call of the period) when given."""
+    from .rutext import compact, pct
+
     items = sorted(counts.items(), key=lambda kv: -kv[1])
     if len(items) > top:
         rest = sum(v for _, v in items[top - 1 :])
         items = items[: top - 1] + [("другое", rest)]
-    total = sum(v for _, v in items) or 1
+    total = of or sum(v for _, v in items) or 1
     fig, ax = _figure(8.0, 0.45 * max(len(items), 2) + 1.0)
     ticks = [labels.label(names or {}, k) for k, _ in items][::-1]
     values = [v for _, v in items][::-1]
     ax.barh(ticks, values, color=BLUE)
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:g} ({100 * v / total:.0f}%)", va="center", fontsize=8)
+        ax.text(v, y, f" {compact(v, 4)} ({pct(100 * v / total, 0)})", va="center", fontsize=8)
     ax.set_title(title)
     ax.margins(x=0.2)
     return fig
@@ -238,3 +248,22 @@ def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) 
     ax.set_title("Задержки по репликам: STT / LLM / TTS")
     ax.legend(frameon=False, fontsize=7, ncols=3, loc="upper left")
     return fig  # type: ignore[return-value]
+
+
+def signed_bars(values: Mapping[str, float], *, title: str, xlabel: str = "", digits: int = 4) -> Figure:
+    """Horizontal bars that may be negative (a lever's saving: a negative one costs money), each
+    labelled with its value in Russian format; green for positive, red for negative."""
+    from .rutext import num
+
+    items = list(values.items())[::-1]
+    fig, ax = _figure(8.0, 0.45 * max(len(items), 2) + 1.0)
+    vals = [float(v) for _, v in items]
+    ax.barh([k for k, _ in items], vals, color=[GREEN if v >= 0 else RED for v in vals])
+    ax.axvline(0, color="black", linewidth=0.8)
+    for y, v in enumerate(vals):
+        ax.text(v, y, f" {num(v, digits)} ", va="center", ha="left" if v >= 0 else "right", fontsize=8)
+    ax.xaxis.set_major_formatter(lambda x, _pos: num(x, digits))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.margins(x=0.25)
+    return fig

@@ -5,6 +5,7 @@ every tenant's calls and a scoped review says so."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import date
 from html import escape
@@ -13,17 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import charts, labels, levers, pricing, routing_replay, tenants, timeutil
+from . import charts, labels, levers, pricing, routing_replay, rutext, tenants, timeutil
 from .errors import InvalidArgument
 from .htmlblocks import Block, note, num, pct, table, usd
 
-LEVERS_RU = {
-    "tts_cache": "кэш фраз TTS",
-    "model_routing": "маршрутизация моделей",
-    "stt_provider": "провайдер STT (Whisper)",
-    "prompt_length": "длина промпта",
-    "other": "прочее (структура звонков, длительность, цены)",
-}
+LEVERS_RU = labels.LEVERS
 
 _DAILY = f"""
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls,
@@ -58,7 +53,7 @@ def summary(s: dict[str, Any]) -> list[Any]:
         f"Входных токенов на вызов LLM: {num(s['llm_input_tokens_per_llm_call'])}."
     )
     if s["estimated_calls"]:
-        facts += f" Стоимость {s['estimated_calls']} звонков оценена по транскрипту (нет usage)."
+        facts += f" Стоимость {rutext.calls_gen(s['estimated_calls'])} оценена по транскрипту (нет данных о расходе)."
     return [note(facts), table(rows, [("component", "Статья"), ("usd", "USD на звонок", usd)])]
 
 
@@ -78,33 +73,55 @@ def trend(days: list[dict[str, Any]]) -> list[Any]:
     ]
 
 
+_PROVIDERS = {"unknown": "не указано", "whisper": "Whisper (свой сервер)", "google": "Google"}
+
+
 def breakdowns(s: dict[str, Any]) -> list[Any]:
-    cols = [
-        ("key", "Ключ"),
-        ("calls", "Звонков"),
-        ("cost_per_call_usd", "На звонок", usd),
-        ("cost_per_resolved_call_usd", "На решённый", usd),
-    ]
     out: list[Any] = []
     titles = {
-        "by_scenario": "По сценариям",
-        "by_prompt_version": "По версиям промпта",
-        "by_llm_model": "По моделям LLM",
-        "by_stt_provider": "По провайдерам STT",
+        "by_scenario": ("По сценариям", "Сценарий"),
+        "by_prompt_version": ("По версиям промпта", "Версия промпта"),
+        "by_llm_model": ("По моделям LLM", "Модель"),
+        "by_stt_provider": ("По провайдерам STT", "Провайдер"),
     }
-    for key, title in titles.items():
+    for key, (title, column) in titles.items():
         rows = s.get(key) or []
-        if key == "by_scenario":
-            rows = [{**r, "key": labels.scenario(r["key"])} for r in rows]
+        name = labels.scenario if key == "by_scenario" else (lambda k: _PROVIDERS.get(k or "unknown", k))
+        rows = [{**r, "key": name(r["key"])} for r in rows]
+        cols = [
+            ("key", column),
+            ("calls", "Звонков"),
+            ("cost_per_call_usd", "На звонок", usd),
+            ("cost_per_resolved_call_usd", "На решённый", usd),
+        ]
         out.append(table(rows, cols, caption=title))
     return out
 
 
+_DETAILS = (  # cost.cost_report's lever details, in Russian
+    (re.compile(r"cache hit rate (\d+)% → (\d+)% of characters"), "символов из кэша: {} % → {} %"),
+    (re.compile(r"(\d+)% of calls on a cheaper model"), "{} % звонков на более дешёвой модели"),
+    (re.compile(r"calls on self-hosted or another STT provider"), "звонки на своём Whisper или другом провайдере STT"),
+    (re.compile(r"input tokens per LLM call (\d+) → (\d+)"), "входных токенов на вызов LLM: {} → {}"),
+    (re.compile(r"volume mix, call length and price changes"), "состав звонков, их длительность, изменения цен"),
+)
+
+
+def lever_detail(text: str) -> str:
+    """A lever's "how it was computed" in Russian (numbers in Russian format); «—» for an unknown one."""
+    for pattern, russian in _DETAILS:
+        m = pattern.fullmatch(text.strip())
+        if m:
+            return russian.format(*(num(int(g)) for g in m.groups()))
+    return "—"
+
+
 def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
     b, c = report["baseline"], report["current"]
+    period = lambda p: rutext.period(p["date_from"], p["date_to"])  # noqa: E731
     head = (
-        f"База {b['period']['date_from']} … {b['period']['date_to']}: {usd(b['cost_per_call_usd'])} на звонок; "
-        f"сейчас {c['period']['date_from']} … {c['period']['date_to']}: {usd(c['cost_per_call_usd'])}. "
+        f"База {period(b['period'])}: {usd(b['cost_per_call_usd'])} на звонок; "
+        f"сейчас {period(c['period'])}: {usd(c['cost_per_call_usd'])}. "
         f"Снижение: {pct(report['reduction_pct'])} на звонок, "
         f"{pct(report['reduction_per_resolved_call_pct'])} на решённый звонок (минус — рост)."
     )
@@ -112,10 +129,10 @@ def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
     tone = "good" if reduction is not None and reduction >= 20 else "warn"
     rows = [
         {
-            "lever": LEVERS_RU.get(lv["lever"], lv["lever"]),
+            "lever": LEVERS_RU.get(lv["lever"], "прочее"),
             "saving": lv["saving_per_call_usd"],
             "share": lv["saving_pct_of_baseline"],
-            "detail": lv["detail"],
+            "detail": lever_detail(lv["detail"]),
         }
         for lv in report["levers"]
     ]
@@ -130,11 +147,35 @@ def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
                 ("detail", "Как посчитано"),
             ],
         ),
-        charts.shares(
-            {LEVERS_RU.get(lv["lever"], lv["lever"]): max(lv["saving_per_call_usd"], 0) for lv in report["levers"]},
-            title="Вклад рычагов в снижение (USD на звонок)",
+        note("Отрицательная экономия — рычаг в этом периоде удорожает звонок (красный столбец на графике)."),
+        charts.signed_bars(
+            {LEVERS_RU.get(lv["lever"], "прочее"): lv["saving_per_call_usd"] for lv in report["levers"]},
+            title="Вклад рычагов в снижение стоимости",
+            xlabel="USD на звонок (минус — рост стоимости)",
         ),
     ]
+
+
+def _routing_text(r: routing_replay.RoutingReplay) -> str:
+    """The model-routing replay in Russian, every number through rutext."""
+    share = f", {rutext.share(r.saving_share_of_llm, 0)} расходов на LLM" if r.saving_share_of_llm is not None else ""
+    text = (
+        f"Роутер отправил бы {rutext.share(r.share_cheap or 0, 0)} звонков на {r.cheap_model}: экономия LLM "
+        f"≈ {usd(r.llm_saving_usd, 2)} за период ({usd(r.saving_per_call_usd or 0)} на звонок{share})."
+    )
+    if r.llm_extra_usd > 0:
+        text += (
+            f" Звонки, которые роутер оставил бы на {r.default_model}, но которые шли на другой модели, стоили бы "
+            f"на {usd(r.llm_extra_usd, 2)} больше."
+        )
+    quality = lambda s: num(s.mean_quality, 2) if s.mean_quality is not None else "нет оценок"  # noqa: E731
+    text += (
+        f" Качество: простые звонки {quality(r.routed)}, остальные {quality(r.rest)}; сегменты различаются составом "
+        "звонков, так что это сигнал риска, а не эффект модели: подтвердите A/B-тестом."
+    )
+    if r.ab_calls_per_arm:
+        text += f" Для теста нужно около {rutext.calls_gen(r.ab_calls_per_arm)} на группу."
+    return text
 
 
 def opportunities(
@@ -156,7 +197,8 @@ def opportunities(
         out.append(
             note(
                 f"Whisper (свой GPU, {usd(w.whisper_usd_per_month, 0)} в месяц): окупается от "
-                f"{num(w.break_even_calls_per_day)} звонков в день; сейчас {num(w.calls_per_day)} в день — {verdict}; "
+                f"{rutext.calls_gen(round(w.break_even_calls_per_day))} в день; "
+                f"сейчас {num(w.calls_per_day)} в день — {verdict}; "
                 f"экономия в месяц {usd(w.monthly_saving_usd, 0)}."
             )
         )
@@ -187,9 +229,9 @@ def opportunities(
     shared = " Маршрутизатор общий для всех сетей: расчёт по звонкам всех сетей." if scope is not None else ""
     out.append(
         note(
-            f"Маршрутизация: {num(r.routed_cheap)} из {num(r.calls)} звонков "
+            f"Маршрутизация: {num(r.routed_cheap)} из {rutext.calls_gen(r.calls)} "
             f"({pct(100 * (r.share_cheap or 0))}) можно вести "
-            f"на {r.cheap_model}; чистая экономия {usd(r.net_saving_usd, 2)} за период. {r.recommendation}{shared}"
+            f"на {r.cheap_model}; чистая экономия {usd(r.net_saving_usd, 2)} за период. {_routing_text(r)}{shared}"
         )
     )
     lengths = levers.prompt_length_by_version(engine, first, last, tz=tz, tenant=scope)

@@ -20,7 +20,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import checkruns, cost, definitions, experiments, labels, metrics, privacy, tenants, timeutil
+from . import (
+    checkruns,
+    cost,
+    daystory,
+    definitions,
+    experiments,
+    labels,
+    metrics,
+    privacy,
+    storyfacts,
+    tenants,
+    timeutil,
+)
 from .errors import WriteRefused
 from .quality import problems
 from .quality.report import quality_report
@@ -127,6 +139,7 @@ class DailyReport:
     checks: Checks = field(default_factory=lambda: Checks(None, None))
     scope_label: str = tenants.ALL_LABEL  # the tenants covered in words: «все сети», «ПроКолесо»
     tenants: tenants.Scope = None  # the slugs (None: every tenant); after scope_label, whose default reads the module
+    story: daystory.Story | None = None  # what changed most against a normal day of the weekday, and why
 
     @property
     def scoped(self) -> bool:
@@ -143,32 +156,52 @@ class DailyReport:
     def journal_url(self, **filters: Any) -> str:
         from urllib.parse import urlencode
 
-        query: dict[str, Any] = {"date_from": self.day.isoformat(), "date_to": self.day.isoformat(), **filters}
+        query: dict[str, Any] = {"from": self.day.isoformat(), "to": self.day.isoformat(), **filters}
         if self.tenants is not None and len(self.tenants) == 1:
             query["tenant"] = self.tenants[0]
         return f"{self.admin_url.rstrip('/')}/calls?{urlencode(query)}"
 
     def summary_text(self) -> str:
-        """The headline as plain Russian text (Telegram message, e-mail body), without a title."""
-        return _summary_text(self.headline, len(self.alerts), len(self.findings), self.checks, scoped=self.scoped)
+        """The story and the key figures as plain Russian text (Telegram message, e-mail body), without a title."""
+        return _summary_text(
+            self.headline, len(self.alerts), len(self.findings), self.checks, scoped=self.scoped, story=self.story
+        )
 
 
 SHARED_NOTE = "по всем сетям"  # what a scoped report says of its sections that are the same for every tenant
 
 
+# the figures the message names after the story (the report has them all)
+MESSAGE_FIGURES = ("total_calls", "resolved_by_bot_pct", "orders_created", "avg_quality_score", "avg_cost_per_call_usd")
+
+
 def _summary_text(
-    headline: tuple[Headline, ...], alerts: int, findings: int, checks: Checks, *, scoped: bool = False
+    headline: tuple[Headline, ...],
+    alerts: int,
+    findings: int,
+    checks: Checks,
+    *,
+    scoped: bool = False,
+    story: daystory.Story | None = None,
 ) -> str:
-    lines = [f"• {h.title}: {h.formatted()} ({h.delta_text(h.prev, 'к вчера')})" for h in headline]
+    """The message: the story (what changed and what to do), one line of key figures, the checks."""
+    lines = []
+    if story is not None:
+        lines.append(f"Главное (сравнение: {story.reference}):" if not story.quiet else "Главное:")
+        lines += story.lines()
+        lines.append("")
+    by = {h.key: h for h in headline}
+    figures = [by[k] for k in MESSAGE_FIGURES if k in by]
+    lines.append("Коротко: " + "; ".join(f"{h.title.lower()}: {h.formatted()}" for h in figures) + ".")
     shared = f" ({SHARED_NOTE})" if scoped else ""
     if checks.alerts is None:
-        lines.append("Алерты: не проверялось")
+        lines.append("Алерты: не проверялось.")
     elif alerts:
-        lines.append(f"Алертов за день{shared}: {alerts}")
+        lines.append(f"Алертов за день{shared}: {num(alerts)}.")
     if checks.problems is None:
-        lines.append("Автоматический поиск проблем: не проверялось")
+        lines.append("Автоматический поиск проблем: не проверялось.")
     elif findings:
-        lines.append(f"Найдено проблем{shared}: {findings}")
+        lines.append(f"Найдено проблем{shared}: {num(findings)}.")
     return "\n".join(lines)
 
 
@@ -392,7 +425,8 @@ def summary_text(
         ).scalar()
         checks = _checks(conn, day)
     headline = _headline(*_summaries(engine, day, tz, scope))
-    return _summary_text(headline, alerts, findings, checks, scoped=scope is not None)
+    story = storyfacts.story(engine, day, tz=tz, tenant=scope)
+    return _summary_text(headline, alerts, findings, checks, scoped=scope is not None, story=story)
 
 
 def build(
@@ -443,4 +477,5 @@ def build(
         checks=checks,
         tenants=scope,
         scope_label=tenants.describe(engine, scope),
+        story=storyfacts.story(engine, day, tz=tz, tenant=scope),
     )

@@ -26,35 +26,11 @@ from sqlalchemy.engine import Engine
 from . import definitions, labels, tenants, timeutil
 from .errors import InvalidArgument, NotFound
 
-CAUSES = {
-    "prompt": "промпт (поведение бота)",
-    "tool": "инструмент / Store API",
-    "stt": "распознавание речи (STT)",
-    "tts": "синтез речи (TTS)",
-    "llm": "задержка LLM",
-    "knowledge": "база знаний / данные",
-    "customer": "запрос клиента (норма)",
-    "other": "другое",
-}
-ACTIONS = {
-    "prompt_edit": "правка промпта (новая версия + A/B-тест)",
-    "stt_hint": "подсказки STT (слова и фразы)",
-    "escalation": "эскалация команде (Store API, телефония, провайдер)",
-    "knowledge_update": "обновить базу знаний / данные",
-    "tts_cache": "предзаписать фразы в кэш TTS",
-    "monitor": "наблюдать",
-    "none": "ничего не делать",
-}
+CAUSES = labels.CAUSES
+ACTIONS = labels.ACTIONS
 # the main problem of a call, most specific first: a call is grouped under its first flag
 FLAG_ORDER = ("auto_fail", "tool_errors", "reasks", "slow", "low_score", "transfer")
-FLAGS = {
-    "auto_fail": "автопровал критерия",
-    "tool_errors": "ошибки / отклонения инструментов",
-    "reasks": "переспрашивания (STT)",
-    "slow": "медленные ответы",
-    "low_score": "низкая оценка качества",
-    "transfer": "перевод на оператора",
-}
+FLAGS = labels.FLAGS
 _PROMPT_CRITERIA = {"bot_greeted_properly", "bot_understood_intent", "bot_confirmed_before_action", "bot_was_concise"}
 
 
@@ -158,6 +134,44 @@ def find(
             row["main"] = flags[0]
             out.append(row)
     return out
+
+
+_CALLS_PER_DAY = f"""
+SELECT (c.started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls
+FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
+GROUP BY 1
+"""
+
+
+def calls_per_day(
+    engine: Engine,
+    date_from: date | str,
+    date_to: date | str,
+    *,
+    tz: str = timeutil.DEFAULT_TZ,
+    tenant: tenants.TenantArg = None,
+) -> dict[date, int]:
+    """Every call of each local day of the period (the denominator of the problem shares by day),
+    of ``tenant`` (default every tenant); a day without calls is 0."""
+    from datetime import timedelta
+
+    first, last = timeutil.resolve_days(date_from, date_to, tz)
+    start, end = timeutil.period_bounds(first, last, tz)
+    out = {first + timedelta(days=i): 0 for i in range((last - first).days + 1)}
+    with engine.connect() as conn:
+        p = {"start": start, "end": end, "tz": tz, **tenants.params(tenants.scope(conn, tenant))}
+        for r in conn.execute(sa.text(_CALLS_PER_DAY), p):
+            out[r.day] = r.calls
+    return out
+
+
+def pattern_title(key: str) -> str:
+    """A pattern key («tool_errors · order_status») in words: «ошибки / отклонения инструментов ·
+    статус заказа»; a key that is not one stays as it is (a decision recorded with free text)."""
+    main, sep, scenario = key.partition(" · ")
+    if not sep or main not in FLAGS:
+        return key
+    return f"{FLAGS[main]} · {labels.scenario(None if scenario == '—' else scenario)}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import dailyreport, labels, metrics, problemcalls, reports, reportsend, tenants, timeutil
+from . import dailyreport, labels, metrics, problemcalls, reports, reportsend, rutext, tenants, timeutil
 from .config import Settings, settings_env
 from .errors import InvalidArgument
 
@@ -68,10 +68,13 @@ def _problems_summary(
 ) -> str:
     found = problemcalls.find(engine, first, last, thresholds=thresholds, tz=tz, tenant=scope)
     total = metrics.summary(engine, first, last, tz=tz, tenant=scope).total_calls
-    lines = [f"Проблемных звонков: {len(found)} из {total}."]
+    share = rutext.pct(100 * len(found) / total) if total else "—"
+    lines = [f"Проблемных звонков: {rutext.num(len(found))} из {rutext.num(total)} ({share} всех звонков)."]
     for p in problemcalls.patterns(found)[:5]:
+        of_calls = rutext.pct(100 * p.calls / total) if total else "—"
         lines.append(
-            f"• {problemcalls.FLAGS[p.main]} · {labels.scenario(p.scenario)}: {p.calls} звонков — "
+            f"• {problemcalls.FLAGS[p.main]} · {labels.scenario(p.scenario)}: "
+            f"{rutext.count(p.calls, 'звонок', 'звонка', 'звонков')} ({of_calls} всех звонков) — "
             f"{problemcalls.CAUSES[p.suggested_cause]}"
         )
     return "\n".join(lines)
@@ -143,7 +146,7 @@ def run(
     if kind != "ab":
         params["tenant"] = _tenant_parameter(scope)
         name = report_name(name, scope)
-    rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env, title=subject)
+    rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env, title=subject, tz=tz)
     if kind == "daily":
         summary = dailyreport.summary_text(engine, day, tz=tz, tenant=scope)
     elif kind == "problems":

@@ -18,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from . import clock, rutext, timeutil
 from .errors import ConfigError, InvalidArgument, ReportFailed
 
 # kind -> (notebook, Russian title)
@@ -44,7 +45,7 @@ pre {{ white-space: pre-wrap; background: #fafafa; padding: 6px; }}
 </style></head>
 <body>
 {body}
-<p style="color:#9e9e9e;font-size:11px;margin-top:32px">ccanalytics · {kind} · сформировано {generated}</p>
+<p style="color:#9e9e9e;font-size:11px;margin-top:32px">{kind} · сформировано {generated} (время — Киев)</p>
 </body></html>
 """
 
@@ -101,11 +102,12 @@ def render(
     env: Mapping[str, str] | None = None,
     timeout_s: int = EXECUTION_TIMEOUT_S,
     title: str | None = None,
+    tz: str = timeutil.DEFAULT_TZ,
 ) -> Rendered:
     """Execute the ``kind`` notebook with ``parameters`` and write ``<out_dir>/<kind>/<name>.html``
     and ``.ipynb``. ``env`` adds environment variables for the notebook's kernel (e.g. the
     database URL the caller uses), never written into the notebook. ``title``: the page's title
-    (default: the kind's title and the name)."""
+    (default: the kind's title and the name); ``tz``: the business time zone of the footer's time."""
     import papermill
 
     source = notebook_source(kind)
@@ -138,15 +140,16 @@ def render(
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    html = to_html(notebook_path, title=title or f"{KINDS[kind][1]} — {name}", kind=kind)
+    html = to_html(notebook_path, title=title or f"{KINDS[kind][1]} — {name}", kind=kind, tz=tz)
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(html_path)
     return Rendered(kind, name, html_path, notebook_path, time.perf_counter() - started)
 
 
-def to_html(notebook_path: Path, *, title: str, kind: str) -> str:
-    """The executed notebook as a standalone HTML page without code cells or prompts."""
+def to_html(notebook_path: Path, *, title: str, kind: str, tz: str = timeutil.DEFAULT_TZ) -> str:
+    """The executed notebook as a standalone HTML page without code cells or prompts; its footer names
+    the report in Russian and when it was made, in the business time zone ``tz``."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -161,8 +164,9 @@ def to_html(notebook_path: Path, *, title: str, kind: str) -> str:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
-    generated = time.strftime("%Y-%m-%d %H:%M %Z")
-    return _PAGE.format(title=escape(title), body=body, kind=escape(kind), generated=escape(generated))
+    generated = rutext.datetime_(clock.now().astimezone(timeutil.zone(tz)))
+    label = KINDS[kind][1] if kind in KINDS else "Отчёт"
+    return _PAGE.format(title=escape(title), body=body, kind=escape(label), generated=escape(generated))
 
 
 def _error_summary(notebook_path: Path, exc: Exception) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from . import charts, labels, timeutil
+from . import charts, daystory, labels, timeutil
 from .dailyreport import SHARED_NOTE, WEEK_DAYS, DailyReport
 from .htmlblocks import Block, cards, link, note, num, pct, table, usd
 
@@ -41,18 +41,66 @@ def title(rep: DailyReport) -> Block:
     )
 
 
+def story(rep: DailyReport) -> Block:
+    """The story of the day at the top of the report: what changed most against a normal day of the
+    weekday, the cause found in the data, its size and what to do, with links to those calls."""
+    st = rep.story
+    if st is None:
+        return Block("")
+    if st.reference_days == 0 or st.quiet:
+        return note(st.lines()[0], tone="good" if st.quiet and st.reference_days else "info")
+    parts = [
+        '<div style="border:2px solid #c62828;border-radius:6px;padding:8px 12px;margin:8px 0">'
+        f'<div style="font-size:13px;color:#616161">Что изменилось против обычного дня ({escape(st.reference)})</div>'
+    ]
+    for i, f in enumerate(st.findings, 1):
+        colour = "#c62828" if f.bad else "#2e7d32" if f.bad is False else "#424242"
+        what = "; ".join(c.text() for c in f.changes)
+        parts.append(f'<p style="margin:8px 0 2px;font-size:16px;color:{colour}"><b>{i}. {escape(_cap(what))}</b></p>')
+        if f.cause is None:
+            parts.append(f'<p style="margin:2px 0">{escape(f.text().split(". ", 1)[-1])}</p>')
+            continue
+        c = f.cause
+        parts.append(f'<p style="margin:2px 0">Причина: {escape(c.text)}. {escape(_cap(c.size))}.</p>')
+        parts.append(f'<p style="margin:2px 0">Что делать: {escape(c.action)}.</p>')
+        links = [link(rep.journal_url(**c.filters), "эти звонки в журнале")] if c.filters else []
+        links += [link(rep.call_url(x), f"пример {n}") for n, x in enumerate(c.examples, 1)]
+        if c.kind in ("tool", "scenario"):
+            links.append(link(rep.journal_url(), "все звонки дня"))
+        if links:
+            parts.append('<p style="margin:2px 0">' + " · ".join(str(x) for x in links) + "</p>")
+        if c.kind in ("tool", "scenario", "prompt_version"):
+            parts.append(
+                '<p style="margin:2px 0;color:#616161;font-size:12px">Разбор по процедуре — отчёт «Разбор '
+                "проблемных звонков» за эти дни: паттерны, типичные звонки, причина и записанное решение.</p>"
+            )
+    parts.append("</div>")
+    return Block("".join(parts))
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def headline(rep: DailyReport) -> Block:
     items = []
+    context = []
+    changes = rep.story.changes if rep.story is not None else ()
     for h in rep.headline:
+        tone, why = daystory.judge_tile(h.key, h.tone(h.week), changes)
+        if why:
+            context.append(f"{h.title}: {why}.")
         items.append(
             {
                 "title": h.title,
                 "value": h.formatted(),
                 "delta": f"{h.delta_text(h.prev, 'к вчера')}; {h.delta_text(h.week, 'к 7 дн.')}",
-                "tone": h.tone(h.week),
+                "tone": tone,
             }
         )
     blocks = [cards(items).html]
+    for text in context:
+        blocks.append(note(text, tone="bad").html)
     for text in rep.summary.notes:
         blocks.append(note(_note_ru(text), tone="warn").html)
     if rep.summary.total_calls == 0:
@@ -84,7 +132,7 @@ def transfers(rep: DailyReport) -> Block:
             "reason": labels.reason(k),
             "calls": v,
             "share": s.transfer_reasons_pct.get(k),
-            "link": link(rep.journal_url(transferred="true", transfer_reason=k), "открыть в журнале"),
+            "link": link(rep.journal_url(transferred="yes"), "переводы дня в журнале"),
         }
         for k, v in s.transfer_reasons.items()
     ]
@@ -163,7 +211,7 @@ def latency(rep: DailyReport) -> list[Any]:
     status = {"ok": "в бюджете", "over": "выше бюджета", "alert": "выше порога алерта", None: "нет данных"}
     rows = [{**r, "state": status[r["status"]]} for r in rep.latency]
     ms = lambda v: num(v, 0)  # noqa: E731
-    present = [r | {"component": r["component"].upper()} for r in rep.latency if r["samples"]]
+    present = [r | {"component": r["title"]} for r in rep.latency if r["samples"]]
     out: list[Any] = []
     if present:
         out.append(charts.latency_vs_budget(present))

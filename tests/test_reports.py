@@ -94,7 +94,8 @@ def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, 
     assert "A/B-тест «" in text  # the demo's running test
     assert "10:00 сработал Переводов 62 % за час" in text  # alerts fired that day
     # the summary sent with the report carries the same headline, alert and finding counts as the report
-    assert f"Звонков: {calls} (к вчера:" in run.summary and "Алертов за день: " in run.summary
+    assert f"Коротко: звонков: {calls}; решено ботом: " in run.summary and "Алертов за день: " in run.summary
+    assert run.summary.startswith("Главное")  # the story of the day comes first
     assert run.summary == dailyreport.build(demo_engine, DAY).summary_text()
     assert "Алерты за день (проверялось с 00:30 до 23:30)" in text
 
@@ -177,14 +178,15 @@ def test_ab_and_cost_reports_render(demo_url, demo_engine, tmp_path):
     settings = _settings(demo_url, tmp_path)
     ab = reporting.run(demo_engine, settings, "ab")
     text = _visible(ab.rendered.html_path.read_text(encoding="utf-8"))
-    assert "Распределение трафика" in text and "Рекомендация" in text and "95 % ДИ" in text
+    assert "Распределение трафика" in text and "Рекомендация" in text
+    assert "Где, скорее всего, настоящая разница (95 %)" in text  # one interval, explained in a footnote
     cost = reporting.run(
         demo_engine, settings, "cost", date_from=date(2026, 11, 20), date_to=DAY, baseline="2026-11-15:2026-11-19"
     )
     html = cost.rendered.html_path.read_text(encoding="utf-8")
     _assert_clean(html)
     text = _visible(html)
-    assert "База 2026-11-15 … 2026-11-19" in text and "кэш фраз TTS" in text and "Что предзаписать в кэш TTS" in text
+    assert "База 15.11.2026 — 19.11.2026" in text and "кэш фраз TTS" in text and "Что предзаписать в кэш TTS" in text
     assert cost.rendered.name == "2026-11-20_2026-11-24"
 
 
@@ -212,13 +214,13 @@ def test_report_goes_by_email_and_telegram_once(demo_url, demo_engine, tmp_path)
         assert mail["Subject"] == "Ежедневный отчёт колл-центра за 24.11.2026"
         assert mail["To"] == "manager@shop.example"
         body = mail.get_body(("html",)).get_content()
-        assert "Звонков:" in body and "во вложении" in body
+        assert "Коротко: звонков:" in body and "во вложении" in body
         [attachment] = list(mail.iter_attachments())
         assert attachment.get_filename() == f"daily-{DEMO_END}.html"
         assert attachment.get_payload(decode=True) == run.rendered.html_path.read_bytes()  # <meta charset=utf-8>
         [message] = tg.sent("sendMessage")
         assert message.payload["text"].startswith("Ежедневный отчёт колл-центра за 24.11.2026")
-        assert "Решено ботом:" in message.payload["text"]
+        assert "решено ботом: " in message.payload["text"] and "Главное" in message.payload["text"]
         [doc] = tg.sent("sendDocument")
         filename, data, _ = doc.files["document"]
         assert filename == f"daily-{DEMO_END}.html" and data == run.rendered.html_path.read_bytes()

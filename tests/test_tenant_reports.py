@@ -387,7 +387,7 @@ def test_a_tenants_rendered_reports_hold_only_its_calls_and_each_scope_is_delive
         assert f"/calls/{worst[0]['call_id']}" in html  # the tenant's worst call is linked …
         assert not _ids_in(html, theirs)  # … and no call of the other tenant is in the report
         n = metrics.summary(demo_engine, DAY, DAY, tenant="prokoleso").total_calls
-        assert f"Звонков: {n} (к вчера:" in mine.summary
+        assert f"Коротко: звонков: {n};" in mine.summary
         # the report of every tenant on the same day is another report, delivered on its own
         every = reporting.run(demo_engine, settings, "daily", day=DAY, send=["telegram"])
         assert every.delivery == {"telegram": "sent"} and every.tenants is None
