@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import rutext
 from .abstats_core import Comparison, SRMResult, adjust_p_values, as_number, check_probability
 from .abstats_power import sample_size_means, sample_size_proportions
 from .abstats_sequential import (
@@ -110,11 +111,11 @@ class Recommendation:
 # ---------------------------------------------------------------- formatting (Russian, decimal comma)
 
 
+_CALLS = ("звонок", "звонка", "звонков")
+
+
 def _num(x: float, decimals: int) -> str:
-    text = f"{abs(x):,.{decimals}f}".replace(",", " ").replace(".", ",")
-    if float(f"{x:.{decimals}f}") == 0:
-        return text
-    return ("+" if x > 0 else "−") + text
+    return rutext.signed(x, decimals)
 
 
 def _decimals(magnitude: float) -> int:
@@ -124,7 +125,7 @@ def _decimals(magnitude: float) -> int:
 
 
 def _p(p: float) -> str:
-    return "p < 0,001" if p < 0.001 else "p = " + f"{p:.3f}".replace(".", ",")
+    return rutext.pvalue(p)
 
 
 def _level(alpha: float) -> str:
@@ -327,17 +328,17 @@ def recommend(
         return result("keep_running", f"{reason} Срок оценить нельзя: {why}.", goals)
     days, needed, v = best
     days = math.ceil(days * 10) / 10  # shown with one decimal: never round a remaining wait down to 0
-    pw = f"{power * 100:.0f}%"
+    pw = rutext.share(power, 0)
     if days == 0:
         reason += (
-            f" Запланированный объём ({_num(needed, 0).lstrip('+')} звонков) уже набран: эффект "
+            f" Запланированный объём ({rutext.count(round(needed), *_CALLS)}) уже набран: эффект "
             f"{_mde_text(v.spec)} и больше по метрике «{v.spec.title}» маловероятен. "
             "Тест можно остановить и оставить A."
         )
     else:
         reason += (
             f" Чтобы заметить эффект {_mde_text(v.spec)} по метрике «{v.spec.title}» с мощностью {pw}, нужно ещё около "
-            f"{_num(days, 1).lstrip('+')} дн. (всего ≈ {_num(needed, 0).lstrip('+')} звонков при "
-            f"{_num(calls_per_day, 0).lstrip('+')} звонках в день)."
+            f"{_num(days, 1).lstrip('+')} дн. (всего ≈ {rutext.count(round(needed), *_CALLS)} при "
+            f"{rutext.count(round(calls_per_day), 'звонке', 'звонках', 'звонках')} в день)."
         )
     return result("keep_running", reason, [v], days, needed)

@@ -294,8 +294,11 @@ def set_user_tenants(
     return _user(row)
 
 
-def set_password(engine: Engine, username: str, password: str, *, actor: str = "system") -> None:
-    """A new password; every open session of the user ends (their stamp no longer matches)."""
+def set_password(
+    engine: Engine, username: str, password: str, *, actor: str = "system", generated: bool = False
+) -> None:
+    """A new password; every open session of the user ends (their stamp no longer matches).
+    ``generated``: the password was generated for a reset (recorded in the audit entry)."""
     name = normalize_username(username)
     encoded = hash_password(password)
     with engine.begin() as conn:
@@ -304,7 +307,7 @@ def set_password(engine: Engine, username: str, password: str, *, actor: str = "
             {"u": name, "h": encoded},
         ).rowcount:
             raise NotFound(f"user {name!r} does not exist")
-        audit(conn, actor, "user.password_changed", "user", name)
+        audit(conn, actor, "user.password_changed", "user", name, {"generated": True} if generated else None)
 
 
 def set_disabled(engine: Engine, username: str, disabled: bool = True, *, actor: str = "system") -> None:

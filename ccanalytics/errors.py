@@ -1,13 +1,21 @@
 """The one errors module: every error the library raises on purpose derives from CCAError.
 
 Edges translate them: the CLI prints a one-line ``Error: …``; the API answers
-``{"error": {"code", "message", "details"}}`` with ``http_status``.
+``{"error": {"code", "message", "details"}}`` with ``http_status`` (plus ``message_ru`` when the error
+has a Russian text); the admin's pages show :attr:`CCAError.message_ru` in the site's layout.
+
+A message for people is Russian: raise with ``ru="…"`` beside the English ``message`` (which stays for
+logs, the CLI and API clients), or with a Russian ``message`` alone; without either a page falls back
+to the Russian text of the error's kind (:data:`RU_BY_CODE`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+_CYRILLIC = re.compile(r"[А-Яа-яЁёІіЇїЄєҐґ]")
 
 
 class CCAError(Exception):
@@ -16,10 +24,21 @@ class CCAError(Exception):
     code = "error"
     http_status = 500
 
-    def __init__(self, message: str, *, details: Any = None) -> None:
+    def __init__(self, message: str, *, details: Any = None, ru: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.ru = ru
+
+    @property
+    def message_ru(self) -> str:
+        """The message for a person: ``ru``, else ``message`` when it is Russian, else the Russian text
+        of the error's kind."""
+        if self.ru:
+            return self.ru
+        if _CYRILLIC.search(self.message):
+            return self.message
+        return RU_BY_CODE.get(self.code) or RU_BY_STATUS.get(self.http_status) or RU_BY_STATUS[500]
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
@@ -191,3 +210,50 @@ class DeliveryError(CCAError):
         self.channel = channel
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+# -- the Russian texts of pages: a title per HTTP status, a message per error kind (when the error has
+# no Russian text of its own) and per status (errors that are not CCAErrors: 404 of an unknown address…)
+RU_TITLES = {
+    400: "Ошибка в запросе",
+    401: "Нужно войти",
+    403: "Нет доступа",
+    404: "Не найдено",
+    405: "Действие недоступно",
+    409: "Конфликт",
+    413: "Слишком большой запрос",
+    422: "Данные не приняты",
+    429: "Слишком много запросов",
+    500: "Внутренняя ошибка",
+    502: "Внешняя служба не ответила",
+    503: "Сервис временно недоступен",
+}
+RU_BY_STATUS = {
+    400: "Запрос не удалось разобрать: проверьте адрес и параметры.",
+    401: "Войдите в админку, чтобы открыть эту страницу.",
+    403: "Вашей роли это действие недоступно.",
+    404: "Такой страницы нет: проверьте адрес или перейдите по ссылкам ниже.",
+    405: "По этому адресу нельзя выполнить такой запрос: откройте страницу по ссылке и воспользуйтесь её кнопками.",
+    409: "Объект сейчас в состоянии, которое не позволяет это действие: обновите страницу и проверьте ещё раз.",
+    413: "Запрос слишком большой: уменьшите объём данных.",
+    422: "Данные не приняты: проверьте их и отправьте снова.",
+    429: "Слишком много запросов подряд: подождите немного и попробуйте снова.",
+    500: "На сервере произошла ошибка; она записана в журнал. Попробуйте ещё раз или сообщите администратору.",
+    502: "Внешняя служба не ответила: попробуйте позже.",
+    503: "Сервис временно недоступен: попробуйте через минуту.",
+}
+RU_BY_CODE = {
+    "invalid_argument": "Параметры запроса не подходят: проверьте их и попробуйте снова.",
+    "not_found": "Такого объекта нет: возможно, он удалён или в адресе ошибка.",
+    "already_exists": "Такой объект уже есть: выберите другое имя.",
+    "conflict": RU_BY_STATUS[409],
+    "unauthorized": RU_BY_STATUS[401],
+    "forbidden": RU_BY_STATUS[403],
+    "write_refused": "База данных не приняла изменение: админка подключена только для чтения.",
+    "csrf_failed": "Форма устарела: страница была открыта слишком долго или вы выходили из админки. "
+    "Ничего не сохранено — проверьте данные и отправьте форму ещё раз.",
+    "too_many_attempts": RU_BY_STATUS[429],
+    "payload_too_large": RU_BY_STATUS[413],
+    "database_unavailable": "База данных недоступна: админка восстановится сама, когда база снова будет доступна.",
+    "invalid_call_log": RU_BY_STATUS[422],
+}

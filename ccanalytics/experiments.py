@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import clock
+from . import clock, labels
 from .errors import InvalidArgument, NotFound
 from .prompts import as_uuid
 
@@ -115,9 +115,14 @@ def create_test(
     """A draft test over two or more versions of the same prompt (first = control A). Weights must
     sum to 1 (default: equal)."""
     if not isinstance(test_name, str) or not test_name.strip() or len(test_name) > 100:
-        raise InvalidArgument("test_name is required (at most 100 characters)")
+        raise InvalidArgument(
+            "test_name is required (at most 100 characters)", ru="задайте название теста (не длиннее 100 символов)"
+        )
     if as_uuid(test_name.strip()) is not None:
-        raise InvalidArgument("test_name must not be a uuid: a test is looked up by its id or by its name")
+        raise InvalidArgument(
+            "test_name must not be a uuid: a test is looked up by its id or by its name",
+            ru="название теста не может быть идентификатором (uuid): тесты ищут и по названию",
+        )
     test_name = test_name.strip()
     if not created_by or not created_by.strip():
         raise InvalidArgument("created_by is required")
@@ -125,21 +130,31 @@ def create_test(
     for given in version_ids:
         as_id = as_uuid(given)
         if as_id is None:
-            raise InvalidArgument(f"{given!r} is not a prompt version id")
+            raise InvalidArgument(
+                f"{given!r} is not a prompt version id", ru=f"«{str(given)[:40]}» — не идентификатор версии промпта"
+            )
         ids.append(as_id)
     if len(ids) < 2:
-        raise InvalidArgument("a test needs at least two prompt versions")
+        raise InvalidArgument(
+            "a test needs at least two prompt versions",
+            ru="выберите хотя бы две версии промпта: контроль A и претендента B",
+        )
     if len(set(ids)) != len(ids):
-        raise InvalidArgument("a test cannot compare a version with itself")
+        raise InvalidArgument(
+            "a test cannot compare a version with itself",
+            ru="тест не может сравнивать версию саму с собой: выберите разные версии",
+        )
     if len(ids) > 6:
-        raise InvalidArgument("at most 6 variants")
+        raise InvalidArgument("at most 6 variants", ru="не больше 6 вариантов")
     weights = list(weights) if weights is not None else [1 / len(ids)] * len(ids)
     if len(weights) != len(ids):
         raise InvalidArgument(f"{len(weights)} weights for {len(ids)} versions")
     if any(isinstance(w, bool) or not isinstance(w, int | float) or not 0 < w <= 1 for w in weights):
-        raise InvalidArgument("weights must be numbers in (0, 1]")
+        raise InvalidArgument("weights must be numbers in (0, 1]", ru="доли трафика — числа от 0 до 100 %")
     if not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-        raise InvalidArgument(f"weights must sum to 1, not {sum(weights):g}")
+        raise InvalidArgument(
+            f"weights must sum to 1, not {sum(weights):g}", ru="доли трафика в сумме должны давать 100 %"
+        )
     if goal_metric not in GOAL_METRICS:
         raise InvalidArgument(f"goal_metric must be one of {', '.join(GOAL_METRICS)}")
     exclusions = _validate_exclusions(exclusions)
@@ -149,12 +164,22 @@ def create_test(
         found = dict(rows)
         missing = [i for i in ids if i not in found]
         if missing:
-            raise NotFound(f"prompt versions do not exist: {', '.join(map(str, missing))}")
+            raise NotFound(
+                f"prompt versions do not exist: {', '.join(map(str, missing))}",
+                ru="выбранных версий промпта нет: обновите страницу",
+            )
         prompt_names = {found[i] for i in ids}
         if len(prompt_names) != 1:
-            raise InvalidArgument(f"all versions must belong to one prompt, got {', '.join(sorted(prompt_names))}")
+            raise InvalidArgument(
+                f"all versions must belong to one prompt, got {', '.join(sorted(prompt_names))}",
+                ru="все версии теста должны быть версиями одного промпта, а выбраны: "
+                + ", ".join(sorted(prompt_names)),
+            )
         if conn.execute(sa.text("SELECT 1 FROM cca_ab_tests WHERE test_name = :n"), {"n": test_name}).first():
-            raise InvalidArgument(f"a test named {test_name!r} already exists")
+            raise InvalidArgument(
+                f"a test named {test_name!r} already exists",
+                ru=f"тест с названием «{test_name}» уже есть: выберите другое название",
+            )
         test_id = conn.execute(
             sa.text(
                 "INSERT INTO cca_ab_tests (test_name, variant_a_id, variant_b_id, status, traffic_b, salt, "
@@ -249,7 +274,7 @@ def list_tests(engine: Engine, *, status: str | None = None) -> list[ABTest]:
 
 # ------------------------------------------------------------------------- the call processor's tests
 PROCESSOR_STATUSES = ("active", "stopped", "completed")
-PROCESSOR_STATUS_RU = {"active": "идёт", "stopped": "остановлен", "completed": "завершён"}
+PROCESSOR_STATUS_RU = labels.PROCESSOR_AB_STATUSES
 PROCESSOR_RESULTS_NOTE_RU = "результаты по звонкам посчитать нельзя: процессор не записывает вариант в звонок"
 PROCESSOR_RESULTS_NOTE_EN = (
     "per-call results cannot be computed because the processor does not record the variant on the call"
@@ -380,14 +405,21 @@ def start_test(engine: Engine, test: uuid.UUID | str, *, by: str) -> ABTest:
     """Start a draft test. At most one running test per prompt name (the database refuses a second)."""
     current = get_test(engine, test)
     if current.status != "draft":
-        raise InvalidArgument(f"test {current.test_name!r} is {current.status}; only a draft can start")
+        raise InvalidArgument(
+            f"test {current.test_name!r} is {current.status}; only a draft can start",
+            ru=f"тест «{current.test_name}» уже {labels.label(labels.AB_STATUSES, current.status)}: "
+            "запустить можно только черновик",
+        )
     with engine.begin() as conn:
         running = conn.execute(
             sa.text("SELECT test_name FROM cca_ab_tests WHERE prompt_name = :p AND status = 'running'"),
             {"p": current.prompt_name},
         ).scalar()
         if running:
-            raise InvalidArgument(f"test {running!r} is already running on prompt {current.prompt_name!r}")
+            raise InvalidArgument(
+                f"test {running!r} is already running on prompt {current.prompt_name!r}",
+                ru=f"на промпте {current.prompt_name} уже идёт тест «{running}»: сначала остановите его",
+            )
         conn.execute(
             sa.text(
                 "UPDATE cca_ab_tests SET status = 'running', started_at = now() WHERE id = :i AND status = 'draft'"
@@ -405,7 +437,11 @@ def stop_test(engine: Engine, test: uuid.UUID | str, *, by: str, decision: str, 
         raise InvalidArgument("who stops the test is required")
     current = get_test(engine, test)
     if current.status != "running":
-        raise InvalidArgument(f"test {current.test_name!r} is {current.status}; only a running test can stop")
+        raise InvalidArgument(
+            f"test {current.test_name!r} is {current.status}; only a running test can stop",
+            ru=f"тест «{current.test_name}» не идёт ({labels.label(labels.AB_STATUSES, current.status)}): "
+            "остановить можно только идущий тест",
+        )
     with engine.begin() as conn:
         conn.execute(
             sa.text(

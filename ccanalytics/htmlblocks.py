@@ -43,6 +43,8 @@ def _cell(value: Any, fmt: Format | None) -> str:
         return "—"
     if isinstance(value, float):
         return escape(num(value, 3))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return escape(num(value))
     return escape(str(value))
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import definitions, prompts, timeutil
+from . import definitions, labels, prompts, timeutil
 from .errors import InvalidArgument, NotFound
 from .quality.rubric import DESCRIPTIONS
 from .quality.transcript import render
@@ -280,12 +280,19 @@ def decide(engine: Engine, suggestion_id: int, *, by: str, approve: bool, prompt
     """Approve (→ a new, inactive prompt version; the manager may edit the text first) or reject."""
     s = get_suggestion(engine, suggestion_id)
     if s.status != "proposed":
-        raise InvalidArgument(f"suggestion {suggestion_id} is already {s.status}")
+        raise InvalidArgument(
+            f"suggestion {suggestion_id} is already {s.status}",
+            ru=f"по предложению #{suggestion_id} уже принято решение: "
+            + labels.label(labels.SUGGESTION_STATUSES, s.status),
+        )
     new_id = None
     if approve:
         text = prompt_text or s.proposed_prompt
         if not text:
-            raise InvalidArgument("the suggestion has no prompt text; give the text to approve")
+            raise InvalidArgument(
+                "the suggestion has no prompt text; give the text to approve",
+                ru="в предложении нет текста промпта: впишите текст, чтобы одобрить",
+            )
         base = prompts.get_version(engine, s.base_version_id)
         version = prompts.create_version(
             engine,
@@ -306,5 +313,8 @@ def decide(engine: Engine, suggestion_id: int, *, by: str, approve: bool, prompt
             {"st": "approved" if approve else "rejected", "by": by, "v": new_id, "i": s.id},
         ).rowcount
     if not updated:
-        raise InvalidArgument(f"suggestion {suggestion_id} was decided meanwhile")
+        raise InvalidArgument(
+            f"suggestion {suggestion_id} was decided meanwhile",
+            ru=f"по предложению #{suggestion_id} решение уже приняли, пока была открыта страница",
+        )
     return get_suggestion(engine, s.id)

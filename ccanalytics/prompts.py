@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
+from . import rutext
 from .errors import InvalidArgument, NotFound
 
 NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,99}$"
@@ -94,17 +95,27 @@ def create_version(
 ) -> PromptVersion:
     """A new version (number = previous + 1, label ``name@vN``). Never active unless ``activate``."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidArgument("prompt name must be lowercase letters, digits, '_' or '-', starting with a letter")
+        raise InvalidArgument(
+            "prompt name must be lowercase letters, digits, '_' or '-', starting with a letter",
+            ru="имя промпта — строчные латинские буквы, цифры, «_» и «-», первой должна быть буква",
+        )
     if not isinstance(system_prompt, str) or not system_prompt.strip():
-        raise InvalidArgument("system_prompt must be a non-empty text")
+        raise InvalidArgument("system_prompt must be a non-empty text", ru="текст промпта не может быть пустым")
     if len(system_prompt) > MAX_PROMPT_CHARS:
-        raise InvalidArgument(f"system_prompt is {len(system_prompt):,} characters, the limit is {MAX_PROMPT_CHARS:,}")
+        raise InvalidArgument(
+            f"system_prompt is {len(system_prompt):,} characters, the limit is {MAX_PROMPT_CHARS:,}",
+            ru=f"текст промпта длиннее {rutext.count(MAX_PROMPT_CHARS, 'символа', 'символов', 'символов')}",
+        )
     if "\x00" in system_prompt:
-        raise InvalidArgument("system_prompt contains a NUL character")
+        raise InvalidArgument(
+            "system_prompt contains a NUL character", ru="текст промпта содержит недопустимый символ (NUL)"
+        )
     if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidArgument("metadata must be a JSON object")
+        raise InvalidArgument("metadata must be a JSON object", ru="метаданные должны быть JSON-объектом")
     if tools_config is not None and not isinstance(tools_config, dict | list):
-        raise InvalidArgument("tools_config must be a JSON object or array")
+        raise InvalidArgument(
+            "tools_config must be a JSON object or array", ru="инструменты должны быть JSON-объектом или массивом"
+        )
     if not author or not author.strip():
         raise InvalidArgument("author is required")
     with engine.begin() as conn:
@@ -209,7 +220,7 @@ def activate_version(
             {"n": target.name},
         ).scalar()
         if current == target.id:
-            raise InvalidArgument(f"{target.label} is already the active version")
+            raise InvalidArgument(f"{target.label} is already the active version", ru=f"{target.label} уже активна")
         row = conn.execute(
             sa.text(
                 # the time the lock was held, not the transaction's start (now()): activations of a name
@@ -234,7 +245,10 @@ def rollback(engine: Engine, name: str, *, by: str, reason: str | None = None) -
             {"n": name},
         ).scalar()
     if last is None:
-        raise InvalidArgument(f"prompt {name!r} has no earlier active version to roll back to")
+        raise InvalidArgument(
+            f"prompt {name!r} has no earlier active version to roll back to",
+            ru=f"у промпта {name} нет предыдущей активной версии: откатывать некуда",
+        )
     return activate_version(engine, last, by=by, reason=reason or "rollback", kind="rollback")
 
 

@@ -499,7 +499,7 @@ def test_recommend_investigate_srm_first():
         calls_per_day=1400,
     )
     assert rec.action == "investigate_srm"
-    assert "SRM" in rec.reason and "5 120" in rec.reason and rec.expected_days_to_power is None
+    assert "SRM" in rec.reason and "5\u202f120" in rec.reason and rec.expected_days_to_power is None
 
 
 def test_recommend_stop_harm_on_guardrail():

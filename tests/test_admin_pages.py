@@ -104,7 +104,7 @@ def test_analysts_read_every_page_but_every_write_is_403(app, engine):
             assert res.status_code not in (401, 403) and res.status_code < 500, (path, res.status_code)
         else:
             assert res.status_code == 403, (method, path, res.status_code)
-            assert res.get_json()["error"]["code"] == "forbidden"
+            assert "Нет доступа" in res.get_data(as_text=True)  # a page in Russian (the API answers JSON)
             writes += 1
     assert writes >= 9
     with engine.connect() as conn:
@@ -123,7 +123,7 @@ def test_writes_without_the_csrf_token_are_400(app, admin, engine):
         if method == "POST":
             for headers in ({}, {"X-CSRF-Token": "forged"}):
                 res = admin.post(path, data={"confirm": "yes", "name": "x"}, headers=headers)
-                assert res.status_code == 400 and res.get_json()["error"]["code"] == "csrf_failed", path
+                assert res.status_code == 400 and "Форма устарела" in res.get_data(as_text=True), path
     assert prompts.list_versions(engine) == []
 
 
@@ -162,10 +162,10 @@ def test_pages_render_for_admin_and_analyst_on_demo_data(demo_engine, demo_admin
         assert seen["admin"].count('method="post"') >= 1
     dashboard = text(demo_admin.get(f"/dashboard?day={DEMO_END}"))
     assert "Ключевые цифры" in dashboard and "Решено ботом" in dashboard
-    assert dashboard.count("data:image/png;base64,") == 2  # quality and cost trends
+    assert dashboard.count('<svg class="chart"') == 2  # quality and cost trends, inline SVG (no PNG per request)
     assert "tire_agent-v1-vs-v2" in dashboard
     call = text(demo_admin.get(f"/calls/{review_call(demo_engine)}"))
-    assert 'alt="Задержки по репликам: STT / LLM / TTS"' in call
+    assert 'aria-label="Задержки по репликам: STT / LLM / TTS"' in call and "data:image/png" not in call
     assert "Завершить проверку" in call and "Взять себе" in call
 
 
@@ -246,7 +246,7 @@ def test_the_processors_own_ab_tests_are_listed_read_only(app, admin, engine):
     analyst = logged_in(app, engine, "ivan", "analyst")
     for client in (admin, analyst):
         page = text(client.get("/ab"))
-        ours_part, _, theirs = page.partition("Тесты call processor")
+        ours_part, _, theirs = page.partition("Тесты процессора звонков")
         assert theirs, "the section is missing"
         assert "ours" in ours_part and "proc-live" not in ours_part  # not mixed with ccanalytics's tests
         rows = re.findall(r"<tr>(.*?)</tr>", theirs.split("</table>")[0].partition("<tbody>")[2], re.S)
@@ -262,14 +262,14 @@ def test_the_processors_own_ab_tests_are_listed_read_only(app, admin, engine):
         # read-only: no link to a page of theirs, no form
         assert f"/ab/{live}" not in page and f"/ab/{done}" not in page and f"/ab/{ours.id}" in page
     # the status filter covers their statuses too
-    running = text(admin.get("/ab?status=running")).partition("Тесты call processor")[2]
+    running = text(admin.get("/ab?status=running")).partition("Тесты процессора звонков")[2]
     assert "proc-live" in running and "proc-quoted" in running and "proc-done" not in running
-    stopped = text(admin.get("/ab?status=stopped")).partition("Тесты call processor")[2]
+    stopped = text(admin.get("/ab?status=stopped")).partition("Тесты процессора звонков")[2]
     assert "proc-done" in stopped and "proc-live" not in stopped
-    assert "Тесты call processor" not in text(admin.get("/ab?status=draft"))
+    assert "Тесты процессора звонков" not in text(admin.get("/ab?status=draft"))
     # their id is no page of ccanalytics's: a 404 that says why
     res = admin.get(f"/ab/{live}")
-    assert res.status_code == 404 and "тест call processor" in text(res) and note in text(res)
+    assert res.status_code == 404 and "тест процессора звонков" in text(res) and note in text(res)
     assert post(admin, f"/ab/{live}/start").status_code == 404
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT calls_a, calls_b, status FROM prompt_ab_tests WHERE id = :i"), {"i": live})
@@ -343,7 +343,7 @@ def test_prompt_versions_editor_diff_activation_and_rollback_are_audited(admin, 
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"name": "Bad Name", "system_prompt": "x"}, "prompt name"),
+        ({"name": "Bad Name", "system_prompt": "x"}, "имя промпта — строчные латинские буквы"),
         ({"name": "greeting", "system_prompt": "   "}, "system_prompt"),
         ({"name": "greeting", "system_prompt": "x", "tools_config": "{oops"}, "это не JSON"),
         ({"name": "greeting", "system_prompt": "x", "metadata": "[1]"}, "JSON-объект"),
@@ -398,7 +398,7 @@ def test_ab_test_created_started_and_stopped_through_the_pages(demo_engine, demo
         "min_turns": "2",
     }
     bad = post(admin, "/ab/new", {**form, "variant_1": str(v2.id)})
-    assert bad.status_code == 400 and "itself" in text(bad)
+    assert bad.status_code == 400 and "саму с собой" in text(bad)
     bad = post(admin, "/ab/new", {**form, "weight_0": "70", "weight_1": "20"})
     assert bad.status_code == 400 and "100 %" in text(bad)
     res = post(admin, "/ab/new", {**form, "weight_0": "70", "weight_1": "30"})
@@ -414,12 +414,13 @@ def test_ab_test_created_started_and_stopped_through_the_pages(demo_engine, demo
 
     # one running test per prompt: the demo test has to stop first
     res = post(admin, f"/ab/{test.id}/start")
-    assert res.status_code == 409 and "already running" in text(res)
+    assert res.status_code == 409 and "уже идёт тест" in text(res)  # the library's message in Russian
 
     # the live readout of the demo test
     page = text(admin.get(f"/ab/{demo_test.id}"))
     assert "Метрики по вариантам" in page and "Решено без оператора" in page and "Качество" in page
-    assert "95 % ДИ разницы" in page and re.search(r"\[[-−]?[0-9]", page)  # confidence intervals (− is a minus)
+    # the one interval the recommendation uses, as "lo…hi" (− is a minus)
+    assert "Где, скорее всего, настоящая разница (95 %)" in page and re.search(r"[-−+]?[0-9][0-9,]*…[-−+]?[0-9]", page)
     assert "SRM" in page and "Сравнение B с A" in page
     assert any(word in page for word in ("продолжать тест", "переключиться", "оставить", "остановить"))
     assert page.count("data:image/png;base64,") == 2 and "Качество по критериям" in page

@@ -50,10 +50,12 @@ def test_overview_of_an_empty_database(client):
     assert "За период звонков нет" in html
 
 
-def test_bad_query_parameter_is_a_json_400(client):
+def test_bad_query_parameter_is_a_russian_400_page(client):
     res = client.get("/?days=abc")
-    assert res.status_code == 400
-    assert res.get_json()["error"]["code"] == "invalid_argument"
+    assert res.status_code == 400 and res.mimetype == "text/html"
+    assert "Период: нужно целое число дней" in res.get_data(as_text=True)
+    res = client.get("/?days=abc", headers={"Accept": "application/json"})  # a script asking for JSON
+    assert res.status_code == 400 and res.get_json()["error"]["code"] == "invalid_argument"
 
 
 def test_health_and_readiness(client):

@@ -6,8 +6,6 @@ from typing import Any
 
 from flask import Flask
 
-from ccanalytics.errors import CCAError
-
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """App factory. ``config`` may carry ``ENGINE`` (a SQLAlchemy engine); without it the engine is
@@ -30,15 +28,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         auth,
         dashboard,
         db,
+        errorpages,
         health,
         journal,
         overview,
         prom,
         prompts,
         requestlog,
+        review,
         security,
         suggestions,
         tenancy,
+        textformat,
+        users,
     )
 
     db.init_app(app)  # the engine; a 503 page with a banner while the database is unreachable
@@ -55,9 +57,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(suggestions.bp)
     app.register_blueprint(abtests.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(review.bp)
+    app.register_blueprint(users.bp)
 
-    @app.errorhandler(CCAError)
-    def _cca_error(exc: CCAError):
-        return {"error": exc.to_dict()}, exc.http_status
+    textformat.init_app(app)  # Russian numbers, dates, word forms and labels in the templates (rutext, labels)
+    errorpages.init_app(app)  # errors: Russian pages in the site's layout, JSON under /api/; expired forms kept
 
     return app

@@ -17,6 +17,7 @@ from ccanalytics import abview, experiments, labels, prompts
 from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .db import get_engine
+from .errorpages import keeps_form
 from .prompts import (
     actor,
     as_uuid,
@@ -35,12 +36,7 @@ bp.register_error_handler(NotFound, error_page)
 bp.register_error_handler(InvalidArgument, error_page)
 
 MAX_VARIANTS = 6
-DECISIONS_RU = {
-    "ship_b": "внедрить претендента",
-    "keep_a": "оставить контрольный вариант A",
-    "inconclusive": "без вывода (разницы не видно)",
-    "stop_harm": "остановить: претендент хуже",
-}
+DECISIONS_RU = labels.AB_DECISIONS
 # the recommendation's action → the decision preselected in the stop form
 SUGGESTED_DECISION = {"ship_b": "ship_b", "keep_a": "keep_a", "stop_harm": "stop_harm"}
 GOALS_RU = {name: experiments.METRICS[name]["label"] for name in experiments.GOAL_METRICS}
@@ -65,7 +61,10 @@ def _versions_by_prompt() -> dict[str, list[prompts.PromptVersion]]:
 def index():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
-        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+        raise InvalidArgument(
+            f"status must be one of {', '.join(STATUSES)}",
+            ru="Фильтр по статусу: " + ", ".join(f"«{abview.STATUS_RU[s]}»" for s in STATUSES) + " — или все тесты.",
+        )
     engine = get_engine()
     tests = experiments.list_tests(engine, status=status)
     theirs = experiments.processor_tests(engine)
@@ -142,6 +141,7 @@ def _exclusions() -> dict[str, Any]:
 
 
 @bp.route("/ab/new", methods=["GET", "POST"])
+@keeps_form(lambda message: _new_page(request.form.to_dict(), message, 400))
 def new():
     if request.method == "GET":
         chosen = [str(found) for p in request.args.get("versions", "").split(",") if (found := as_uuid(p))]
@@ -173,7 +173,7 @@ def new():
             exclusions=_exclusions(),
         )
     except (InvalidArgument, NotFound) as exc:
-        return _new_page(form, str(exc), exc.http_status)
+        return _new_page(form, exc.message_ru, exc.http_status)
     audit("ab_test.created", "ab_test", test.id, {"test_name": test.test_name, "versions": ids})
     flash(f"Тест «{test.test_name}» создан как черновик. Проверьте варианты и запустите его.", "good")
     return redirect(url_for(".detail", test_id=test.id), 303)
@@ -195,7 +195,7 @@ def _test(test_id: str) -> experiments.ABTest:
     except NotFound:
         raise NotFound(f"A/B-теста {found} нет.") from None
     raise NotFound(
-        f"«{theirs.test_name}» — тест call processor: он показан только в списке A/B-тестов, "
+        f"«{theirs.test_name}» — тест процессора звонков: он показан только в списке A/B-тестов, "
         f"{experiments.PROCESSOR_RESULTS_NOTE_RU}."
     )
 
@@ -241,6 +241,7 @@ def detail(test_id: str):
 
 
 @bp.post("/ab/<test_id>/start")
+@keeps_form(lambda message, test_id: _detail_page(test_id, error=message, status=400))
 def start(test_id: str):
     engine = get_engine()
     test = _test(test_id)
@@ -249,7 +250,7 @@ def start(test_id: str):
             raise Conflict(f"тест «{test.test_name}» уже {abview.STATUS_RU.get(test.status, test.status)}")
         started = experiments.start_test(engine, test.id, by=actor())
     except (InvalidArgument, Conflict) as exc:
-        return _detail_page(test_id, error=str(exc), status=409)
+        return _detail_page(test_id, error=exc.message_ru, status=409)
     audit("ab_test.started", "ab_test", test.id, {"test_name": test.test_name})
     prompts_changed()
     flash(f"Тест «{started.test_name}» запущен.", "good")
@@ -257,6 +258,7 @@ def start(test_id: str):
 
 
 @bp.post("/ab/<test_id>/stop")
+@keeps_form(lambda message, test_id: _detail_page(test_id, error=message, status=400, form=request.form.to_dict()))
 def stop(test_id: str):
     engine = get_engine()
     test = _test(test_id)
@@ -274,7 +276,7 @@ def stop(test_id: str):
             )
         experiments.stop_test(engine, test.id, by=actor(), decision=decision, note=note)
     except (InvalidArgument, Conflict) as exc:
-        return _detail_page(test_id, error=str(exc), status=exc.http_status, form=form)
+        return _detail_page(test_id, error=exc.message_ru, status=exc.http_status, form=form)
     audit("ab_test.stopped", "ab_test", test.id, {"test_name": test.test_name, "decision": decision, "note": note})
     prompts_changed()
     flash(f"Тест «{test.test_name}» остановлен: {DECISIONS_RU[decision]}.", "good")

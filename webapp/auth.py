@@ -47,7 +47,7 @@ from flask import (
 )
 from markupsafe import Markup, escape
 
-from ccanalytics import auth
+from ccanalytics import auth, labels
 from ccanalytics.auth import Forbidden, Unauthorized
 from ccanalytics.errors import CSRFError
 
@@ -318,7 +318,7 @@ LOGOUT_PAGE = """{% extends "base.html" %}
 {% endblock %}
 """
 
-ROLE_NAMES = {"admin": "администратор", "analyst": "аналитик", "service": "сервис"}
+ROLE_NAMES = labels.ROLES
 
 
 def safe_next(target: str | None) -> str:

@@ -27,9 +27,9 @@ def index():
     try:
         days = int(request.args.get("days", 7))
     except ValueError:
-        raise InvalidArgument("days must be a whole number") from None
+        raise InvalidArgument("days must be a whole number", ru="Период: нужно целое число дней от 1 до 366.") from None
     if not 1 <= days <= 366:
-        raise InvalidArgument("days must be between 1 and 366")
+        raise InvalidArgument("days must be between 1 and 366", ru="Период: нужно целое число дней от 1 до 366.")
     last = timeutil.today(tz)
     first = last - timedelta(days=days - 1)
     engine = get_engine()

@@ -24,6 +24,7 @@ from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 from .apiparams import has_nul
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
+from .errorpages import keeps_form
 
 bp = Blueprint("prompts", __name__)
 
@@ -108,7 +109,7 @@ def error_page(exc: NotFound | InvalidArgument):
     """A NotFound or InvalidArgument raised by a page: an HTML page in Russian with its status (the API
     answers JSON; the app-wide handler stays for everything else)."""
     title = "Не найдено" if exc.http_status == 404 else "Ошибка в запросе"
-    return render_template("page_error.html", title=title, message=exc.message), exc.http_status
+    return render_template("page_error.html", title=title, message=exc.message_ru), exc.http_status
 
 
 def confirmed() -> bool:
@@ -262,7 +263,39 @@ def version(name: str, number: int):
     )
 
 
+def _edit_again(message: str):
+    """The editor with what was posted and ``message`` (an expired form: webapp/errorpages.py)."""
+    fields = ("name", "system_prompt", "tools_config", "metadata", "note", "base_id")
+    form = {k: request.form.get(k, "") for k in fields}
+    found = as_uuid(form["base_id"]) if form["base_id"] else None
+    base = None
+    if found is not None:
+        try:
+            base = prompts.get_version(get_engine(), found)
+        except NotFound:
+            base = None
+    return render_template("prompt_edit.html", form=form, base=base, error=message)
+
+
+def _confirm_again(message: str, version_id: str | None = None, name: str | None = None):
+    """The activation or rollback confirmation with the typed reason and ``message``."""
+    if version_id is not None:
+        target = version_by_id(version_id)
+        current = prompts.active_version(get_engine(), target.name)
+        return _confirm_page("activate", target, current, error=message, reason=request.form.get("reason", ""))
+    found = _versions_of(name or "")
+    current = next((v for v in found if v.is_active), None)
+    target_id = _rollback_target(prompts.history(get_engine(), name or ""))
+    target = next((v for v in found if v.id == target_id), None)
+    if target is None:
+        return render_template(
+            "prompt_confirm.html", kind="rollback", target=None, current=current, name=name, error=message
+        )
+    return _confirm_page("rollback", target, current, error=message, reason=request.form.get("reason", ""))
+
+
 @bp.route("/prompts/new", methods=["GET", "POST"])
+@keeps_form(_edit_again)
 def new():
     engine = get_engine()
     if request.method == "GET":
@@ -304,7 +337,7 @@ def new():
             note=note,
         )
     except (InvalidArgument, NotFound) as exc:
-        return render_template("prompt_edit.html", form=form, base=base, error=str(exc)), exc.http_status
+        return render_template("prompt_edit.html", form=form, base=base, error=exc.message_ru), exc.http_status
     audit("prompt.created", "prompt_version", v.id, {"label": v.label, "note": v.note, "from_version_id": base_id})
     flash(f"Создана версия {v.label}. Она не активна: активируйте её или проверьте A/B-тестом.", "good")
     return redirect(url_for(".version", name=v.name, number=v.version), 303)
@@ -341,6 +374,7 @@ def _confirm_page(kind: str, target: prompts.PromptVersion, current: prompts.Pro
 
 
 @bp.route("/prompts/<version_id>/activate", methods=["GET", "POST"])
+@keeps_form(_confirm_again)
 def activate(version_id: str):
     engine = get_engine()
     target = version_by_id(version_id)
@@ -357,7 +391,7 @@ def activate(version_id: str):
             raise Conflict("активная версия изменилась, пока открыта эта страница: проверьте ещё раз")
         activation = prompts.activate_version(engine, target.id, by=actor(), reason=reason)
     except (InvalidArgument, Conflict) as exc:
-        page = _confirm_page("activate", target, current, error=str(exc), reason=request.form.get("reason", ""))
+        page = _confirm_page("activate", target, current, error=exc.message_ru, reason=request.form.get("reason", ""))
         return page, exc.http_status
     audit(
         "prompt.activated",
@@ -371,6 +405,7 @@ def activate(version_id: str):
 
 
 @bp.route("/prompts/<name>/rollback", methods=["GET", "POST"])
+@keeps_form(_confirm_again)
 def rollback(name: str):
     engine = get_engine()
     found = _versions_of(name)
@@ -396,7 +431,7 @@ def rollback(name: str):
             raise Conflict("версии изменились, пока открыта эта страница: проверьте ещё раз")
         activation = prompts.rollback(engine, name, by=actor(), reason=reason)
     except (InvalidArgument, Conflict) as exc:
-        page = _confirm_page("rollback", target, current, error=str(exc), reason=request.form.get("reason", ""))
+        page = _confirm_page("rollback", target, current, error=exc.message_ru, reason=request.form.get("reason", ""))
         return page, exc.http_status
     audit(
         "prompt.rolled_back",

@@ -10,6 +10,7 @@ from ccanalytics import labels, optimizer, prompts
 from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .db import get_engine
+from .errorpages import keeps_form
 from .prompts import actor, audit, error_page, page_context
 
 bp = Blueprint("suggestions", __name__)
@@ -17,15 +18,18 @@ bp.context_processor(page_context)
 bp.register_error_handler(NotFound, error_page)
 bp.register_error_handler(InvalidArgument, error_page)
 
-STATUSES = {"proposed": "ждёт решения", "approved": "одобрено", "rejected": "отклонено"}
-SOURCES = {"rules": "правила (офлайн)", "llm": "LLM"}
+STATUSES = labels.SUGGESTION_STATUSES
+SOURCES = labels.SUGGESTION_SOURCES
 
 
 @bp.get("/prompts/suggestions")
 def index():
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
-        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+        raise InvalidArgument(
+            f"status must be one of {', '.join(STATUSES)}",
+            ru="Фильтр по статусу: " + ", ".join(f"«{name}»" for name in STATUSES.values()) + " — или все предложения.",
+        )
     engine = get_engine()
     found = optimizer.list_suggestions(engine, status)
     versions = {v.id: v for v in prompts.list_versions(engine)} if found else {}
@@ -69,6 +73,11 @@ def detail(suggestion_id: int):
 
 
 @bp.post("/prompts/suggestions/<int:suggestion_id>/decide")
+@keeps_form(
+    lambda message, suggestion_id: _page(
+        suggestion_id, error=message, status=400, text=request.form.get("prompt_text", "").replace("\r\n", "\n")
+    )
+)
 def decide(suggestion_id: int):
     engine = get_engine()
     s = _suggestion(suggestion_id)
@@ -85,7 +94,7 @@ def decide(suggestion_id: int):
         edited = text if approve and text.strip() and text != (s.proposed_prompt or "") else None
         decided = optimizer.decide(engine, s.id, by=actor(), approve=approve, prompt_text=edited)
     except (InvalidArgument, Conflict) as exc:
-        return _page(suggestion_id, error=str(exc), status=exc.http_status, text=text)
+        return _page(suggestion_id, error=exc.message_ru, status=exc.http_status, text=text)
     audit(
         "suggestion.approved" if approve else "suggestion.rejected",
         "prompt_suggestion",

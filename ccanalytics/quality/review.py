@@ -2,23 +2,33 @@
 with a verdict per criterion (stored as human labels for calibration) and a comment.
 
 Every function takes ``tenant`` (a slug, several, or None for every tenant): the queue of those
-tenants' calls; taking or resolving a call of another tenant is NotFound, as if it were not queued."""
+tenants' calls; taking or resolving a call of another tenant is NotFound, as if it were not queued.
+
+Taking and resolving write the audit log (``review.taken``, ``review.resolved``) in the transaction
+that makes the change; :func:`history` reads it back: who took and who resolved which call, when.
+:func:`queue` is the queue page's list: filters by status, failed criterion, reviewer and period of
+the call, with the total and the failed criteria of each call."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import tenants
+from .. import tenants, timeutil
+from ..auth import audit
+from ..definitions import LOW_QUALITY
 from ..errors import InvalidArgument, NotFound
 from ..telemetry import CRITERIA
 
 STATUSES = ("new", "in_review", "resolved")
+SORTS = ("score", "date", "updated")
+EVENTS = ("review.taken", "review.resolved")  # the audit log's actions of the review queue
 # a review item of the scope's tenants (every item when :tenants is NULL)
 _OF_TENANTS = (
     "(CAST(:tenants AS text[]) IS NULL OR EXISTS (SELECT 1 FROM cca_calls c "
@@ -75,30 +85,44 @@ def counts(engine: Engine, *, tenant: tenants.TenantArg = None) -> dict[str, int
     return {s: 0 for s in STATUSES} | dict(rows)
 
 
-def _status_for_update(conn: sa.Connection, call_id: uuid.UUID, tenant: tenants.TenantArg) -> str | None:
-    """The item's status, locked; None when the call is not queued or is another tenant's."""
+def _item_for_update(conn: sa.Connection, call_id: uuid.UUID, tenant: tenants.TenantArg) -> Any:
+    """The item's status and reviewer, locked; None when the call is not queued or is another tenant's."""
     scope = tenants.scope(conn, tenant)
     return conn.execute(
-        sa.text(f"SELECT r.status FROM review_items r WHERE r.call_id = :id AND {_OF_TENANTS} FOR UPDATE OF r"),
+        sa.text(
+            f"SELECT r.status, r.assigned_to FROM review_items r WHERE r.call_id = :id AND {_OF_TENANTS} "
+            "FOR UPDATE OF r"
+        ),
         {"id": call_id, **tenants.params(scope)},
-    ).scalar()
+    ).one_or_none()
+
+
+def _check_reviewer(reviewer: str) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise InvalidArgument("reviewer is required")
+    return reviewer.strip()
 
 
 def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str, *, tenant: tenants.TenantArg = None) -> None:
-    """A reviewer starts on a call (new → in_review). A call outside ``tenant`` is NotFound."""
+    """A reviewer starts on a call (new → in_review; an item in review is reassigned to them). A call
+    outside ``tenant`` is NotFound. Audited (``review.taken``, with the previous reviewer when reassigned)."""
+    reviewer = _check_reviewer(reviewer)
+    cid = _uuid(call_id)
     with engine.begin() as conn:
-        status = _status_for_update(conn, _uuid(call_id), tenant)
-        if status is None:
+        item = _item_for_update(conn, cid, tenant)
+        if item is None:
             raise NotFound(f"call {call_id} is not in the review queue")
-        if status == "resolved":
+        if item.status == "resolved":
             raise InvalidArgument(f"call {call_id} is already resolved")
         conn.execute(
             sa.text(
                 "UPDATE review_items SET status = 'in_review', assigned_to = :who, updated_at = now() "
                 "WHERE call_id = :id"
             ),
-            {"id": _uuid(call_id), "who": reviewer},
+            {"id": cid, "who": reviewer},
         )
+        previous = item.assigned_to if item.status == "in_review" and item.assigned_to != reviewer else None
+        audit(conn, reviewer, "review.taken", "call", str(cid), {"from": previous} if previous else None)
 
 
 def resolve(
@@ -112,9 +136,9 @@ def resolve(
 ) -> int:
     """Resolve a review with the reviewer's score per criterion (0–1, or None: not applicable).
     The verdicts are stored as labels next to the judge's score at this moment. Returns the number
-    of labels stored. All or nothing. A call outside ``tenant`` is NotFound."""
-    if not reviewer.strip():
-        raise InvalidArgument("reviewer is required")
+    of labels stored. All or nothing, audited in the same transaction (``review.resolved`` with the
+    verdicts and the comment). A call outside ``tenant`` is NotFound."""
+    reviewer = _check_reviewer(reviewer)
     unknown = set(verdicts) - set(CRITERIA)
     if unknown:
         raise InvalidArgument(f"unknown criteria: {', '.join(sorted(unknown))}")
@@ -125,8 +149,7 @@ def resolve(
             raise InvalidArgument(f"{name}: the verdict must be a number from 0 to 1, or null for not applicable")
     cid = _uuid(call_id)
     with engine.begin() as conn:
-        status = _status_for_update(conn, cid, tenant)
-        if status is None:
+        if _item_for_update(conn, cid, tenant) is None:
             raise NotFound(f"call {call_id} is not in the review queue")
         stored = store_labels(conn, cid, reviewer, verdicts)
         conn.execute(
@@ -136,6 +159,7 @@ def resolve(
             ),
             {"id": cid, "who": reviewer, "comment": comment},
         )
+        audit(conn, reviewer, "review.resolved", "call", str(cid), {"verdicts": dict(verdicts), "comment": comment})
     return stored
 
 
@@ -166,3 +190,283 @@ def store_labels(conn: sa.Connection, call_id: uuid.UUID, reviewer: str, verdict
             },
         )
     return len(verdicts)
+
+
+# ------------------------------------------------------------------------------------ the queue page
+@dataclass(frozen=True)
+class QueueRow:
+    """One call of the queue as the queue page shows it."""
+
+    call_id: str
+    started_at: datetime
+    tenant: str | None
+    scenario: str | None
+    status: str
+    reasons: tuple[str, ...]
+    score: float | None
+    assigned_to: str | None
+    comment: str | None
+    updated_at: datetime
+    resolved_at: datetime | None
+    failed: tuple[str, ...] = ()  # criteria the judge failed (applicable, score under LOW_QUALITY)
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    total: int  # items matching the filters (every page)
+    offset: int
+    limit: int
+    counts: dict[str, int] = field(default_factory=dict)  # per status, with every filter but the status
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+def _check_days(date_from: date | None, date_to: date | None) -> None:
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise InvalidArgument(f"date_to ({date_to}) is before date_from ({date_from})")
+
+
+def _bounds(date_from: date | None, date_to: date | None, tz: str) -> dict[str, datetime | None]:
+    """[start, end) of the local days given (either end may be open)."""
+    _check_days(date_from, date_to)
+    return {
+        "start": timeutil.day_start(date_from, tz) if date_from is not None else None,
+        "end": timeutil.day_start(date_to + timedelta(days=1), tz) if date_to is not None else None,
+    }
+
+
+# the queue's filters over review_items r, the call c (cca_calls) and its current score s
+_QUEUE_FROM = f"""
+FROM review_items r
+LEFT JOIN cca_calls c ON c.id = r.call_id AND c.started_at = r.started_at
+LEFT JOIN call_scores s ON s.current_call_id = r.call_id
+WHERE {tenants.SQL}
+  AND (CAST(:criterion AS text) IS NULL OR (
+       coalesce((s.criteria -> CAST(:criterion AS text) ->> 'applicable')::boolean, true)
+       AND (s.criteria -> CAST(:criterion AS text) ->> 'score')::float8 < :low))
+  AND (CAST(:reviewer AS text) IS NULL OR r.assigned_to = :reviewer)
+  AND (CAST(:start AS timestamptz) IS NULL OR r.started_at >= :start)
+  AND (CAST(:end AS timestamptz) IS NULL OR r.started_at < :end)
+"""
+_ORDER = {
+    "score": "r.score ASC NULLS FIRST, r.started_at DESC, r.call_id",
+    "date": "r.started_at DESC, r.call_id",
+    "updated": "r.updated_at DESC, r.call_id",
+}
+
+
+def queue(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    criterion: str | None = None,
+    reviewer: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    tenant: tenants.TenantArg = None,
+    sort: str = "score",
+    offset: int = 0,
+    limit: int = 50,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> QueuePage:
+    """The queue of ``tenant``'s calls (default: every tenant) filtered by status, a criterion the judge
+    failed (applicable and scored under LOW_QUALITY), the reviewer it is assigned to and the local days
+    of the call (``date_from`` … ``date_to`` inclusive, in ``tz``); sorted by score (lowest first), call
+    date or last change (newest first). ``counts`` has every filter but the status."""
+    if status is not None and status not in STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+    if criterion is not None and criterion not in CRITERIA:
+        raise InvalidArgument(f"unknown criterion: {criterion!r}")
+    if sort not in SORTS:
+        raise InvalidArgument(f"sort must be one of {', '.join(SORTS)}")
+    if not 1 <= int(limit) <= 500 or not 0 <= int(offset) <= 1_000_000:
+        raise InvalidArgument("limit must be 1–500 and offset 0–1000000")
+    with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
+        params: dict[str, Any] = {
+            "criterion": criterion,
+            "low": LOW_QUALITY,
+            "reviewer": reviewer,
+            **_bounds(date_from, date_to, tz),
+            **tenants.params(scope),
+        }
+        per_status = dict(conn.execute(sa.text(f"SELECT r.status, count(*) {_QUEUE_FROM} GROUP BY 1"), params).all())
+        counts = {s: per_status.get(s, 0) for s in STATUSES}
+        total = counts[status] if status is not None else sum(counts.values())
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.call_id::text AS call_id, r.started_at, c.tenant, c.scenario, r.status, r.reasons, r.score, "
+                f"r.assigned_to, r.comment, r.updated_at, r.resolved_at, s.criteria {_QUEUE_FROM} "
+                f"AND (CAST(:status AS text) IS NULL OR r.status = :status) ORDER BY {_ORDER[sort]} "
+                "LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "status": status, "limit": int(limit), "offset": int(offset)},
+        ).all()
+    return QueuePage(
+        [
+            QueueRow(
+                r.call_id,
+                r.started_at,
+                r.tenant,
+                r.scenario,
+                r.status,
+                tuple(r.reasons),
+                r.score,
+                r.assigned_to,
+                r.comment,
+                r.updated_at,
+                r.resolved_at,
+                _failed(r.criteria),
+            )
+            for r in rows
+        ],
+        total,
+        int(offset),
+        int(limit),
+        counts,
+    )
+
+
+def _failed(criteria: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The criteria a judge failed (applicable and scored under LOW_QUALITY), in the rubric's order."""
+    out = []
+    for name in CRITERIA:
+        c = (criteria or {}).get(name)
+        if isinstance(c, Mapping) and c.get("applicable", True) and isinstance(c.get("score"), int | float):
+            if c["score"] < LOW_QUALITY:
+                out.append(name)
+    return tuple(out)
+
+
+def reviewers(engine: Engine) -> list[str]:
+    """Everyone who was assigned a review or took or resolved one (for the reviewer filter)."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT assigned_to FROM review_items WHERE assigned_to IS NOT NULL "
+                    "UNION SELECT actor FROM audit_log WHERE object_type = 'call' AND action = ANY(:events) "
+                    "ORDER BY 1"
+                ),
+                {"events": list(EVENTS)},
+            ).scalars()
+        )
+
+
+# ---------------------------------------------------------------------------------------- history
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One taking or resolving of a review, from the audit log."""
+
+    at: datetime
+    reviewer: str
+    action: str  # review.taken | review.resolved
+    call_id: str
+    started_at: datetime | None  # the call's start (None: the call is no longer in the queue)
+    tenant: str | None
+    verdicts: dict[str, float | None]  # review.resolved: the reviewer's score per criterion
+    comment: str | None
+    previous: str | None  # review.taken: the reviewer it was taken from
+
+
+@dataclass(frozen=True)
+class ReviewerSummary:
+    reviewer: str
+    taken: int
+    resolved: int
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class History:
+    entries: list[HistoryEntry]
+    total: int
+    offset: int
+    limit: int
+    reviewers: list[ReviewerSummary]  # per reviewer over every entry matching the filters
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.entries) < self.total
+
+
+_HISTORY_FROM = f"""
+FROM audit_log a
+LEFT JOIN review_items r ON r.call_id = CASE
+       WHEN a.object_id ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
+       THEN CAST(a.object_id AS uuid) END
+LEFT JOIN cca_calls c ON c.id = r.call_id AND c.started_at = r.started_at
+WHERE a.object_type = 'call' AND a.action = ANY(:events) AND {tenants.SQL}
+  AND (CAST(:reviewer AS text) IS NULL OR a.actor = :reviewer)
+  AND (CAST(:call AS text) IS NULL OR a.object_id = :call)
+  AND (CAST(:start AS timestamptz) IS NULL OR a.at >= :start)
+  AND (CAST(:end AS timestamptz) IS NULL OR a.at < :end)
+"""
+
+
+def history(
+    engine: Engine,
+    *,
+    reviewer: str | None = None,
+    call_id: str | uuid.UUID | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    tenant: tenants.TenantArg = None,
+    offset: int = 0,
+    limit: int = 50,
+    tz: str = timeutil.DEFAULT_TZ,
+) -> History:
+    """Who reviewed what: every taking and resolving of ``tenant``'s calls (default: every tenant;
+    limited to tenants, the calls no longer queued are left out) by ``reviewer``, of one call, within
+    the local days ``date_from`` … ``date_to`` of the action, newest first; and a summary per reviewer."""
+    if not 1 <= int(limit) <= 500 or not 0 <= int(offset) <= 1_000_000:
+        raise InvalidArgument("limit must be 1–500 and offset 0–1000000")
+    with engine.connect() as conn:
+        scope = tenants.scope(conn, tenant)
+        params: dict[str, Any] = {
+            "events": list(EVENTS),
+            "reviewer": reviewer,
+            "call": str(_uuid(call_id)) if call_id is not None else None,
+            **_bounds(date_from, date_to, tz),
+            **tenants.params(scope),
+        }
+        summary = [
+            ReviewerSummary(r.actor, r.taken, r.resolved, r.last_at)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT a.actor, count(*) FILTER (WHERE a.action = 'review.taken') AS taken, "
+                    "count(*) FILTER (WHERE a.action = 'review.resolved') AS resolved, max(a.at) AS last_at "
+                    f"{_HISTORY_FROM} GROUP BY a.actor ORDER BY resolved DESC, taken DESC, a.actor"
+                ),
+                params,
+            )
+        ]
+        rows = conn.execute(
+            sa.text(
+                "SELECT a.at, a.actor, a.action, a.object_id, a.details, r.started_at, c.tenant "
+                f"{_HISTORY_FROM} ORDER BY a.at DESC, a.id DESC LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "limit": int(limit), "offset": int(offset)},
+        ).all()
+    entries = []
+    for r in rows:
+        details = r.details if isinstance(r.details, dict) else {}
+        verdicts = details.get("verdicts") if isinstance(details.get("verdicts"), dict) else {}
+        entries.append(
+            HistoryEntry(
+                r.at,
+                r.actor,
+                r.action,
+                r.object_id,
+                r.started_at,
+                r.tenant,
+                verdicts,
+                details.get("comment") if isinstance(details.get("comment"), str) else None,
+                details.get("from") if isinstance(details.get("from"), str) else None,
+            )
+        )
+    total = sum(s.taken + s.resolved for s in summary)
+    return History(entries, total, int(offset), int(limit), summary)

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import signals
+from .. import labels, rutext, signals
 from .rubric import CriterionScore
 from .transcript import CallView
 
@@ -17,6 +17,7 @@ CONCISE_CHARS = 200  # a bot turn up to this long is concise for voice
 VERBOSE_CHARS = 450  # from this long it is not
 MONOLOGUE_CHARS = 600  # one bot turn this long is a monologue, however short the others
 RESPONSE_BUDGET_MS = 2000.0
+_CHARS = ("символ", "символа", "символов")
 
 # The customer is irritated, rude or complains (Ukrainian, Russian, surzhyk). Asking for a person is
 # not by itself dissatisfaction.
@@ -444,13 +445,16 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
     out["bot_was_concise"] = CriterionScore(
         round(concise, 2),
         s.bot_turns > 0,
-        f"Средняя реплика бота {s.mean_bot_chars:.0f} символов, самая длинная {s.max_bot_chars}",
+        f"Средняя реплика бота {rutext.count(round(s.mean_bot_chars), *_CHARS)}, "
+        f"самая длинная {rutext.num(s.max_bot_chars)}",
         _evidence(call, lambda t: t.speaker == "bot" and len(t.text) > CONCISE_CHARS),
     )
     out["call_resolved_without_human"] = CriterionScore(
         0.0 if s.transferred else 1.0,
         True,
-        f"Переведён на оператора ({call.transfer_reason or 'причина не указана'})" if s.transferred else "Решено ботом",
+        f"Переведён на оператора ({labels.reason(call.transfer_reason or 'unknown')})"
+        if s.transferred
+        else "Решено ботом",
         _evidence(call, lambda t: any(x.name == "transfer_to_operator" for x in t.tools)),
     )
     if s.negative_turns or call.transfer_reason == "negative_emotion":
