@@ -309,62 +309,71 @@ def demo_cmd(no_serve: bool, days: int, calls_per_day: int, seed: int, reset: bo
     from .demo import run_demo
 
     report = run_demo(_settings(), seed=seed, days=days, calls_per_day=calls_per_day, reset=reset, echo=click.echo)
+    report.engine.dispose()  # the workers build their own engines
     if no_serve:
         return
-    _serve(report.engine, host, port)
+    _serve(host, port, prepared=True)
 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
-def serve_cmd(host: str, port: int, threads: int) -> None:
-    """Serve the admin web app (waitress), logging JSON lines to stderr.
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes (default: CCA_SERVE_WORKERS, else two per core, at most 8).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), help="Threads per worker process (default: CCA_SERVE_THREADS, 4)."
+)
+def serve_cmd(host: str, port: int, workers: int | None, threads: int | None) -> None:
+    """Serve the admin web app (gunicorn: several worker processes), logging JSON lines to stderr.
 
     Starts even when the database is down: pages then show a banner and recover by themselves.
+    With the embedded database it also runs the scheduler in a child process. SIGTERM stops it
+    gracefully (requests in flight finish), Ctrl-C at once.
 
     \b
     Example:
-      ccanalytics serve --host 0.0.0.0 --port 8050 --threads 16
+      ccanalytics serve --host 0.0.0.0 --port 8050 --workers 4 --threads 4
     """
-    _serve(None, host, port, threads=threads)
+    _serve(host, port, workers=workers, threads=threads)
 
 
 SCHEMA_NOT_READY = (
     "the database has no ccanalytics schema yet (run `ccanalytics db check`, then `ccanalytics db migrate`)"
 )
+SCHEDULER_CHILD = ("-c", "from ccanalytics.cli import main; main(['scheduler'], prog_name='ccanalytics')")
 
 
-def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
-    """Serve the admin. ``engine=None``: build it from the settings and start even when the database
-    is unreachable (migrations then wait for the scheduler or ``ccanalytics db migrate``)."""
+def _serve(
+    host: str, port: int, *, workers: int | None = None, threads: int | None = None, prepared: bool = False
+) -> None:
+    """Serve the admin (webapp.serving). ``prepared``: the demo has migrated the database. Else start
+    even when the database is unreachable (migrations then wait for the scheduler or
+    ``ccanalytics db migrate``)."""
     import logging
 
-    from waitress import serve
+    import sqlalchemy as sa
 
     from webapp import create_app
+    from webapp.serving import ServeOptions, default_workers, serve
 
+    from .database import check_connection, create_engine, resolve_url, safe_url
+    from .errors import DatabaseUnavailable, MigrationError
     from .logs import setup
+    from .migrate import status
 
     setup(logging.INFO)  # JSON lines on stderr: one per request, with request_id (docs/operations.md)
     log = logging.getLogger("ccanalytics.serve")
     settings = _settings()
+    url = resolve_url(settings)  # the embedded server starts here and stays while this process runs
     schema_problem = None
-    if engine is None:
-        import sqlalchemy as sa
-
-        from .database import check_connection, create_engine, resolve_url, safe_url
-        from .errors import DatabaseUnavailable
-
+    schema_ready = prepared  # seen in place here: the workers need not ask again (webapp.db.SchemaGate)
+    if not prepared:
         engine = create_engine(
-            resolve_url(settings),
-            pool_size=settings.db_pool_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            application_name="ccanalytics-admin",
+            url, pool_size=1, statement_timeout_ms=settings.statement_timeout_ms, application_name="ccanalytics-admin"
         )
-        from .errors import MigrationError
-        from .migrate import status
-
         try:
             check_connection(engine)
             if settings.database_url:
@@ -374,31 +383,45 @@ def _serve(engine, host: str, port: int, *, threads: int = 8) -> None:
                     schema_problem = SCHEMA_NOT_READY
             else:
                 _ensure_schema(engine)  # the embedded database is ccanalytics's own
+            schema_ready = schema_problem is None
         except (DatabaseUnavailable, sa.exc.OperationalError) as exc:
             reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
             log.error("database unavailable at start: %s; serving with a banner until it is back", reason)
             click.echo(f"warning: database {safe_url(engine.url)} is unavailable; pages show a banner", err=True)
         except MigrationError as exc:
             schema_problem = exc.message
+        finally:
+            engine.dispose()  # no connection may cross the fork into the workers
         if schema_problem:
             log.error("ccanalytics schema not in place: %s; pages say what to do", schema_problem)
             click.echo(f"warning: {schema_problem}; the admin explains it until `ccanalytics db migrate` ran", err=True)
-    app = create_app({"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem})
-    scheduler = None
-    if not settings.database_url:  # the embedded single-machine set-up runs its jobs in-process
-        from scheduler.app import build
 
-        scheduler = build(engine, settings, background=True)
-        scheduler.start()
-        click.echo("scheduler: running in-process (scoring, daily stats, problems, partitions)")
+    def make_app():  # in each worker process, after the fork
+        engine = create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            application_name="ccanalytics-admin",
+        )
+        return create_app(
+            {"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem, "SCHEMA_READY": schema_ready}
+        )
+
+    # the embedded single-machine set-up runs its jobs beside the admin, in a process of their own
+    child = None if settings.database_url else (sys.executable, *SCHEDULER_CHILD)
+    options = ServeOptions(
+        host=host,
+        port=port,
+        workers=workers or settings.serve_workers or default_workers(),
+        threads=threads or settings.serve_threads,
+        child=child,
+    )
+    if child:
+        click.echo("scheduler: running in a child process (scoring, daily stats, problems, partitions)")
     click.echo(f"admin: http://{host}:{port}/   Prometheus metrics: http://{host}:{port}/metrics  (Ctrl-C stops)")
+    click.echo(f"serving with {options.workers} worker processes × {options.threads} threads (gunicorn)")
     click.echo("log in: user admin with the password the demo printed, or: ccanalytics users add NAME --role admin")
-    log.info("admin listening on %s:%d with %d threads", host, port, threads, extra={"host": host, "port": port})
-    try:
-        serve(app, host=host, port=port, threads=threads, ident="ccanalytics")
-    finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+    serve(make_app, options)
 
 
 # command groups that live in their own modules register themselves on ``main``

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     quality_review_below: float = Field(
         default=LOW_QUALITY, ge=0, le=1, description="Calls scoring below this enter the manual review queue."
     )
+    # --- admin web app: serving (webapp/serving.py)
+    serve_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Worker processes of `ccanalytics serve` and the demo (gunicorn). 0: two per core, at most 8.",
+    )
+    serve_threads: int = Field(
+        default=4, ge=1, le=64, description="Threads per worker process of `ccanalytics serve` (requests in flight)."
+    )
     # --- admin web app: sessions and login
     secret_key: SecretStr | None = Field(
         default=None,

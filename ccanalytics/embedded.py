@@ -3,13 +3,27 @@
 Several processes (admin, scheduler, notebooks, CLI) may attach to the same data directory at once:
 pgserver keeps a list of attached processes and, in ``stop`` mode, stops the server when the last one
 exits. The server listens on a unix socket only.
+
+What "exits" covers here (pgserver alone only stops the server from a normal interpreter exit):
+
+- SIGTERM and SIGHUP end an attached process like Ctrl-C does (``SystemExit``, so ``finally`` blocks
+  and the exit hooks run), unless the process installed its own handler (gunicorn's arbiter does, and
+  exits through ``sys.exit`` too);
+- a process that died without its exit hooks (SIGKILL, a crash) no longer holds the server: the list
+  of attached processes is pruned of dead ones when a process attaches and when one leaves;
+- a forked child (gunicorn workers, ``multiprocessing`` with fork) uses its parent's attachment and
+  never stops the server itself.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _servers: dict[Path, Any] = {}
 _CREATE_DB_LOCK = 0x63636164  # "ccad"
+# signals that end an attached process through SystemExit (exit code 128 + signal number)
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _prepare_runtime_dir() -> None:
@@ -51,14 +67,83 @@ def start(pg_data: Path, *, database: str = "ccanalytics", cleanup_mode: str | N
         try:
             import pgserver
 
+            _prune_dead_holders(pg_data)
             server = pgserver.get_server(pg_data, cleanup_mode=cleanup_mode)
         except Exception as exc:  # pgserver raises assorted subprocess/OS errors
             log_file = pg_data / "log"
             hint = f"; see {log_file}" if log_file.exists() else ""
             raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {pg_data}: {exc}{hint}") from exc
         _servers[pg_data] = server
+        # registered after pgserver's own exit hook, so it runs first (exit hooks run last-in first-out)
+        atexit.register(_prune_dead_holders, pg_data)
+        exit_on_signals()
     _ensure_database(server, database)
     return to_sqlalchemy_url(server.get_uri(database))
+
+
+HANDLES_FILE = ".handle_pids.json"  # pgserver's list of attached processes, in the data directory
+
+
+def holders(pg_data: Path) -> list[int]:
+    """The processes attached to the embedded server in ``pg_data`` (pgserver's list, as stored)."""
+    path = Path(pg_data) / HANDLES_FILE
+    try:
+        return [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    if pid == os.getpid():
+        return True
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # no such process (or not ours to see: then it is not one of ours)
+        return False
+
+
+def _prune_dead_holders(pg_data: Path) -> None:
+    """Drop processes that died without leaving (SIGKILL, a crash) from pgserver's list, under its
+    inter-process lock: otherwise the server outlives every real user. A process id reused by an
+    unrelated process since still counts (the server then stops when that one exits)."""
+    path = Path(pg_data) / HANDLES_FILE
+    if not path.exists():
+        return
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        pids = holders(pg_data)
+        alive = [p for p in pids if _alive(p)]
+        if alive != pids:
+            log.info("embedded PostgreSQL: dropping %d dead process(es) from its users", len(pids) - len(alive))
+            path.write_text(json.dumps(alive))
+
+
+def _exit_by_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_signals() -> None:
+    """Make SIGTERM and SIGHUP end this process like Ctrl-C (through ``SystemExit``: cleanup and exit
+    hooks run, the last process attached stops the server). Only from the main thread, and only for
+    a signal whose handler is still the default: a server that handles them itself keeps its own."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in EXIT_SIGNALS:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _exit_by_signal)
+
+
+def _forget_in_child() -> None:
+    """A forked child uses its parent's attachment: it neither leaves nor stops the server."""
+    for server in _servers.values():  # kept: start() in the child reuses the parent's attachment
+        atexit.unregister(server._cleanup)
+    atexit.unregister(_prune_dead_holders)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _ensure_database(server: Any, database: str) -> None:

@@ -22,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # the admin serves from several worker processes
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -214,7 +214,8 @@ def test_ccanalytics_serve_starts_with_the_database_down_and_recovers(forwarder,
     fwd, url = forwarder
     port = free_port()
     proc = _start(
-        ["serve", "--port", str(port), "--threads", "2"], {"CCA_DATABASE_URL": url, "CCA_DATA_DIR": str(tmp_path)}
+        ["serve", "--port", str(port), "--workers", "1", "--threads", "2"],
+        {"CCA_DATABASE_URL": url, "CCA_DATA_DIR": str(tmp_path)},
     )
     base = f"http://127.0.0.1:{port}"
     try:

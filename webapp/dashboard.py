@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request
 from markupsafe import Markup
 
-from ccanalytics import alerts, charts, costview, dailyreport, definitions, experiments, metrics, timeutil
+from ccanalytics import alerts, costview, dailyreport, definitions, experiments, labels, metrics, svgcharts, timeutil
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.quality.report import quality_report
 
@@ -34,7 +34,7 @@ GRAFANA_DASHBOARDS = (
     ("cca-quality-cost", "Качество и стоимость"),
 )
 GRAFANA_EMBEDDED = "cca-realtime"
-EVENTS_RU = {"fired": "сработал", "repeated": "повтор", "resolved": "снят"}
+EVENTS_RU = labels.ALERT_EVENTS
 
 
 @bp.record_once
@@ -57,16 +57,25 @@ def grafana_base() -> str | None:
 
 def _day(tz: str) -> date:
     raw = request.args.get("day", "").strip()
-    day = timeutil.to_date(raw, tz) if raw else timeutil.today(tz)
+    try:
+        day = timeutil.to_date(raw, tz) if raw else timeutil.today(tz)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message, ru=f"«День»: нужна дата в виде ГГГГ-ММ-ДД, а не «{raw[:40]}».") from None
     if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
-        raise InvalidArgument("day must be between 2000-01-01 and 2100-12-31")
+        raise InvalidArgument(
+            "day must be between 2000-01-01 and 2100-12-31",
+            ru="«День»: дата должна быть между 01.01.2000 и 31.12.2100.",
+        )
     return day
 
 
 def _trend_days() -> int:
     raw = request.args.get("days", str(DEFAULT_TREND_DAYS)).strip()
     if not raw.isascii() or not raw.isdigit() or not WEEK <= int(raw) <= MAX_TREND_DAYS:
-        raise InvalidArgument(f"days must be a whole number from {WEEK} to {MAX_TREND_DAYS}")
+        raise InvalidArgument(
+            f"days must be a whole number from {WEEK} to {MAX_TREND_DAYS}",
+            ru=f"«Тренды за»: нужно целое число дней от {WEEK} до {MAX_TREND_DAYS}.",
+        )
     return int(raw)
 
 
@@ -75,19 +84,19 @@ def _charts(quality: dict[str, Any], costs: list[dict[str, Any]], first: date, l
     out = []
     scores = {row["date"]: row["avg_score"] for row in quality["trend"]}
     if any(v is not None for v in scores.values()):
-        chart = charts.trend(
+        chart = svgcharts.trend(
             days,
             {"средняя оценка": [scores.get(d.isoformat()) for d in days]},
             title="Качество звонков по дням (0–1)",
             ylim=(0, 1),
         )
-        out.append(Markup(chart.to_html()))
+        out.append(Markup(chart))
     per_call = {row["day"]: row["per_call"] for row in costs}
     if per_call:
-        chart = charts.trend(
-            days, {"на звонок": [per_call.get(d) for d in days]}, title="Стоимость звонка по дням", ylabel="USD"
+        chart = svgcharts.trend(
+            days, {"на звонок": [per_call.get(d) for d in days]}, title="Стоимость звонка по дням", unit="USD"
         )
-        out.append(Markup(chart.to_html()))
+        out.append(Markup(chart))
     return out
 
 

@@ -60,34 +60,76 @@ SCHEMA_PAGE = """{% extends "base.html" %}
 class SchemaGate:
     """Whether the database has ccanalytics's schema, for an admin started before ``db migrate`` ran on
     the call processor's database: until then pages explain what to do and the API answers 503; the
-    state is checked again at most every ``retry_seconds``, so the admin recovers by itself."""
+    state is checked again at most every ``retry_seconds``, so the admin recovers by itself.
 
-    def __init__(self, engine_of, *, problem: str | None = None, retry_seconds: float = 5.0, clock=time.monotonic):
+    ``ready=True``: ``ccanalytics serve`` saw the schema in place before it forked the worker (a schema
+    does not go away again), so the worker asks nothing. While no answer is known yet, concurrent
+    requests wait for the one check in flight: a fresh worker's first burst of requests must not be
+    told "no schema" just because the first request's check has not returned yet (issue 19)."""
+
+    def __init__(
+        self,
+        engine_of,
+        *,
+        problem: str | None = None,
+        retry_seconds: float = 5.0,
+        clock=time.monotonic,
+        ready: bool = False,
+        check=None,
+    ):
         self._engine_of = engine_of
         self.problem = problem  # why the schema is not ready (a refused attach says why), if known
         self.retry_seconds = retry_seconds
         self._clock = clock
-        self._ready = False
+        self._check = check or self._schema_up_to_date
+        self._ready = ready
+        self._known = ready  # an answer exists (the last check's, or the serving process's)
         self._waited = False  # pages were refused: say when they are served again
         self._next = 0.0
-        self._lock = threading.Lock()
+        self._checking = threading.Lock()  # one check at a time
 
     def ready(self) -> bool:
-        with self._lock:
-            if self._ready or self._clock() < self._next:
-                return self._ready
-            self._next = self._clock() + self.retry_seconds
+        if self._ready:  # once in place, the schema stays
+            return True
+        if self._known:
+            if self._clock() < self._next or not self._checking.acquire(blocking=False):
+                return False  # checked a moment ago, or being checked again: the last answer stands
+        else:
+            self._checking.acquire()  # the first answer: wait for the check in flight
+        try:
+            if self._ready or (self._known and self._clock() < self._next):
+                return self._ready  # another thread answered while this one waited
+            return self._check_now()
+        finally:
+            self._checking.release()
+
+    def _check_now(self) -> bool:
+        try:
+            ready = self._check()
+        except DatabaseUnavailable:
+            # an outage, not a missing schema: no answer is cached; the database's own 503 page says it
+            raise
+        except sa.exc.OperationalError as exc:
+            raise DatabaseUnavailable(f"schema check: {_first_line(exc)}") from exc
+        except (CCAError, sa.exc.SQLAlchemyError) as exc:
+            log.warning("schema check failed: %s", _first_line(exc))
+            ready = False
+        self._ready, self._known = ready, True
+        self._next = self._clock() + self.retry_seconds
+        if ready and self._waited:
+            log.warning("ccanalytics schema is in place: the admin serves pages")
+        self._waited = not ready
+        return ready
+
+    def _schema_up_to_date(self) -> bool:
         from ccanalytics.migrate import status
 
-        try:
-            self._ready = status(self._engine_of()).up_to_date
-        except (CCAError, sa.exc.SQLAlchemyError) as exc:
-            log.warning("schema check failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            self._ready = False
-        if self._ready and self._waited:
-            log.warning("ccanalytics schema is in place: the admin serves pages")
-        self._waited = not self._ready
-        return self._ready
+        return status(self._engine_of()).up_to_date
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def init_app(app: Flask) -> None:
@@ -99,7 +141,7 @@ def init_app(app: Flask) -> None:
     )
     if app.config.get("SCHEMA_GATE"):
         app.extensions["cca"]["schema_gate"] = SchemaGate(
-            lambda: get_engine(), problem=app.config.get("SCHEMA_PROBLEM")
+            lambda: get_engine(), problem=app.config.get("SCHEMA_PROBLEM"), ready=bool(app.config.get("SCHEMA_READY"))
         )
         app.before_request_funcs.setdefault(None, []).insert(0, _require_schema)
     # runs before the login guard, which needs the database to know the user
@@ -132,13 +174,21 @@ class DatabaseMonitor:
 
     ``available()`` costs nothing while the database is up (the pool's pre-ping and the error
     handlers notice an outage); while it is down, one thread at a time probes, at most every
-    ``retry_seconds``, and the others get the cached answer at once."""
+    ``retry_seconds``, and the others get the cached answer at once. Before the first answer (a
+    fresh worker process), concurrent requests wait for the one probe in flight instead of each
+    opening a connection of its own.
 
-    def __init__(self, get_engine_of, *, retry_seconds: float = 2.0, clock=time.monotonic) -> None:
+    Only a failed connection is an outage: a probe that waited in vain for a connection of this
+    process's own pool (every one busy with requests) says the database is busy, not gone, and
+    changes nothing (issue 19)."""
+
+    def __init__(self, get_engine_of, *, retry_seconds: float = 2.0, clock=time.monotonic, check=None) -> None:
         self._engine_of = get_engine_of
         self.retry_seconds = retry_seconds
         self._clock = clock
+        self._check = check or (lambda: check_connection(self._engine_of()))
         self._lock = threading.Lock()
+        self._first = threading.Lock()  # held by the probe that gives the first answer
         self._state: bool | None = None  # None: not known yet
         self._next_probe = 0.0
         self._down_since: float | None = None
@@ -152,20 +202,32 @@ class DatabaseMonitor:
         with self._lock:
             if self._state is True:
                 return True
-            if self._state is False and self._clock() < self._next_probe:
-                return False
-            self._next_probe = self._clock() + self.retry_seconds  # this thread probes; others wait for it
-        return self.probe()
+            if self._state is False:
+                if self._clock() < self._next_probe:
+                    return False
+                self._next_probe = self._clock() + self.retry_seconds  # this thread probes; others wait for it
+                first = False
+            else:
+                first = True
+        if not first:
+            return self.probe()
+        with self._first:  # the first answer: one probe, the other threads wait for it
+            if self._state is not None:
+                return self._state
+            return self.probe()
 
     def probe(self) -> bool:
         """Ask the database now and remember the answer."""
         try:
-            check_connection(self._engine_of())
+            self._check()
+        except sa.exc.TimeoutError as exc:  # the pool's wait, not the database's
+            log.warning("database probe found every pooled connection busy: %s", _first_line(exc))
+            return self._state is not False
         except CCAError as exc:
             self._mark_down(exc.message)
             return False
         except Exception as exc:  # noqa: BLE001 — a URL that cannot even build an engine is an outage too
-            self._mark_down(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._mark_down(_first_line(exc))
             return False
         self._mark_up()
         return True

@@ -31,6 +31,7 @@ GROUPS = [
     "reports",
     "journal",
     "freshness",
+    "serving",
 ]
 
 
