@@ -4,7 +4,8 @@ Referrer-Policy, X-Frame-Options, Permissions-Policy, and Strict-Transport-Secur
 Pages run no inline script (``script-src 'self'``: the admin's little JavaScript is webapp/static/app.js)
 and load nothing from other sites except the configured Grafana in the dashboard's frame. Inline
 ``style`` attributes are allowed (``style-src 'self' 'unsafe-inline'``): the HTML blocks that reports
-share with the admin carry their styles inline, and a style cannot run code. Charts are ``data:`` PNGs.
+share with the admin carry their styles inline, and a style cannot run code. Charts are inline SVG
+without scripts or event handlers (the A/B readout's charts are still ``data:`` PNGs).
 JSON answers under /api/ get ``default-src 'none'``.
 
 HSTS is sent only on requests that arrived over https (directly, or through a trusted proxy's
