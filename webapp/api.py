@@ -30,7 +30,7 @@ from ccanalytics.quality import review
 from ccanalytics.quality.report import quality_report
 from ccanalytics.store import Store
 
-from . import tenancy
+from . import errorpages, tenancy
 from .apiparams import (
     MAX_DATE,
     MIN_DATE,
@@ -121,9 +121,11 @@ def _no_store(response):
 
 @bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    """Routing and protocol errors (404, 405, 413…) as JSON under /api/; untouched elsewhere."""
-    if not request.path.startswith("/api/") or exc.code is None or exc.code < 400:
+    """Routing and protocol errors (404, 405, 413…) as JSON under /api/; a Russian page elsewhere."""
+    if exc.code is None or exc.code < 400:
         return exc
+    if not request.path.startswith("/api/"):
+        return errorpages.http_error(exc)
     code = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
     message = {404: "no such endpoint", 405: f"method {request.method} is not allowed here"}.get(
         exc.code, exc.description or exc.name
@@ -598,8 +600,7 @@ def review_queue(q):
 def review_take(q, call_id: str, b):
     """Start reviewing a call (new → in_review, assigned to you). A call of another tenant is a 404."""
     cid = parse_uuid(call_id)
-    review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())
-    _audit("review.taken", "call", cid)
+    review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())  # audited by the library
     return ok({"call_id": cid, "status": "in_review", "assigned_to": _actor()})
 
 
@@ -626,7 +627,6 @@ def review_resolve(q, call_id: str, b):
     another tenant is a 404."""
     cid = parse_uuid(call_id)
     stored = review.resolve(get_engine(), cid, _actor(), b["verdicts"], b["comment"], tenant=tenancy.scope())
-    _audit("review.resolved", "call", cid, {"verdicts": b["verdicts"], "comment": b["comment"]})
     return ok({"call_id": cid, "status": "resolved", "labels_stored": stored})
 
 

@@ -11,17 +11,16 @@ import math
 import re
 import uuid
 from datetime import date, datetime
-from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import auth, charts, journal, labels, privacy, recorded, tenants
+from ccanalytics import journal, labels, privacy, recorded, svgcharts, tenants
 from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, signed
 
-from . import tenancy
+from . import callpage, tenancy
 from .apiparams import MAX_DATE, MIN_DATE
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
@@ -52,7 +51,7 @@ REVIEW_STATUS_RU = {"new": "ждёт проверки", "in_review": "на пр�
 
 
 # the journal's query parameters; anything else in the address is ignored
-_TEXT_LIMITS = {"q": 200, "scenario": 100, "prompt_version": 100, "after": 400}
+_TEXT_LIMITS = {"q": 200, "scenario": 100, "prompt_version": 100, "after": 400, "before": 400}
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 REVIEW_STATUSES = ("new", "in_review", "resolved")
 
@@ -127,7 +126,7 @@ def _cursor(value: str) -> str | None:
     return value
 
 
-def _search(after: str | None, limit: int):
+def _search(after: str | None, limit: int, *, before: str | None = None, count: bool = False):
     first, last = _date("from", "С"), _date("to", "По")
     if first and last and last < first:
         raise bad_request(f"Период пуст: «По» ({last:%d.%m.%Y}) раньше, чем «С» ({first:%d.%m.%Y}).")
@@ -155,21 +154,46 @@ def _search(after: str | None, limit: int):
         descending=order != "asc",
         tenant=tenancy.scope(),
         after=_cursor(after or ""),
+        before=_cursor(before or "") if not after else None,
         limit=limit,
         tz=current_app.config["TIMEZONE"],
+        count=count,
     )
+
+
+SPEAKERS = {"customer": "Клиент", "bot": "Бот"}  # as the call page names them
+SORT_NAMES = {"date": "дате", "quality": "оценке", "cost": "стоимости", "duration": "длительности"}
+
+
+def total_text(total: journal.Total | None) -> str:
+    """«Найдено звонков: 1 234», «≈ 12 400» (an estimate), «больше 10 000» (counting stopped)."""
+    if total is None:
+        return ""
+    n = num(total.value)
+    if total.kind == "estimate":
+        return f"Найдено звонков: ≈\u00a0{n} (оценка)"
+    if total.kind == "at_least":
+        return f"Найдено звонков: больше {n}"
+    return f"Найдено звонков: {n}"
 
 
 @bp.get("/calls")
 def index():
     args = request.args
-    page = _search(_arg("after") or None, 50)
+    page = _search(_arg("after") or None, 50, before=_arg("before") or None, count=True)
     principal = current_principal()
     for row in page.rows:  # a snippet of the transcript: phones masked for non-admins
         if row.get("snippet"):
             row["snippet"] = privacy.for_reader(row["snippet"], principal.role if principal else None)
-    filters = {k: v for k, v in args.items() if k != "after" and v}
+    filters = {k: v for k, v in args.items() if k not in ("after", "before") and v}
     scope = tenancy.scope()
+    sort, order = filters.get("sort", "date"), filters.get("order", "desc")
+
+    def sort_link(key: str) -> str:
+        """The column's sort: this column, the other direction when it is the current sort."""
+        flip = "asc" if sort == key and order == "desc" else "desc"
+        return url_for("journal.index", **{**filters, "sort": key, "order": flip})
+
     return render_template(
         "journal.html",
         page=page,
@@ -181,6 +205,13 @@ def index():
         reasons=TRANSFER_REASONS,
         scenario_ru=scenario_ru,
         highlight=journal.highlight,
+        speakers=SPEAKERS,
+        sort=sort,
+        order=order,
+        sort_names=SORT_NAMES,
+        sort_link=sort_link,
+        total=total_text(page.total),
+        period_default=not filters.get("from") and not filters.get("to"),
     )
 
 
@@ -238,18 +269,11 @@ _LATENCY_KEYS = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms")
 
 
 def _latency_chart(turns: list[dict]) -> Markup | None:
-    """The per-turn latency chart. Drawing it costs ~100 ms of CPU, far more than the page's queries,
-    so it is cached per distinct set of latencies (a call's chart is drawn once per process)."""
-    key = tuple((t["turn_number"], t["speaker"], *(t.get(k) for k in _LATENCY_KEYS)) for t in turns)
-    if not any(v is not None for row in key for v in row[2:]):
+    """The per-turn latency chart as inline SVG (ccanalytics.svgcharts: milliseconds to draw, where
+    a matplotlib PNG cost 115–250 ms per call); none when no turn has a latency."""
+    if not any(t.get(k) is not None for t in turns for k in _LATENCY_KEYS):
         return None
-    return _cached_chart(key)
-
-
-@lru_cache(maxsize=512)
-def _cached_chart(key: tuple) -> Markup:
-    turns = [{"turn_number": n, "speaker": s, **dict(zip(_LATENCY_KEYS, values, strict=True))} for n, s, *values in key]
-    return Markup(charts.turn_latency(turns).to_html())
+    return Markup(svgcharts.turn_latency(turns))
 
 
 def _for_reader(data: dict, role: str | None) -> dict:
@@ -288,9 +312,14 @@ def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, f
     except NotFound:  # no such call, or another tenant's: the same answer
         raise NotFound(f"Звонка {call_id[:40]} нет.") from None
     principal = current_principal()
-    data = _for_reader(data, principal.role if principal else None)
+    parts = callpage.score_composition(data["call"])  # numbers only: from the unmasked document
+    data = _for_reader({**data, "turns": callpage.readable_tools(data["turns"])}, principal.role if principal else None)
     page = render_template(
         "call.html",
+        composition=parts,
+        weights_source=callpage.WEIGHTS_SOURCE,
+        pretty_json=callpage.pretty_json,
+        review_reasons_ru=callpage.REVIEW_REASONS,
         criteria_ru=CRITERIA_RU,
         scenario_ru=scenario_ru,
         reasons=TRANSFER_REASONS,
@@ -329,10 +358,18 @@ def review_take(call_id: str):
     try:
         review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())
     except (InvalidArgument, NotFound) as exc:
-        return _detail_page(call_id, error=str(exc), status=exc.http_status)
-    auth.audit(get_engine(), _actor(), "review.taken", "call", str(cid))
+        return _detail_page(
+            call_id, error=_review_error(exc, "Этот звонок уже проверен: взять его нельзя."), status=exc.http_status
+        )
     flash("Звонок назначен вам на проверку.", "good")
     return redirect(url_for(".detail", call_id=str(cid), _anchor="review"), 303)
+
+
+def _review_error(exc: InvalidArgument | NotFound, refused: str) -> str:
+    """A review action's error for people: the route's own Russian message, else a Russian one."""
+    if isinstance(exc, NotFound):
+        return "Звонка нет в очереди ручной проверки."
+    return exc.message if CYRILLIC.search(exc.message) else refused
 
 
 def _verdicts() -> dict[str, float | None]:
@@ -363,7 +400,7 @@ def review_resolve(call_id: str):
             raise InvalidArgument("поставьте вердикт хотя бы по одному критерию или напишите комментарий")
         stored = review.resolve(get_engine(), cid, _actor(), verdicts, comment, tenant=tenancy.scope())
     except (InvalidArgument, NotFound) as exc:
-        return _detail_page(call_id, error=str(exc), status=exc.http_status, form=form)
-    auth.audit(get_engine(), _actor(), "review.resolved", "call", str(cid), {"verdicts": verdicts, "comment": comment})
+        message = _review_error(exc, "Вердикт не подходит: выберите значение из списка.")
+        return _detail_page(call_id, error=message, status=exc.http_status, form=form)
     flash(f"Проверка завершена: сохранено вердиктов — {stored}.", "good")
     return redirect(url_for(".detail", call_id=str(cid), _anchor="review"), 303)

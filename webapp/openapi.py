@@ -232,6 +232,7 @@ def _schemas() -> dict[str, Any]:
                     "properties": {
                         "code": {"type": "string", "examples": ["invalid_argument"]},
                         "message": {"type": "string"},
+                        "message_ru": {"type": "string", "description": "The message in Russian, when there is one."},
                         "details": {"description": "Anything that helps: allowed values, bad records…"},
                     },
                 }

@@ -192,10 +192,16 @@ SEARCHES = [
     ("Russian form", "Киеве"),
     ("Russian form", "Мишлен"),
     ("Russian form", "Ужгороде"),
+    # every word somewhere in the call, not necessarily in one turn (issue 19)
+    ("words across turns", "зимові шини Michelin"),
+    ("words across turns", "Potenza доставка"),
+    ("words across turns", "шиномонтаж замовлення гривень"),
+    ("prefix", "шиномонт*"),
+    ("prefix", "Hakkap*"),
 ]
 # classes compared with the ILIKE baseline and across the two plans
 COMPARED = ("rare word", "frequent word", "phrase")
-# word prefixes: websearch syntax has no prefix operator (``шиномонт*`` is read as ``шиномонт``)
+# word prefixes (``prefix*``), compared with ILIKE '%prefix%' over 30 days
 PREFIXES = ["Hakkap", "шиномонт", "Ужгор"]
 # whole words whose calls are compared with ILIKE and a whole-word regular expression
 RECALL_WORDS = ["хмільницький", "крапивницький", "знижка", "Potenza", "інструкції", "мотодор", "Ужгороді", "Hankook", "доставка",
@@ -252,16 +258,23 @@ def gin_page_query(capture: Capture, fn) -> tuple[str, dict]:
     """The GIN page query ``fn``'s search runs when the probe is off (the statement the ILIKE baseline
     rewrites)."""
     with search_plan("gin"):
-        return next((s, p) for s, p in capture.all(fn) if "WITH m AS" in s)
+        return next((s, p) for s, p in capture.all(fn) if "AS matched" in s)
 
 
 def ilike_query(sql: str) -> str:
-    """The GIN page query with its turn condition replaced by ``t.content ILIKE %(like)s``."""
+    """The GIN page query with its matching calls (the turns each term matches through the index,
+    grouped by call) replaced by the calls with a turn ``t.content ILIKE %(like)s`` (same window)."""
     import re
 
-    return re.sub(
-        r"WHERE .*? AND t\.created_at >= ", "WHERE t.content ILIKE %(like)s AND t.created_at >= ", sql, count=1
+    from ccanalytics.journal import _SNIPPET
+
+    like = (
+        f"AS matched FROM (SELECT t.call_id, min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
+        "WHERE t.content ILIKE %(like)s "
+        "AND t.created_at >= CAST(%(start)s AS timestamptz) - interval '1 hour' "
+        "AND t.created_at < CAST(%(end)s AS timestamptz) + interval '7 hours' GROUP BY t.call_id) m CROSS JOIN LATERAL"
     )
+    return re.sub(r"AS matched FROM \(.*?\) m CROSS JOIN LATERAL", lambda _: like, sql, count=1, flags=re.S)
 
 
 def raw_execute(engine, sql: str, params: dict | None = None) -> list[tuple]:
@@ -272,8 +285,14 @@ def raw_execute(engine, sql: str, params: dict | None = None) -> list[tuple]:
     return rows
 
 
-def explain(engine, sql: str, params: dict) -> str:
-    rows = raw_execute(engine, "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql, params)
+def explain(engine, sql: str, params: dict, setup: tuple[str, ...] = ()) -> str:
+    """EXPLAIN ANALYZE of a statement, after the ``setup`` statements (SET LOCAL …) its search ran."""
+    with engine.connect() as conn:
+        cur = conn.connection.driver_connection
+        for statement in setup:
+            cur.execute(statement)
+        rows = cur.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) " + sql, params).fetchall()
+        conn.rollback()
     return "\n".join(r[0] for r in rows)
 
 
@@ -334,12 +353,12 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
     found: dict[tuple[str, str], str] = {}
     windows = {DEFAULT_WINDOW: {}, WIDEST_WINDOW: {"date_from": info["first"], "date_to": timeutil.today(TZ)}}
 
-    def search(days: int, back: int, **kw):
+    def search(days: int, back: int, **kw):  # with the total, as the journal page asks for it
         first, last = _window(days, back)
-        return journal.search(engine, date_from=first, date_to=last, tz=TZ, **kw)
+        return journal.search(engine, date_from=first, date_to=last, tz=TZ, count=True, **kw)
 
     def text_search(window: str, q: str, **kw):  # the default window: no dates, as the journal page opens
-        return journal.search(engine, tz=TZ, text=q, **windows[window], **kw)
+        return journal.search(engine, tz=TZ, text=q, count=True, **windows[window], **kw)
 
     journal.search(engine, tz=TZ)  # connect the pool
     for rep in range(2):
@@ -353,6 +372,9 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
                         break
                     page, (s,) = timed(lambda: search(days, back, after=page.next_cursor, **kw))  # noqa: B023
                     by_class["filters, next pages (2–5)"].append(s)
+                if page.prev_cursor:  # back one page, as the previous-page link does
+                    _, (s,) = timed(lambda: search(days, back, before=page.prev_cursor, **kw))  # noqa: B023
+                    by_class["filters, previous page"].append(s)
         for window in windows:
             for cls, q in searches:
                 page, (s,) = timed(lambda: text_search(window, q))  # noqa: B023
@@ -373,13 +395,13 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
     prefix = {}
     start, end = timeutil.period_bounds(*_window(30, 0), TZ)
     for q in PREFIXES:
-        page, seconds = timed(lambda: search(30, 0, text=q), 3)  # noqa: B023
+        page, seconds = timed(lambda: search(30, 0, text=q + "*"), 3)  # noqa: B023
         like = raw_execute(
             engine,
             RECALL_SQL.format(match="t.content ILIKE %(like)s"),
             {"start": start, "end": end, "like": f"%{q}%"},
         )
-        prefix[q] = (len(page.rows), median(seconds), len(like))
+        prefix[q] = (page.total, median(seconds), len(like))
     load_mid = loadavg()
 
     # the same queries through each plan and through ILIKE: the journal's GIN page query with the match
@@ -416,8 +438,10 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
         ("two frequent, correlated words «Новою поштою»", WIDEST_WINDOW, "Новою поштою"),
         ("rare word «Potenza»", DEFAULT_WINDOW, "Potenza"),
     ):
-        for n, (sql, params) in enumerate(capture.all(lambda: text_search(window, q)), 1):  # noqa: B023
-            plans[f"{name}, {window}, statement {n}"] = explain(engine, sql, params)
+        statements = capture.all(lambda: text_search(window, q))  # noqa: B023
+        setup = tuple(sql for sql, _ in statements if sql.startswith("SET "))
+        for n, (sql, params) in enumerate([(s, p) for s, p in statements if not s.startswith("SET ")], 1):
+            plans[f"{name}, {window}, statement {n}"] = explain(engine, sql, params, setup)
     sql, params = gin_page_query(capture, lambda: text_search(WIDEST_WINDOW, "Potenza"))
     plans[f"baseline: ILIKE '%Potenza%', {WIDEST_WINDOW}"] = explain(
         engine, ilike_query(sql), {**params, "like": "%Potenza%"}
@@ -741,6 +765,12 @@ def search_samples(by_class: dict[str, list[float]]) -> list[float]:
     return [v for k, vals in by_class.items() if not k.startswith("filters") for v in vals]
 
 
+def _total(total) -> str:
+    if total is None:
+        return "?"
+    return {"exact": "", "estimate": "≈ ", "at_least": "more than "}[total.kind] + f"{total.value:,}"
+
+
 def plan_outline(plan: str) -> str:
     """'Limit → Nested Loop Semi Join → …' from an EXPLAIN text, partitions folded into their parent."""
     import re
@@ -773,8 +803,9 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
     c, sec = info["counts"], info["seconds"]
     days = (END_DATE - info["first"]).days + 1
     by_class, repeats = q["by_class"], q["repeats"]
-    filt = by_class["filters, first page"] + by_class["filters, next pages (2–5)"]
-    filt_rep = repeats["filters, first page"] + repeats["filters, next pages (2–5)"]
+    filter_classes = ("filters, first page", "filters, next pages (2–5)", "filters, previous page")
+    filt = [v for k in filter_classes for v in by_class.get(k, [])]
+    filt_rep = [v for k in filter_classes for v in repeats.get(k, [])]
     search_all, search_rep = search_samples(by_class), search_samples(repeats)
     filt_p95, search_p95 = p95(filt) * 1000, p95(search_all) * 1000
     compared = q["compared"]
@@ -824,7 +855,8 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
         "### `journal.search()` latency (in process)",
         "",
         f"Filter pages ran over windows ending 0, 180 and 360 days before {END_DATE}, in two rounds (the first "
-        "touches each window for the first time), first page and pages 2–5 through the cursor: "
+        "touches each window for the first time), first page, pages 2–5 through the cursor and one page back "
+        "through the previous-page cursor: "
         + "; ".join(label for label, _, _ in FILTERS)
         + f". Transcript searches ran over the journal's default window (no dates: the last 7 days up to today) "
         f"and its widest: the journal sets no limit on the period, so the widest is the whole history "
@@ -846,12 +878,15 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
         f"searches ({mixed_note}; {p95(search_rep) * 1000:.0f} ms in the second round). Slowest queries (median / "
         "max): " + "; ".join(f"{name} {median(v) * 1000:.0f} / {max(v) * 1000:.0f} ms" for name, v in slowest) + ".",
         "",
-        "Word prefixes are **not supported**: `cca_search_query` is `websearch_to_tsquery`, which has no "
-        "prefix operator (`шиномонт*` is read as the word `шиномонт`); stemming covers inflected forms "
-        "instead. Over 30 days: "
+        "Every page (filters and searches) is timed with its total (`count=True`, as the journal page asks): "
+        f"exact up to {journal.COUNT_CAP:,} calls for filters, exact for rare searches, an estimate (the newest "
+        "6 hours of the window scaled to the window) for frequent ones. A search matches the whole call: every "
+        "word in some turn (*words across turns*: «зимові шини Michelin» has its words in different turns). "
+        "Word prefixes (`prefix*`, `cca_prefix_query`) over 30 days, against the calls `ILIKE '%prefix%'` "
+        "finds: "
         + "; ".join(
-            f"«{p}»: {n} calls found ({s * 1000:.0f} ms), ILIKE finds {like:,}"
-            for p, (n, s, like) in q["prefix"].items()
+            f"«{p}*»: {_total(t)} calls ({s * 1000:.0f} ms), ILIKE finds {like:,}"
+            for p, (t, s, like) in q["prefix"].items()
         )
         + ".",
         "",
