@@ -35,7 +35,7 @@ PAGE_WITHIN = 120.0  # seconds from the burst's start to the message in Telegram
 RESOLVE_WITHIN = 300.0  # seconds from the burst's end to the resolution in Telegram
 HEALTHY_STRETCH = 120.0  # seconds of a fresh Prometheus beside healthy traffic before the burst
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("alert_timing")]
+pytestmark = [pytest.mark.slow, pytest.mark.realclock, pytest.mark.xdist_group("alert_timing")]
 
 
 def _alert(name: str) -> dict:

@@ -9,6 +9,7 @@ import string
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from systools import require
 
@@ -65,6 +66,7 @@ def _duration(text: str) -> float:
     return total
 
 
+@pytest.mark.realclock
 def test_rule_unit_tests_pass():
     assert {"alerts_test.yml", "alerts_test_timing.yml", "alerts_test_healthy.yml"} <= set(RULE_TESTS)
     # ~35 s of CPU; a guard against a hang, not a time limit (a loaded machine takes minutes)
