@@ -704,11 +704,11 @@ def test_concurrent_runs_fire_once(engine):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def test_cli_commands(db_url, engine, telegram):
+def alerts_cli(db_url: str, telegram):
+    """``ccanalytics alerts …`` against the database, Telegram at the fake server, one-scenario thresholds."""
     from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
     from ccanalytics.cli import main
 
-    ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
     env = {
         "CCA_DATABASE_URL": db_url,
         "CCA_TELEGRAM_BOT_TOKEN": TOKEN,
@@ -718,7 +718,14 @@ def test_cli_commands(db_url, engine, telegram):
         "CCA_ADMIN_BASE_URL": ADMIN,
         "CCA_ALERT_THRESHOLDS": json.dumps(ONE_SCENARIO),
     }
-    run = lambda *args: CliRunner().invoke(main, ["alerts", *args], env=env)  # noqa: E731
+    return lambda *args: CliRunner().invoke(main, ["alerts", *args], env=env)
+
+
+def test_cli_commands(db_url, engine, telegram):
+    from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
+
+    ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
+    run = alerts_cli(db_url, telegram)
     res = run("check", "--dry-run", "--at", "2026-11-20T14:00")
     assert res.exit_code == 0, res.output
     assert "critical high_transfer_rate" in res.output and "переведено 10 из 10" in res.output

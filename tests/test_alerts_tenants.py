@@ -4,20 +4,18 @@ one tenant; alerts kept from before (key "all") are upgraded without a false pag
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from factories import add_tenant
-from fakechannels import CHAT, TOKEN
 from psycopg.types.json import Jsonb
 from test_alerts import (
     ADMIN,
     NOW,
     ONE_SCENARIO,
+    alerts_cli,
     call,
     events,
     latency_call,
@@ -381,20 +379,10 @@ def test_a_scoped_run_leaves_old_alerts_for_the_run_over_every_tenant(two):
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_check_scoped_to_a_tenant(db_url, two, telegram):
     from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
-    from ccanalytics.cli import main
 
     ingest_records(two, spike("shop", 10, 2, NOW - timedelta(minutes=30)))
     ingest_records(two, spike("prokoleso", 9, 2, NOW - timedelta(minutes=30)))
-    env = {
-        "CCA_DATABASE_URL": db_url,
-        "CCA_TELEGRAM_BOT_TOKEN": TOKEN,
-        "CCA_TELEGRAM_CHAT_ID": str(CHAT),
-        "CCA_TELEGRAM_API_URL": telegram.url,
-        "CCA_SMTP_HOST": "",
-        "CCA_ADMIN_BASE_URL": ADMIN,
-        "CCA_ALERT_THRESHOLDS": json.dumps(ONE_SCENARIO),
-    }
-    run = lambda *args: CliRunner().invoke(main, ["alerts", *args], env=env)  # noqa: E731
+    run = alerts_cli(db_url, telegram)
     every = run("check", "--dry-run", "--at", "2026-11-20T14:00")
     assert every.exit_code == 0, every.output
     assert "high_transfer_rate     shop" in every.output and "high_transfer_rate     prokoleso" in every.output
