@@ -25,7 +25,8 @@ import time
 from contextlib import contextmanager
 from datetime import date, timedelta
 
-from common import check_goals, fresh_server, last_day, median, p95, timed, write_section
+from common import Client, check_goals, fresh_server, last_day, median, p95, timed, write_section
+from common import log_in as common_log_in
 
 END_DATE = last_day()  # yesterday by the one clock: the data always ends inside the journal's default window
 SEED_DAYS = 5
@@ -535,42 +536,8 @@ USER, PASSWORD = "bench", "bench journal password 1"
 DETAIL_SHARE = 0.4  # of the requests not following a next-page link
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection with the session cookie."""
-
-    def __init__(self, port: int, cookie: str = ""):
-        import http.client
-
-        self.port, self.cookie = port, cookie
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            res = self.conn.getresponse()
-            text = res.read().decode("utf-8", "replace")
-        except Exception:
-            self.conn.close()  # reconnect on the next request
-            raise
-        for name, value in res.getheaders():
-            if name.lower() == "set-cookie" and value.startswith("cca_session="):
-                self.cookie = value.split(";", 1)[0]
-        return res.status, text
-
-
 def log_in(port: int) -> str:
-    import re
-    import urllib.parse
-
-    client = Client(port)
-    status, page = client.request("GET", "/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"username": USER, "password": PASSWORD, "csrf_token": token, "next": "/calls"})
-    status, _ = client.request("POST", "/login", form)
-    assert status in (302, 303), status
+    client = common_log_in(port, USER, PASSWORD)
     status, page = client.request("GET", "/calls")
     assert status == 200 and "Следующая страница" in page, status
     return client.cookie

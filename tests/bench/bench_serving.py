@@ -32,7 +32,8 @@ import time
 import urllib.parse
 from datetime import timedelta
 
-from common import ROOT, check_goals, fresh_server, last_day, loadavg, median, timed, write_section
+from common import ROOT, Client, check_goals, fresh_server, last_day, loadavg, median, timed, write_section
+from common import log_in as common_log_in
 
 END_DATE = last_day()
 SEED_DAYS = 5
@@ -106,40 +107,8 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- clients
-class Client:
-    """One keep-alive HTTP/1.1 connection with the session cookie."""
-
-    def __init__(self, port: int, cookie: str = ""):
-        import http.client
-
-        self.port, self.cookie = port, cookie
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            res = self.conn.getresponse()
-            text = res.read().decode("utf-8", "replace")
-        except Exception:
-            self.conn.close()  # reconnects on the next request
-            raise
-        for name, value in res.getheaders():
-            if name.lower() == "set-cookie" and value.startswith("cca_session="):
-                self.cookie = value.split(";", 1)[0]
-        return res.status, text
-
-
 def log_in(port: int) -> str:
-    client = Client(port)
-    _, page = client.request("GET", "/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"username": USER, "password": PASSWORD, "csrf_token": token, "next": "/calls"})
-    status, _ = client.request("POST", "/login", form)
-    assert status in (302, 303), status
-    return client.cookie
+    return common_log_in(port, USER, PASSWORD).cookie
 
 
 def pages(ids: list[str]) -> dict[str, list[str]]:

@@ -211,3 +211,43 @@ def ensure_months(engine, first: date, last: date) -> None:
         m = partitions.add_months(m, 1)
     with engine.begin() as conn:
         partitions.ensure_months(conn, months)
+
+
+# --------------------------------------------------------------------------- HTTP clients of the admin
+class Client:
+    """One keep-alive HTTP/1.1 connection to the admin on 127.0.0.1 with the session cookie."""
+
+    def __init__(self, port: int, cookie: str = ""):
+        import http.client
+
+        self.port, self.cookie = port, cookie
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            res = self.conn.getresponse()
+            text = res.read().decode("utf-8", "replace")
+        except Exception:
+            self.conn.close()  # reconnects on the next request
+            raise
+        for name, value in res.getheaders():
+            if name.lower() == "set-cookie" and value.startswith("cca_session="):
+                self.cookie = value.split(";", 1)[0]
+        return res.status, text
+
+
+def log_in(port: int, user: str, password: str) -> Client:
+    """A client logged in to the admin through its login form (CSRF token included)."""
+    import urllib.parse
+
+    client = Client(port)
+    _, page = client.request("GET", "/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": user, "password": password, "csrf_token": token, "next": "/calls"})
+    status, _ = client.request("POST", "/login", form)
+    assert status in (302, 303), status
+    return client
