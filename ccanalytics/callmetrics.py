@@ -18,6 +18,11 @@ from . import signals, sqlfiles, timeutil
 RECENT = timedelta(hours=3)
 
 
+# calls derived per statement: bounds the arrays sent and keeps each batch's start times close together
+# (they are ordered by start), so its turns are read from one or two monthly partitions
+DERIVE_BATCH = 5000
+
+
 def derive(
     conn: sa.Connection,
     start: datetime,
@@ -29,16 +34,30 @@ def derive(
     """Derive metrics for the calls that started in [start, end). Returns the number of calls done.
 
     With ``only_stale`` (the default), calls whose metrics are current are skipped; with
-    ``ingested_after``, only calls ingested (or re-delivered) after it are looked at.
+    ``ingested_after``, only calls ingested (or re-delivered) after it are looked at. The calls are found
+    first and derived in batches given by id, so that each statement is planned for the number of calls
+    it derives: a tick with nothing new reads only indexes, and a handful of calls reads only their turns.
     """
-    params = {
-        "start": start,
-        "end": end,
-        "only_stale": only_stale,
-        "ingested_after": ingested_after,
-        **signals.sql_params(),
-    }
-    return conn.execute(sa.text(sqlfiles.query("call_metrics")), params).rowcount
+    params = {"start": start, "end": end, "only_stale": only_stale, "ingested_after": ingested_after}
+    targets = conn.execute(sa.text(sqlfiles.query("call_metrics_targets")), params).all()
+    signal_params = signals.sql_params()
+    done = 0
+    for first in range(0, len(targets), DERIVE_BATCH):
+        batch = targets[first : first + DERIVE_BATCH]
+        ids, starts, ends, tenants = (list(column) for column in zip(*batch, strict=True))
+        done += conn.execute(
+            sa.text(sqlfiles.query("call_metrics")),
+            {
+                "ids": ids,
+                "starts": starts,
+                "ends": ends,
+                "tenants": tenants,
+                "start": starts[0],
+                "end": starts[-1],
+                **signal_params,
+            },
+        ).rowcount
+    return done
 
 
 def derive_days(

@@ -279,7 +279,7 @@ def fingerprint(calls_print: str | None, metrics_print: str | None) -> str | Non
 
 
 PARALLEL_FROM_DAYS = 32  # from this many days, the three queries run at once on their own connections
-WORK_MEM = "64MB"  # hash tables and the customers' window sort in memory instead of spilling
+WORK_MEM = "256MB"  # hash tables and the customers' window sort in memory instead of spilling (a year: ~100 MB each)
 # (query, planner settings) in the order they run on one connection. The call-side and latency
 # aggregates only group, and with no statistics on the local-day expressions the planner expects a
 # group per row and would sort every row: hashing is what they need (a few hundred groups a day).
@@ -306,6 +306,7 @@ def _day_rows(
         "bin": utc_bin(tz, lo, hi),
         "response_budget_ms": budget,
         "fcr_days": FCR_WINDOW_DAYS,
+        "narrow": len(days) < PARALLEL_FROM_DAYS,
     }
     conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     if len(days) >= PARALLEL_FROM_DAYS:

@@ -1,19 +1,9 @@
--- Derive call_metrics for the calls that started in [:start, :end). With :only_stale, only the calls
--- whose metrics are missing or out of date, found without joining every call of the range to three
--- tables (a call the call processor wrote itself carries no change stamp):
---   * calls without metrics: each UTC day of the range is compared on both sides — the number of
---     calls and the XOR of a hash of their ids, from index-only scans of calls (started_at, id) and
---     call_metrics (started_at, call_id) (migration 024) — and only the days that differ are searched
---     call by call (an anti-join on call_metrics' key). Exact: a day whose calls and metrics hold the
---     same ids compares equal, any other day (up to a 64-bit hash collision) does not;
---   * calls derived while in progress that have ended since: the partial index on call_metrics
---     (started_at) WHERE call_ended_at IS NULL (migration 024), joined to their calls row;
---   * calls delivered (or re-delivered) through ccanalytics after their metrics were derived
---     (computed_at < cca_call_ingest.ingested_at): with :ingested_after, only those delivered after
---     it, through the index on ingested_at; without it, every delivered call of the range.
--- Without :only_stale, every call of the range. Turns are read through cca_call_turns (speech
--- durations and barge-ins of delivered call logs). Signal patterns and thresholds come from
--- ccanalytics.signals (bind parameters), so SQL and Python agree.
+-- Derive call_metrics for the calls given as arrays (:ids, :starts, :ends, :tenants: id, start, end and
+-- tenant of each; sql/queries/call_metrics_targets.sql finds the calls that need it) which started in
+-- [:start, :end]. Turns are read through cca_call_turns (speech durations and barge-ins of delivered call
+-- logs). Signal patterns and thresholds come from ccanalytics.signals (bind parameters), so SQL and
+-- Python agree. The call's tenant is kept with its metrics (migration 026), so that the daily figures
+-- group them by tenant without joining every call again.
 --
 -- Response latency of a bot reply = start of the bot turn - end of the customer turn before it
 -- (timestamp + speech duration). When durations are missing or the clocks disagree, it is estimated
@@ -21,53 +11,9 @@
 -- final_at, the first derivation after the call ended, is kept on every later one: the exporter counts a
 -- finished call once, by final_at. The stamps are clock_timestamp(), not the transaction start: the
 -- exporter reads rows stamped since its watermark (with a lag), so they should be close to the commit.
-WITH call_days AS (
-    SELECT date_bin('1 day', started_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS b, count(*) AS n,
-           bit_xor(uuid_hash_extended(id, 0)) AS x
-    FROM calls
-    WHERE CAST(:only_stale AS boolean) AND started_at >= :start AND started_at < :end
-    GROUP BY 1
-),
-metric_days AS (
-    SELECT date_bin('1 day', started_at, TIMESTAMPTZ '2000-01-01 00:00+00') AS b, count(*) AS n,
-           bit_xor(uuid_hash_extended(call_id, 0)) AS x
-    FROM call_metrics
-    WHERE CAST(:only_stale AS boolean) AND started_at >= :start AND started_at < :end
-    GROUP BY 1
-),
--- the UTC days with a call that has no metrics (a day with metrics of deleted calls only is left alone)
-unmatched AS MATERIALIZED (
-    SELECT c.b FROM call_days c LEFT JOIN metric_days m ON m.b = c.b
-    WHERE m.b IS NULL OR m.n <> c.n OR m.x <> c.x
-),
-target AS (
-    SELECT c.id, c.started_at, c.ended_at
-    FROM calls c
-    WHERE NOT CAST(:only_stale AS boolean) AND c.started_at >= :start AND c.started_at < :end
-    UNION
-    SELECT c.id, c.started_at, c.ended_at
-    FROM unmatched u
-    CROSS JOIN LATERAL (
-        SELECT c.id, c.started_at, c.ended_at
-        FROM calls c
-        WHERE c.started_at >= greatest(u.b, CAST(:start AS timestamptz))
-          AND c.started_at < least(u.b + interval '1 day', CAST(:end AS timestamptz))
-          AND NOT EXISTS (SELECT 1 FROM call_metrics m WHERE m.call_id = c.id)
-    ) c
-    UNION
-    SELECT c.id, c.started_at, c.ended_at
-    FROM call_metrics m
-    JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
-    WHERE CAST(:only_stale AS boolean) AND m.call_ended_at IS NULL
-      AND m.started_at >= :start AND m.started_at < :end AND c.ended_at IS NOT NULL
-    UNION
-    SELECT c.id, c.started_at, c.ended_at
-    FROM cca_call_ingest i
-    JOIN call_metrics m ON m.call_id = i.call_id
-    JOIN calls c ON c.id = i.call_id AND c.started_at = i.started_at
-    WHERE CAST(:only_stale AS boolean) AND i.started_at >= :start AND i.started_at < :end
-      AND i.ingested_at > coalesce(CAST(:ingested_after AS timestamptz), '-infinity')
-      AND m.computed_at < i.ingested_at
+WITH target AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+                         CAST(:tenants AS uuid[])) AS x(id, started_at, ended_at, tenant_id)
 ),
 t AS (
     SELECT tr.call_id, tr.turn_number, tr.speaker, tr.content, tr.created_at, tr.speech_duration_ms,
@@ -79,7 +25,7 @@ t AS (
     FROM cca_call_turns tr
     JOIN target ON target.id = tr.call_id
     WHERE tr.created_at >= CAST(:start AS timestamptz) - interval '1 hour'
-      AND tr.created_at < CAST(:end AS timestamptz) + interval '7 hours'
+      AND tr.created_at <= CAST(:end AS timestamptz) + interval '7 hours'
     WINDOW w AS (PARTITION BY tr.call_id ORDER BY tr.turn_number)
 ),
 g AS (
@@ -136,14 +82,14 @@ tools AS (
     FROM call_tool_calls tc
     JOIN target ON target.id = tc.call_id
     WHERE tc.created_at >= CAST(:start AS timestamptz) - interval '1 hour'
-      AND tc.created_at < CAST(:end AS timestamptz) + interval '7 hours'
+      AND tc.created_at <= CAST(:end AS timestamptz) + interval '7 hours'
     GROUP BY tc.call_id
 )
 INSERT INTO call_metrics AS m (
     call_id, started_at, turns, customer_turns, bot_turns, response_ms, response_p50_ms, response_p95_ms,
     response_max_ms, response_estimated, stt_ms, llm_ms, tts_ms, stt_p95_ms, llm_p95_ms, tts_p95_ms, stt_reasks,
     low_confidence_turns, min_stt_confidence, long_pauses, barge_ins, tool_calls, tool_errors,
-    rejected_tool_calls, suspicious_tool_calls, greeted, computed_at, final_at, call_ended_at)
+    rejected_tool_calls, suspicious_tool_calls, greeted, computed_at, final_at, call_ended_at, tenant_id)
 SELECT target.id, target.started_at,
        coalesce(p.turns, 0), coalesce(p.customer_turns, 0), coalesce(p.bot_turns, 0),
        coalesce(p.response_ms, '{}'), p.response_p50_ms, p.response_p95_ms, p.response_max_ms,
@@ -154,7 +100,7 @@ SELECT target.id, target.started_at,
        coalesce(tools.tool_calls, 0), coalesce(tools.tool_errors, 0),
        coalesce(tools.rejected_tool_calls, 0), coalesce(tools.suspicious_tool_calls, 0),
        p.greeted, clock_timestamp(),
-       CASE WHEN target.ended_at IS NOT NULL THEN clock_timestamp() END, target.ended_at
+       CASE WHEN target.ended_at IS NOT NULL THEN clock_timestamp() END, target.ended_at, target.tenant_id
 FROM target
 LEFT JOIN per_call p ON p.call_id = target.id
 LEFT JOIN tools ON tools.call_id = target.id
@@ -169,4 +115,5 @@ ON CONFLICT (call_id) DO UPDATE SET
     barge_ins = EXCLUDED.barge_ins, tool_calls = EXCLUDED.tool_calls, tool_errors = EXCLUDED.tool_errors,
     rejected_tool_calls = EXCLUDED.rejected_tool_calls, suspicious_tool_calls = EXCLUDED.suspicious_tool_calls,
     greeted = EXCLUDED.greeted, computed_at = EXCLUDED.computed_at,
-    final_at = coalesce(m.final_at, EXCLUDED.final_at), call_ended_at = EXCLUDED.call_ended_at
+    final_at = coalesce(m.final_at, EXCLUDED.final_at), call_ended_at = EXCLUDED.call_ended_at,
+    tenant_id = EXCLUDED.tenant_id

@@ -27,7 +27,12 @@ FROM (
           FROM calls
           WHERE customer_id IS NOT NULL
             AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)
-            AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)) c
+            AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)
+            -- with :narrow (a few days), only the customers who called in [:start, :end): the others'
+            -- windows give no row of these days, and the sort shrinks to the days' own customers
+            AND (NOT CAST(:narrow AS boolean)
+                 OR customer_id IN (SELECT customer_id FROM calls
+                                    WHERE started_at >= :start AND started_at < :end AND customer_id IS NOT NULL))) c
     WINDOW w AS (PARTITION BY customer_id ORDER BY started_at, id)
 ) x
 WHERE started_at >= :start AND started_at < :end AND d = ANY(CAST(:days AS date[]))

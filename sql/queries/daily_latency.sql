@@ -1,8 +1,10 @@
 -- Per local day (time zone :tz) of :days, over every tenant (tenant_id NULL) and per tenant that had
 -- calls that day: the figures of daily_stats that come from call_metrics — signal counts, calls over
 -- the latency budget, every bot reply's response latency of the day, and call_metrics' part of the
--- day's fingerprint. A call's tenant is its calls row's (joined on its id and start, within the range);
--- the metrics of a call without a tenant, or of one no longer in calls, count only over every tenant.
+-- day's fingerprint. A call's tenant is the one kept with its metrics (call_metrics.tenant_id: the calls
+-- row's when they were derived, migration 026), so no call is joined. The metrics of a call without a
+-- tenant count only over every tenant; those of a call whose tenant was deleted since make a row that
+-- ccanalytics.metrics drops (the calls side has no row for that tenant).
 --
 -- One scan groups the metrics per day and tenant; the rows over every tenant roll up from those
 -- groups (sums, counts, the newest stamp, the replies' texts put together), so no per-call work is
@@ -22,7 +24,7 @@ SELECT d, tenant_id,
 FROM (
     -- the local day of the group's UTC bin (:bin; see daily_calls.sql): converted once per group
     SELECT (date_bin(CAST(:bin AS interval), m.started_at, TIMESTAMPTZ '2000-01-01 00:00+00') AT TIME ZONE :tz)::date AS d,
-           c.tenant_id,
+           m.tenant_id,
            sum(m.stt_reasks)                                                           AS stt_reasks,
            sum(m.long_pauses)                                                          AS long_pauses,
            sum(m.barge_ins)                                                            AS barge_ins,
@@ -33,8 +35,6 @@ FROM (
            string_agg(array_to_string(m.response_ms, ','), ',') FILTER (WHERE cardinality(m.response_ms) > 0)
                                                                                        AS response_ms
     FROM call_metrics m
-    LEFT JOIN calls c ON c.id = m.call_id AND c.started_at = m.started_at
-                     AND c.started_at >= :start AND c.started_at < :end
     WHERE m.started_at >= :start AND m.started_at < :end
     GROUP BY date_bin(CAST(:bin AS interval), m.started_at, TIMESTAMPTZ '2000-01-01 00:00+00'), 2
 ) x
