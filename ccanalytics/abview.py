@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import charts, experiments, labels, rutext, timeutil
+from . import experiments, labels, rutext, svgcharts, timeutil
 from .errors import NotFound
 from .htmlblocks import Block, note, num, pct, table, usd
 
@@ -173,12 +173,14 @@ def _ci(stats: Any, proportion: bool = False) -> tuple[float, float, float] | No
     return mean, mean - half, mean + half
 
 
-def charts_per_metric(res: experiments.TestResults) -> list[Any]:
-    out: list[Any] = []
+def charts_per_metric(res: experiments.TestResults) -> list[Block]:
+    """Each variant's mean quality and share resolved without an operator with their 95 % intervals:
+    inline SVG charts (ccanalytics.svgcharts), for the admin's A/B page and the readout notebook alike."""
+    out: list[Block] = []
     quality = [(v.variant, _ci(v.quality)) for v in res.variants]
     rows = [{"variant": name, "value": c[0], "low": c[1], "high": c[2]} for name, c in quality if c]
     if rows:
-        out.append(charts.variants_with_ci(rows, title="Оценка качества: среднее и 95 % ДИ"))
+        out.append(Block(svgcharts.variants_with_ci(rows, title="Оценка качества: среднее и 95 % ДИ", digits=3)))
     resolved = []
     for v in res.variants:
         if v.n:
@@ -186,7 +188,8 @@ def charts_per_metric(res: experiments.TestResults) -> list[Any]:
             half = Z95 * math.sqrt(p * (1 - p) / v.n)
             resolved.append({"variant": v.variant, "value": 100 * p, "low": 100 * (p - half), "high": 100 * (p + half)})
     if resolved:
-        out.append(charts.variants_with_ci(resolved, title="Решено без оператора, %: доля и 95 % ДИ"))
+        title = "Решено без оператора, %: доля и 95 % ДИ"
+        out.append(Block(svgcharts.variants_with_ci(resolved, title=title, unit="%", digits=1)))
     return out
 
 

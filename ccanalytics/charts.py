@@ -1,6 +1,7 @@
 """Standard charts as matplotlib figures: static images that render in notebooks, in the HTML
 reports and in e-mail clients. Every function takes plain data (dicts, lists, DataFrames' columns),
-returns a ``Figure`` and never reads the database. Labels are Russian: managers read them.
+returns a ``Figure`` and never reads the database. Labels are Russian: managers read them, and the
+numbers of the axes are in Russian format (decimal comma, real minus) through ``rutext``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
-from . import definitions, labels
+from . import definitions, labels, rutext
 
 GREEN, YELLOW, RED, BLUE, GREY = "#2e7d32", "#f9a825", "#c62828", "#1565c0", "#9e9e9e"
 
@@ -25,11 +27,38 @@ def score_colour(score: float | None) -> str:
     return GREEN if score > definitions.GOOD_QUALITY else YELLOW if score >= definitions.LOW_QUALITY else RED
 
 
+def tick_digits(ticks: Sequence[float]) -> int:
+    """Decimals that show every tick exactly, the same for all (0,20 … 1,00; 0,0025 USD)."""
+    steps = [abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False) if b != a]
+    step = min(steps) if steps else 1.0
+    return next((d for d in range(7) if abs(round(step, d) - step) <= 1e-9 * max(1.0, step)), 6)
+
+
+def russian_ticks(axis) -> FuncFormatter:
+    """A tick formatter for a numeric ``axis`` writing its ticks through ``rutext``: ``0,05``, ``1 200``,
+    ``−0,5``, as many decimals as the step between the ticks needs."""
+
+    def text(value: float, _pos: int | None = None) -> str:
+        return rutext.num(value, tick_digits(list(axis.get_majorticklocs())))
+
+    return FuncFormatter(text)
+
+
 class Chart(Figure):
     """A figure that shows itself in Jupyter as an inline PNG image with alt text (no pyplot, no
-    backend needed); the same HTML goes into the reports."""
+    backend needed); the same HTML goes into the reports. Numeric axes are written in Russian format
+    when it is drawn (a category or date axis keeps its own labels)."""
+
+    def localise(self) -> None:
+        """Every numeric axis still on matplotlib's default formatter (decimal point, hyphen for minus)
+        writes its ticks through ``rutext`` instead."""
+        for ax in self.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if type(axis.get_major_formatter()) is ScalarFormatter:
+                    axis.set_major_formatter(russian_ticks(axis))
 
     def png(self) -> bytes:
+        self.localise()
         buf = io.BytesIO()
         self.savefig(buf, format="png", dpi=self.dpi)
         return buf.getvalue()
@@ -217,16 +246,26 @@ def stacked_days(
     return fig
 
 
-def variants_with_ci(rows: Sequence[Mapping[str, object]], *, title: str) -> Figure:
-    """A/B: one point per variant with its confidence interval (``variant``, ``value``, ``low``, ``high``)."""
-    fig, ax = _figure(6.0, 2.6)
-    names = [str(r["variant"]) for r in rows]
-    values = [float(r["value"]) for r in rows]
-    low = [float(r["value"]) - float(r["low"]) for r in rows]
-    high = [float(r["high"]) - float(r["value"]) for r in rows]
-    ax.errorbar(values, names, xerr=[low, high], fmt="o", color=BLUE, capsize=4)
+def bars(
+    categories: Sequence[str],
+    parts: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    ylabel: str = "",
+) -> Figure:
+    """Stacked bars over named categories (the days of a week as «23.11 пн»), one colour per part."""
+    fig, ax = _figure()
+    bottom = [0.0] * len(categories)
+    colours = [BLUE, RED, GREEN, YELLOW, GREY]
+    xs = list(range(len(categories)))
+    for i, (name, values) in enumerate(parts.items()):
+        vals = [float(v or 0) for v in values]
+        ax.bar(xs, vals, bottom=bottom, color=colours[i % len(colours)], label=name)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(xs, list(categories))
+    ax.legend(frameon=False, fontsize=8)
     ax.set_title(title)
-    ax.margins(y=0.4)
+    ax.set_ylabel(ylabel)
     return fig
 
 

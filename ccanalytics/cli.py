@@ -78,7 +78,10 @@ def main(ctx: click.Context) -> None:
     Configuration comes from CCA_* environment variables (see docs/configuration.md);
     without CCA_DATABASE_URL an embedded PostgreSQL in .ccanalytics/pg is used.
     """
+    import re
+
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from .config import Settings
 
@@ -86,7 +89,11 @@ def main(ctx: click.Context) -> None:
         ctx.ensure_object(dict)["settings"] = Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"invalid setting CCA_{str(err['loc'][0]).upper()}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting CCA_{str(err['loc'][0]).upper()}: {message}") from None
+    except SettingsError as exc:  # a JSON setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        raise ConfigError(f"invalid setting CCA_{field[1].upper() if field else '?'}: not valid JSON") from None
 
 
 # ----------------------------------------------------------------------------------------- db

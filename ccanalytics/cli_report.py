@@ -154,3 +154,22 @@ def report_cost(date_from, date_to, baseline, tenant, send, force, as_json) -> N
         baseline=baseline,
         tenant=tenant or None,
     )
+
+
+@report.command("weekly")
+@click.option("--week", type=_DATE, help="Any day of the week (Monday–Sunday, Kyiv; default: the last full week).")
+@tenant_option
+@_send
+@_force
+@_json
+def report_weekly(week, tenant, send, force, as_json) -> None:
+    """The weekly management summary: the week against the four weeks before — volume, resolution,
+    quality, cost per call and per resolved call, top problems, A/B decisions, money saved by each lever.
+
+    \b
+    Examples:
+      ccanalytics report weekly                                           # the last full week
+      ccanalytics report weekly --week 2026-11-25 --send email,telegram   # the week of 23.11–29.11
+      ccanalytics report weekly --week 2026-11-25 --tenant prokoleso
+    """
+    _run("weekly", send, as_json, force, week=week.date() if week else None, tenant=tenant or None)

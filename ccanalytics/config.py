@@ -7,11 +7,13 @@ environment themselves: they take explicit arguments, and the edges pass values 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
@@ -34,6 +36,79 @@ def find_project_root(start: Path | None = None) -> Path:
         if pyproject.is_file() and 'name = "ccanalytics"' in pyproject.read_text(errors="ignore"):
             return directory
     return start
+
+
+# the report kinds the scheduler sends (ccanalytics.jobs); a tenant's report settings choose among them
+SCHEDULED_REPORT_KINDS = ("daily", "problems", "weekly")
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")  # a file name too: <reports_dir>/<kind>/<slug>/
+_TENANT_REPORT_KEYS = ("emails", "telegram_chat_id", "kinds")
+
+
+class TenantReports(BaseModel):
+    """Where one tenant's own scheduled reports go (an entry of CCA_TENANT_REPORTS): its e-mail
+    recipients and Telegram chat (the SMTP server and the bot stay the global ones) and the kinds it
+    receives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    emails: tuple[str, ...] = ()
+    telegram_chat_id: str | None = None
+    kinds: tuple[str, ...] = SCHEDULED_REPORT_KINDS
+
+
+def _tenant_entry(slug: str, entry: Any) -> TenantReports:
+    """One tenant's entry of CCA_TENANT_REPORTS; ValueError naming the tenant and what is wrong."""
+    kinds_text = ", ".join(SCHEDULED_REPORT_KINDS)
+    if not isinstance(entry, dict):
+        raise ValueError(f"tenant {slug!r}: a JSON object is expected, not {entry!r}")
+    unknown = [k for k in entry if k not in _TENANT_REPORT_KEYS]
+    if unknown:
+        raise ValueError(f"tenant {slug!r}: unknown key {unknown[0]!r} (keys: {', '.join(_TENANT_REPORT_KEYS)})")
+    emails = entry.get("emails") or []
+    if not isinstance(emails, list):
+        raise ValueError(f"tenant {slug!r}: emails must be a list of addresses")
+    bad = [e for e in emails if not isinstance(e, str) or not _EMAIL.fullmatch(e.strip())]
+    if bad:
+        raise ValueError(f"tenant {slug!r}: {bad[0]!r} is not an e-mail address")
+    chat = entry.get("telegram_chat_id")
+    if chat is not None and (isinstance(chat, bool) or not isinstance(chat, str | int) or not str(chat).strip()):
+        raise ValueError(f'tenant {slug!r}: telegram_chat_id must be a chat id ("-100…") or @channel')
+    kinds = entry.get("kinds", list(SCHEDULED_REPORT_KINDS))
+    if not isinstance(kinds, list) or not kinds:
+        raise ValueError(f"tenant {slug!r}: kinds must be a non-empty list of {kinds_text}")
+    odd = [k for k in kinds if k not in SCHEDULED_REPORT_KINDS]
+    if odd:
+        raise ValueError(f"tenant {slug!r}: unknown report kind {odd[0]!r} (kinds: {kinds_text})")
+    if not emails and chat is None:
+        raise ValueError(f"tenant {slug!r}: no recipients (give emails, telegram_chat_id or both)")
+    return TenantReports(
+        emails=tuple(dict.fromkeys(e.strip() for e in emails)),
+        telegram_chat_id=str(chat).strip() if chat is not None else None,
+        kinds=tuple(dict.fromkeys(kinds)),
+    )
+
+
+def _tenant_reports(raw: Any) -> dict[str, TenantReports]:
+    """CCA_TENANT_REPORTS checked entry by entry (slugs in lower case)."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ValueError("not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ValueError('a JSON object is expected: {"<tenant slug>": {"emails": [...], ...}}')
+    out: dict[str, TenantReports] = {}
+    for key, entry in raw.items():
+        slug = str(key).strip().lower()
+        if not _SLUG.fullmatch(slug):
+            raise ValueError(f"{key!r} is not a tenant slug (latin letters, digits, - and _)")
+        if slug in out:
+            raise ValueError(f"tenant {slug!r} is given twice")
+        out[slug] = entry if isinstance(entry, TenantReports) else _tenant_entry(slug, entry)
+    return out
 
 
 class Settings(BaseSettings):
@@ -211,6 +286,14 @@ class Settings(BaseSettings):
         default="https://api.telegram.org", description="Telegram Bot API base URL (a proxy or a test server)."
     )
     notify_timeout_s: float = Field(default=20.0, gt=0, le=300, description="Timeout of one delivery attempt, seconds.")
+    tenant_reports: dict[str, TenantReports] = Field(
+        default_factory=dict,
+        description="Each tenant's own scheduled reports, JSON: "
+        '{"<tenant slug>": {"emails": ["a@x.ua"], "telegram_chat_id": "-100…", "kinds": ["daily", "problems", '
+        '"weekly"]}} (kinds: default all). A tenant listed here also gets the reports of its kinds scoped to '
+        "its own calls, through the global SMTP server and Telegram bot; the global recipients keep the "
+        "report of every tenant. See docs/reports.md.",
+    )
     # --- alerts evaluated from the database
     alerts_owner: str = Field(
         default="database",
@@ -225,6 +308,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Overrides of alert thresholds, JSON (e.g. {"transfer_rate": 0.6}); see docs/alerts.md.',
     )
+
+    @field_validator("tenant_reports", mode="before")
+    @classmethod
+    def _tenant_reports(cls, value: Any) -> dict[str, TenantReports]:
+        return _tenant_reports(value)
 
     @field_validator("alerts_owner")
     @classmethod
@@ -270,7 +358,9 @@ def settings_env(settings: Settings, *, include_secrets: bool = False) -> dict[s
             if not include_secrets:
                 continue
             value = value.get_secret_value() if isinstance(value, SecretStr) else value
-        out[f"CCA_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        out[f"CCA_{name.upper()}"] = (
+            json.dumps(to_jsonable_python(value)) if isinstance(value, dict | list) else str(value)
+        )
     return out
 
 

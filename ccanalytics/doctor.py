@@ -212,6 +212,34 @@ def check_data(engine: Engine, *, tz: str, today: date | None = None, now: datet
     return _timed("data", run)
 
 
+def check_tenant_reports(engine: Engine, settings: Settings) -> Check:
+    """The tenants of CCA_TENANT_REPORTS exist in the database and have the channels they ask for
+    (the global SMTP server, the global bot); a tenant that does not is a failure: its reports are not
+    sent."""
+    from . import notify, tenants
+    from .errors import ConfigError
+
+    def run() -> tuple[str, str]:
+        known = {t.slug for t in tenants.list_tenants(engine)}
+        problems = [
+            f"unknown tenant {slug!r} (the database has {', '.join(sorted(known)) or 'none'}): its reports are not sent"
+            for slug in settings.tenant_reports
+            if slug not in known
+        ]
+        for slug in settings.tenant_reports:
+            try:
+                notify.tenant_settings(settings, slug)
+            except ConfigError as exc:
+                problems.append(exc.message)
+        if problems:
+            return FAIL, "; ".join(problems)
+        return OK, "own reports: " + ", ".join(
+            f"{slug} ({', '.join(t.kinds)})" for slug, t in settings.tenant_reports.items()
+        )
+
+    return _timed("tenants", run)
+
+
 def _covered(lo: date, hi: date, ranges: list[tuple[datetime, datetime]]) -> bool:
     start = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
     end = datetime(hi.year, hi.month, hi.day, tzinfo=UTC)
@@ -435,25 +463,26 @@ def run_checks(
     """Every check, in a fixed order; the database chain and the network checks run in parallel.
     ``prometheus_url`` overrides the CCA_PROMETHEUS_URL setting."""
     own_engine = engine is None
+    tenant_check = ("tenants",) if settings.tenant_reports else ()  # only when tenants have reports of their own
+    after_database = ("migrations", "partitions", "data", *tenant_check)
 
     def database_chain() -> list[Check]:
         nonlocal engine
         try:
             engine = engine or doctor_engine(settings, timeout)
         except Exception as exc:  # noqa: BLE001 — a bad URL or an embedded server that cannot start
-            names = ("migrations", "partitions", "data")
-            return [Check("database", FAIL, _reason(exc)), *(_not_checked(n) for n in names)]
+            return [Check("database", FAIL, _reason(exc)), *(_not_checked(n) for n in after_database)]
         try:
             db = check_database(engine)
             if db.status == FAIL:
-                return [db, _not_checked("migrations"), _not_checked("partitions"), _not_checked("data")]
+                return [db, *(_not_checked(n) for n in after_database)]
             migrations = check_migrations(engine)
-            data = (
-                check_data(engine, tz=settings.timezone)
-                if migrations.status != FAIL
-                else Check("data", WARN, "not checked: the schema is not migrated")
-            )
-            return [db, migrations, check_partitions(engine, settings.partitions_ahead_months), data]
+            if migrations.status == FAIL:
+                later = [Check(n, WARN, "not checked: the schema is not migrated") for n in ("data", *tenant_check)]
+            else:
+                later = [check_data(engine, tz=settings.timezone)]
+                later += [check_tenant_reports(engine, settings)] if tenant_check else []
+            return [db, migrations, check_partitions(engine, settings.partitions_ahead_months), *later]
         finally:
             if own_engine:
                 engine.dispose()

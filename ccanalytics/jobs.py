@@ -132,20 +132,62 @@ def maintain_partitions(engine: Engine, settings: Settings) -> JobRun:
     return _locked(engine, "partitions", work)
 
 
-def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -> dict[str, Any]:
-    """Render a report and deliver it to every configured channel, once: a report already
-    delivered everywhere (or, with no channel configured, already rendered) is not rendered again,
-    and channels that have it are skipped."""
+def _deliver_once(
+    engine: Engine, settings: Settings, kind: str, name: str, folder: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Render one report and deliver it to every channel configured in ``settings``, once: a report
+    already delivered everywhere (or, with no channel configured, already rendered) is not rendered
+    again, and channels that have it are skipped."""
     from . import notify, reporting, reportsend
 
     channels = sorted(notify.channels_from_settings(settings))
-    name = kwargs.pop("name")
-    html = settings.resolved_reports_dir() / kind / f"{name}.html"
+    html = settings.resolved_reports_dir() / kind / (folder or "") / f"{name}.html"
     if html.is_file():
         if set(channels) <= reportsend.delivered_channels(html):  # nothing configured: nothing to send
             return {"report": str(html), "skipped": "already delivered" if channels else "already rendered"}
-    run = reporting.run(engine, settings, kind, send=channels, skip_delivered=True, **kwargs)
+    run = reporting.run(engine, settings, kind, send=channels, skip_delivered=True, folder=folder, **kwargs)
     return {"report": str(run.rendered.html_path), "seconds": round(run.rendered.seconds, 1), "delivery": run.delivery}
+
+
+def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -> dict[str, Any]:
+    """The ``kind`` report of every tenant to the global channels, and the report of each tenant that
+    asked for ``kind`` in CCA_TENANT_REPORTS, scoped to it, to its own recipients
+    (``<reports_dir>/<kind>/<slug>/<name>.html``), each delivered once per channel. Every report is
+    made on its own: one failing (an unknown slug, a channel down) is logged and listed, and the others
+    still go out. The outcome is the report of every tenant's, with ``tenants`` (slug → outcome) and
+    ``failed`` (``"all"`` and the slugs) when there are any."""
+    from . import notify
+    from .errors import CCAError, DatabaseUnavailable
+
+    name = kwargs.pop("name")
+
+    def attempt(slug: str | None, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return make()
+        except DatabaseUnavailable:
+            raise
+        except CCAError as exc:
+            log.error("report %s/%s for %s failed: %s", kind, name, slug or "every tenant", exc.message)
+            details = exc.details if isinstance(exc.details, dict) else {}
+            return {"error": exc.message, **({"delivery": details["outcome"]} if "outcome" in details else {})}
+
+    outcome = attempt(None, lambda: _deliver_once(engine, settings, kind, name, **kwargs))
+    failed = ["all"] if "error" in outcome else []
+    mine = [slug for slug, target in settings.tenant_reports.items() if kind in target.kinds]
+    if mine:
+        outcome["tenants"] = {
+            slug: attempt(
+                slug,
+                lambda slug=slug: _deliver_once(
+                    engine, notify.tenant_settings(settings, slug), kind, name, folder=slug, tenant=slug, **kwargs
+                ),
+            )
+            for slug in mine
+        }
+        failed += [slug for slug, o in outcome["tenants"].items() if "error" in o]
+    if failed:
+        outcome["failed"] = failed
+    return outcome
 
 
 def daily_report(engine: Engine, settings: Settings, *, today: date | None = None) -> JobRun:
@@ -164,6 +206,18 @@ def weekly_problems_report(engine: Engine, settings: Settings, *, today: date | 
         engine,
         "report_problems",
         lambda: _send_report(engine, settings, "problems", name=f"{first}_{last}", date_from=first, date_to=last),
+    )
+
+
+def weekly_report(engine: Engine, settings: Settings, *, today: date | None = None) -> JobRun:
+    """The weekly management summary of the last full Monday–Sunday week, Monday mornings at 09:00."""
+    from .weeklyreport import last_full_week
+
+    first, last = last_full_week(today or timeutil.today(settings.timezone))
+    return _locked(
+        engine,
+        "report_weekly",
+        lambda: _send_report(engine, settings, "weekly", name=f"{first}_{last}", week=first),
     )
 
 
@@ -204,4 +258,5 @@ SCHEDULE: dict[str, tuple[Callable[[Engine, Settings], JobRun], str, dict[str, A
     "alerts": (evaluate_alerts, "interval", {"minutes": 1}),
     "report_daily": (daily_report, "cron", {"hour": 8, "minute": 0}),
     "report_problems": (weekly_problems_report, "cron", {"day_of_week": "mon", "hour": 8, "minute": 30}),
+    "report_weekly": (weekly_report, "cron", {"day_of_week": "mon", "hour": 9, "minute": 0}),
 }

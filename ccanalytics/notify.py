@@ -448,6 +448,24 @@ def channels_from_settings(settings: Settings) -> dict[str, Channel]:
     return out
 
 
+def tenant_settings(settings: Settings, slug: str) -> Settings:
+    """``settings`` addressed to one tenant's own recipients (CCA_TENANT_REPORTS): its e-mail addresses
+    and Telegram chat, through the global SMTP server and bot; a channel it gives no recipient for is
+    off. ConfigError when a channel it asks for has no server or bot."""
+    target = settings.tenant_reports[slug]
+    missing = [
+        need
+        for asked, have, need in (
+            (target.emails, settings.smtp_host, "e-mail needs CCA_SMTP_HOST"),
+            (target.telegram_chat_id, settings.telegram_bot_token, "Telegram needs CCA_TELEGRAM_BOT_TOKEN"),
+        )
+        if asked and not have
+    ]
+    if missing:
+        raise ConfigError(f"reports of tenant {slug!r}: {'; '.join(missing)}")
+    return settings.model_copy(update={"email_to": list(target.emails), "telegram_chat_id": target.telegram_chat_id})
+
+
 def require_channels(settings: Settings, names: Iterable[str]) -> dict[str, Channel]:
     """The channels ``names`` (e.g. ["email", "telegram"]); ConfigError naming what is missing."""
     names = [n.strip() for n in names if n.strip()]

@@ -1,7 +1,7 @@
 """One report end to end — parameters from the request, render the notebook, summarise, deliver —
 shared by ``ccanalytics report …`` and the scheduler's report jobs.
 
-The daily, problem-call and cost reports cover some tenants (``tenant=``) or all (the default). A report
+The daily, problem-call, cost and weekly reports cover some tenants (``tenant=``) or all (the default). A report
 of some tenants is another report: its file name ends with their slugs (``2026-11-24_prokoleso``), so
 it has its own delivery record, and its title and subject name them. The A/B readout has no tenant: A/B
 tests and prompts are shared by every tenant."""
@@ -15,7 +15,18 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import dailyreport, labels, metrics, problemcalls, reports, reportsend, rutext, tenants, timeutil
+from . import (
+    dailyreport,
+    labels,
+    metrics,
+    problemcalls,
+    reports,
+    reportsend,
+    rutext,
+    tenants,
+    timeutil,
+    weeklyreport,
+)
 from .config import Settings, settings_env
 from .errors import InvalidArgument
 
@@ -86,6 +97,7 @@ def run(
     kind: str,
     *,
     day: date | None = None,
+    week: date | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
     test: str | None = None,
@@ -94,10 +106,13 @@ def run(
     send: Sequence[str] = (),
     skip_delivered: bool = False,
     tenant: tenants.TenantArg = None,
+    folder: str | None = None,
 ) -> ReportRun:
     """Render the ``kind`` report of ``tenant`` (a slug or several; default every tenant) and deliver
     it through the channels ``send`` (configured in settings; ConfigError before anything runs when
-    one is not, InvalidArgument for an unknown tenant)."""
+    one is not, InvalidArgument for an unknown tenant). ``folder``: render it as
+    ``<reports_dir>/<kind>/<folder>/<name>.html``, the name without the tenants' slugs (a tenant's
+    scheduled report to its own recipients: a delivery record of its own)."""
     from .notify import require_channels
 
     channels = require_channels(settings, send) if send else {}
@@ -131,6 +146,10 @@ def run(
         name = f"{first}_{last}"
         params = {"date_from": first.isoformat(), "date_to": last.isoformat(), "baseline": baseline}
         subject = f"Обзор стоимости звонков за {first:%d.%m.%Y} — {last:%d.%m.%Y}{of}"
+    elif kind == "weekly":
+        first, last = weeklyreport.week_bounds(week) if week else weeklyreport.last_full_week(timeutil.today(tz))
+        name, params = f"{first}_{last}", {"week": first.isoformat(), "baseline": baseline}
+        subject = f"Недельная сводка колл-центра за {first:%d.%m} — {last:%d.%m.%Y}{of}"
     elif kind == "ab":
         from .abview import pick_test
 
@@ -145,12 +164,16 @@ def run(
     env = {**settings_env(settings), "CCA_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     if kind != "ab":
         params["tenant"] = _tenant_parameter(scope)
-        name = report_name(name, scope)
-    rendered = reports.render(kind, name, params, settings.resolved_reports_dir(), env=env, title=subject, tz=tz)
+        name = name if folder else report_name(name, scope)
+    rendered = reports.render(
+        kind, name, params, settings.resolved_reports_dir(), env=env, title=subject, tz=tz, folder=folder
+    )
     if kind == "daily":
         summary = dailyreport.summary_text(engine, day, tz=tz, tenant=scope)
     elif kind == "problems":
         summary = _problems_summary(engine, first, last, tz, thresholds or problemcalls.Thresholds(), scope)
+    elif kind == "weekly":
+        summary = weeklyreport.summary_text(engine, first, tz=tz, tenant=scope)
     else:
         summary = subject
     delivery = {}

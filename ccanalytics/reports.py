@@ -27,6 +27,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "problems": ("problem_calls.ipynb", "Разбор проблемных звонков"),
     "ab": ("ab_test_readout.ipynb", "Результаты A/B-теста"),
     "cost": ("cost_review.ipynb", "Обзор стоимости звонков"),
+    "weekly": ("weekly_summary.ipynb", "Недельная сводка колл-центра"),
 }
 EXECUTION_TIMEOUT_S = 600
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.@-]+")
@@ -103,16 +104,20 @@ def render(
     timeout_s: int = EXECUTION_TIMEOUT_S,
     title: str | None = None,
     tz: str = timeutil.DEFAULT_TZ,
+    folder: str | None = None,
 ) -> Rendered:
     """Execute the ``kind`` notebook with ``parameters`` and write ``<out_dir>/<kind>/<name>.html``
-    and ``.ipynb``. ``env`` adds environment variables for the notebook's kernel (e.g. the
-    database URL the caller uses), never written into the notebook. ``title``: the page's title
-    (default: the kind's title and the name); ``tz``: the business time zone of the footer's time."""
+    and ``.ipynb`` (``<out_dir>/<kind>/<folder>/…`` with ``folder``, e.g. a tenant's own reports).
+    ``env`` adds environment variables for the notebook's kernel (e.g. the database URL the caller
+    uses), never written into the notebook. ``title``: the page's title (default: the kind's title and
+    the name); ``tz``: the business time zone of the footer's time."""
     import papermill
 
     source = notebook_source(kind)
     name = _SAFE_NAME.sub("_", name).strip("._") or kind  # a file name: never a path
     target = Path(out_dir) / kind
+    if folder:
+        target /= _SAFE_NAME.sub("_", folder).strip("._") or "_"  # one folder: never a path
     target.mkdir(parents=True, exist_ok=True)
     notebook_path = target / f"{name}.ipynb"
     html_path = target / f"{name}.html"

@@ -8,6 +8,8 @@ holds (webapp/security.py). Every text is escaped: nothing from the data can bec
 
 Notebooks, reports and e-mails keep the matplotlib charts (ccanalytics.charts): e-mail clients do
 not show SVG. Colours and titles are the same as there. Labels are Russian, numbers in Russian format.
+The A/B readout's interval charts are SVG everywhere (the admin's A/B page, the readout notebook and
+its HTML report, which is opened in a browser).
 """
 
 from __future__ import annotations
@@ -216,4 +218,60 @@ def trend(
     for i, day in enumerate(days):
         if i % step == 0:
             plot.x_label(xs[i], day.strftime("%d.%m"))
+    return plot.svg()
+
+
+def range_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """Round steps (1, 2, 2.5 or 5 × 10ⁿ) from just under ``low`` to just over ``high``: the value axis
+    of a chart whose values sit far from 0 (a quality score of 0,80…0,86)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [0.0, 1.0]
+    if high - low <= 0:
+        pad = abs(high) * 0.05 or 0.5
+        low, high = low - pad, high + pad
+    raw = (high - low) / count * (1 - 1e-9)  # 0,2 / 4 is a step of 0,05, not 0,1
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step + 1e-9)
+    last = math.ceil(high / step - 1e-9)
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
+def variants_with_ci(rows: Sequence[Mapping[str, object]], *, title: str, unit: str = "", digits: int = 3) -> str:
+    """A/B: one point per variant with its confidence interval (``variant``, ``value``, ``low``,
+    ``high``): variants side by side, the interval a vertical line with caps, the value a labelled
+    point; hover and screen readers get «A: 0,812 (95 % ДИ 0,790…0,834)». ``unit`` follows each value
+    (e.g. ``%``), ``digits`` is its decimals."""
+    items = [
+        (str(r["variant"]), float(r["value"]), float(r["low"]), float(r["high"]))  # type: ignore[arg-type]
+        for r in rows
+    ]
+    suffix = f" {unit}" if unit else ""
+
+    def words(name: str, value: float, low: float, high: float) -> str:
+        fmt = lambda v: rutext.num(v, digits)  # noqa: E731
+        return f"{name}: {fmt(value)}{suffix} (95 % ДИ {fmt(low)}…{fmt(high)}{suffix})"
+
+    summary = "; ".join(words(*item) for item in items) + "." if items else "нет данных."
+    ticks = range_ticks(min((lo for *_, lo, _ in items), default=0.0), max((hi for *_, hi in items), default=1.0))
+    plot = _Plot(title, summary, height=220, y_ticks=ticks, unit=unit)
+    slot = (plot.right - plot.left) / max(len(items), 1)
+    for i, (name, value, low, high) in enumerate(items):
+        x = plot.left + (i + 0.5) * slot
+        y_low, y_high, y_value = plot.y(low), plot.y(high), plot.y(value)
+        shapes = (
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y_high:.1f}" y2="{y_low:.1f}" stroke="{BLUE}" stroke-width="2"/>'
+            + "".join(
+                f'<line x1="{x - 8:.1f}" x2="{x + 8:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{BLUE}" stroke-width="2"/>'
+                for y in (y_high, y_low)
+            )
+            + f'<circle cx="{x:.1f}" cy="{y_value:.1f}" r="5" fill="{BLUE}"/>'
+            + f'<text x="{x + 12:.1f}" y="{y_value + 4:.1f}" font-size="11" fill="{TEXT}">'
+            f"{escape(rutext.num(value, digits) + suffix)}</text>"
+            # the whole column answers the hover
+             + f'<rect x="{x - slot / 2:.1f}" y="{plot.top}" width="{slot:.1f}" height="{plot.bottom - plot.top}" '
+            'fill="transparent"/>'
+        )
+        plot.parts.append(f'<g class="variant"><title>{escape(words(name, value, low, high))}</title>{shapes}</g>')
+        plot.x_label(x, name)
     return plot.svg()

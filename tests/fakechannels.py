@@ -73,6 +73,7 @@ class FakeTelegram:
 
     def __init__(self, token: str = TOKEN, chat: int | str = CHAT) -> None:
         self.token, self.chat = token, str(chat)
+        self.other_chats: set[str] = set()  # more chats the bot is a member of (e.g. a tenant's own)
         self.requests: list[TelegramRequest] = []
         self.status = 200
         self.retry_after: int | None = None
@@ -144,7 +145,7 @@ class FakeTelegram:
             }
         elif self.status != 200:
             status, answer = self.status, {"ok": False, "error_code": self.status, "description": "Bad Gateway"}
-        elif str(req.payload.get("chat_id")) != self.chat:
+        elif str(req.payload.get("chat_id")) not in {self.chat, *self.other_chats}:
             status, answer = 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
         if answer is None and req.method == "getChat":
             answer = {"ok": True, "result": {"id": int(self.chat), "type": "supergroup", "title": "ccanalytics alerts"}}

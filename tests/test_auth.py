@@ -299,9 +299,12 @@ def test_login_page_is_russian_and_sets_a_safe_session_cookie(engine):
     assert 'name="csrf_token"' in html
     res = login(client, "olena", next="/?days=3")
     assert res.status_code == 302 and res.headers["Location"] == "/?days=3"
-    cookie = res.headers["Set-Cookie"]
-    assert cookie.startswith("cca_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert "Secure" in cookie
+    cookies = {c.partition("=")[0]: c for c in res.headers.getlist("Set-Cookie")}
+    cookie = cookies["cca_session"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    # the browser's user, for a form posted after the session ended (webapp/drafts.py): signed, no session
+    owner = cookies["cca_who"]
+    assert "HttpOnly" in owner and "SameSite=Lax" in owner and "Secure" in owner
     assert client.get("/").status_code == 200
     assert client.get("/api/v1/me").get_json()["data"] == {
         "kind": "user",

@@ -177,8 +177,16 @@ def test_problem_calls_procedure_finds_groups_and_records_a_decision(demo_url, d
 def test_ab_and_cost_reports_render(demo_url, demo_engine, tmp_path):
     settings = _settings(demo_url, tmp_path)
     ab = reporting.run(demo_engine, settings, "ab")
-    text = _visible(ab.rendered.html_path.read_text(encoding="utf-8"))
+    ab_html = ab.rendered.html_path.read_text(encoding="utf-8")
+    text = _visible(ab_html)
     assert "Распределение трафика" in text and "Рекомендация" in text
+    # the interval charts are inline SVG, as on the admin's A/B page (nbconvert reorders the attributes)
+    svg_tags = re.findall(r"<svg\b[^>]*>", ab_html)
+    assert [re.search(r'aria-label="([^"]+)"', t).group(1) for t in svg_tags] == [
+        "Оценка качества: среднее и 95 % ДИ",
+        "Решено без оператора, %: доля и 95 % ДИ",
+    ]
+    assert not IMAGES.search(ab_html)
     assert "Где, скорее всего, настоящая разница (95 %)" in text  # one interval, explained in a footnote
     cost = reporting.run(
         demo_engine, settings, "cost", date_from=date(2026, 11, 20), date_to=DAY, baseline="2026-11-15:2026-11-19"

@@ -274,7 +274,8 @@ def test_every_demo_score_is_reconciled_by_its_composition(demo_engine):
     assert len(rows) > 100
     for stored, details in rows:
         parts = composition.compose(details, Rubric(), stored)
-        assert parts.weights_source == "rubric" and parts.matches, (stored, details["rubric_version"])
+        assert parts.weights_source == "stored" and parts.matches, (stored, details["rubric_version"])
+        assert details["weights"] == quality.DEFAULT_WEIGHTS  # the demo scores with the default rubric
         if not parts.auto_failed:
             assert parts.computed == pytest.approx(parts.weighted_sum / parts.weight_total, abs=5e-5)
 
@@ -343,11 +344,46 @@ def test_the_call_page_shows_weights_and_how_the_score_is_made(demo_engine, admi
         score = f"{stored:.2f}".replace(".", ",")
         assert f"{total} ÷ {weights} = {score}" in page
         assert f"совпадает с оценкой звонка {score}" in page
-        assert "веса текущей рубрики" in page
+        assert "веса, с которыми звонок оценён" in page
     failed = db(demo_engine, "SELECT call_id::text FROM call_scores WHERE is_current AND auto_failed LIMIT 1")
     if failed:
         page = visible(admin.get(f"/calls/{failed[0][0]}"))
         assert "Провал ключевого критерия" in page and "итоговая оценка звонка — 0" in page
+
+
+def test_the_call_page_keeps_the_weights_the_call_was_scored_with(engine):
+    """Scored with weights A; the configured rubric changes to B: the page still shows A, and Σ gives
+    the stored score."""
+    call = make_call()
+    ingest_records(engine, [call])
+    scored_with = Rubric(
+        weights=quality.DEFAULT_WEIGHTS | {"bot_greeted_properly": 4.0, "bot_was_concise": 0.0},
+        auto_fail=("bot_provided_accurate_info",),
+        auto_fail_below=0.3,
+    )
+    quality.enqueue(engine)
+    quality.score_pending(engine, quality.RulesJudge(), scored_with)
+    [(stored, details)] = db(engine, "SELECT overall_score, details FROM call_scores WHERE is_current")
+    assert details["weights"] == dict(scored_with.weights)
+    assert (details["auto_fail"], details["auto_fail_below"]) == (["bot_provided_accurate_info"], 0.3)
+    now = Rubric(weights=quality.DEFAULT_WEIGHTS | {"bot_greeted_properly": 0.1, "bot_was_concise": 3.0})
+    parts = composition.compose(details, now, stored)
+    assert parts.weights_source == "stored" and parts.matches and parts.auto_fail_below == 0.3
+    assert {p.criterion: p.weight for p in parts.parts} == dict(scored_with.weights)
+    assert [p.criterion for p in parts.parts if p.auto_fail] == ["bot_provided_accurate_info"]
+    # without the stored weights (a score kept before they were), the changed rubric does not reconcile
+    older = {k: v for k, v in details.items() if k not in ("weights", "auto_fail", "auto_fail_below")}
+    assert composition.compose(older, now, stored).weights_source == "rubric_changed"
+
+    app = create_app({"ENGINE": engine, "TESTING": True, "QUALITY_RUBRIC": now})
+    page = visible(logged_in(app, engine, "olena", "admin").get(f"/calls/{call['call_id']}"))
+    greeted = {p.criterion: p for p in parts.parts}["bot_greeted_properly"]
+    assert re.search(rf"Приветствие \S*\s*4,0 \S+ {greeted.contribution:.3f}".replace(".", ","), page), page
+    assert re.search(r"Краткость \S*\s*0,0 \S+ не учитывается", page)
+    score = f"{stored:.2f}".replace(".", ",")
+    total = f"{parts.weighted_sum:.3f} ÷ {parts.weight_total:.1f} = {score}".replace(".", ",")
+    assert total in page and f"совпадает с оценкой звонка {score}" in page
+    assert "веса, с которыми звонок оценён" in page and "веса текущей рубрики" not in page
 
 
 def test_tool_arguments_are_readable_json_masked_for_analysts(demo_engine, admin, analyst):

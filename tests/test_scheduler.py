@@ -130,7 +130,11 @@ def test_a_restart_catches_up_the_runs_missed_while_down(engine, db_url):
             assert planned["report_daily"] == datetime.combine(report_day, datetime.min.time(), kyiv).replace(hour=8)
             assert jobs_["report_daily:catch-up"].kwargs == {"today": report_day}
             assert "score" not in planned  # interval jobs just run on their interval
-            assert {"daily_stats_nightly", "lake_export", "retention", "report_problems"} <= set(planned)
+            nightly_and_weekly = {"daily_stats_nightly", "lake_export", "retention", "report_problems", "report_weekly"}
+            assert nightly_and_weekly <= set(planned)
+            # the weekly summary as of its Monday 09:00: the last full week before that Monday
+            assert planned["report_weekly"] == datetime(2026, 11, 23, 9, 0, tzinfo=kyiv)
+            assert jobs_["report_weekly:catch-up"].kwargs == {"today": date(2026, 11, 23)}
             assert all(j.next_run_time > now for j in jobs_.values() if j.id.endswith(":catch-up"))
         finally:
             scheduler.shutdown(wait=False)

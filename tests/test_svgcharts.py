@@ -81,3 +81,48 @@ def test_trend_takes_decimals_and_says_the_unit():
         "02.03.2026: на звонок 0,042 USD",
     ]
     assert "0,05 USD" in svg  # the top of the axis carries the unit
+
+
+def test_range_ticks_frame_values_far_from_zero():
+    assert svgcharts.range_ticks(0.79, 0.86) == [0.78, 0.8, 0.82, 0.84, 0.86]
+    assert svgcharts.range_ticks(48.2, 71.9) == [40, 50, 60, 70, 80]
+    assert svgcharts.range_ticks(0.7, 0.9) == [0.7, 0.75, 0.8, 0.85, 0.9]
+    assert svgcharts.range_ticks(-3.0, 2.0) == [-4, -2, 0, 2]
+    ticks = svgcharts.range_ticks(0.5, 0.5)  # one value: a small span around it
+    assert ticks[0] < 0.5 < ticks[-1]
+
+
+def test_variants_with_ci_draws_each_variants_point_and_interval():
+    rows = [
+        {"variant": "A", "value": 0.812, "low": 0.79, "high": 0.834},
+        {"variant": "B", "value": 0.846, "low": 0.83, "high": 0.862},
+        {"variant": "<C>", "value": 0.8, "low": 0.7, "high": 0.9},
+    ]
+    svg = svgcharts.variants_with_ci(rows, title="Оценка качества: среднее и 95 % ДИ", digits=3)
+    root = parse(svg)
+    assert root.find(f"{SVG}title").text == "Оценка качества: среднее и 95 % ДИ"
+    groups = list(root.iter(f"{SVG}g"))
+    assert [g.find(f"{SVG}title").text for g in groups] == [
+        "A: 0,812 (95 % ДИ 0,790…0,834)",
+        "B: 0,846 (95 % ДИ 0,830…0,862)",
+        "<C>: 0,800 (95 % ДИ 0,700…0,900)",
+    ]
+    assert "<C>" not in svg and "&lt;C&gt;" in svg  # escaped
+    assert "A: 0,812" in root.find(f"{SVG}desc").text
+    # the interval runs from low to high on the value axis and the point sits at the value
+    for g, row in zip(groups, rows, strict=True):
+        circle = g.find(f"{SVG}circle")
+        whisker = g.find(f"{SVG}line")
+        y_value, y_high, y_low = float(circle.get("cy")), float(whisker.get("y1")), float(whisker.get("y2"))
+        assert y_high < y_value < y_low  # SVG's y grows downwards
+        ratio = (y_low - y_value) / (y_low - y_high)
+        assert abs(ratio - (row["value"] - row["low"]) / (row["high"] - row["low"])) < 0.01
+    assert len({g.find(f"{SVG}circle").get("cx") for g in groups}) == 3  # side by side
+    assert re.search(r">0,70<", svg) and re.search(r">0,90<", svg)  # the axis frames the intervals
+
+
+def test_variants_with_ci_says_the_unit():
+    rows = [{"variant": "A", "value": 61.25, "low": 55.0, "high": 67.5}]
+    root = parse(svgcharts.variants_with_ci(rows, title="Решено без оператора", unit="%", digits=1))
+    assert [g.find(f"{SVG}title").text for g in root.iter(f"{SVG}g")] == ["A: 61,3 % (95 % ДИ 55,0…67,5 %)"]
+    assert parse(svgcharts.variants_with_ci([], title="Пусто")).find(f"{SVG}desc").text == "нет данных."

@@ -212,7 +212,7 @@ def _detail_page(test_id: str, *, error: str | None = None, status: int = 200, f
             "variants": Markup(str(abview.variants(res))),
             "comparisons": [Markup(str(b)) for b in abview.comparisons(res)],
             "recommendations": [Markup(str(b)) for b in abview.recommendations(res)],
-            "charts": [Markup(c.to_html()) for c in abview.charts_per_metric(res)],
+            "charts": [Markup(str(c)) for c in abview.charts_per_metric(res)],  # inline SVG
         }
         first = next(iter(res.recommendations.values()), None)
         if first is not None:

@@ -6,7 +6,8 @@ without doing anything:
 * public: /healthz, /readyz, /metrics (protect it at the reverse proxy if needed), /login, static
   files, /api/v1/openapi.json, and any view marked ``@public``;
 * everything else needs a logged-in user (session cookie) or, under /api/, a Bearer token;
-  anonymous browsers are redirected to /login, anonymous API calls get 401 JSON;
+  anonymous browsers are redirected to /login, anonymous API calls get 401 JSON; a form posted after
+  its session ended is kept for its user and comes back filled in after the login (webapp/drafts.py);
 * roles: a view marked ``@role_required(...)`` admits exactly those roles; unmarked views admit
   admin and analyst for GET/HEAD/OPTIONS and admin only for state-changing methods (403 otherwise);
 * CSRF: every POST/PUT/PATCH/DELETE authenticated by the session cookie must carry the session's
@@ -51,6 +52,7 @@ from ccanalytics import auth, labels
 from ccanalytics.auth import Forbidden, Unauthorized
 from ccanalytics.errors import CSRFError
 
+from . import drafts
 from .db import get_engine
 
 bp = Blueprint("auth", __name__)
@@ -217,6 +219,7 @@ def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         lambda: {"current_user": current_principal(), "csrf_token": csrf_token, "csrf_field": csrf_field}
     )
     app.register_blueprint(bp)
+    app.register_blueprint(drafts.bp)
 
 
 def _guard():
@@ -230,8 +233,13 @@ def _guard():
     if principal is None:
         if is_api:
             raise Unauthorized("log in or send an API token (Authorization: Bearer cca_…)")
-        target = request.full_path.rstrip("?") if not unsafe else None
-        return redirect(url_for("auth.login", next=target))
+        if not unsafe:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        kept = drafts.keep_posted_form(g.pop("ended_user_id", None))  # what was typed survives the login
+        if kept is None:
+            return redirect(url_for("auth.login"))
+        key, page = kept
+        return redirect(url_for("auth.login", next=page, draft=key))
     g.principal = principal
     view = current_app.view_functions.get(endpoint) if endpoint else None
     _authorize(principal, allowed_roles(view, request.method))
@@ -259,6 +267,8 @@ def _authenticate(is_api: bool) -> Principal | None:
     if user is None or user.disabled or session.get("stamp") != user.stamp:
         session.pop("uid", None)
         session.pop("stamp", None)
+        if user is not None and not user.disabled:
+            g.ended_user_id = user.id  # a form this session posts is kept for the user (webapp/drafts.py)
         return None
     return Principal("user", user.id, user.username, user.role, user.tenants)
 
@@ -288,10 +298,12 @@ LOGIN_PAGE = """{% extends "base.html" %}
 {% block content %}
 <section style="max-width:360px">
   <h1>Вход в админку</h1>
+  {% if draft %}<p class="flash warn" role="status">{{ draft_notice }}</p>{% endif %}
   {% if error %}<p role="alert" style="color:#b42318">{{ error }}</p>{% endif %}
   <form method="post" action="{{ url_for('auth.login') }}">
     {{ csrf_field() }}
     <input type="hidden" name="next" value="{{ next }}">
+    {% if draft %}<input type="hidden" name="draft" value="{{ draft }}">{% endif %}
     <p><label>Имя пользователя<br>
       <input name="username" autocomplete="username" required autofocus value="{{ username }}" maxlength="100">
     </label></p>
@@ -334,7 +346,10 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(*, error: str | None = None, status: int = 200, username: str = "", next: str = "/"):
-    html = render_template_string(LOGIN_PAGE, error=error, username=username[:100], next=next)
+    draft = drafts.valid_key(request.values.get("draft"))
+    html = render_template_string(
+        LOGIN_PAGE, error=error, username=username[:100], next=next, draft=draft, draft_notice=drafts.LOGIN_NOTICE
+    )
     return html, status
 
 
@@ -386,7 +401,10 @@ def login():
     session["uid"] = user.id
     session["stamp"] = user.stamp
     session["csrf"] = secrets.token_urlsafe(32)
-    return redirect(nxt)
+    draft = request.form.get("draft")
+    response = redirect(url_for("drafts.show", key=draft) if drafts.claimable(draft, user.id) else nxt)
+    drafts.remember_owner(response, user.id)
+    return response
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -398,4 +416,6 @@ def logout():
     if principal is not None and principal.kind == "user":
         auth.end_sessions(get_engine(), principal.id)  # every session of the user, copied cookies too
     session.clear()
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    drafts.forget_owner(response)
+    return response

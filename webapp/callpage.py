@@ -1,8 +1,10 @@
 """What the call page adds to the call's data: how its quality score is composed (weights × scores,
 ccanalytics.quality.composition) and tool arguments and results as readable JSON.
 
-The weights are the current rubric's (``QUALITY_RUBRIC`` in the app's config, else the CCA_QUALITY_*
-settings, read once per process); the page says when the call was scored with another rubric."""
+The weights are those the score was computed with, stored with it by ccanalytics's judge; a score
+stored before they were kept falls back to the current rubric's (``QUALITY_RUBRIC`` in the app's config,
+else the CCA_QUALITY_* settings, read once per process), and the page says when the call was scored
+with another rubric."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from flask import current_app
 
 from ccanalytics.quality import Rubric, composition, rubric_from_settings
 
-# why a call is in the review queue (ccanalytics.quality.rubric.overall's review reasons), for people
-REVIEW_REASONS = {"auto_fail": "провал ключевого критерия", "low_score": "низкая оценка"}
 # where the weights come from, for people
 WEIGHTS_SOURCE = {
     "stored": "веса, с которыми звонок оценён",

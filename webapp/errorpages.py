@@ -11,6 +11,8 @@
   A view names the page that shows its form again with ``@keeps_form(render)`` (``render(message,
   **view_args)`` reads ``request.form``); without one, a generic page re-creates the form from the
   posted fields. Nothing is written: the view itself does not run. Passwords are never sent back.
+  The same page brings back a form posted after the session had ended, once the user has logged in
+  again (:func:`form_again`, webapp/drafts.py).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from werkzeug.exceptions import HTTPException
 
 from ccanalytics import labels
 from ccanalytics.errors import RU_BY_STATUS, RU_TITLES, CCAError, CSRFError, Forbidden
+from ccanalytics.formdrafts import is_secret
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-SECRET_FIELDS = frozenset({"password", "password2", "new_password", "current_password", "csrf_token"})
 LONG_FIELD = 80  # a posted value longer than this, or with a line break, comes back in a textarea
 
 
@@ -102,29 +104,44 @@ def http_error(exc: HTTPException):
 
 # ------------------------------------------------------------------------------------ expired forms
 def form_expired(exc: CSRFError):
-    message = exc.message_ru
-    view = current_app.view_functions.get(request.endpoint or "")
+    endpoint = request.endpoint if request.method == "POST" else None
+    return form_again(exc.message_ru, endpoint=endpoint, view_args=request.view_args or {}, action=request.path)
+
+
+def form_again(
+    message: str,
+    *,
+    endpoint: str | None,
+    view_args: dict[str, Any],
+    action: str,
+    status: int = 400,
+    title: str | None = None,
+):
+    """The form posted to ``action`` (``endpoint`` with ``view_args``) shown again with ``request.form``
+    and ``message``: its own page when the view is marked ``@keeps_form``, else a generic page that
+    re-creates the form from the fields (secrets left out)."""
+    view = current_app.view_functions.get(endpoint or "")
     render = getattr(view, "_cca_form_page", None)
-    if render is not None and request.method == "POST":
+    if render is not None:
         try:
-            result = render(message, **(request.view_args or {}))
+            result = render(message, **view_args)
         except CCAError:  # the object behind the form is gone meanwhile: the generic page keeps the input
-            log.info("the form page of %s could not be shown again", request.endpoint)
+            log.info("the form page of %s could not be shown again", endpoint)
         else:
             page = result[0] if isinstance(result, tuple) else result
-            return page, 400
+            return page, status
     fields = []
     for name, value in request.form.items(multi=True):
-        if name in SECRET_FIELDS or "password" in name:
+        if is_secret(name):
             continue
         label = labels.FORM_FIELDS.get(name)
         kind = "hidden" if label is None else ("textarea" if len(value) > LONG_FIELD or "\n" in value else "text")
         fields.append({"name": name, "value": value, "label": label, "kind": kind})
-    secret = any(name in SECRET_FIELDS - {"csrf_token"} or "password" in name for name in request.form)
+    secret = any(is_secret(name) and name != "csrf_token" for name in request.form)
     page = render_template(
-        "form_expired.html", message=message, action=request.path, fields=fields, secret=secret, method=request.method
+        "form_expired.html", message=message, action=action, fields=fields, secret=secret, title=title
     )
-    return page, 400
+    return page, status
 
 
 def init_app(app: Flask) -> None:

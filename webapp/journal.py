@@ -24,6 +24,7 @@ from . import callpage, tenancy
 from .apiparams import MAX_DATE, MIN_DATE
 from .auth import WRITE_ROLES, current_principal
 from .db import get_engine
+from .errorpages import keeps_form
 from .overview import SCENARIO_NAMES, TRANSFER_REASONS, scenario_ru
 
 bp = Blueprint("journal", __name__)
@@ -47,7 +48,7 @@ CRITERIA_RU = labels.CRITERIA
 # the reviewer's verdict per criterion: form value → score (None: not applicable)
 VERDICTS = (("1", "1 — да"), ("0.75", "0,75"), ("0.5", "0,5 — частично"), ("0.25", "0,25"), ("0", "0 — нет"))
 NOT_APPLICABLE = "na"
-REVIEW_STATUS_RU = {"new": "ждёт проверки", "in_review": "на проверке", "resolved": "проверен"}
+REVIEW_STATUS_RU = labels.REVIEW_STATUSES
 
 
 # the journal's query parameters; anything else in the address is ignored
@@ -319,7 +320,7 @@ def _detail_page(call_id: str, *, error: str | None = None, status: int = 200, f
         composition=parts,
         weights_source=callpage.WEIGHTS_SOURCE,
         pretty_json=callpage.pretty_json,
-        review_reasons_ru=callpage.REVIEW_REASONS,
+        review_reasons_ru=labels.REVIEW_REASONS,
         criteria_ru=CRITERIA_RU,
         scenario_ru=scenario_ru,
         reasons=TRANSFER_REASONS,
@@ -387,6 +388,7 @@ def _verdicts() -> dict[str, float | None]:
 
 
 @bp.post("/calls/<call_id>/review/resolve")
+@keeps_form(lambda message, call_id: _detail_page(call_id, error=message, status=400, form=request.form.to_dict()))
 def review_resolve(call_id: str):
     """Resolve the call's review: my verdict per criterion (stored as labels) and a comment."""
     cid = _call_id(call_id)

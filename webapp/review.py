@@ -29,7 +29,7 @@ from ccanalytics.errors import InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, plural
 
-from . import callpage, tenancy
+from . import tenancy
 from .apiparams import MAX_DATE, MIN_DATE
 from .auth import WRITE_ROLES, current_principal, safe_next
 from .db import get_engine
@@ -39,8 +39,8 @@ bp = Blueprint("review", __name__)
 PAGE_SIZE = 50
 MAX_PAGE = 2000
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
-STATUS_RU = {"new": "ждёт проверки", "in_review": "на проверке", "resolved": "проверен"}
-REASONS_RU = callpage.REVIEW_REASONS
+STATUS_RU = labels.REVIEW_STATUSES
+REASONS_RU = labels.REVIEW_REASONS
 SORTS_RU = {"score": "сначала низкие оценки", "date": "сначала новые звонки", "updated": "сначала недавно изменённые"}
 ACTIONS_RU = {"review.taken": "взял на проверку", "review.resolved": "завершил проверку"}
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")

@@ -7,6 +7,11 @@ sets the score to 0. The call processor's own evaluation is the plain mean of it
 (../shared/callcenter-schema.md). :func:`compose` redoes the sum from the stored criteria and says
 whether it gives the stored score, so a 0.42 can be reconciled line by line.
 
+A score ccanalytics's judge stores keeps the weights and the auto-fail rule it was computed with
+(``weights``, ``auto_fail``, ``auto_fail_below`` in its details, quality/store.py): those are used,
+whatever the configured rubric is now ("stored"). Older scores, without them, fall back to the
+current rubric and say whether it is the one they were scored with.
+
     from ccanalytics.quality import composition, rubric_from_settings
     parts = composition.compose(call["quality_details"], rubric_from_settings(settings), call["quality_score"])
     parts.computed, parts.matches, [(p.criterion, p.weight, p.contribution) for p in parts.parts]
@@ -81,17 +86,22 @@ def compose(details: Mapping[str, Any] | None, rubric: Rubric, stored: float | N
     if stored is None:
         stored = _number(details.get("overall"))
     stored_weights = details.get("weights") if isinstance(details.get("weights"), Mapping) else None
+    auto_fail = set() if processor else set(rubric.auto_fail)
+    auto_fail_below = rubric.auto_fail_below
     if processor:
         weights = {name: 1.0 for name in criteria}
         source = "equal"
     elif stored_weights is not None:
         weights = {name: _number(stored_weights.get(name)) or 0.0 for name in CRITERIA}
         source = "stored"
+        if isinstance(details.get("auto_fail"), list):
+            auto_fail = {name for name in details["auto_fail"] if isinstance(name, str)}
+        below = _number(details.get("auto_fail_below"))
+        auto_fail_below = below if below is not None else auto_fail_below
     else:
         weights = {name: float(rubric.weights.get(name, 0.0)) for name in CRITERIA}
         source = "rubric" if details.get("rubric_version") == rubric.version else "rubric_changed"
     names = list(CRITERIA) + [n for n in criteria if n not in CRITERIA] if processor else list(CRITERIA)
-    auto_fail = set() if processor else set(rubric.auto_fail)
     rows = []
     for name in names:
         item = criteria.get(name)
@@ -100,7 +110,7 @@ def compose(details: Mapping[str, Any] | None, rubric: Rubric, stored: float | N
         applicable = bool(item.get("applicable", True)) and bool(item)
         weight = weights.get(name, 0.0)
         counted = applicable and score is not None and weight > 0
-        failed = name in auto_fail and applicable and score is not None and score < rubric.auto_fail_below
+        failed = name in auto_fail and applicable and score is not None and score < auto_fail_below
         rows.append((name, weight, score, applicable, counted, failed))
     total = sum(w for _, w, _, _, counted, _ in rows if counted)
     weighted = sum(w * s for _, w, s, _, counted, _ in rows if counted)
@@ -136,5 +146,5 @@ def compose(details: Mapping[str, Any] | None, rubric: Rubric, stored: float | N
         computed=0.0 if auto_failed else mean,
         stored=stored,
         weights_source=source,
-        auto_fail_below=rubric.auto_fail_below,
+        auto_fail_below=auto_fail_below,
     )

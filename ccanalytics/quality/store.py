@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
 from ..dialogue import place_tools
+from ..telemetry import CRITERIA
 from .judge import JudgeResult
 from .rubric import Overall, Rubric
 from .rules import Signals
@@ -89,12 +90,16 @@ def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID,
 
 def quality_details(result: JudgeResult, rubric: Rubric, total: Overall, signals: Signals) -> dict[str, Any]:
     """What call_scores.details holds (cca_calls.quality_details): every criterion with reason and
-    evidence, and who judged."""
+    evidence, who judged, and the rubric's weights and auto-fail rule the score was computed with (so
+    the call page reconciles the score after the configured rubric changes: quality/composition.py)."""
     return {
         "overall": total.score,
         "criteria": {name: c.to_dict() for name, c in result.criteria.items()},
         "judge": {"kind": result.kind, "model": result.model},
         "rubric_version": rubric.version,
+        "weights": {name: float(rubric.weights.get(name, 0.0)) for name in CRITERIA},
+        "auto_fail": list(rubric.auto_fail),
+        "auto_fail_below": rubric.auto_fail_below,
         "auto_failed": total.auto_failed,
         "auto_fail_reasons": list(total.auto_fail_reasons),
         "review_reasons": list(total.review_reasons),
