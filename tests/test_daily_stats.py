@@ -63,7 +63,7 @@ def test_kyiv_midnight_boundary_and_hand_computed_day(engine):
         turns=dialogue(utc(2026, 11, 19, 22)),
         caller_id="+380671110001",
         scenario="tire_search",
-        order_created=None,
+        order_created="ORD-77",  # not a uuid: ccanalytics's ingest keeps it (cca_call_ingest.order_ref)
         cost={"stt": 0.01, "llm": 0.02, "tts": 0.005},
     )
     b = make_call(
@@ -74,7 +74,7 @@ def test_kyiv_midnight_boundary_and_hand_computed_day(engine):
         scenario="tire_search",
         transferred_to_operator=True,
         transfer_reason="cannot_help",
-        order_created=None,
+        order_created="5b0c2a4e-1f0e-4d7a-9a51-3c1d2e4f5a6b",  # a uuid: the processor's calls.order_id
         cost={"stt": 0.02, "llm": 0.04, "tts": 0.01},
     )
     c = make_call(
@@ -108,7 +108,7 @@ def test_kyiv_midnight_boundary_and_hand_computed_day(engine):
     assert row.scenario_transfers == {"tire_search": 1}
     assert row.transfer_reasons == {"cannot_help": 1}
     assert row.hourly_distribution == {"0": 1, "11": 1, "23": 1}
-    assert (row.orders_created, row.fittings_booked) == (0, 1)
+    assert (row.orders_created, row.fittings_booked) == (2, 1)  # references and ids both count
     assert row.unique_callers == 2
     # c is the same customer as a, 22 h later: a repeat call, and a is no longer a first-contact resolution
     assert row.repeat_calls_7d == 1
