@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from . import callmetrics, checkruns, clock, tenants, timeutil
+from . import callmetrics, checkruns, clock, retry, tenants, timeutil
 from .alert_rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, resolution, tenant_words
 from .config import Settings
 from .errors import DeliveryError, InvalidArgument
@@ -463,9 +463,9 @@ def backoff(
     rng: random.Random | None = None,
 ) -> float:
     """Seconds before attempt ``attempts + 1``: ``base_s`` doubling per attempt up to ``cap_s``, each
-    drawn from [(1 − jitter) × that, that] so that retries of many rows (and processes) spread out."""
-    delay = min(cap_s, base_s * 2 ** min(attempts - 1, 30))
-    return delay * (1 - jitter * (rng or random).random()) if jitter else delay
+    drawn from [(1 − jitter) × that, that] so that retries of many rows (and processes) spread out
+    (ccanalytics.retry.delay)."""
+    return retry.delay(attempts, base=base_s, cap=cap_s, jitter=jitter, rng=(rng or random).random)
 
 
 def _late_note(event_at: datetime, now: datetime, tz: str) -> str:

@@ -31,7 +31,6 @@ data is never updated, deleted or rewritten. See docs/attach.md.
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +42,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import dict_row
 
-from . import sqlfiles
+from . import retry, sqlfiles
 from .errors import MigrationError
 from .migrate import _CREATE_TABLE as _MIGRATIONS_TABLE
 from .migrate import Migration, discover
@@ -417,7 +416,7 @@ class _DDL:
 def _pause(attempt: int) -> float:
     """Seconds to step aside after the ``attempt``-th lock timeout: 50 ms, growing to at most 1 s,
     with full jitter."""
-    return 0.05 + random.random() * min(0.95, 0.05 * 2 ** min(attempt, 5))
+    return 0.05 + retry.delay(attempt + 1, base=0.05, cap=0.95, jitter=1.0)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import math
 import os
 import re
@@ -617,6 +618,11 @@ def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[Token]
 
 
 # ---------------------------------------------------------------------------------------- audit log
+def _audit_json(details: Any) -> str:
+    """Details as JSON: ids (uuids) and other values JSON lacks written as their text."""
+    return json.dumps(details, ensure_ascii=False, default=str)
+
+
 def audit(
     target: Engine | Connection,
     actor: str,
@@ -633,7 +639,7 @@ def audit(
         "action": action[:100],
         "type": object_type[:50],
         "id": None if object_id is None else str(object_id)[:200],
-        "details": Jsonb(details or {}),
+        "details": Jsonb(details or {}, dumps=_audit_json),
     }
     statement = sa.text(
         "INSERT INTO audit_log (actor, action, object_type, object_id, details) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -32,15 +33,9 @@ def _settings():
 
 
 def _engine():
-    from .database import check_connection, create_engine, resolve_url
+    from .database import check_connection, engine_from_settings
 
-    settings = _settings()
-    engine = create_engine(
-        resolve_url(settings),
-        pool_size=settings.db_pool_size,
-        statement_timeout_ms=settings.statement_timeout_ms,
-        application_name="ccanalytics-cli",
-    )
+    engine = engine_from_settings(_settings(), application_name="ccanalytics-cli")
     check_connection(engine)
     return engine
 
@@ -55,6 +50,16 @@ def tenant_option(func):
         metavar="SLUG",
         help="Only this tenant's calls (a slug from `ccanalytics db tenants`; repeatable; default: every tenant).",
     )(func)
+
+
+def _actor(by: str | None = None) -> str:
+    """Who acts, for the audit log and the who-columns: ``--by NAME`` when given, else ``cli:<os user>``."""
+    if by is not None and by.strip():
+        return by.strip()
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in a bare container
+        return "cli"
 
 
 def _ensure_schema(engine) -> None:
@@ -232,7 +237,9 @@ def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_confli
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 400))
 @click.option("--calls-per-day", default=400, show_default=True, type=click.IntRange(1, 20_000))
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day (default: today, Kyiv).")
+@click.option(
+    "--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day (default: today in CCA_TIMEZONE)."
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
@@ -366,7 +373,7 @@ def _serve(
     from webapp import create_app
     from webapp.serving import ServeOptions, default_workers, serve
 
-    from .database import check_connection, create_engine, resolve_url, safe_url
+    from .database import check_connection, engine_from_settings, resolve_url, safe_url
     from .errors import DatabaseUnavailable, MigrationError
     from .logs import setup
     from .migrate import status
@@ -378,9 +385,7 @@ def _serve(
     schema_problem = None
     schema_ready = prepared  # seen in place here: the workers need not ask again (webapp.db.SchemaGate)
     if not prepared:
-        engine = create_engine(
-            url, pool_size=1, statement_timeout_ms=settings.statement_timeout_ms, application_name="ccanalytics-admin"
-        )
+        engine = engine_from_settings(settings, url=url, pool_size=1, application_name="ccanalytics-admin")
         try:
             check_connection(engine)
             if settings.database_url:
@@ -403,15 +408,11 @@ def _serve(
             log.error("ccanalytics schema not in place: %s; pages say what to do", schema_problem)
             click.echo(f"warning: {schema_problem}; the admin explains it until `ccanalytics db migrate` ran", err=True)
 
-    def make_app():  # in each worker process, after the fork
-        engine = create_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            application_name="ccanalytics-admin",
-        )
+    def make_app():  # in each worker process, after the fork; the app gets this process's one Settings
+        engine = engine_from_settings(settings, url=url, application_name="ccanalytics-admin")
         return create_app(
-            {"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem, "SCHEMA_READY": schema_ready}
+            {"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem, "SCHEMA_READY": schema_ready},
+            settings=settings,
         )
 
     # the embedded single-machine set-up runs its jobs beside the admin, in a process of their own

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
 import click
 
-from .cli import _engine, _ensure_schema, main
+from .cli import _actor, _engine, _ensure_schema, main
 
 
 def _ready():
     engine = _engine()
     _ensure_schema(engine)
     return engine
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in a bare container
-        return "cli"
 
 
 def _limit_option(what: str):

@@ -20,7 +20,7 @@ def lake() -> None:
 
 
 @lake.command("export")
-@click.option("--date", "day", type=_DATE, help="Export one local day (Europe/Kyiv).")
+@click.option("--date", "day", type=_DATE, help="Export one local day (CCA_TIMEZONE).")
 @click.option("--from", "date_from", type=_DATE, help="First day of a backfill.")
 @click.option("--to", "date_to", type=_DATE, help="Last day of a backfill (default: yesterday).")
 @click.option(

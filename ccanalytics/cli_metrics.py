@@ -18,7 +18,7 @@ def stats() -> None:
 
 
 @stats.command("daily")
-@click.option("--date", "day", type=_DATE, help="One local day (default: today, Europe/Kyiv).")
+@click.option("--date", "day", type=_DATE, help="One local day (default: today in CCA_TIMEZONE).")
 @click.option("--from", "date_from", type=_DATE, help="First day of a range.")
 @click.option("--to", "date_to", type=_DATE, help="Last day of a range (default: today).")
 @click.option("--full", is_flag=True, help="Recompute every day, not only days whose calls changed.")
@@ -108,19 +108,14 @@ def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
     from waitress import serve
 
     from . import exporter
-    from .database import check_connection, create_engine, resolve_url
+    from .database import check_connection, engine_from_settings
     from .errors import DatabaseUnavailable
     from .logs import setup
 
     setup(logging.INFO)  # JSON lines on stderr
     log = logging.getLogger("ccanalytics.exporter")
     settings = _settings()
-    engine = create_engine(
-        resolve_url(settings),
-        pool_size=settings.db_pool_size,
-        statement_timeout_ms=settings.statement_timeout_ms,
-        application_name="ccanalytics-exporter",
-    )
+    engine = engine_from_settings(settings, application_name="ccanalytics-exporter")
     try:  # a database down at start is not fatal: cca_exporter_up is 0 until it is back
         check_connection(engine)
         if not no_derive:
@@ -184,7 +179,7 @@ def demo_traffic_cmd(
 @main.command("scheduler")
 @click.option("--once", "once", multiple=True, help="Run these jobs once now and exit (score, daily_stats, …).")
 def scheduler_cmd(once: tuple[str, ...]) -> None:
-    """Run the recurring jobs (Europe/Kyiv): scoring every 2 minutes, daily stats every 5 minutes and
+    """Run the recurring jobs (in CCA_TIMEZONE): scoring every 2 minutes, daily stats every 5 minutes and
     nightly, problem detection and partition maintenance at night.
 
     \b
@@ -193,6 +188,7 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
       ccanalytics scheduler --once score --once daily_stats
     """
     import logging
+    import signal
 
     from . import jobs
     from .errors import InvalidArgument
@@ -211,17 +207,24 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
         return
     from scheduler.app import build, wait_for_database
 
-    from .database import create_engine, resolve_url
+    from .database import engine_from_settings
     from .logs import setup
 
     setup(logging.INFO)  # JSON lines on stderr
-    engine = create_engine(
-        resolve_url(settings),
-        pool_size=settings.db_pool_size,
-        statement_timeout_ms=settings.statement_timeout_ms,
-        application_name="ccanalytics-scheduler",
-    )
+    engine = engine_from_settings(settings, application_name="ccanalytics-scheduler")
     wait_for_database(engine, _ensure_schema)  # a database down at start: retry with backoff, never exit
     scheduler = build(engine, settings)
     click.echo("scheduler: " + ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs()) + "  (Ctrl-C stops)")
+    # a stop signal stops the scheduler's loop, which then returns here: raised inside the loop, SystemExit
+    # could land where APScheduler catches every exception (submitting a job) and be lost
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        scheduler.shutdown(wait=False)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
     scheduler.start()
+    if stopped_by:
+        raise SystemExit(128 + stopped_by[0])

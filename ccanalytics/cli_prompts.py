@@ -1,5 +1,6 @@
-"""``ccanalytics prompts …`` and ``ccanalytics ab …``: thin commands over ccanalytics.prompts and
-ccanalytics.experiments."""
+"""``ccanalytics prompts …`` and ``ccanalytics ab …``: thin commands over ccanalytics.prompts,
+ccanalytics.experiments and ccanalytics.optimizer. The library checks every action's rules and audits it;
+who acts is ``--by`` (``--author``) or, by default, ``cli:<os user>``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _engine, _ensure_schema, main
+from .cli import _actor, _engine, _ensure_schema, main
 
 
 def _ready():
@@ -68,11 +69,18 @@ def prompts_show(version: str) -> None:
     help="The system prompt (UTF-8 text).",
 )
 @click.option("--tools", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="tools_config JSON.")
-@click.option("--author", required=True)
+@click.option("--author", help="Who creates it (audit log); default: cli:<os user>.")
 @click.option("--note")
+@click.option("--from", "base", help="The version (uuid or label) it was edited from: the new one must differ.")
 @click.option("--activate", is_flag=True, help="Make it the active version at once.")
 def prompts_create(
-    name: str, prompt_file: Path, tools: Path | None, author: str, note: str | None, activate: bool
+    name: str,
+    prompt_file: Path,
+    tools: Path | None,
+    author: str | None,
+    note: str | None,
+    base: str | None,
+    activate: bool,
 ) -> None:
     """Create a new version of a prompt (not active unless --activate).
 
@@ -94,9 +102,10 @@ def prompts_create(
         name,
         prompt_file.read_text(encoding="utf-8"),
         tools_config=tools_config,
-        author=author,
+        author=_actor(author),
         note=note,
         activate=activate,
+        base=base,
     )
     click.echo(f"created {v.label} (id {v.id}){' — active' if v.is_active else ''}")
 
@@ -121,9 +130,9 @@ def prompts_diff(old: str, new: str) -> None:
 
 @prompts.command("activate")
 @click.argument("version")
-@click.option("--by", required=True, help="Who activates (recorded).")
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
 @click.option("--reason")
-def prompts_activate(version: str, by: str, reason: str | None) -> None:
+def prompts_activate(version: str, by: str | None, reason: str | None) -> None:
     """Make a version the active one of its prompt.
 
     \b
@@ -133,7 +142,7 @@ def prompts_activate(version: str, by: str, reason: str | None) -> None:
     from . import prompts as p
 
     engine = _ready()
-    a = p.activate_version(engine, version, by=by, reason=reason)
+    a = p.activate_version(engine, version, by=_actor(by), reason=reason)
     click.echo(f"{a.name}: active version {_label(engine, a.from_version_id)} → {_label(engine, a.to_version_id)}")
 
 
@@ -152,9 +161,9 @@ def _label(engine, version_id) -> str:
 
 @prompts.command("rollback")
 @click.argument("name")
-@click.option("--by", required=True)
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
 @click.option("--reason")
-def prompts_rollback(name: str, by: str, reason: str | None) -> None:
+def prompts_rollback(name: str, by: str | None, reason: str | None) -> None:
     """Re-activate the version that was active before the current one.
 
     \b
@@ -164,7 +173,7 @@ def prompts_rollback(name: str, by: str, reason: str | None) -> None:
     from . import prompts as p
 
     engine = _ready()
-    a = p.rollback(engine, name, by=by, reason=reason)
+    a = p.rollback(engine, name, by=_actor(by), reason=reason)
     click.echo(f"{a.name}: rolled back {_label(engine, a.from_version_id)} → {_label(engine, a.to_version_id)}")
 
 
@@ -207,7 +216,7 @@ def ab_list(status: str | None, processor: bool) -> None:
 @click.argument("test_name")
 @click.option("--version", "versions", multiple=True, required=True, help="Version uuid or label; first is A.")
 @click.option("--weight", "weights", multiple=True, type=float, help="Traffic share per version (sum 1).")
-@click.option("--by", required=True)
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
 @click.option("--description")
 @click.option("--goal", default="resolved_without_operator", show_default=True)
 @click.option("--min-turns", type=click.IntRange(0), help="Exclude calls with fewer turns.")
@@ -230,7 +239,7 @@ def ab_create(test_name, versions, weights, by, description, goal, min_turns, mi
         test_name,
         ids,
         weights=list(weights) or None,
-        created_by=by,
+        created_by=_actor(by),
         description=description,
         goal_metric=goal,
         exclusions=exclusions,
@@ -243,8 +252,8 @@ def ab_create(test_name, versions, weights, by, description, goal, min_turns, mi
 
 @ab.command("start")
 @click.argument("test")
-@click.option("--by", required=True)
-def ab_start(test: str, by: str) -> None:
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
+def ab_start(test: str, by: str | None) -> None:
     """Start a draft test.
 
     \b
@@ -253,16 +262,16 @@ def ab_start(test: str, by: str) -> None:
     """
     from . import experiments
 
-    t = experiments.start_test(_ready(), test, by=by)
+    t = experiments.start_test(_ready(), test, by=_actor(by))
     click.echo(f"test {t.test_name} running since {t.started_at:%Y-%m-%d %H:%M}")
 
 
 @ab.command("stop")
 @click.argument("test")
-@click.option("--by", required=True)
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
 @click.option("--decision", type=click.Choice(["ship_b", "keep_a", "inconclusive", "stop_harm"]), required=True)
 @click.option("--note")
-def ab_stop(test: str, by: str, decision: str, note: str | None) -> None:
+def ab_stop(test: str, by: str | None, decision: str, note: str | None) -> None:
     """Stop a running test with a recorded decision.
 
     \b
@@ -271,7 +280,7 @@ def ab_stop(test: str, by: str, decision: str, note: str | None) -> None:
     """
     from . import experiments
 
-    t = experiments.stop_test(_ready(), test, by=by, decision=decision, note=note)
+    t = experiments.stop_test(_ready(), test, by=_actor(by), decision=decision, note=note)
     click.echo(f"test {t.test_name} stopped: {t.decision}")
 
 
@@ -343,9 +352,9 @@ def prompts_suggest(name: str, date_from, date_to) -> None:
 
 @prompts.command("decide")
 @click.argument("suggestion_id", type=int)
-@click.option("--by", required=True)
+@click.option("--by", help="Who acts (audit log, who-columns); default: cli:<os user>.")
 @click.option("--approve/--reject", required=True)
-def prompts_decide(suggestion_id: int, by: str, approve: bool) -> None:
+def prompts_decide(suggestion_id: int, by: str | None, approve: bool) -> None:
     """Approve a suggestion into a new (inactive) version, or reject it.
 
     \b
@@ -355,6 +364,6 @@ def prompts_decide(suggestion_id: int, by: str, approve: bool) -> None:
     from . import optimizer
 
     engine = _ready()
-    s = optimizer.decide(engine, suggestion_id, by=by, approve=approve)
+    s = optimizer.decide(engine, suggestion_id, by=_actor(by), approve=approve)
     created = f": new version {_label(engine, s.new_version_id)} (id {s.new_version_id})" if s.new_version_id else ""
     click.echo(f"suggestion #{s.id} {s.status}{created}")

@@ -53,7 +53,7 @@ def report() -> None:
 
 
 @report.command("daily")
-@click.option("--date", "day", type=_DATE, help="The day (default: yesterday, Kyiv).")
+@click.option("--date", "day", type=_DATE, help="The day (default: yesterday in CCA_TIMEZONE).")
 @tenant_option
 @_send
 @_force
@@ -157,7 +157,9 @@ def report_cost(date_from, date_to, baseline, tenant, send, force, as_json) -> N
 
 
 @report.command("weekly")
-@click.option("--week", type=_DATE, help="Any day of the week (Monday–Sunday, Kyiv; default: the last full week).")
+@click.option(
+    "--week", type=_DATE, help="Any day of the week (Monday–Sunday, CCA_TIMEZONE; default: the last full week)."
+)
 @tenant_option
 @_send
 @_force

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import timeutil
 from .definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
 
 PROJECT_MARKERS = (".ccanalytics", "pyproject.toml")
@@ -129,7 +130,9 @@ class Settings(BaseSettings):
         description="Data directory of the embedded PostgreSQL; default <data_dir>/pg.",
     )
     embedded_database: str = Field(default="ccanalytics", description="Database name inside the embedded server.")
-    timezone: str = Field(default="Europe/Kyiv", description="Business time zone: days, hours and reports use it.")
+    timezone: str = Field(
+        default=timeutil.DEFAULT_TZ, description="Business time zone: days, hours and reports use it."
+    )
     db_pool_size: int = Field(default=5, ge=1, le=100, description="Connections per process.")
     statement_timeout_ms: int = Field(
         default=60_000, ge=0, description="Per-statement timeout for library queries (0: none)."

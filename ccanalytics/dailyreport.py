@@ -1,4 +1,4 @@
-"""The daily report's data: one Kyiv day against the previous day and the 7 days before it.
+"""The daily report's data: one local day against the previous day and the 7 days before it.
 
 ``build()`` reads everything the daily report notebook shows (headline numbers, calls by hour,
 scenario mix, transfers, quality per criterion, worst calls, latency against budget, cost, A/B
@@ -439,7 +439,7 @@ def build(
     run_checks: bool = True,
     tenant: tenants.TenantArg = None,
 ) -> DailyReport:
-    """Everything the daily report shows for the Kyiv day ``day``, as of that day, for ``tenant`` (a
+    """Everything the daily report shows for the local day ``day``, as of that day, for ``tenant`` (a
     slug or several; default every tenant): problem detection for the day runs first if it never ran
     (``run_checks``), the A/B tests are those running that day with their results at its end, and the
     checks' coverage says what was never checked. The A/B tests, the problem findings and the alerts

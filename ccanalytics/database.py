@@ -58,8 +58,8 @@ def create_engine(
 ) -> Engine:
     """An engine whose sessions run in UTC with a statement timeout.
 
-    Timestamps are stored as timestamptz; conversion to Europe/Kyiv happens in the library, so the
-    session time zone never changes a result.
+    Timestamps are stored as timestamptz; conversion to the business time zone (``CCA_TIMEZONE``)
+    happens in the library, so the session time zone never changes a result.
     """
     options = "-c timezone=UTC"
     if statement_timeout_ms:
@@ -77,6 +77,25 @@ def create_engine(
     )
     sa.event.listen(engine, "handle_error", _refused_write)
     return engine
+
+
+def engine_from_settings(
+    settings: Settings,
+    *,
+    application_name: str,
+    url: str | None = None,
+    pool_size: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> Engine:
+    """The engine of a process, from its one ``Settings``: the URL they resolve to (or ``url``, already
+    resolved: the embedded server started before a fork, a URL with a connect timeout added),
+    ``CCA_DB_POOL_SIZE`` connections and ``CCA_STATEMENT_TIMEOUT_MS`` unless given here."""
+    return create_engine(
+        url or resolve_url(settings),
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms,
+        application_name=application_name,
+    )
 
 
 def is_write_refused(exc: BaseException) -> bool:

@@ -5,7 +5,7 @@ call's local day, read with DuckDB or Polars.
     <lake>/turns/date=2026-11-23/part-0.parquet      + _SUCCESS.json
     <lake>/tool_calls/date=…/…   <lake>/scores/date=…/…
 
-Every row belongs to the local day (Europe/Kyiv) on which its call started, so one day of one call is
+Every row belongs to the local day (CCA_TIMEZONE) on which its call started, so one day of one call is
 always in one partition of each table. Each table has an explicit Arrow schema (empty days and unions
 over years read the same way). A partition is one file, written to ``<lake>/.staging`` and moved in
 place with an atomic rename, so a reader sees the old or the new day, never half of one. The file's

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from statistics import median
 
+from .labels import TOOLS  # the agent's tools in words a manager reads
 from .rutext import count, num, pct, signed, usd, weekday
 
 # figure -> (Russian title, unit, higher is better, threshold of a change that counts)
@@ -46,25 +47,7 @@ VERSION_SHIFT_PCT = 20.0  # a prompt version whose share of the calls moved this
 MAX_FINDINGS = 3
 MESSAGE_CHANGES = 3  # the changes of a finding the message names (the report names them all)
 
-# the tools of the call processor's agent and their errors, in words a manager reads
-TOOLS = {
-    "get_vehicle_tire_sizes": "размеры шин для авто",
-    "search_tires": "поиск шин",
-    "check_availability": "проверка наличия",
-    "create_order_draft": "оформление заказа",
-    "update_order_delivery": "доставка заказа",
-    "confirm_order": "подтверждение заказа",
-    "get_order_status": "статус заказа",
-    "get_pickup_points": "пункты выдачи",
-    "get_fitting_stations": "шиномонтажи в городе",
-    "get_fitting_slots": "свободное время шиномонтажа",
-    "get_fitting_price": "цена шиномонтажа",
-    "book_fitting": "запись на шиномонтаж",
-    "cancel_fitting": "отмена записи",
-    "get_customer_bookings": "записи клиента",
-    "search_knowledge_base": "база знаний",
-    "transfer_to_operator": "перевод на оператора",
-}
+# the errors of the agent's tools, in words a manager reads
 ERRORS = {
     "upstream_unavailable": "сервис недоступен",
     "timeout": "нет ответа вовремя (таймаут)",

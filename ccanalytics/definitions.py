@@ -5,7 +5,7 @@ its delivery message, the admin dashboard, the database alerts, the Prometheus e
 notebook helpers — takes its definition, its Russian label and its thresholds from here;
 tests/test_reconciliation.py recomputes each figure from the calls and checks every place against it.
 
-Figures (over the calls that *started* in a period of business days, Europe/Kyiv):
+Figures (over the calls that *started* in a period of business days of CCA_TIMEZONE):
 
 - ``calls``: calls started in the period.
 - ``resolved_by_bot``: calls not transferred to an operator; ``resolved_by_bot_pct`` of ``calls``.
@@ -138,7 +138,7 @@ def reference_value(unit: str, window_value: float | None) -> float | None:
 # ------------------------------------------------------------------------------------ reference
 
 DEFINITIONS = {
-    "total_calls": "calls that started in the period (business days, Europe/Kyiv)",
+    "total_calls": "calls that started in the period (business days of CCA_TIMEZONE)",
     "resolved_by_bot_pct": "calls not transferred to an operator / calls",
     "transferred_to_operator_pct": "calls transferred to an operator / calls",
     "avg_quality_score": "mean quality score (0–1) of the scored calls; unscored calls are left out and counted",

@@ -71,13 +71,14 @@ def _reason(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------------------ database
 def doctor_engine(settings: Settings, timeout: float = DEFAULT_TIMEOUT_S) -> Engine:
     """An engine for the checks: one connection, a connect timeout and a statement timeout."""
-    from .database import create_engine, resolve_url
+    from .database import engine_from_settings, resolve_url
 
     url = make_url(resolve_url(settings))
     if "connect_timeout" not in url.query:
         url = url.update_query_dict({"connect_timeout": str(max(1, round(timeout)))})
-    return create_engine(
-        url.render_as_string(hide_password=False),
+    return engine_from_settings(
+        settings,
+        url=url.render_as_string(hide_password=False),
         pool_size=1,
         statement_timeout_ms=int(timeout * 1000),
         application_name="ccanalytics-doctor",

@@ -157,16 +157,18 @@ class TooManyAttempts(CCAError):
         self.retry_after = retry_after
 
 
-class AlreadyExists(CCAError):
-    code = "already_exists"
-    http_status = 409
-
-
 class Conflict(CCAError):
-    """The object is in a state that does not allow this (already active, not running…)."""
+    """The object is in a state that does not allow this (already active, already running, not running,
+    already decided, changed meanwhile…): HTTP 409 in the API and the admin alike."""
 
     code = "conflict"
     http_status = 409
+
+
+class AlreadyExists(Conflict):
+    """A name is taken (a user, a live token, an A/B test)."""
+
+    code = "already_exists"
 
 
 class PayloadTooLarge(CCAError):

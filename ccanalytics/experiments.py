@@ -21,7 +21,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from . import clock, labels
-from .errors import InvalidArgument, NotFound
+from .auth import audit
+from .errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from .prompts import as_uuid
 
 DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
@@ -124,8 +125,9 @@ def create_test(
             ru="название теста не может быть идентификатором (uuid): тесты ищут и по названию",
         )
     test_name = test_name.strip()
-    if not created_by or not created_by.strip():
-        raise InvalidArgument("created_by is required")
+    if not isinstance(created_by, str) or not created_by.strip():
+        raise InvalidArgument("created_by is required", ru="не указано, кто создаёт тест")
+    created_by = created_by.strip()
     ids = []
     for given in version_ids:
         as_id = as_uuid(given)
@@ -176,7 +178,7 @@ def create_test(
                 + ", ".join(sorted(prompt_names)),
             )
         if conn.execute(sa.text("SELECT 1 FROM cca_ab_tests WHERE test_name = :n"), {"n": test_name}).first():
-            raise InvalidArgument(
+            raise AlreadyExists(
                 f"a test named {test_name!r} already exists",
                 ru=f"тест с названием «{test_name}» уже есть: выберите другое название",
             )
@@ -204,6 +206,7 @@ def create_test(
                 sa.text("INSERT INTO cca_ab_variants (test_id, variant, version_id, weight) VALUES (:t, :v, :i, :w)"),
                 {"t": test_id, "v": name, "i": vid, "w": w},
             )
+        audit(conn, created_by, "ab_test.created", "ab_test", test_id, {"test_name": test_name, "versions": ids})
     return get_test(engine, test_id)
 
 
@@ -401,55 +404,73 @@ def _recorded(quality: float | None) -> float | None:
     return None if quality is None or quality == 0 else float(quality)
 
 
+def _locked(conn: sa.Connection, test_id: uuid.UUID) -> Any:
+    """The test's row, locked until the transaction ends (status changes are serialised)."""
+    return conn.execute(
+        sa.text("SELECT test_name, prompt_name, status FROM cca_ab_tests WHERE id = :i FOR UPDATE"), {"i": test_id}
+    ).one()
+
+
+def _check_actor(by: Any, what: str) -> str:
+    if not isinstance(by, str) or not by.strip():
+        raise InvalidArgument(f"who {what} the test is required", ru="не указано, кто меняет тест")
+    return by.strip()
+
+
 def start_test(engine: Engine, test: uuid.UUID | str, *, by: str) -> ABTest:
-    """Start a draft test. At most one running test per prompt name (the database refuses a second)."""
+    """Start a draft test; ``by`` is who acts. Conflict when it is not a draft, or another test is
+    running on the same prompt (at most one per prompt name). Audited (``ab_test.started``) in the
+    same transaction."""
+    by = _check_actor(by, "starts")
     current = get_test(engine, test)
-    if current.status != "draft":
-        raise InvalidArgument(
-            f"test {current.test_name!r} is {current.status}; only a draft can start",
-            ru=f"тест «{current.test_name}» уже {labels.label(labels.AB_STATUSES, current.status)}: "
-            "запустить можно только черновик",
-        )
     with engine.begin() as conn:
+        row = _locked(conn, current.id)
+        if row.status != "draft":
+            raise Conflict(
+                f"test {row.test_name!r} is {row.status}; only a draft can start",
+                ru=f"тест «{row.test_name}» уже {labels.label(labels.AB_STATUSES, row.status)}: "
+                "запустить можно только черновик",
+            )
         running = conn.execute(
             sa.text("SELECT test_name FROM cca_ab_tests WHERE prompt_name = :p AND status = 'running'"),
-            {"p": current.prompt_name},
+            {"p": row.prompt_name},
         ).scalar()
         if running:
-            raise InvalidArgument(
-                f"test {running!r} is already running on prompt {current.prompt_name!r}",
-                ru=f"на промпте {current.prompt_name} уже идёт тест «{running}»: сначала остановите его",
+            raise Conflict(
+                f"test {running!r} is already running on prompt {row.prompt_name!r}",
+                ru=f"на промпте {row.prompt_name} уже идёт тест «{running}»: сначала остановите его",
             )
         conn.execute(
-            sa.text(
-                "UPDATE cca_ab_tests SET status = 'running', started_at = now() WHERE id = :i AND status = 'draft'"
-            ),
-            {"i": current.id},
+            sa.text("UPDATE cca_ab_tests SET status = 'running', started_at = now() WHERE id = :i"), {"i": current.id}
         )
+        audit(conn, by, "ab_test.started", "ab_test", current.id, {"test_name": row.test_name})
     return get_test(engine, current.id)
 
 
 def stop_test(engine: Engine, test: uuid.UUID | str, *, by: str, decision: str, note: str | None = None) -> ABTest:
-    """Stop a running test with a recorded decision (ship_b, keep_a, inconclusive, stop_harm)."""
+    """Stop a running test with a recorded decision (ship_b, keep_a, inconclusive, stop_harm); ``by`` is
+    who acts. Conflict when it is not running. Audited (``ab_test.stopped``) in the same transaction."""
     if decision not in DECISIONS:
-        raise InvalidArgument(f"decision must be one of {', '.join(DECISIONS)}")
-    if not by or not by.strip():
-        raise InvalidArgument("who stops the test is required")
+        raise InvalidArgument(f"decision must be one of {', '.join(DECISIONS)}", ru="выберите решение из списка")
+    by = _check_actor(by, "stops")
     current = get_test(engine, test)
-    if current.status != "running":
-        raise InvalidArgument(
-            f"test {current.test_name!r} is {current.status}; only a running test can stop",
-            ru=f"тест «{current.test_name}» не идёт ({labels.label(labels.AB_STATUSES, current.status)}): "
-            "остановить можно только идущий тест",
-        )
     with engine.begin() as conn:
+        row = _locked(conn, current.id)
+        if row.status != "running":
+            raise Conflict(
+                f"test {row.test_name!r} is {row.status}; only a running test can stop",
+                ru=f"тест «{row.test_name}» не идёт ({labels.label(labels.AB_STATUSES, row.status)}): "
+                "остановить можно только идущий тест",
+            )
         conn.execute(
             sa.text(
                 "UPDATE cca_ab_tests SET status = 'stopped', ended_at = now(), stopped_by = :by, decision = :d, "
-                "decision_note = :note WHERE id = :i AND status = 'running'"
+                "decision_note = :note WHERE id = :i"
             ),
-            {"i": current.id, "by": by.strip(), "d": decision, "note": note},
+            {"i": current.id, "by": by, "d": decision, "note": note},
         )
+        details = {"test_name": row.test_name, "decision": decision, "note": note}
+        audit(conn, by, "ab_test.stopped", "ab_test", current.id, details)
     return get_test(engine, current.id)
 
 

@@ -12,23 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import tenants, timeutil
+from .vocabulary import ACTION_TOOLS, TOOLS
 
 DateLike = date | str | None
 
-# tools whose success moves a call forward, by the funnel stage they stand for
-SEARCH_TOOLS = (
-    "get_vehicle_tire_sizes",
-    "search_tires",
-    "check_availability",
-    "get_order_status",
-    "get_fitting_stations",
-    "get_fitting_slots",
-    "get_fitting_price",
-    "search_knowledge_base",
-    "get_pickup_points",
-    "get_customer_bookings",
-)
-ACTION_TOOLS = ("create_order_draft", "update_order_delivery", "confirm_order", "book_fitting", "cancel_fitting")
+# tools whose success moves a call forward, by the funnel stage they stand for: the lookups (every tool
+# that neither changes an order or a booking nor hands the call over) and the actions
+SEARCH_TOOLS = tuple(t for t in TOOLS if t not in ACTION_TOOLS and t != "transfer_to_operator")
 
 
 def _frame(engine: Engine, sql: str, params: dict) -> pl.DataFrame:

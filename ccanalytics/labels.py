@@ -7,35 +7,76 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SCENARIOS = {
-    "tire_search": "подбор шин",
-    "availability_check": "проверка наличия",
-    "order_status": "статус заказа",
-    "order_creation": "оформление заказа",
-    "fitting_booking": "запись на шиномонтаж",
-    "consultation": "консультация",
-}
+from . import vocabulary
+from .vocabulary import labelled
+
+# the domain's codes come from ccanalytics.vocabulary; ``labelled`` refuses a code without a label
+SCENARIOS = labelled(
+    vocabulary.SCENARIOS,
+    {
+        "tire_search": "подбор шин",
+        "availability_check": "проверка наличия",
+        "order_status": "статус заказа",
+        "order_creation": "оформление заказа",
+        "fitting_booking": "запись на шиномонтаж",
+        "consultation": "консультация",
+    },
+    "scenarios",
+)
 # the catch-all of bounded label sets (telemetry: codes outside the known sets become "other")
 OTHER = "прочее"
 # scenario keys as stored in the daily figures: the scenarios, a call without one, the catch-all
 SCENARIO_CODES = {**SCENARIOS, "unknown": "сценарий не определён", "other": OTHER}
 TRANSFER_REASONS = {
-    "customer_request": "по просьбе клиента",
-    "cannot_help": "бот не смог помочь",
-    "complex_question": "сложный вопрос",
-    "negative_emotion": "негатив клиента",
+    **labelled(
+        vocabulary.TRANSFER_REASONS,
+        {
+            "customer_request": "по просьбе клиента",
+            "cannot_help": "бот не смог помочь",
+            "complex_question": "сложный вопрос",
+            "negative_emotion": "негатив клиента",
+        },
+        "transfer reasons",
+    ),
     "unknown": "причина не указана",
 }
-CRITERIA = {
-    "bot_greeted_properly": "Приветствие",
-    "bot_understood_intent": "Понял запрос",
-    "bot_used_correct_tool": "Верный инструмент",
-    "bot_provided_accurate_info": "Точная информация",
-    "bot_confirmed_before_action": "Подтверждение перед действием",
-    "bot_was_concise": "Краткость",
-    "call_resolved_without_human": "Решено без оператора",
-    "customer_seemed_satisfied": "Клиент доволен",
-}
+CRITERIA = labelled(
+    vocabulary.CRITERIA,
+    {
+        "bot_greeted_properly": "Приветствие",
+        "bot_understood_intent": "Понял запрос",
+        "bot_used_correct_tool": "Верный инструмент",
+        "bot_provided_accurate_info": "Точная информация",
+        "bot_confirmed_before_action": "Подтверждение перед действием",
+        "bot_was_concise": "Краткость",
+        "call_resolved_without_human": "Решено без оператора",
+        "customer_seemed_satisfied": "Клиент доволен",
+    },
+    "criteria",
+)
+# the agent's tools, in words a manager reads (the day's story names a failing tool by them)
+TOOLS = labelled(
+    vocabulary.TOOLS,
+    {
+        "get_vehicle_tire_sizes": "размеры шин для авто",
+        "search_tires": "поиск шин",
+        "check_availability": "проверка наличия",
+        "create_order_draft": "оформление заказа",
+        "update_order_delivery": "доставка заказа",
+        "confirm_order": "подтверждение заказа",
+        "get_order_status": "статус заказа",
+        "get_pickup_points": "пункты выдачи",
+        "get_fitting_stations": "шиномонтажи в городе",
+        "get_fitting_slots": "свободное время шиномонтажа",
+        "get_fitting_price": "цена шиномонтажа",
+        "book_fitting": "запись на шиномонтаж",
+        "cancel_fitting": "отмена записи",
+        "get_customer_bookings": "записи клиента",
+        "search_knowledge_base": "база знаний",
+        "transfer_to_operator": "перевод на оператора",
+    },
+    "tools",
+)
 # latency components (the NFR budget) and cost components (cost_breakdown keys)
 COMPONENTS = {
     "stt": "распознавание (STT)",

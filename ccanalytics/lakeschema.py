@@ -10,7 +10,7 @@ from datetime import timedelta
 import pyarrow as pa
 
 from .errors import InvalidArgument
-from .telemetry import CRITERIA
+from .vocabulary import CRITERIA
 
 # bump when a schema or the masking changes: export_changed then rewrites the window. 2: uuid ids (the call
 # processor's) as text, the call's tenant

@@ -35,6 +35,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Protocol, TypeVar
 
+from . import retry
 from .config import Settings
 from .errors import ConfigError, DeliveryError, InvalidArgument
 
@@ -492,13 +493,17 @@ def send_with_retries(
     waiting ``backoff_s``, 2×, 4×… (or the server's retry_after when longer). Re-raises the last error."""
     if attempts < 1:
         raise InvalidArgument("attempts must be at least 1")
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DeliveryError as exc:
-            if not exc.retryable or attempt == attempts:
-                raise
-            wait = max(backoff_s * 2 ** (attempt - 1), exc.retry_after or 0)
-            log.warning("%s; retrying in %.1f s (attempt %d of %d)", exc.message, wait, attempt + 1, attempts)
-            sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def told(exc: BaseException, attempt: int, wait: float) -> None:
+        log.warning("%s; retrying in %.1f s (attempt %d of %d)", getattr(exc, "message", exc), wait, attempt, attempts)
+
+    return retry.retry(
+        fn,
+        attempts=attempts,
+        base=backoff_s,
+        retry_on=DeliveryError,
+        retryable=lambda exc: getattr(exc, "retryable", False),
+        at_least=lambda exc: getattr(exc, "retry_after", None),
+        on_retry=told,
+        sleep=sleep,
+    )

@@ -16,7 +16,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from . import definitions, labels, prompts, timeutil
-from .errors import InvalidArgument, NotFound
+from .auth import audit
+from .errors import Conflict, InvalidArgument, NotFound
 from .quality.rubric import DESCRIPTIONS
 from .quality.transcript import render
 
@@ -277,44 +278,56 @@ def list_suggestions(engine: Engine, status: str | None = None) -> list[Suggesti
 
 
 def decide(engine: Engine, suggestion_id: int, *, by: str, approve: bool, prompt_text: str | None = None) -> Suggestion:
-    """Approve (→ a new, inactive prompt version; the manager may edit the text first) or reject."""
-    s = get_suggestion(engine, suggestion_id)
-    if s.status != "proposed":
-        raise InvalidArgument(
-            f"suggestion {suggestion_id} is already {s.status}",
-            ru=f"по предложению #{suggestion_id} уже принято решение: "
-            + labels.label(labels.SUGGESTION_STATUSES, s.status),
-        )
-    new_id = None
-    if approve:
-        text = prompt_text or s.proposed_prompt
-        if not text:
-            raise InvalidArgument(
-                "the suggestion has no prompt text; give the text to approve",
-                ru="в предложении нет текста промпта: впишите текст, чтобы одобрить",
-            )
-        base = prompts.get_version(engine, s.base_version_id)
-        version = prompts.create_version(
-            engine,
-            s.prompt_name,
-            text,
-            tools_config=base.tools_config,
-            metadata={**base.metadata, "suggestion_id": s.id},
-            author=by,
-            note=f"из предложения оптимизатора #{s.id}",
-        )
-        new_id = version.id
+    """Approve (→ a new, inactive prompt version; the manager may edit the text first) or reject; ``by``
+    is who acts. Conflict when the suggestion is already decided. One transaction: the decision, the new
+    version and their audit entries (``suggestion.approved``/``suggestion.rejected``, ``prompt.created``)."""
+    if not isinstance(by, str) or not by.strip():
+        raise InvalidArgument("who decides is required", ru="не указано, кто принимает решение")
+    by = by.strip()
+    if isinstance(suggestion_id, bool) or not isinstance(suggestion_id, int) or not 0 < suggestion_id < 2**63:
+        raise NotFound(f"suggestion {suggestion_id} does not exist", ru=f"предложения #{suggestion_id} нет")
     with engine.begin() as conn:
-        updated = conn.execute(
+        row = conn.execute(
+            sa.text(f"SELECT {_SUGGESTION_COLUMNS} FROM prompt_suggestions WHERE id = :i FOR UPDATE"),
+            {"i": suggestion_id},
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"suggestion {suggestion_id} does not exist", ru=f"предложения #{suggestion_id} нет")
+        s = Suggestion(*row)
+        if s.status != "proposed":
+            raise Conflict(
+                f"suggestion {suggestion_id} is already {s.status}",
+                ru=f"по предложению #{suggestion_id} уже принято решение: "
+                + labels.label(labels.SUGGESTION_STATUSES, s.status),
+            )
+        new_id = None
+        edited = bool(approve and prompt_text and prompt_text.strip() and prompt_text != (s.proposed_prompt or ""))
+        if approve:
+            text = prompt_text if edited else s.proposed_prompt
+            if not text:
+                raise InvalidArgument(
+                    "the suggestion has no prompt text; give the text to approve",
+                    ru="в предложении нет текста промпта: впишите текст, чтобы одобрить",
+                )
+            base = prompts.get_version(engine, s.base_version_id)
+            version = prompts.write_version(
+                conn,
+                s.prompt_name,
+                text,
+                tools_config=base.tools_config,
+                metadata={**base.metadata, "suggestion_id": s.id},
+                author=by,
+                note=f"из предложения оптимизатора #{s.id}",
+                base=base,
+            )
+            new_id = version.id
+        conn.execute(
             sa.text(
                 "UPDATE prompt_suggestions SET status = :st, decided_by = :by, decided_at = now(), "
-                "new_version_id = :v WHERE id = :i AND status = 'proposed'"
+                "new_version_id = :v WHERE id = :i"
             ),
             {"st": "approved" if approve else "rejected", "by": by, "v": new_id, "i": s.id},
-        ).rowcount
-    if not updated:
-        raise InvalidArgument(
-            f"suggestion {suggestion_id} was decided meanwhile",
-            ru=f"по предложению #{suggestion_id} решение уже приняли, пока была открыта страница",
         )
+        action = "suggestion.approved" if approve else "suggestion.rejected"
+        audit(conn, by, action, "prompt_suggestion", s.id, {"new_version_id": new_id, "edited": edited})
     return get_suggestion(engine, s.id)

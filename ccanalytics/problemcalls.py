@@ -104,7 +104,7 @@ def find(
     tz: str = timeutil.DEFAULT_TZ,
     tenant: tenants.TenantArg = None,
 ) -> list[dict[str, Any]]:
-    """Step 1: the problem calls of [date_from, date_to] (Kyiv days) of ``tenant`` (a slug or several;
+    """Step 1: the problem calls of [date_from, date_to] (local days of ``tz``) of ``tenant`` (a slug or several;
     default every tenant), worst score first, each with its ``tenant``, ``flags`` (FLAG_ORDER) and
     ``main`` problem."""
     t = thresholds or Thresholds()

@@ -125,9 +125,10 @@ def by_day(problems: list[dict[str, Any]], calls_per_day: dict[date, int]) -> li
 _WEEKDAYS = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
 
 
-def patterns_table(found: list[Pattern], total_calls: int | None = None) -> Block:
+def patterns_table(found: list[Pattern], total_calls: int | None = None, *, tz: str = timeutil.DEFAULT_TZ) -> Block:
     """Step 2's result: the patterns, largest first, with the suggested cause and action. The shares
-    are of the problem calls (they add up to 100 %) and of every call of the period."""
+    are of the problem calls (they add up to 100 %) and of every call of the period; earlier decisions
+    are dated in ``tz``."""
     rows = [
         {
             "n": i + 1,
@@ -137,7 +138,7 @@ def patterns_table(found: list[Pattern], total_calls: int | None = None) -> Bloc
             "of_calls": 100 * p.calls / total_calls if total_calls else None,
             "cause": CAUSES[p.suggested_cause],
             "action": ACTIONS[p.suggested_action],
-            "done": "; ".join(_done(a) for a in p.previous_actions[:2]) or "—",
+            "done": "; ".join(_done(a, tz) for a in p.previous_actions[:2]) or "—",
         }
         for i, p in enumerate(found)
     ]
@@ -164,9 +165,9 @@ def patterns_table(found: list[Pattern], total_calls: int | None = None) -> Bloc
 _STATUS = {"open": "в работе", "done": "сделано", "rejected": "отклонено"}
 
 
-def _done(a: dict[str, Any]) -> str:
+def _done(a: dict[str, Any], tz: str) -> str:
     """A decision recorded earlier, in a cell: «18.11 эскалация … (в работе)»."""
-    when = a["created_at"].astimezone(timeutil.zone())
+    when = a["created_at"].astimezone(timeutil.zone(tz))
     return f"{when:%d.%m} {ACTIONS.get(a['action'], 'действие')} ({_STATUS.get(a['status'], '—')})"
 
 

@@ -5,7 +5,7 @@
     calls = store.calls("2026-11-01", "2026-11-23", scenario="tire_search", transferred=True)
     calls.to_pandas()
 
-Results are Polars DataFrames with timestamps in the business time zone (Europe/Kyiv). Ids are uuids
+Results are Polars DataFrames with timestamps in the business time zone (``tz``, CCA_TIMEZONE). Ids are uuids
 (text columns), as the call processor writes them. Rows are
 streamed out of PostgreSQL with ``COPY … TO STDOUT`` and parsed by Polars, which keeps a 90-day range
 well under a second. Phone numbers are masked unless ``mask_phones=False``.
@@ -173,7 +173,7 @@ class Store:
         mask_phones: bool = True,
         details: bool = False,
     ) -> pl.DataFrame:
-        """Calls that started in [date_from, date_to] (Kyiv days, inclusive), oldest first.
+        """Calls that started in [date_from, date_to] (local days, inclusive), oldest first.
 
         Args:
             date_from, date_to: dates (``date``, ``"2026-11-01"``, ``"today"``) or aware datetimes;
@@ -425,16 +425,12 @@ def connect(url: str | None = None, *, settings: Any = None) -> Store:
     production database is never migrated implicitly (run ``ccanalytics db migrate``).
     """
     from .config import get_settings
-    from .database import create_engine, resolve_url
+    from .database import engine_from_settings
     from .migrate import migrate, status
 
     settings = settings or get_settings()
     embedded = url is None and not settings.database_url
-    engine = create_engine(
-        url or resolve_url(settings),
-        pool_size=settings.db_pool_size,
-        statement_timeout_ms=settings.statement_timeout_ms,
-    )
+    engine = engine_from_settings(settings, url=url, application_name="ccanalytics")
     if embedded and not status(engine).up_to_date:
         migrate(engine, partitions_ahead_months=settings.partitions_ahead_months)
     return Store(engine, tz=settings.timezone)

@@ -128,7 +128,7 @@ def reference_days(engine: Engine, day: date, *, tz: str, scope: tenants.Scope =
 def read(
     engine: Engine, days: Sequence[date], *, tz: str, scope: tenants.Scope = None
 ) -> dict[date, daystory.DayFacts]:
-    """The facts of each of ``days`` (Kyiv days) over the calls of the tenants ``scope``."""
+    """The facts of each of ``days`` (local days of ``tz``) over the calls of the tenants ``scope``."""
     if not days:
         return {}
     days = sorted(set(days))
@@ -204,7 +204,7 @@ def _with_details(engine: Engine, facts: daystory.DayFacts, *, tz: str, scope: t
 def story(
     engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ, tenant: tenants.TenantArg = None
 ) -> daystory.Story:
-    """The story of the Kyiv day ``day`` for ``tenant`` (a slug or several; default every tenant)."""
+    """The story of the local day ``day`` for ``tenant`` (a slug or several; default every tenant)."""
     scope = tenants.scope(engine, tenant)
     normal, same_weekday = reference_days(engine, day, tz=tz, scope=scope)
     facts = read(engine, [day, *normal], tz=tz, scope=scope)

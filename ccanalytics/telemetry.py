@@ -30,45 +30,9 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from . import definitions, signals
+from .vocabulary import CRITERIA, SCENARIOS, TOOLS, TRANSFER_REASONS  # the bounded label sets
 
-SCENARIOS = (
-    "tire_search",
-    "availability_check",
-    "order_status",
-    "order_creation",
-    "fitting_booking",
-    "consultation",
-)
-TRANSFER_REASONS = ("customer_request", "cannot_help", "complex_question", "negative_emotion")
-TOOLS = (
-    "get_vehicle_tire_sizes",
-    "search_tires",
-    "check_availability",
-    "transfer_to_operator",
-    "get_order_status",
-    "create_order_draft",
-    "update_order_delivery",
-    "confirm_order",
-    "get_pickup_points",
-    "get_fitting_stations",
-    "get_fitting_slots",
-    "book_fitting",
-    "cancel_fitting",
-    "get_fitting_price",
-    "get_customer_bookings",
-    "search_knowledge_base",
-)
 COMPONENTS = ("stt", "llm", "tts", "tool", "telephony")
-CRITERIA = (
-    "bot_greeted_properly",
-    "bot_understood_intent",
-    "bot_used_correct_tool",
-    "bot_provided_accurate_info",
-    "bot_confirmed_before_action",
-    "bot_was_concise",
-    "call_resolved_without_human",
-    "customer_seemed_satisfied",
-)
 COST_COMPONENTS = ("stt", "llm", "tts", "telephony", "judge")
 MAX_SCENARIO_PARTS = 3
 

@@ -1,4 +1,5 @@
-"""Business time: days and hours are Europe/Kyiv (configurable); storage is UTC."""
+"""Business time: days and hours are local to the business time zone
+(``CCA_TIMEZONE``, default ``DEFAULT_TZ``; passed in as ``tz`` by every edge); storage is UTC."""
 
 from __future__ import annotations
 

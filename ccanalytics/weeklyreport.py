@@ -1,4 +1,4 @@
-"""The weekly management summary's data: one Monday–Sunday week (Kyiv) against the four weeks before.
+"""The weekly management summary's data: one local Monday–Sunday week against the four weeks before.
 
 ``build()`` reads everything notebooks/weekly_summary.ipynb shows; the notebook only formats it
 (``weeklyview``), and the Telegram/e-mail message uses the same story and figures:
@@ -517,7 +517,7 @@ def build(
     book: pricing.PriceBook | None = None,
     tenant: tenants.TenantArg = None,
 ) -> WeeklyReport:
-    """Everything the weekly summary shows for the Monday–Sunday week of the day ``week`` (Kyiv), for
+    """Everything the weekly summary shows for the Monday–Sunday week of the local day ``week``, for
     ``tenant`` (a slug or several; default every tenant); ``baseline`` ("FROM:TO" or two dates): the
     cost review's baseline the levers' savings are measured against (None: not checked)."""
     first, last = week_bounds(timeutil.to_date(week, tz))

@@ -1,4 +1,4 @@
-"""The scheduler process: APScheduler 3 in Europe/Kyiv running the jobs of ccanalytics.jobs.
+"""The scheduler process: APScheduler 3 in the business time zone (CCA_TIMEZONE) running the jobs of ccanalytics.jobs.
 
 It survives its database: at start it waits for it with exponential backoff (``wait_for_database``)
 instead of exiting and being restarted in a loop; while running, a ``DatabaseGate`` shared by all
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from ccanalytics import clock, jobs
+from ccanalytics import clock, jobs, retry
 from ccanalytics.config import Settings
 from ccanalytics.database import check_connection, safe_url
 from ccanalytics.errors import DatabaseUnavailable
@@ -35,14 +34,6 @@ FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 60.0
 # what a lost or refused database connection looks like from a job
 CONNECTION_ERRORS = (DatabaseUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError, psycopg.OperationalError)
-
-
-def backoff_delays(first: float = FIRST_DELAY_S, maximum: float = MAX_DELAY_S, *, jitter: float = 0.1):
-    """first, 2×first, 4×first … capped at ``maximum``, each ±``jitter`` so restarted processes spread out."""
-    delay = first
-    while True:
-        yield min(maximum, delay) * (1 + random.uniform(-jitter, jitter))
-        delay = min(maximum, delay * 2)
 
 
 def wait_for_database(
@@ -56,7 +47,7 @@ def wait_for_database(
 ) -> bool:
     """Block until the database answers and ``prepare(engine)`` (e.g. migrations) succeeded,
     retrying with exponential backoff and logging every attempt. False only when ``stop`` is set."""
-    delays = backoff_delays(first_delay, max_delay)
+    delays = retry.delays(first_delay, max_delay, jitter=0.1)  # restarted processes spread out
     attempt = 0
     while stop is None or not stop.is_set():
         attempt += 1
@@ -149,7 +140,7 @@ class DatabaseGate:
         return True
 
     def _delay(self) -> float:
-        return min(self.max_delay, self.first_delay * 2 ** max(0, self.failures - 1))
+        return retry.delay(self.failures, base=self.first_delay, cap=self.max_delay)
 
     def _closed(self, job: str, reason: str) -> None:
         with self._lock:

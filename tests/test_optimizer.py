@@ -11,7 +11,7 @@ from openai import OpenAI
 
 from ccanalytics import optimizer, prompts, timeutil
 from ccanalytics.demo import load_demo_data
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 
 
@@ -38,7 +38,7 @@ def test_patterns_and_offline_suggestion_approved_into_an_inactive_version(engin
     new = prompts.get_version(engine, approved.new_version_id)
     assert approved.status == "approved" and not new.is_active and new.note.endswith(f"#{s.id}")
     assert prompts.active_version(engine, "tire_agent").id == scored_demo.id  # never auto-activated
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(Conflict):  # already decided
         optimizer.decide(engine, s.id, by="manager", approve=False)
 
 

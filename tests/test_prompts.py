@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from factories import add_processor_ab_test, add_prompt_version, make_call
 
 from ccanalytics import experiments, prompts
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ccanalytics.ingest import ingest_records
 from ccanalytics.promptlib import PromptResolver
 
@@ -61,7 +61,7 @@ def test_activation_history_and_rollback(engine):
     prompts.activate_version(engine, v1.id, by="olena")
     prompts.activate_version(engine, v2.id, by="taras", reason="коротше")
     assert prompts.active_version(engine, "greeter").id == v2.id
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(Conflict):  # already active
         prompts.activate_version(engine, v2.id, by="taras")
     back = prompts.rollback(engine, "greeter", by="olena")
     assert (back.from_version_id, back.to_version_id, back.kind) == (v2.id, v1.id, "rollback")
@@ -84,7 +84,7 @@ def test_concurrent_activations_leave_exactly_one_active(engine):
         barrier.wait()
         try:
             prompts.activate_version(engine, v.id, by="racer")
-        except InvalidArgument as exc:  # already active: fine
+        except Conflict as exc:  # already active: fine
             errors.append(exc)
 
     threads = [threading.Thread(target=go, args=(v,)) for v in versions]
@@ -157,19 +157,19 @@ def test_ab_test_lifecycle_and_bad_input(engine):
         ("C", "greeter@v3", 0.25),
     ]
     assert t.status == "draft"
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(AlreadyExists):  # a Conflict (409)
         experiments.create_test(engine, "greet-test", [v1.id, v2.id], created_by="olena")
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(Conflict):
         experiments.stop_test(engine, t.id, by="olena", decision="keep_a")  # not running
     assert experiments.start_test(engine, t.id, by="olena").status == "running"
     second = experiments.create_test(engine, "greet-test-2", [v1.id, v2.id], created_by="olena")
-    with pytest.raises(InvalidArgument, match="already running"):
+    with pytest.raises(Conflict, match="already running"):
         experiments.start_test(engine, second.id, by="olena")
     with pytest.raises(InvalidArgument):
         experiments.stop_test(engine, t.id, by="olena", decision="maybe")
     stopped = experiments.stop_test(engine, "greet-test", by="taras", decision="ship_b", note="B краща")
     assert (stopped.status, stopped.decision, stopped.stopped_by) == ("stopped", "ship_b", "taras")
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(Conflict):
         experiments.stop_test(engine, t.id, by="olena", decision="keep_a")
     assert experiments.start_test(engine, second.id, by="olena").status == "running"
     assert [x.test_name for x in experiments.list_tests(engine, status="running")] == ["greet-test-2"]

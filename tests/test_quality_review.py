@@ -12,7 +12,7 @@ from factories import make_call, turn
 from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 
 from ccanalytics import metrics, quality, timeutil
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.ingest import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, ScoringConfig
 from ccanalytics.quality.calibration import agreement, cohens_kappa
@@ -79,7 +79,7 @@ def test_review_queue_take_and_resolve_with_labels(engine, scored):
     assert labels[0] == ("bot_confirmed_before_action", None, None, "rules-v2")
     assert labels[1] == ("bot_greeted_properly", 0.0, 0.0, "rules-v2")
     assert item.status == "resolved" and item.comment == "Бот не поздоровался" and item.resolved_at
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(Conflict):  # already resolved
         take(engine, first, "olena")
     with pytest.raises(NotFound):
         take(engine, scored[-1]["call_id"], "olena")  # a good call is not in the queue

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
+
+from ccanalytics.config import Settings
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """App factory. ``config`` may carry ``ENGINE`` (a SQLAlchemy engine); without it the engine is
-    built from the CCA_* settings when first needed."""
+def create_app(config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+    """App factory. ``settings`` is the process's one ``Settings`` (``ccanalytics serve`` passes its
+    own); without it they are read from the CCA_* environment here, once. The time zone, the engine,
+    the session and login policy, Grafana's address and the judge's rubric all come from them.
+    ``config`` overrides Flask keys (tests): ``ENGINE`` (a SQLAlchemy engine; without it the engine is
+    built from the settings when first needed), ``TIMEZONE``, ``SECRET_KEY`` …"""
+    settings = settings if settings is not None else Settings()
     app = Flask(__name__)
+    app.extensions["cca"] = {"settings": settings}
     app.config.update(
         SECRET_KEY=None,
         JSON_AS_ASCII=False,
-        TIMEZONE="Europe/Kyiv",
+        TIMEZONE=settings.timezone,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -64,3 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errorpages.init_app(app)  # errors: Russian pages in the site's layout, JSON under /api/; expired forms kept
 
     return app
+
+
+def app_settings(app: Flask | None = None) -> Settings:
+    """The ``Settings`` the app was created with (``app`` or the current one)."""
+    return (app or current_app).extensions["cca"]["settings"]

@@ -52,7 +52,7 @@ from ccanalytics import auth, labels
 from ccanalytics.auth import Forbidden, Unauthorized
 from ccanalytics.errors import CSRFError
 
-from . import drafts
+from . import app_settings, drafts
 from .db import get_engine
 
 bp = Blueprint("auth", __name__)
@@ -176,14 +176,7 @@ def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     """Session and login settings from CCA_* settings (unless given in the app's config), the
     secret key, and the app-wide guard."""
     overrides = overrides or {}
-    settings = None
-    if not app.config.get("SECRET_KEY") or any(
-        key not in overrides
-        for key in ("SESSION_COOKIE_SECURE", "PERMANENT_SESSION_LIFETIME", "LOGIN_MAX_FAILURES", "TRUSTED_PROXIES")
-    ):
-        from ccanalytics.config import Settings
-
-        settings = Settings()
+    settings = app_settings(app)
     if not app.config.get("SECRET_KEY"):
         if settings.secret_key is not None and settings.secret_key.get_secret_value():
             app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
@@ -191,18 +184,17 @@ def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
             app.config["SECRET_KEY"] = secrets.token_hex(32)  # a test app: nothing to persist
         else:
             app.config["SECRET_KEY"] = auth.load_or_create_secret_key(settings.resolved_data_dir() / "secret_key")
-    if settings is not None:
-        defaults = {
-            "SESSION_COOKIE_SECURE": settings.cookie_secure,
-            "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.session_hours),
-            "LOGIN_MAX_FAILURES": settings.login_max_failures,
-            "LOGIN_MAX_FAILURES_PER_IP": settings.login_max_failures_per_ip,
-            "LOGIN_WINDOW_MINUTES": settings.login_window_minutes,
-            "TRUSTED_PROXIES": settings.trusted_proxies,
-        }
-        for key, value in defaults.items():
-            if key not in overrides:
-                app.config[key] = value
+    defaults = {
+        "SESSION_COOKIE_SECURE": settings.cookie_secure,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.session_hours),
+        "LOGIN_MAX_FAILURES": settings.login_max_failures,
+        "LOGIN_MAX_FAILURES_PER_IP": settings.login_max_failures_per_ip,
+        "LOGIN_WINDOW_MINUTES": settings.login_window_minutes,
+        "TRUSTED_PROXIES": settings.trusted_proxies,
+    }
+    for key, value in defaults.items():
+        if key not in overrides:
+            app.config[key] = value
     if "SESSION_COOKIE_NAME" not in overrides:
         app.config["SESSION_COOKIE_NAME"] = "cca_session"
     app.config["SESSION_COOKIE_HTTPONLY"] = True

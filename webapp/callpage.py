@@ -15,6 +15,8 @@ from flask import current_app
 
 from ccanalytics.quality import Rubric, composition, rubric_from_settings
 
+from . import app_settings
+
 # where the weights come from, for people
 WEIGHTS_SOURCE = {
     "stored": "веса, с которыми звонок оценён",
@@ -29,9 +31,7 @@ def rubric() -> Rubric:
     """The rubric the judge scores with now."""
     config = current_app.config
     if config.get("QUALITY_RUBRIC") is None:
-        from ccanalytics.config import Settings
-
-        config["QUALITY_RUBRIC"] = rubric_from_settings(Settings())
+        config["QUALITY_RUBRIC"] = rubric_from_settings(app_settings())
     return config["QUALITY_RUBRIC"]
 
 

@@ -17,7 +17,7 @@ from ccanalytics import alerts, costview, dailyreport, definitions, experiments,
 from ccanalytics.errors import InvalidArgument
 from ccanalytics.quality.report import quality_report
 
-from . import tenancy
+from . import app_settings, tenancy
 from .db import get_engine
 from .prompts import page_context
 
@@ -41,9 +41,7 @@ EVENTS_RU = labels.ALERT_EVENTS
 def _grafana_setting(state) -> None:
     """``GRAFANA_URL`` from the CCA_* settings unless the app's config already has it."""
     if "GRAFANA_URL" not in state.app.config:
-        from ccanalytics.config import Settings
-
-        state.app.config["GRAFANA_URL"] = Settings().grafana_url
+        state.app.config["GRAFANA_URL"] = app_settings(state.app).grafana_url
 
 
 def grafana_base() -> str | None:
@@ -102,7 +100,7 @@ def _charts(quality: dict[str, Any], costs: list[dict[str, Any]], first: date, l
 
 @bp.get("/dashboard")
 def index():
-    tz = current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
+    tz = current_app.config["TIMEZONE"]
     day, trend_days = _day(tz), _trend_days()
     engine = get_engine()
     scope = tenancy.scope()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template_string, request
 from sqlalchemy.engine import Engine
 
-from ccanalytics.database import check_connection
+from ccanalytics.database import check_connection, engine_from_settings
 from ccanalytics.errors import CCAError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -156,16 +156,7 @@ def init_app(app: Flask) -> None:
 def get_engine() -> Engine:
     ext = current_app.extensions["cca"]
     if "engine" not in ext:
-        from ccanalytics.config import Settings
-        from ccanalytics.database import create_engine, resolve_url
-
-        settings = Settings()
-        ext["engine"] = create_engine(
-            resolve_url(settings),
-            pool_size=settings.db_pool_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            application_name="ccanalytics-admin",
-        )
+        ext["engine"] = engine_from_settings(ext["settings"], application_name="ccanalytics-admin")
     return ext["engine"]
 
 

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from markupsafe import Markup
 
 from ccanalytics import journal, labels, privacy, recorded, svgcharts, tenants
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, signed
 
@@ -358,7 +358,7 @@ def review_take(call_id: str):
     cid = _call_id(call_id)
     try:
         review.take(get_engine(), cid, _actor(), tenant=tenancy.scope())
-    except (InvalidArgument, NotFound) as exc:
+    except (InvalidArgument, NotFound, Conflict) as exc:
         return _detail_page(
             call_id, error=_review_error(exc, "Этот звонок уже проверен: взять его нельзя."), status=exc.http_status
         )
@@ -366,11 +366,11 @@ def review_take(call_id: str):
     return redirect(url_for(".detail", call_id=str(cid), _anchor="review"), 303)
 
 
-def _review_error(exc: InvalidArgument | NotFound, refused: str) -> str:
+def _review_error(exc: InvalidArgument | NotFound | Conflict, refused: str) -> str:
     """A review action's error for people: the route's own Russian message, else a Russian one."""
     if isinstance(exc, NotFound):
         return "Звонка нет в очереди ручной проверки."
-    return exc.message if CYRILLIC.search(exc.message) else refused
+    return exc.ru or (exc.message if CYRILLIC.search(exc.message) else refused)
 
 
 def _verdicts() -> dict[str, float | None]:
@@ -395,13 +395,9 @@ def review_resolve(call_id: str):
     form = request.form.to_dict()
     try:
         verdicts = _verdicts()
-        comment = request.form.get("comment", "").strip() or None
-        if comment is not None and (len(comment) > 5000 or "\x00" in comment):
-            raise InvalidArgument("комментарий: не больше 5000 символов")
-        if not verdicts and not comment:
-            raise InvalidArgument("поставьте вердикт хотя бы по одному критерию или напишите комментарий")
+        comment = request.form.get("comment", "")  # its rules are the library's (review.resolve)
         stored = review.resolve(get_engine(), cid, _actor(), verdicts, comment, tenant=tenancy.scope())
-    except (InvalidArgument, NotFound) as exc:
+    except (InvalidArgument, NotFound, Conflict) as exc:
         message = _review_error(exc, "Вердикт не подходит: выберите значение из списка.")
         return _detail_page(call_id, error=message, status=exc.http_status, form=form)
     flash(f"Проверка завершена: сохранено вердиктов — {stored}.", "good")

@@ -168,7 +168,7 @@ Ids of prompt versions and A/B tests are uuids (strings); a version may also be 
 own A/B tests read-only, with their counters as stored and no per-call results (the processor does not
 record the variant on the call).
 
-Dates are local days of the business time zone (Europe/Kyiv), `YYYY-MM-DD`; timestamps are ISO 8601
+Dates are local days of the business time zone (`CCA_TIMEZONE`), `YYYY-MM-DD`; timestamps are ISO 8601
 with offset. Phone numbers are masked."""
 
 

@@ -1,8 +1,8 @@
 """Prompt management pages (Russian UI): versions, the editor (a new version), a side-by-side diff,
 activation and rollback behind a confirmation step. Thin: ccanalytics.prompts does the work; every
-change is written to the audit log with the logged-in user.
+change is written to the audit log with the logged-in user by the library function that makes it.
 
-Also the small helpers the other admin pages share (who acts, audit, local times, form fields, ids in
+Also the small helpers the other admin pages share (who acts, local times, form fields, ids in
 addresses and forms, the Russian error page).
 
 Prompt versions and A/B tests are addressed by their uuid: an address with anything else is a 404 page
@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from ccanalytics import auth, experiments, prompts, timeutil
+from ccanalytics import experiments, prompts, timeutil
 from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .apiparams import has_nul
@@ -44,12 +44,6 @@ def actor() -> str:
 def can_write() -> bool:
     principal = current_principal()
     return principal is not None and principal.role in WRITE_ROLES
-
-
-def audit(action: str, object_type: str, object_id: Any, details: dict[str, Any] | None = None) -> None:
-    from .apiparams import clean
-
-    auth.audit(get_engine(), actor(), action, object_type, object_id, clean(details or {}))
 
 
 def prompts_changed() -> None:
@@ -201,12 +195,9 @@ def _running_test(name: str) -> experiments.ABTest | None:
     return running[0] if running else None
 
 
-def _rollback_target(history: list[prompts.Activation]) -> uuid.UUID | None:
+def _rollback_target(name: str) -> uuid.UUID | None:
     """The version ``prompts.rollback`` would re-activate (the latest activation's predecessor)."""
-    for entry in history:  # newest first, like prompts.rollback's query
-        if entry.from_version_id is not None:
-            return entry.from_version_id
-    return None
+    return prompts.rollback_target(get_engine(), name)
 
 
 # -------------------------------------------------------------------------------------------- pages
@@ -238,7 +229,7 @@ def versions(name: str):
         tests=tests,
         in_tests=in_tests,
         labels={v.id: v.label for v in found},
-        rollback_to=_rollback_target(history),
+        rollback_to=_rollback_target(name),
         status_ru=STATUS_RU,
     )
 
@@ -285,7 +276,7 @@ def _confirm_again(message: str, version_id: str | None = None, name: str | None
         return _confirm_page("activate", target, current, error=message, reason=request.form.get("reason", ""))
     found = _versions_of(name or "")
     current = next((v for v in found if v.is_active), None)
-    target_id = _rollback_target(prompts.history(get_engine(), name or ""))
+    target_id = _rollback_target(name or "")
     target = next((v for v in found if v.id == target_id), None)
     if target is None:
         return render_template(
@@ -324,10 +315,7 @@ def new():
         tools = _json_field("tools_config", "Инструменты (JSON)", (dict, list))
         metadata = _json_field("metadata", "Метаданные (JSON)", (dict,))
         note = form_text("note", max_length=MAX_NOTE, label="Что изменилось")
-        if base is not None and base.name == name and base.system_prompt == text.replace("\r\n", "\n"):
-            if (tools or {}) == (base.tools_config or {}) and (metadata or {}) == (base.metadata or {}):
-                raise InvalidArgument("версия не отличается от исходной: измените текст, инструменты или метаданные")
-        v = prompts.create_version(
+        v = prompts.create_version(  # checks that it differs from its base; audited by the library
             engine,
             name,
             text.replace("\r\n", "\n"),
@@ -335,10 +323,10 @@ def new():
             metadata=metadata,
             author=actor(),
             note=note,
+            base=base.id if base else None,
         )
     except (InvalidArgument, NotFound) as exc:
         return render_template("prompt_edit.html", form=form, base=base, error=exc.message_ru), exc.http_status
-    audit("prompt.created", "prompt_version", v.id, {"label": v.label, "note": v.note, "from_version_id": base_id})
     flash(f"Создана версия {v.label}. Она не активна: активируйте её или проверьте A/B-тестом.", "good")
     return redirect(url_for(".version", name=v.name, number=v.version), 303)
 
@@ -383,22 +371,13 @@ def activate(version_id: str):
         return _confirm_page("activate", target, current)
     try:
         reason = form_text("reason", max_length=MAX_NOTE, label="Причина")
-        if current is not None and current.id == target.id:
-            raise Conflict(f"{target.label} уже активна")
         if not confirmed():
             raise InvalidArgument("подтвердите активацию кнопкой «Да, активировать»")
-        if request.form.get("current", "") != str(current.id if current else ""):
-            raise Conflict("активная версия изменилась, пока открыта эта страница: проверьте ещё раз")
-        activation = prompts.activate_version(engine, target.id, by=actor(), reason=reason)
+        seen = request.form.get("current", "").strip()
+        prompts.activate_version(engine, target.id, by=actor(), reason=reason, expected_current=seen)  # audited
     except (InvalidArgument, Conflict) as exc:
         page = _confirm_page("activate", target, current, error=exc.message_ru, reason=request.form.get("reason", ""))
         return page, exc.http_status
-    audit(
-        "prompt.activated",
-        "prompt_version",
-        target.id,
-        {"label": target.label, "from_version_id": activation.from_version_id, "reason": reason},
-    )
     prompts_changed()
     flash(f"Активна версия {target.label}.", "good")
     return redirect(url_for(".versions", name=target.name), 303)
@@ -411,7 +390,7 @@ def rollback(name: str):
     found = _versions_of(name)
     by_id = {v.id: v for v in found}
     current = next((v for v in found if v.is_active), None)
-    target_id = _rollback_target(prompts.history(engine, name))
+    target_id = _rollback_target(name)
     target = by_id.get(target_id) if target_id else None
     if target is None or (current is not None and current.id == target.id):
         error = f"У промпта {name} нет предыдущей активной версии: откатывать некуда."
@@ -425,20 +404,17 @@ def rollback(name: str):
         reason = form_text("reason", max_length=MAX_NOTE, label="Причина")
         if not confirmed():
             raise InvalidArgument("подтвердите откат кнопкой «Да, откатить»")
-        if request.form.get("target") != str(target.id) or request.form.get("current", "") != str(
-            current.id if current else ""
-        ):
-            raise Conflict("версии изменились, пока открыта эта страница: проверьте ещё раз")
-        activation = prompts.rollback(engine, name, by=actor(), reason=reason)
+        prompts.rollback(  # audited by the library
+            engine,
+            name,
+            by=actor(),
+            reason=reason,
+            expected_current=request.form.get("current", "").strip(),
+            expected_target=request.form.get("target", "").strip(),
+        )
     except (InvalidArgument, Conflict) as exc:
         page = _confirm_page("rollback", target, current, error=exc.message_ru, reason=request.form.get("reason", ""))
         return page, exc.http_status
-    audit(
-        "prompt.rolled_back",
-        "prompt_version",
-        activation.to_version_id,
-        {"label": target.label, "from_version_id": activation.from_version_id, "reason": reason},
-    )
     prompts_changed()
     flash(f"Откат выполнен: активна версия {target.label}.", "good")
     return redirect(url_for(".versions", name=name), 303)

@@ -25,7 +25,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from ccanalytics import labels, privacy, tenants, timeutil
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.quality import review
 from ccanalytics.rutext import num, plural
 
@@ -220,8 +220,8 @@ def take(call_id: str):
         review.take(get_engine(), cid, current_principal().actor, tenant=tenancy.scope())
     except NotFound:
         raise NotFound(f"Звонка {cid} нет в очереди проверки.") from None
-    except InvalidArgument:  # resolved meanwhile
-        flash("Этот звонок уже проверен: взять его нельзя.", "bad")
+    except (InvalidArgument, Conflict) as exc:  # resolved meanwhile
+        flash(exc.message_ru, "bad")
         return redirect(target, 303)
     flash("Звонок назначен вам на проверку.", "good")
     return redirect(target, 303)

@@ -1,6 +1,6 @@
 """The prompt optimizer's suggestions (Russian UI): the list, one suggestion with its failure patterns
 and proposed text, and the decision — approve (optionally edited) into a new inactive prompt version,
-or reject. Thin: ccanalytics.optimizer does the work; decisions go to the audit log."""
+or reject. Thin: ccanalytics.optimizer checks, decides and writes the audit log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ccanalytics.errors import Conflict, InvalidArgument, NotFound
 
 from .db import get_engine
 from .errorpages import keeps_form
-from .prompts import actor, audit, error_page, page_context
+from .prompts import actor, error_page, page_context
 
 bp = Blueprint("suggestions", __name__)
 bp.context_processor(page_context)
@@ -86,25 +86,14 @@ def decide(suggestion_id: int):
         decision = request.form.get("decision")
         if decision not in ("approve", "reject"):
             raise InvalidArgument("выберите: одобрить или отклонить")
-        if s.status != "proposed":
-            raise Conflict(f"по предложению #{s.id} уже принято решение: {STATUSES.get(s.status, s.status)}")
-        if len(text) > prompts.MAX_PROMPT_CHARS or "\x00" in text:
-            raise InvalidArgument("текст промпта слишком длинный или содержит недопустимые символы")
         approve = decision == "approve"
-        edited = text if approve and text.strip() and text != (s.proposed_prompt or "") else None
-        decided = optimizer.decide(engine, s.id, by=actor(), approve=approve, prompt_text=edited)
+        # checks and audits the decision and the new version in one transaction
+        decided = optimizer.decide(engine, s.id, by=actor(), approve=approve, prompt_text=text if approve else None)
     except (InvalidArgument, Conflict) as exc:
         return _page(suggestion_id, error=exc.message_ru, status=exc.http_status, text=text)
-    audit(
-        "suggestion.approved" if approve else "suggestion.rejected",
-        "prompt_suggestion",
-        s.id,
-        {"new_version_id": decided.new_version_id, "edited": edited is not None},
-    )
     if decided.new_version_id is None:
         flash(f"Предложение #{s.id} отклонено.", "info")
         return redirect(url_for(".index"), 303)
     version = prompts.get_version(engine, decided.new_version_id)
-    audit("prompt.created", "prompt_version", version.id, {"label": version.label, "note": version.note})
     flash(f"Создана версия {version.label} (не активна). Сравните её с {s.prompt_name} и проверьте A/B-тестом.", "good")
     return redirect(url_for("prompts.diff", version_id=version.id, against=s.base_version_id), 303)

@@ -40,7 +40,7 @@ def labels_of(keys: Iterable[str] | None, vocabulary: str, sep: str = ", ") -> s
 def local(value: datetime | date | None) -> datetime | date | None:
     """A moment in the business time zone (``TIMEZONE``); a date stays as it is."""
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timeutil.zone(current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)))
+        return value.astimezone(timeutil.zone(current_app.config["TIMEZONE"]))
     return value
 
 

@@ -102,7 +102,7 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from .. import clock
+from .. import clock, timeutil, vocabulary
 from ..errors import InvalidArgument
 from . import phrases as P
 
@@ -119,16 +119,11 @@ DEMO_TENANT_SLUGS = tuple(slug for slug, _name, _share in DEMO_TENANTS)
 SHARED_CALLERS = 0.05  # share of the regular customers who call both networks alike
 OTHER_TENANT_P = 0.15  # how often any other regular customer calls the other network
 
-BASE_SCENARIOS = (
-    "tire_search",
-    "availability_check",
-    "order_creation",
-    "order_status",
-    "fitting_booking",
-    "consultation",
-)
-TRANSFER_REASONS = ("customer_request", "cannot_help", "complex_question", "negative_emotion")
-TOOL_NAMES = tuple(spec[0] for spec in P.TOOL_SPECS)
+BASE_SCENARIOS = vocabulary.SCENARIOS
+TRANSFER_REASONS = vocabulary.TRANSFER_REASONS
+TOOL_NAMES = tuple(spec[0] for spec in P.TOOL_SPECS)  # the agent's tools as the demo defines them
+if set(TOOL_NAMES) != set(vocabulary.TOOLS):
+    raise ImportError(f"demo tools differ from ccanalytics.vocabulary.TOOLS: {set(TOOL_NAMES) ^ set(vocabulary.TOOLS)}")
 
 PRICES: dict[str, Any] = {
     # self-hosted Whisper costs a fixed monthly amount the call processor cannot attribute per call: it
@@ -1581,7 +1576,7 @@ def generate_calls(
     days: int = 30,
     calls_per_day: int = 400,
     end_date: date | None = None,
-    tz: str = "Europe/Kyiv",
+    tz: str = timeutil.DEFAULT_TZ,
     ab_test: str | None = DEMO_AB_TEST,
     ab_days: int = DEMO_AB_DAYS,
     levers_days: int | None = None,

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from .. import callmetrics, clock, metrics, partitions, timeutil
 from ..config import Settings
-from ..database import check_connection, create_engine, resolve_url, safe_url
+from ..database import check_connection, create_engine, engine_from_settings, resolve_url, safe_url
 from ..errors import ConfigError, OldSchemaError
 from ..migrate import migrate
 from .load import load_demo_data
@@ -213,10 +213,7 @@ def run_demo(
 ) -> DemoReport:
     if reset:
         reset_embedded_database(settings)
-    url = resolve_url(settings)
-    engine = create_engine(
-        url, pool_size=settings.db_pool_size, statement_timeout_ms=0, application_name="ccanalytics-demo"
-    )
+    engine = engine_from_settings(settings, statement_timeout_ms=0, application_name="ccanalytics-demo")
     check_connection(engine)
     where = settings.resolved_pg_data() if not settings.database_url else "CCA_DATABASE_URL"
     echo(f"database: {safe_url(engine.url)}  ({where})")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..definitions import LOW_QUALITY
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 from .rubric import CriterionScore
 from .transcript import CallView, ToolUse, TurnView
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import timeutil
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 
 PASS = 0.5
 DRIFT_KAPPA = 0.6

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 from .rubric import Rubric
 
 TOLERANCE = 0.0005  # the stored score is rounded to 4 digits

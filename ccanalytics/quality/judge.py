@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 from . import rules
 from .rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
 from .transcript import CallView, render

@@ -6,7 +6,6 @@ final 'failed' state with the reason — a call is never lost and never scored t
 from __future__ import annotations
 
 import os
-import random
 import socket
 import threading
 import time
@@ -19,7 +18,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import timeutil
+from .. import retry, timeutil
 from ..errors import InvalidArgument
 from . import rules, store
 from .judge import Judge, JudgeError
@@ -157,8 +156,7 @@ def _release(
 def backoff(attempts: int, config: ScoringConfig, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(config.backoff_max_s, retry_after)
-    base = config.backoff_base_s * 2 ** max(0, attempts - 1)
-    return min(config.backoff_max_s, base * (0.75 + random.random() / 2))  # noqa: S311 (jitter)
+    return retry.delay(attempts, base=config.backoff_base_s, cap=config.backoff_max_s, jitter=0.25)
 
 
 # ------------------------------------------------------------------------------------- workers

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import tenants, timeutil
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 
 LOW, HIGH = 0.5, 0.8  # the journal's colours: red < 0.5, yellow 0.5–0.8, green > 0.8
 

@@ -20,13 +20,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import tenants, timeutil
+from .. import rutext, tenants, timeutil
 from ..auth import audit
 from ..definitions import LOW_QUALITY
-from ..errors import InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound
 from ..telemetry import CRITERIA
 
 STATUSES = ("new", "in_review", "resolved")
+MAX_COMMENT = 5000  # characters of a review comment
 SORTS = ("score", "date", "updated")
 EVENTS = ("review.taken", "review.resolved")  # the audit log's actions of the review queue
 # a review item of the scope's tenants (every item when :tenants is NULL)
@@ -103,6 +104,19 @@ def _check_reviewer(reviewer: str) -> str:
     return reviewer.strip()
 
 
+def _check_comment(comment: Any) -> str | None:
+    """The review comment: stripped, None when empty; at most MAX_COMMENT characters, no NUL."""
+    if comment is None:
+        return None
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT or "\x00" in comment:
+        raise InvalidArgument(
+            f"the comment must be a text of at most {MAX_COMMENT} characters without NUL",
+            ru=f"комментарий: не больше {rutext.count(MAX_COMMENT, 'символа', 'символов', 'символов')}, "
+            "без недопустимых символов",
+        )
+    return comment.strip() or None
+
+
 def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str, *, tenant: tenants.TenantArg = None) -> None:
     """A reviewer starts on a call (new → in_review; an item in review is reassigned to them). A call
     outside ``tenant`` is NotFound. Audited (``review.taken``, with the previous reviewer when reassigned)."""
@@ -113,7 +127,7 @@ def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str, *, tenant: ten
         if item is None:
             raise NotFound(f"call {call_id} is not in the review queue")
         if item.status == "resolved":
-            raise InvalidArgument(f"call {call_id} is already resolved")
+            raise Conflict(f"call {call_id} is already resolved", ru="Этот звонок уже проверен: взять его нельзя.")
         conn.execute(
             sa.text(
                 "UPDATE review_items SET status = 'in_review', assigned_to = :who, updated_at = now() "
@@ -139,6 +153,7 @@ def resolve(
     of labels stored. All or nothing, audited in the same transaction (``review.resolved`` with the
     verdicts and the comment). A call outside ``tenant`` is NotFound."""
     reviewer = _check_reviewer(reviewer)
+    comment = _check_comment(comment)
     unknown = set(verdicts) - set(CRITERIA)
     if unknown:
         raise InvalidArgument(f"unknown criteria: {', '.join(sorted(unknown))}")
@@ -151,6 +166,11 @@ def resolve(
     with engine.begin() as conn:
         if _item_for_update(conn, cid, tenant) is None:
             raise NotFound(f"call {call_id} is not in the review queue")
+        if not verdicts and comment is None:
+            raise InvalidArgument(
+                "give a verdict for at least one criterion or a comment",
+                ru="поставьте вердикт хотя бы по одному критерию или напишите комментарий",
+            )
         stored = store_labels(conn, cid, reviewer, verdicts)
         conn.execute(
             sa.text(

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
 from ..errors import InvalidArgument
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 
 # What each criterion means, for the judge (Russian: the rubric is read by staff too).
 DESCRIPTIONS: dict[str, str] = {

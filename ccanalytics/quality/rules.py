@@ -74,7 +74,6 @@ MONEY = re.compile(r"(\d[\d \u00a0]*\d|\d)\s*(?:грн|гривень|гривн
 # Tools that place an order or a booking: the customer must have said yes to them (a draft, a delivery
 # change or a lookup needs no yes).
 COMMITTING_TOOLS = ("confirm_order", "book_fitting")
-ACTION_TOOLS = ("create_order_draft", "confirm_order", "book_fitting", "update_order_delivery", "cancel_fitting")
 SCENARIO_TOOLS: dict[str, tuple[str, ...]] = {
     "tire_search": ("search_tires", "get_vehicle_tire_sizes", "check_availability"),
     "availability_check": ("check_availability", "search_tires"),

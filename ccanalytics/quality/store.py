@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
 from ..dialogue import place_tools
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 from .judge import JudgeResult
 from .rubric import Overall, Rubric
 from .rules import Signals
