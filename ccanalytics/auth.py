@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
+from . import retry
 from . import tenants as tenancy
 from .errors import (  # noqa: F401 (re-exported: the web layer imports them from here)
     AlreadyExists,
@@ -414,8 +415,8 @@ class LoginPolicy:
         """The wait after the last of ``failures`` recent failures in a scope allowing ``allowed``."""
         if failures < allowed:
             return timedelta(0)
-        doublings = min(failures - allowed, 40)
-        return min(cap, self.first_delay * 2**doublings)
+        seconds = retry.delay(failures - allowed + 1, base=self.first_delay.total_seconds(), cap=cap.total_seconds())
+        return timedelta(seconds=seconds)
 
 
 def login(

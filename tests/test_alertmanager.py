@@ -6,11 +6,8 @@ with a proper header, a resolved alert written as a resolution, links to the adm
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import string
-import subprocess
 import time
 import urllib.request
 from collections import defaultdict
@@ -20,76 +17,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alerting import PUBLIC_URL, alertmanager_env, render_config
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, wait_for
-from systools import free_port, require
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "prometheus" / "templates"
 ADMIN = "https://cca.shop.example"
 
 
-def render_config(env: dict[str, str]) -> dict:
-    return yaml.safe_load(string.Template((ROOT / "prometheus/alertmanager.yml.tmpl").read_text()).substitute(env))
-
-
 @pytest.fixture
 def alertmanager(tmp_path):
-    tg = FakeTelegram().up()
-    smtp = SMTPServer().up()
-    env = {
-        "CCA_SMTP_SMARTHOST": f"127.0.0.1:{smtp.port}",
-        "CCA_SMTP_FROM": "alerts@shop.example",
-        "CCA_SMTP_USERNAME": "",
-        "CCA_SMTP_PASSWORD": "",
-        "CCA_SMTP_REQUIRE_TLS": "false",
-        "CCA_TELEGRAM_API_URL": tg.url,
-        "CCA_TELEGRAM_BOT_TOKEN": TOKEN,
-        "CCA_TELEGRAM_CHAT_ID": str(CHAT),
-        "CCA_ALERT_EMAIL_TO": "ops@shop.example",
-        "CCA_ADMIN_BASE_URL": ADMIN + "/",  # a trailing slash is dropped
-    }
-    cfg = render_config(env)
-    assert cfg["templates"] == ["/etc/alertmanager/templates/*.tmpl"]
-    cfg["templates"] = [str(TEMPLATES / "*.tmpl")]  # where deploy/docker-compose.yml mounts them
-    cfg["route"]["group_wait"] = "1s"  # production: 30 s
-    cfg["route"]["group_interval"] = "1s"  # production: 5 m
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
-    check = subprocess.run([require("amtool"), "check-config", str(tmp_path / "am.yml")], capture_output=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            require("prometheus-alertmanager"),
-            f"--config.file={tmp_path / 'am.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.external-url=https://alerts.shop.example",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "am.log", "wb"),  # noqa: SIM115 (closed with the process)
-        env={**os.environ, "TZ": "Europe/Kyiv"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _ready(url)), "alertmanager did not start"
-        yield url, smtp.mailbox, tg
+    tg, smtp = FakeTelegram().up(), SMTPServer().up()
+    try:  # production waits 30 s and flushes a group every minute
+        with alertmanager_env(tg, smtp, ADMIN + "/", tmp_path, group_wait="1s", group_interval="1s") as url:
+            yield url, smtp.mailbox, tg  # (the admin's address with a trailing slash: it is dropped)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         tg.down()
         smtp.down()
-        log = (tmp_path / "am.log").read_text()
-        assert "template" not in log.lower() or "error" not in log.lower(), log
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/-/ready", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def post_alerts(url: str, *alerts: dict) -> None:
@@ -136,7 +80,7 @@ def no_host_names(*texts: str) -> None:
     for text in texts:
         assert host not in text and "127.0.0.1" not in text and "localhost" not in text, text
         for link in re.findall(r"https?://[^\s\"<]+", text):
-            assert link.startswith((ADMIN + "/", "https://alerts.shop.example")), link
+            assert link.startswith((ADMIN + "/", PUBLIC_URL)), link
 
 
 def test_critical_alert_goes_to_telegram_and_email_in_russian(alertmanager):
@@ -170,11 +114,7 @@ def test_critical_alert_goes_to_telegram_and_email_in_russian(alertmanager):
     assert mail["To"] == "ops@shop.example"
     assert mail["Subject"] == "[ccanalytics] 🔴 Критично: Высокая доля переводов на оператора: 84,3 % за час"
     body, html = mail_text(mail), mail_html(mail)
-    assert (
-        body.startswith(lines[0])
-        and f"Админка: {ADMIN}/" in body
-        and "Alertmanager: https://alerts.shop.example" in body
-    )
+    assert body.startswith(lines[0]) and f"Админка: {ADMIN}/" in body and f"Alertmanager: {PUBLIC_URL}" in body
     assert '<h2 style="color: #c62828">🔴 Критично: ' in html and "p95 &lt; 3 с &amp; co." in html
     assert f'<a href="{ADMIN}/">Админка ccanalytics</a>' in html
     assert not any(word in body + html for word in ENGLISH_DEFAULTS)

@@ -73,7 +73,7 @@ def _records(frame, json_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 
 def _tz() -> str:
-    return current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ)
+    return current_app.config["TIMEZONE"]
 
 
 def _role() -> str | None:

@@ -56,7 +56,7 @@ def prompts_changed() -> None:
 def local_time(value: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
     if value is None:
         return "—"
-    return value.astimezone(timeutil.zone(current_app.config.get("TIMEZONE", timeutil.DEFAULT_TZ))).strftime(fmt)
+    return value.astimezone(timeutil.zone(current_app.config["TIMEZONE"])).strftime(fmt)
 
 
 def form_text(name: str, *, max_length: int, label: str) -> str | None:

@@ -24,7 +24,7 @@ from .. import rutext, tenants, timeutil
 from ..auth import audit
 from ..definitions import LOW_QUALITY
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..telemetry import CRITERIA
+from ..vocabulary import CRITERIA
 
 STATUSES = ("new", "in_review", "resolved")
 MAX_COMMENT = 5000  # characters of a review comment
