@@ -1,4 +1,5 @@
-"""``ccanalytics score`` and ``ccanalytics review …``: thin commands over ccanalytics.quality."""
+"""``ccanalytics score``, ``ccanalytics quality …`` and ``ccanalytics review …``: thin commands over
+ccanalytics.quality."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import click
 
-from .cli import _engine, _ensure_schema, _settings, main, tenant_option
+from .cli import _actor, _engine, _ensure_schema, _settings, main, tenant_option
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -158,3 +159,86 @@ def problems_cmd(day) -> None:
     target = day.date() if day else timeutil.to_date("yesterday", settings.timezone)
     found = detect(engine, target, tz=settings.timezone)
     click.echo(json.dumps({"data": [f.to_dict() for f in found]}, indent=2, ensure_ascii=False))
+
+
+# ------------------------------------------------------------------------------------------- review
+@main.group("review")
+def review_group() -> None:
+    """The manual review queue: list it, take a call, resolve it with verdicts (the same library actions,
+    rules and audit rows as the admin's review page and POST /api/v1/review/…)."""
+
+
+@review_group.command("list")
+@click.option("--status", type=click.Choice(["new", "in_review", "resolved"]), help="Only items in this status.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@tenant_option
+def review_list_cmd(status: str | None, limit: int, tenant) -> None:
+    """The queue as JSON (lowest scores first) with its counts per status, as GET /api/v1/review returns.
+
+    \b
+    Examples:
+      ccanalytics review list --status new
+      ccanalytics review list --tenant prokoleso --limit 10
+    """
+    from dataclasses import asdict
+
+    from .quality import review
+
+    engine = _engine()
+    _ensure_schema(engine)
+    items = review.list_items(engine, status=status, limit=limit, tenant=tenant or None)
+    data = {"items": [asdict(i) for i in items], "counts": review.counts(engine, tenant=tenant or None)}
+    click.echo(json.dumps({"data": data}, indent=2, ensure_ascii=False, default=str))
+
+
+@review_group.command("take")
+@click.argument("call_id")
+@click.option("--by", help="Reviewer for the audit log (default: cli:<os user>).")
+def review_take_cmd(call_id: str, by: str | None) -> None:
+    """Start reviewing a call (new → in review, assigned to the reviewer).
+
+    \b
+    Example:
+      ccanalytics review take 3f1c…  --by olena
+    """
+    from .quality import review
+
+    engine = _engine()
+    _ensure_schema(engine)
+    review.take(engine, call_id, _actor(by))
+    click.echo(f"{call_id}: in review")
+
+
+def _verdict(text: str) -> tuple[str, float | None]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r}: expected CRITERION=SCORE (0–1) or CRITERION=na")
+    if value.strip().lower() == "na":
+        return name.strip(), None
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: the score must be a number from 0 to 1, or na") from None
+
+
+@review_group.command("resolve")
+@click.argument("call_id")
+@click.option(
+    "--verdict", "verdicts", multiple=True, help="CRITERION=SCORE (0–1) or CRITERION=na; repeat per criterion."
+)
+@click.option("--comment", help="The reviewer's comment.")
+@click.option("--by", help="Reviewer for the audit log (default: cli:<os user>).")
+def review_resolve_cmd(call_id: str, verdicts: tuple[str, ...], comment: str | None, by: str | None) -> None:
+    """Resolve a review with a verdict per criterion (stored as labels for the judge's calibration).
+
+    \b
+    Example:
+      ccanalytics review resolve 3f1c… --verdict bot_provided_accurate_info=0 --comment "неверная цена"
+    """
+    from .quality import review
+
+    parsed = dict(_verdict(v) for v in verdicts)
+    engine = _engine()
+    _ensure_schema(engine)
+    stored = review.resolve(engine, call_id, _actor(by), parsed, comment)
+    click.echo(f"{call_id}: resolved, {stored} verdict(s) stored")

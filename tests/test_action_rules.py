@@ -14,9 +14,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import drop_database, new_database
+from factories import make_call
 from test_auth import bearer, login, make_app
 
 from ccanalytics import auth, experiments, prompts
+from ccanalytics.ingest import ingest_records
 from ccanalytics.cli import main
 from ccanalytics.errors import Conflict
 
@@ -299,3 +301,46 @@ def test_a_refused_action_writes_no_audit_row(engine):
     with pytest.raises(Conflict):
         prompts.activate_version(engine, v1.id, by="olena", expected_current=uuid.uuid4())
     assert len(auth.audit_entries(engine, limit=10_000)) == before
+
+
+# -------------------------------------------------------------------------------------------- review
+CALL_ID = "7c6b1f0e-3d2a-4f5b-8c9d-0e1f2a3b4c5d"  # the same call in both worlds, so their audit rows compare
+
+
+def queue_a_call(world: World) -> None:
+    call = make_call(call_id=CALL_ID)  # of the template's tenant
+    ingest_records(world.engine, [call])
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO review_items (call_id, started_at, reasons, score) "
+                "SELECT id, started_at, '{low_score}', 0.3 FROM calls WHERE id = :id"
+            ),
+            {"id": CALL_ID},
+        )
+    world.mark = world.last_audit_id()
+
+
+def test_review_take_and_resolve_same_rows_and_answers(worlds):
+    cli, api = worlds
+    for world in worlds:
+        queue_a_call(world)
+    assert cli.cli("review", "take", CALL_ID).exit_code == 0
+    assert api.api("POST", f"/review/{CALL_ID}/take").status_code == 200
+    resolved = cli.cli(
+        "review", "resolve", CALL_ID, "--verdict", "bot_provided_accurate_info=0", "--comment", "неверная цена"
+    )
+    assert resolved.exit_code == 0, resolved.output
+    body = {"verdicts": {"bot_provided_accurate_info": 0}, "comment": "неверная цена"}
+    assert api.api("POST", f"/review/{CALL_ID}/resolve", body).status_code == 200
+    rows = same_rows(cli.new_audit(), api.new_audit(), "token:ops")
+    assert [r["action"] for r in rows] == ["review.taken", "review.resolved"]
+    assert rows[1]["details"] == {"verdicts": {"bot_provided_accurate_info": 0}, "comment": "неверная цена"}
+    # taking a resolved call: Conflict in both, with the same message, nothing audited
+    message = cli_error(cli.cli("review", "take", CALL_ID))
+    assert api_error(api.api("POST", f"/review/{CALL_ID}/take"), 409, "conflict") == message
+    # a bad verdict: the same refusal, nothing audited
+    message = cli_error(cli.cli("review", "resolve", CALL_ID, "--verdict", "bot_provided_accurate_info=2"))
+    bad = {"verdicts": {"bot_provided_accurate_info": 2}}
+    assert api_error(api.api("POST", f"/review/{CALL_ID}/resolve", bad), 400, "invalid_argument") == message
+    assert cli.new_audit() == api.new_audit() == []
