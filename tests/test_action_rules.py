@@ -18,9 +18,9 @@ from factories import make_call
 from test_auth import bearer, login, make_app
 
 from ccanalytics import auth, experiments, prompts
-from ccanalytics.ingest import ingest_records
 from ccanalytics.cli import main
 from ccanalytics.errors import Conflict
+from ccanalytics.ingest import ingest_records
 
 ADMIN = "olena"
 PASSWORD = "correct horse battery"
