@@ -64,7 +64,6 @@ STRETCH = 1200  # the day repeats 20 simulated minutes (6 turns of the demo's 40
 ERRORS = 3  # STT errors before the run and again with the bursts: 6 in 10 minutes is more than 5
 ERRORS_CLEAR_AT = 240  # seconds after the healthy day's end when the old errors leave the window
 ERRORS_WINDOW = 600  # CCAComponentErrors: errors over the last 10 minutes
-SPEND_FACTOR = 10  # every call costs this many times as much during the spend incident
 SCALE = 720  # the spend rule's copy: every duration divided by this
 SCALED_INTERVAL = "10s"  # and evaluated this often
 
@@ -102,20 +101,17 @@ COLOURS = {"critical": "#c62828", "warning": "#e65100", "resolved": "#2e7d32"}
 # ------------------------------------------------------------------------------------ the traffic
 class Staged(LiveSimulator):
     """The demo traffic with incidents switched on and off while it runs. ``staged``: demo-traffic
-    incidents that change every call ending now (``transfers``, ``latency``), and ``spend`` (every
-    call costs SPEND_FACTOR times as much: a longer prompt, a pricier model)."""
+    incidents that change every call ending now (``transfers``, ``latency``, ``spend``: every call
+    costs livesim.SPEND_FACTOR times as much)."""
 
     staged: frozenset[str] = frozenset()
 
     def _staged(self, call: dict) -> dict:
         staged = self.staged  # (switched from the test's thread)
-        for incident in sorted(staged - {"spend"}):
+        for incident in sorted(staged):
             self.incident = incident
             call = super()._staged(call)
         self.incident = None
-        if "spend" in staged:
-            cost = call.get("cost") or {}
-            call = {**call, "cost": {k: v * SPEND_FACTOR if isinstance(v, int | float) else v for k, v in cost.items()}}
         return call
 
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from ccanalytics.cli_metrics import demo_traffic_cmd
 from ccanalytics.demo import generator
 from ccanalytics.demo.livesim import INCIDENTS, LiveSimulator
 from ccanalytics.telemetry import LiveMetrics
 
 CALLS = list(generator.generate_calls(seed=5, days=1, calls_per_day=300, ab_test=None))
+
+
+def spend(registry: CollectorRegistry) -> float:
+    return total(registry, "cca_cost_usd_total")
 
 
 def ten_minutes(incident: str | None, calls_per_minute: float = 120.0) -> CollectorRegistry:
@@ -33,7 +38,7 @@ def total(registry: CollectorRegistry, name: str, **labels: str) -> float:
     )
 
 
-def conditions(registry: CollectorRegistry) -> dict[str, bool]:
+def conditions(registry: CollectorRegistry, healthy_spend: float) -> dict[str, bool]:
     """The conditions of the live alert rules (prometheus/alerts.yml) over the ten minutes."""
     calls = total(registry, "cca_calls_total")
     latency = total(registry, "cca_response_latency_seconds_sum") / total(
@@ -47,16 +52,26 @@ def conditions(registry: CollectorRegistry) -> dict[str, bool]:
         "transfers": calls >= 10 and total(registry, "cca_calls_total", outcome="operator") / calls > 0.5,
         "latency": latency > 3.0,  # CCAResponseLatencyHigh reads the p95; the mean above 3 s implies it
         "operators": total(registry, "cca_operator_queue_length") > 5 and total(registry, "cca_operators_free") == 0,
+        # CCAAbnormalSpend: the pace more than twice the usual (the days before, here the healthy traffic)
+        "spend": spend(registry) > 2 * healthy_spend,
     }
 
 
 def test_the_default_traffic_is_healthy():
-    assert conditions(ten_minutes(None)) == dict.fromkeys(INCIDENTS, False)
+    healthy = ten_minutes(None)
+    assert spend(healthy) > 0
+    assert conditions(healthy, spend(healthy)) == dict.fromkeys(INCIDENTS, False)
 
 
 @pytest.mark.parametrize("incident", INCIDENTS)
 def test_each_incident_is_staged_alone(incident):
-    assert conditions(ten_minutes(incident)) == {k: k == incident for k in INCIDENTS}
+    healthy_spend = spend(ten_minutes(None))
+    assert conditions(ten_minutes(incident), healthy_spend) == {k: k == incident for k in INCIDENTS}
+
+
+def test_the_command_offers_every_incident():
+    [option] = [p for p in demo_traffic_cmd.params if p.name == "incident"]
+    assert tuple(option.type.choices) == INCIDENTS
 
 
 def test_an_unknown_incident_is_refused():

@@ -8,7 +8,10 @@ calls that would fire an event alert of their own — suspicious tool arguments,
 are left out unless ``events=True``; replayed in a loop they paged every few minutes). ``incident``
 stages one problem at a time, for trying the alerts and their delivery: ``component_errors`` (STT/LLM/
 TTS errors on a third of the calls), ``transfers`` (every call ends with the operator), ``latency``
-(every reply of the bot 3 s later) and ``operators`` (callers queue, no operator is free).
+(every reply of the bot 3 s later), ``operators`` (callers queue, no operator is free) and ``spend``
+(every call costs SPEND_FACTOR times as much: a prompt that re-sends the whole dialogue, a model
+switched to a dearer one). CCAAbnormalSpend compares the pace with the days before, so Prometheus needs
+24 hours of this traffic's history before it can page the spend incident (docs/alerts.md).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from .. import signals
 from ..callmetrics import reply_latency_ms
 from ..telemetry import LiveMetrics
 
-INCIDENTS = ("component_errors", "transfers", "latency", "operators")
+INCIDENTS = ("component_errors", "transfers", "latency", "operators", "spend")
 # a component error per started call: healthy, about one error an hour at 120 calls a minute … and
 # during the incident, a third of the calls
 ERROR_RATE = {"healthy": 0.0001, "component_errors": 0.33}
 SLOWER = timedelta(seconds=3)  # the latency incident
+SPEND_FACTOR = 10  # the spend incident: each call costs this many times as much
 
 
 def fires_event_alert(call: dict) -> bool:
@@ -154,6 +158,9 @@ class LiveSimulator:
                 for t in call.get("turns", [])
             ]
             return {**call, "turns": slow}
+        if self.incident == "spend":  # every part and the total alike
+            cost = call.get("cost") or {}
+            return {**call, "cost": {k: v * SPEND_FACTOR if isinstance(v, int | float) else v for k, v in cost.items()}}
         return call
 
     def run(self) -> None:
