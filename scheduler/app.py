@@ -1,4 +1,5 @@
-"""The scheduler process: APScheduler 3 in the business time zone (CCA_TIMEZONE) running the jobs of ccanalytics.jobs.
+"""The scheduler process: APScheduler 3 in the business time zone (CCA_TIMEZONE) running the jobs of
+ccanalytics.ops.jobs.
 
 It survives its database: at start it waits for it with exponential backoff (``wait_for_database``)
 instead of exiting and being restarted in a loop; while running, a ``DatabaseGate`` shared by all
@@ -23,10 +24,11 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from ccanalytics import clock, jobs, retry
-from ccanalytics.config import Settings
-from ccanalytics.database import check_connection, safe_url
-from ccanalytics.errors import DatabaseUnavailable
+from ccanalytics.core import clock, retry
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import DatabaseUnavailable
+from ccanalytics.db.engine import check_connection, safe_url
+from ccanalytics.ops import jobs
 
 log = logging.getLogger(__name__)
 

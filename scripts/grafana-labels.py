@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Write the Russian labels of ccanalytics.labels into the Grafana dashboards.
+"""Write the Russian labels of ccanalytics.core.labels into the Grafana dashboards.
 
 Regenerates, in grafana/dashboards/*.json, the SQL label expressions (``/* labels.X(key) */ …
-/* end labels */``) and the Prometheus panels' label overrides from ccanalytics.labels (the one
+/* end labels */``) and the Prometheus panels' label overrides from ccanalytics.core.labels (the one
 vocabulary): run it after changing a label or adding a panel that shows codes. ``--check`` changes
 nothing and exits 1 when a dashboard is not current (tests/test_grafana_dashboards.py does the same).
 
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ccanalytics import dashcheck
+from ccanalytics.ops import dashcheck
 
 BOARDS = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from factories import add_tenant
 
-from ccanalytics import embedded, partitions
-from ccanalytics.database import create_engine
-from ccanalytics.migrate import migrate
-from ccanalytics.store import Store
+from ccanalytics.analytics.store import Store
+from ccanalytics.db import embedded, partitions
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import migrate
 
 TEMPLATE = "cca_template"
 
@@ -118,7 +118,7 @@ def demo_template(pg_server, template_db, tmp_path_factory):
     stats and the demo A/B test — what `make demo` produces, smaller. Built once per worker."""
     from datetime import date
 
-    from ccanalytics.config import Settings
+    from ccanalytics.core.config import Settings
     from ccanalytics.demo.run import run_demo
 
     with psycopg.connect(pg_server, autocommit=True) as conn:

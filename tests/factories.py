@@ -241,7 +241,7 @@ def write_as_processor(
     (turn_number counting them) and LLM requests during it, its end and ``cost_breakdown`` at the end
     (unless not ``ended``: still in progress), and its quality task's ``(score, criteria)`` after. Makes
     the months' partitions as the processor's partition manager would. Returns the call id."""
-    from ccanalytics import partitions
+    from ccanalytics.db import partitions
 
     call_id = uuid.UUID(call["call_id"])
     started, ended_at = datetime.fromisoformat(call["started_at"]), datetime.fromisoformat(call["ended_at"])

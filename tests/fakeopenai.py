@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ccanalytics.telemetry import CRITERIA
+from ccanalytics.ops.telemetry import CRITERIA
 
 MARK = re.compile(r"\[\[mode:([a-z0-9_\-]+)\]\]")
 

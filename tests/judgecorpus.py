@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 
 from fakeopenai import FakeOpenAI, transcript_key
 
+from ccanalytics.ops.telemetry import CRITERIA
 from ccanalytics.quality import LLMJudge, LLMJudgeConfig, Rubric
 from ccanalytics.quality.accuracy import CriterionAccuracy, judge_corpus
 from ccanalytics.quality.transcript import CallView, render
-from ccanalytics.telemetry import CRITERIA
 
 
 def oracle_answer(truth: Mapping[str, bool | None]) -> str:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccanalytics.router import route
+from ccanalytics.cost.router import route
 
 CORPUS = Path(__file__).resolve().parent / "data" / "router_openers.jsonl"
 LABELS = ("simple", "complex", "contentless")

@@ -9,10 +9,13 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call
 
-from ccanalytics import abtest, experiments, prompts, timeutil
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.demo import load_demo_data
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.experiments import abtest
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 
 

@@ -1,4 +1,4 @@
-"""ccanalytics.abtest: statistics checked against scipy, statsmodels and a published R example; no mocks."""
+"""ccanalytics.experiments.abtest: statistics checked against scipy, statsmodels and a published R example; no mocks."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from statsmodels.stats.proportion import (
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest_ind
 
-from ccanalytics.abtest import (
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.experiments.abtest import (
     ACTIONS,
     Comparison,
     MetricSpec,
@@ -45,7 +46,6 @@ from ccanalytics.abtest import (
     sequential_sample_size,
     srm_check,
 )
-from ccanalytics.errors import InvalidArgument
 
 # Fixed data sets (seeded) reused across tests
 _rng = np.random.default_rng(20240501)

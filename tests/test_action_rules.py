@@ -17,10 +17,12 @@ from conftest import drop_database, new_database
 from factories import make_call
 from test_auth import bearer, login, make_app
 
-from ccanalytics import auth, experiments, prompts
-from ccanalytics.cli import main
-from ccanalytics.errors import Conflict
-from ccanalytics.ingest import ingest_records
+from ccanalytics.auth import users as auth
+from ccanalytics.cli.root import main
+from ccanalytics.core.errors import Conflict
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.prompts import versions as prompts
 
 ADMIN = "olena"
 PASSWORD = "correct horse battery"

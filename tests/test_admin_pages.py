@@ -14,10 +14,16 @@ from conftest import DEMO_END
 from factories import add_processor_ab_test, make_call
 from test_auth import crawl, csrf_of, logged_in, login
 
-from ccanalytics import auth, cost, experiments, optimizer, prompts, quality, timeutil
-from ccanalytics.ingest import ingest
+from ccanalytics import quality
+from ccanalytics.auth import users as auth
+from ccanalytics.core import timeutil
+from ccanalytics.core.rutext import num, signed
+from ccanalytics.cost import calls as cost
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ingest.load import ingest
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import Rubric, RulesJudge
-from ccanalytics.rutext import num, signed
 from webapp import create_app
 
 pytestmark = pytest.mark.xdist_group("reports")  # the demo template is built once

@@ -48,10 +48,10 @@ from prometheus_client import CollectorRegistry
 from promhistory import Scrape, backfill, compressed_rules, repeated, simulated_scrapes
 from systools import free_port, require
 
-from ccanalytics import rutext
+from ccanalytics.core import rutext
 from ccanalytics.demo import generator
 from ccanalytics.demo.livesim import LiveSimulator
-from ccanalytics.telemetry import LiveMetrics
+from ccanalytics.ops.telemetry import LiveMetrics
 
 PAGE_WITHIN = 120.0  # seconds from an incident's start to its message (issue 18)
 RESOLVE_WITHIN = 300.0  # seconds from an incident's end to its resolution

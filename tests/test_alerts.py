@@ -19,8 +19,10 @@ from click.testing import CliRunner
 from factories import make_call, turn
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics import alerts, metrics, rutext
-from ccanalytics.alert_rules import (
+from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts.engine import AlertConfig
+from ccanalytics.alerts.notify import EmailChannel, TelegramChannel, channels_from_settings
+from ccanalytics.alerts.rules import (
     RESOLUTIONS,
     RULES,
     RULES_BY_NAME,
@@ -30,11 +32,11 @@ from ccanalytics.alert_rules import (
     calls_loc,
     resolution,
 )
-from ccanalytics.alerts import AlertConfig
-from ccanalytics.config import Settings
-from ccanalytics.errors import ConfigError
-from ccanalytics.ingest import ingest_records
-from ccanalytics.notify import EmailChannel, TelegramChannel, channels_from_settings
+from ccanalytics.analytics import metrics
+from ccanalytics.core import rutext
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import ConfigError
+from ccanalytics.ingest.load import ingest_records
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 14:00 Kyiv
@@ -706,8 +708,8 @@ def test_concurrent_runs_fire_once(engine):
 # ------------------------------------------------------------------------------------------ CLI
 def alerts_cli(db_url: str, telegram):
     """``ccanalytics alerts …`` against the database, Telegram at the fake server, one-scenario thresholds."""
-    from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
-    from ccanalytics.cli import main
+    from ccanalytics.cli import alerts as cli_alerts  # noqa: F401  (registers the group on main)
+    from ccanalytics.cli.root import main
 
     env = {
         "CCA_DATABASE_URL": db_url,
@@ -722,7 +724,7 @@ def alerts_cli(db_url: str, telegram):
 
 
 def test_cli_commands(db_url, engine, telegram):
-    from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
+    from ccanalytics.cli import alerts as cli_alerts  # noqa: F401  (registers the group on main)
 
     ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
     run = alerts_cli(db_url, telegram)

@@ -25,11 +25,12 @@ from test_alerts import (
     transferred,
 )
 
-from ccanalytics import alerts, metrics
-from ccanalytics.alert_rules import NO_TENANT
-from ccanalytics.alerts import PER_TENANT_NOTE, AlertConfig
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts.engine import PER_TENANT_NOTE, AlertConfig
+from ccanalytics.alerts.rules import NO_TENANT
+from ccanalytics.analytics import metrics
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.ingest.load import ingest_records
 
 SHOP = "сеть «Інтернет-магазин шин»"
 PRO = "сеть «ПроКолесо»"
@@ -378,7 +379,7 @@ def test_a_scoped_run_leaves_old_alerts_for_the_run_over_every_tenant(two):
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_check_scoped_to_a_tenant(db_url, two, telegram):
-    from ccanalytics import cli_alerts  # noqa: F401  (registers the group on main)
+    from ccanalytics.cli import alerts as cli_alerts  # noqa: F401  (registers the group on main)
 
     ingest_records(two, spike("shop", 10, 2, NOW - timedelta(minutes=30)))
     ingest_records(two, spike("prokoleso", 9, 2, NOW - timedelta(minutes=30)))

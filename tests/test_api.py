@@ -16,9 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_auth import bearer, make_app
 
-from ccanalytics import auth, metrics, optimizer, prompts, timeutil
+from ccanalytics.analytics import metrics
+from ccanalytics.auth import users as auth
+from ccanalytics.core import timeutil
 from ccanalytics.demo import load_demo_data
-from ccanalytics.ingest import ingest_records
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 from webapp.openapi import OPERATIONS, flask_operations, render
 
@@ -199,7 +203,7 @@ def test_calls_list_pages_filters_and_masks_phones(demo, client, analyst):
 
 def test_call_details_with_turns_and_tool_calls(engine, client, analyst):
     call = make_call(started_at=timeutil.day_start(timeutil.today()) + timedelta(hours=8))
-    from ccanalytics.ingest import ingest
+    from ccanalytics.ingest.load import ingest
 
     ingest(engine, call)
     got = data_of(client.get(f"/api/v1/analytics/calls/{call['call_id']}", headers=analyst))

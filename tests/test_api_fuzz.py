@@ -13,7 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from ccanalytics import auth, prompts
+from ccanalytics.auth import users as auth
+from ccanalytics.prompts import versions as prompts
 from webapp import create_app
 
 pytestmark = pytest.mark.timeout(300)

@@ -21,29 +21,23 @@ from factories import PROCESSOR_TABLE_KEYS, make_call
 from sqlalchemy.engine import make_url
 from test_auth import logged_in, make_app
 
-import ccanalytics.cli_db  # noqa: F401 (registers `db check` until ccanalytics.cli imports it)
-from ccanalytics import (
-    attach,
-    auth,
-    dailyreport,
-    datalake,
-    doctor,
-    journal,
-    metrics,
-    partitions,
-    prompts,
-    schemacheck,
-)
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.database import create_engine, resolve_url
-from ccanalytics.errors import IngestValidationError, InvalidArgument, MigrationError, WriteRefused
-from ccanalytics.ingest import ingest, ingest_file, ingest_records
-from ccanalytics.migrate import discover, migrate, status
-from ccanalytics.promptlib import PromptResolver
-from ccanalytics.schemacheck import SHARED_TABLES
-from ccanalytics.sqlfiles import processor_schema, sql_dir
-from ccanalytics.store import connect
+from ccanalytics.analytics import journal, metrics
+from ccanalytics.analytics.store import connect
+from ccanalytics.auth import users as auth
+from ccanalytics.cli.root import main
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import IngestValidationError, InvalidArgument, MigrationError, WriteRefused
+from ccanalytics.datalake import export as datalake
+from ccanalytics.db import attach, partitions, schemacheck
+from ccanalytics.db.engine import create_engine, resolve_url
+from ccanalytics.db.migrate import discover, migrate, status
+from ccanalytics.db.schemacheck import SHARED_TABLES
+from ccanalytics.db.sqlfiles import processor_schema, sql_dir
+from ccanalytics.ingest.load import ingest, ingest_file, ingest_records
+from ccanalytics.ops import doctor
+from ccanalytics.prompts import versions as prompts
+from ccanalytics.prompts.resolver import PromptResolver
+from ccanalytics.reports import daily as dailyreport
 
 ROOT = Path(__file__).resolve().parent.parent
 

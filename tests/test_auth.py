@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from ccanalytics import auth
-from ccanalytics.cli import main
-from ccanalytics.errors import InvalidArgument, NotFound
+from ccanalytics.auth import users as auth
+from ccanalytics.cli.root import main
+from ccanalytics.core.errors import InvalidArgument, NotFound
 from webapp import create_app
 from webapp.auth import is_public
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from test_auth import csrf_of, logged_in
 
-from ccanalytics import prompts
+from ccanalytics.prompts import versions as prompts
 from webapp import create_app
 
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")

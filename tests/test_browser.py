@@ -11,8 +11,8 @@ import pytest
 from factories import make_call, turn
 from systools import free_port, real_clock_env, require
 
-from ccanalytics import auth
-from ccanalytics.ingest import ingest_records
+from ccanalytics.auth import users as auth
+from ccanalytics.ingest.load import ingest_records
 from webapp import create_app
 
 pytestmark = pytest.mark.xdist_group("reports")  # shares the demo database template with the report tests

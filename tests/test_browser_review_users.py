@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from test_browser import PASSWORD, SHOTS, live_admin, login, page  # noqa: F401 (fixtures)
 
-from ccanalytics import auth
+from ccanalytics.auth import users as auth
 
 pytestmark = pytest.mark.xdist_group("reports")  # shares the demo database template with the report tests
 

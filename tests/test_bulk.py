@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from conftest import count_rows
 from factories import DEFAULT_START, make_call
 
-from ccanalytics.cli import main
-from ccanalytics.ingest import ingest_file
+from ccanalytics.cli.root import main
+from ccanalytics.ingest.load import ingest_file
 
 
 def write_jsonl(path, records):

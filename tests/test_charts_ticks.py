@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from ccanalytics import charts
+from ccanalytics.reports import charts
 
 
 def _ticks(axis) -> list[str]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ccanalytics.config import Settings, find_project_root, reference_markdown
+from ccanalytics.core.config import Settings, find_project_root, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_configuration_reference_is_current():
     assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == reference_markdown(), (
-        "run: python -m ccanalytics.config > docs/configuration.md"
+        "run: python -m ccanalytics.core.config > docs/configuration.md"
     )
 
 

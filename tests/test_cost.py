@@ -16,12 +16,15 @@ import pytest
 import sqlalchemy as sa
 from factories import TENANT, USAGE, make_call, write_as_processor
 
-from ccanalytics import clock, cost, metrics, pricing
+from ccanalytics.analytics import metrics
+from ccanalytics.core import clock
+from ccanalytics.core.errors import ConfigError, InvalidArgument
+from ccanalytics.cost import calls as cost
+from ccanalytics.cost import pricing
 from ccanalytics.demo.generator import compute_cost, generate_calls
-from ccanalytics.errors import ConfigError, InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.ingest.load import ingest_records
 
-BUNDLED_PRICES = resources.files("ccanalytics").joinpath("pricing.yaml").read_text(encoding="utf-8")
+BUNDLED_PRICES = resources.files("ccanalytics.cost").joinpath("pricing.yaml").read_text(encoding="utf-8")
 
 
 def stored(engine, call_id):
@@ -155,7 +158,7 @@ def test_a_day_without_calls_is_idle_capacity_reported_not_charged(engine, tmp_p
 
 
 def test_fixed_share_of_the_dst_day_accrues_over_its_23_hours():
-    from ccanalytics import fixedcost
+    from ccanalytics.cost import fixed as fixedcost
 
     day = date(2027, 3, 28)  # Kyiv: 03:00 → 04:00, a 23-hour day
     kyiv = ZoneInfo("Europe/Kyiv")
@@ -312,7 +315,7 @@ def test_cost_commands(db_url, engine):
 
     from click.testing import CliRunner
 
-    from ccanalytics.cli import main
+    from ccanalytics.cli.root import main
 
     env = {"CCA_DATABASE_URL": db_url}
     assert CliRunner().invoke(main, ["generate", "--days", "6", "--calls-per-day", "40"], env=env).exit_code == 0
@@ -326,7 +329,7 @@ def test_cost_commands(db_url, engine):
 
 
 def _last_days(n):
-    from ccanalytics import timeutil
+    from ccanalytics.core import timeutil
 
     today = timeutil.today()
     return f"{today - timedelta(days=n - 1)}:{today}"
@@ -337,7 +340,7 @@ def test_lever_commands(db_url, engine):
 
     from click.testing import CliRunner
 
-    from ccanalytics.cli import main
+    from ccanalytics.cli.root import main
 
     env = {"CCA_DATABASE_URL": db_url}
     assert CliRunner().invoke(main, ["generate", "--days", "3", "--calls-per-day", "40"], env=env).exit_code == 0
@@ -364,7 +367,7 @@ DEMO_NOW = (
 def test_demo_shows_the_phase_one_to_now_reduction_whatever_day_it_runs(engine, now):
     """Criterion 7 from data, as `make demo` computes it, on any day: the phase-1 days against the
     current complete days at the demo volume; no call after now."""
-    from ccanalytics import timeutil
+    from ccanalytics.core import timeutil
     from ccanalytics.demo.generator import DEMO_AB_DAYS
     from ccanalytics.demo.load import load_demo_data
     from ccanalytics.demo.run import phase_one_to_now

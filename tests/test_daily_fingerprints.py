@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call
 
-from ccanalytics import callmetrics, metrics, timeutil
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import callmetrics, metrics
+from ccanalytics.core import timeutil
+from ccanalytics.ingest.load import ingest_records
 
 DAY = date(2026, 11, 20)
 

@@ -1,4 +1,4 @@
-"""Daily response-latency percentiles: ccanalytics.percentiles gives exactly PostgreSQL's
+"""Daily response-latency percentiles: ccanalytics.analytics.percentiles gives exactly PostgreSQL's
 percentile_cont (the same doubles), on fixtures and through daily_stats on both of its paths."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call, turn
 
-from ccanalytics import metrics, percentiles
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import metrics, percentiles
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.ingest.load import ingest_records
 
 FRACTIONS = [0.0, 0.25, 0.5, 0.95, 0.99, 0.999, 1.0]
 

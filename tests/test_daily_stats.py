@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from factories import add_tenant, make_call, turn, write_as_processor
 
-from ccanalytics import callmetrics, metrics
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import callmetrics, metrics
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.ingest.load import ingest_records
 
 
 def utc(*args) -> datetime:

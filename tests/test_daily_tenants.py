@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import add_tenant, make_call, turn
 
-from ccanalytics import metrics
-from ccanalytics.cli import main
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import metrics
+from ccanalytics.cli.root import main
+from ccanalytics.ingest.load import ingest_records
 
 DAY = date(2026, 11, 20)  # Kyiv is UTC+2 in November
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, time, timedelta
 
-from ccanalytics import labels
-from ccanalytics.daystory import DayFacts, Group, ToolFailure, changes, judge_tile, tell
+from ccanalytics.core import labels
+from ccanalytics.reports.daystory import DayFacts, Group, ToolFailure, changes, judge_tile, tell
 
 DAY = date(2026, 11, 18)  # a Wednesday
 

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from fakechannels import wait_for
 from systools import free_port
 
-from ccanalytics import auth
-from ccanalytics.database import create_engine
+from ccanalytics.auth import users as auth
+from ccanalytics.db.engine import create_engine
 from scheduler.app import DatabaseGate, _run, wait_for_database
 from webapp import create_app
 

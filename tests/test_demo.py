@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import TENANT
 
-from ccanalytics import callmetrics, clock, timeutil
-from ccanalytics.callog import validate_json
-from ccanalytics.cli import main
-from ccanalytics.errors import RecordProblem
+from ccanalytics.analytics import callmetrics
+from ccanalytics.cli.root import main
+from ccanalytics.core import clock, timeutil
+from ccanalytics.core.errors import RecordProblem
+from ccanalytics.ingest.callog import validate_json
 from webapp import create_app
 
 

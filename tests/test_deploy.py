@@ -25,12 +25,12 @@ from conftest import drop_database, new_database
 from factories import make_call
 from systools import require
 
-import ccanalytics.cli_doctor  # noqa: F401 — registers `doctor` (until ccanalytics.cli imports it)
-from ccanalytics import auth, sqlfiles
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.database import create_engine
-from ccanalytics.ingest import ingest_records
+from ccanalytics.auth import users as auth
+from ccanalytics.cli.root import main
+from ccanalytics.core.config import Settings
+from ccanalytics.db import sqlfiles
+from ccanalytics.db.engine import create_engine
+from ccanalytics.ingest.load import ingest_records
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -416,7 +416,7 @@ def test_every_panel_on_daily_figures_or_calls_follows_the_tenant_variable(tmp_p
     """The dashboards scope their daily figures and calls by the tenant variable «Сеть» («Все сети» = '*',
     or a tenant's slug); a panel that ignores it, one that reads the every-tenant table, or a dashboard
     without the variable fails the check."""
-    from ccanalytics import dashcheck
+    from ccanalytics.ops import dashcheck
 
     boards = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
     assert dashcheck.tenant_problems(boards) == []

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from factories import make_call
 
-from ccanalytics import journal
-from ccanalytics.dialogue import place_tools
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import journal
+from ccanalytics.ingest.dialogue import place_tools
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality.store import load_calls
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ccanalytics import definitions
+from ccanalytics.core import definitions
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "definitions.md"
 
@@ -11,7 +11,7 @@ def test_definitions_catalogue_in_docs_is_current():
     text = DOC.read_text(encoding="utf-8")
     start = text.index("-->\n", text.index("<!-- definitions catalogue")) + 4
     end = text.index("<!-- end of definitions catalogue -->")
-    assert text[start:end] == definitions.reference_markdown(), "run: python -m ccanalytics.definitions"
+    assert text[start:end] == definitions.reference_markdown(), "run: python -m ccanalytics.core.definitions"
 
 
 def test_every_figure_has_a_definition():

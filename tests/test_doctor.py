@@ -15,12 +15,11 @@ from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, wait_for
 from fakeopenai import FakeOpenAI
 from systools import free_port, require
 
-import ccanalytics.cli_doctor  # noqa: F401 — registers `doctor` (until ccanalytics.cli imports it)
-from ccanalytics import doctor
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.database import create_engine
-from ccanalytics.partitions import add_months, month_start
+from ccanalytics.cli.root import main
+from ccanalytics.core.config import Settings
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.partitions import add_months, month_start
+from ccanalytics.ops import doctor
 
 
 def closed_url() -> str:

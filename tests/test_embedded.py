@@ -14,7 +14,7 @@ import pytest
 
 ATTACH = """
 import sys, time, psycopg
-from ccanalytics import embedded
+from ccanalytics.db import embedded
 url = embedded.start(sys.argv[1], database="shared")
 libpq = url.replace("postgresql+psycopg://", "postgresql://")
 with psycopg.connect(libpq, autocommit=True) as conn:

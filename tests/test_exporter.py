@@ -9,8 +9,10 @@ from factories import TENANT, add_tenant, make_call, record_scores, turn, write_
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccanalytics import callmetrics, exporter, retention, telemetry, timeutil
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import callmetrics
+from ccanalytics.core import timeutil
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import exporter, retention, telemetry
 
 
 def scrape(registry) -> dict[tuple[str, tuple], float]:

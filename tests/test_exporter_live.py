@@ -19,8 +19,8 @@ import yaml
 from factories import make_call
 from systools import free_port, require
 
-from ccanalytics import exporter
-from ccanalytics.ingest import ingest_records
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import exporter
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.xdist_group("prometheus")

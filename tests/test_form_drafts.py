@@ -1,4 +1,4 @@
-"""Forms that survive an ended session (webapp/drafts.py, ccanalytics.formdrafts): a review comment or a
+"""Forms that survive an ended session (webapp/drafts.py, ccanalytics.auth.formdrafts): a review comment or a
 prompt edit posted after the session ended server-side (logout elsewhere, a new password, an expired
 cookie) comes back filled in after the login — to the same user only, never sent on its own — and
 an oversized form is a Russian 413 page."""
@@ -16,8 +16,12 @@ import sqlalchemy as sa
 from factories import make_call
 from test_auth import PASSWORD, csrf_of, logged_in, login
 
-from ccanalytics import auth, clock, formdrafts, prompts, quality
-from ccanalytics.ingest import ingest_records
+from ccanalytics import quality
+from ccanalytics.auth import formdrafts
+from ccanalytics.auth import users as auth
+from ccanalytics.core import clock
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import Rubric, RulesJudge
 from webapp import create_app
 from webapp.drafts import LOGIN_NOTICE, NOTICE

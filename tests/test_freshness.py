@@ -1,4 +1,4 @@
-"""Near-real-time processing (ccanalytics.freshness, the scheduler's job ``fresh``): a call that has
+"""Near-real-time processing (ccanalytics.ops.freshness, the scheduler's job ``fresh``): a call that has
 just ended is scored, priced, counted in its day's figures and by the exporter after one run, whether
 it came through the ingest API or the call processor wrote it itself; a run with nothing new does
 nothing. (How fast, at what rate: the benchmark group ``freshness``.)"""
@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from factories import make_call, write_as_processor
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccanalytics import clock, exporter, freshness, jobs, timeutil
-from ccanalytics.config import Settings
-from ccanalytics.ingest import ingest_records
+from ccanalytics.core import clock, timeutil
+from ccanalytics.core.config import Settings
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import exporter, freshness, jobs
 
 
 def state(engine, call_id) -> dict:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ccanalytics.callog import ValidCall, validate_record
+from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.demo import phrases as P
 from ccanalytics.demo.generator import (
     BASE_SCENARIOS,
@@ -31,7 +31,7 @@ from ccanalytics.demo.generator import (
     generate_calls,
     special_days,
 )
-from ccanalytics.errors import InvalidArgument
+from ccanalytics.ingest.callog import ValidCall, validate_record
 
 KYIV = ZoneInfo("Europe/Kyiv")
 END = date(2026, 11, 23)  # a Monday

@@ -1,6 +1,6 @@
 """The Grafana dashboards show Russian labels, never raw codes, and never «NaN».
 
-One vocabulary: the labels come from ccanalytics.labels through ``dashcheck.labelled`` (the committed
+One vocabulary: the labels come from ccanalytics.core.labels through ``dashcheck.labelled`` (the committed
 JSON must equal what scripts/grafana-labels.py writes); the SQL label expressions give on the demo data
 what ``labels.label`` gives; every value the exporter and the call processor emit for a label a panel
 shows has a Russian label. Every panel says «нет данных» when it has no data, and a panel whose value
@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from conftest import DEMO_END
 from prometheus_client import CollectorRegistry
 
-from ccanalytics import dashcheck, labels, telemetry
+from ccanalytics.core import labels
+from ccanalytics.ops import dashcheck, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

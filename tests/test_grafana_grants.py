@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from conftest import DEMO_END
 
-from ccanalytics import dashcheck
-from ccanalytics.database import create_engine
-from ccanalytics.migrate import migrate
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import migrate
+from ccanalytics.ops import dashcheck
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from conftest import count_rows
 from factories import DEFAULT_START, TENANT, add_tenant, make_call, record_scores, running_ab_test, turn
 
-from ccanalytics import ingest as ingest_module
-from ccanalytics import partitions
-from ccanalytics.callog import validate_record
-from ccanalytics.errors import IngestValidationError, InvalidArgument
-from ccanalytics.ingest import _write, ingest, ingest_records
-from ccanalytics.ingest_prepare import prepare, tool_call_id, turn_id
+from ccanalytics.core.errors import IngestValidationError, InvalidArgument
+from ccanalytics.db import partitions
+from ccanalytics.ingest import load as ingest_module
+from ccanalytics.ingest.callog import validate_record
+from ccanalytics.ingest.load import _write, ingest, ingest_records
+from ccanalytics.ingest.prepare import prepare, tool_call_id, turn_id
 
 
 def one(engine, sql, **params):

@@ -12,9 +12,9 @@ from factories import DEFAULT_START, make_call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccanalytics.callog import validate_record
-from ccanalytics.errors import IngestValidationError
-from ccanalytics.ingest import ingest
+from ccanalytics.core.errors import IngestValidationError
+from ccanalytics.ingest.callog import validate_record
+from ccanalytics.ingest.load import ingest
 
 EMPTY = {"calls": 0, "call_turns": 0, "call_tool_calls": 0, "customers": 0}
 

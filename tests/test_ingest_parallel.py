@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from conftest import count_rows
 from factories import DEFAULT_START, make_call, running_ab_test, turn
 
-from ccanalytics import ingest_pipeline
-from ccanalytics.callog import validate_json
-from ccanalytics.cli import main
-from ccanalytics.errors import IngestValidationError, InvalidArgument, RecordProblem
-from ccanalytics.ingest import (
+from ccanalytics.cli.root import main
+from ccanalytics.core.errors import IngestValidationError, InvalidArgument, RecordProblem
+from ccanalytics.ingest import pipeline as ingest_pipeline
+from ccanalytics.ingest.callog import validate_json
+from ccanalytics.ingest.load import (
     CALL_COLUMNS,
     INGEST_COLUMNS,
     TOOL_COLUMNS,
@@ -36,7 +36,7 @@ from ccanalytics.ingest import (
     turn_extra_rows,
     turn_rows,
 )
-from ccanalytics.ingest_prepare import prepare
+from ccanalytics.ingest.prepare import prepare
 
 SNAPSHOT = {
     "calls": """
@@ -318,7 +318,7 @@ def test_an_error_in_a_worker_stops_the_load(engine, tmp_path, monkeypatch):
     def broken(valid, record=0):
         raise RuntimeError(f"bug while preparing line {record}")
 
-    monkeypatch.setattr("ccanalytics.ingest_prepare.prepare", broken)
+    monkeypatch.setattr("ccanalytics.ingest.prepare.prepare", broken)
     path = tmp_path / "calls.jsonl"
     path.write_text("".join(json.dumps(make_call()) + "\n" for _ in range(10)))
     with pytest.raises(RuntimeError, match="bug while preparing line"):
@@ -332,7 +332,7 @@ def test_an_error_in_the_writer_stops_the_load(engine, tmp_path, monkeypatch):
         written.append(len(batch))
         raise RuntimeError("writer failed")
 
-    monkeypatch.setattr("ccanalytics.ingest._write_batch_isolating", broken)
+    monkeypatch.setattr("ccanalytics.ingest.load._write_batch_isolating", broken)
     path = tmp_path / "calls.jsonl"
     path.write_text("".join(json.dumps(make_call()) + "\n" for _ in range(50)))
     with pytest.raises(RuntimeError, match="writer failed"):
@@ -378,7 +378,7 @@ def test_cli_ingest_with_worker_processes(db_url, engine, tmp_path):
 
 
 def test_a_large_load_refreshes_the_statistics_of_every_call_table(engine, tmp_path, monkeypatch):
-    monkeypatch.setattr("ccanalytics.ingest.ANALYZE_AFTER_CALLS", 2)
+    monkeypatch.setattr("ccanalytics.ingest.load.ANALYZE_AFTER_CALLS", 2)
     path = tmp_path / "calls.jsonl"
     path.write_text("".join(json.dumps(make_call(caller_id=f"+3806712300{i:02d}")) + "\n" for i in range(3)))
     ingest_file(engine, path, workers=0)

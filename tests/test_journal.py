@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call, turn
 
-from ccanalytics import journal
-from ccanalytics.errors import InvalidArgument, NotFound
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import journal
+from ccanalytics.core.errors import InvalidArgument, NotFound
+from ccanalytics.ingest.load import ingest_records
 from webapp import create_app
 
 T0 = datetime(2026, 11, 20, 8, tzinfo=UTC)
@@ -134,7 +134,7 @@ def test_csv_export_keeps_filters_and_masks_phones(engine, data):
     assert all("*" in r[2] for r in rows[1:]) and "+38067123450" not in text
 
 
-# the search plans (ccanalytics.journal): (PROBE_CALLS, RARE_TURNS, SLICE_DAYS)
+# the search plans (ccanalytics.analytics.journal): (PROBE_CALLS, RARE_TURNS, SLICE_DAYS)
 PLANS = {
     "as shipped": (journal.PROBE_CALLS, journal.RARE_TURNS, journal.SLICE_DAYS),
     "GIN over the window": (0, 0, 0),
@@ -307,7 +307,7 @@ def test_total_is_capped(engine, data, monkeypatch):
 def test_journal_page_shows_period_total_pages_and_turn_links(engine, spread):
     from test_auth import logged_in
 
-    from ccanalytics import clock
+    from ccanalytics.core import clock
 
     client = logged_in(create_app({"ENGINE": engine, "TESTING": True}), engine, "admin", "admin")
     with clock.frozen(datetime(2026, 11, 22, 12, tzinfo=UTC)):

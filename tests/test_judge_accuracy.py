@@ -11,6 +11,7 @@ import pytest
 from judgecorpus import replay_llm_judge
 
 from ccanalytics.demo.generator import TRUTH_CRITERIA
+from ccanalytics.ops.telemetry import CRITERIA
 from ccanalytics.quality import RulesJudge
 from ccanalytics.quality.accuracy import (
     GOALS,
@@ -22,7 +23,6 @@ from ccanalytics.quality.accuracy import (
     load_labelled,
 )
 from ccanalytics.quality.rubric import CriterionScore
-from ccanalytics.telemetry import CRITERIA
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import make_call
 
-import ccanalytics.cli_lake  # noqa: F401  (registers the lake commands, as ccanalytics.cli does)
-import ccanalytics.datalake as lake
-from ccanalytics import callmetrics, quality
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
-from ccanalytics.privacy import mask_phone, mask_phones_in_text
+import ccanalytics.datalake.export as lake
+from ccanalytics import quality
+from ccanalytics.analytics import callmetrics
+from ccanalytics.cli.root import main
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.core.privacy import mask_phone, mask_phones_in_text
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, ScoringConfig
 
 TZ = "Europe/Kyiv"

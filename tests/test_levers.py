@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 from factories import USAGE, make_call
 
-from ccanalytics import cost, levers, pricing, router, routing_replay
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.cost import calls as cost
+from ccanalytics.cost import levers, pricing, router, routing_replay
 from ccanalytics.demo import load_demo_data
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
+from ccanalytics.ingest.load import ingest_records
 
 DAY1 = datetime(2026, 11, 20, 8, tzinfo=UTC)  # 10:00 Kyiv on the 20th
 DAY2 = datetime(2026, 11, 21, 8, tzinfo=UTC)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from ccanalytics.cli_metrics import demo_traffic_cmd
+from ccanalytics.cli.metrics import demo_traffic_cmd
 from ccanalytics.demo import generator
 from ccanalytics.demo.livesim import INCIDENTS, LiveSimulator
-from ccanalytics.telemetry import LiveMetrics
+from ccanalytics.ops.telemetry import LiveMetrics
 
 CALLS = list(generator.generate_calls(seed=5, days=1, calls_per_day=300, ab_test=None))
 

@@ -1,4 +1,4 @@
-"""Phone numbers and personal fields of a call as each reader sees them (ccanalytics.privacy's rule):
+"""Phone numbers and personal fields of a call as each reader sees them (ccanalytics.core.privacy's rule):
 masked for analysts (and every non-admin) on the call page, in the API, in the journal's snippets and
 in the notebook helpers; as recorded for admins; the caller's number masked for everyone."""
 
@@ -11,9 +11,11 @@ import pytest
 from factories import make_call, turn
 from test_auth import bearer, logged_in
 
-from ccanalytics import auth, privacy, workbench
-from ccanalytics.ingest import ingest
-from ccanalytics.store import Store
+from ccanalytics.analytics import workbench
+from ccanalytics.analytics.store import Store
+from ccanalytics.auth import users as auth
+from ccanalytics.core import privacy
+from ccanalytics.ingest.load import ingest
 from webapp import create_app
 
 PHONE = "+380660965881"

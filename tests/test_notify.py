@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics.config import Settings
-from ccanalytics.errors import ConfigError, DeliveryError
-from ccanalytics.notify import (
+from ccanalytics.alerts.notify import (
     EmailChannel,
     TelegramChannel,
     channels_from_settings,
@@ -17,6 +15,8 @@ from ccanalytics.notify import (
     send_with_retries,
     split_message,
 )
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import ConfigError, DeliveryError
 
 
 def settings_for(tg: FakeTelegram | None = None, smtp: SMTPServer | None = None, **extra) -> Settings:

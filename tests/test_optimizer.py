@@ -9,9 +9,11 @@ import pytest
 from fakeopenai import FakeOpenAI
 from openai import OpenAI
 
-from ccanalytics import optimizer, prompts, timeutil
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.demo import load_demo_data
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 
 

@@ -13,10 +13,12 @@ import pytest
 import sqlalchemy as sa
 from factories import PROCESSOR_TABLE_KEYS, make_call, running_ab_test, write_as_processor
 
-from ccanalytics import clock, jobs, metrics, timeutil
-from ccanalytics.config import Settings
-from ccanalytics.database import create_engine, resolve_url
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import metrics
+from ccanalytics.core import clock, timeutil
+from ccanalytics.core.config import Settings
+from ccanalytics.db.engine import create_engine, resolve_url
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import jobs
 
 PROCESSOR_TABLES = PROCESSOR_TABLE_KEYS
 
@@ -188,7 +190,7 @@ def test_the_configuration_chooses_whose_figures_are_used(engine, db_url, proces
 def test_an_unknown_figures_source_is_a_one_line_error(db_url):
     from click.testing import CliRunner
 
-    from ccanalytics.cli import main
+    from ccanalytics.cli.root import main
 
     res = CliRunner().invoke(main, ["db", "status"], env={"CCA_DATABASE_URL": db_url, "CCA_QUALITY_SOURCE": "both"})
     assert res.exit_code == 1

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccanalytics.privacy import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
+from ccanalytics.core.privacy import InvalidPhone, mask_phone, mask_phones_in_text, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -91,21 +91,21 @@ def test_sql_mask_matches_python_mask(engine, phones):
 def test_store_masking_matches_mask_phone(values):
     import polars as pl
 
-    from ccanalytics.store import _mask_callers
+    from ccanalytics.analytics.store import _mask_callers
 
     frame = pl.DataFrame({"caller_id": values}, schema={"caller_id": pl.String})
     assert _mask_callers(frame).get_column("caller_id").to_list() == [mask_phone(v) for v in values]
 
 
 def test_masking_text_leaves_call_ids_alone():
-    from ccanalytics.privacy import mask_phones_in_text
+    from ccanalytics.core.privacy import mask_phones_in_text
 
     text = "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +380671234567"
     assert mask_phones_in_text(text) == "дзвінок 0f1e2d3c-4b5a-6978-8a9b-380671234567, клієнт +38067*****67"
 
 
 def test_personal_fields_of_tool_arguments_are_masked_at_any_depth():
-    from ccanalytics.privacy import mask_personal
+    from ccanalytics.core.privacy import mask_personal
 
     args = {
         "items": [{"sku": "NOK-1", "price": 4150, "name": "Nokian Hakkapeliitta 10"}],
@@ -127,7 +127,7 @@ def test_personal_fields_of_tool_arguments_are_masked_at_any_depth():
 
 
 def test_a_plain_name_inside_a_person_object_is_masked_but_a_product_name_is_not():
-    from ccanalytics.privacy import mask_personal
+    from ccanalytics.core.privacy import mask_personal
 
     result = {
         "customer": {"name": "Мар'яна Коваль", "phone": "+380660965881"},
@@ -144,7 +144,7 @@ def test_a_plain_name_inside_a_person_object_is_masked_but_a_product_name_is_not
 
 
 def test_only_admins_see_personal_data_as_recorded():
-    from ccanalytics.privacy import for_reader, sees_personal_data
+    from ccanalytics.core.privacy import for_reader, sees_personal_data
 
     args = {"phone": "+380660965881", "note": "передзвоніть на 0671234567"}
     assert sees_personal_data("admin") and for_reader(args, "admin") is args

@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call, turn
 
-from ccanalytics import callview, metrics, problemcalls
-from ccanalytics.dailyreport import Headline
-from ccanalytics.errors import InvalidArgument, NotFound
-from ccanalytics.htmlblocks import link, table, usd
-from ccanalytics.ingest import ingest_records
-from ccanalytics.logs import JsonFormatter
+from ccanalytics.analytics import metrics
+from ccanalytics.core.errors import InvalidArgument, NotFound
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops.logs import JsonFormatter
+from ccanalytics.reports import callview, problemcalls
+from ccanalytics.reports.daily import Headline
+from ccanalytics.reports.htmlblocks import link, table, usd
 
 DAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 12:00 in Kyiv
 
@@ -254,7 +255,7 @@ def test_headline_changes_and_tones():
 
 
 def test_json_log_lines_carry_the_context():
-    record = logging.LogRecord("ccanalytics.jobs", logging.INFO, __file__, 1, "job %s done", ("score",), None)
+    record = logging.LogRecord("ccanalytics.ops.jobs", logging.INFO, __file__, 1, "job %s done", ("score",), None)
     record.job, record.outcome = "score", {"scored": 3}
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "job score done" and line["level"] == "info"

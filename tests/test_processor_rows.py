@@ -14,9 +14,14 @@ import pytest
 import sqlalchemy as sa
 from test_attach import OLEG, SHOP, build_processor_database, libpq
 
-from ccanalytics import cost, datalake, dataproblems, doctor, journal, metrics, quality
-from ccanalytics.database import create_engine
-from ccanalytics.migrate import migrate
+from ccanalytics import quality
+from ccanalytics.analytics import journal, metrics
+from ccanalytics.cost import calls as cost
+from ccanalytics.datalake import export as datalake
+from ccanalytics.db import dataproblems
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import migrate
+from ccanalytics.ops import doctor
 from ccanalytics.quality import Rubric, RulesJudge
 
 DAY = date(2026, 12, 5)

@@ -23,10 +23,12 @@ from conftest import drop_database, new_database
 from factories import make_call, record_scores
 from systools import free_port, require
 
-from ccanalytics import dashcheck, metrics, timeutil
-from ccanalytics.database import create_engine
+from ccanalytics.analytics import metrics
+from ccanalytics.core import timeutil
+from ccanalytics.db.engine import create_engine
 from ccanalytics.demo import load_demo_data
-from ccanalytics.ingest import ingest_records
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import dashcheck
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

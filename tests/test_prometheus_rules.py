@@ -13,7 +13,7 @@ import pytest
 import yaml
 from systools import require
 
-from ccanalytics import dashcheck, telemetry
+from ccanalytics.ops import dashcheck, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM = ROOT / "prometheus"

@@ -13,10 +13,11 @@ import pytest
 import sqlalchemy as sa
 from factories import add_processor_ab_test, add_prompt_version, make_call
 
-from ccanalytics import experiments, prompts
-from ccanalytics.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from ccanalytics.ingest import ingest_records
-from ccanalytics.promptlib import PromptResolver
+from ccanalytics.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.prompts import versions as prompts
+from ccanalytics.prompts.resolver import PromptResolver
 
 
 def three_versions(engine, name="greeter"):
@@ -365,7 +366,8 @@ def test_a_call_the_processor_writes_is_attributed_to_the_version_it_was_served(
     processor's 'default'."""
     from factories import turn, write_as_processor
 
-    from ccanalytics import optimizer, timeutil
+    from ccanalytics.core import timeutil
+    from ccanalytics.prompts import optimizer
     from ccanalytics.quality import Rubric, RulesJudge, enqueue, score_pending
 
     v1, _, _ = three_versions(engine)

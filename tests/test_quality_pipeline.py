@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from factories import make_call, turn
 from fakeopenai import FakeOpenAI
 
-from ccanalytics import clock, partitions, quality
-from ccanalytics.ingest import ingest_records
+from ccanalytics import quality
+from ccanalytics.core import clock
+from ccanalytics.db import partitions
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality import LLMJudge, LLMJudgeConfig, Rubric, RulesJudge, ScoringConfig
 
 FAST = ScoringConfig(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05)

@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from factories import make_call, turn
 from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 
-from ccanalytics import metrics, quality, timeutil
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
-from ccanalytics.ingest import ingest_records
+from ccanalytics import quality
+from ccanalytics.analytics import metrics
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, ScoringConfig
 from ccanalytics.quality.calibration import agreement, cohens_kappa
 from ccanalytics.quality.problems import detect, reasked_words

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ccanalytics.errors import InvalidArgument
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.ops.telemetry import CRITERIA
 from ccanalytics.quality import (
     CallView,
     CriterionScore,
@@ -21,7 +22,6 @@ from ccanalytics.quality import (
     render,
     rules_judge,
 )
-from ccanalytics.telemetry import CRITERIA
 
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """Reconciliation: every place a figure appears equals the figure recomputed directly from the calls,
-with the catalogue's definitions (ccanalytics.definitions) and the same comparison windows.
+with the catalogue's definitions (ccanalytics.core.definitions) and the same comparison windows.
 
 Places: daily_stats, the library summary, the CLI (`stats summary`), the API summary, the daily
 report's headline (and its comparison with a normal day), the admin dashboard's key numbers, the
@@ -23,9 +23,14 @@ from conftest import DEMO_END
 from test_auth import bearer, make_app
 from test_exporter import scrape
 
-from ccanalytics import auth, dailyreport, datalake, definitions, exporter, metrics, timeutil, workbench
-from ccanalytics.cli import main
-from ccanalytics.store import Store
+from ccanalytics.analytics import metrics, workbench
+from ccanalytics.analytics.store import Store
+from ccanalytics.auth import users as auth
+from ccanalytics.cli.root import main
+from ccanalytics.core import definitions, timeutil
+from ccanalytics.datalake import export as datalake
+from ccanalytics.ops import exporter
+from ccanalytics.reports import daily as dailyreport
 
 TZ = "Europe/Kyiv"
 END = date.fromisoformat(DEMO_END)
@@ -293,7 +298,7 @@ GRAFANA_PANELS = {  # panel title of grafana/dashboards/cca-analytics.json -> (c
 def test_grafana_panels_show_the_recomputed_figures(demo):
     from pathlib import Path
 
-    from ccanalytics import dashcheck
+    from ccanalytics.ops import dashcheck
 
     board = Path(__file__).parent.parent / "grafana" / "dashboards" / "cca-analytics.json"
     queries = {
@@ -385,7 +390,7 @@ def test_thresholds_are_the_catalogues_in_prometheus_rules_and_alerts():
 
     import yaml
 
-    from ccanalytics.alert_rules import Thresholds
+    from ccanalytics.alerts.rules import Thresholds
 
     rules = yaml.safe_load((Path(__file__).parent.parent / "prometheus" / "alerts.yml").read_text())
     exprs = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}

@@ -15,9 +15,12 @@ from conftest import DEMO_END
 from systools import real_clock_env, require
 from test_russian_crawl import WORD, problems, visible
 
-from ccanalytics import dailyreport, problemcalls, problemview, reporting, reportview, storyfacts
-from ccanalytics.config import Settings
+from ccanalytics.core.config import Settings
 from ccanalytics.demo.generator import OUTAGE_WINDOW, SPECIAL_DAY_OFFSETS
+from ccanalytics.reports import daily as dailyreport
+from ccanalytics.reports import dailyview as reportview
+from ccanalytics.reports import problemcalls, problemview, storyfacts
+from ccanalytics.reports import run as reporting
 
 pytestmark = pytest.mark.xdist_group("reports")
 

@@ -16,10 +16,15 @@ from click.testing import CliRunner
 from conftest import DEMO_END
 from fakechannels import FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics import checkruns, dailyreport, experiments, reporting, reportview, timeutil
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.errors import DeliveryError
+from ccanalytics.analytics import checkruns
+from ccanalytics.cli.root import main
+from ccanalytics.core import timeutil
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import DeliveryError
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.reports import daily as dailyreport
+from ccanalytics.reports import dailyview as reportview
+from ccanalytics.reports import run as reporting
 
 pytestmark = pytest.mark.xdist_group("reports")
 
@@ -45,7 +50,7 @@ def _assert_clean(html: str) -> None:
 
 
 def test_daily_report_has_every_section_charts_and_links(demo_url, demo_engine, tmp_path):
-    with demo_engine.begin() as conn:  # an alert of the day, as ccanalytics.alerts records it
+    with demo_engine.begin() as conn:  # an alert of the day, as ccanalytics.alerts.engine records it
         conn.execute(
             sa.text(
                 "INSERT INTO alert_events (rule, key, event, severity, title, message, episode_started_at, created_at) "
@@ -131,7 +136,8 @@ def test_a_dated_report_says_what_was_never_checked_and_runs_problem_detection_f
 
 
 def test_problem_calls_procedure_finds_groups_and_records_a_decision(demo_url, demo_engine, tmp_path):
-    from ccanalytics import problemcalls, reports
+    from ccanalytics.reports import problemcalls
+    from ccanalytics.reports import render as reports
 
     settings = _settings(demo_url, tmp_path)
     found = problemcalls.find(demo_engine, "2026-11-18", DEMO_END)
@@ -241,7 +247,7 @@ def test_report_goes_by_email_and_telegram_once(demo_url, demo_engine, tmp_path)
 
 
 def test_a_channel_down_fails_the_delivery_but_not_the_other_channel(demo_url, demo_engine, tmp_path, monkeypatch):
-    monkeypatch.setattr("ccanalytics.notify.time.sleep", lambda _s: None)  # retries without waiting
+    monkeypatch.setattr("ccanalytics.alerts.notify.time.sleep", lambda _s: None)  # retries without waiting
     with SMTPServer() as smtp, FakeTelegram() as tg:
         tg.status = 502
         settings = _settings(demo_url, tmp_path, **channel_settings(tg, smtp))
@@ -278,7 +284,7 @@ def test_cli_report_refuses_an_unconfigured_channel_before_running(demo_url, tmp
 
 
 def test_the_daily_report_job_delivers_once(demo_url, demo_engine, tmp_path):
-    from ccanalytics import jobs
+    from ccanalytics.ops import jobs
 
     with SMTPServer() as smtp:
         settings = _settings(demo_url, tmp_path, **channel_settings(smtp=smtp))

@@ -20,8 +20,8 @@ from fakechannels import wait_for
 from systools import free_port
 from test_auth import bearer, logged_in
 
-from ccanalytics import auth
-from ccanalytics.logs import JsonFormatter
+from ccanalytics.auth import users as auth
+from ccanalytics.ops.logs import JsonFormatter
 from webapp import create_app
 from webapp.requestlog import new_request_id
 
@@ -40,7 +40,7 @@ def records(caplog):
 
 
 def access(caplog) -> list[dict]:
-    """The access-log records as the JSON lines ``ccanalytics.logs`` writes."""
+    """The access-log records as the JSON lines ``ccanalytics.ops.logs`` writes."""
     fmt = JsonFormatter()
     return [json.loads(fmt.format(r)) for r in caplog.records if r.name == "webapp.access"]
 

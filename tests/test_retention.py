@@ -13,14 +13,16 @@ from click.testing import CliRunner
 from factories import make_call, record_scores, write_as_processor
 from test_attach import CALLS, build_processor_database
 
-import ccanalytics.cli_lake  # noqa: F401  (registers the retention commands, as ccanalytics.cli does)
-import ccanalytics.datalake as lake
-from ccanalytics import callmetrics, metrics, quality, retention, timeutil
-from ccanalytics.cli import main
-from ccanalytics.database import create_engine
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest_records
-from ccanalytics.migrate import migrate
+import ccanalytics.datalake.export as lake
+from ccanalytics import quality
+from ccanalytics.analytics import callmetrics, metrics
+from ccanalytics.cli.root import main
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import migrate
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import retention
 from ccanalytics.quality import Rubric, RulesJudge
 
 TZ = "Europe/Kyiv"

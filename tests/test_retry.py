@@ -1,4 +1,4 @@
-"""The one retry helper (ccanalytics.retry) and the call sites that compute their waits through it,
+"""The one retry helper (ccanalytics.core.retry) and the call sites that compute their waits through it,
 with an injected sleep and random source: nothing waits."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ import itertools
 
 import pytest
 
-from ccanalytics import alerts, attach, retry
-from ccanalytics.errors import DeliveryError
-from ccanalytics.notify import send_with_retries
+from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts.notify import send_with_retries
+from ccanalytics.core import retry
+from ccanalytics.core.errors import DeliveryError
+from ccanalytics.db import attach
 from ccanalytics.quality.pipeline import ScoringConfig, backoff
 from scheduler.app import DatabaseGate
 

@@ -16,9 +16,11 @@ from conftest import DEMO_END
 from factories import make_call, turn
 from test_auth import csrf_of, logged_in
 
-from ccanalytics import auth, labels, quality
-from ccanalytics.definitions import LOW_QUALITY
-from ccanalytics.ingest import ingest_records
+from ccanalytics import quality
+from ccanalytics.auth import users as auth
+from ccanalytics.core import labels
+from ccanalytics.core.definitions import LOW_QUALITY
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality import Rubric, composition, review
 from ccanalytics.quality.rubric import CriterionScore, overall
 from webapp import create_app

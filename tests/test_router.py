@@ -7,10 +7,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from ccanalytics import router
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.router import CHEAP_MODEL, DEFAULT_MODEL, route
-from ccanalytics.routing_replay import ivr_choice, route_calls
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.cost import router
+from ccanalytics.cost.router import CHEAP_MODEL, DEFAULT_MODEL, route
+from ccanalytics.cost.routing_replay import ivr_choice, route_calls
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The router against its labelled openers (issue 17): complex calls routed to the cheaper model
 ≤ 2 %, simple calls routed to it ≥ 60 %, content-free openers never (without an IVR choice), each
-example of the issue on its own, and ``from ccanalytics.router import route`` loading no Polars,
+example of the issue on its own, and ``from ccanalytics.cost.router import route`` loading no Polars,
 SQLAlchemy or database code. A change to the rules that breaks a goal fails here."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import pytest
 from router_corpus import LABELS, confusion, load
 
-from ccanalytics.router import CHEAP_MODEL, DEFAULT_MODEL, route
+from ccanalytics.cost.router import CHEAP_MODEL, DEFAULT_MODEL, route
 
 ROWS = load()
 
@@ -68,14 +68,14 @@ def test_issue_examples(text, scenario, model):
 
 def test_import_loads_no_dataframe_or_database_code():
     code = (
-        "import sys, time; t = time.perf_counter(); from ccanalytics.router import route; "
+        "import sys, time; t = time.perf_counter(); from ccanalytics.cost.router import route; "
         "ms = (time.perf_counter() - t) * 1000; route('Статус замовлення 204518'); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('polars', 'sqlalchemy', 'psycopg', 'psycopg2', 'pandas', 'numpy', 'pyarrow', 'duckdb') "
-        "or m in ('ccanalytics.store', 'ccanalytics.database', 'ccanalytics.routing_replay')); "
+        "or m in ('ccanalytics.analytics.store', 'ccanalytics.db.engine', 'ccanalytics.cost.routing_replay')); "
         "import json; print(json.dumps({'ms': ms, 'heavy': heavy}))"
     )
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
     out = json.loads(proc.stdout)
-    print(f"\nfrom ccanalytics.router import route: {out['ms']:.1f} ms (-X importtime in stderr)")
+    print(f"\nfrom ccanalytics.cost.router import route: {out['ms']:.1f} ms (-X importtime in stderr)")
     assert out["heavy"] == []

@@ -1,7 +1,7 @@
 """Russian only, everywhere a person reads the admin (issue 19, item 2): a crawl as an analyst over every
 page reachable from the overview on the demo data, plus the error pages and an expired form. A page fails
 on visible English words outside a short allowlist (brand and product names, units, model names, the
-data's own names), on raw codes of ccanalytics.labels, on a decimal point inside a number, on "0.0000"-style
+data's own names), on raw codes of ccanalytics.core.labels, on a decimal point inside a number, on "0.0000"-style
 p-values and on a wrong plural form after a number («1 событий», «4 звонков»).
 
 What counts as visible: text nodes and the title/placeholder/alt/aria-label attributes and button values,
@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from conftest import DEMO_END
 from test_auth import csrf_of, logged_in
 
-from ccanalytics import clock, labels, prompts, rutext
+from ccanalytics.core import clock, labels, rutext
+from ccanalytics.prompts import versions as prompts
 from webapp import create_app
 
 pytestmark = pytest.mark.xdist_group("reports")  # the demo template is built once

@@ -1,4 +1,4 @@
-"""The one Russian formatter (ccanalytics.rutext, Babel's ru locale): numbers, p-values, word forms, dates.
+"""The one Russian formatter (ccanalytics.core.rutext, Babel's ru locale): numbers, p-values, word forms, dates.
 Expected strings are written out by hand from the Russian rules (CLDR plural categories: one 1, 21, 101…;
 few 2–4, 22–24…; many 0, 5–20, 25…; a fraction takes the genitive singular)."""
 
@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ccanalytics import labels, rutext
-from ccanalytics.errors import Conflict, CSRFError, InvalidArgument
+from ccanalytics.core import labels, rutext
+from ccanalytics.core.errors import Conflict, CSRFError, InvalidArgument
 
 T = "\u202f"  # the thin no-break space between thousands
 CALL = ("звонок", "звонка", "звонков")

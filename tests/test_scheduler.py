@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import make_call
 
-from ccanalytics import jobs
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.ingest import ingest_records
+from ccanalytics.cli.root import main
+from ccanalytics.core.config import Settings
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import jobs
 from scheduler.app import build
 
 

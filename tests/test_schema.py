@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import add_prompt_version
 
-from ccanalytics import journal, partitions
-from ccanalytics.cli import main
-from ccanalytics.database import create_engine
-from ccanalytics.errors import MigrationError
-from ccanalytics.migrate import discover, migrate, status
-from ccanalytics.schemacheck import SHARED_TABLES
-from ccanalytics.sqlfiles import processor_schema, split_statements, sql_dir
+from ccanalytics.analytics import journal
+from ccanalytics.cli.root import main
+from ccanalytics.core.errors import MigrationError
+from ccanalytics.db import partitions
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import discover, migrate, status
+from ccanalytics.db.schemacheck import SHARED_TABLES
+from ccanalytics.db.sqlfiles import processor_schema, split_statements, sql_dir
 
 SPEC_COLUMNS = {
     "calls": {

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from factories import add_tenant
 
-from ccanalytics import sqlfiles
-from ccanalytics.database import create_engine
-from ccanalytics.migrate import migrate
+from ccanalytics.db import sqlfiles
+from ccanalytics.db.engine import create_engine
+from ccanalytics.db.migrate import migrate
 from webapp import create_app
 
 

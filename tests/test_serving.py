@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from fakechannels import wait_for
 from systools import free_port
 
-from ccanalytics import auth, embedded
+from ccanalytics.auth import users as auth
+from ccanalytics.db import embedded
 from webapp.db import DatabaseMonitor, SchemaGate
 from webapp.serving import ServeOptions, default_workers
 
@@ -284,7 +285,7 @@ def test_a_schema_gate_seeded_by_serve_asks_nothing():
 
 
 def test_a_schema_check_cut_off_by_an_outage_is_not_a_missing_schema():
-    from ccanalytics.errors import DatabaseUnavailable
+    from ccanalytics.core.errors import DatabaseUnavailable
 
     def failing():
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
@@ -313,7 +314,7 @@ def test_a_busy_connection_pool_is_not_an_outage():
 
 
 def test_a_failed_probe_still_marks_the_database_down_and_recovers():
-    from ccanalytics.errors import DatabaseUnavailable
+    from ccanalytics.core.errors import DatabaseUnavailable
 
     now, up = [0.0], [False]
 
@@ -403,7 +404,7 @@ def test_the_demo_stops_the_embedded_database_on_sigterm(tmp_path):
 ATTACH = textwrap.dedent(
     """
     import sys, time, psycopg
-    from ccanalytics import embedded
+    from ccanalytics.db import embedded
     url = embedded.start(sys.argv[1], database="shared")
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     mode = sys.argv[2]

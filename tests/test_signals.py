@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccanalytics import signals
+from ccanalytics.analytics import signals
 
 TEXTS = [
     "Перепрошую, не розчула. Повторіть, будь ласка, марку авто.",
@@ -91,7 +91,7 @@ json_values = st.recursive(
 def test_suspicious_args_agree_on_random_json(pg_server, template_db, args):
     from conftest import _db_url
 
-    from ccanalytics.database import create_engine
+    from ccanalytics.db.engine import create_engine
 
     engine = create_engine(_db_url(pg_server, "postgres"), pool_size=1)
     try:

@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 from factories import make_call, turn
 
-from ccanalytics.database import create_engine
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.ingest import ingest
-from ccanalytics.store import Store
+from ccanalytics.analytics.store import Store
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.db.engine import create_engine
+from ccanalytics.ingest.load import ingest
 
 
 def at(y, m, d, hh, mm=0):
@@ -201,7 +201,7 @@ def test_cost_components_are_the_views_breakdown_for_every_source(store):
     import sqlalchemy as sa
     from factories import write_as_processor
 
-    from ccanalytics import cost
+    from ccanalytics.cost import calls as cost
 
     delivered = make_call(started_at=at(2026, 11, 20, 9))
     ingest(store.engine, [delivered])

@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
-from ccanalytics import svgcharts
+from ccanalytics.reports import svgcharts
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -3,7 +3,7 @@ tenants with different calls; a reader limited to one sees only its calls in the
 call page, the API's lists, summary, quality and review queue, gets 403 for the other tenant and 404 for
 its calls; ``?tenant=`` gives the library's figure for that tenant; an unknown slug is a 400; the
 header's selector changes what the admin shows; the CLI's user and token commands write audit rows.
-Dates are relative to today (ccanalytics.timeutil)."""
+Dates are relative to today (ccanalytics.core.timeutil)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from factories import TENANT, add_tenant, make_call, turn
 from test_auth import PASSWORD, bearer, cli, csrf_of, login
 
-from ccanalytics import auth, journal, metrics, timeutil
-from ccanalytics.errors import InvalidArgument, NotFound
-from ccanalytics.ingest import ingest_records
+from ccanalytics.analytics import journal, metrics
+from ccanalytics.analytics.store import Store
+from ccanalytics.auth import users as auth
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import InvalidArgument, NotFound
+from ccanalytics.ingest.load import ingest_records
 from ccanalytics.quality import Rubric, RulesJudge, enqueue, review, score_pending
 from ccanalytics.quality.report import quality_report
-from ccanalytics.store import Store
 from webapp import create_app
 from webapp.apiparams import clean
 

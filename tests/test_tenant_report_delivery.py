@@ -17,9 +17,11 @@ from conftest import DEMO_END
 from fakechannels import CHAT, FakeTelegram, SMTPServer, channel_settings
 from pydantic import ValidationError
 
-from ccanalytics import clock, doctor, jobs, metrics
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
+from ccanalytics.analytics import metrics
+from ccanalytics.cli.root import main
+from ccanalytics.core import clock
+from ccanalytics.core.config import Settings
+from ccanalytics.ops import doctor, jobs
 
 pytestmark = pytest.mark.xdist_group("reports")
 

@@ -16,10 +16,15 @@ from click.testing import CliRunner
 from conftest import DEMO_END
 
 import ccanalytics as cca
-from ccanalytics import cost, costview, dailyreport, explore, levers, metrics, problemcalls, reportview
-from ccanalytics.cli import main
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.store import Store
+from ccanalytics.analytics import explore, metrics
+from ccanalytics.analytics.store import Store
+from ccanalytics.cli.root import main
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.cost import calls as cost
+from ccanalytics.cost import levers
+from ccanalytics.reports import costview, problemcalls
+from ccanalytics.reports import daily as dailyreport
+from ccanalytics.reports import dailyview as reportview
 
 pytestmark = pytest.mark.xdist_group("reports")
 
@@ -48,7 +53,7 @@ def demo_store(demo_engine):
     store = Store(demo_engine)
     cca.default_store(store)
     yield store
-    import ccanalytics.workbench as wb
+    import ccanalytics.analytics.workbench as wb
 
     wb._default = None
 
@@ -263,7 +268,7 @@ def test_workbench_of_a_tenant(demo_store):
 
 
 def test_the_lake_reader_of_a_tenant(demo_store, demo_url, tmp_path):
-    from ccanalytics import datalake
+    from ccanalytics.datalake import export as datalake
 
     engine = demo_store.engine
     datalake.export_range(engine, "2026-11-23", DEMO_END, tmp_path)
@@ -364,8 +369,8 @@ def test_a_tenants_rendered_reports_hold_only_its_calls_and_each_scope_is_delive
 ):
     from fakechannels import FakeTelegram, channel_settings
 
-    from ccanalytics import reporting
-    from ccanalytics.config import Settings
+    from ccanalytics.core.config import Settings
+    from ccanalytics.reports import run as reporting
 
     every_day = _calls(demo_engine, None, "2026-11-15", DEMO_END)
     theirs = _calls(demo_engine, "shinservice", "2026-11-15", DEMO_END)

@@ -12,10 +12,12 @@ from click.testing import CliRunner
 from factories import make_call
 from test_auth import logged_in
 
-from ccanalytics import clock, dailyreport, jobs
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.ingest import ingest_records
+from ccanalytics.cli.root import main
+from ccanalytics.core import clock
+from ccanalytics.core.config import Settings
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ops import jobs
+from ccanalytics.reports import daily as dailyreport
 from scheduler.app import build
 from webapp import app_settings, create_app
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from test_auth import PASSWORD, bearer, crawl, csrf_of, logged_in, login
 
-from ccanalytics import auth
+from ccanalytics.auth import users as auth
 from webapp import create_app
 
 PAGES = ("users.", "review.")

@@ -1,4 +1,4 @@
-"""The domain vocabulary is defined once (ccanalytics.vocabulary): every code has a Russian label, the
+"""The domain vocabulary is defined once (ccanalytics.core.vocabulary): every code has a Russian label, the
 Prometheus catalogue, the judge, the rules and the demo use the same codes, and no module lists a
 whole set of them again."""
 
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ccanalytics import explore, labels, telemetry, vocabulary
+from ccanalytics.analytics import explore
+from ccanalytics.core import labels, vocabulary
 from ccanalytics.demo import generator
 from ccanalytics.demo import phrases as P
+from ccanalytics.ops import telemetry
 from ccanalytics.quality import rubric, rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,4 +80,4 @@ def test_no_module_lists_a_whole_set_of_codes_again():
             for group, (codes, _labels) in GROUPS.items():
                 if set(codes) <= values:
                     copies.append(f"{path.relative_to(ROOT)}:{line} lists {group}")
-    assert not copies, "import them from ccanalytics.vocabulary: " + "; ".join(copies)
+    assert not copies, "import them from ccanalytics.core.vocabulary: " + "; ".join(copies)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from factories import make_call
 
-from ccanalytics.ingest import ingest
+from ccanalytics.ingest.load import ingest
 from webapp import create_app
 
 
@@ -64,7 +64,7 @@ def test_health_and_readiness(client):
 
 
 def test_readiness_reports_an_unreachable_database(tmp_path):
-    from ccanalytics.database import create_engine
+    from ccanalytics.db.engine import create_engine
 
     engine = create_engine(f"postgresql://nobody@/nodb?host={tmp_path}")
     res = create_app({"ENGINE": engine}).test_client().get("/readyz")

@@ -24,23 +24,17 @@ from test_daystory import DAY, WEEKS, normal, outage
 from test_report_story import _allowed, shots  # noqa: F401  (shots: the screenshot fixture)
 from test_russian_crawl import problems, visible
 
-from ccanalytics import (
-    clock,
-    cost,
-    daystory,
-    experiments,
-    jobs,
-    labels,
-    problemcalls,
-    reporting,
-    weeklyreport,
-    weeklyview,
-    weekstory,
-)
-from ccanalytics.cli import main
-from ccanalytics.config import Settings
-from ccanalytics.database import create_engine
+from ccanalytics.cli.root import main
+from ccanalytics.core import clock, labels
+from ccanalytics.core.config import Settings
+from ccanalytics.cost import calls as cost
+from ccanalytics.db.engine import create_engine
 from ccanalytics.demo.generator import DEMO_AB_TEST, DEMO_TENANT_SLUGS, SPECIAL_DAY_OFFSETS
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ops import jobs
+from ccanalytics.reports import daystory, problemcalls, weeklyview, weekstory
+from ccanalytics.reports import run as reporting
+from ccanalytics.reports import weekly as weeklyreport
 
 pytestmark = pytest.mark.xdist_group("weekly")
 

@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from conftest import DEMO_END
 
 import ccanalytics as cca
-from ccanalytics import explore, metrics, reports
-from ccanalytics.charts import Chart
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.store import Store
+from ccanalytics.analytics import explore, metrics
+from ccanalytics.analytics.store import Store
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.reports import render as reports
+from ccanalytics.reports.charts import Chart
 
 pytestmark = pytest.mark.xdist_group("reports")
 
@@ -29,7 +30,7 @@ def demo_store(demo_engine):
     store = Store(demo_engine)
     cca.default_store(store)
     yield store
-    import ccanalytics.workbench as wb
+    import ccanalytics.analytics.workbench as wb
 
     wb._default = None
 
@@ -132,10 +133,10 @@ def test_exploratory_notebooks_run_on_demo_data(demo_url, tmp_path, monkeypatch,
 
 
 def test_lake_from_the_workbench_matches_the_database(demo_store, tmp_path):
-    from ccanalytics import datalake
+    from ccanalytics.datalake import export as datalake
 
     datalake.export_range(demo_store.engine, "2026-11-22", DEMO_END, tmp_path)
-    lake = cca.lake(tmp_path)  # works whether or not ccanalytics.datalake was imported first
+    lake = cca.lake(tmp_path)  # works whether or not ccanalytics.datalake.export was imported first
     assert lake.days() == [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
     per_day = lake.sql("SELECT date, count(*) AS calls FROM calls GROUP BY 1 ORDER BY 1")
     expected = [metrics.summary(demo_store.engine, d, d).total_calls for d in lake.days()]

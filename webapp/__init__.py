@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from ccanalytics.config import Settings
+from ccanalytics.core.config import Settings
 
 
 def create_app(config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:

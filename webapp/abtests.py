@@ -1,6 +1,6 @@
 """A/B test pages (Russian UI): the list, a new test, live results (per-variant metrics, CIs, SRM
-check, recommendation, charts), start, and stop with a recorded decision. Thin: ccanalytics.experiments
-computes, checks and audits every change (with the logged-in user), ccanalytics.abview formats.
+check, recommendation, charts), start, and stop with a recorded decision. Thin: ccanalytics.experiments.lifecycle
+computes, checks and audits every change (with the logged-in user), ccanalytics.reports.abview formats.
 
 Tests are addressed by their uuid. The list also shows the call processor's own tests, read-only, with
 its counters as stored: no result per call exists for them (the processor does not record the variant
@@ -13,8 +13,11 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import abview, experiments, labels, prompts
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core import labels
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.prompts import versions as prompts
+from ccanalytics.reports import abview
 
 from .db import get_engine
 from .errorpages import keeps_form

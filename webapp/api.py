@@ -23,12 +23,18 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from ccanalytics import auth, experiments, labels, metrics, optimizer, privacy, prompts, tenants, timeutil
-from ccanalytics.errors import Conflict, Forbidden, IngestValidationError, InvalidArgument, NotFound
-from ccanalytics.ingest import ingest
+from ccanalytics.analytics import metrics
+from ccanalytics.analytics.store import Store
+from ccanalytics.auth import users as auth
+from ccanalytics.core import labels, privacy, timeutil
+from ccanalytics.core.errors import Conflict, Forbidden, IngestValidationError, InvalidArgument, NotFound
+from ccanalytics.db import tenants
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.ingest.load import ingest
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality import review
 from ccanalytics.quality.report import quality_report
-from ccanalytics.store import Store
 
 from . import errorpages, tenancy
 from .apiparams import (
@@ -96,7 +102,7 @@ def _days(q: dict[str, Any], *, default_days: int, max_days: int = MAX_RANGE_DAY
 def _resolver():
     ext = current_app.extensions.setdefault("cca", {})
     if "prompt_resolver" not in ext:
-        from ccanalytics.promptlib import PromptResolver
+        from ccanalytics.prompts.resolver import PromptResolver
 
         ext["prompt_resolver"] = PromptResolver(get_engine(), ttl_seconds=5.0)
     return ext["prompt_resolver"]
@@ -291,7 +297,7 @@ def list_prompts(q):
 )
 def resolve_prompt(q):
     """The prompt for a call: the active version, or the caller's variant while an A/B test runs."""
-    from ccanalytics.promptlib import as_dict
+    from ccanalytics.prompts.resolver import as_dict
 
     if not re.match(prompts.NAME_PATTERN, q["name"]):
         raise InvalidArgument("name must be lowercase letters, digits, '_' or '-', starting with a letter")

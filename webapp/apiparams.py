@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import request
 
-from ccanalytics.errors import InvalidArgument, PayloadTooLarge
-from ccanalytics.prompts import as_uuid
+from ccanalytics.core.errors import InvalidArgument, PayloadTooLarge
+from ccanalytics.prompts.versions import as_uuid
 
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
 # what the OpenAPI document declares for the checks below: dates within MIN_DATE … MAX_DATE, text with

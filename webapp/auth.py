@@ -17,7 +17,7 @@ without doing anything:
 Sessions end server-side: the cookie carries a stamp of the user's password hash and session epoch,
 checked on every request; logout (like a new password or disabling the user) bumps the epoch, so every
 session of the user ends at once, copied cookies included. Logins are throttled by
-:class:`ccanalytics.auth.LoginPolicy` (growing delays per client and account, never a lockout of the
+:class:`ccanalytics.auth.users.LoginPolicy` (growing delays per client and account, never a lockout of the
 real user); docs/deployment.md describes both.
 
 Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``. A Principal
@@ -48,9 +48,10 @@ from flask import (
 )
 from markupsafe import Markup, escape
 
-from ccanalytics import auth, labels
-from ccanalytics.auth import Forbidden, Unauthorized
-from ccanalytics.errors import CSRFError
+from ccanalytics.auth import users as auth
+from ccanalytics.auth.users import Forbidden, Unauthorized
+from ccanalytics.core import labels
+from ccanalytics.core.errors import CSRFError
 
 from . import app_settings, drafts
 from .db import get_engine

@@ -13,9 +13,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request
 from markupsafe import Markup
 
-from ccanalytics import alerts, costview, dailyreport, definitions, experiments, labels, metrics, svgcharts, timeutil
-from ccanalytics.errors import InvalidArgument
+from ccanalytics.alerts import engine as alerts
+from ccanalytics.analytics import metrics
+from ccanalytics.core import definitions, labels, timeutil
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.quality.report import quality_report
+from ccanalytics.reports import costview, svgcharts
+from ccanalytics.reports import daily as dailyreport
 
 from . import app_settings, tenancy
 from .db import get_engine

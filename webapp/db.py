@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template_string, request
 from sqlalchemy.engine import Engine
 
-from ccanalytics.database import check_connection, engine_from_settings
-from ccanalytics.errors import CCAError, DatabaseUnavailable
+from ccanalytics.core.errors import CCAError, DatabaseUnavailable
+from ccanalytics.db.engine import check_connection, engine_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class SchemaGate:
         return ready
 
     def _schema_up_to_date(self) -> bool:
-        from ccanalytics.migrate import status
+        from ccanalytics.db.migrate import status
 
         return status(self._engine_of()).up_to_date
 

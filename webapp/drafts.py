@@ -1,4 +1,4 @@
-"""Forms that survive an ended session — the web side of :mod:`ccanalytics.formdrafts`.
+"""Forms that survive an ended session — the web side of :mod:`ccanalytics.auth.formdrafts`.
 
 A form posted after its session ended (12 h, a logout elsewhere, a new password) is not lost at the
 login redirect:
@@ -30,8 +30,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ccanalytics import formdrafts, rutext
-from ccanalytics.errors import NotFound, PayloadTooLarge
+from ccanalytics.auth import formdrafts
+from ccanalytics.core import rutext
+from ccanalytics.core.errors import NotFound, PayloadTooLarge
 
 from . import auth
 from .db import get_engine

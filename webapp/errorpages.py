@@ -1,6 +1,6 @@
 """Errors as people see them: a page in the site's layout, in Russian, for a browser; JSON for the API.
 
-* Every error of the library (:class:`ccanalytics.errors.CCAError`) and every HTTP error (404 of an
+* Every error of the library (:class:`ccanalytics.core.errors.CCAError`) and every HTTP error (404 of an
   unknown address, 405, 413, a 500) that reaches the app: under /api/ — or when the client asked for
   JSON (a JSON body, ``Accept: application/json``) — the API's ``{"error": {"code", "message",
   "details"}}`` (with ``message_ru`` when the error has a Russian text); otherwise ``page_error.html``
@@ -25,9 +25,9 @@ from flask import Flask, current_app, render_template, request
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from ccanalytics import labels
-from ccanalytics.errors import RU_BY_STATUS, RU_TITLES, CCAError, CSRFError, Forbidden
-from ccanalytics.formdrafts import is_secret
+from ccanalytics.auth.formdrafts import is_secret
+from ccanalytics.core import labels
+from ccanalytics.core.errors import RU_BY_STATUS, RU_TITLES, CCAError, CSRFError, Forbidden
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ccanalytics.database import check_connection
-from ccanalytics.errors import CCAError
+from ccanalytics.core.errors import CCAError
+from ccanalytics.db.engine import check_connection
 
 from .db import SCHEMA_MESSAGE, get_engine, schema_ready
 

@@ -1,4 +1,4 @@
-"""The call journal and the call details pages (Russian UI). Thin: ccanalytics.journal does the work.
+"""The call journal and the call details pages (Russian UI). Thin: ccanalytics.analytics.journal does the work.
 Every list, export, call and review action covers the tenants chosen in the header (webapp/tenancy.py):
 a call of another tenant is a 404 page, as if it did not exist."""
 
@@ -15,10 +15,13 @@ from datetime import date, datetime
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics import journal, labels, privacy, recorded, svgcharts, tenants
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.analytics import journal, recorded
+from ccanalytics.core import labels, privacy
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core.rutext import num, signed
+from ccanalytics.db import tenants
 from ccanalytics.quality import review
-from ccanalytics.rutext import num, signed
+from ccanalytics.reports import svgcharts
 
 from . import callpage, tenancy
 from .apiparams import MAX_DATE, MIN_DATE
@@ -270,7 +273,7 @@ _LATENCY_KEYS = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms")
 
 
 def _latency_chart(turns: list[dict]) -> Markup | None:
-    """The per-turn latency chart as inline SVG (ccanalytics.svgcharts: milliseconds to draw, where
+    """The per-turn latency chart as inline SVG (ccanalytics.reports.svgcharts: milliseconds to draw, where
     a matplotlib PNG cost 115–250 ms per call); none when no turn has a latency."""
     if not any(t.get(k) is not None for t in turns for k in _LATENCY_KEYS):
         return None
@@ -278,7 +281,7 @@ def _latency_chart(turns: list[dict]) -> Markup | None:
 
 
 def _for_reader(data: dict, role: str | None) -> dict:
-    """The call page's data as this reader may see it (ccanalytics.privacy's rule): everything but
+    """The call page's data as this reader may see it (ccanalytics.core.privacy's rule): everything but
     the ids, times and numbers masked for non-admins — transcript, tool arguments and results, judge
     reasons, the review comment and the customer's name."""
     if privacy.sees_personal_data(role):

@@ -19,9 +19,12 @@ from typing import Any
 
 from flask import Flask
 
-from ccanalytics import auth as cauth
-from ccanalytics import experiments, metrics, optimizer, prompts, store
-from ccanalytics.auth import AuditEntry
+from ccanalytics.analytics import metrics, store
+from ccanalytics.auth import users as cauth
+from ccanalytics.auth.users import AuditEntry
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 from ccanalytics.quality.review import ReviewItem
 
 from . import auth

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
-from ccanalytics import labels, metrics, timeutil
-from ccanalytics.errors import InvalidArgument
-from ccanalytics.store import Store
+from ccanalytics.analytics import metrics
+from ccanalytics.analytics.store import Store
+from ccanalytics.core import labels, timeutil
+from ccanalytics.core.errors import InvalidArgument
 
 from . import tenancy
 from .db import get_engine

@@ -1,10 +1,10 @@
-"""GET /metrics: the Prometheus exposition of the database exporter (ccanalytics.exporter)."""
+"""GET /metrics: the Prometheus exposition of the database exporter (ccanalytics.ops.exporter)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from ccanalytics import exporter
+from ccanalytics.ops import exporter
 
 from .db import get_engine
 

@@ -1,5 +1,5 @@
 """Prompt management pages (Russian UI): versions, the editor (a new version), a side-by-side diff,
-activation and rollback behind a confirmation step. Thin: ccanalytics.prompts does the work; every
+activation and rollback behind a confirmation step. Thin: ccanalytics.prompts.versions does the work; every
 change is written to the audit log with the logged-in user by the library function that makes it.
 
 Also the small helpers the other admin pages share (who acts, local times, form fields, ids in
@@ -18,8 +18,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from ccanalytics import experiments, prompts, timeutil
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.experiments import lifecycle as experiments
+from ccanalytics.prompts import versions as prompts
 
 from .apiparams import has_nul
 from .auth import WRITE_ROLES, current_principal

@@ -8,7 +8,7 @@ the attribute, so library code logging from inside a view gets it without doing 
 One log line per request on the ``webapp.access`` logger: method, path, status, ms, user,
 request_id, remote_addr, and call_id when the route names a call (``/calls/<call_id>`` …).
 Successful health probes and Prometheus scrapes are logged at DEBUG: they come every few seconds.
-With ``ccanalytics.logs.setup()`` these are JSON lines (docs/operations.md).
+With ``ccanalytics.ops.logs.setup()`` these are JSON lines (docs/operations.md).
 """
 
 from __future__ import annotations

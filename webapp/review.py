@@ -24,10 +24,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from ccanalytics import labels, privacy, tenants, timeutil
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core import labels, privacy, timeutil
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core.rutext import num, plural
+from ccanalytics.db import tenants
 from ccanalytics.quality import review
-from ccanalytics.rutext import num, plural
 
 from . import tenancy
 from .apiparams import MAX_DATE, MIN_DATE

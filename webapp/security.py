@@ -5,7 +5,7 @@ Pages run no inline script (``script-src 'self'``: the admin's little JavaScript
 and load nothing from other sites except the configured Grafana in the dashboard's frame. Inline
 ``style`` attributes are allowed (``style-src 'self' 'unsafe-inline'``): the HTML blocks that reports
 share with the admin carry their styles inline, and a style cannot run code. Charts are inline SVG
-without scripts or event handlers (ccanalytics.svgcharts: the call page's latencies, the A/B page's
+without scripts or event handlers (ccanalytics.reports.svgcharts: the call page's latencies, the A/B page's
 intervals), so images come from the site only (``img-src 'self'``, no ``data:``).
 JSON answers under /api/ get ``default-src 'none'``.
 

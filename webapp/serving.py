@@ -37,7 +37,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from ccanalytics.logs import JsonFormatter
+from ccanalytics.ops.logs import JsonFormatter
 
 log = logging.getLogger("ccanalytics.serve")
 
@@ -75,7 +75,7 @@ class ServeOptions:
 
 
 class _JsonLogger(glogging.Logger):
-    """gunicorn's own messages (worker boots, signals, errors) as the JSON lines of ccanalytics.logs."""
+    """gunicorn's own messages (worker boots, signals, errors) as the JSON lines of ccanalytics.ops.logs."""
 
     def setup(self, cfg) -> None:
         super().setup(cfg)

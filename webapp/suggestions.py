@@ -1,13 +1,15 @@
 """The prompt optimizer's suggestions (Russian UI): the list, one suggestion with its failure patterns
 and proposed text, and the decision — approve (optionally edited) into a new inactive prompt version,
-or reject. Thin: ccanalytics.optimizer checks, decides and writes the audit log."""
+or reject. Thin: ccanalytics.prompts.optimizer checks, decides and writes the audit log."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from ccanalytics import labels, optimizer, prompts
-from ccanalytics.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core import labels
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.prompts import optimizer
+from ccanalytics.prompts import versions as prompts
 
 from .db import get_engine
 from .errorpages import keeps_form

@@ -1,6 +1,6 @@
 """Which tenants a request covers: the one helper every scoped view of the admin and of the API calls.
 
-:func:`scope` asks :func:`ccanalytics.tenants.scope` with what the reader asked for and the tenants
+:func:`scope` asks :func:`ccanalytics.db.tenants.scope` with what the reader asked for and the tenants
 the reader is limited to (the Principal's ``tenants``):
 
 * the API (/api/…): ``?tenant=SLUG`` (repeatable; views declare it with ``apiparams.TENANT``); a tenant
@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, g, redirect, render_template, request, session
 
-from ccanalytics import tenants
-from ccanalytics.errors import CCAError, Forbidden, InvalidArgument
+from ccanalytics.core.errors import CCAError, Forbidden, InvalidArgument
+from ccanalytics.db import tenants
 
 from .auth import API_PREFIX, current_principal, role_required, safe_next
 from .db import get_engine, monitor

@@ -1,5 +1,5 @@
 """Numbers, dates, word forms and the data's keys in the admin's templates: Jinja filters and globals
-over :mod:`ccanalytics.rutext` and :mod:`ccanalytics.labels` — the same formatter and vocabulary as
+over :mod:`ccanalytics.core.rutext` and :mod:`ccanalytics.core.labels` — the same formatter and vocabulary as
 the reports and the alert messages. A template never formats a number with ``"%.2f"|format``:
 
     {{ score|num(2) }}            0,42          {{ p|pvalue }}              p < 0,001
@@ -17,13 +17,13 @@ from datetime import date, datetime
 
 from flask import Flask, current_app
 
-from ccanalytics import labels, rutext, timeutil
+from ccanalytics.core import labels, rutext, timeutil
 
 
 def _vocabulary(name: str) -> Mapping[str, str]:
     found = getattr(labels, name.upper(), None)
     if not isinstance(found, Mapping):
-        raise KeyError(f"no vocabulary {name!r} in ccanalytics.labels")
+        raise KeyError(f"no vocabulary {name!r} in ccanalytics.core.labels")
     return found
 
 

@@ -1,4 +1,4 @@
-"""Users and API tokens (Russian UI, administrators only): the pages over ccanalytics.auth that the
+"""Users and API tokens (Russian UI, administrators only): the pages over ccanalytics.auth.users that the
 ``ccanalytics users`` / ``ccanalytics tokens`` commands also use.
 
 * ``/users``: every user (role, tenants, disabled, created, last login); create one with a password
@@ -8,7 +8,7 @@
 * ``/tokens``: API tokens (role, tenants, created by, last use, revoked); create one (shown once),
   revoke one.
 
-Every change is written to the audit log by ccanalytics.auth in the transaction that makes it. An
+Every change is written to the audit log by ccanalytics.auth.users in the transaction that makes it. An
 administrator limited to tenants manages only users and tokens limited to some of those tenants, and
 grants only those tenants. Bad input re-shows the form with a Russian message (400).
 """
@@ -20,8 +20,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 
-from ccanalytics import accounts, auth, tenants, timeutil
-from ccanalytics.errors import AlreadyExists, InvalidArgument, NotFound, WriteRefused
+from ccanalytics.auth import accounts
+from ccanalytics.auth import users as auth
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import AlreadyExists, InvalidArgument, NotFound, WriteRefused
+from ccanalytics.db import tenants
 
 from .auth import ROLE_NAMES, current_principal, role_required
 from .db import get_engine

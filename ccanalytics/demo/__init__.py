@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .load import load_demo_data
-from .run import run_demo
+from ccanalytics.demo.load import load_demo_data
+from ccanalytics.demo.run import run_demo
 
 __all__ = ["load_demo_data", "run_demo"]

@@ -1,6 +1,6 @@
 """Realistic synthetic calls of the tyre shop's voice agent, deterministic for a seed.
 
-``generate_calls()`` yields call logs in the call processor's format (see ``ccanalytics.callog``): JSON-ready
+``generate_calls()`` yields call logs in the call processor's format (see ``ccanalytics.ingest.callog``): JSON-ready
 dicts with Ukrainian dialogues, tool calls with plausible arguments and results, per-turn STT/LLM/TTS
 metrics, usage and cost at the spec's prices, prompt versions and the A/B assignment.
 
@@ -43,7 +43,7 @@ A/B test
 Phase 1 and the current period (cost levers)
     Days before the last ``levers_days`` (default: the A/B window) are the phase-1 baseline: Google STT
     and no TTS phrase cache. From then on the levers are in production: self-hosted Whisper STT
-    (reported at 0 per call; its monthly GPU cost is shared by ``ccanalytics.cost``), the TTS phrase
+    (reported at 0 per call; its monthly GPU cost is shared by ``ccanalytics.cost.calls``), the TTS phrase
     cache (stock phrases are served from it), and, for the B arm of the A/B test, a shorter prompt with
     prompt caching and Claude Haiku for order-status and consultation calls. ``cost report`` over the
     two periods shows the reduction and each lever's share.
@@ -102,9 +102,9 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from .. import clock, timeutil, vocabulary
-from ..errors import InvalidArgument
-from . import phrases as P
+from ccanalytics.core import clock, timeutil, vocabulary
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.demo import phrases as P
 
 # ------------------------------------------------------------------------------------ public names
 DEMO_PROMPT_NAME = "tire_agent"
@@ -123,11 +123,13 @@ BASE_SCENARIOS = vocabulary.SCENARIOS
 TRANSFER_REASONS = vocabulary.TRANSFER_REASONS
 TOOL_NAMES = tuple(spec[0] for spec in P.TOOL_SPECS)  # the agent's tools as the demo defines them
 if set(TOOL_NAMES) != set(vocabulary.TOOLS):
-    raise ImportError(f"demo tools differ from ccanalytics.vocabulary.TOOLS: {set(TOOL_NAMES) ^ set(vocabulary.TOOLS)}")
+    raise ImportError(
+        f"demo tools differ from ccanalytics.core.vocabulary.TOOLS: {set(TOOL_NAMES) ^ set(vocabulary.TOOLS)}"
+    )
 
 PRICES: dict[str, Any] = {
     # self-hosted Whisper costs a fixed monthly amount the call processor cannot attribute per call: it
-    # reports 0 and ccanalytics.cost shares the month's cost over the month's Whisper calls
+    # reports 0 and ccanalytics.cost.calls shares the month's cost over the month's Whisper calls
     "stt": {
         "google": {"usd_per_increment": 0.006, "increment_seconds": 15},
         "whisper": {"usd_per_increment": 0.0, "increment_seconds": 15},
@@ -235,9 +237,9 @@ def special_days(end_date: date, days: int) -> dict[str, date]:
 
 
 def ab_variant(key: str, test_name: str) -> str:
-    """Sticky 50/50 assignment, exactly as the call processor gets it from ccanalytics.promptlib for
+    """Sticky 50/50 assignment, exactly as the call processor gets it from ccanalytics.prompts.resolver for
     the demo test (whose salt is its name)."""
-    from ..experiments import assign_variant
+    from ccanalytics.experiments.lifecycle import assign_variant
 
     return assign_variant(test_name, key, (("A", 0.5), ("B", 0.5)))
 

@@ -16,7 +16,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..quality.review import store_labels
+from ccanalytics.quality.review import store_labels
 
 REVIEWER = "demo-reviewer"
 SAMPLE = 120

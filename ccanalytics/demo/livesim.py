@@ -24,9 +24,9 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
-from .. import signals
-from ..callmetrics import reply_latency_ms
-from ..telemetry import LiveMetrics
+from ccanalytics.analytics import signals
+from ccanalytics.analytics.callmetrics import reply_latency_ms
+from ccanalytics.ops.telemetry import LiveMetrics
 
 INCIDENTS = ("component_errors", "transfers", "latency", "operators", "spend")
 # a component error per started call: healthy, about one error an hour at 120 calls a minute … and

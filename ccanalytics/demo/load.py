@@ -16,15 +16,15 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from .. import clock, timeutil
-from ..ingest import IngestResult, ingest_records
-from .generator import DEMO_AB_DAYS
+from ccanalytics.core import clock, timeutil
+from ccanalytics.demo.generator import DEMO_AB_DAYS
+from ccanalytics.ingest.load import IngestResult, ingest_records
 
 
 def ensure_demo_tenants(conn: sa.Connection) -> dict[str, uuid.UUID]:
     """The demo's tenants (``generator.DEMO_TENANTS``), inserted as the call processor creates them when
     a slug is absent; an existing tenant is left as it is. Returns slug → id."""
-    from .generator import DEMO_TENANTS
+    from ccanalytics.demo.generator import DEMO_TENANTS
 
     slugs = [slug for slug, _name, _share in DEMO_TENANTS]
     conn.execute(
@@ -56,8 +56,8 @@ def ensure_demo_prompts(engine: Engine) -> dict[str, uuid.UUID]:
     """The demo prompt versions that are missing. v1 is the call processor's own version, active in the
     processor (a prompt_versions row, as its seed migration writes one); v2 is written through
     ccanalytics (prompts.create_version: inactive, with its author and note). Returns label → id."""
-    from .. import prompts
-    from .generator import DEMO_PROMPTS
+    from ccanalytics.demo.generator import DEMO_PROMPTS
+    from ccanalytics.prompts import versions as prompts
 
     first, *later = DEMO_PROMPTS
     ids: dict[str, uuid.UUID] = {}
@@ -101,7 +101,7 @@ def ensure_demo_prompts(engine: Engine) -> dict[str, uuid.UUID]:
 def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, uuid.UUID], started: date, tz: str) -> uuid.UUID:
     """The demo's running A/B test (v1 against v2) in ccanalytics's cca_ab_tests, created once. Its salt
     is its name, so ``generator.ab_variant`` assigns the callers as the prompt resolver does."""
-    from .generator import DEMO_AB_TEST, DEMO_PROMPT_NAME
+    from ccanalytics.demo.generator import DEMO_AB_TEST, DEMO_PROMPT_NAME
 
     conn.execute(
         sa.text(
@@ -159,7 +159,7 @@ def load_demo_data(
     """Load ``days`` days of demo calls ending on ``end_date`` (default: today), only those that have
     ended by ``until`` (an aware instant; default: the clock's now — never a call in the future).
     Idempotent: the generator is deterministic per day, so reloading leaves existing calls unchanged."""
-    from .generator import DEMO_AB_TEST, generate_calls
+    from ccanalytics.demo.generator import DEMO_AB_TEST, generate_calls
 
     end = end_date or timeutil.today(tz)
     ensure_demo_setup(engine, end - timedelta(days=ab_days - 1), tz)

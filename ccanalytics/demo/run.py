@@ -15,12 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import callmetrics, clock, metrics, partitions, timeutil
-from ..config import Settings
-from ..database import check_connection, create_engine, engine_from_settings, resolve_url, safe_url
-from ..errors import ConfigError, OldSchemaError
-from ..migrate import migrate
-from .load import load_demo_data
+from ccanalytics.analytics import callmetrics, metrics
+from ccanalytics.core import clock, timeutil
+from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import ConfigError, OldSchemaError
+from ccanalytics.db import partitions
+from ccanalytics.db.engine import check_connection, create_engine, engine_from_settings, resolve_url, safe_url
+from ccanalytics.db.migrate import migrate
+from ccanalytics.demo.load import load_demo_data
 
 Echo = Callable[[str], Any]
 
@@ -60,10 +62,10 @@ def _step_load(ctx: DemoContext) -> str:
 
 def phase_one_to_now(engine: Engine, first: date, end: date, tz: str, book: Any = None) -> dict[str, Any] | None:
     """The demo's cost report: its phase-1 days (before the levers) against its current days, over
-    complete days only (today's fixed costs are still accruing: ccanalytics.fixedcost). None when the
+    complete days only (today's fixed costs are still accruing: ccanalytics.cost.fixed). None when the
     period holds no complete current day."""
-    from .. import cost
-    from .generator import DEMO_AB_DAYS
+    from ccanalytics.cost import calls as cost
+    from ccanalytics.demo.generator import DEMO_AB_DAYS
 
     levers_first = end - timedelta(days=DEMO_AB_DAYS - 1)  # phase 1 before, the levers from then on
     last_complete = min(end, timeutil.today(tz) - timedelta(days=1))
@@ -75,7 +77,8 @@ def phase_one_to_now(engine: Engine, first: date, end: date, tz: str, book: Any 
 
 
 def _step_costs(ctx: DemoContext) -> str:
-    from .. import cost, pricing
+    from ccanalytics.cost import calls as cost
+    from ccanalytics.cost import pricing
 
     first = ctx.end_date - timedelta(days=ctx.days - 1)
     book = pricing.load(ctx.settings.pricing_file)
@@ -105,7 +108,7 @@ def _step_daily_stats(ctx: DemoContext) -> str:
 
 
 def _step_score(ctx: DemoContext) -> str:
-    from .. import quality
+    from ccanalytics import quality
 
     judge, rubric = quality.from_settings(ctx.settings)
     # derived metrics (latency, pauses) feed the rule-based signals stored with every score
@@ -130,8 +133,8 @@ def _step_score(ctx: DemoContext) -> str:
 
 
 def _step_labels(ctx: DemoContext) -> str:
-    from ..quality import calibration
-    from .labels import label_demo_calls
+    from ccanalytics.demo.labels import label_demo_calls
+    from ccanalytics.quality import calibration
 
     labelled = label_demo_calls(ctx.engine, seed=ctx.seed)
     found = calibration.agreement(ctx.engine, min_labels=30)
@@ -146,7 +149,7 @@ def _step_labels(ctx: DemoContext) -> str:
 
 
 def _step_admin_user(ctx: DemoContext) -> str:
-    from .. import auth
+    from ccanalytics.auth import users as auth
 
     password = auth.ensure_demo_admin(ctx.engine)  # only when the database has no users at all
     if password is None:
@@ -155,7 +158,7 @@ def _step_admin_user(ctx: DemoContext) -> str:
 
 
 def _step_reports(ctx: DemoContext) -> str:
-    from .. import reporting
+    from ccanalytics.reports import run as reporting
 
     day = ctx.end_date - timedelta(days=1) if ctx.days > 1 else ctx.end_date
     first = max(day - timedelta(days=6), ctx.end_date - timedelta(days=ctx.days - 1))
@@ -165,7 +168,7 @@ def _step_reports(ctx: DemoContext) -> str:
 
 
 def _step_lake(ctx: DemoContext) -> str:
-    from .. import datalake
+    from ccanalytics.datalake import export as datalake
 
     lake_dir = ctx.settings.resolved_lake_dir()
     run = datalake.export_changed(

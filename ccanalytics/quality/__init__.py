@@ -10,14 +10,30 @@ labels, and problem detection.
 
 from __future__ import annotations
 
-from ..config import Settings
-from . import calibration, problems, report, review
-from .judge import Judge, JudgeError, JudgeResult, LLMJudge, LLMJudgeConfig, RulesJudge, parse_answer
-from .pipeline import ScoringConfig, ScoringRun, claim, enqueue, queue_status, score_one, score_pending
-from .rubric import DEFAULT_WEIGHTS, DESCRIPTIONS, CriterionScore, Overall, Rubric, answer_schema, overall
-from .rules import Signals, compute_signals, rules_judge
-from .store import load_calls, write_score
-from .transcript import CallView, ToolUse, TurnView, render
+from ccanalytics.core.config import Settings
+from ccanalytics.quality import calibration, problems, report, review
+from ccanalytics.quality.judge import Judge, JudgeError, JudgeResult, LLMJudge, LLMJudgeConfig, RulesJudge, parse_answer
+from ccanalytics.quality.pipeline import (
+    ScoringConfig,
+    ScoringRun,
+    claim,
+    enqueue,
+    queue_status,
+    score_one,
+    score_pending,
+)
+from ccanalytics.quality.rubric import (
+    DEFAULT_WEIGHTS,
+    DESCRIPTIONS,
+    CriterionScore,
+    Overall,
+    Rubric,
+    answer_schema,
+    overall,
+)
+from ccanalytics.quality.rules import Signals, compute_signals, rules_judge
+from ccanalytics.quality.store import load_calls, write_score
+from ccanalytics.quality.transcript import CallView, ToolUse, TurnView, render
 
 __all__ = [
     "DEFAULT_WEIGHTS",

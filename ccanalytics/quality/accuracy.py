@@ -19,10 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..definitions import LOW_QUALITY
-from ..vocabulary import CRITERIA
-from .rubric import CriterionScore
-from .transcript import CallView, ToolUse, TurnView
+from ccanalytics.core.definitions import LOW_QUALITY
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.quality.rubric import CriterionScore
+from ccanalytics.quality.transcript import CallView, ToolUse, TurnView
 
 Truth = Mapping[str, bool | None]
 
@@ -177,7 +177,7 @@ def demo_corpus(
     *, days: int = 3, calls_per_day: int = 150, end_date: Any = None, seed: int = 42
 ) -> list[tuple[CallView, dict[str, bool | None]]]:
     """Demo calls with the generator's staged truth (no database needed)."""
-    from ..demo.generator import generate_calls_with_truth
+    from ccanalytics.demo.generator import generate_calls_with_truth
 
     return [
         (callview_from_record(call), truth)

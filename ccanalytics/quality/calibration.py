@@ -14,8 +14,8 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import timeutil
-from ..vocabulary import CRITERIA
+from ccanalytics.core import timeutil
+from ccanalytics.core.vocabulary import CRITERIA
 
 PASS = 0.5
 DRIFT_KAPPA = 0.6

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..vocabulary import CRITERIA
-from .rubric import Rubric
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.quality.rubric import Rubric
 
 TOLERANCE = 0.0005  # the stored score is rounded to 4 digits
 

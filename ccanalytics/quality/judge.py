@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..vocabulary import CRITERIA
-from . import rules
-from .rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
-from .transcript import CallView, render
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.quality import rules
+from ccanalytics.quality.rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
+from ccanalytics.quality.transcript import CallView, render
 
 
 class JudgeError(Exception):

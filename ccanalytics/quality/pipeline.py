@@ -18,11 +18,11 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import retry, timeutil
-from ..errors import InvalidArgument
-from . import rules, store
-from .judge import Judge, JudgeError
-from .rubric import Rubric, overall
+from ccanalytics.core import retry, timeutil
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.quality import rules, store
+from ccanalytics.quality.judge import Judge, JudgeError
+from ccanalytics.quality.rubric import Rubric, overall
 
 REASONS = ("new", "rescore", "rubric_change")
 

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from .. import checkruns, clock, definitions, signals, timeutil
+from ccanalytics.analytics import checkruns, signals
+from ccanalytics.core import clock, definitions, timeutil
 
 TRANSFER_RATE = definitions.SCENARIO_TRANSFER_RATE
 MIN_CALLS = definitions.SCENARIO_MIN_CALLS

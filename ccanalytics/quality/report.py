@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import tenants, timeutil
-from ..vocabulary import CRITERIA
+from ccanalytics.core import timeutil
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.db import tenants
 
 LOW, HIGH = 0.5, 0.8  # the journal's colours: red < 0.5, yellow 0.5–0.8, green > 0.8
 

@@ -20,11 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import rutext, tenants, timeutil
-from ..auth import audit
-from ..definitions import LOW_QUALITY
-from ..errors import Conflict, InvalidArgument, NotFound
-from ..vocabulary import CRITERIA
+from ccanalytics.auth.users import audit
+from ccanalytics.core import rutext, timeutil
+from ccanalytics.core.definitions import LOW_QUALITY
+from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.db import tenants
 
 STATUSES = ("new", "in_review", "resolved")
 MAX_COMMENT = 5000  # characters of a review comment

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
-from ..errors import InvalidArgument
-from ..vocabulary import CRITERIA
+from ccanalytics.core.definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.core.vocabulary import CRITERIA
 
 # What each criterion means, for the judge (Russian: the rubric is read by staff too).
 DESCRIPTIONS: dict[str, str] = {

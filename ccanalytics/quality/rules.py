@@ -8,9 +8,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .. import labels, rutext, signals
-from .rubric import CriterionScore
-from .transcript import CallView
+from ccanalytics.analytics import signals
+from ccanalytics.core import labels, rutext
+from ccanalytics.quality.rubric import CriterionScore
+from ccanalytics.quality.transcript import CallView
 
 RULES_JUDGE_MODEL = "rules-v2"
 CONCISE_CHARS = 200  # a bot turn up to this long is concise for voice

@@ -10,12 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from ..dialogue import place_tools
-from ..vocabulary import CRITERIA
-from .judge import JudgeResult
-from .rubric import Overall, Rubric
-from .rules import Signals
-from .transcript import CallView, ToolUse, TurnView
+from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.ingest.dialogue import place_tools
+from ccanalytics.quality.judge import JudgeResult
+from ccanalytics.quality.rubric import Overall, Rubric
+from ccanalytics.quality.rules import Signals
+from ccanalytics.quality.transcript import CallView, ToolUse, TurnView
 
 # through cca_calls: order_id / fitting_booking_id are the processor's uuid or the reference a delivered call
 # log gave, and an unknown transfer flag reads as not transferred. The customer is the call's tenant's.
@@ -40,7 +40,7 @@ FROM call_tool_calls WHERE call_id = ANY(:ids) ORDER BY call_id, created_at, tur
 
 def load_calls(conn: sa.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CallView]:
     """CallViews for the given call ids (missing ids are absent from the result). Tool calls are
-    placed in the dialogue by time (:func:`ccanalytics.dialogue.place_tools`)."""
+    placed in the dialogue by time (:func:`ccanalytics.ingest.dialogue.place_tools`)."""
     ids = list(ids)
     if not ids:
         return {}

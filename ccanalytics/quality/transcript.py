@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..privacy import mask_phones_in_text
-from ..signals import LOW_CONFIDENCE
+from ccanalytics.analytics.signals import LOW_CONFIDENCE
+from ccanalytics.core.privacy import mask_phones_in_text
 
 MAX_VALUE_CHARS = 40
 MAX_RESULT_CHARS = 160

@@ -39,10 +39,11 @@ FROM generate_series(1, :n) g
 def run(quick: bool = False) -> None:
     import sqlalchemy as sa
 
-    from ccanalytics import cost, pricing
-    from ccanalytics.database import create_engine
+    from ccanalytics.cost import calls as cost
+    from ccanalytics.cost import pricing
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import compute_cost
-    from ccanalytics.migrate import migrate
 
     n = 100_000 if quick else 1_000_000
     # a call every 3 seconds up to the end of yesterday (by the one clock), so any day works

@@ -20,9 +20,9 @@ END_DATE = last_day()  # yesterday by the one clock: the benchmark runs on any d
 
 BULK = """
 import json, resource, sys, time
-from ccanalytics.database import create_engine
-from ccanalytics.ingest import ingest_file
-from ccanalytics.ingest_pipeline import default_workers
+from ccanalytics.db.engine import create_engine
+from ccanalytics.ingest.load import ingest_file
+from ccanalytics.ingest.pipeline import default_workers
 engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 t0 = time.perf_counter()
 result = ingest_file(engine, sys.argv[2], batch_size=1000)
@@ -34,12 +34,12 @@ print(json.dumps({"seconds": seconds, **result.summary(), **peak}))
 
 # The naive way: validate, then one INSERT statement per row, one transaction per call (or per
 # BATCH calls), customer upsert per call (per tenant and phone, as the processor's customers are), the
-# rows from the same validated call as the bulk load's (ccanalytics.ingest_prepare's row functions).
+# rows from the same validated call as the bulk load's (ccanalytics.ingest.prepare's row functions).
 ROW_BY_ROW = """
 import json, sys, time
-from ccanalytics.callog import validate_json
-from ccanalytics.database import create_engine
-from ccanalytics.ingest_prepare import (CALL_COLUMNS, INGEST_COLUMNS, TOOL_COLUMNS, TURN_COLUMNS, TURN_EXTRA_COLUMNS,
+from ccanalytics.ingest.callog import validate_json
+from ccanalytics.db.engine import create_engine
+from ccanalytics.ingest.prepare import (CALL_COLUMNS, INGEST_COLUMNS, TOOL_COLUMNS, TURN_COLUMNS, TURN_EXTRA_COLUMNS,
     call_row, ingest_row, tool_rows, turn_extra_rows, turn_rows)
 engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 per_tx = int(sys.argv[3])
@@ -84,8 +84,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "inserted": n, "turns": t
 
 STORE_CALLS = """
 import json, sys, time
-from ccanalytics.database import create_engine
-from ccanalytics.store import Store
+from ccanalytics.db.engine import create_engine
+from ccanalytics.analytics.store import Store
 store = Store(create_engine(sys.argv[1], statement_timeout_ms=0))
 runs = []
 for _ in range(6):
@@ -97,7 +97,7 @@ print(json.dumps({"rows": frame.height, "columns": frame.width, "runs": runs}))
 
 
 def _validate_ms(path: Path) -> float:
-    from ccanalytics.callog import validate_json
+    from ccanalytics.ingest.callog import validate_json
 
     lines = path.read_bytes().splitlines()
     t0 = time.perf_counter()
@@ -107,10 +107,10 @@ def _validate_ms(path: Path) -> float:
 
 
 def run(*, quick: bool = False) -> None:
-    from ccanalytics.database import create_engine
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import generate_calls
     from ccanalytics.demo.load import ensure_demo_tenants
-    from ccanalytics.migrate import migrate
 
     days, per_day, sample = (6, 500, 300) if quick else (90, 2000, 2000)
     work = Path(tempfile.mkdtemp(prefix="cca-bench-data-"))

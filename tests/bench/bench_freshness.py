@@ -66,12 +66,13 @@ def run(quick: bool = False) -> None:
     import sqlalchemy as sa
     from factories import end_as_processor, write_as_processor
 
-    from ccanalytics import exporter, jobs, timeutil
-    from ccanalytics.config import Settings
-    from ccanalytics.database import create_engine
+    from ccanalytics.core import timeutil
+    from ccanalytics.core.config import Settings
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo import load_demo_data
     from ccanalytics.demo.generator import generate_calls
-    from ccanalytics.migrate import migrate
+    from ccanalytics.ops import exporter, jobs
 
     minutes = 3 if quick else MINUTES
     days = 2 if quick else 7

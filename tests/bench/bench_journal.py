@@ -72,12 +72,13 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
     import sqlalchemy as sa
     from common import ensure_months
 
-    from ccanalytics import metrics, quality
-    from ccanalytics.database import create_engine
+    from ccanalytics import quality
+    from ccanalytics.analytics import metrics
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import generate_calls
     from ccanalytics.demo.load import ensure_demo_tenants
-    from ccanalytics.ingest import ingest_records
-    from ccanalytics.migrate import migrate
+    from ccanalytics.ingest.load import ingest_records
 
     engine = create_engine(url, statement_timeout_ms=0)
     migrate(engine)
@@ -241,7 +242,7 @@ def search_plan(plan: str = "shipped"):
     """Run journal.search through one plan: "shipped" (as it is), "gin" (the GIN plan over the whole
     window, no probe, no slices) or "probe" (the probe first, then the GIN plan over the window: the
     plan before issue 22)."""
-    from ccanalytics import journal
+    from ccanalytics.analytics import journal
 
     names = ("PROBE_CALLS", "RARE_TURNS", "SLICE_DAYS")
     saved = {n: getattr(journal, n) for n in names}
@@ -267,7 +268,7 @@ def ilike_query(sql: str) -> str:
     grouped by call) replaced by the calls with a turn ``t.content ILIKE %(like)s`` (same window)."""
     import re
 
-    from ccanalytics.journal import _SNIPPET
+    from ccanalytics.analytics.journal import _SNIPPET
 
     like = (
         f"AS matched FROM (SELECT t.call_id, min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
@@ -342,8 +343,9 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
 
     from common import loadavg
 
-    from ccanalytics import journal, timeutil
-    from ccanalytics.database import create_engine
+    from ccanalytics.analytics import journal
+    from ccanalytics.core import timeutil
+    from ccanalytics.db.engine import create_engine
 
     engine = create_engine(url, application_name="bench-journal", statement_timeout_ms=0)
     capture = Capture(engine)
@@ -478,7 +480,7 @@ WHERE t.call_id = ANY(%(ids)s) AND {match} ORDER BY t.call_id, t.turn_number LIM
 def measure_recall(engine) -> dict:
     """Calls found by the full-text search vs ILIKE '%word%' vs the whole word (``~* '\\mword\\M'``),
     over 30 days, with an example turn for each kind of difference."""
-    from ccanalytics import timeutil
+    from ccanalytics.core import timeutil
 
     first, last = _window(30, 0)
     start, end = timeutil.period_bounds(first, last, TZ)
@@ -518,8 +520,8 @@ SERVER_CHILD = """
 import logging, sys, threading
 from datetime import timedelta
 from waitress.server import create_server
-from ccanalytics.database import create_engine
-from ccanalytics.logs import setup
+from ccanalytics.db.engine import create_engine
+from ccanalytics.ops.logs import setup
 from webapp import create_app
 setup(logging.INFO)  # one JSON access-log line per request, as `ccanalytics serve` (to a file here)
 engine = create_engine(sys.argv[1], application_name="ccanalytics-admin")
@@ -632,14 +634,15 @@ def measure_http(url: str, seconds: float, log=print) -> dict:
 
     from common import ROOT, loadavg
 
-    from ccanalytics import auth
-    from ccanalytics.database import create_engine
+    from ccanalytics.auth import users as auth
+    from ccanalytics.db.engine import create_engine
 
     engine = create_engine(url)
     auth.add_user(engine, USER, PASSWORD, "analyst")
     ids = [r[0] for r in raw_execute(engine, "SELECT id::text FROM calls ORDER BY md5(id::text) LIMIT 500")]
     # the detail page's parts in process: the queries, and the latency chart it draws (matplotlib PNG)
-    from ccanalytics import charts, journal
+    from ccanalytics.analytics import journal
+    from ccanalytics.reports import charts
 
     journal.call_detail(engine, ids[0], tz=TZ)
     parts: dict[str, list[float]] = {"call_detail()": [], "latency chart (PNG)": []}
@@ -783,7 +786,7 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
     lat = [s * 1000 for _, _, s in res]
     whole_word_ok = all(r["word_not_fts"] == 0 for r in q["recall"].values())
     slowest = sorted(q["by_query"].items(), key=lambda kv: -median(kv[1]))[:6]
-    from ccanalytics import journal
+    from ccanalytics.analytics import journal
 
     size = "100k calls (--quick: the goals are stated for 1M and not checked)" if quick else "1M calls"
     goals = [

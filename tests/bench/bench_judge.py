@@ -26,7 +26,7 @@ END = date(2026, 11, 20)  # fixed, so the table does not move with the calendar
 def run(quick: bool = False) -> None:
     from judgecorpus import replay_llm_judge
 
-    from ccanalytics.definitions import LOW_QUALITY
+    from ccanalytics.core.definitions import LOW_QUALITY
     from ccanalytics.demo.generator import TRUTH_CRITERIA
     from ccanalytics.quality import RulesJudge
     from ccanalytics.quality.accuracy import (

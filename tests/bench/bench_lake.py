@@ -68,8 +68,8 @@ GROUP BY 1, 2 ORDER BY 1, 2
 
 EXPORT_CHILD = """
 import resource, sys, time
-import ccanalytics.datalake as lake
-from ccanalytics.database import create_engine
+import ccanalytics.datalake.export as lake
+from ccanalytics.db.engine import create_engine
 engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 t0 = time.perf_counter()
 r = lake.export_day(engine, sys.argv[2], sys.argv[3], "Europe/Kyiv")
@@ -77,7 +77,7 @@ print(time.perf_counter() - t0, sum(r.rows().values()), resource.getrusage(resou
 """
 QUERY_CHILD = """
 import resource, sys, time
-import ccanalytics.datalake as lake
+import ccanalytics.datalake.export as lake
 t0 = time.perf_counter()
 frame = lake.query(sys.argv[1], sys.argv[2])
 print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
@@ -93,8 +93,8 @@ print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE
 """
 WORKBENCH_PG_CHILD = """
 import resource, sys, time
-from ccanalytics.database import create_engine
-from ccanalytics.store import Store
+from ccanalytics.db.engine import create_engine
+from ccanalytics.analytics.store import Store
 store = Store(create_engine(sys.argv[1], statement_timeout_ms=0))
 t0 = time.perf_counter()
 frame = store.calls(sys.argv[2], sys.argv[3])
@@ -103,7 +103,7 @@ print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE
 
 
 def _turns_params(start, end):
-    import ccanalytics.datalake as lake
+    import ccanalytics.datalake.export as lake
 
     return {"start": start, "end": end, "cstart": start - lake.CHILD_SLACK, "cend": end + lake.CHILD_SLACK}
 
@@ -111,7 +111,7 @@ def _turns_params(start, end):
 def copy_turns(engine, start, end) -> int:
     """The export's read path: the turns of a day as ``COPY … TO STDOUT`` (CSV) parsed by Arrow in
     blocks, converted to the lake schema, phones masked."""
-    import ccanalytics.datalake as lake
+    import ccanalytics.datalake.export as lake
 
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
@@ -127,7 +127,7 @@ def cursor_turns(engine, start, end) -> int:
 
     import pyarrow as pa
 
-    import ccanalytics.datalake as lake
+    import ccanalytics.datalake.export as lake
 
     spec = lake.SPECS["turns"]
     sql = f"SELECT {', '.join(c.select() for c in spec.columns)} {spec.source}"
@@ -151,13 +151,15 @@ def cursor_turns(engine, start, end) -> int:
 def run(quick: bool = False) -> None:
     import sqlalchemy as sa
 
-    import ccanalytics.datalake as lake
-    from ccanalytics import metrics, quality, timeutil
-    from ccanalytics.database import create_engine
+    import ccanalytics.datalake.export as lake
+    from ccanalytics import quality
+    from ccanalytics.analytics import metrics
+    from ccanalytics.core import timeutil
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import generate_calls
     from ccanalytics.demo.load import ensure_demo_tenants
-    from ccanalytics.ingest import ingest_records
-    from ccanalytics.migrate import migrate
+    from ccanalytics.ingest.load import ingest_records
 
     per_day = 400 if quick else 2000
     days = 10 if quick else 90

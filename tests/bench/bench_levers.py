@@ -48,7 +48,7 @@ FIXED_END = date(2026, 11, 23)
 def run(quick: bool = False) -> None:
     import polars as pl
 
-    from ccanalytics import levers
+    from ccanalytics.cost import levers
     from ccanalytics.demo.generator import generate_calls
 
     days, per_day = (10, 400) if quick else (40, 400)

@@ -75,13 +75,15 @@ def pandas_daily(engine, start, end):
 def run(quick: bool = False) -> None:
     import sqlalchemy as sa
 
-    from ccanalytics import exporter, metrics, timeutil
-    from ccanalytics.database import create_engine
+    from ccanalytics.analytics import metrics
+    from ccanalytics.core import timeutil
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo import load_demo_data
     from ccanalytics.demo.generator import generate_calls
     from ccanalytics.demo.load import ensure_demo_tenants
-    from ccanalytics.ingest import ingest_records
-    from ccanalytics.migrate import migrate
+    from ccanalytics.ingest.load import ingest_records
+    from ccanalytics.ops import exporter
 
     per_day = 400 if quick else 2000
     copies = 1 if quick else 12  # 30 generated days + 30 × copies replicated
@@ -186,7 +188,7 @@ The full recompute runs three queries at once on three connections sharing one s
 side (one scan of the calls hashed into a group per local hour, scenario and transfer reason, from
 which the day totals, breakdowns and fingerprint roll up), the customers' window pass, and the
 call_metrics side (signal sums, and each day's replies as one text of integers from which
-ccanalytics.percentiles selects the exact p50/p95 with percentile_cont's interpolation instead of
+ccanalytics.analytics.percentiles selects the exact p50/p95 with percentile_cont's interpolation instead of
 sorting ~{n_calls * 5 / 1e6:.1f}M reply latencies row by row in SQL) — see docs/metrics.md. The
 incremental path, which the scheduler runs, reads the change indexes and recomputes only changed days.
 

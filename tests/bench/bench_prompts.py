@@ -38,10 +38,12 @@ def run(quick: bool = False) -> None:
     import pandas as pd
     import sqlalchemy as sa
 
-    from ccanalytics import clock, experiments, prompts
-    from ccanalytics.database import create_engine
-    from ccanalytics.migrate import migrate
-    from ccanalytics.promptlib import PromptResolver
+    from ccanalytics.core import clock
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
+    from ccanalytics.experiments import lifecycle as experiments
+    from ccanalytics.prompts import versions as prompts
+    from ccanalytics.prompts.resolver import PromptResolver
 
     n_calls = 10_000 if quick else 100_000
     with fresh_server() as make_db:
@@ -71,7 +73,7 @@ def run(quick: bool = False) -> None:
 
         start = clock.now() + timedelta(minutes=1)  # the one clock
         with engine.begin() as conn:
-            from ccanalytics import partitions
+            from ccanalytics.db import partitions
 
             partitions.ensure_months(
                 conn, [start.date().replace(day=1), (start + timedelta(days=10)).date().replace(day=1)]

@@ -22,11 +22,13 @@ COMMAND = "make bench BENCH=quality"
 def run(quick: bool = False) -> None:
     from fakeopenai import FakeOpenAI
 
-    from ccanalytics import callmetrics, quality, timeutil
-    from ccanalytics.database import create_engine
+    from ccanalytics import quality
+    from ccanalytics.analytics import callmetrics
+    from ccanalytics.core import timeutil
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo import load_demo_data
     from ccanalytics.demo.generator import generate_calls
-    from ccanalytics.migrate import migrate
     from ccanalytics.quality import LLMJudge, LLMJudgeConfig, Rubric, ScoringConfig
 
     per_day = 100 if quick else 400

@@ -18,9 +18,10 @@ COMMAND = "make bench BENCH=reports"
 
 
 def run(quick: bool = False) -> None:
-    from ccanalytics import dailyreport, reporting
-    from ccanalytics.config import Settings
+    from ccanalytics.core.config import Settings
     from ccanalytics.demo.run import run_demo
+    from ccanalytics.reports import daily as dailyreport
+    from ccanalytics.reports import run as reporting
 
     per_day = 500 if quick else 2000
     end = last_day()  # the demo ends yesterday by the one clock; the report is of the day before

@@ -2,7 +2,7 @@
 precision and recall of "cheap", the held-out openers alone — its import time and speed, and the
 replay (``routing_replay``, the same ``route`` per call) on demo data.
 
-Goals: complex calls routed cheap ≤ 2 %, simple calls routed cheap ≥ 60 %; ``from ccanalytics.router
+Goals: complex calls routed cheap ≤ 2 %, simple calls routed cheap ≥ 60 %; ``from ccanalytics.cost.router
 import route`` < 50 ms without Polars, SQLAlchemy or database code.
 """
 
@@ -22,7 +22,7 @@ COMMAND = "make bench BENCH=router"
 _IMPORT = """
 import json, sys, time
 t = time.perf_counter()
-from ccanalytics.router import route
+from ccanalytics.cost.router import route
 imported = time.perf_counter() - t
 t = time.perf_counter()
 route("Статус замовлення 204518")
@@ -41,12 +41,12 @@ def run(quick: bool = False) -> None:
     import polars as pl
     from router_corpus import confusion, load
 
-    from ccanalytics.database import create_engine
+    from ccanalytics.cost.router import route
+    from ccanalytics.cost.routing_replay import replay_routing, route_calls
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo import load_demo_data
     from ccanalytics.demo.generator import generate_calls
-    from ccanalytics.migrate import migrate
-    from ccanalytics.router import route
-    from ccanalytics.routing_replay import replay_routing, route_calls
 
     rows = load()
     c = confusion(rows)
@@ -117,7 +117,7 @@ Complex or content-free openers routed cheap:
 
 | Measurement | Result |
 |---|---|
-| `from ccanalytics.router import route` (child process, median of {len(imports)}) | **{median([i["import"] for i in imports]) * 1000:.1f} ms** |
+| `from ccanalytics.cost.router import route` (child process, median of {len(imports)}) | **{median([i["import"] for i in imports]) * 1000:.1f} ms** |
 | its first `route` call (compiles the patterns) | {median([i["first"] for i in imports]) * 1000:.1f} ms |
 | Polars / SQLAlchemy / psycopg modules loaded by it | {", ".join(heavy) or "none"} |
 | `route`, one call ({len(distinct):,} distinct demo openers) | {per_call_us:.0f} µs |

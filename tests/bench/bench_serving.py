@@ -47,10 +47,10 @@ MIX = {"journal": 0.45, "search": 0.2, "detail": 0.35}  # of the picks; a journa
 
 WAITRESS_CHILD = """
 import logging, sys
-from ccanalytics.logs import setup
+from ccanalytics.ops.logs import setup
 setup(logging.INFO)  # the same JSON access log as `ccanalytics serve`
 from waitress import create_server
-from ccanalytics.database import create_engine
+from ccanalytics.db.engine import create_engine
 from webapp import create_app
 engine = create_engine(sys.argv[1], application_name="ccanalytics-admin")
 app = create_app({"ENGINE": engine, "SCHEMA_GATE": True})
@@ -64,12 +64,13 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
     import sqlalchemy as sa
     from common import REPLICA_TABLES, ensure_months, replica_statements
 
-    from ccanalytics import metrics, quality
-    from ccanalytics.database import create_engine
+    from ccanalytics import quality
+    from ccanalytics.analytics import metrics
+    from ccanalytics.db.engine import create_engine
+    from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import generate_calls
     from ccanalytics.demo.load import ensure_demo_tenants
-    from ccanalytics.ingest import ingest_records
-    from ccanalytics.migrate import migrate
+    from ccanalytics.ingest.load import ingest_records
 
     engine = create_engine(url, statement_timeout_ms=0)
     migrate(engine)
@@ -376,8 +377,10 @@ def run(quick: bool = False) -> None:
     with fresh_server() as make_db:
         url = make_db("bench_serving")
         info = build(url, per_day, target, log)
-        from ccanalytics import auth, charts, journal, svgcharts
-        from ccanalytics.database import create_engine
+        from ccanalytics.analytics import journal
+        from ccanalytics.auth import users as auth
+        from ccanalytics.db.engine import create_engine
+        from ccanalytics.reports import charts, svgcharts
 
         engine = create_engine(url)
         auth.add_user(engine, USER, PASSWORD, "analyst")

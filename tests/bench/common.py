@@ -25,9 +25,9 @@ DOC = Path(os.environ.get("CCA_BENCH_DOC") or ROOT / "docs" / "benchmarks.md")
 
 def last_day(days_back: int = 1) -> date:
     """The last day of a benchmark's generated data: ``days_back`` days before today by the one clock
-    (ccanalytics.timeutil.today, Kyiv), so every group runs on any day. Yesterday by default: a whole
+    (ccanalytics.core.timeutil.today, Kyiv), so every group runs on any day. Yesterday by default: a whole
     day, nothing in the future, and inside every default window that ends today (the journal's 7 days)."""
-    from ccanalytics import timeutil
+    from ccanalytics.core import timeutil
 
     return timeutil.today() - timedelta(days=days_back)
 
@@ -46,7 +46,7 @@ def check_goals(group: str, goals: list[tuple[str, bool]]) -> None:
 @contextmanager
 def fresh_server():
     """A new embedded PostgreSQL with default (durable) settings; yields a function making databases."""
-    from ccanalytics import embedded
+    from ccanalytics.db import embedded
 
     root = Path(tempfile.mkdtemp(prefix="cca-bench-"))
     url = embedded.start(root / "pg", database="postgres", cleanup_mode="delete")
@@ -207,7 +207,7 @@ def replica_statements(conn, shift_days: int, *, source: str = "{table}", tables
 def ensure_months(engine, first: date, last: date) -> None:
     """The monthly partitions (``<table>_YYYY_MM``) from the month before ``first`` to the one after
     ``last``, made the way ccanalytics stands in for the processor's partition manager."""
-    from ccanalytics import partitions
+    from ccanalytics.db import partitions
 
     months, m = [], partitions.add_months(partitions.month_start(first), -1)
     while m <= partitions.add_months(partitions.month_start(last), 1):

@@ -1,0 +1,436 @@
+"""The query API for notebooks and the rest of the package.
+
+    import ccanalytics as cca
+    store = cca.connect()
+    calls = store.calls("2026-11-01", "2026-11-23", scenario="tire_search", transferred=True)
+    calls.to_pandas()
+
+Results are Polars DataFrames with timestamps in the business time zone (``tz``, CCA_TIMEZONE). Ids are uuids
+(text columns), as the call processor writes them. Rows are
+streamed out of PostgreSQL with ``COPY … TO STDOUT`` and parsed by Polars, which keeps a 90-day range
+well under a second. Phone numbers are masked unless ``mask_phones=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.core.privacy import InvalidPhone, mask_phone, normalize_phone
+
+DateLike = date | datetime | str | None
+
+
+@dataclass(frozen=True)
+class Col:
+    """One output column: SQL expression, name, and how to type it on the Polars side."""
+
+    sql: str
+    name: str
+    kind: str  # ts | bool | str | int | float | json
+
+    def select(self) -> str:
+        if self.kind == "ts":
+            return f"(extract(epoch FROM {self.sql}) * 1000000)::bigint AS {self.name}"
+        if self.kind == "bool":
+            return f"({self.sql})::int AS {self.name}"
+        if self.kind in ("str", "json"):
+            return f"({self.sql})::text AS {self.name}"
+        return f"{self.sql} AS {self.name}"
+
+
+_POLARS_READ = {
+    "ts": pl.Int64,
+    "bool": pl.Int8,
+    "str": pl.String,
+    "json": pl.String,
+    "int": pl.Int64,
+    "float": pl.Float64,
+}
+
+
+def _cost_part(part: str) -> str:
+    """One component of cca_calls.cost_breakdown as a number, without building the breakdown: the view
+    builds a JSON object per call from the processor's keys (cca_recorded_costs, migration 013), which
+    was most of the cost of reading many calls. The same choice as the view (ccanalytics's price unless
+    cca.cost_source says 'processor') and the same keys as cca_recorded_costs (``<part>_cost`` when the
+    processor's cost keys are there, else a call log's cost block as it is)."""
+    recorded = "c.recorded_cost_breakdown"
+    return (
+        "(CASE WHEN c.cost_priced AND current_setting('cca.cost_source', true) IS DISTINCT FROM 'processor' "
+        f"THEN c.computed_cost_breakdown->>'{part}' "
+        f"WHEN jsonb_typeof({recorded}) <> 'object' THEN NULL "
+        f"WHEN {recorded} ?| ARRAY['stt_cost', 'llm_cost', 'tts_cost', 'telephony_cost'] "
+        f"THEN {recorded}->>'{part}_cost' ELSE {recorded}->>'{part}' END)::float8"
+    )
+
+
+CALL_COLUMNS = (
+    Col("c.id", "id", "str"),
+    Col("c.started_at", "started_at", "ts"),
+    Col("c.ended_at", "ended_at", "ts"),
+    Col("c.duration_seconds", "duration_seconds", "int"),
+    Col("c.tenant", "tenant", "str"),  # the tenant's slug
+    Col("{caller}", "caller_id", "str"),
+    # a customer is one tenant's (customers are unique per tenant and phone): group by customer_id
+    Col("c.customer_id", "customer_id", "str"),  # uuid
+    Col("c.scenario", "scenario", "str"),
+    Col("c.transferred_to_operator", "transferred_to_operator", "bool"),
+    Col("c.transfer_reason", "transfer_reason", "str"),
+    Col("c.order_id", "order_id", "str"),
+    Col("c.fitting_booking_id", "fitting_booking_id", "str"),
+    Col("c.prompt_version", "prompt_version", "str"),
+    Col("c.ab_test_id", "ab_test_id", "str"),  # uuid
+    Col("c.ab_variant", "ab_variant", "str"),
+    Col("c.quality_score", "quality_score", "float"),
+    Col(_cost_part("stt"), "cost_stt_usd", "float"),
+    Col(_cost_part("llm"), "cost_llm_usd", "float"),
+    Col(_cost_part("tts"), "cost_tts_usd", "float"),
+    Col("c.total_cost_usd", "total_cost_usd", "float"),
+)
+# the JSON documents of a call: several KB each (the judge's reasons and signals), so only on request
+CALL_DETAIL_COLUMNS = (
+    Col("c.quality_details", "quality_details", "json"),
+    Col("c.cost_breakdown", "cost_breakdown", "json"),
+    Col("c.usage", "usage", "json"),
+)
+
+# read from cca_call_turns: the processor's turn with the speech duration and barge-in flag of a
+# delivered call log (NULL for a call the processor wrote itself)
+TURN_COLUMNS = (
+    Col("t.id", "id", "str"),
+    Col("t.call_id", "call_id", "str"),
+    Col("t.turn_number", "turn_number", "int"),
+    Col("t.speaker", "speaker", "str"),
+    Col("t.content", "content", "str"),
+    Col("t.stt_confidence", "stt_confidence", "float"),
+    Col("t.stt_latency_ms", "stt_latency_ms", "int"),
+    Col("t.llm_latency_ms", "llm_latency_ms", "int"),
+    Col("t.tts_latency_ms", "tts_latency_ms", "int"),
+    Col("t.speech_duration_ms", "speech_duration_ms", "int"),
+    Col("t.interrupted", "interrupted", "bool"),
+    Col("t.created_at", "created_at", "ts"),
+)
+
+# turn_number of a tool call counts the tool calls of its call (1, 2, …); created_at places it in the dialogue
+TOOL_COLUMNS = (
+    Col("x.id", "id", "str"),
+    Col("x.call_id", "call_id", "str"),
+    Col("x.turn_number", "turn_number", "int"),
+    Col("x.tool_name", "tool_name", "str"),
+    Col("x.tool_args", "tool_args", "json"),
+    Col("x.tool_result", "tool_result", "json"),
+    Col("x.duration_ms", "duration_ms", "int"),
+    Col("x.success", "success", "bool"),
+    Col("x.created_at", "created_at", "ts"),
+)
+
+# turns and tool calls are partitioned on their own timestamps: search this much around the calls
+_CHILD_SLACK = timedelta(hours=7)
+
+
+class Store:
+    """Read access to the call data. Create with :func:`ccanalytics.connect`."""
+
+    def __init__(self, engine: Engine, *, tz: str = timeutil.DEFAULT_TZ) -> None:
+        self.engine = engine
+        self.tz = tz
+
+    def __repr__(self) -> str:
+        from ccanalytics.db.engine import safe_url
+
+        return f"Store({safe_url(self.engine.url)}, tz={self.tz!r})"
+
+    # ------------------------------------------------------------------------------------ calls
+    def calls(
+        self,
+        date_from: DateLike = None,
+        date_to: DateLike = None,
+        *,
+        scenario: str | Sequence[str] | None = None,
+        transferred: bool | None = None,
+        transfer_reason: str | None = None,
+        quality_below: float | None = None,
+        quality_above: float | None = None,
+        prompt_version: str | Sequence[str] | None = None,
+        caller: str | None = None,
+        customer_id: str | uuid.UUID | None = None,
+        tenant: str | Sequence[str] | None = None,
+        call_ids: Iterable[str | uuid.UUID] | None = None,
+        scored: bool | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+        mask_phones: bool = True,
+        details: bool = False,
+    ) -> pl.DataFrame:
+        """Calls that started in [date_from, date_to] (local days, inclusive), oldest first.
+
+        Args:
+            date_from, date_to: dates (``date``, ``"2026-11-01"``, ``"today"``) or aware datetimes;
+                by default the last 30 days.
+            scenario: a scenario name or several; matches the whole scenario or one of its
+                ``+``-joined parts (``"order_creation"`` matches ``"tire_search + order_creation"``).
+            transferred / transfer_reason: operator transfers.
+            quality_below / quality_above: quality_score < below, > above (unscored calls excluded).
+            prompt_version: one label or several.
+            caller: a phone number in any common format (the number's calls to every tenant).
+            customer_id: one customer (a customer is one tenant's: the same number is a customer of
+                each tenant it called).
+            tenant: a tenant's slug or several.
+            scored: True for scored calls only, False for calls still waiting for a score.
+            limit, newest_first: at most ``limit`` rows, taken from the newest end if asked.
+            mask_phones: mask caller_id (default) — set False only inside the admin perimeter.
+            details: also return the JSON documents ``quality_details``, ``cost_breakdown`` and
+                ``usage`` (several KB per call: ask for them on short ranges).
+
+        Returns a DataFrame with one row per call; ``cost_*_usd`` columns unpack cost_breakdown.
+        """
+        start, end = timeutil.period_bounds(date_from, date_to, self.tz)
+        where = ["c.started_at >= %(start)s", "c.started_at < %(end)s"]
+        params: dict[str, Any] = {"start": start, "end": end}
+        if scenario is not None:
+            names = [scenario] if isinstance(scenario, str) else list(scenario)
+            where.append("(c.scenario = ANY(%(scenario)s) OR string_to_array(c.scenario, ' + ') && %(scenario)s)")
+            params["scenario"] = names
+        if transferred is not None:
+            where.append("c.transferred_to_operator = %(transferred)s")
+            params["transferred"] = bool(transferred)
+        if transfer_reason is not None:
+            where.append("c.transfer_reason = %(reason)s")
+            params["reason"] = transfer_reason
+        if quality_below is not None:
+            where.append("c.quality_score < %(qbelow)s")
+            params["qbelow"] = _score(quality_below, "quality_below")
+        if quality_above is not None:
+            where.append("c.quality_score > %(qabove)s")
+            params["qabove"] = _score(quality_above, "quality_above")
+        if prompt_version is not None:
+            where.append("c.prompt_version = ANY(%(pv)s)")
+            params["pv"] = [prompt_version] if isinstance(prompt_version, str) else list(prompt_version)
+        if caller is not None:
+            try:
+                params["caller"] = normalize_phone(caller)
+            except InvalidPhone as exc:
+                raise InvalidArgument(str(exc)) from None
+            where.append("c.caller_id = %(caller)s")
+        if customer_id is not None:
+            where.append("c.customer_id = %(customer_id)s")
+            params["customer_id"] = _uuids([customer_id], "customer id")[0]
+        if tenant is not None:
+            where.append("c.tenant = ANY(%(tenant)s)")
+            params["tenant"] = [tenant] if isinstance(tenant, str) else list(tenant)
+        if call_ids is not None:
+            where.append("c.id = ANY(%(ids)s)")
+            params["ids"] = _uuids(call_ids)
+        if scored is not None:
+            where.append("c.quality_score IS NOT NULL" if scored else "c.quality_score IS NULL")
+        order = " DESC" if newest_first else ""
+        columns = [Col(col.sql.format(caller="c.caller_id"), col.name, col.kind) for col in CALL_COLUMNS]
+        if details:
+            columns += CALL_DETAIL_COLUMNS
+        sql = (
+            f"SELECT {', '.join(c.select() for c in columns)} FROM cca_calls c "
+            f"WHERE {' AND '.join(where)} ORDER BY c.started_at{order}, c.id{order}{_limit(limit)}"
+        )
+        frame = self._frame(sql, params, columns)
+        return _mask_callers(frame) if mask_phones else frame
+
+    # ------------------------------------------------------------------------------------ turns
+    def turns(
+        self,
+        date_from: DateLike = None,
+        date_to: DateLike = None,
+        *,
+        call_ids: Iterable[str | uuid.UUID] | None = None,
+        speaker: str | None = None,
+        limit: int | None = None,
+    ) -> pl.DataFrame:
+        """Turns of the calls that started in [date_from, date_to], ordered by call and turn.
+
+        With ``call_ids`` and no dates, the turns of those calls whenever they happened (no default window).
+        """
+        if speaker is not None and speaker not in ("customer", "bot"):
+            raise InvalidArgument("speaker must be 'customer' or 'bot'")
+        sql, params = self._child_query(
+            "cca_call_turns",
+            "t",
+            TURN_COLUMNS,
+            date_from,
+            date_to,
+            call_ids,
+            limit,
+            extra=("t.speaker = %(speaker)s", {"speaker": speaker}) if speaker else None,
+        )
+        return self._frame(sql, params, TURN_COLUMNS)
+
+    def tool_calls(
+        self,
+        date_from: DateLike = None,
+        date_to: DateLike = None,
+        *,
+        call_ids: Iterable[str | uuid.UUID] | None = None,
+        tool_name: str | None = None,
+        success: bool | None = None,
+        limit: int | None = None,
+    ) -> pl.DataFrame:
+        """Tool calls of the calls that started in [date_from, date_to]; args/results as JSON text.
+
+        With ``call_ids`` and no dates, the tool calls of those calls whenever they happened.
+        """
+        conds, params = [], {}
+        if tool_name is not None:
+            conds.append("x.tool_name = %(tool)s")
+            params["tool"] = tool_name
+        if success is not None:
+            conds.append("x.success = %(success)s")
+            params["success"] = bool(success)
+        extra = (" AND ".join(conds), params) if conds else None
+        sql, params = self._child_query(
+            "call_tool_calls", "x", TOOL_COLUMNS, date_from, date_to, call_ids, limit, extra=extra
+        )
+        return self._frame(sql, params, TOOL_COLUMNS)
+
+    # ------------------------------------------------------------------------------------ ad hoc
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run a read query (SQLAlchemy ``:name`` parameters) and return a DataFrame."""
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(query), params or {})
+            rows = result.fetchall()
+            names = list(result.keys())
+        return pl.DataFrame([tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None)
+
+    # ------------------------------------------------------------------------------------ helpers
+    def _child_query(self, table, alias, columns, date_from, date_to, call_ids, limit, *, extra=None):
+        params: dict[str, Any] = {}
+        if call_ids is not None and date_from is None and date_to is None:
+            # the given calls whenever they happened: no default window, each call's rows near its start
+            params["ids"] = _uuids(call_ids)
+            where = [
+                f"EXISTS (SELECT 1 FROM cca_calls c WHERE c.id = ANY(%(ids)s) AND c.id = {alias}.call_id "
+                f"AND {alias}.created_at >= c.started_at - %(slack)s "
+                f"AND {alias}.created_at < c.started_at + %(slack)s)",
+                f"{alias}.call_id = ANY(%(ids)s)",
+            ]
+            params["slack"] = _CHILD_SLACK
+        else:
+            start, end = timeutil.period_bounds(date_from, date_to, self.tz)
+            params.update(start=start, end=end, cstart=start - _CHILD_SLACK, cend=end + _CHILD_SLACK)
+            call_filter = ""
+            if call_ids is not None:
+                call_filter = " AND c.id = ANY(%(ids)s)"
+                params["ids"] = _uuids(call_ids)
+            where = [
+                f"{alias}.created_at >= %(cstart)s",
+                f"{alias}.created_at < %(cend)s",
+                f"{alias}.call_id IN (SELECT c.id FROM cca_calls c WHERE c.started_at >= %(start)s "
+                f"AND c.started_at < %(end)s{call_filter})",
+            ]
+        if extra:
+            where.append(extra[0])
+            params.update(extra[1])
+        sql = (
+            f"SELECT {', '.join(c.select() for c in columns)} FROM {table} {alias} "
+            f"WHERE {' AND '.join(where)} ORDER BY {alias}.call_id, {alias}.turn_number, {alias}.id{_limit(limit)}"
+        )
+        return sql, params
+
+    def _frame(self, sql: str, params: dict[str, Any], columns: Sequence[Col]) -> pl.DataFrame:
+        buf = io.BytesIO()
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy,
+            ):
+                for chunk in copy:
+                    buf.write(chunk)
+        buf.seek(0)
+        frame = pl.read_csv(
+            buf,
+            schema={c.name: _POLARS_READ[c.kind] for c in columns},
+            has_header=True,
+        )
+        conversions = []
+        for c in columns:
+            if c.kind == "ts":
+                conversions.append(
+                    pl.from_epoch(pl.col(c.name), time_unit="us")
+                    .dt.replace_time_zone("UTC")
+                    .dt.convert_time_zone(self.tz)
+                )
+            elif c.kind == "bool":
+                conversions.append(pl.col(c.name).cast(pl.Boolean))
+        return frame.with_columns(conversions) if conversions else frame
+
+
+def _mask_callers(frame: pl.DataFrame) -> pl.DataFrame:
+    """Mask caller_id exactly as privacy.mask_phone does: vectorised for stored E.164 numbers
+    (``+380671234567`` → ``+38067*****67``), through mask_phone itself for anything else."""
+    if frame.is_empty():
+        return frame
+    col = pl.col("caller_id")
+    e164 = col.str.contains(r"^\+[0-9]{11,}$")
+    length = col.str.len_chars()
+    masked = pl.lit(None, dtype=pl.String)
+    for n in range(12, 17):  # '+' and 11-15 digits: keep '+' and 5 digits, hide all but the last 2
+        masked = (
+            pl.when(e164 & (length == n))
+            .then(col.str.slice(0, 6) + "*" * (n - 8) + col.str.slice(n - 2))
+            .otherwise(masked)
+        )
+    others = frame.filter(col.is_not_null() & ~(e164 & length.is_between(12, 16))).get_column("caller_id").unique()
+    mapping = {number: mask_phone(number) for number in others.to_list()}
+    fallback = col.replace_strict(mapping, default=None, return_dtype=pl.String) if mapping else pl.lit(None)
+    return frame.with_columns(pl.coalesce(masked, fallback).alias("caller_id"))
+
+
+def _score(value: float, name: str) -> float:
+    if not 0 <= float(value) <= 1:
+        raise InvalidArgument(f"{name} must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def _uuids(values: Iterable[str | uuid.UUID], what: str = "call id") -> list[uuid.UUID]:
+    out = []
+    for v in values:
+        try:
+            out.append(v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)))
+        except ValueError:
+            raise InvalidArgument(f"not a {what} (UUID): {v!r}") from None
+    return out
+
+
+def _limit(limit: int | None) -> str:
+    if limit is None:
+        return ""
+    if int(limit) < 1:
+        raise InvalidArgument("limit must be positive")
+    return f" LIMIT {int(limit)}"
+
+
+def connect(url: str | None = None, *, settings: Any = None) -> Store:
+    """Open the project database: ``url``, else ``CCA_DATABASE_URL``, else the embedded server.
+
+    The embedded database is migrated when its schema is behind, so it is ready to use at once; a
+    production database is never migrated implicitly (run ``ccanalytics db migrate``).
+    """
+    from ccanalytics.core.config import get_settings
+    from ccanalytics.db.engine import engine_from_settings
+    from ccanalytics.db.migrate import migrate, status
+
+    settings = settings or get_settings()
+    embedded = url is None and not settings.database_url
+    engine = engine_from_settings(settings, url=url, application_name="ccanalytics")
+    if embedded and not status(engine).up_to_date:
+        migrate(engine, partitions_ahead_months=settings.partitions_ahead_months)
+    return Store(engine, tz=settings.timezone)

@@ -1,0 +1,136 @@
+"""Engines: production PostgreSQL from a URL, or the embedded server when no URL is configured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from ccanalytics.core.errors import ConfigError, DatabaseUnavailable, WriteRefused
+from ccanalytics.db import embedded
+
+if TYPE_CHECKING:
+    from ccanalytics.core.config import Settings
+
+
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+# read_only_sql_transaction, insufficient_privilege: the database refused a change
+WRITE_REFUSED_SQLSTATES = ("25006", "42501")
+
+
+def resolve_url(settings: Settings) -> str:
+    """The SQLAlchemy URL to use: ``CCA_DATABASE_URL`` or the (started) embedded server; with
+    ``CCA_READ_ONLY`` its sessions start read-only; ``CCA_QUALITY_SOURCE`` / ``CCA_COST_SOURCE`` other
+    than ccanalytics set the session settings the view ``cca_calls`` reads (migration 015)."""
+    url = _resolve_url(settings)
+    extra = [READ_ONLY_OPTION] if settings.read_only else []
+    if settings.quality_source != "ccanalytics":
+        extra.append(f"-c cca.quality_source={settings.quality_source}")
+    if settings.cost_source != "ccanalytics":
+        extra.append(f"-c cca.cost_source={settings.cost_source}")
+    if extra:
+        parsed = make_url(url)
+        options = " ".join(filter(None, (parsed.query.get("options"), *extra)))
+        url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    return url
+
+
+def _resolve_url(settings: Settings) -> str:
+    if settings.database_url:
+        url = embedded.to_sqlalchemy_url(settings.database_url.strip())
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigError(f"CCA_DATABASE_URL is not a valid database URL: {exc}") from exc
+        if parsed.get_backend_name() != "postgresql":
+            raise ConfigError(f"CCA_DATABASE_URL must point at PostgreSQL, got '{parsed.get_backend_name()}'")
+        return url
+    return embedded.start(settings.resolved_pg_data(), database=settings.embedded_database)
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    statement_timeout_ms: int = 60_000,
+    application_name: str = "ccanalytics",
+) -> Engine:
+    """An engine whose sessions run in UTC with a statement timeout.
+
+    Timestamps are stored as timestamptz; conversion to the business time zone (``CCA_TIMEZONE``)
+    happens in the library, so the session time zone never changes a result.
+    """
+    options = "-c timezone=UTC"
+    if statement_timeout_ms:
+        options += f" -c statement_timeout={int(statement_timeout_ms)}"
+    parsed = make_url(embedded.to_sqlalchemy_url(url))
+    if parsed.query.get("options"):  # options given in the URL (CCA_READ_ONLY adds one) come first
+        options = f"{parsed.query['options']} {options}"
+        parsed = parsed.difference_update_query(["options"])
+    engine = sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": options, "application_name": application_name},
+    )
+    sa.event.listen(engine, "handle_error", _refused_write)
+    return engine
+
+
+def engine_from_settings(
+    settings: Settings,
+    *,
+    application_name: str,
+    url: str | None = None,
+    pool_size: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> Engine:
+    """The engine of a process, from its one ``Settings``: the URL they resolve to (or ``url``, already
+    resolved: the embedded server started before a fork, a URL with a connect timeout added),
+    ``CCA_DB_POOL_SIZE`` connections and ``CCA_STATEMENT_TIMEOUT_MS`` unless given here."""
+    return create_engine(
+        url or resolve_url(settings),
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms,
+        application_name=application_name,
+    )
+
+
+def is_write_refused(exc: BaseException) -> bool:
+    """True when ``exc`` says the database refused a change (read-only session, missing privilege)."""
+    if isinstance(exc, WriteRefused):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) in WRITE_REFUSED_SQLSTATES
+
+
+def _refused_write(context: sa.engine.ExceptionContext) -> None:
+    """Raise WriteRefused (a one-line error at every edge) instead of the driver's error."""
+    orig = context.original_exception
+    state = getattr(orig, "sqlstate", None)
+    if state not in WRITE_REFUSED_SQLSTATES:
+        return
+    reason = str(orig).strip().splitlines()[0]
+    if state == "25006":
+        hint = "this connection is read-only (CCA_READ_ONLY or a read replica)"
+    else:
+        hint = "the database role lacks the privilege (a read-only role?)"
+    raise WriteRefused(f"the database refused: {reason}; {hint}. See docs/attach.md") from context.sqlalchemy_exception
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailable with a readable message when the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to {safe_url(engine.url)}: {str(exc.orig).strip().splitlines()[0]}"
+        ) from exc
+
+
+def safe_url(url: sa.URL | str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)

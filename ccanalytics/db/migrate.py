@@ -1,0 +1,312 @@
+"""Schema migrations: numbered SQL files in ``sql/migrations`` applied in order and recorded.
+
+Each file runs in its own transaction (a file whose first line is ``-- cca:no-transaction`` runs in
+autocommit, for ``CREATE INDEX CONCURRENTLY``). A session advisory lock makes concurrent
+``db migrate`` runs wait for each other instead of racing. A migration file changed after it was
+applied is refused: the database would no longer match the files.
+
+The call processor's tables are never created by a migration file. A database the call processor
+created (its tables, no migration history) is attached (:mod:`ccanalytics.db.attach`): our objects are
+added without long locks, and the migrations are recorded so that later ones apply normally. An empty
+database (the embedded demo, the tests) first gets the processor's tables exactly as the processor
+creates them (``sql/processor/schema.sql``), so every database ccanalytics runs on has one shape. A
+schema that is current is not written to at all, so read-only roles and replicas can run every reading
+command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ccanalytics.core.errors import MigrationError, OldSchemaError, WriteRefused
+from ccanalytics.db import partitions, sqlfiles
+from ccanalytics.db.engine import is_write_refused
+
+log = logging.getLogger(__name__)
+MIGRATION_LOCK_KEY = 0x6363_616D  # "ccam"
+_FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+NO_TRANSACTION_MARKER = "-- cca:no-transaction"
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS cca_schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @property
+    def transactional(self) -> bool:
+        return not self.sql.lstrip().startswith(NO_TRANSACTION_MARKER)
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[AppliedMigration]
+    pending: list[Migration]
+    changed: list[int]  # versions whose file differs from what was applied
+    partitions: dict[str, list[str]]
+    attach_pending: bool = False  # an attach to the call processor's schema did not finish
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.changed and not self.attach_pending
+
+
+def discover(directory: Path | None = None) -> list[Migration]:
+    """Migration files in version order; duplicate versions or stray files are an error."""
+    directory = directory or sqlfiles.sql_dir() / "migrations"
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_RE.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file name must look like 001_name.sql: {path.name}")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(
+                f"two migration files share version {version}: {found[version].path.name}, {path.name}"
+            )
+        found[version] = Migration(version, match.group(2), path)
+    return [found[v] for v in sorted(found)]
+
+
+def _applied(conn: sa.Connection) -> dict[int, AppliedMigration]:
+    exists = conn.execute(sa.text("SELECT to_regclass('cca_schema_migrations')")).scalar()
+    if exists is None:
+        return {}
+    rows = conn.execute(
+        sa.text("SELECT version, name, checksum, applied_at, duration_ms FROM cca_schema_migrations ORDER BY version")
+    )
+    return {r.version: AppliedMigration(*r) for r in rows}
+
+
+def status(engine: Engine, directory: Path | None = None) -> MigrationStatus:
+    migrations = discover(directory)
+    with engine.connect() as conn:
+        applied = _applied(conn)
+        parts = partitions.list_partitions(conn) if applied else {}
+        attach_pending = bool(applied) and _attach_unfinished(conn)
+    by_version = {m.version: m for m in migrations}
+    changed = [v for v, a in applied.items() if v in by_version and by_version[v].checksum != a.checksum]
+    pending = [m for m in migrations if m.version not in applied]
+    return MigrationStatus(list(applied.values()), pending, changed, parts, attach_pending)
+
+
+def _attach_unfinished(conn: sa.Connection) -> bool:
+    if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is None:
+        return False
+    return not conn.execute(sa.text("SELECT completed_at IS NOT NULL FROM cca_schema_attach")).scalar()
+
+
+def migrate(
+    engine: Engine,
+    *,
+    directory: Path | None = None,
+    partitions_ahead_months: int = 3,
+    on_applied=None,
+    on_step=None,
+    lock_timeout_ms: int | None = None,
+    lock_wait_s: float | None = None,
+) -> list[Migration]:
+    """Apply pending migrations in order, then make sure partitions exist ahead of time.
+
+    Uses a single connection that holds a session advisory lock for the whole run, so concurrent
+    callers queue up instead of racing (and never need a second pooled connection).
+    Returns the migrations applied by this call (empty when the schema was current).
+
+    A database holding the call processor's tables without our migration history is attached
+    (:func:`ccanalytics.db.attach.attach`; ``on_step`` hears every attach step, ``lock_timeout_ms``
+    bounds each wait for a lock and ``lock_wait_s`` how long a busy table is retried). A current
+    schema is not written to: read-only roles pass.
+    """
+    from ccanalytics.db import attach
+
+    migrations = discover(directory)
+    applied_now: list[Migration] = []
+    with engine.connect() as conn:
+        _lock(conn)
+        try:
+            applied = _applied(conn)
+            if applied:
+                _refuse_old_generation(conn)
+            attaching = attach.needed(conn, has_history=bool(applied))
+            has_table = conn.execute(sa.text("SELECT to_regclass('cca_schema_migrations')")).scalar() is not None
+            conn.commit()
+            if not applied and not attaching:
+                _create_processor_tables(conn)
+            pending = [m for m in migrations if m.version not in applied]
+            try:
+                if attaching:
+                    options: dict[str, Any] = {}
+                    if lock_timeout_ms is not None:
+                        options["lock_timeout_ms"] = lock_timeout_ms
+                    if lock_wait_s is not None:
+                        options["lock_wait_s"] = lock_wait_s
+                    recorded = attach.attach(conn, migrations, applied=set(applied), on_step=on_step, **options)
+                    for m in recorded:
+                        applied_now.append(m)
+                        if on_applied:
+                            on_applied(m)
+                    applied = _applied(conn)
+                    conn.commit()
+                elif not has_table:
+                    with conn.begin():
+                        conn.execute(sa.text(_CREATE_TABLE))
+                for m in migrations:
+                    if m.version in applied:
+                        if applied[m.version].checksum != m.checksum:
+                            raise MigrationError(
+                                f"migration {m.path.name} was changed after it was applied; "
+                                "add a new migration instead of editing an applied one"
+                            )
+                        continue
+                    _apply(conn, m)
+                    applied_now.append(m)
+                    if on_applied:
+                        on_applied(m)
+            except (sa.exc.DBAPIError, psycopg.Error, MigrationError, WriteRefused) as exc:
+                cause = exc if not isinstance(exc, MigrationError) else exc.__cause__
+                if cause is None or not is_write_refused(cause):
+                    raise
+                what = "an attach to the call processor's schema" if attaching else f"{len(pending)} migration(s)"
+                raise MigrationError(
+                    f"the database needs {what} but this connection may not change the schema "
+                    f"({_first_line(cause)}); run `ccanalytics db migrate` with the schema owner's role"
+                ) from exc
+            _ensure_partitions(conn, partitions_ahead_months)
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+    return applied_now
+
+
+def _create_processor_tables(conn: sa.Connection) -> None:
+    """On an empty database, the call processor's tables as the processor creates them; ccanalytics then
+    stands in for the processor's partition manager (:mod:`ccanalytics.db.partitions`)."""
+    exists = conn.execute(sa.text("SELECT to_regclass('calls')")).scalar() is not None
+    conn.commit()
+    if exists:
+        return
+    raw = conn.connection.driver_connection
+    try:
+        with conn.begin():
+            raw.execute(sqlfiles.processor_schema())
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        raise MigrationError(f"cannot create the call processor's tables: {_first_line(exc)}") from exc
+
+
+def _refuse_old_generation(conn: sa.Connection) -> None:
+    """Versions before 0.2 kept their own copy of the call processor's tables (bigint ids, columns of
+    ccanalytics inside calls and call_turns). Such a database cannot be brought to the processor's shape
+    in place; it is refused with what to do."""
+    old = conn.execute(
+        sa.text(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'calls' AND column_name = 'payload_sha256'"
+        )
+    ).scalar()
+    if old:
+        raise OldSchemaError(
+            "this database was created by ccanalytics 0.1 with its own copy of the call processor's tables "
+            "(bigint ids); it cannot be converted in place: create a new database and load the calls again "
+            "(the embedded demo: `ccanalytics demo --reset`)"
+        )
+
+
+def _lock(conn: sa.Connection) -> None:
+    """Take the migration lock, polling: a waiter must not sit in an open transaction, or a concurrent
+    ``CREATE INDEX CONCURRENTLY`` of the lock holder (attach mode) would wait for it — a deadlock."""
+    while True:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar()
+        conn.commit()
+        if got:
+            return
+        time.sleep(0.1)
+
+
+def _ensure_partitions(conn: sa.Connection, months_ahead: int) -> None:
+    """Partitions ahead; a connection that may not create them (read-only) leaves them to the owner."""
+    try:
+        with conn.begin():
+            partitions.ensure_ahead(conn, months_ahead=months_ahead)
+    except (sa.exc.DBAPIError, WriteRefused) as exc:
+        if not is_write_refused(exc):
+            raise
+        log.warning("partitions ahead not created: %s", _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(getattr(orig, "message", None) or orig).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _apply(conn: sa.Connection, m: Migration) -> None:
+    started = time.perf_counter()
+    record = sa.text("INSERT INTO cca_schema_migrations (version, name, checksum, duration_ms) VALUES (:v, :n, :c, :d)")
+    raw = conn.connection.driver_connection  # runs SQL text as is, without parameter parsing
+    try:
+        if m.transactional:
+            with conn.begin():
+                raw.execute(m.sql)
+                conn.execute(record, _record_params(m, started))
+        else:
+            raw.autocommit = True
+            try:
+                for statement in sqlfiles.split_statements(m.sql):
+                    raw.execute(statement)
+            finally:
+                raw.autocommit = False
+            with conn.begin():
+                conn.execute(record, _record_params(m, started))
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        orig = getattr(exc, "orig", None) or exc
+        message = str(orig).strip().splitlines()[0]
+        raise MigrationError(f"migration {m.path.name} failed: {message}") from exc
+
+
+def _record_params(m: Migration, started: float) -> dict:
+    return {
+        "v": m.version,
+        "n": m.name,
+        "c": m.checksum,
+        "d": int((time.perf_counter() - started) * 1000),
+    }
