@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import DEMO_END
 from fakechannels import FakeTelegram, SMTPServer, channel_settings
+from mailclients import assert_fits_mail_clients, assert_fits_telegram
 
 from ccanalytics.analytics import checkruns
 from ccanalytics.cli.root import main
@@ -238,6 +239,8 @@ def test_report_goes_by_email_and_telegram_once(demo_url, demo_engine, tmp_path)
         [doc] = tg.sent("sendDocument")
         filename, data, _ = doc.files["document"]
         assert filename == f"daily-{DEMO_END}.html" and data == run.rendered.html_path.read_bytes()
+        assert_fits_mail_clients(mail)  # Gmail's and Outlook's limits; the attached report opens offline
+        assert_fits_telegram(tg)
         marker = json.loads(run.rendered.html_path.with_suffix(".sent.json").read_text())
         assert set(marker["channels"]) == {"email", "telegram"}
         # a scheduled re-run does not send the same report twice

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import drop_database, new_database
 from fakechannels import FakeTelegram, SMTPServer, channel_settings
+from mailclients import assert_fits_mail_clients, assert_fits_telegram
 from test_daystory import DAY, WEEKS, normal, outage
 from test_report_story import _allowed, shots  # noqa: F401  (shots: the screenshot fixture)
 from test_russian_crawl import problems, visible
@@ -357,6 +358,8 @@ def test_the_scheduler_sends_it_on_monday_morning_once(weekly_url, weekly_engine
         assert mail["Subject"] == f"Недельная сводка колл-центра за {BAD[0]:%d.%m} — {BAD[1]:%d.%m.%Y}"
         (text,) = tg.texts()
         assert f"Выделяется {OUTAGE:%d.%m} (понедельник)" in text and len(tg.sent("sendDocument")) == 1
+        assert_fits_mail_clients(mail)
+        assert_fits_telegram(tg)
         again = jobs.weekly_report(weekly_engine, settings, today=NOW.date() + timedelta(days=2))  # same week
         assert again.outcome["skipped"] == "already delivered"
         assert len(smtp.messages) == 1 and len(tg.sent("sendMessage")) == 1
