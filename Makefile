@@ -26,9 +26,10 @@ demo: install
 lab: install
 	cd notebooks && $(abspath $(VENV))/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-## lint: ruff over the code and the tests
+## lint: ruff over the code and the tests, mypy over the code (pyproject.toml [tool.mypy])
 lint: install
 	$(VENV)/bin/ruff check ccanalytics webapp scheduler tests
+	$(VENV)/bin/mypy
 
 ## systools: the system tools the tests run (promtool, prometheus, alertmanager, chromium); installs them as root
 systools:

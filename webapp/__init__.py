@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app
+from flask.json.provider import DefaultJSONProvider
 
 from ccanalytics.core.config import Settings
 
@@ -27,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     )
     if config:
         app.config.update(config)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless an app sets json_provider_class
     app.json.ensure_ascii = False
 
     from . import (

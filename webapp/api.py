@@ -18,7 +18,7 @@ import logging
 import re
 from dataclasses import asdict
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -140,7 +140,14 @@ def _http_error(exc: HTTPException):
 # -------------------------------------------------------------------------------------- parameters
 DATE_FROM = Param("date_from", "date", "First day (YYYY-MM-DD, business time zone), inclusive.")
 DATE_TO = Param("date_to", "date", "Last day (YYYY-MM-DD), inclusive; default today.")
-SCORE = {"minimum": 0.0, "maximum": 1.0}
+
+
+class _Bounds(TypedDict):
+    minimum: float
+    maximum: float
+
+
+SCORE: _Bounds = {"minimum": 0.0, "maximum": 1.0}
 
 
 # ------------------------------------------------------------------------------------------- views

@@ -135,7 +135,7 @@ class Param:
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI schema of this parameter."""
-        base: dict[str, Any] = {
+        schemas: dict[str, dict[str, Any]] = {
             "date": {"type": "string", "format": "date", "pattern": DATE_PATTERN},
             "bool": {"type": "boolean"},
             "int": {"type": "integer"},
@@ -148,7 +148,8 @@ class Param:
             },
             "enum": {"type": "string", "enum": list(self.choices)},
             "uuid": {"type": "string", "format": "uuid"},
-        }[self.kind]
+        }
+        base = schemas[self.kind]
         if self.minimum is not None:
             base["minimum"] = self.minimum
         if self.maximum is not None:

@@ -96,6 +96,14 @@ def current_principal() -> Principal | None:
     return g.get("principal")
 
 
+def require_principal() -> Principal:
+    """The principal of a view that requires a login (``role_required``, ``login_required``)."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized("log in first")
+    return principal
+
+
 # --------------------------------------------------------------------------------------- decorators
 def public(view: Callable) -> Callable:
     """No login needed. A public view that changes state checks CSRF itself (see ``login``)."""

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import MapAdapter
 
 from ccanalytics.auth import formdrafts
 from ccanalytics.core import rutext
@@ -51,7 +53,18 @@ KEY = re.compile(r"^[A-Za-z0-9_\-]{20,100}$")
 
 
 def _signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="cca-form-owner")
+    secret_key = current_app.secret_key
+    if secret_key is None:  # webapp/auth.py sets one when the app is created
+        raise RuntimeError("the app has no SECRET_KEY")
+    return URLSafeTimedSerializer(secret_key, salt="cca-form-owner")
+
+
+def _url_adapter() -> MapAdapter:
+    """The app's URL adapter for this request."""
+    adapter = current_app.create_url_adapter(request)
+    if adapter is None:  # only outside a request
+        raise RuntimeError("no URL adapter outside a request")
+    return adapter
 
 
 def remember_owner(response: Response, user_id: int) -> None:
@@ -103,7 +116,7 @@ def _form_page() -> str:
         if auth.safe_next(page) == page:
             return page
     try:
-        current_app.create_url_adapter(request).match(request.path, method="GET")
+        _url_adapter().match(request.path, method="GET")
     except HTTPException:
         return "/"
     return request.path
@@ -146,9 +159,11 @@ def show(key: str):
             ru=f"Сохранённой формы нет: она хранится {rutext.count(_ttl_minutes(), 'минуту', 'минуты', 'минут')} "
             "и только для того, кто её отправил.",
         )
-    endpoint, view_args = None, {}
+    endpoint: str | None = None
+    view_args: dict[str, Any] = {}
     try:
-        rule, view_args = current_app.create_url_adapter(request).match(draft.action, method="POST", return_rule=True)
+        rule, matched = _url_adapter().match(draft.action, method="POST", return_rule=True)
+        view_args = dict(matched)
     except HTTPException:
         pass
     else:  # the page renders as the form's own view would: its blueprint's template values and error pages

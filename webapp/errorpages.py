@@ -85,7 +85,8 @@ def cca_error(exc: CCAError):
         body = exc.to_dict()
         if exc.ru:
             body["message_ru"] = exc.ru
-        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
+        retry_after = getattr(exc, "retry_after", None)  # TooManyAttempts, DeliveryError
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         return {"error": body}, exc.http_status, headers
     if isinstance(exc, CSRFError):
         return form_expired(exc)

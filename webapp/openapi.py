@@ -179,7 +179,8 @@ with offset. Phone numbers are masked."""
 _PY_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
 
 
-def _annotation_schema(annotation: str) -> dict[str, Any]:
+def _annotation_schema(annotation: object) -> dict[str, Any]:
+    """The schema of a dataclass field's annotation (a string under postponed evaluation, else a type)."""
     text = str(annotation).replace(" ", "")
     nullable = "None" in text.split("|")
     base = text.split("|")[0]
@@ -206,7 +207,7 @@ def _dataclass_schema(cls: type, *, drop: tuple[str, ...] = (), extra: dict[str,
     return {"type": "object", "properties": props}
 
 
-_COLUMN_TYPES = {
+_COLUMN_TYPES: dict[str, dict[str, Any]] = {
     "ts": {"type": ["string", "null"], "format": "date-time"},
     "bool": {"type": ["boolean", "null"]},
     "str": {"type": ["string", "null"]},
@@ -284,7 +285,7 @@ def _schemas() -> dict[str, Any]:
                 "tool_calls": {"type": "array", "items": ref("ToolCall")},
             },
         },
-        "Summary": _dataclass_schema(metrics.Summary),
+        "Summary": _dataclass_schema(metrics.Summary, extra={"period": {"type": "object"}}),  # a TypedDict
         "QualityReport": {
             "type": "object",
             "description": "Totals, averages per criterion and scenario, daily trend, queues and judges.",
@@ -421,6 +422,8 @@ def flask_operations(app: Flask) -> dict[tuple[str, str], str]:
         if not rule.rule.startswith(PREFIX + "/"):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(PREFIX) :])
+        if rule.methods is None:  # Flask gives every route its methods (GET by default)
+            raise ValueError(f"route {rule.rule} has no methods")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             out[(method.lower(), path)] = rule.endpoint
     return out

@@ -145,8 +145,9 @@ def _json_field(name: str, label: str, kinds: tuple[type, ...]) -> Any:
         return None
     try:
         value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"«{label}»: это не JSON ({exc.msg}, строка {exc.lineno})") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer longer than Python converts
+        where = f"{exc.msg}, строка {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise InvalidArgument(f"«{label}»: это не JSON ({where})") from None
     if not isinstance(value, kinds):
         raise InvalidArgument(f"«{label}»: нужен JSON-{'объект или массив' if list in kinds else 'объект'}")
     if has_nul(value):
@@ -173,7 +174,7 @@ def fold(rows: list[tuple[str, str | None, str | None]], context: int = FOLD_CON
             }
         )
     changed = [i for i, r in enumerate(numbered) if r["tag"] != "equal"]
-    keep = set()
+    keep: set[int] = set()
     for i in changed:
         keep.update(range(i - context, i + context + 1))
     if not changed:
@@ -204,7 +205,7 @@ def _rollback_target(name: str) -> uuid.UUID | None:
 
 # -------------------------------------------------------------------------------------------- pages
 @bp.get("/prompts")
-def index():
+def index() -> str:
     engine = get_engine()
     groups: dict[str, dict[str, Any]] = {}
     for v in prompts.list_versions(engine):  # ordered by name, newest version first
@@ -273,9 +274,9 @@ def _edit_again(message: str):
 def _confirm_again(message: str, version_id: str | None = None, name: str | None = None):
     """The activation or rollback confirmation with the typed reason and ``message``."""
     if version_id is not None:
-        target = version_by_id(version_id)
-        current = prompts.active_version(get_engine(), target.name)
-        return _confirm_page("activate", target, current, error=message, reason=request.form.get("reason", ""))
+        version = version_by_id(version_id)
+        current = prompts.active_version(get_engine(), version.name)
+        return _confirm_page("activate", version, current, error=message, reason=request.form.get("reason", ""))
     found = _versions_of(name or "")
     current = next((v for v in found if v.is_active), None)
     target_id = _rollback_target(name or "")

@@ -32,7 +32,7 @@ from ccanalytics.quality import review
 
 from . import tenancy
 from .apiparams import MAX_DATE, MIN_DATE
-from .auth import WRITE_ROLES, current_principal, safe_next
+from .auth import WRITE_ROLES, current_principal, require_principal, safe_next
 from .db import get_engine
 
 bp = Blueprint("review", __name__)
@@ -218,7 +218,7 @@ def take(call_id: str):
         raise InvalidArgument(f"«{call_id[:40]}» — не идентификатор звонка.") from None
     target = safe_next(request.form.get("next") or url_for(".queue"))
     try:
-        review.take(get_engine(), cid, current_principal().actor, tenant=tenancy.scope())
+        review.take(get_engine(), cid, require_principal().actor, tenant=tenancy.scope())
     except NotFound:
         raise NotFound(f"Звонка {cid} нет в очереди проверки.") from None
     except (InvalidArgument, Conflict) as exc:  # resolved meanwhile

@@ -26,7 +26,7 @@ from ccanalytics.core import timeutil
 from ccanalytics.core.errors import AlreadyExists, InvalidArgument, NotFound, WriteRefused
 from ccanalytics.db import tenants
 
-from .auth import ROLE_NAMES, current_principal, role_required
+from .auth import ROLE_NAMES, current_principal, require_principal, role_required
 from .db import get_engine
 
 bp = Blueprint("users", __name__)
@@ -77,12 +77,12 @@ def _bad_request(exc: InvalidArgument):
 
 # ------------------------------------------------------------------------------------------ helpers
 def _actor() -> str:
-    return current_principal().actor
+    return require_principal().actor
 
 
 def _limit() -> tuple[str, ...] | None:
     """The tenants the acting administrator is limited to (None: every tenant)."""
-    return current_principal().tenants
+    return require_principal().tenants
 
 
 def _may_manage(target: Sequence[str] | None) -> bool:
@@ -252,7 +252,8 @@ def disable(username: str):
     found = _target(username)
     try:
         _check_manage(found.tenants)
-        if current_principal().kind == "user" and found.id == current_principal().id:
+        me = require_principal()
+        if me.kind == "user" and found.id == me.id:
             raise FormError("Нельзя отключить собственную учётную запись.")
     except FormError as exc:
         return _user_page(username, error=exc.message, status=400)
@@ -285,13 +286,16 @@ def password(username: str):
     except FormError as exc:
         return _user_page(username, error=exc.message, status=400)
     engine = get_engine()
-    if generated:
+    if given is None:  # generated
         secret = accounts.reset_password(engine, found.username, actor=_actor())
     else:
         auth.set_password(engine, found.username, given, actor=_actor())
-    me = current_principal()
+    me = require_principal()
     if me.kind == "user" and me.id == found.id:  # my own: this session goes on, the others end
-        session["stamp"] = auth.get_user(engine, found.id).stamp
+        changed = auth.get_user(engine, found.id)
+        if changed is None:  # deleted meanwhile
+            raise NotFound(f"user {found.username!r} does not exist")
+        session["stamp"] = changed.stamp
     if generated:
         return render_template(
             "users_secret.html",

@@ -370,8 +370,8 @@ class TelegramChannel:
                 f"({exc or type(exc).__name__}): delivery unknown, not re-sent",
             ) from None
         if not isinstance(answer, dict) or not answer.get("ok"):
-            description = (answer or {}).get("description") if isinstance(answer, dict) else "not a Bot API answer"
-            raise DeliveryError(f"Telegram {method}: {description}", channel=self.name, retryable=False)
+            refusal = (answer or {}).get("description") if isinstance(answer, dict) else "not a Bot API answer"
+            raise DeliveryError(f"Telegram {method}: {refusal}", channel=self.name, retryable=False)
         return answer
 
 

@@ -8,7 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -20,11 +20,20 @@ from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.db import sqlfiles, tenants
 
 
+class SummaryPeriod(TypedDict):
+    """The period a summary covers: local dates, their time zone, and the tenants (None: every tenant)."""
+
+    date_from: str
+    date_to: str
+    tz: str
+    tenants: list[str] | None
+
+
 @dataclass(frozen=True)
 class Summary:
     """The spec's summary: the fields of GET /api/v1/analytics/summary."""
 
-    period: dict[str, str]
+    period: SummaryPeriod
     total_calls: int
     resolved_by_bot: int
     transferred: int
@@ -32,7 +41,7 @@ class Summary:
     resolved_by_bot_pct: float | None
     transferred_to_operator_pct: float | None
     transfer_reasons: dict[str, int]
-    transfer_reasons_pct: dict[str, float]
+    transfer_reasons_pct: dict[str, float | None]
     scenarios: dict[str, int]
     hourly_distribution: dict[int, int]
     orders_created: int
@@ -287,7 +296,11 @@ WORK_MEM = "256MB"  # hash tables and the customers' window sort in memory inste
 # group per row and would sort every row: hashing is what they need (a few hundred groups a day).
 # The customers' window needs its sort.
 HASHED = {"enable_sort": "off"}
-QUERIES = (("daily_calls", HASHED), ("daily_latency", HASHED), ("daily_customers", {}))
+QUERIES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("daily_calls", HASHED),
+    ("daily_latency", HASHED),
+    ("daily_customers", {}),
+)
 PERCENTILES = {"response_p50_ms": 0.5, "response_p95_ms": 0.95}
 
 

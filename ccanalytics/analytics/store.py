@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.core.privacy import InvalidPhone, mask_phone, normalize_phone
+from ccanalytics.db.engine import driver_connection
 
 DateLike = date | datetime | str | None
 
@@ -287,7 +288,8 @@ class Store:
 
         With ``call_ids`` and no dates, the tool calls of those calls whenever they happened.
         """
-        conds, params = [], {}
+        conds: list[str] = []
+        params: dict[str, Any] = {}
         if tool_name is not None:
             conds.append("x.tool_name = %(tool)s")
             params["tool"] = tool_name
@@ -310,7 +312,18 @@ class Store:
         return pl.DataFrame([tuple(r) for r in rows], schema=names, orient="row", infer_schema_length=None)
 
     # ------------------------------------------------------------------------------------ helpers
-    def _child_query(self, table, alias, columns, date_from, date_to, call_ids, limit, *, extra=None):
+    def _child_query(
+        self,
+        table: str,
+        alias: str,
+        columns: Sequence[Col],
+        date_from: DateLike,
+        date_to: DateLike,
+        call_ids: Iterable[str | uuid.UUID] | None,
+        limit: int | None,
+        *,
+        extra: tuple[str, dict[str, Any]] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {}
         if call_ids is not None and date_from is None and date_to is None:
             # the given calls whenever they happened: no default window, each call's rows near its start
@@ -347,7 +360,7 @@ class Store:
     def _frame(self, sql: str, params: dict[str, Any], columns: Sequence[Col]) -> pl.DataFrame:
         buf = io.BytesIO()
         with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
+            raw = driver_connection(conn)
             with (
                 raw.cursor() as cur,
                 cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", params) as copy,

@@ -44,7 +44,7 @@ def users(engine: Engine) -> list[UserRow]:
     """Every user by name, with the last successful login recorded."""
     found = auth.list_users(engine)
     with engine.connect() as conn:
-        last = dict(
+        last: dict[str, datetime] = dict(
             conn.execute(sa.text("SELECT username, max(at) FROM login_attempts WHERE success GROUP BY username")).all()
         )
     return [UserRow(u, last.get(u.username)) for u in found]

@@ -6,11 +6,15 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ccanalytics.core import clock
 from ccanalytics.core.errors import CCAError, ConfigError
+
+if TYPE_CHECKING:
+    from ccanalytics.ingest.load import OnConflict
 
 
 class _Group(click.Group):
@@ -142,11 +146,12 @@ def db_status(as_json: bool) -> None:
 
     engine = _engine()
     st = status(engine)
+    pending = [m.path.name for m in st.pending]
     info = {
         "database": safe_url(engine.url),
         "up_to_date": st.up_to_date,
         "applied": [{"version": a.version, "name": a.name, "applied_at": a.applied_at.isoformat()} for a in st.applied],
-        "pending": [m.path.name for m in st.pending],
+        "pending": pending,
         "changed_after_apply": st.changed,
         "partitions": st.partitions,
     }
@@ -155,7 +160,7 @@ def db_status(as_json: bool) -> None:
         return
     click.echo(f"database:   {info['database']}")
     click.echo(f"migrations: {len(st.applied)} applied, {len(st.pending)} pending")
-    for name in info["pending"]:
+    for name in pending:
         click.echo(f"  pending   {name}")
     for version in st.changed:
         click.echo(f"  CHANGED   migration {version:03d} differs from the applied one")
@@ -187,7 +192,9 @@ def db_status(as_json: bool) -> None:
     type=click.IntRange(0, 64),
     help="Processes validating JSONL lines while this one writes (default: one per core but one; 0: none).",
 )
-def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_conflict: str, workers: int | None) -> None:
+def ingest_cmd(
+    source: str, reject_file: Path | None, batch_size: int, on_conflict: OnConflict, workers: int | None
+) -> None:
     """Load call logs: a JSONL file (one call per line) in bulk, or a JSON file (a call or an array).
 
     \b
@@ -208,10 +215,8 @@ def ingest_cmd(source: str, reject_file: Path | None, batch_size: int, on_confli
         is_stdin = source == "-"
         rejects = reject_file or (Path("rejects.jsonl") if is_stdin else Path(source + ".rejects.jsonl"))
         size = 0 if is_stdin else Path(source).stat().st_size
-        handle = click.get_binary_stream("stdin") if is_stdin else source
-        with click.progressbar(
-            length=size or None, label="ingesting", file=sys.stderr, show_pos=False, hidden=is_stdin
-        ) as bar:
+        handle = click.open_file("-", "rb") if is_stdin else source
+        with click.progressbar(length=size, label="ingesting", file=sys.stderr, show_pos=False, hidden=is_stdin) as bar:
             result = ingest_file(
                 engine,
                 handle,
@@ -284,7 +289,7 @@ def generate_cmd(
         tenants=tenants or generator.DEMO_TENANT_SLUGS,
     )
     if out:
-        stream = click.get_text_stream("stdout") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        stream = click.open_file("-", "w") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
         n = 0
         try:
             for call in calls:

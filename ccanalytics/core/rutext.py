@@ -40,7 +40,7 @@ def _round(value: float | int | Decimal, digits: int) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-max(digits, 0)), rounding=ROUND_HALF_UP)
 
 
-def num(value: float | int | None, digits: int = 0, *, suffix: str = "") -> str:
+def num(value: float | int | Decimal | None, digits: int = 0, *, suffix: str = "") -> str:
     """``1234.5`` → ``1 234,5`` (digits=1); ``—`` for missing values; ``−0,3`` with a real minus; a value
     that rounds to zero has no sign."""
     if value is None:
@@ -134,7 +134,7 @@ def pvalue(p: float | None, digits: int = 3, *, prefix: bool = True) -> str:
 
 # ------------------------------------------------------------------------------------- word forms
 def _form(n: float | int | Decimal, one: str, few: str, many: str) -> str:
-    category = LOCALE.plural_form(abs(n))
+    category = LOCALE.plural_form(-n if n < 0 else n)
     # CLDR's "other" is a fraction: «1,5 звонка» takes the genitive singular, the "few" form
     return {"one": one, "few": few, "many": many}.get(category, few)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -192,7 +193,7 @@ def _per(total: float, n: int) -> float | None:
 
 def _read_period(
     engine: Engine, first: date, last: date, tz: str, scope: tenants.Scope = None
-) -> tuple[Any, dict[str, list[Any]]]:
+) -> tuple[sa.Row[*tuple[Any, ...]], dict[str, Sequence[sa.Row[*tuple[Any, ...]]]]]:
     """The period's totals row and its rows per breakdown key, of the tenants ``scope`` (one
     connection, five queries)."""
     start, end = timeutil.period_bounds(first, last, tz)
@@ -204,7 +205,7 @@ def _read_period(
 
 
 def _summary(
-    first: date, last: date, tz: str, t: Any, by: dict[str, list[Any]], scope: tenants.Scope = None
+    first: date, last: date, tz: str, t: Any, by: Mapping[str, Sequence[Any]], scope: tenants.Scope = None
 ) -> dict[str, Any]:
     return {
         "period": {

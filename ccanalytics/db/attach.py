@@ -45,6 +45,7 @@ from psycopg.rows import dict_row
 from ccanalytics.core import retry
 from ccanalytics.core.errors import MigrationError
 from ccanalytics.db import sqlfiles
+from ccanalytics.db.engine import driver_connection
 from ccanalytics.db.migrate import _CREATE_TABLE as _MIGRATIONS_TABLE
 from ccanalytics.db.migrate import Migration, discover
 from ccanalytics.db.schemacheck import (
@@ -152,7 +153,7 @@ def attach(
                 details=[f.to_dict() for f in refusals],
             )
         own = [] if applied else _own_statements(basis, shared)  # refuses before any change, too
-        schema = raw.execute("SELECT quote_ident(current_schema())").fetchone()[0]
+        schema = _one_row(raw.execute("SELECT quote_ident(current_schema())"))[0]
         ddl = _DDL(raw, lock_timeout_ms=lock_timeout_ms, wait_s=lock_wait_s, on_step=on_step)
         with ddl.session():
             recorded = [] if applied else _create_own_objects(ddl, basis, own, shared)
@@ -242,10 +243,12 @@ class _Rel:
 
 
 def _relation(raw: psycopg.Connection, schema: str, table: str) -> _Rel:
-    row = raw.execute(
-        "SELECT c.oid, c.relname, c.oid::regclass::text, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
-        (f"{schema}.{_q(table)}",),
-    ).fetchone()
+    row = _one_row(
+        raw.execute(
+            "SELECT c.oid, c.relname, c.oid::regclass::text, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (f"{schema}.{_q(table)}",),
+        )
+    )
     return _Rel(*row)
 
 
@@ -270,7 +273,11 @@ def _indexes_of(raw: psycopg.Connection, rel: _Rel) -> list[dict[str, Any]]:
             (rel.oid,),
         ).fetchall()
     for r in rows:
-        r["definition"] = _INDEX_DDL.match(r.pop("ddl")).group(5)
+        ddl = r.pop("ddl")
+        parsed = _INDEX_DDL.match(ddl)
+        if parsed is None:
+            raise MigrationError(f"cannot read the index definition {ddl!r}")
+        r["definition"] = parsed.group(5)
     return rows
 
 
@@ -345,7 +352,7 @@ def _names(name: str, ix: Index) -> tuple[str, str]:
 
 def _free_name(raw: psycopg.Connection, name: str, ix: Index) -> str:
     first, variant = _names(name, ix)
-    return first if raw.execute("SELECT to_regclass(%s)", (_q(first),)).fetchone()[0] is None else variant
+    return first if _one_row(raw.execute("SELECT to_regclass(%s)", (_q(first),)))[0] is None else variant
 
 
 def _child_name(child: str, parent_table: str, parent_index: str) -> str:
@@ -361,7 +368,14 @@ class _DDL:
     """Runs attach statements with a short ``lock_timeout``, retrying a busy table after jittered
     pauses (so two waiting statements do not retry in step) until ``wait_s`` has passed."""
 
-    def __init__(self, raw: psycopg.Connection, *, lock_timeout_ms: int, wait_s: float, on_step) -> None:
+    def __init__(
+        self,
+        raw: psycopg.Connection,
+        *,
+        lock_timeout_ms: int,
+        wait_s: float,
+        on_step: Callable[[str], None] | None,
+    ) -> None:
         self.raw = raw
         self.lock_timeout_ms = max(1, int(lock_timeout_ms))
         self.wait_s = max(0.0, float(wait_s))
@@ -378,7 +392,7 @@ class _DDL:
                 self.raw.execute("RESET lock_timeout")
                 self.raw.execute("RESET statement_timeout")
 
-    def run(self, what: str, statements: list[str], *, atomic: bool = True, cleanup: list[str] = ()) -> None:
+    def run(self, what: str, statements: list[str], *, atomic: bool = True, cleanup: Sequence[str] = ()) -> None:
         """Run ``statements`` (in one transaction when ``atomic``); on a lock timeout run ``cleanup`` and
         try again after a pause, until ``wait_s`` has passed."""
         deadline = time.monotonic() + self.wait_s
@@ -425,13 +439,21 @@ def _raw_autocommit(conn: sa.Connection) -> Iterator[psycopg.Connection]:
     """The connection's psycopg connection in autocommit mode (SQL text runs as is)."""
     if conn.in_transaction():
         conn.commit()
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     raw.autocommit = True
     try:
         yield raw
     finally:
         if not raw.closed:
             raw.autocommit = False
+
+
+def _one_row(cur: psycopg.Cursor) -> tuple[Any, ...]:
+    """The row of a query that returns one (catalog lookups of objects known to exist)."""
+    row = cur.fetchone()
+    if row is None:
+        raise MigrationError("a catalog query returned no row (was an object dropped during the attach?)")
+    return row
 
 
 def _q(name: str) -> str:

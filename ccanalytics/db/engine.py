@@ -11,6 +11,8 @@ from ccanalytics.core.errors import ConfigError, DatabaseUnavailable, WriteRefus
 from ccanalytics.db import embedded
 
 if TYPE_CHECKING:
+    import psycopg
+
     from ccanalytics.core.config import Settings
 
 
@@ -31,7 +33,9 @@ def resolve_url(settings: Settings) -> str:
         extra.append(f"-c cca.cost_source={settings.cost_source}")
     if extra:
         parsed = make_url(url)
-        options = " ".join(filter(None, (parsed.query.get("options"), *extra)))
+        given = parsed.query.get("options")  # a tuple when the URL gives options more than once
+        given_parts = (given,) if isinstance(given, str) else given or ()
+        options = " ".join(filter(None, (*given_parts, *extra)))
         url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
     return url
 
@@ -129,6 +133,14 @@ def check_connection(engine: Engine) -> None:
         raise DatabaseUnavailable(
             f"cannot connect to {safe_url(engine.url)}: {str(exc.orig).strip().splitlines()[0]}"
         ) from exc
+
+
+def driver_connection(conn: sa.Connection) -> psycopg.Connection:
+    """The psycopg connection under ``conn`` (to run SQL text as is, COPY, autocommit)."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # only after the connection was closed or invalidated
+        raise DatabaseUnavailable("the database connection is closed")
+    return raw
 
 
 def safe_url(url: sa.URL | str) -> str:

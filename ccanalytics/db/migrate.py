@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import MigrationError, OldSchemaError, WriteRefused
 from ccanalytics.db import partitions, sqlfiles
-from ccanalytics.db.engine import is_write_refused
+from ccanalytics.db.engine import driver_connection, is_write_refused
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x6363_616D  # "ccam"
@@ -226,7 +226,7 @@ def _create_processor_tables(conn: sa.Connection) -> None:
     conn.commit()
     if exists:
         return
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     try:
         with conn.begin():
             raw.execute(sqlfiles.processor_schema())
@@ -282,7 +282,7 @@ def _first_line(exc: BaseException) -> str:
 def _apply(conn: sa.Connection, m: Migration) -> None:
     started = time.perf_counter()
     record = sa.text("INSERT INTO cca_schema_migrations (version, name, checksum, duration_ms) VALUES (:v, :n, :c, :d)")
-    raw = conn.connection.driver_connection  # runs SQL text as is, without parameter parsing
+    raw = driver_connection(conn)  # runs SQL text as is, without parameter parsing
     try:
         if m.transactional:
             with conn.begin():

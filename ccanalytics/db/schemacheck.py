@@ -107,7 +107,7 @@ class Finding:
     def line(self) -> str:
         return f"{self.severity}: {self.message}"
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {
             "severity": self.severity,
             "kind": self.kind,
@@ -174,7 +174,12 @@ _INDEX_DDL = re.compile(r"^CREATE (UNIQUE )?INDEX (.+?) ON (ONLY )?(.+?) (USING 
 
 def introspect(raw: psycopg.Connection, namespace: str | None = None) -> Schema:
     """Tables, columns, indexes and routines of ``namespace`` (default: the current schema)."""
-    ns = namespace or raw.execute("SELECT current_schema()").fetchone()[0]
+    if namespace:
+        ns = namespace
+    else:
+        row = raw.execute("SELECT current_schema()").fetchone()
+        assert row is not None  # a SELECT without FROM returns one row
+        ns = row[0]
     with raw.cursor(row_factory=dict_row) as cur:
         tables = {r["name"]: Table(r["name"], r["partition_key"], {}) for r in cur.execute(_TABLES, {"ns": ns})}
         for r in cur.execute(_COLUMNS, {"ns": ns}).fetchall():
@@ -322,10 +327,10 @@ def compare(expected: Schema, live: Schema) -> list[Finding]:
     for routine in sorted(expected.routines - live.routines):
         out.append(Finding("missing_routine", routine, f"{routine} is missing"))
     for name, definition in sorted(expected.views.items()):
-        have = live.views.get(name)
-        if have is None:
+        have_view = live.views.get(name)
+        if have_view is None:
             out.append(Finding("missing_view", name, f"view {name} is missing"))
-        elif have != definition:
+        elif have_view != definition:
             message = (
                 f"view {name} reads something other than its migration defines (replaced by hand?): "
                 "its figures cannot be trusted"

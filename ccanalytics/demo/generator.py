@@ -288,6 +288,7 @@ _SCENARIO_NAMES = tuple(name for name, _ in _SCENARIOS)
 
 def _scenario_cum(fitting_boost: bool, outage: bool, v2: bool) -> list[float]:
     weights = []
+    w: float  # a weight becomes fractional when boosted
     for name, w in _SCENARIOS:
         if fitting_boost and "fitting_booking" in name:
             w *= 1.6
@@ -465,7 +466,7 @@ def _caller_pool(seed: int, size: int) -> tuple[_Caller, ...]:
     """Regular customers: drawn from the seed alone, so they call again across days."""
     rng = random.Random(f"{seed}:callers")
     phones: set[str] = set()
-    pool = []
+    pool: list[_Caller] = []
     while len(pool) < size:
         phone = _phone(rng)
         if phone in phones:
@@ -542,7 +543,7 @@ class _Dlg:
         self.size: _Size = _SIZES["205/55 R16"]
         self.choice: tuple | None = None
         self.qty = 4
-        self.closing = P.CUST_THANKS
+        self.closing: tuple[str, ...] = P.CUST_THANKS
         # staged truth: what the judges are measured against
         self.mishear: str | None = None  # the scenario head whose first request the bot will mishear
         self.misheard = False

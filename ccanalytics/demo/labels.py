@@ -43,7 +43,7 @@ def label_demo_calls(engine: Engine, *, seed: int = 42, sample: int = SAMPLE) ->
         ).all()
     with engine.begin() as conn:
         for call_id, criteria in rows:
-            verdicts = {}
+            verdicts: dict[str, float | None] = {}
             for name, c in criteria.items():
                 if not c.get("applicable", True):
                     verdicts[name] = None

@@ -278,7 +278,7 @@ SEASON_WORDS = {
     "all_season": ("всесезонні", "всесезонних"),
 }
 # brand → (SKU code, spoken form, price of an R16 tyre in UAH, customer popularity, {season: ((model, code), …)})
-BRANDS = {
+BRANDS: dict[str, tuple[str, str, int, int, dict[str, tuple[tuple[str, str], ...]]]] = {
     "Nokian": ("NOK", "Нокіан", 4200, 12, {
         "winter": (("Hakkapeliitta R5", "HKR5"), ("Hakkapeliitta 10", "HK10"), ("Nordman 8", "NRD8")),
         "summer": (("Hakka Green 3", "HG3"), ("Nordman SX3", "NSX3")),

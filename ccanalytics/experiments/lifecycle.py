@@ -26,7 +26,7 @@ from ccanalytics.core.errors import AlreadyExists, Conflict, InvalidArgument, No
 from ccanalytics.prompts.versions import as_uuid
 
 DECISIONS = ("ship_b", "keep_a", "inconclusive", "stop_harm")
-EXCLUSION_KEYS = {
+EXCLUSION_KEYS: dict[str, type[int] | tuple[type[int], type[float]]] = {
     "min_turns": int,
     "min_duration_seconds": (int, float),
     "exclude_transferred_before_seconds": (int, float),
@@ -163,7 +163,7 @@ def create_test(
     names = [chr(ord("A") + i) for i in range(len(ids))]
     with engine.begin() as conn:
         rows = conn.execute(sa.text("SELECT id, name FROM prompt_versions WHERE id = ANY(:ids)"), {"ids": ids}).all()
-        found = dict(rows)
+        found: dict[uuid.UUID, str] = dict(rows)
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(
@@ -443,7 +443,7 @@ def start_test(engine: Engine, test: uuid.UUID | str, *, by: str) -> ABTest:
         conn.execute(
             sa.text("UPDATE cca_ab_tests SET status = 'running', started_at = now() WHERE id = :i"), {"i": current.id}
         )
-        audit(conn, by, "ab_test.started", "ab_test", current.id, {"test_name": row.test_name})
+        audit(conn, by, "ab_test.started", "ab_test", str(current.id), {"test_name": row.test_name})
     return get_test(engine, current.id)
 
 
@@ -470,7 +470,7 @@ def stop_test(engine: Engine, test: uuid.UUID | str, *, by: str, decision: str, 
             {"i": current.id, "by": by, "d": decision, "note": note},
         )
         details = {"test_name": row.test_name, "decision": decision, "note": note}
-        audit(conn, by, "ab_test.stopped", "ab_test", current.id, details)
+        audit(conn, by, "ab_test.stopped", "ab_test", str(current.id), details)
     return get_test(engine, current.id)
 
 

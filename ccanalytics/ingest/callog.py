@@ -232,6 +232,7 @@ def _check_json(value: Any, field: str, problems: _Problems, limits: Limits) -> 
         return None
     if failure is not None:
         raise failure
+    assert text is not None  # the encoder returned it: it did not fail
     if "\\u0000" in text:
         problems.add(field, "contains a NUL character (\\u0000)")
         return None

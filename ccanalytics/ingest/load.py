@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import FieldProblem, IngestValidationError, InvalidArgument, RecordProblem
 from ccanalytics.db import partitions
+from ccanalytics.db.engine import driver_connection
 from ccanalytics.ingest.callog import DEFAULT_LIMITS, Limits, ValidCall, validate_record
 from ccanalytics.ingest.pipeline import OrderedWriter, default_workers, prepared_lines
 from ccanalytics.ingest.prepare import (
@@ -150,9 +151,8 @@ def ingest(
     problems: list[RecordProblem] = []
     seen: dict[Any, int] = {}
     for index, raw in enumerate(records):
-        checked = validate_record(raw, index, limits)
-        if isinstance(checked, ValidCall):
-            checked = prepare(checked, index)
+        validated = validate_record(raw, index, limits)
+        checked = prepare(validated, index) if isinstance(validated, ValidCall) else validated
         if isinstance(checked, RecordProblem):
             problems.append(checked)
             continue
@@ -465,7 +465,7 @@ def _write(
                 b"\\N" if tenant_id is None else str(tenant_id).encode(),
             )
         )
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor() as cur:
         _copy(cur, "calls", CALL_COPY_COLUMNS, call_lines)
         _copy(cur, "cca_call_ingest", INGEST_COLUMNS, [call.ingest_line for call in to_write])
@@ -544,11 +544,11 @@ def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], chunks: lis
 def _resolve_ab_tests(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[dict[Any, Any], list[RecordProblem]]:
     """Map each call's A/B assignment to one of ccanalytics's tests; an unknown test is a problem of
     that record."""
-    wanted = [c for c in calls if c.ab_test]
+    wanted = [(c.call_id, c.ab_test) for c in calls if c.ab_test]
     if not wanted:
         return {}, []
-    names = sorted({c.ab_test[1] for c in wanted if c.ab_test[1]})
-    ids = sorted({str(c.ab_test[0]) for c in wanted if c.ab_test[0]})
+    names = sorted({ab[1] for _call_id, ab in wanted if ab[1]})
+    ids = sorted({str(ab[0]) for _call_id, ab in wanted if ab[0]})
     rows = conn.execute(
         sa.text(
             "SELECT id, test_name FROM cca_ab_tests WHERE test_name = ANY(:names) OR id = ANY(CAST(:ids AS uuid[]))"
@@ -559,8 +559,7 @@ def _resolve_ab_tests(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[d
     known_ids = {r.id for r in rows}
     out: dict[Any, Any] = {}
     problems = []
-    for call in wanted:
-        given_id, name, _variant = call.ab_test
+    for call_id, (given_id, name, _variant) in wanted:
         test_id = given_id if given_id is not None else by_name.get(name)
         if given_id is not None and given_id not in known_ids:
             message = f"unknown A/B test id {given_id}"
@@ -569,9 +568,9 @@ def _resolve_ab_tests(conn: sa.Connection, calls: list[PreparedCall]) -> tuple[d
         elif given_id is not None and name and by_name.get(name) != given_id:
             message = f"test_id {given_id} and test_name {name!r} name different tests"
         else:
-            out[call.call_id] = test_id
+            out[call_id] = test_id
             continue
-        problems.append(RecordProblem(str(call.call_id), str(call.call_id), (FieldProblem("ab_test", message),)))
+        problems.append(RecordProblem(str(call_id), str(call_id), (FieldProblem("ab_test", message),)))
     return out, problems
 
 

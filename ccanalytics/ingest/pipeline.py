@@ -96,7 +96,7 @@ def prepared_lines(
     chunks = _chunks(lines)
     first = next(chunks, None)
     second = next(chunks, None) if first is not None and workers > 0 else None
-    if second is None:
+    if first is None or second is None:  # no second chunk without a first
         for chunk in itertools.chain((first,) if first else (), chunks):
             for (line_no, line), outcome in zip(chunk, _prepare_chunk(chunk, limits), strict=True):
                 yield line_no, line, outcome

@@ -192,9 +192,9 @@ def prepare(valid: ValidCall, record: int | str = 0) -> PreparedCall | RecordPro
     # partitions the rows need: the call's month, and any other month a timestamp falls in
     month, month_lo, month_hi = _month_bounds(log.started_at)
     months = {month, _month(log.ended_at)}
-    turn_lines = []
-    extra_lines = []
-    tool_lines = []
+    turn_lines: list[str] = []
+    extra_lines: list[str] = []
+    tool_lines: list[str] = []
     tool_json = iter(valid.tool_json)
     for index, turn in enumerate(valid.turns):
         stamp = turn.timestamp

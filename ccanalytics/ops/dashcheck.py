@@ -24,7 +24,7 @@ import json
 import re
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,11 +86,16 @@ def _template_defaults(dashboard: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _verbatim(value: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement inserting ``value`` as it is (no backslash or group escapes)."""
+    return lambda _m: value
+
+
 def substitute(text: str, variables: dict[str, str]) -> str:
     """Replace $var and ${var} with values (Grafana's own variables are left alone)."""
     for name, value in variables.items():
         text = text.replace("${" + name + "}", value)
-        text = re.sub(r"\$" + re.escape(name) + r"\b", lambda _m, v=value: v, text)
+        text = re.sub(r"\$" + re.escape(name) + r"\b", _verbatim(value), text)
     return text
 
 
@@ -605,7 +610,9 @@ def _has_values(data: dict) -> bool:
     result = data.get("result")
     if data.get("resultType") == "scalar":
         return result is not None
-    return bool(result) and any(str(r.get("value", [None, "NaN"])[1]) not in ("NaN",) for r in result)
+    if not result:
+        return False
+    return any(str(r.get("value", [None, "NaN"])[1]) not in ("NaN",) for r in result)
 
 
 def expand_sql_macros(sql: str, time_from: datetime, time_to: datetime) -> str:
@@ -630,7 +637,9 @@ def check_sql(
                 conn.execute(sa.text("SET TRANSACTION READ ONLY"))
                 # the driver's own execute without parameters: Grafana SQL is not a DB-API template
                 # (a literal % in an alias must stay as it is)
-                rows = conn.connection.driver_connection.execute(sql).fetchall()
+                driver = conn.connection.driver_connection
+                assert driver is not None  # a checked-out connection has its psycopg connection
+                rows = driver.execute(sql).fetchall()
         except (sa.exc.SQLAlchemyError, InvalidArgument, psycopg.Error) as exc:
             problems.append(Problem(q, f"fails: {str(exc).splitlines()[0]}"))
             continue

@@ -390,22 +390,22 @@ class CallLogCollector(Collector):
                     fam.add_metric(list(labels), value)
                 yield fam
             elif d.kind == "histogram":
-                items = sorted((k[1], h) for k, h in self._hists.items() if k[0] == d.name)
-                if not items:
+                hists = sorted((k[1], h) for k, h in self._hists.items() if k[0] == d.name)
+                if not hists:
                     continue
-                fam = HistogramMetricFamily(d.name, d.help, labels=d.labels)
-                for labels, h in items:
+                hist_fam = HistogramMetricFamily(d.name, d.help, labels=d.labels)
+                for labels, h in hists:
                     buckets = [(_le(b), c) for b, c in zip(h.buckets, h.counts, strict=True)]
                     buckets.append(("+Inf", h.count))
-                    fam.add_metric(list(labels), buckets, sum_value=h.total)
-                yield fam
+                    hist_fam.add_metric(list(labels), buckets, sum_value=h.total)
+                yield hist_fam
             elif d.kind == "gauge":
-                items = sorted((k[1], v) for k, v in self._gauges.items() if k[0] == d.name)
-                if items:
-                    fam = GaugeMetricFamily(d.name, d.help, labels=d.labels)
-                    for labels, value in items:
-                        fam.add_metric(list(labels), value)
-                    yield fam
+                gauges = sorted((k[1], v) for k, v in self._gauges.items() if k[0] == d.name)
+                if gauges:
+                    gauge_fam = GaugeMetricFamily(d.name, d.help, labels=d.labels)
+                    for labels, level in gauges:
+                        gauge_fam.add_metric(list(labels), level)
+                    yield gauge_fam
         yield GaugeMetricFamily("cca_exporter_up", "1 if the last database read succeeded.", value=self._up)
         yield GaugeMetricFamily(
             "cca_exporter_refresh_seconds", "How long the last database read took.", value=self._refresh_seconds

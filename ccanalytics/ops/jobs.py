@@ -178,19 +178,16 @@ def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -
             details = exc.details if isinstance(exc.details, dict) else {}
             return {"error": exc.message, **({"delivery": details["outcome"]} if "outcome" in details else {})}
 
+    def for_tenant(slug: str) -> Callable[[], dict[str, Any]]:
+        return lambda: _deliver_once(
+            engine, notify.tenant_settings(settings, slug), kind, name, folder=slug, tenant=slug, **kwargs
+        )
+
     outcome = attempt(None, lambda: _deliver_once(engine, settings, kind, name, **kwargs))
     failed = ["all"] if "error" in outcome else []
     mine = [slug for slug, target in settings.tenant_reports.items() if kind in target.kinds]
     if mine:
-        outcome["tenants"] = {
-            slug: attempt(
-                slug,
-                lambda slug=slug: _deliver_once(
-                    engine, notify.tenant_settings(settings, slug), kind, name, folder=slug, tenant=slug, **kwargs
-                ),
-            )
-            for slug in mine
-        }
+        outcome["tenants"] = {slug: attempt(slug, for_tenant(slug)) for slug in mine}
         failed += [slug for slug, o in outcome["tenants"].items() if "error" in o]
     if failed:
         outcome["failed"] = failed

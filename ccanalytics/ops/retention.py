@@ -265,6 +265,7 @@ class _Purger:
                         first = conn.execute(sa.text(f"SELECT min(x.{column}) {old}"), {"cutoff": cutoff}).scalar_one()
                         if derive and first is not None:  # derive while the transcript rows are still here
                             upto = part.hi if whole else cutoff
+                            assert upto is not None  # _plan drops a partition whole only below a finite bound
                             self._derived(callmetrics.derive(conn, first - CHILD_SLACK, upto))
                         if table == "call_turns" and first is not None:  # ccanalytics's extras of those turns
                             conn.execute(

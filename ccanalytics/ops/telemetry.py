@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from ccanalytics.analytics import signals
 from ccanalytics.core import definitions
+from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.core.vocabulary import CRITERIA, SCENARIOS, TOOLS, TRANSFER_REASONS  # the bounded label sets
 
 COMPONENTS = ("stt", "llm", "tts", "tool", "telephony")
@@ -226,14 +227,13 @@ class LiveMetrics:
         for d in CATALOG:
             if d.name in _LIVE_ONLY_EXCLUDED:
                 continue
-            kwargs = {"registry": registry, "labelnames": d.labels}
             if d.kind == "counter":
-                self._m[d.name] = Counter(d.base, d.help, **kwargs)
+                self._m[d.name] = Counter(d.base, d.help, registry=registry, labelnames=d.labels)
                 self._zero(d)
             elif d.kind == "gauge":
-                self._m[d.name] = Gauge(d.base, d.help, **kwargs)
+                self._m[d.name] = Gauge(d.base, d.help, registry=registry, labelnames=d.labels)
             else:
-                self._m[d.name] = Histogram(d.base, d.help, buckets=d.buckets, **kwargs)
+                self._m[d.name] = Histogram(d.base, d.help, buckets=d.buckets, registry=registry, labelnames=d.labels)
 
     def _zero(self, d: MetricDef) -> None:
         for combo in zero_label_sets(d):
@@ -254,6 +254,8 @@ class LiveMetrics:
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose the metrics on http://addr:port/metrics (a background thread)."""
+        if self.registry is None:
+            raise InvalidArgument("these live metrics have no registry (registry=None): there is nothing to serve")
         start_http_server(port, addr=addr, registry=self.registry)
 
     # -- calls

@@ -108,9 +108,9 @@ class PromptResolver:
         state_dir: Path | str | None = None,
         clock=time.monotonic,
     ) -> None:
-        if engine is None and database_url is None:
-            raise ValueError("PromptResolver needs an engine or a database_url")
         if engine is None:
+            if database_url is None:
+                raise ValueError("PromptResolver needs an engine or a database_url")
             from ccanalytics.db.engine import create_engine
 
             engine = create_engine(database_url, pool_size=2, statement_timeout_ms=2000, application_name="cca-prompts")
@@ -133,11 +133,13 @@ class PromptResolver:
         return snapshot
 
     def _save(self, name: str, snapshot: dict) -> None:
+        state_dir = self.state_dir
+        assert state_dir is not None  # _load saves only when there is a state_dir
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_dir / f".{name}.json.tmp"
+            state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = state_dir / f".{name}.json.tmp"
             tmp.write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(self.state_dir / f"{name}.json")
+            tmp.replace(state_dir / f"{name}.json")
         except OSError as exc:  # the fallback file is a convenience: never fail a call for it
             log.warning("cannot save prompt state for %s: %s", name, exc)
 
@@ -241,7 +243,10 @@ class PromptResolver:
                 if call_id:
                     self.record(call_id, served)
                 return served
-        active = snap.get("active") or test["variants"][0]["version"]
+        active = snap.get("active")
+        if not active:
+            assert test is not None  # a snapshot has an active version or a running test (_load)
+            active = test["variants"][0]["version"]
         served = _resolved(name, active, source, None, None)
         if call_id:
             self.record(call_id, served)

@@ -165,7 +165,7 @@ def write_version(
         conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :id"), {"id": new_id}).one()
     )
     details = {"label": version.label, "note": note, "from_version_id": base.id if base else None}
-    audit(conn, author.strip(), "prompt.created", "prompt_version", version.id, details)
+    audit(conn, author.strip(), "prompt.created", "prompt_version", str(version.id), details)
     return version
 
 
@@ -299,7 +299,7 @@ def _activate(
         "from_version_id": current,
         "reason": reason,
     }
-    audit(conn, by, action, "prompt_version", target.id, details)
+    audit(conn, by, action, "prompt_version", str(target.id), details)
     return Activation(*row)
 
 

@@ -81,7 +81,8 @@ def compose(details: Mapping[str, Any] | None, rubric: Rubric, stored: float | N
     if not isinstance(details, Mapping) or not isinstance(details.get("criteria"), Mapping):
         return None
     criteria: Mapping[str, Any] = details["criteria"]
-    judge = details.get("judge") if isinstance(details.get("judge"), Mapping) else {}
+    judge_doc = details.get("judge")
+    judge: Mapping[str, Any] = judge_doc if isinstance(judge_doc, Mapping) else {}
     processor = judge.get("kind") == "processor"
     if stored is None:
         stored = _number(details.get("overall"))
@@ -113,7 +114,7 @@ def compose(details: Mapping[str, Any] | None, rubric: Rubric, stored: float | N
         failed = name in auto_fail and applicable and score is not None and score < auto_fail_below
         rows.append((name, weight, score, applicable, counted, failed))
     total = sum(w for _, w, _, _, counted, _ in rows if counted)
-    weighted = sum(w * s for _, w, s, _, counted, _ in rows if counted)
+    weighted = sum(w * s for _, w, s, _, counted, _ in rows if counted and s is not None)  # counted: s is set
     mean = round(weighted / total, 4) if total else 1.0
     if processor:
         auto_failed = False

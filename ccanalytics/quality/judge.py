@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ccanalytics.core.vocabulary import CRITERIA
 from ccanalytics.quality import rules
 from ccanalytics.quality.rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
 from ccanalytics.quality.transcript import CallView, render
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 class JudgeError(Exception):
@@ -76,7 +79,7 @@ class LLMJudge:
         # retries are ours (the pipeline backs off and records attempts), not the SDK's
         self.client = OpenAI(base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0)
 
-    def messages(self, call: CallView) -> list[dict[str, str]]:
+    def messages(self, call: CallView) -> list[ChatCompletionMessageParam]:
         criteria = "\n".join(f"- {name}: {text}" for name, text in DESCRIPTIONS.items())
         return [
             {"role": "system", "content": f"{JUDGE_INSTRUCTIONS}\n\nКритерии:\n{criteria}"},
@@ -152,8 +155,9 @@ def parse_answer(content: str | None, turn_numbers: set[int]) -> dict[str, Crite
         raise JudgeError("empty answer", retryable=True)
     try:
         data = json.loads(content)
-    except ValueError as exc:
-        raise JudgeError(f"answer is not JSON ({exc.msg} at {exc.pos})", retryable=True) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer longer than Python converts
+        where = f"{exc.msg} at {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise JudgeError(f"answer is not JSON ({where})", retryable=True) from None
     crit = data.get("criteria") if isinstance(data, dict) else None
     if not isinstance(crit, dict):
         raise JudgeError("answer has no 'criteria' object", retryable=True)

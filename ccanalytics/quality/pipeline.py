@@ -21,8 +21,9 @@ from sqlalchemy.engine import Engine
 from ccanalytics.core import retry, timeutil
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.quality import rules, store
-from ccanalytics.quality.judge import Judge, JudgeError
+from ccanalytics.quality.judge import Judge, JudgeError, JudgeResult
 from ccanalytics.quality.rubric import Rubric, overall
+from ccanalytics.quality.transcript import CallView
 
 REASONS = ("new", "rescore", "rubric_change")
 
@@ -175,7 +176,8 @@ def score_batch(
     only if this worker still holds the call's claim — so a call is never scored twice."""
     with engine.connect() as conn:
         views = store.load_calls(conn, [cid for cid, _ in claimed])
-    judged = []
+    # (call_id, attempts, call, result): call and result are None for a call no longer there
+    judged: list[tuple[uuid.UUID, int, CallView | None, JudgeResult | JudgeError | None]] = []
     for call_id, attempts in claimed:
         call = views.get(call_id)
         if call is None:
@@ -185,10 +187,10 @@ def score_batch(
             judged.append((call_id, attempts, call, judge.judge(call)))
         except JudgeError as exc:
             judged.append((call_id, attempts, call, exc))
-    out = []
+    out: list[tuple[uuid.UUID, str, str | None]] = []
     with engine.begin() as conn:
         for call_id, attempts, call, result in judged:
-            if call is None:
+            if call is None or result is None:  # both or neither
                 conn.execute(
                     sa.text("DELETE FROM scoring_queue WHERE call_id = :id AND locked_by = :w"),
                     {"id": call_id, "w": worker},

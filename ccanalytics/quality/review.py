@@ -314,7 +314,9 @@ def queue(
             **_bounds(date_from, date_to, tz),
             **tenants.params(scope),
         }
-        per_status = dict(conn.execute(sa.text(f"SELECT r.status, count(*) {_QUEUE_FROM} GROUP BY 1"), params).all())
+        per_status: dict[str, int] = dict(
+            conn.execute(sa.text(f"SELECT r.status, count(*) {_QUEUE_FROM} GROUP BY 1"), params).all()
+        )
         counts = {s: per_status.get(s, 0) for s in STATUSES}
         total = counts[status] if status is not None else sum(counts.values())
         rows = conn.execute(
@@ -475,7 +477,8 @@ def history(
     entries = []
     for r in rows:
         details = r.details if isinstance(r.details, dict) else {}
-        verdicts = details.get("verdicts") if isinstance(details.get("verdicts"), dict) else {}
+        given = details.get("verdicts")
+        verdicts: dict[str, float | None] = given if isinstance(given, dict) else {}
         entries.append(
             HistoryEntry(
                 r.at,

@@ -382,7 +382,7 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
             ),
         ),
     )
-    expected = set()
+    expected: set[str] = set()
     for part in (call.scenario or "").split("+"):
         expected.update(SCENARIO_TOOLS.get(part.strip(), ()))
     used = {tool.name for t in call.turns for tool in t.tools} - {"transfer_to_operator"}
@@ -432,9 +432,11 @@ def rules_judge(call: CallView, s: Signals | None = None) -> dict[str, Criterion
     out["bot_confirmed_before_action"] = CriterionScore(
         1.0 if s.confirmed_before_action in (True, None) else 0.0,
         s.confirmed_before_action is not None,
-        {True: "Детали подтверждены перед действием", False: "Действие без подтверждения клиента"}.get(
-            s.confirmed_before_action, "Действий не было"
-        ),
+        {
+            True: "Детали подтверждены перед действием",
+            False: "Действие без подтверждения клиента",
+            None: "Действий не было",
+        }[s.confirmed_before_action],
         _evidence(call, lambda t: any(x.name in COMMITTING_TOOLS for x in t.tools)),
     )
     # long on average, or one monologue: both are bad for voice

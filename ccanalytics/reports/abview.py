@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -27,10 +28,10 @@ def pick_test(engine: Engine, test: str | None) -> experiments.ABTest:
     running = [t for t in tests if t.status == "running"]
     if running:
         return running[0]
-    started = [t for t in tests if t.started_at is not None]
+    started = [(t.started_at, t) for t in tests if t.started_at is not None]
     if not started:
         raise NotFound("there is no A/B test that has started")
-    return max(started, key=lambda t: t.started_at)
+    return max(started, key=lambda st: st[0])[1]
 
 
 def header(res: experiments.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Block:
@@ -92,7 +93,8 @@ def variants(res: experiments.TestResults) -> Block:
     )
 
 
-def _interval(lo: float | None, hi: float | None, fmt: Any) -> str:
+def _interval(ci: tuple[float | None, float | None] | None, fmt: Callable[[float], str]) -> str:
+    lo, hi = ci or (None, None)
     return "—" if lo is None or hi is None else f"{fmt(lo)}…{fmt(hi)}"
 
 
@@ -120,13 +122,13 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
                     "a": fmt(c.a_mean),
                     "b": fmt(c.b_mean),
                     "effect": sfmt(c.effect),
-                    "ci": _interval(*(ci or (None, None)), sfmt),
+                    "ci": _interval(ci, sfmt),
                     "p": rutext.pvalue(v.adjusted_p if v is not None else c.p_value, prefix=False),
                     "sig": ("да" if (v.significant if v is not None else c.significant) else "нет"),
                 }
             )
             if c.ci:
-                fixed.append(f"{experiments.METRICS[name]['label']}: {_interval(*c.ci, sfmt)}")
+                fixed.append(f"{experiments.METRICS[name]['label']}: {_interval(c.ci, sfmt)}")
         unit = (
             "доли — в процентных пунктах"
             if any(experiments.METRICS[n]["kind"] == "proportion" for n in metrics)

@@ -11,7 +11,9 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import SupportsFloat, SupportsIndex
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
@@ -75,7 +77,15 @@ class Chart(Figure):
         return self.to_html()
 
 
-def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Figure, object]:
+def _number(value: object) -> float:
+    """``float(value)`` of a value of a plain dict (a number, a numeric string or a ``Decimal``); anything else
+    raises the same ``TypeError`` as ``float`` would."""
+    if isinstance(value, str | SupportsFloat | SupportsIndex):
+        return float(value)
+    raise TypeError(f"float() argument must be a string or a real number, not {type(value).__name__!r}")
+
+
+def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Chart, Axes]:
     fig = Chart(figsize=(width, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
@@ -83,8 +93,8 @@ def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Figure, object]:
 
 
 def calls_by_hour(
-    hours: Mapping[int, int], *, compare: Mapping[int, float] | None = None, compare_label: str = "среднее за 7 дней"
-) -> Figure:
+    hours: Mapping[int, float], *, compare: Mapping[int, float] | None = None, compare_label: str = "среднее за 7 дней"
+) -> Chart:
     """Calls per hour of the day (0–23), optionally against a reference line (e.g. the 7-day mean)."""
     fig, ax = _figure()
     xs = list(range(24))
@@ -106,7 +116,7 @@ def shares(
     names: Mapping[str, str] | None = None,
     top: int = 8,
     of: float | None = None,
-) -> Figure:
+) -> Chart:
     """Horizontal bars of a breakdown (scenario mix, transfer reasons), largest first, with shares:
     of the bars' sum, or of ``of`` (e.g. every call of the period) when given."""
     from ccanalytics.core.rutext import compact, pct
@@ -129,12 +139,12 @@ def shares(
 
 def quality_per_criterion(
     criteria: Mapping[str, float | None], *, compare: Mapping[str, float | None] | None = None
-) -> Figure:
+) -> Chart:
     """Average score per quality criterion, coloured like the journal's badges."""
     keys = list(criteria)
     fig, ax = _figure(8.0, 0.4 * len(keys) + 1.2)
     names = [labels.criterion(k) for k in keys][::-1]
-    values = [criteria[k] if criteria[k] is not None else 0.0 for k in keys][::-1]
+    values = [0.0 if v is None else v for v in criteria.values()][::-1]
     ax.barh(names, values, color=[score_colour(criteria[k]) for k in keys][::-1])
     if compare:
         ax.scatter(
@@ -154,23 +164,23 @@ def quality_per_criterion(
     return fig
 
 
-def latency_vs_budget(rows: Sequence[Mapping[str, object]]) -> Figure:
+def latency_vs_budget(rows: Sequence[Mapping[str, object]]) -> Chart:
     """p50 and p95 per component against its p95 budget and alert threshold.
 
     ``rows``: dicts with ``component``, ``p50_ms``, ``p95_ms``, ``budget_ms``, ``alert_ms``."""
     fig, ax = _figure(8.0, 3.0)
     names = [str(r["component"]) for r in rows]
     xs = range(len(rows))
-    p50 = [float(r["p50_ms"] or 0) for r in rows]
-    p95 = [float(r["p95_ms"] or 0) for r in rows]
+    p50 = [_number(r["p50_ms"] or 0) for r in rows]
+    p95 = [_number(r["p95_ms"] or 0) for r in rows]
     colours = [
-        RED if v > float(r["alert_ms"]) else YELLOW if v > float(r["budget_ms"]) else GREEN
+        RED if v > _number(r["alert_ms"]) else YELLOW if v > _number(r["budget_ms"]) else GREEN
         for v, r in zip(p95, rows, strict=True)
     ]
     ax.bar([x - 0.2 for x in xs], p50, width=0.4, color=GREY, label="p50")
     ax.bar([x + 0.2 for x in xs], p95, width=0.4, color=colours, label="p95")
     for x, r in zip(xs, rows, strict=True):
-        ax.hlines(float(r["budget_ms"]), x - 0.45, x + 0.45, colors="black", linestyles="--", linewidth=1)
+        ax.hlines(_number(r["budget_ms"]), x - 0.45, x + 0.45, colors="black", linestyles="--", linewidth=1)
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("мс")
     ax.set_title("Задержки: p50 / p95 против бюджета (пунктир)")
@@ -178,7 +188,7 @@ def latency_vs_budget(rows: Sequence[Mapping[str, object]]) -> Figure:
     return fig
 
 
-def latency_distribution(values_ms: Sequence[float], *, budget_ms: float, title: str) -> Figure:
+def latency_distribution(values_ms: Sequence[float], *, budget_ms: float, title: str) -> Chart:
     """Histogram of latencies with the budget line and the share over it."""
     fig, ax = _figure()
     data = [v for v in values_ms if v is not None]
@@ -201,13 +211,13 @@ def trend(
     title: str,
     ylabel: str = "",
     ylim: tuple[float, float] | None = None,
-) -> Figure:
+) -> Chart:
     """Lines over days (quality trend, cost per call trend, calls per day); gaps stay gaps."""
     fig, ax = _figure()
     colours = [BLUE, RED, GREEN, YELLOW, GREY]
     for i, (name, values) in enumerate(series.items()):
         ax.plot(
-            list(days),
+            list(days),  # type: ignore[arg-type]  # matplotlib's ArrayLike omits dates, which its unit converters plot
             [float("nan") if v is None else v for v in values],
             marker=".",
             color=colours[i % len(colours)],
@@ -230,14 +240,20 @@ def stacked_days(
     title: str,
     ylabel: str = "",
     names: Mapping[str, str] | None = None,
-) -> Figure:
+) -> Chart:
     """Stacked bars per day (scenario mix over time, cost components per call over time)."""
     fig, ax = _figure()
     bottom = [0.0] * len(days)
     colours = [BLUE, GREEN, YELLOW, RED, GREY, "#6a1b9a", "#00838f", "#ef6c00"]
     for i, (name, values) in enumerate(parts.items()):
         vals = [float(v or 0) for v in values]
-        ax.bar(list(days), vals, bottom=bottom, color=colours[i % len(colours)], label=labels.label(names or {}, name))
+        ax.bar(
+            list(days),  # type: ignore[arg-type]  # matplotlib's ArrayLike omits dates, which its unit converters plot
+            vals,
+            bottom=bottom,
+            color=colours[i % len(colours)],
+            label=labels.label(names or {}, name),
+        )
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.legend(frameon=False, fontsize=7, ncols=3)
     ax.set_title(title)
@@ -252,7 +268,7 @@ def bars(
     *,
     title: str,
     ylabel: str = "",
-) -> Figure:
+) -> Chart:
     """Stacked bars over named categories (the days of a week as «23.11 пн»), one colour per part."""
     fig, ax = _figure()
     bottom = [0.0] * len(categories)
@@ -277,7 +293,7 @@ def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) 
     xs = list(range(len(turns)))
     bottom = [0.0] * len(turns)
     for key, colour in (("stt", BLUE), ("llm", YELLOW), ("tts", GREEN)):
-        values = [float(t.get(f"{key}_latency_ms") or 0) for t in turns]  # type: ignore[arg-type]
+        values = [_number(t.get(f"{key}_latency_ms") or 0) for t in turns]
         ax.bar(xs, values, bottom=bottom, color=colour, label=labels.COMPONENTS[key])
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     step = max(1, -(-len(turns) // max_ticks))
@@ -286,10 +302,10 @@ def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) 
     ax.set_ylabel("мс")
     ax.set_title("Задержки по репликам: STT / LLM / TTS")
     ax.legend(frameon=False, fontsize=7, ncols=3, loc="upper left")
-    return fig  # type: ignore[return-value]
+    return fig
 
 
-def signed_bars(values: Mapping[str, float], *, title: str, xlabel: str = "", digits: int = 4) -> Figure:
+def signed_bars(values: Mapping[str, float], *, title: str, xlabel: str = "", digits: int = 4) -> Chart:
     """Horizontal bars that may be negative (a lever's saving: a negative one costs money), each
     labelled with its value in Russian format; green for positive, red for negative."""
     from ccanalytics.core.rutext import num

@@ -19,7 +19,7 @@ from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.cost import levers, pricing, routing_replay
 from ccanalytics.db import tenants
 from ccanalytics.reports import charts
-from ccanalytics.reports.htmlblocks import Block, note, num, pct, table, usd
+from ccanalytics.reports.htmlblocks import Block, Format, note, num, pct, table, usd
 
 LEVERS_RU = labels.LEVERS
 
@@ -91,7 +91,7 @@ def breakdowns(s: dict[str, Any]) -> list[Any]:
         rows = s.get(key) or []
         name = labels.scenario if key == "by_scenario" else (lambda k: _PROVIDERS.get(k or "unknown", k))
         rows = [{**r, "key": name(r["key"])} for r in rows]
-        cols = [
+        cols: list[tuple[str, str] | tuple[str, str, Format]] = [
             ("key", column),
             ("calls", "Звонков"),
             ("cost_per_call_usd", "На звонок", usd),

@@ -415,7 +415,7 @@ def summary_text(
         alerts = len(_alerts(conn, start, end))
         findings = conn.execute(
             sa.text("SELECT count(*) FROM quality_findings WHERE day = :day"), {"day": day}
-        ).scalar()
+        ).scalar_one()
         checks = _checks(conn, day)
     headline = _headline(*_summaries(engine, day, tz, scope))
     story = storyfacts.story(engine, day, tz=tz, tenant=scope)

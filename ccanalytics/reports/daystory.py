@@ -430,18 +430,19 @@ def slow_hours(day: DayFacts, normal_days: Sequence[DayFacts], budget_ms: float)
 def prompt_versions(day: DayFacts, normal_days: Sequence[DayFacts]) -> list[Cause]:
     """A prompt version whose calls scored clearly lower than on its normal days (a version new today:
     lower than the day's other calls)."""
-    scored = {v: g for v, g in day.prompt_versions.items() if g.quality is not None and g.calls}
+    quality = {v: g.quality for v, g in day.prompt_versions.items() if g.quality is not None and g.calls}
+    scored = {v: day.prompt_versions[v] for v in quality}
     drops: dict[str, tuple[float, str]] = {}
-    for v, g in scored.items():
-        usual = [d.prompt_versions[v].quality for d in normal_days if v in d.prompt_versions]
-        usual = [q for q in usual if q is not None]
+    for v, q in quality.items():
+        history = [d.prompt_versions[v].quality for d in normal_days if v in d.prompt_versions]
+        usual = [x for x in history if x is not None]
         if usual:
             ref = float(median(usual))
-            drops[v] = (ref - g.quality, f"против обычных {num(ref, 2)} на этой версии")  # type: ignore[operator]
+            drops[v] = (ref - q, f"против обычных {num(ref, 2)} на этой версии")
         elif len(scored) > 1:  # new today: against the others
-            rest = [x for k, x in scored.items() if k != v]
-            ref = sum(x.quality * x.calls for x in rest) / sum(x.calls for x in rest)  # type: ignore[operator]
-            drops[v] = (ref - g.quality, f"против {num(ref, 2)} у остальных (версия новая)")  # type: ignore[operator]
+            rest = [(quality[k], x.calls) for k, x in scored.items() if k != v]
+            ref = sum(r * n for r, n in rest) / sum(n for _, n in rest)
+            drops[v] = (ref - q, f"против {num(ref, 2)} у остальных (версия новая)")
     if not drops:
         return []
     worst = max(drops, key=lambda v: (drops[v][0], v))
@@ -514,13 +515,13 @@ def cost_components(day: DayFacts, normal_days: Sequence[DayFacts], names: Mappi
         return []
     top = max(delta, key=lambda k: (abs(delta[k]), k))
     total = sum(abs(v) for v in delta.values()) or 1.0
-    usual = day.cost_components[top] - delta[top]
+    before = day.cost_components[top] - delta[top]
     return [
         Cause(
             kind="cost_component",
             text=(
                 f"статья «{names.get(top, 'прочее')}»: {usd(day.cost_components[top])} на звонок "
-                f"вместо обычных {usd(usual)}"
+                f"вместо обычных {usd(before)}"
             ),
             size=f"{'+' if delta[top] > 0 else ''}{usd(delta[top] * day.calls, 2)} за день",
             action="проверить расход по этой статье в обзоре стоимости (модели, повторы запросов, кэш)",

@@ -209,7 +209,7 @@ def _suggest(main: str, criteria: Counter, reasons: Counter, sig: dict[str, floa
     if main == "slow":
         parts = {"tts": sig.get("tts_p95_ms") or 0, "llm": sig.get("llm_p95_ms") or 0}
         over = {"tts": parts["tts"] - 400.0, "llm": parts["llm"] - 1000.0}
-        worst = max(over, key=over.get)
+        worst = max(over, key=lambda k: over[k])
         if worst == "tts":
             return "tts", "tts_cache", f"TTS p95 {parts['tts']:.0f} мс при бюджете 400: кэшировать частые фразы"
         return "llm", "prompt_edit", f"LLM p95 {parts['llm']:.0f} мс при бюджете 1000: сократить промпт или модель"

@@ -121,6 +121,7 @@ def run(
     params: dict[str, Any]
     if kind == "daily":
         day = day or timeutil.today(tz) - timedelta(days=1)
+        first = last = day  # the report's one day
         name, params = day.isoformat(), {"report_date": day.isoformat()}
         subject = f"Ежедневный отчёт колл-центра за {day:%d.%m.%Y}{of}"
     elif kind == "problems":
@@ -165,7 +166,7 @@ def run(
         kind, name, params, settings.resolved_reports_dir(), env=env, title=subject, tz=tz, folder=folder
     )
     if kind == "daily":
-        summary = dailyreport.summary_text(engine, day, tz=tz, tenant=scope)
+        summary = dailyreport.summary_text(engine, first, tz=tz, tenant=scope)
     elif kind == "problems":
         summary = _problems_summary(engine, first, last, tz, thresholds or problemcalls.Thresholds(), scope)
     elif kind == "weekly":

@@ -12,11 +12,12 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from ccanalytics.alerts.notify import Channel, send_with_retries
+from ccanalytics.alerts.notify import Channel, EmailChannel, TelegramChannel, send_with_retries
 from ccanalytics.core import clock, privacy
 from ccanalytics.core.errors import DeliveryError
 from ccanalytics.reports.render import Rendered
@@ -96,9 +97,10 @@ def deliver(
             outcome[name] = "already sent"
             continue
         try:
-            if name == "email":
+            if isinstance(channel, EmailChannel):  # the "email" channel
                 send_with_retries(
-                    lambda ch=channel: ch.send(
+                    partial(
+                        channel.send,
                         subject,
                         summary + "\n\nПолный отчёт — во вложении.",
                         html=summary_html(subject, summary),
@@ -107,13 +109,11 @@ def deliver(
                     attempts,
                     backoff_s,
                 )
-            elif name == "telegram":
-                send_with_retries(lambda ch=channel: ch.send_message(f"{subject}\n\n{summary}"), attempts, backoff_s)
-                send_with_retries(
-                    lambda ch=channel: ch.send_document(filename, data, caption=subject), attempts, backoff_s
-                )
+            elif isinstance(channel, TelegramChannel):  # the "telegram" channel
+                send_with_retries(partial(channel.send_message, f"{subject}\n\n{summary}"), attempts, backoff_s)
+                send_with_retries(partial(channel.send_document, filename, data, caption=subject), attempts, backoff_s)
             else:
-                send_with_retries(lambda ch=channel: ch.send_text(subject, summary), attempts, backoff_s)
+                send_with_retries(partial(channel.send_text, subject, summary), attempts, backoff_s)
         except DeliveryError as exc:
             log.error("report %s/%s not delivered by %s: %s", rendered.kind, rendered.name, name, exc.message)
             outcome[name] = exc.message

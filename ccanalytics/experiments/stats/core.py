@@ -234,6 +234,8 @@ def compare_means(a: SampleStats, b: SampleStats, alpha: float = 0.05, *, metric
     if problem:
         return not_computable("welch_t", a, b, alpha, metric, problem)
     ma, mb, va, vb = a.mean, b.mean, a.variance, b.variance
+    # mean_data_problem passed: both arms have n ≥ 2, so their means and variances exist
+    assert ma is not None and mb is not None and va is not None and vb is not None
     wa, wb = va / a.n, vb / b.n
     se = math.sqrt(wa + wb)
     df = (wa + wb) ** 2 / (wa * wa / (a.n - 1) + wb * wb / (b.n - 1))
@@ -285,6 +287,7 @@ def compare_proportions(
     if problem:
         return not_computable(test, a, b, alpha, metric, problem)
     pa, pb = a.mean, b.mean
+    assert pa is not None and pb is not None  # proportion_data_problem passed: both arms are non-empty
     pooled = (a.sum + b.sum) / (a.n + b.n)
     effect = pb - pa
     se0 = math.sqrt(pooled * (1.0 - pooled) * (1.0 / a.n + 1.0 / b.n))
@@ -368,18 +371,19 @@ def adjust_p_values(p_values: Sequence[float | None], method: str = "holm") -> l
         if not 0.0 <= f <= 1.0:
             raise InvalidArgument(f"p-values must lie in [0, 1], got {p!r}")
         values.append(f)
-    index = sorted((i for i, p in enumerate(values) if p is not None), key=lambda i: values[i])
-    m = len(index)
+    # (input position, p) of the computed tests in ascending order of p (stable: ties keep input order)
+    ranked = sorted(((i, pv) for i, pv in enumerate(values) if pv is not None), key=lambda item: item[1])
+    m = len(ranked)
     out: list[float | None] = [None] * len(values)
     if _METHODS[method] == "holm":
         running = 0.0  # step-down: adjusted p_(k) = max_{j ≤ k} min(1, (m − j + 1)·p_(j))
-        for rank, i in enumerate(index):
-            running = max(running, min(1.0, (m - rank) * values[i]))
+        for rank, (i, pv) in enumerate(ranked):
+            running = max(running, min(1.0, (m - rank) * pv))
             out[i] = running
     else:
         running = 1.0  # step-up: adjusted p_(k) = min_{j ≥ k} min(1, m/j·p_(j))
         for rank in range(m - 1, -1, -1):
-            i = index[rank]
-            running = min(running, m / (rank + 1) * values[i])
+            i, pv = ranked[rank]
+            running = min(running, m / (rank + 1) * pv)
             out[i] = running
     return out

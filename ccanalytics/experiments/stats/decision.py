@@ -124,7 +124,7 @@ def _decimals(magnitude: float) -> int:
     return min(6, max(0, 2 - math.floor(math.log10(magnitude))))
 
 
-def _p(p: float) -> str:
+def _p(p: float | None) -> str:
     return rutext.pvalue(p)
 
 
@@ -134,12 +134,14 @@ def _level(alpha: float) -> str:
 
 
 def _effect_text(spec: MetricSpec, c: Comparison) -> str:
-    lo, hi = c.ci if c.ci is not None else (c.effect, c.effect)
+    effect = c.effect
+    assert effect is not None  # only computable comparisons are described, and they have an effect
+    lo, hi = c.ci if c.ci is not None else (effect, effect)
     if spec.kind == "proportion":
-        return f"{_num(c.effect * 100, 1)} п.п. ({_level(c.alpha)}% ДИ {_num(lo * 100, 1)}…{_num(hi * 100, 1)})"
-    d = _decimals(max(abs(c.effect), abs(lo), abs(hi)))
+        return f"{_num(effect * 100, 1)} п.п. ({_level(c.alpha)}% ДИ {_num(lo * 100, 1)}…{_num(hi * 100, 1)})"
+    d = _decimals(max(abs(effect), abs(lo), abs(hi)))
     rel = f"{_num(c.relative_effect * 100, 1)}%; " if c.relative_effect is not None else ""
-    return f"{_num(c.effect, d)} ({rel}{_level(c.alpha)}% ДИ {_num(lo, d)}…{_num(hi, d)})"
+    return f"{_num(effect, d)} ({rel}{_level(c.alpha)}% ДИ {_num(lo, d)}…{_num(hi, d)})"
 
 
 def _describe(v: MetricVerdict, group_size: int) -> str:
@@ -167,9 +169,11 @@ def _reason_ru(reason: str | None) -> str:
 
 
 def _mde_text(spec: MetricSpec) -> str:
+    mde = spec.min_effect
+    assert mde is not None  # only a goal with a min_effect gets a planned sample size (_needed_total)
     if spec.kind == "proportion":
-        return f"{_num(spec.min_effect * 100, 1).lstrip('+')} п.п."
-    return _num(spec.min_effect, _decimals(spec.min_effect)).lstrip("+")
+        return f"{_num(mde * 100, 1).lstrip('+')} п.п."
+    return _num(mde, _decimals(mde)).lstrip("+")
 
 
 # ---------------------------------------------------------------- the decision
@@ -198,6 +202,7 @@ def _verdicts(pairs: list[tuple[MetricSpec, Comparison]], alpha: float) -> list[
         elif not significant:
             direction = "none"
         else:
+            assert c.effect is not None  # a computed p-value comes with an effect
             direction = "better" if (c.effect > 0) == spec.higher_is_better else "worse"
         out.append(MetricVerdict(spec, c, p, significant, direction))
     return out
@@ -227,7 +232,7 @@ def _needed_total(v: MetricVerdict, alpha: float, power: float, sequential: bool
     var_a, var_b = c.a.variance, c.b.variance
     var_a = var_a if var_a is not None else var_b
     var_b = var_b if var_b is not None else var_a
-    if var_a is None or var_a + var_b <= 0:
+    if var_a is None or var_b is None or var_a + var_b <= 0:  # both None or both set
         return None
     if sequential:
         return sequential_sample_size(var_a, var_b, delta, alpha, power, share, n_tuning=n_tuning)

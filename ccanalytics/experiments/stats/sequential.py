@@ -93,6 +93,7 @@ def _sequence(
     metric: str | None,
 ) -> Comparison:
     ma, mb = a.mean, b.mean
+    assert ma is not None and mb is not None  # the callers' data checks passed: both arms are non-empty
     se = math.sqrt(var_a / a.n + var_b / b.n)
     if se == 0:
         return not_computable(test, a, b, alpha, metric, "zero variance in both arms")
@@ -133,7 +134,9 @@ def confidence_sequence_means(
     problem = mean_data_problem(a, b)
     if problem:
         return not_computable("sequential_means", a, b, alpha, metric, problem)
-    return _sequence("sequential_means", a, b, a.variance, b.variance, alpha, r, metric)
+    var_a, var_b = a.variance, b.variance
+    assert var_a is not None and var_b is not None  # mean_data_problem passed: both arms have n ≥ 2
+    return _sequence("sequential_means", a, b, var_a, var_b, alpha, r, metric)
 
 
 def sequential_proportions(
@@ -156,6 +159,7 @@ def sequential_proportions(
     if problem:
         return not_computable("sequential_proportions", a, b, alpha, metric, problem)
     pa, pb = a.mean, b.mean
+    assert pa is not None and pb is not None  # proportion_data_problem passed: both arms are non-empty
     return _sequence("sequential_proportions", a, b, pa * (1 - pa), pb * (1 - pb), alpha, r, metric)
 
 
