@@ -93,6 +93,21 @@ def test_cli_ingest_reports_and_exits_2_on_rejects(db_url, engine, tmp_path):
     assert not (tmp_path / "clean.jsonl.rejects.jsonl").exists()
 
 
+def test_cli_ingest_reads_standard_input(db_url, engine, tmp_path):
+    """``ccanalytics ingest -`` (a pipe): it crashed in the progress bar, which had no length."""
+    lines = "".join(json.dumps(make_call(started_at=DEFAULT_START + timedelta(minutes=i))) + "\n" for i in range(3))
+    rejects = tmp_path / "stdin.rejects.jsonl"
+    res = CliRunner().invoke(
+        main,
+        ["ingest", "-", "--reject-file", str(rejects)],
+        input=lines.encode() + b"nope\n",
+        env={"CCA_DATABASE_URL": db_url},
+    )
+    assert res.exit_code == 2, res.output
+    assert "inserted=3" in res.stdout and "rejected=1" in res.stdout and rejects.exists()
+    assert count_rows(engine)["calls"] == 3
+
+
 def test_cli_ingest_json_file_is_atomic_and_errors_in_one_line(db_url, engine, tmp_path):
     bad = make_call()
     bad["ended_at"] = "2020-01-01T00:00:00+00:00"
