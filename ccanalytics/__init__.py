@@ -56,7 +56,7 @@ def __getattr__(name: str):
 # Modules moved into domain packages (issue 21; docs/architecture.md): code outside this repository —
 # the call processor imports ccanalytics.telemetry and ccanalytics.promptlib — keeps importing them by
 # their old names, with a DeprecationWarning. Old names that are packages now (ingest, prompts, cost,
-# alerts, auth, reports, experiments, cli) name the package.
+# alerts, auth, reports, experiments, datalake, cli) name the package.
 MOVED = {
     "errors": "core.errors", "config": "core.config", "clock": "core.clock", "timeutil": "core.timeutil",
     "vocabulary": "core.vocabulary", "definitions": "core.definitions", "labels": "core.labels",
