@@ -76,7 +76,7 @@ def mask_phones_in_text(text: str) -> str:
     return "".join([*out, _PHONE_IN_TEXT.sub(_mask_match, text[pos:])])
 
 
-def _mask_match(m: re.Match) -> str:
+def _mask_match(m: re.Match[str]) -> str:
     return mask_phone(m.group(0)) or ""
 
 

@@ -33,7 +33,7 @@ def delay(
     retries of many callers spread out while the cap stays the longest wait."""
     if base < 0 or cap < 0 or not 0 <= jitter <= 1:
         raise ValueError(f"retry delay needs base ≥ 0, cap ≥ 0 and 0 ≤ jitter ≤ 1 (got {base}, {cap}, {jitter})")
-    wait = min(cap, base * 2 ** min(max(attempt, 1) - 1, _MAX_DOUBLINGS))
+    wait = min(cap, base * 2.0 ** min(max(attempt, 1) - 1, _MAX_DOUBLINGS))
     return wait * (1 - jitter * rng()) if jitter else wait
 
 

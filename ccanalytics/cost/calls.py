@@ -415,8 +415,9 @@ def change_words(reduction_pct: float | None) -> str:
 
 def _llm_cost(price: dict[str, float], r: Any) -> float:
     cached = min(r.llm_cached, r.llm_in)
-    return (
+    usd: float = (
         (r.llm_in - cached) * price["input_per_1m"]
         + cached * price.get("cached_input_per_1m", price["input_per_1m"])
         + r.llm_out * price["output_per_1m"]
     ) / 1e6
+    return usd

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ccanalytics.core.errors import InvalidArgument
 
@@ -91,7 +92,7 @@ class _Pattern:
     def fullmatch(self, text: str) -> re.Match[str] | None:
         return self._re().fullmatch(text)
 
-    def findall(self, text: str) -> list:
+    def findall(self, text: str) -> list[Any]:  # strings, or tuples of groups (as re.findall)
         return self._re().findall(text)
 
 

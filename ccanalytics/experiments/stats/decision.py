@@ -284,7 +284,13 @@ def recommend(
     goals = _verdicts([p for p in pairs if p[0].role == "goal"], alpha)
     verdicts = tuple(goals + guardrails)
 
-    def result(action: str, reason: str, drivers: Sequence[MetricVerdict], days=None, needed=None) -> Recommendation:
+    def result(
+        action: str,
+        reason: str,
+        drivers: Sequence[MetricVerdict],
+        days: float | None = None,
+        needed: int | None = None,
+    ) -> Recommendation:
         names = tuple(v.spec.name for v in drivers)
         return Recommendation(action, reason, names, days, needed, sequential, alpha, verdicts)
 
