@@ -102,7 +102,7 @@ class FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 ctype = self.headers.get("Content-Type", "")
                 files: dict = {}
@@ -186,7 +186,7 @@ class Mailbox:
         self.logins: list[str] = []
         self.delay = 0.0
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
         self.recipients.append(list(envelope.rcpt_tos))
         if self.delay:

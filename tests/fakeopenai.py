@@ -67,7 +67,7 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 status, headers, payload = server.respond(body, self.headers.get("Authorization", ""))
                 data = json.dumps(payload).encode()

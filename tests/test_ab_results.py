@@ -83,6 +83,6 @@ def test_exclusions_srm_and_sums_match_python(engine):
         assert v.cost.sum_squares == pytest.approx(sum(x * x for x in costs))
     assert r.srm.mismatch
     assert r.recommendations["B"].action == "investigate_srm"
+    draft = experiments.create_test(engine, "p-draft", [v1.id, v2.id], created_by="a")
     with pytest.raises(InvalidArgument):
-        draft = experiments.create_test(engine, "p-draft", [v1.id, v2.id], created_by="a")
         experiments.results(engine, draft.id)

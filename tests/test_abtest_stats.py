@@ -292,7 +292,7 @@ def test_srm_invalid_arguments(counts, weights, kw):
 # ---------------------------------------------------------------- multiple comparisons
 
 
-@pytest.mark.parametrize("method,sm_method", [("holm", "holm"), ("bh", "fdr_bh"), ("fdr_bh", "fdr_bh")])
+@pytest.mark.parametrize(("method", "sm_method"), [("holm", "holm"), ("bh", "fdr_bh"), ("fdr_bh", "fdr_bh")])
 def test_adjust_p_values_matches_statsmodels(method, sm_method):
     ps = [0.01, 0.04, 0.03, 0.005, 0.2, 0.04, 0.9]
     # statsmodels.stats.multitest.multipletests(..., method="holm" / "fdr_bh")

@@ -30,6 +30,7 @@ alerts_test_timing.yml."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -142,9 +143,9 @@ def test_a_repeated_stretch_keeps_counting_and_thins_out_with_age():
         series.setdefault(name, []).append((int(ts), float(value)))
     counted, level = series['c_total{job="j",tenant="x"}'], series['g{job="j",tenant="x"}']
     assert eof == "# EOF" and counted[0] == (0, 0.0) and counted[-1] == (7200, 120 * 4 + 100)
-    assert all(b[1] >= a[1] for a, b in zip(counted, counted[1:], strict=False)), counted  # never a reset
+    assert all(b[1] >= a[1] for a, b in itertools.pairwise(counted)), counted  # never a reset
     assert dict(counted)[7155] == 119 * 4 + 1 and dict(counted)[7170] == 119 * 4 + 2 + 100
-    steps = [b[0] - a[0] for a, b in zip(counted, counted[1:], strict=False)]
+    steps = [b[0] - a[0] for a, b in itertools.pairwise(counted)]
     assert steps == [120] * 30 + [60] * 40 + [15] * 80, steps  # older than an hour, 20 minutes, then 15 s
     assert {v for _, v in level} == {0.0, 1.0, 2.0, 3.0}  # a gauge repeats
 
@@ -183,7 +184,7 @@ class TimedMailbox(Mailbox):
         super().__init__()
         self.arrived: list[float] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):
         self.arrived.append(time.monotonic())
         return await super().handle_DATA(server, session, envelope)
 

@@ -201,7 +201,7 @@ def test_grouped_alerts_have_a_header_with_count_and_title(alertmanager):
 def test_each_tenant_gets_its_own_notification(alertmanager):
     """Issue 16: groups are per tenant — a shop's alerts never share a message with another shop's,
     and the message names the network (header of a group, the "where" line of each alert)."""
-    url, mailbox, tg = alertmanager
+    url, _mailbox, tg = alertmanager
     errors = [
         alert(
             url,

@@ -708,7 +708,6 @@ def test_concurrent_runs_fire_once(engine):
 # ------------------------------------------------------------------------------------------ CLI
 def alerts_cli(db_url: str, telegram):
     """``ccanalytics alerts …`` against the database, Telegram at the fake server, one-scenario thresholds."""
-    from ccanalytics.cli import alerts as cli_alerts  # noqa: F401  (registers the group on main)
     from ccanalytics.cli.root import main
 
     env = {
@@ -724,7 +723,6 @@ def alerts_cli(db_url: str, telegram):
 
 
 def test_cli_commands(db_url, engine, telegram):
-    from ccanalytics.cli import alerts as cli_alerts  # noqa: F401  (registers the group on main)
 
     ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
     run = alerts_cli(db_url, telegram)

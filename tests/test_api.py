@@ -239,7 +239,7 @@ def test_summary_per_period_equals_the_library(demo, client, analyst):
 
 
 @pytest.mark.parametrize(
-    "query, message",
+    ("query", "message"),
     [
         ("/analytics/calls?date_from=2026-13-01", "not a calendar date"),
         ("/analytics/calls?date_from=yesterday-ish", "YYYY-MM-DD"),
@@ -307,7 +307,7 @@ def test_prompt_create_get_activate_with_audit(demo, client, admin, analyst):
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    ("body", "message"),
     [
         (b"{not json", "not valid JSON"),
         (b"", "JSON body is required"),

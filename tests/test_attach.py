@@ -573,7 +573,7 @@ def test_a_migration_writing_to_a_shared_table_is_refused_before_any_change(cp_e
     shutil.copytree(sql_dir() / "migrations", directory)
     (directory / "900_backfill.sql").write_text("UPDATE calls SET scenario = lower(scenario);\n")
     before = catalog(cp_engine)
-    with pytest.raises(MigrationError, match="900_backfill.sql runs UPDATE calls SET … on the call processor's table"):
+    with pytest.raises(MigrationError, match=r"900_backfill.sql runs UPDATE calls SET … on the call processor's table"):
         migrate(cp_engine, directory=directory)
     assert catalog(cp_engine) == before
 
@@ -713,7 +713,7 @@ def test_concurrent_migrate_runs_attach_once(cp_engine):
     def run() -> None:
         try:
             migrate(cp_engine)
-        except Exception as exc:  # pragma: no cover - reported by the assertion
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported by the assertion
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(3)]
@@ -778,7 +778,7 @@ def test_reading_works_with_select_only_grants(reader_url, tmp_path):
         with pytest.raises(MigrationError, match="needs CREATE on the database"):
             attach.check(engine)  # db check builds its scratch schema: not for a SELECT-only role
         # a write path says so in one line
-        with pytest.raises(WriteRefused, match="^the database refused: permission denied for table"):
+        with pytest.raises(WriteRefused, match=r"^the database refused: permission denied for table"):
             metrics.compute_daily_stats(engine, date(2026, 11, 20), date(2026, 11, 20), incremental=False)
     finally:
         store.engine.dispose()
@@ -819,7 +819,7 @@ def test_a_reader_cannot_migrate_and_says_why(reader_url, tmp_path):
     (directory / "900_more.sql").write_text("CREATE TABLE more_things (id int);\n")
     reader = create_engine(reader_url, pool_size=1)
     try:
-        with pytest.raises(MigrationError, match="may not change the schema .*schema owner's role"):
+        with pytest.raises(MigrationError, match=r"may not change the schema .*schema owner's role"):
             migrate(reader, directory=directory)
     finally:
         reader.dispose()
@@ -833,7 +833,7 @@ def test_read_only_setting_makes_sessions_read_only(cp_engine):
         assert one(engine, "SHOW default_transaction_read_only") == "on"
         assert one(engine, "SHOW timezone") == "UTC"  # the engine's own options still apply
         migrate(engine)  # current: nothing to write
-        with pytest.raises(WriteRefused, match="read-only transaction.*CCA_READ_ONLY"), engine.begin() as conn:
+        with pytest.raises(WriteRefused, match=r"read-only transaction.*CCA_READ_ONLY"), engine.begin() as conn:
             conn.execute(sa.text("UPDATE customers SET name = name"))
         assert attach.check(engine).ok  # the scratch schema is rolled back, so db check runs too
     finally:

@@ -72,7 +72,7 @@ API = [
 ]
 
 
-@pytest.mark.parametrize("method,path,body,status", API)
+@pytest.mark.parametrize(("method", "path", "body", "status"), API)
 def test_bad_api_input_is_a_json_error(admin, engine, method, path, body, status):
     prompts.create_version(engine, "tire_agent", "Добрий день!", author="test")
     data = body if isinstance(body, str) else (json.dumps(body) if body is not None else None)

@@ -246,7 +246,7 @@ def test_missing_usage_is_estimated_and_unknown_models_are_left_alone(engine):
     ingest_records(engine, [plain, odd])
     run = cost.compute_costs(engine, "2026-11-20", "2026-11-20")
     assert (run.priced, run.estimated, run.unpriced) == (1, 1, 1)
-    breakdown, total = stored(engine, plain["call_id"])
+    breakdown, _total = stored(engine, plain["call_id"])
     assert breakdown["estimated"] is True
     # the default dialogue has 3 bot turns: 3 × 2,500 input and 3 × 400 output tokens at Sonnet prices
     assert breakdown["llm"] == pytest.approx((3 * 2500 * 3.0 + 3 * 400 * 15.0) / 1e6)
@@ -411,7 +411,7 @@ def test_usage_the_processor_recorded_in_cost_breakdown_is_priced_and_its_values
         )
     run = cost.compute_costs(engine, "2026-11-20", "2026-11-20")
     assert (run.priced, run.estimated, run.unpriced) == (1, 0, 0)
-    breakdown, total = stored(engine, call["call_id"])
+    breakdown, _total = stored(engine, call["call_id"])
     assert breakdown["estimated"] is False and breakdown["reported_total_usd"] == 0.1
     assert breakdown["llm"] == pytest.approx((4_000 * 3.0 + 6_000 * 0.3 + 1_600 * 15.0) / 1e6)
     assert breakdown["tts"] == pytest.approx((600 - 200) * 16.0 / 1e6)

@@ -144,7 +144,7 @@ def test_compose_has_the_production_services():
         assert is_ours(service) and service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}, name
         assert service["env_file"] == [".env"], name  # secrets from the environment file only
     for name, service in SERVICES.items():
-        assert ":" in service["image"] and not service["image"].endswith(":latest") or is_ours(service), name
+        assert (":" in service["image"] and not service["image"].endswith(":latest")) or is_ours(service), name
         assert service.get("restart") in ("unless-stopped", "no"), name
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name}: {port} must stay behind the proxy"

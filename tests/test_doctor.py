@@ -33,7 +33,7 @@ def judge():
         base = fake.httpd.RequestHandlerClass
 
         class WithModels(base):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 if self.path.rstrip("/") != "/v1/models":
                     status, body = 404, {"error": {"message": "not found"}}
                 elif self.headers.get("Authorization") != "Bearer test-key":

@@ -166,7 +166,7 @@ def test_live_metrics_share_names():
     for fam in text_string_to_metric_families(exporter.render(registry).decode()):
         for smp in fam.samples:
             s[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
-    live_value = lambda n, **kw: s.get((n, tuple(sorted({"source": "live", "tenant": "", **kw}.items()))), 0.0)  # noqa: E731
+    live_value = lambda n, **kw: s.get((n, tuple(sorted({"source": "live", "tenant": "", **kw}.items()))), 0.0)
     assert live_value("cca_calls_total", scenario="tire_search", outcome="operator", transfer_reason="cannot_help") == 1
     assert live_value("cca_active_calls") == 0
     assert live_value("cca_operator_queue_length") == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -190,7 +191,7 @@ def test_orders_fittings_and_names(week):
         else:
             assert "fitting_booking_id" not in call
         if call["order_created"] or call["fitting_booked"]:
-            first, last = call["customer_name"].split(" ")
+            first, _last = call["customer_name"].split(" ")
             assert first in P.MALE_NAMES + P.FEMALE_NAMES
         else:
             assert "customer_name" not in call
@@ -264,7 +265,7 @@ def test_turn_metrics(week, by_day):
         assert stamps == sorted(stamps)
         start, end = datetime.fromisoformat(call["started_at"]), datetime.fromisoformat(call["ended_at"])
         assert start <= stamps[0] and stamps[-1] < end
-        for turn, at, nxt in zip(turns, stamps, stamps[1:] + [end], strict=True):
+        for turn, at, nxt in zip(turns, stamps, [*stamps[1:], end], strict=True):
             assert turn["duration_ms"] > 0
             assert at + timedelta(milliseconds=turn["duration_ms"]) <= nxt + timedelta(milliseconds=1)
             if turn["speaker"] == "customer":
@@ -380,7 +381,7 @@ def test_stt_reasks_follow_low_confidence_turns(week):
     reasks = 0
     for call in week:
         turns = call["turns"]
-        for prev, turn in zip(turns, turns[1:], strict=False):
+        for prev, turn in itertools.pairwise(turns):
             low = prev["speaker"] == "customer" and prev["stt_confidence"] < 0.6
             reask = turn["speaker"] == "bot" and turn["text"].startswith(P.REASK_MARKER)
             assert low == reask, (prev, turn)

@@ -158,7 +158,7 @@ def test_a_call_the_processor_wrote_itself_is_never_replaced(engine):
     assert one(engine, "SELECT count(*) FROM cca_call_ingest")[0] == 0
 
 
-@pytest.mark.parametrize("mode,expected", [("ignore", "ignored"), ("error", None)])
+@pytest.mark.parametrize(("mode", "expected"), [("ignore", "ignored"), ("error", None)])
 def test_on_conflict_ignore_and_error_keep_the_stored_call(engine, mode, expected):
     call = make_call()
     ingest(engine, call)
@@ -288,7 +288,7 @@ ORDER_UUID = "7d0f9a2e-52a4-4b8e-9d0c-1f2e3a4b5c6d"
 
 
 @pytest.mark.parametrize(
-    "fields,order_id,booking_id",
+    ("fields", "order_id", "booking_id"),
     [
         ({"order_created": True}, "", None),
         ({"order_created": False}, None, None),
@@ -360,7 +360,7 @@ def test_concurrent_deliveries_of_the_same_call_store_it_once(engine):
     def deliver():
         try:
             ingest(engine, call)
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=deliver) for _ in range(6)]
@@ -399,7 +399,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
     def deliver_a():
         try:
             ingest(engine, call_a)
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
 
     def deliver_b():
@@ -408,7 +408,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
                 _write(conn, [call_b], "replace")
                 conn.commit()
             b_done.set()
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
 
     def waiting_on_a_lock():

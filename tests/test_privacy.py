@@ -11,7 +11,7 @@ from ccanalytics.core.privacy import InvalidPhone, mask_phone, mask_phones_in_te
 
 
 @pytest.mark.parametrize(
-    "raw,expected",
+    ("raw", "expected"),
     [
         ("+380671234567", "+380671234567"),
         ("0671234567", "+380671234567"),

@@ -94,7 +94,7 @@ def test_problem_shares_are_of_calls_and_add_up(demo_engine):
     per_day = problemcalls.calls_per_day(demo_engine, first, LAST)
     total = sum(per_day.values())
     # the overview: the main problems add up to the problem calls and their shares to 100 %
-    table = [b for b in problemview.overview(found, total) if hasattr(b, "html") and "<table" in b.html][0]
+    table = next(b for b in problemview.overview(found, total) if hasattr(b, "html") and "<table" in b.html)
     rows = _cells(table.html)
     *flags, grand = rows
     assert grand[0] == "Итого" and _int(grand[3]) == len(found) == sum(_int(r[3]) for r in flags)

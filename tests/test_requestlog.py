@@ -73,7 +73,7 @@ def test_an_incoming_request_id_is_honoured_and_a_bad_one_replaced(app, records)
         rid = client.get("/login", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
         assert rid != bad and len(rid) == 32
     assert new_request_id(None) != new_request_id(None)
-    assert [e["request_id"] for e in access(records)][0] == "proxy-7f3a:1"
+    assert next(e["request_id"] for e in access(records)) == "proxy-7f3a:1"
 
 
 def test_the_logged_in_user_refusals_and_errors_are_logged(app, engine, records):
@@ -109,7 +109,7 @@ def test_call_pages_and_ingested_calls_carry_the_call_id(app, engine, records):
     assert client.get(f"/calls/{call['call_id']}").status_code == 200
     page = [e for e in access(records) if e["path"] == f"/calls/{call['call_id']}"]
     assert page[0]["call_id"] == call["call_id"] and page[0]["user"] == "olena"
-    api_line = [e for e in access(records) if e["path"] == "/api/v1/calls"][0]
+    api_line = next(e for e in access(records) if e["path"] == "/api/v1/calls")
     assert api_line["user"] == "token:call-processor" and api_line["request_id"] == "cp-batch-1"
 
 

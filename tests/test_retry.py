@@ -23,7 +23,7 @@ def test_delay_doubles_up_to_the_cap_and_jitter_only_shortens():
     assert retry.delay(3, base=2, cap=60, jitter=0.25, rng=lambda: 0.999999) == pytest.approx(6, abs=1e-4)
     assert retry.delay(9, base=2, cap=60, jitter=1.0, rng=lambda: 0.5) == 30
     for bad in ({"base": -1}, {"base": 1, "cap": -1}, {"base": 1, "jitter": 1.5}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="retry delay needs"):
             retry.delay(1, **bad)
     assert list(itertools.islice(retry.delays(1, 5), 5)) == [1, 2, 4, 5, 5]
 
@@ -47,7 +47,7 @@ def _failing(times: int, exc: Exception):
 def test_retry_waits_between_attempts_and_gives_up_after_the_last():
     waits, told = [], []
     fn, calls = _failing(2, Flaky("busy"))
-    on_retry = lambda e, n, w: told.append((n, w))  # noqa: E731
+    on_retry = lambda e, n, w: told.append((n, w))
     assert retry.retry(fn, attempts=3, base=0.5, retry_on=Flaky, sleep=waits.append, on_retry=on_retry) == 3
     assert waits == [0.5, 1.0] and told == [(2, 0.5), (3, 1.0)]
 
@@ -61,7 +61,7 @@ def test_retry_waits_between_attempts_and_gives_up_after_the_last():
 def test_retry_stops_at_once_on_other_errors_and_honours_a_longer_server_wait():
     waits = []
     fn, calls = _failing(1, ValueError("bad input"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad input"):
         retry.retry(fn, attempts=5, base=1, retry_on=Flaky, sleep=waits.append)
     fn, calls = _failing(1, Flaky("permanent"))
     with pytest.raises(Flaky):
@@ -70,7 +70,7 @@ def test_retry_stops_at_once_on_other_errors_and_honours_a_longer_server_wait():
     fn, _ = _failing(2, Flaky("slow down"))
     retry.retry(fn, attempts=3, base=1, retry_on=Flaky, at_least=lambda e: 3.0, sleep=waits.append)
     assert waits == [3.0, 3.0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
         retry.retry(fn, attempts=0, base=1)
 
 

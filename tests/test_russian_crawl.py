@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import DEMO_END
 from test_auth import csrf_of, logged_in
+from werkzeug.exceptions import HTTPException
 
 from ccanalytics.core import clock, labels, rutext
 from ccanalytics.prompts import versions as prompts
@@ -282,7 +283,7 @@ def endpoint_of(app, path: str) -> str | None:
     adapter = app.url_map.bind("localhost")
     try:
         return adapter.match(urlsplit(path).path)[0]
-    except Exception:
+    except HTTPException:  # no route (404, 405) or a redirect
         return None
 
 

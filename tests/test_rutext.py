@@ -16,7 +16,7 @@ CALL = ("звонок", "звонка", "звонков")
 
 
 @pytest.mark.parametrize(
-    "n,expected",
+    ("n", "expected"),
     [
         (0, "0 звонков"),
         (1, "1 звонок"),
@@ -77,7 +77,7 @@ def test_signed_compact_percent_money_seconds():
 
 
 @pytest.mark.parametrize(
-    "p,expected,bare",
+    ("p", "expected", "bare"),
     [
         (0.0, "p < 0,001", "< 0,001"),
         (0.00004, "p < 0,001", "< 0,001"),

@@ -247,7 +247,7 @@ def test_concurrent_migrations_apply_each_file_once(fresh):
     def run():
         try:
             migrate(fresh)
-        except Exception as exc:  # pragma: no cover - reported by the assertion
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported by the assertion
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -276,7 +276,7 @@ def test_a_failing_migration_leaves_nothing_half_applied(fresh, tmp_path):
     directory = tmp_path / "migrations"
     shutil.copytree(sql_dir() / "migrations", directory)
     (directory / "900_broken.sql").write_text("CREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n")
-    with pytest.raises(MigrationError, match='900_broken.sql failed: relation "no_such_table" does not exist'):
+    with pytest.raises(MigrationError, match=r'900_broken.sql failed: relation "no_such_table" does not exist'):
         migrate(fresh, directory=directory)
     with fresh.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regclass('half_done')")).scalar() is None
@@ -287,7 +287,7 @@ def test_a_failing_migration_leaves_nothing_half_applied(fresh, tmp_path):
 
 def test_bad_migration_file_names_are_refused(tmp_path):
     (tmp_path / "1-init.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="must look like 001_name.sql"):
+    with pytest.raises(MigrationError, match=r"must look like 001_name.sql"):
         discover(tmp_path)
 
 

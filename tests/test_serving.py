@@ -174,7 +174,7 @@ def test_fresh_workers_answer_a_burst_of_concurrent_requests_without_503(db_url,
     paths = ["/calls", "/calls?q=" + urllib.parse.quote("шини"), "/login", "/api/v1/analytics/calls"]
     try:
         assert wait_for(lambda: _status(f"{base}/healthz") == 200, timeout=60), "the admin did not start"
-        ready = lambda: _output(proc)[1].count('"worker_ready": true') == 4  # noqa: E731
+        ready = lambda: _output(proc)[1].count('"worker_ready": true') == 4
         assert wait_for(ready, timeout=60), "not every worker booted"
         opener = _log_in(base, "olena", "correct horse battery staple")  # reaches one or two workers
         barrier = threading.Barrier(clients)
@@ -197,7 +197,7 @@ def test_fresh_workers_answer_a_burst_of_concurrent_requests_without_503(db_url,
             t.join(120)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = _finish(proc)
+        _out, err = _finish(proc)
     assert proc.returncode == 0, err[-3000:]
     assert len(statuses) == clients * rounds
     assert [s for s in statuses if s[1] != 200] == []
@@ -375,7 +375,7 @@ def test_the_scheduler_stops_the_embedded_database_on(sig, code, tmp_path):
         time.sleep(1)  # into the scheduler's loop (the signal also works before it, through the same handler)
     finally:
         proc.send_signal(sig)
-        out, err = _finish(proc)
+        _out, err = _finish(proc)
     assert proc.returncode == code, err[-3000:]
     assert wait_for(lambda: _postmaster(data / "pg") is None, timeout=30), "the embedded PostgreSQL kept running"
 
@@ -387,7 +387,7 @@ def test_the_demo_stops_the_embedded_database_on_sigterm(tmp_path):
     args = ["demo", "--days", "2", "--calls-per-day", "30", "--port", str(port)]
     proc = _start(args, _env(CCA_DATA_DIR=str(data), CCA_REPORTS_DIR=str(tmp_path / "reports")))
     try:
-        serving = lambda: proc.poll() is not None or _status(f"http://127.0.0.1:{port}/login") == 200  # noqa: E731
+        serving = lambda: proc.poll() is not None or _status(f"http://127.0.0.1:{port}/login") == 200
         started = wait_for(serving, timeout=900)
         assert proc.poll() is None, "the demo exited: " + _output(proc)[1][-3000:]
         assert started, "the demo did not serve within 900 s"

@@ -91,7 +91,7 @@ def test_phones_are_masked_unless_asked(store, loaded):
 
 
 @pytest.mark.parametrize(
-    "filters,expected",
+    ("filters", "expected"),
     [
         ({"transferred": True}, {"transfer"}),
         ({"transferred": False}, {"late", "early", "next"}),
@@ -162,7 +162,7 @@ def test_turns_crossing_midnight_stay_with_their_call(store):
 
 
 @pytest.mark.parametrize(
-    "kwargs,message",
+    ("kwargs", "message"),
     [
         ({"date_from": "2026-13-01"}, "not a date"),
         ({"date_from": "2026-11-21", "date_to": "2026-11-20"}, "before date_from"),

@@ -222,7 +222,7 @@ def _columns_schema(columns) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}
     call = _columns_schema(store.CALL_COLUMNS)
     call_detail = _columns_schema(store.CALL_COLUMNS + store.CALL_DETAIL_COLUMNS)
     return {

@@ -517,7 +517,7 @@ def deliver(
                 channels[row.channel].send_text(
                     row.payload.get("subject", ""), text, key=f"ccanalytics-alert-{row.event_id}-{row.channel}"
                 )
-            except Exception as exc:  # every failure is recorded on the row, never lost
+            except Exception as exc:  # noqa: BLE001 — every failure is recorded on the row, never lost
                 retryable = exc.retryable if isinstance(exc, DeliveryError) else True
                 error = (exc.message if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:1000]
                 if outcome_unknown(exc):

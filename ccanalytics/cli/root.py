@@ -62,7 +62,7 @@ def _actor(by: str | None = None) -> str:
         return by.strip()
     try:
         return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in a bare container
+    except (OSError, KeyError):  # no user name in a bare container (no passwd entry for the uid)
         return "cli"
 
 
@@ -289,7 +289,7 @@ def generate_cmd(
         tenants=tenants or generator.DEMO_TENANT_SLUGS,
     )
     if out:
-        stream = click.open_file("-", "w") if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        stream = click.open_file("-", "w") if out == "-" else open(out, "w", encoding="utf-8")
         n = 0
         try:
             for call in calls:

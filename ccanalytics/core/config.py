@@ -332,7 +332,7 @@ class Settings(BaseSettings):
 
         try:
             ZoneInfo(value)
-        except Exception:
+        except (KeyError, ValueError, OSError):  # unknown zone; a malformed key; a directory ("Europe")
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 

@@ -75,7 +75,7 @@ class _Pattern:
     """A regular expression compiled on first use: importing the router compiles nothing (the rules'
     patterns take ≈ 15 ms to compile; the first ``route`` call pays it once)."""
 
-    __slots__ = ("pattern", "_compiled")
+    __slots__ = ("_compiled", "pattern")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern

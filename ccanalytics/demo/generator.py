@@ -422,7 +422,7 @@ def _price(brand: str, model: str, size: _Size) -> int:
     if price is None:
         base = P.BRANDS[brand][2] * P.RIM_PRICE.get(size.rim, 2.1) * (1 + (size.width - 205) / 400)
         jitter = 0.94 + (zlib.crc32("|".join(key).encode()) % 13) / 100
-        price = _PRICE_CACHE[key] = int(round(base * jitter / 10)) * 10
+        price = _PRICE_CACHE[key] = round(base * jitter / 10) * 10
     return price
 
 
@@ -509,11 +509,42 @@ class _Dlg:
     """One call's dialogue as it is being written: planned turns, then the timeline in ``_render``."""
 
     __slots__ = (
-        "rng", "v2", "caller", "anon", "kind", "turns", "pending", "stage", "transfer_stage",
-        "transfer_reason", "angry_stage", "confused_stage", "reask", "tool_error", "outage", "apology",
-        "last_bot", "order_id", "booking_id", "name_given", "day", "hour", "season", "size", "choice",
-        "qty", "closing", "slots", "mishear", "misheard", "wrong_price", "consent", "consents", "angered",
-        "misinformed", "tools_called",
+        "angered",
+        "angry_stage",
+        "anon",
+        "apology",
+        "booking_id",
+        "caller",
+        "choice",
+        "closing",
+        "confused_stage",
+        "consent",
+        "consents",
+        "day",
+        "hour",
+        "kind",
+        "last_bot",
+        "mishear",
+        "misheard",
+        "misinformed",
+        "name_given",
+        "order_id",
+        "outage",
+        "pending",
+        "qty",
+        "reask",
+        "rng",
+        "season",
+        "size",
+        "slots",
+        "stage",
+        "tool_error",
+        "tools_called",
+        "transfer_reason",
+        "transfer_stage",
+        "turns",
+        "v2",
+        "wrong_price",
     )  # fmt: skip
 
     def __init__(self, rng: random.Random, caller: _Caller, anon: bool, v2: bool, day: date, hour: int) -> None:
@@ -881,7 +912,7 @@ def _availability(d: _Dlg, standalone: bool) -> None:
 
 def _injection(d: _Dlg, item: tuple) -> None:
     rng = d.rng
-    brand, model, sku, price, _stock = item
+    _brand, _model, sku, price, _stock = item
     if rng.random() < 0.6:
         d.cust(_pick(rng, P.INJECTION_PRICE))
         args = {"items": [{"sku": sku, "quantity": 4, "price": 0}], **d.phone_args()}

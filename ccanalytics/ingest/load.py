@@ -62,13 +62,13 @@ __all__ = [
     "TURN_EXTRA_COLUMNS",
     "IngestResult",
     "call_row",
-    "ingest_row",
-    "turn_extra_rows",
     "ingest",
     "ingest_file",
     "ingest_records",
+    "ingest_row",
     "refresh_statistics",
     "tool_rows",
+    "turn_extra_rows",
     "turn_rows",
 ]
 
@@ -208,7 +208,7 @@ def ingest_file(
     elif workers < 0:
         raise InvalidArgument("workers must be 0 or more")
     total = IngestResult()
-    reject_file = open(reject_path, "w", encoding="utf-8") if reject_path else None  # noqa: SIM115
+    reject_file = open(reject_path, "w", encoding="utf-8") if reject_path else None
 
     # reject() and write() run in the writer thread, in the order of the file
     def reject(problem: RecordProblem, line: bytes) -> None:
@@ -314,7 +314,7 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 
 def _lines(source: str | Path | IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    handle = open(source, "rb") if isinstance(source, str | Path) else source  # noqa: SIM115
+    handle = open(source, "rb") if isinstance(source, str | Path) else source
     try:
         yield from enumerate(handle, start=1)
     finally:

@@ -188,7 +188,7 @@ class OrderedWriter:
                         self._write_batch(first, second)
                     else:
                         self._reject(first, second)
-            except BaseException as exc:  # handed to the loading thread, which raises it
+            except BaseException as exc:  # noqa: BLE001 — handed to the loading thread, which raises it
                 self._error = exc
             finally:
                 if kind == "batch":

@@ -264,7 +264,7 @@ def prepare_line(line: bytes, line_no: int, limits: Limits = DEFAULT_LIMITS) -> 
 
 # ------------------------------------------------------------------------ the same rows as values
 def _ms_value(value: float | None) -> int | None:
-    return None if value is None else int(round(value))
+    return None if value is None else round(value)
 
 
 def _json(value: Any) -> Jsonb | None:

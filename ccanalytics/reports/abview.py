@@ -111,8 +111,8 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
         for name, c in metrics.items():
             scale = 100.0 if experiments.METRICS[name]["kind"] == "proportion" else 1.0
             digits = 1 if scale == 100 else 4 if name == "cost_per_call" else 3
-            fmt = lambda v, d=digits, s=scale: num(v * s, d) if v is not None else "—"  # noqa: E731
-            sfmt = lambda v, d=digits, s=scale: rutext.signed(v * s, d) if v is not None else "—"  # noqa: E731
+            fmt = lambda v, d=digits, s=scale: num(v * s, d) if v is not None else "—"
+            sfmt = lambda v, d=digits, s=scale: rutext.signed(v * s, d) if v is not None else "—"
             v = used.get(name)
             d = v.comparison if v is not None else c
             ci = d.ci if d.computable else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import SupportsFloat, SupportsIndex
@@ -31,7 +32,7 @@ def score_colour(score: float | None) -> str:
 
 def tick_digits(ticks: Sequence[float]) -> int:
     """Decimals that show every tick exactly, the same for all (0,20 … 1,00; 0,0025 USD)."""
-    steps = [abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False) if b != a]
+    steps = [abs(b - a) for a, b in itertools.pairwise(ticks) if b != a]
     step = min(steps) if steps else 1.0
     return next((d for d in range(7) if abs(round(step, d) - step) <= 1e-9 * max(1.0, step)), 6)
 
@@ -124,7 +125,7 @@ def shares(
     items = sorted(counts.items(), key=lambda kv: -kv[1])
     if len(items) > top:
         rest = sum(v for _, v in items[top - 1 :])
-        items = items[: top - 1] + [("другое", rest)]
+        items = [*items[: top - 1], ("другое", rest)]
     total = of or sum(v for _, v in items) or 1
     fig, ax = _figure(8.0, 0.45 * max(len(items), 2) + 1.0)
     ticks = [labels.label(names or {}, k) for k, _ in items][::-1]

@@ -121,7 +121,7 @@ def lever_detail(text: str) -> str:
 
 def baseline_vs_now(report: dict[str, Any]) -> list[Any]:
     b, c = report["baseline"], report["current"]
-    period = lambda p: rutext.period(p["date_from"], p["date_to"])  # noqa: E731
+    period = lambda p: rutext.period(p["date_from"], p["date_to"])
     head = (
         f"База {period(b['period'])}: {usd(b['cost_per_call_usd'])} на звонок; "
         f"сейчас {period(c['period'])}: {usd(c['cost_per_call_usd'])}. "
@@ -171,7 +171,7 @@ def _routing_text(r: routing_replay.RoutingReplay) -> str:
             f" Звонки, которые роутер оставил бы на {r.default_model}, но которые шли на другой модели, стоили бы "
             f"на {usd(r.llm_extra_usd, 2)} больше."
         )
-    quality = lambda s: num(s.mean_quality, 2) if s.mean_quality is not None else "нет оценок"  # noqa: E731
+    quality = lambda s: num(s.mean_quality, 2) if s.mean_quality is not None else "нет оценок"
     text += (
         f" Качество: простые звонки {quality(r.routed)}, остальные {quality(r.rest)}; сегменты различаются составом "
         "звонков, так что это сигнал риска, а не эффект модели: подтвердите A/B-тестом."

@@ -169,7 +169,7 @@ def quality(rep: DailyReport) -> list[Any]:
         f"Оценено {num(q['scored_calls'])} из {num(q['total_calls'])} звонков; средняя оценка "
         f"{num(q['avg_quality_score'], 2)}; ниже 0,5: {num(q['low_count'])}; автопровал: {num(q['auto_failed'])}."
     )
-    two = lambda v: num(v, 2)  # noqa: E731
+    two = lambda v: num(v, 2)
     return [
         note(head),
         charts.quality_per_criterion(crit, compare=crit_week),
@@ -211,7 +211,7 @@ def worst_calls(rep: DailyReport) -> Block:
 def latency(rep: DailyReport) -> list[Any]:
     status = {"ok": "в бюджете", "over": "выше бюджета", "alert": "выше порога алерта", None: "нет данных"}
     rows = [{**r, "state": status[r["status"]]} for r in rep.latency]
-    ms = lambda v: num(v, 0)  # noqa: E731
+    ms = lambda v: num(v, 0)
     present = [r | {"component": r["title"]} for r in rep.latency if r["samples"]]
     out: list[Any] = []
     if present:
@@ -329,7 +329,7 @@ def problems(rep: DailyReport) -> Block:
         }
         for f in rep.findings
     ]
-    three = lambda v: num(v, 3)  # noqa: E731
+    three = lambda v: num(v, 3)
     found = table(
         rows,
         [("kind", "Что найдено"), ("key", "Где"), ("value", "Значение", three), ("baseline", "Обычно", three)],

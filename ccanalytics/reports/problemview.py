@@ -46,8 +46,8 @@ def overview(problems: list[dict[str, Any]], total_calls: int) -> list[Any]:
     )
     if not problems:
         return [head]
-    of_calls = lambda v: pct(100 * v / total_calls) if v is not None and total_calls else "—"  # noqa: E731
-    of_problems = lambda v: pct(100 * v / n) if v is not None else "—"  # noqa: E731
+    of_calls = lambda v: pct(100 * v / total_calls) if v is not None and total_calls else "—"
+    of_problems = lambda v: pct(100 * v / n) if v is not None else "—"
     rows = [
         {"flag": FLAGS[f], "calls": counts.get(f, 0), "calls_pct": counts.get(f, 0), "main": mains.get(f, 0),
          "main_pct": mains.get(f, 0)}

@@ -137,7 +137,7 @@ def render(
                 request_save_on_cell_execute=False,
                 execution_timeout=timeout_s,
             )
-        except Exception as exc:  # papermill's execution error or a kernel that died: the notebook says which
+        except Exception as exc:  # noqa: BLE001 — papermill's execution error or a dead kernel: the notebook says which
             raise ReportFailed(kind, notebook_path, _error_summary(notebook_path, exc)) from None
         finally:
             for key, value in saved.items():

@@ -249,7 +249,7 @@ def variants_with_ci(rows: Sequence[Mapping[str, object]], *, title: str, unit: 
     suffix = f" {unit}" if unit else ""
 
     def words(name: str, value: float, low: float, high: float) -> str:
-        fmt = lambda v: rutext.num(v, digits)  # noqa: E731
+        fmt = lambda v: rutext.num(v, digits)
         return f"{name}: {fmt(value)}{suffix} (95 % ДИ {fmt(low)}…{fmt(high)}{suffix})"
 
     summary = "; ".join(words(*item) for item in items) + "." if items else "нет данных."

@@ -72,11 +72,11 @@ def run(quick: bool = False) -> None:
         # a price correction from a date: Haiku cheaper for the last 5 days of the period
         cut = (end - timedelta(days=5)).date()
         corrected = pricing.PriceBook(
-            tuple(
-                replace(p, valid_to=cut) if p.component == "llm" and p.name == "claude-haiku-4-5" else p
-                for p in book.prices
-            )
-            + (
+            (
+                *tuple(
+                    replace(p, valid_to=cut) if p.component == "llm" and p.name == "claude-haiku-4-5" else p
+                    for p in book.prices
+                ),
                 pricing.Price(
                     "llm",
                     "claude-haiku-4-5",

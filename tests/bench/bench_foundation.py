@@ -156,8 +156,8 @@ def run(*, quick: bool = False) -> None:
         store = json.loads(out)
         print(f"store.calls: {store}", flush=True)
 
-    rate = lambda r: r["inserted"] / r["seconds"]  # noqa: E731
-    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    rate = lambda r: r["inserted"] / r["seconds"]
+    verdict = lambda ok: "met" if ok else "NOT met"
     validate_ms = _validate_ms(sample_file)
     bulk_rate, sample_rate = rate(bulk), rate(bulk_sample)
     # an upper bound: forked workers share pages with the loading process

@@ -706,7 +706,7 @@ def measure_http(url: str, seconds: float, log=print) -> dict:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(quick: bool = False) -> None:
@@ -715,7 +715,7 @@ def run(quick: bool = False) -> None:
     with fresh_server() as make_db:
         url = make_db("bench_journal")
         info = build(url, per_day, target)
-        log = lambda msg: print(msg, flush=True)  # noqa: E731
+        log = lambda msg: print(msg, flush=True)
         log("queries …")
         q = measure_queries(url, info, log)
         log("the app over HTTP …")
@@ -769,7 +769,7 @@ def plan_numbers(plan: str) -> str:
 
 def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str, list[tuple[str, bool]]]:
     """The section's text, and the goals with whether each was met."""
-    verdict = lambda ok: "**met**" if ok else "**NOT met**"  # noqa: E731
+    verdict = lambda ok: "**met**" if ok else "**NOT met**"
     c, sec = info["counts"], info["seconds"]
     days = (END_DATE - info["first"]).days + 1
     by_class, repeats = q["by_class"], q["repeats"]

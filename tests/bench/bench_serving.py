@@ -274,7 +274,7 @@ def start_server(kind: str, url: str, data_dir: str, log_path: str) -> tuple[sub
         argv = [os.path.join(os.path.dirname(sys.executable), "ccanalytics"), "serve", "--port", str(port)]
     else:
         argv = [sys.executable, "-c", WAITRESS_CHILD, url, str(port)]
-    log_file = open(log_path, "w")  # noqa: SIM115
+    log_file = open(log_path, "w")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT)
     log_file.close()
     deadline = time.time() + 120
@@ -366,14 +366,14 @@ def run_load(kind: str, url: str, paths, clients: int, seconds: float, log=print
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 # ------------------------------------------------------------------------------------------- run
 def run(quick: bool = False) -> None:
     per_day, target, seconds = (400, 20_000, 10) if quick else (2000, 200_000, 60)
     t0 = time.perf_counter()
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, flush=True)
     with fresh_server() as make_db:
         url = make_db("bench_serving")
         info = build(url, per_day, target, log)
@@ -407,9 +407,9 @@ def run(quick: bool = False) -> None:
 
 
 def report(info: dict, runs: list[dict], chart_ms: dict, quick: bool, seconds: float, total: float):
-    verdict = lambda ok: "**met**" if ok else "**NOT met**"  # noqa: E731
+    verdict = lambda ok: "**met**" if ok else "**NOT met**"
     c = info["counts"]
-    ten, fifty, before = runs
+    ten, fifty, _before = runs
     p95s = {k: pct([s * 1000 for kind, _, s in fifty["results"] if kind == k], 0.95) for k in KINDS}
     goals = [(f"50 clients: zero errors (measured {len(fifty['errors'])})", not fifty["errors"])]
     goals += [
