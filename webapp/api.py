@@ -28,7 +28,6 @@ from ccanalytics.analytics.store import Store
 from ccanalytics.auth import users as auth
 from ccanalytics.core import labels, privacy, timeutil
 from ccanalytics.core.errors import Conflict, Forbidden, IngestValidationError, InvalidArgument, NotFound
-from ccanalytics.db import tenants
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.ingest.load import ingest
 from ccanalytics.prompts import optimizer
@@ -164,7 +163,7 @@ def me(q):
 def list_tenants(q):
     """The tenants (retail networks) the reader may see: slug and name; the slugs ``?tenant=`` takes."""
     limit = tenancy.allowed()
-    found = [t for t in tenants.list_tenants(get_engine()) if limit is None or t.slug in limit]
+    found = [t for t in tenancy.known() if limit is None or t.slug in limit]
     return ok([{"slug": t.slug, "name": t.name} for t in found])
 
 

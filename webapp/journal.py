@@ -19,7 +19,6 @@ from ccanalytics.analytics import journal, recorded
 from ccanalytics.core import labels, privacy
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.core.rutext import num, signed
-from ccanalytics.db import tenants
 from ccanalytics.quality import review
 from ccanalytics.reports import svgcharts
 
@@ -202,7 +201,7 @@ def index():
         "journal.html",
         page=page,
         show_tenant=scope is None or len(scope) > 1,
-        tenant_names={t.slug: t.name or t.slug for t in tenants.list_tenants(get_engine())},
+        tenant_names={t.slug: t.name or t.slug for t in tenancy.known()},
         filters=filters,
         query=args.get("q", ""),
         scenarios=SCENARIO_NAMES,

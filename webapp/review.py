@@ -134,7 +134,7 @@ def _filters(*names: str) -> dict[str, str]:
 
 def _tenant_choices() -> list[tenants.Tenant]:
     limit = tenancy.allowed()
-    return [t for t in tenants.list_tenants(get_engine()) if limit is None or t.slug in limit]
+    return [t for t in tenancy.known() if limit is None or t.slug in limit]
 
 
 def _common() -> dict[str, Any]:
@@ -145,7 +145,7 @@ def _common() -> dict[str, Any]:
         "scope_words": tenancy.words(scope),
         "show_tenant": scope is None or len(scope) > 1,
         "tenant_choices": _tenant_choices(),
-        "tenant_names": {t.slug: t.name or t.slug for t in tenants.list_tenants(get_engine())},
+        "tenant_names": {t.slug: t.name or t.slug for t in tenancy.known()},
         "criteria_ru": labels.CRITERIA,
         "status_ru": STATUS_RU,
         "reasons_ru": REASONS_RU,

@@ -62,11 +62,19 @@ def scope() -> tenants.Scope:
     return found
 
 
+def known() -> list[tenants.Tenant]:
+    """Every tenant of the database, read once per request (the header, the page and its words share it)."""
+    if "known_tenants" not in g:
+        g.known_tenants = tenants.list_tenants(get_engine())
+    found: list[tenants.Tenant] = g.known_tenants
+    return found
+
+
 def words(found: tenants.Scope) -> str:
     """The scope for people: «Все сети», «Сеть «ПроКолесо»», «Сети «ПроКолесо», «Шинсервіс»»."""
     if found is None:
         return "Все сети"
-    named = tenants.describe(get_engine(), found)
+    named = tenants.label(known(), found)
     return f"{'Сеть' if len(found) == 1 else 'Сети'} {named}"
 
 
@@ -77,7 +85,7 @@ def _header() -> dict[str, Any] | None:
         return None
     try:
         limit = allowed()
-        choices = [t for t in tenants.list_tenants(get_engine()) if limit is None or t.slug in limit]
+        choices = [t for t in known() if limit is None or t.slug in limit]
         scope()  # a stale choice is dropped here, with a notice
     except (CCAError, sa.exc.SQLAlchemyError):  # the page itself says what is wrong
         return None

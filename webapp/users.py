@@ -24,8 +24,8 @@ from ccanalytics.auth import accounts
 from ccanalytics.auth import users as auth
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import AlreadyExists, InvalidArgument, NotFound, WriteRefused
-from ccanalytics.db import tenants
 
+from . import tenancy
 from .auth import ROLE_NAMES, current_principal, require_principal, role_required
 from .db import get_engine
 
@@ -109,7 +109,7 @@ def _chosen_tenants() -> list[str] | None:
     asked = [s.strip().lower() for s in request.form.getlist("tenant") if s.strip()]
     if any("\x00" in s or len(s) > 100 for s in asked):
         raise FormError("«Сети»: недопустимое значение.")
-    known = {t.slug for t in tenants.list_tenants(get_engine())}
+    known = {t.slug for t in tenancy.known()}
     unknown = [s for s in asked if s not in known]
     if unknown:
         raise FormError(f"Сети «{unknown[0]}» нет. Есть: {', '.join(sorted(known)) or 'ни одной'}.")
@@ -147,8 +147,8 @@ def _common() -> dict[str, Any]:
     limit = _limit()
     return {
         "zone": timeutil.zone(current_app.config["TIMEZONE"]),
-        "tenant_choices": [t for t in tenants.list_tenants(get_engine()) if limit is None or t.slug in limit],
-        "tenant_names": {t.slug: t.name or t.slug for t in tenants.list_tenants(get_engine())},
+        "tenant_choices": [t for t in tenancy.known() if limit is None or t.slug in limit],
+        "tenant_names": {t.slug: t.name or t.slug for t in tenancy.known()},
         "role_names": ROLE_NAMES,
         "role_notes": ROLE_NOTES,
         "me": current_principal(),

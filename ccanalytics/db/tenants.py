@@ -99,7 +99,12 @@ def params(tenants: Scope) -> dict[str, list[str] | None]:
 
 def describe(bind: Engine | Connection, tenants: Scope) -> str:
     """A scope in words for people: «все сети», «ПроКолесо», «ПроКолесо», «Шинсервіс»."""
+    return label(list_tenants(bind) if tenants is not None else [], tenants)
+
+
+def label(known: Sequence[Tenant], tenants: Scope) -> str:
+    """:func:`describe` with the tenants already read (``known``: :func:`list_tenants`)."""
     if tenants is None:
         return ALL_LABEL
-    by_slug = {t.slug: t for t in list_tenants(bind)}
+    by_slug = {t.slug: t for t in known}
     return ", ".join(by_slug[s].label if s in by_slug else s for s in tenants)

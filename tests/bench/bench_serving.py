@@ -230,20 +230,35 @@ class Watch:
             self.peak_rss = max(self.peak_rss, rss)
             self.processes = max(self.processes, len(procs))
 
+    def _total_cpu(self, root) -> float:
+        """CPU seconds of ``root`` and its descendants, those that exited too: a process's CPU moves into
+        its parent's children times when the parent reaps it (PostgreSQL's backends of closed
+        connections; left out, the waitress run's overflow connections hid most of its PostgreSQL CPU)."""
+        import psutil
+
+        if root is None:
+            return 0.0
+        try:
+            t = root.cpu_times()
+            reaped = t.children_user + t.children_system
+        except psutil.Error:
+            reaped = 0.0
+        return self._cpu_seconds(self._tree(root)) + reaped
+
     def __enter__(self):
         self._t0 = time.perf_counter()
-        self._cpu0 = (self._cpu_seconds(self._tree(self.root)), self._pg_cpu())
+        self._cpu0 = (self._total_cpu(self.root), self._pg_cpu())
         self._thread.start()
         return self
 
     def _pg_cpu(self) -> float:
-        return self._cpu_seconds(self._tree(self.postmaster)) if self.postmaster else 0.0
+        return self._total_cpu(self.postmaster)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
         wall = time.perf_counter() - self._t0
-        app, pg = self._cpu_seconds(self._tree(self.root)), self._pg_cpu()
+        app, pg = self._total_cpu(self.root), self._pg_cpu()
         self.app_cores = (app - self._cpu0[0]) / wall
         self.pg_cores = (pg - self._cpu0[1]) / wall
 
