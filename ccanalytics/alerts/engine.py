@@ -263,7 +263,10 @@ def run(
         states = {
             (s.rule, s.key): s
             for s in conn.execute(
-                sa.text(f"SELECT * FROM alert_state WHERE rule = ANY(:rules) AND {_SCOPED} FOR UPDATE"),
+                sa.text(
+                    "SELECT * FROM alert_state WHERE rule = ANY(:rules) "  # noqa: S608 — _SCOPED is a constant
+                    f"AND {_SCOPED} FOR UPDATE"
+                ),
                 {"rules": ev.evaluated, **tenants.params(ev.scope)},
             )
         }
@@ -588,7 +591,8 @@ def history(engine: Engine, *, limit: int = 50, tenant: tenants.TenantArg = None
         scope = tenants.scope(conn, tenant)
         rows = conn.execute(
             sa.text(
-                "SELECT e.id, e.rule, e.key, e.event, e.severity, e.title, e.message, e.value, e.threshold, "
+                "SELECT e.id, e.rule, e.key, e.event, "  # noqa: S608 — _SCOPED is a constant filter; values bound
+                "e.severity, e.title, e.message, e.value, e.threshold, "
                 "e.created_at, e.episode_started_at, e.details->>'tenant' AS tenant, "
                 "coalesce(jsonb_object_agg(o.channel, o.status) FILTER (WHERE o.id IS NOT NULL), '{}') AS delivery "
                 "FROM alert_events e LEFT JOIN alert_outbox o ON o.event_id = e.id "

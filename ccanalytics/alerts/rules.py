@@ -230,7 +230,8 @@ def high_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(minutes=ctx.th.transfer_window_minutes)
     rows = conn.execute(
         sa.text(
-            "SELECT c.tenant, count(*) AS calls, count(*) FILTER (WHERE c.transferred_to_operator) AS transferred, "
+            "SELECT c.tenant, count(*) AS calls, "  # noqa: S608 — tenants.SQL is a constant filter; values are bound
+            "count(*) FILTER (WHERE c.transferred_to_operator) AS transferred, "
             "mode() WITHIN GROUP (ORDER BY c.transfer_reason) FILTER (WHERE c.transferred_to_operator) AS reason "
             f"FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :now AND {tenants.SQL} "
             "GROUP BY c.tenant ORDER BY c.tenant"
@@ -268,7 +269,8 @@ def scenario_transfer_rate(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(hours=24)
     rows = conn.execute(
         sa.text(
-            "SELECT c.tenant, coalesce(c.scenario, 'unknown') AS scenario, count(*) AS calls, "
+            "SELECT c.tenant, coalesce(c.scenario, 'unknown') AS scenario, "  # noqa: S608 — tenants.SQL: constant
+            "count(*) AS calls, "
             "count(*) FILTER (WHERE c.transferred_to_operator) AS transferred, "
             "mode() WITHIN GROUP (ORDER BY c.transfer_reason) FILTER (WHERE c.transferred_to_operator) AS reason "
             f"FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :now AND {tenants.SQL} "
@@ -327,7 +329,7 @@ LEFT JOIN s ON s.tenant IS NOT DISTINCT FROM n.tenant
 LEFT JOIN l ON l.tenant IS NOT DISTINCT FROM n.tenant
 LEFT JOIN t ON t.tenant IS NOT DISTINCT FROM n.tenant
 ORDER BY n.tenant
-"""
+"""  # noqa: S608 — tenants.SQL and _P95 are constants; values are bound
 
 
 def response_latency(conn: sa.Connection, ctx: Context) -> list[Firing]:
@@ -378,7 +380,8 @@ def tool_errors(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(minutes=ctx.th.tool_errors_window_minutes)
     rows = conn.execute(
         sa.text(
-            "WITH f AS (SELECT tc.call_id, coalesce(tc.tool_name, '?') AS tool_name, c.tenant "
+            "WITH f AS (SELECT tc.call_id, "  # noqa: S608 — _OF_CALL and tenants.SQL are constants; values bound
+            "coalesce(tc.tool_name, '?') AS tool_name, c.tenant "
             f"FROM call_tool_calls tc {_OF_CALL} WHERE tc.created_at >= :start AND tc.created_at < :now "
             f"AND NOT tc.success AND NOT coalesce(tc.tool_result::text ~* :rejected, false) AND {tenants.SQL}) "
             "SELECT g.tenant, CAST(sum(g.k) AS int) AS n, jsonb_object_agg(g.tool_name, g.k) AS tools, "
@@ -418,7 +421,8 @@ def prompt_injection(conn: sa.Connection, ctx: Context) -> list[Firing]:
     start = ctx.now - timedelta(minutes=ctx.th.event_lookback_minutes)
     rows = conn.execute(
         sa.text(
-            "SELECT tc.call_id::text AS call_id, min(tc.created_at) AS at, count(*) AS n, "
+            "SELECT tc.call_id::text AS call_id, "  # noqa: S608 — _OF_CALL, tenants.SQL: constants; values bound
+            "min(tc.created_at) AS at, count(*) AS n, "
             "(array_agg(tc.tool_name ORDER BY tc.created_at))[1:3] AS tools, "
             "(array_agg(tc.tool_args ORDER BY tc.created_at))[1:3] AS args, c.tenant, c.caller "
             f"FROM call_tool_calls tc {_OF_CALL} "
@@ -459,7 +463,8 @@ def validation_anomaly(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(minutes=ctx.th.event_lookback_minutes)
     rows = conn.execute(
         sa.text(
-            "SELECT tc.call_id::text AS call_id, min(tc.created_at) AS at, count(*) AS n, "
+            "SELECT tc.call_id::text AS call_id, "  # noqa: S608 — _OF_CALL, tenants.SQL: constants; values bound
+            "min(tc.created_at) AS at, count(*) AS n, "
             "array_agg(DISTINCT tc.tool_name) AS tools, "
             "(array_agg(left(tc.tool_result::text, 200) ORDER BY tc.created_at))[1] AS example, c.tenant, c.caller "
             f"FROM call_tool_calls tc {_OF_CALL} "
@@ -505,7 +510,7 @@ FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) WITH O
 JOIN cca_calls c ON c.started_at >= w.s AND c.started_at < w.e AND c.started_at < :now
 WHERE {tenants.SQL}
 GROUP BY c.tenant, w.i
-"""
+"""  # noqa: S608 — tenants.SQL is a constant filter; values are bound
 
 
 @dataclass(frozen=True)
@@ -626,7 +631,8 @@ def quality_drop(conn: sa.Connection, ctx: Context) -> list[Firing]:
     recent = ctx.now - timedelta(hours=th.quality_window_hours)
     rows = conn.execute(
         sa.text(
-            "SELECT c.tenant, count(*) FILTER (WHERE c.started_at >= :recent) AS n_recent, "
+            "SELECT c.tenant, "  # noqa: S608 — tenants.SQL is a constant filter; values are bound
+            "count(*) FILTER (WHERE c.started_at >= :recent) AS n_recent, "
             "avg(c.quality_score) FILTER (WHERE c.started_at >= :recent) AS recent, "
             "count(*) FILTER (WHERE c.started_at < :recent) AS n_base, "
             "avg(c.quality_score) FILTER (WHERE c.started_at < :recent) AS base "
@@ -673,7 +679,7 @@ SELECT g.tenant, count(*) AS n,
        (SELECT left(f.last_error, 300) FROM f WHERE f.tenant IS NOT DISTINCT FROM g.tenant
         GROUP BY f.last_error ORDER BY count(*) DESC, f.last_error LIMIT 1) AS top_error
 FROM f AS g GROUP BY g.tenant ORDER BY g.tenant
-"""
+"""  # noqa: S608 — tenants.SQL is a constant filter; values are bound
 
 
 def judge_failures(conn: sa.Connection, ctx: Context) -> list[Firing]:
@@ -710,7 +716,8 @@ def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
     th, start = ctx.th, ctx.now - timedelta(days=7)
     rows = conn.execute(
         sa.text(
-            "SELECT c.tenant, count(*) AS n, min(c.started_at) AS oldest FROM cca_calls c "
+            "SELECT c.tenant, count(*) AS n, "  # noqa: S608 — tenants.SQL is a constant filter; values are bound
+            "min(c.started_at) AS oldest FROM cca_calls c "
             "WHERE c.started_at >= :start AND c.started_at < :now AND NOT c.quality_scored "  # as the exporter's gauge
             f"AND {tenants.SQL} GROUP BY c.tenant ORDER BY c.tenant"
         ),

@@ -38,7 +38,8 @@ def _bounds(engine: Engine, date_from: DateLike, date_to: DateLike, tz: str, ten
 # the call metrics of the tenants' calls (the tenant is the call's)
 _METRICS_OF_TENANTS = f"""(CAST(:tenants AS text[]) IS NULL
        OR EXISTS (SELECT 1 FROM cca_calls c
-                   WHERE c.id = m.call_id AND c.started_at = m.started_at AND {tenants.SQL}))"""
+                   WHERE c.id = m.call_id AND c.started_at = m.started_at AND \
+{tenants.SQL}))"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 _FUNNEL = f"""
@@ -72,7 +73,7 @@ SELECT c.intent,
        count(*) FILTER (WHERE c.transferred AND t.tool_failed) AS transferred_after_tool_error
 FROM c LEFT JOIN t ON t.call_id = c.id
 GROUP BY 1 ORDER BY calls DESC, intent
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def funnel(
@@ -117,7 +118,7 @@ SELECT c.{{key}} AS key,
                           AND (nb.next_at IS NULL OR nb.next_at > c.started_at + interval '7 days')) AS fcr
 FROM c LEFT JOIN nb ON nb.id = c.id AND nb.started_at = c.started_at
 GROUP BY 1 ORDER BY calls DESC, key
-"""
+"""  # noqa: S608 — tenants.SQL (constant); {key} is filled later from ('scenario', 'prompt_version')
 
 
 def repeat_callers(
@@ -147,7 +148,7 @@ SELECT n AS calls_in_period, count(*) AS customers FROM (
     SELECT c.customer_id, count(*) AS n FROM cca_calls c
     WHERE c.started_at >= :start AND c.started_at < :end AND c.customer_id IS NOT NULL AND {tenants.SQL} GROUP BY 1
 ) x GROUP BY 1 ORDER BY 1
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def calls_per_customer(
@@ -178,7 +179,7 @@ SELECT prompt_version, component, count(*) AS samples,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::float8 AS p95_ms,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::float8 AS p99_ms
 FROM v GROUP BY 1, 2 ORDER BY 1, 2
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _LATENCY_BY_HOUR = f"""
 SELECT extract(hour FROM m.started_at AT TIME ZONE :tz)::int AS hour, count(*) AS replies,
@@ -187,7 +188,7 @@ SELECT extract(hour FROM m.started_at AT TIME ZONE :tz)::int AS hour, count(*) A
 FROM call_metrics m, unnest(m.response_ms) x
 WHERE m.started_at >= :start AND m.started_at < :end AND {_METRICS_OF_TENANTS}
 GROUP BY 1 ORDER BY 1
-"""
+"""  # noqa: S608 — only the constant _METRICS_OF_TENANTS is interpolated; values are bound
 
 _SLOWEST = f"""
 SELECT m.call_id::text AS call_id, m.started_at, c.scenario, c.prompt_version, m.response_p95_ms, m.response_max_ms,
@@ -195,7 +196,7 @@ SELECT m.call_id::text AS call_id, m.started_at, c.scenario, c.prompt_version, m
 FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.started_at
 WHERE m.started_at >= :start AND m.started_at < :end AND m.response_p95_ms IS NOT NULL AND {tenants.SQL}
 ORDER BY m.response_p95_ms DESC LIMIT :n
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def latency_by_version(
@@ -240,7 +241,7 @@ SELECT coalesce(split_part(c.scenario, ' + ', 1), 'unknown') AS intent,
 FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _LAST_BOT_WORDS = f"""
 SELECT coalesce(c.transfer_reason, 'unknown') AS reason, last.content AS last_bot_turn, count(*) AS transfers
@@ -253,7 +254,7 @@ CROSS JOIN LATERAL (
 ) last
 WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1, 2 ORDER BY 3 DESC LIMIT :n
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _FAILED_TOOLS = f"""
 SELECT x.tool_name, count(DISTINCT c.id) AS transferred_calls
@@ -261,7 +262,7 @@ FROM cca_calls c JOIN call_tool_calls x ON x.call_id = c.id AND NOT x.success
      AND x.created_at >= c.started_at - interval '1 hour' AND x.created_at < c.started_at + interval '7 hours'
 WHERE c.started_at >= :start AND c.started_at < :end AND c.transferred_to_operator AND {tenants.SQL}
 GROUP BY 1 ORDER BY 2 DESC
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def transfers(

@@ -369,7 +369,8 @@ def _own_stream(page: _Page, own: _Own, select: str, *, ordered: bool = True) ->
     order = f"ORDER BY {own.key} {o}, s.started_at {o}, s.call_id {o}" if ordered else ""
     after = page.after(own.key, "s.started_at", "s.call_id") if ordered else "TRUE"
     return (
-        f"SELECT {select} FROM (SELECT s.call_id, s.started_at, {own.key} AS own_key FROM {own.table} "
+        f"SELECT {select} "  # noqa: S608 — select is "x.*"/"1"; _OWN constants, _Page parts; values bound
+        f"FROM (SELECT s.call_id, s.started_at, {own.key} AS own_key FROM {own.table} "
         f"WHERE {own.current} AND s.started_at >= :start AND s.started_at < :end {conditions}AND {after} {order}) s "
         f"CROSS JOIN LATERAL (SELECT {page.columns}, c.id AS uid {page.source} WHERE c.id = s.call_id "
         f"AND c.started_at = s.started_at AND {' AND '.join(page.where)} OFFSET 0) x "
@@ -431,7 +432,8 @@ def _count(conn: sa.Connection, page: _Page, plain: bool) -> Total:
         if plain:
             conditions = "".join(f"AND {cond} " for name, cond in own.filters.items() if name in p)
             scored = (
-                f"SELECT 1 FROM {own.table} WHERE {own.current} AND s.started_at >= :start AND s.started_at < :end "
+                f"SELECT 1 FROM {own.table} "  # noqa: S608 — _OWN fields and filters are constants; values bound
+                f"WHERE {own.current} AND s.started_at >= :start AND s.started_at < :end "
                 f"{conditions}LIMIT :cap"
             )
         else:
@@ -440,9 +442,15 @@ def _count(conn: sa.Connection, page: _Page, plain: bool) -> Total:
             )
         extra = " AND ".join([own.none, *_recorded(page, own)])
         rest = f"SELECT 1 {page.source} WHERE {' AND '.join(page.where)} AND {extra} LIMIT :cap"
-        sql = f"SELECT count(*) FROM (({scored}) UNION ALL ({rest}) LIMIT :cap) n"
+        sql = (
+            f"SELECT count(*) FROM (({scored}) "  # noqa: S608 — both streams built from constants; values bound
+            f"UNION ALL ({rest}) LIMIT :cap) n"
+        )
     else:
-        sql = f"SELECT count(*) FROM (SELECT 1 {page.source} WHERE {' AND '.join(page.where)} LIMIT :cap) n"
+        sql = (
+            f"SELECT count(*) FROM (SELECT 1 "  # noqa: S608 — page.source/where are code fragments; values bound
+            f"{page.source} WHERE {' AND '.join(page.where)} LIMIT :cap) n"
+        )
     n = conn.execute(sa.text(sql), {**p, "cap": COUNT_CAP + 1}).scalar_one()
     return Total(COUNT_CAP, "at_least") if n > COUNT_CAP else Total(n, "exact")
 
@@ -498,7 +506,8 @@ def _text_rows(
         # full page of matches, that page is the answer (they are a prefix of the ordered calls)
         o = page.order
         probe = (
-            f"SELECT * FROM ({page.sql().replace('LIMIT :limit', 'LIMIT :probe')}) c "
+            f"SELECT * FROM ("  # noqa: S608 — the page's SQL and matches: code fragments; values bound
+            f"{page.sql().replace('LIMIT :limit', 'LIMIT :probe')}) c "
             f"WHERE {matches.replace('c.id', 'c.uid')} ORDER BY c.sort_key {o}, c.started_at {o}, c.uid {o} "
             "LIMIT :limit"
         )
@@ -530,23 +539,27 @@ def _calls(q: Query, terms: Any, *, negatives: bool = False) -> str:
     if len(terms) == 1 and not (negatives and q.excluded):
         match, _ = _index_match(vector, q.terms[terms[0]], f"d{terms[0]}")
         return (
-            f"SELECT t.call_id, min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
+            f"SELECT t.call_id, min(t.created_at) AS at, "  # noqa: S608 — constant fragments; tsqueries bound as :dN
+            f"{_SNIPPET} FROM call_turns t "
             f"WHERE {match} AND {_TURN_WINDOW} GROUP BY t.call_id"
         )
     branches = []
     for n in terms:
         match, _ = _index_match(vector, q.terms[n], f"d{n}")
         branches.append(
-            f"SELECT t.call_id, t.created_at AS at, {n} AS k, t.turn_number, t.speaker, t.content "
+            f"SELECT t.call_id, t.created_at AS at, {n} AS k, "  # noqa: S608 — n is an int; tsqueries bound as :dN
+            f"t.turn_number, t.speaker, t.content "
             f"FROM call_turns t WHERE {match} AND {_TURN_WINDOW}"
         )
     for n, term in enumerate(q.excluded if negatives else []):
         match, _ = _index_match(vector, term, f"x{n}")
         branches.append(
-            f"SELECT t.call_id, NULL, -1, NULL, NULL, NULL FROM call_turns t WHERE {match} AND {_TURN_WINDOW}"
+            f"SELECT t.call_id, NULL, -1, NULL, NULL, NULL "  # noqa: S608 — constant fragments; tsqueries bound as :xN
+            f"FROM call_turns t WHERE {match} AND {_TURN_WINDOW}"
         )
     return (
-        f"SELECT u.call_id, min(u.at) AS at, {_SNIPPET.replace('t.', 'u.')} "
+        f"SELECT u.call_id, min(u.at) AS at, "  # noqa: S608 — constants, ints and built branches; values bound
+        f"{_SNIPPET.replace('t.', 'u.')} "
         f"FROM ({' UNION ALL '.join(branches)}) u GROUP BY u.call_id "
         f"HAVING count(DISTINCT u.k) FILTER (WHERE u.k >= 0) = {len(terms)} AND count(*) FILTER (WHERE u.k < 0) = 0"
     )
@@ -564,15 +577,18 @@ def _driven(q: Query, driver: int) -> str:
         if n != driver:
             other, _ = _index_match(vector, q.terms[n], f"d{n}")
             tests.append(
-                f"d.call_id IN (SELECT t.call_id FROM call_turns t WHERE {theirs} AND {other} AND {_TURN_WINDOW})"
+                f"d.call_id IN (SELECT t.call_id FROM call_turns t "  # noqa: S608 — constant fragments; values bound
+                f"WHERE {theirs} AND {other} AND {_TURN_WINDOW})"
             )
     for n, term in enumerate(q.excluded):
         other, _ = _index_match(vector, term, f"x{n}")
         tests.append(
-            f"NOT EXISTS (SELECT 1 FROM call_turns t WHERE t.call_id = d.call_id AND {other} AND {_TURN_WINDOW})"
+            f"NOT EXISTS (SELECT 1 FROM call_turns t "  # noqa: S608 — constant fragments; tsqueries bound as :xN
+            f"WHERE t.call_id = d.call_id AND {other} AND {_TURN_WINDOW})"
         )
     return (
-        f"WITH d AS MATERIALIZED (SELECT t.call_id, min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
+        f"WITH d AS MATERIALIZED (SELECT t.call_id, "  # noqa: S608 — constant fragments; tsqueries bound as :dN
+        f"min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
         f"WHERE {match} AND {_TURN_WINDOW} GROUP BY t.call_id) SELECT d.* FROM d"
         + (f" WHERE {' AND '.join(tests)}" if tests else "")
     )
@@ -588,7 +604,8 @@ def _term_turns(conn: sa.Connection, terms: list[str], p: dict[str, Any]) -> lis
     for n, term in enumerate(terms):
         _, indexed = _index_match(vector, term, f"d{n}")
         parts.append(
-            f"(SELECT count(*) FROM (SELECT 1 FROM call_turns t WHERE {indexed} AND {_TURN_WINDOW} LIMIT :cap) m)"
+            f"(SELECT count(*) FROM (SELECT 1 FROM call_turns t "  # noqa: S608 — constants; tsqueries bound as :dN
+            f"WHERE {indexed} AND {_TURN_WINDOW} LIMIT :cap) m)"
         )
     return list(conn.execute(sa.text(f"SELECT {', '.join(parts)}"), {**p, "cap": RARE_TURNS}).one())
 
@@ -695,7 +712,8 @@ def _gin(conn: sa.Connection, page: _Page, calls: str, p: dict[str, Any]) -> lis
 def _gin_count(conn: sa.Connection, page: _Page, calls: str, p: dict[str, Any]) -> Total:
     """The calls the GIN plan finds in the window of ``p`` (no cursor)."""
     sql = (
-        f"SELECT count(*) FROM ({calls}) m CROSS JOIN LATERAL (SELECT 1 {page.source} "
+        f"SELECT count(*) FROM ({calls}) m "  # noqa: S608 — calls/source/where: code-built fragments; values bound
+        f"CROSS JOIN LATERAL (SELECT 1 {page.source} "
         "WHERE c.id = m.call_id AND c.started_at > m.at - interval '7 hours' "
         f"AND c.started_at <= m.at + interval '1 hour' AND {' AND '.join(page.where)} OFFSET 0) x"
     )
@@ -716,7 +734,8 @@ def _snippets(conn: sa.Connection, rows: list[dict[str, Any]], q: Query) -> None
         r.id: r
         for r in conn.execute(
             sa.text(
-                "SELECT x.id::text AS id, s.content, s.speaker, s.turn_number "
+                "SELECT x.id::text AS id, "  # noqa: S608 — only turn_vector('t'), a constant; values bound
+                "s.content, s.speaker, s.turn_number "
                 "FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS timestamptz[])) AS x(id, started_at) "
                 "CROSS JOIN LATERAL (SELECT t.content, t.speaker, t.turn_number FROM call_turns t "
                 "WHERE t.call_id = x.id AND t.created_at >= x.started_at - interval '1 hour' "
@@ -778,7 +797,8 @@ def call_detail(
         call = (
             conn.execute(
                 sa.text(
-                    "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, cu.name AS customer_name, "
+                    "SELECT c.*, cca_mask_phone(c.caller_id) AS caller, "  # noqa: S608 — tenants.SQL is constant
+                    "cu.name AS customer_name, "
                     "tn.name AS tenant_name FROM cca_calls c LEFT JOIN customers cu ON cu.id = c.customer_id "
                     f"LEFT JOIN tenants tn ON tn.id = c.tenant_id WHERE c.id = :id AND {tenants.SQL}"
                 ),

@@ -240,7 +240,8 @@ class Store:
         if details:
             columns += CALL_DETAIL_COLUMNS
         sql = (
-            f"SELECT {', '.join(c.select() for c in columns)} FROM cca_calls c "
+            f"SELECT {', '.join(c.select() for c in columns)} "  # noqa: S608 — Col constants, fixed filters, int limit
+            f"FROM cca_calls c "
             f"WHERE {' AND '.join(where)} ORDER BY c.started_at{order}, c.id{order}{_limit(limit)}"
         )
         frame = self._frame(sql, params, columns)
@@ -329,7 +330,8 @@ class Store:
             # the given calls whenever they happened: no default window, each call's rows near its start
             params["ids"] = _uuids(call_ids)
             where = [
-                f"EXISTS (SELECT 1 FROM cca_calls c WHERE c.id = ANY(%(ids)s) AND c.id = {alias}.call_id "
+                f"EXISTS (SELECT 1 FROM cca_calls c "  # noqa: S608 — alias is "t" or "x" (the callers'); values bound
+                f"WHERE c.id = ANY(%(ids)s) AND c.id = {alias}.call_id "
                 f"AND {alias}.created_at >= c.started_at - %(slack)s "
                 f"AND {alias}.created_at < c.started_at + %(slack)s)",
                 f"{alias}.call_id = ANY(%(ids)s)",
@@ -345,14 +347,16 @@ class Store:
             where = [
                 f"{alias}.created_at >= %(cstart)s",
                 f"{alias}.created_at < %(cend)s",
-                f"{alias}.call_id IN (SELECT c.id FROM cca_calls c WHERE c.started_at >= %(start)s "
+                f"{alias}.call_id IN (SELECT c.id "  # noqa: S608 — alias and call_filter are fixed; values bound
+                f"FROM cca_calls c WHERE c.started_at >= %(start)s "
                 f"AND c.started_at < %(end)s{call_filter})",
             ]
         if extra:
             where.append(extra[0])
             params.update(extra[1])
         sql = (
-            f"SELECT {', '.join(c.select() for c in columns)} FROM {table} {alias} "
+            f"SELECT {', '.join(c.select() for c in columns)} "  # noqa: S608 — table/alias/Col from callers' constants
+            f"FROM {table} {alias} "
             f"WHERE {' AND '.join(where)} ORDER BY {alias}.call_id, {alias}.turn_number, {alias}.id{_limit(limit)}"
         )
         return sql, params

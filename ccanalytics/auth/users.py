@@ -264,7 +264,8 @@ def add_user(
         limit = check_tenants(conn, tenants)
         row = conn.execute(
             sa.text(
-                f"INSERT INTO users (username, password_hash, role, tenants) VALUES (:u, :h, :r, :t) "
+                f"INSERT INTO users "  # noqa: S608 — _USER_COLUMNS is a constant; values bound
+                f"(username, password_hash, role, tenants) VALUES (:u, :h, :r, :t) "
                 f"ON CONFLICT (username) DO NOTHING RETURNING {_USER_COLUMNS}"
             ),
             {"u": name, "h": encoded, "r": role, "t": limit},
@@ -289,7 +290,10 @@ def set_user_tenants(
         if before is None:
             raise NotFound(f"user {name!r} does not exist")
         row = conn.execute(
-            sa.text(f"UPDATE users SET tenants = :t WHERE username = :u RETURNING {_USER_COLUMNS}"),
+            sa.text(
+                f"UPDATE users SET tenants = :t "  # noqa: S608 — _USER_COLUMNS is a constant
+                f"WHERE username = :u RETURNING {_USER_COLUMNS}"
+            ),
             {"u": name, "t": limit},
         ).one()
         audit(conn, actor, "user.tenants_changed", "user", name, {"from": before.tenants, "to": limit})
@@ -342,7 +346,10 @@ def end_sessions(engine: Engine, user_id: int) -> bool:
 def get_user(engine: Engine, user_id: int) -> User | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :i"), {"i": int(user_id)}
+            sa.text(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE id = :i"  # noqa: S608 — _USER_COLUMNS is a constant
+            ),
+            {"i": int(user_id)},
         ).one_or_none()
     return _user(row) if row else None
 
@@ -350,13 +357,20 @@ def get_user(engine: Engine, user_id: int) -> User | None:
 def get_user_by_name(engine: Engine, username: str) -> User | None:
     name = normalize_username(username)
     with engine.connect() as conn:
-        row = conn.execute(sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u"), {"u": name}).one_or_none()
+        row = conn.execute(
+            sa.text(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u"  # noqa: S608 — _USER_COLUMNS is a constant
+            ),
+            {"u": name},
+        ).one_or_none()
     return _user(row) if row else None
 
 
 def list_users(engine: Engine) -> list[User]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")).all()
+        rows = conn.execute(
+            sa.text(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")  # noqa: S608 — _USER_COLUMNS is a constant
+        ).all()
     return [_user(r) for r in rows]
 
 
@@ -369,7 +383,9 @@ def verify_password(engine: Engine | Connection, username: str, password: str) -
         name = None
     row = None
     if name is not None:
-        statement = sa.text(f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u")
+        statement = sa.text(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE username = :u"  # noqa: S608 — _USER_COLUMNS is a constant
+        )
         if isinstance(engine, Connection):
             row = engine.execute(statement, {"u": name}).one_or_none()
         else:
@@ -579,7 +595,7 @@ def check_token(engine: Engine, token: str) -> Token | None:
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
-                f"SELECT {_TOKEN_COLUMNS}, now() AS now, {_CAN_TOUCH_TOKEN} "
+                f"SELECT {_TOKEN_COLUMNS}, now() AS now, {_CAN_TOUCH_TOKEN} "  # noqa: S608 — constants; values bound
                 "AS can_touch FROM api_tokens WHERE token_hash = :h"
             ),
             {"h": token_hash(token)},
@@ -611,7 +627,8 @@ def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[Token]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE :all OR revoked_at IS NULL ORDER BY created_at, id"
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens "  # noqa: S608 — _TOKEN_COLUMNS is a constant; values bound
+                "WHERE :all OR revoked_at IS NULL ORDER BY created_at, id"
             ),
             {"all": include_revoked},
         ).all()

@@ -219,12 +219,13 @@ def _create_own_objects(
 ) -> list[Migration]:
     """Our own objects and the migration records, in one transaction."""
     records = [
-        "INSERT INTO cca_schema_migrations (version, name, checksum, duration_ms) "
+        "INSERT INTO cca_schema_migrations "  # noqa: S608 — int version; file name and checksum quoted by _literal
+        "(version, name, checksum, duration_ms) "
         f"VALUES ({m.version}, {_literal(m.name)}, {_literal(m.checksum)}, 0)"
         for m in migrations
     ]
     marker = (
-        "INSERT INTO cca_schema_attach (shared_tables) "
+        "INSERT INTO cca_schema_attach (shared_tables) "  # noqa: S608 — SHARED_TABLES names, quoted by _literal
         f"VALUES (ARRAY[{', '.join(_literal(t) for t in sorted(shared))}]::text[])"
     )
     ddl.run(

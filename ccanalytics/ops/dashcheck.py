@@ -317,7 +317,8 @@ def sql_label(vocabulary: str, key: str) -> str:
     mapping: dict[str, str] = getattr(labels, vocabulary)
     values = ", ".join(f"({_sql_literal(k)}, {_sql_literal(v)})" for k, v in mapping.items())
     return (
-        f"/* labels.{vocabulary}({key}) */ coalesce((SELECT string_agg(coalesce(v.label, p.part), ' + ' "
+        f"/* labels.{vocabulary}({key}) */ "  # noqa: S608 — regex-checked names; labels.py codes quoted as literals
+        "coalesce((SELECT string_agg(coalesce(v.label, p.part), ' + ' "
         f"ORDER BY p.n) FROM unnest(string_to_array({key}, ' + ')) WITH ORDINALITY AS p(part, n) "
         f"LEFT JOIN (VALUES {values}) AS v(code, label) ON v.code = p.part), '—') /* end labels */"
     )

@@ -162,7 +162,13 @@ def write_version(
         {"id": new_id, "by": author.strip(), "note": note},
     )
     version = _row(
-        conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :id"), {"id": new_id}).one()
+        conn.execute(
+            sa.text(
+                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                "WHERE id = :id"
+            ),
+            {"id": new_id},
+        ).one()
     )
     details = {"label": version.label, "note": note, "from_version_id": base.id if base else None}
     audit(conn, author.strip(), "prompt.created", "prompt_version", str(version.id), details)
@@ -220,10 +226,20 @@ def get_version(engine: Engine, version_id: uuid.UUID | str) -> PromptVersion:
     with engine.connect() as conn:
         if as_id is None:
             row = conn.execute(
-                sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE label = :l"), {"l": str(version_id)}
+                sa.text(
+                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                    "WHERE label = :l"
+                ),
+                {"l": str(version_id)},
             )
         else:
-            row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :i"), {"i": as_id})
+            row = conn.execute(
+                sa.text(
+                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                    "WHERE id = :i"
+                ),
+                {"i": as_id},
+            )
         found = row.one_or_none()
     if found is None:
         raise NotFound(f"prompt version {version_id} does not exist")
@@ -234,7 +250,8 @@ def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE CAST(:n AS text) IS NULL OR name = :n "
+                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                "WHERE CAST(:n AS text) IS NULL OR name = :n "
                 "ORDER BY name, version DESC"
             ),
             {"n": name},
@@ -246,7 +263,8 @@ def active_version(engine: Engine, name: str) -> PromptVersion | None:
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE name = :n AND is_active "
+                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                "WHERE name = :n AND is_active "
                 "ORDER BY created_at DESC LIMIT 1"
             ),
             {"n": name},
@@ -379,7 +397,13 @@ def rollback(
                 ru="версии изменились, пока открыта эта страница: проверьте ещё раз",
             )
         target = _row(
-            conn.execute(sa.text(f"SELECT {_COLUMNS} FROM cca_prompt_versions WHERE id = :i"), {"i": last}).one()
+            conn.execute(
+                sa.text(
+                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
+                    "WHERE id = :i"
+                ),
+                {"i": last},
+            ).one()
         )
         return _activate(conn, target, by=by, reason=reason or "rollback", kind="rollback")
 

@@ -253,7 +253,7 @@ SELECT m.* FROM call_metrics m
 WHERE m.started_at >= :start AND m.started_at < :end
   AND (CAST(:tenants AS text[]) IS NULL
        OR EXISTS (SELECT 1 FROM cca_calls c WHERE c.id = m.call_id AND c.started_at = m.started_at AND {tenants.SQL}))
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 _LATENCY = f"""
 WITH m AS ({METRICS_OF_TENANTS})
 SELECT component,
@@ -270,7 +270,7 @@ FROM (
     SELECT 'response', unnest(response_ms) FROM m
 ) x
 GROUP BY component
-"""
+"""  # noqa: S608 — only the constant METRICS_OF_TENANTS is interpolated; values are bound
 
 _WORST = f"""
 SELECT c.id::text AS call_id, c.started_at, c.scenario, c.transferred_to_operator, c.transfer_reason,
@@ -287,7 +287,7 @@ FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_score IS NOT NULL AND {tenants.SQL}
 ORDER BY c.quality_score, c.started_at
 LIMIT :n
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _FINDINGS = """
 SELECT kind, key, value, baseline, details FROM quality_findings WHERE day = :day ORDER BY kind, value DESC

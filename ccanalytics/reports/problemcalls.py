@@ -76,7 +76,7 @@ WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
        OR coalesce(m.tool_errors, 0) + coalesce(m.rejected_tool_calls, 0) >= :tool_errors
        OR m.response_p95_ms > :slow)
 ORDER BY c.quality_score NULLS LAST, c.started_at
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def _flags(r: Any, t: Thresholds) -> list[str]:
@@ -141,7 +141,7 @@ _CALLS_PER_DAY = f"""
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls
 FROM cca_calls c WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 GROUP BY 1
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def calls_per_day(

@@ -31,7 +31,7 @@ SELECT (c.started_at AT TIME ZONE :tz)::date AS day, count(*) AS calls
 FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 GROUP BY 1
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 # per day and head scenario / local hour / prompt version: calls, transfers, quality
 _GROUPS = f"""
@@ -45,7 +45,7 @@ FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
   AND (c.started_at AT TIME ZONE :tz)::date = ANY(:days)
 GROUP BY 1, 2, 3
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _REASONS = f"""
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day, coalesce(c.transfer_reason, 'unknown') AS reason, count(*) AS n
@@ -53,7 +53,7 @@ FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL} AND c.transferred_to_operator
   AND (c.started_at AT TIME ZONE :tz)::date = ANY(:days)
 GROUP BY 1, 2
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _COMPONENTS = f"""
 SELECT (c.started_at AT TIME ZONE :tz)::date AS day,
@@ -62,7 +62,7 @@ FROM cca_calls c
 WHERE c.started_at >= :start AND c.started_at < :end AND {tenants.SQL} AND c.total_cost_usd IS NOT NULL
   AND (c.started_at AT TIME ZONE :tz)::date = ANY(:days)
 GROUP BY 1
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 # failed tool calls by day, tool and error; tool calls are partitioned on their own stamps, within an
 # hour before and 7 hours after their call's start
@@ -81,7 +81,7 @@ WHERE NOT t.success
   AND c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
   AND (c.started_at AT TIME ZONE :tz)::date = ANY(:days)
 GROUP BY 1, 2, 3, 4
-"""
+"""  # noqa: S608 — tenants.SQL and column names from definitions.PRICED_COMPONENTS (constants)
 
 _TOOL_SCENARIOS = f"""
 SELECT t.tool_name AS tool, coalesce(t.tool_result->>'error', 'unknown') AS error,
@@ -92,7 +92,7 @@ WHERE NOT t.success
   AND t.created_at < CAST(:end AS timestamptz) + interval '7 hours'
   AND c.started_at >= :start AND c.started_at < :end AND {tenants.SQL}
 GROUP BY 1, 2, 3
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 _HOUR_P95 = f"""
 SELECT extract(hour FROM c.started_at AT TIME ZONE :tz)::int AS hour,
@@ -101,7 +101,7 @@ FROM call_metrics m JOIN cca_calls c ON c.id = m.call_id AND c.started_at = m.st
      unnest(m.response_ms) AS v
 WHERE m.started_at >= :start AND m.started_at < :end AND {tenants.SQL}
 GROUP BY 1
-"""
+"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
 
 
 def reference_days(engine: Engine, day: date, *, tz: str, scope: tenants.Scope = None) -> tuple[list[date], bool]:

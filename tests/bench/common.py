@@ -176,6 +176,7 @@ def replica_statements(conn, shift_days: int, *, source: str = "{table}", tables
     their defaults, and only the current score of a call is copied."""
     import sqlalchemy as sa
 
+    quote = conn.dialect.identifier_preparer.quote
     out = []
     for table, keys, stamps in tables:
         columns = conn.execute(
@@ -188,16 +189,18 @@ def replica_statements(conn, shift_days: int, *, source: str = "{table}", tables
         ).scalars()
         names, values = [], []
         for col in columns:
-            names.append(col)
+            name = quote(col)  # a name from the catalogue: quoted as an identifier (as needed)
+            names.append(name)
             if col in keys:
-                values.append(f"md5(x.{col}::text || k)::uuid")
+                values.append(f"md5(x.{name}::text || k)::uuid")
             elif col in stamps:
-                values.append(f"x.{col} - k * {int(shift_days)} * interval '1 day'")
+                values.append(f"x.{name} - k * {int(shift_days)} * interval '1 day'")
             else:
-                values.append(f"x.{col}")
+                values.append(f"x.{name}")
         where = " WHERE x.is_current" if table == "call_scores" else ""
         out.append(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
+            f"INSERT INTO {table} "  # noqa: S608 — REPLICA_TABLES constants; catalogue columns quoted; k bound
+            f"({', '.join(names)}) SELECT {', '.join(values)} "
             f"FROM {source.format(table=table)} x CROSS JOIN generate_series(CAST(:k0 AS int), CAST(:k1 AS int)) k"
             + where
         )
