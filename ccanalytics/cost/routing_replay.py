@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -251,27 +251,19 @@ def _priced(calls: pl.DataFrame, prices: pl.DataFrame, model: str | pl.Expr, out
     return calls.join(matched, on="call_id", how="left")
 
 
-def _f64(value: object) -> float | None:
-    """An aggregate (mean, std) of a Float64 column as polars returns it: a float, or None where there is none."""
-    if value is None or isinstance(value, float):
-        return value
-    raise TypeError(f"an aggregate of a Float64 column is a float, not {type(value).__name__}")
-
-
 def _segment(frame: pl.DataFrame) -> Segment:
     if frame.is_empty():
         return Segment(0, 0, None, None, None)
     q = frame.get_column("quality").drop_nulls()
-    mean, std = (_f64(q.mean()), _f64(q.std())) if len(q) else (None, None)
-    transferred = _f64(frame.get_column("transferred").cast(pl.Float64).mean())
-    if transferred is None:  # every call's flag missing: as float(None) did
-        raise TypeError("float() argument must be a string or a real number, not 'NoneType'")
+    # aggregates of a Float64 column are floats (None where there is none); polars types them more widely
+    mean, std = (cast("float | None", q.mean()), cast("float | None", q.std())) if len(q) else (None, None)
+    transferred = cast(float, frame.get_column("transferred").cast(pl.Float64).mean())  # None: float() raises
     return Segment(
         calls=len(frame),
         scored=len(q),
         mean_quality=round(mean, 4) if mean is not None else None,
         std_quality=round(std, 4) if std is not None and not math.isnan(std) else None,
-        transfer_rate=round(transferred, 4),
+        transfer_rate=round(float(transferred), 4),
     )
 
 

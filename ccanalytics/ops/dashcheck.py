@@ -36,6 +36,7 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import InvalidArgument
+from ccanalytics.db.engine import driver_connection
 
 METRIC_RE = re.compile(r"\bcca[_:][A-Za-z0-9_:]*")
 # the tenant variable of a dashboard whose SQL panels read daily figures or calls: «Все сети» is the
@@ -638,9 +639,7 @@ def check_sql(
                 conn.execute(sa.text("SET TRANSACTION READ ONLY"))
                 # the driver's own execute without parameters: Grafana SQL is not a DB-API template
                 # (a literal % in an alias must stay as it is)
-                driver = conn.connection.driver_connection
-                assert driver is not None  # a checked-out connection has its psycopg connection
-                rows = driver.execute(sql).fetchall()
+                rows = driver_connection(conn).execute(sql).fetchall()
         except (sa.exc.SQLAlchemyError, InvalidArgument, psycopg.Error) as exc:
             problems.append(Problem(q, f"fails: {str(exc).splitlines()[0]}"))
             continue

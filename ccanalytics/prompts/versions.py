@@ -77,6 +77,7 @@ _COLUMNS = (
     "id, name, version, label, system_prompt, tools_config, metadata, is_active, created_at, created_by, note, "
     "processor_active"
 )
+_SELECT = f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
 
 
 def _row(r) -> PromptVersion:
@@ -163,10 +164,7 @@ def write_version(
     )
     version = _row(
         conn.execute(
-            sa.text(
-                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                "WHERE id = :id"
-            ),
+            sa.text(_SELECT + "WHERE id = :id"),
             {"id": new_id},
         ).one()
     )
@@ -226,18 +224,12 @@ def get_version(engine: Engine, version_id: uuid.UUID | str) -> PromptVersion:
     with engine.connect() as conn:
         if as_id is None:
             row = conn.execute(
-                sa.text(
-                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                    "WHERE label = :l"
-                ),
+                sa.text(_SELECT + "WHERE label = :l"),
                 {"l": str(version_id)},
             )
         else:
             row = conn.execute(
-                sa.text(
-                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                    "WHERE id = :i"
-                ),
+                sa.text(_SELECT + "WHERE id = :i"),
                 {"i": as_id},
             )
         found = row.one_or_none()
@@ -249,11 +241,7 @@ def get_version(engine: Engine, version_id: uuid.UUID | str) -> PromptVersion:
 def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(
-                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                "WHERE CAST(:n AS text) IS NULL OR name = :n "
-                "ORDER BY name, version DESC"
-            ),
+            sa.text(_SELECT + "WHERE CAST(:n AS text) IS NULL OR name = :n ORDER BY name, version DESC"),
             {"n": name},
         ).all()
     return [_row(r) for r in rows]
@@ -262,11 +250,7 @@ def list_versions(engine: Engine, name: str | None = None) -> list[PromptVersion
 def active_version(engine: Engine, name: str) -> PromptVersion | None:
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(
-                f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                "WHERE name = :n AND is_active "
-                "ORDER BY created_at DESC LIMIT 1"
-            ),
+            sa.text(_SELECT + "WHERE name = :n AND is_active ORDER BY created_at DESC LIMIT 1"),
             {"n": name},
         ).one_or_none()
     return _row(row) if row else None
@@ -398,10 +382,7 @@ def rollback(
             )
         target = _row(
             conn.execute(
-                sa.text(
-                    f"SELECT {_COLUMNS} FROM cca_prompt_versions "  # noqa: S608 — _COLUMNS is a constant column list
-                    "WHERE id = :i"
-                ),
+                sa.text(_SELECT + "WHERE id = :i"),
                 {"i": last},
             ).one()
         )

@@ -12,7 +12,7 @@ import io
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import SupportsFloat, SupportsIndex
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -76,14 +76,6 @@ class Chart(Figure):
 
     def _repr_html_(self) -> str:
         return self.to_html()
-
-
-def _number(value: object) -> float:
-    """``float(value)`` of a value of a plain dict (a number, a numeric string or a ``Decimal``); anything else
-    raises the same ``TypeError`` as ``float`` would."""
-    if isinstance(value, str | SupportsFloat | SupportsIndex):
-        return float(value)
-    raise TypeError(f"float() argument must be a string or a real number, not {type(value).__name__!r}")
 
 
 def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Chart, Axes]:
@@ -165,23 +157,23 @@ def quality_per_criterion(
     return fig
 
 
-def latency_vs_budget(rows: Sequence[Mapping[str, object]]) -> Chart:
+def latency_vs_budget(rows: Sequence[Mapping[str, Any]]) -> Chart:
     """p50 and p95 per component against its p95 budget and alert threshold.
 
     ``rows``: dicts with ``component``, ``p50_ms``, ``p95_ms``, ``budget_ms``, ``alert_ms``."""
     fig, ax = _figure(8.0, 3.0)
     names = [str(r["component"]) for r in rows]
     xs = range(len(rows))
-    p50 = [_number(r["p50_ms"] or 0) for r in rows]
-    p95 = [_number(r["p95_ms"] or 0) for r in rows]
+    p50 = [float(r["p50_ms"] or 0) for r in rows]
+    p95 = [float(r["p95_ms"] or 0) for r in rows]
     colours = [
-        RED if v > _number(r["alert_ms"]) else YELLOW if v > _number(r["budget_ms"]) else GREEN
+        RED if v > float(r["alert_ms"]) else YELLOW if v > float(r["budget_ms"]) else GREEN
         for v, r in zip(p95, rows, strict=True)
     ]
     ax.bar([x - 0.2 for x in xs], p50, width=0.4, color=GREY, label="p50")
     ax.bar([x + 0.2 for x in xs], p95, width=0.4, color=colours, label="p95")
     for x, r in zip(xs, rows, strict=True):
-        ax.hlines(_number(r["budget_ms"]), x - 0.45, x + 0.45, colors="black", linestyles="--", linewidth=1)
+        ax.hlines(float(r["budget_ms"]), x - 0.45, x + 0.45, colors="black", linestyles="--", linewidth=1)
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("мс")
     ax.set_title("Задержки: p50 / p95 против бюджета (пунктир)")
@@ -286,7 +278,7 @@ def bars(
     return fig
 
 
-def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) -> Chart:
+def turn_latency(turns: Sequence[Mapping[str, Any]], *, max_ticks: int = 30) -> Chart:
     """One call's latency per turn as stacked bars: STT (customer turns), LLM first token and TTS
     (bot turns). ``turns``: dicts with ``turn_number``, ``stt_latency_ms``, ``llm_latency_ms`` and
     ``tts_latency_ms`` (missing or None counts as 0)."""
@@ -294,7 +286,7 @@ def turn_latency(turns: Sequence[Mapping[str, object]], *, max_ticks: int = 30) 
     xs = list(range(len(turns)))
     bottom = [0.0] * len(turns)
     for key, colour in (("stt", BLUE), ("llm", YELLOW), ("tts", GREEN)):
-        values = [_number(t.get(f"{key}_latency_ms") or 0) for t in turns]
+        values = [float(t.get(f"{key}_latency_ms") or 0) for t in turns]
         ax.bar(xs, values, bottom=bottom, color=colour, label=labels.COMPONENTS[key])
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     step = max(1, -(-len(turns) // max_ticks))
