@@ -43,11 +43,11 @@ if TYPE_CHECKING:
 def __getattr__(name: str):
     # keep `import ccanalytics` light: the store pulls in SQLAlchemy and Polars
     if name in ("connect", "Store"):
-        from ccanalytics.analytics import store
+        from ccanalytics.analytics import store  # lazy: sqlalchemy, polars
 
         return getattr(store, name)
     if name in _WORKBENCH:
-        from ccanalytics.analytics import workbench
+        from ccanalytics.analytics import workbench  # lazy: sqlalchemy, polars, matplotlib
 
         return getattr(workbench, name)
     raise AttributeError(f"module 'ccanalytics' has no attribute {name!r}")

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ccanalytics.ops import dashcheck
+from ccanalytics.ops import dashlabels
 
 BOARDS = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
 
@@ -34,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in args.paths or sorted(BOARDS.glob("*.json")):
         text = path.read_text(encoding="utf-8")
-        fresh = render(dashcheck.labelled(json.loads(text)))
+        fresh = render(dashlabels.labelled(json.loads(text)))
         if fresh != text:
             stale.append(path)
             if not args.check:
                 path.write_text(fresh, encoding="utf-8")
     for path in stale:
         print(f"{path}: {'not current' if args.check else 'labels rewritten'}")
-    problems = dashcheck.label_problems(args.paths or sorted(BOARDS.glob("*.json")))
+    problems = dashlabels.label_problems(args.paths or sorted(BOARDS.glob("*.json")))
     for problem in problems if not args.check else []:
         print(problem, file=sys.stderr)
     return 1 if (args.check and stale) or (not args.check and problems) else 0

@@ -12,7 +12,7 @@ from factories import make_call
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.demo import load_demo_data
-from ccanalytics.experiments import abtest
+from ccanalytics.experiments import abresults, abtest
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.ingest.load import ingest_records
 from ccanalytics.prompts import versions as prompts
@@ -24,7 +24,7 @@ def test_demo_test_results(engine):
     enqueue(engine)
     score_pending(engine, RulesJudge(), Rubric())
     # the demo generates the whole of today, later hours included: look up to tomorrow
-    r = experiments.results(engine, "tire_agent-v1-vs-v2", now=datetime.now(UTC) + timedelta(days=1))
+    r = abresults.results(engine, "tire_agent-v1-vs-v2", now=datetime.now(UTC) + timedelta(days=1))
     a, b = r.variants
     with engine.connect() as conn:
         counts = dict(
@@ -69,7 +69,7 @@ def test_exclusions_srm_and_sums_match_python(engine):
             )
         )
     ingest_records(engine, calls)
-    r = experiments.results(engine, "p-ab", now=start + timedelta(days=1))
+    r = abresults.results(engine, "p-ab", now=start + timedelta(days=1))
     a, b = r.variants
     kept = [c for c in calls if c["duration_seconds"] >= 20]
     for v in (a, b):
@@ -85,4 +85,4 @@ def test_exclusions_srm_and_sums_match_python(engine):
     assert r.recommendations["B"].action == "investigate_srm"
     draft = experiments.create_test(engine, "p-draft", [v1.id, v2.id], created_by="a")
     with pytest.raises(InvalidArgument):
-        experiments.results(engine, draft.id)
+        abresults.results(engine, draft.id)

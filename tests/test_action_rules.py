@@ -17,6 +17,7 @@ from conftest import drop_database, new_database
 from factories import make_call
 from test_auth import bearer, login, make_app
 
+from ccanalytics.auth import auditlog
 from ccanalytics.auth import users as auth
 from ccanalytics.cli.root import main
 from ccanalytics.core.errors import Conflict
@@ -297,12 +298,12 @@ def test_a_failing_audit_undoes_the_action(engine):
 def test_a_refused_action_writes_no_audit_row(engine):
     v1 = prompts.create_version(engine, "greet", "Добрий день!", author="setup")
     prompts.activate_version(engine, v1.id, by="setup")
-    before = len(auth.audit_entries(engine, limit=10_000))
+    before = len(auditlog.audit_entries(engine, limit=10_000))
     with pytest.raises(Conflict):
         prompts.activate_version(engine, v1.id, by="olena")
     with pytest.raises(Conflict):
         prompts.activate_version(engine, v1.id, by="olena", expected_current=uuid.uuid4())
-    assert len(auth.audit_entries(engine, limit=10_000)) == before
+    assert len(auditlog.audit_entries(engine, limit=10_000)) == before
 
 
 # -------------------------------------------------------------------------------------------- review

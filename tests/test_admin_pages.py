@@ -15,10 +15,11 @@ from factories import add_processor_ab_test, make_call
 from test_auth import crawl, csrf_of, logged_in, login
 
 from ccanalytics import quality
-from ccanalytics.auth import users as auth
+from ccanalytics.auth import auditlog
 from ccanalytics.core import timeutil
 from ccanalytics.core.rutext import num, signed
 from ccanalytics.cost import calls as cost
+from ccanalytics.experiments import abresults
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.ingest.load import ingest
 from ccanalytics.prompts import optimizer
@@ -49,8 +50,8 @@ def text(res) -> str:
     return res.get_data(as_text=True)
 
 
-def audit_of(engine, action: str) -> list[auth.AuditEntry]:
-    return auth.audit_entries(engine, action=action)
+def audit_of(engine, action: str) -> list[auditlog.AuditEntry]:
+    return auditlog.audit_entries(engine, action=action)
 
 
 def active_label(engine, name: str) -> str | None:
@@ -439,7 +440,7 @@ def test_ab_test_created_started_and_stopped_through_the_pages(demo_engine, demo
         "Оценка качества: среднее и 95 % ДИ",
         "Решено без оператора, %: доля и 95 % ДИ",
     ]
-    results = experiments.results(engine, demo_test.id)
+    results = abresults.results(engine, demo_test.id)
     for chart, unit in zip(charts, ("", " %"), strict=True):
         tips = re.findall(r'<g class="variant"><title>(.*?)</title>', chart)
         assert [t.split(":")[0] for t in tips] == [v.variant for v in results.variants]
@@ -473,9 +474,9 @@ def test_ab_test_created_started_and_stopped_through_the_pages(demo_engine, demo
     assert res.status_code == 303 and experiments.get_test(engine, test.id).status == "running"
     page = text(admin.get(f"/ab/{test.id}"))  # just started: no calls yet, still a page
     assert "Остановить с этим решением" in page and "SRM" in page
-    actions = [e.action for e in auth.audit_entries(engine, object_type="ab_test")]
+    actions = [e.action for e in auditlog.audit_entries(engine, object_type="ab_test")]
     assert actions == ["ab_test.started", "ab_test.stopped", "ab_test.created"]
-    assert {e.actor for e in auth.audit_entries(engine, object_type="ab_test")} == {"olena"}
+    assert {e.actor for e in auditlog.audit_entries(engine, object_type="ab_test")} == {"olena"}
 
 
 # ----------------------------------------------------------------------------- optimizer suggestions

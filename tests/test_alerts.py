@@ -20,18 +20,13 @@ from factories import make_call, turn
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
 from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts import outbox as alert_outbox
+from ccanalytics.alerts.emailchannel import EmailChannel
 from ccanalytics.alerts.engine import AlertConfig
-from ccanalytics.alerts.notify import EmailChannel, TelegramChannel, channels_from_settings
-from ccanalytics.alerts.rules import (
-    RESOLUTIONS,
-    RULES,
-    RULES_BY_NAME,
-    Thresholds,
-    calls_acc,
-    calls_gen,
-    calls_loc,
-    resolution,
-)
+from ccanalytics.alerts.notify import channels_from_settings
+from ccanalytics.alerts.rulemodel import Thresholds, calls_acc, calls_gen, calls_loc
+from ccanalytics.alerts.rules import RESOLUTIONS, RULES, RULES_BY_NAME, resolution
+from ccanalytics.alerts.telegramchannel import TelegramChannel
 from ccanalytics.analytics import metrics
 from ccanalytics.core import rutext
 from ccanalytics.core.config import Settings
@@ -490,7 +485,7 @@ def test_channel_down_then_up_delivers_exactly_once(engine, telegram, outage):
         telegram.status = 502
     else:
         telegram.down()
-    deliver = functools.partial(alerts.deliver, jitter=0)  # exact times; the jitter: test_backoff_…
+    deliver = functools.partial(alert_outbox.deliver, jitter=0)  # exact times; the jitter: test_backoff_…
     first = deliver(engine, channels, NOW)
     assert (first.sent, first.retried, first.pending) == (0, 1, 1)
     [row] = outbox(engine)
@@ -516,13 +511,13 @@ def test_backoff_is_capped_at_minutes_jittered_and_respects_retry_after(engine, 
     fire_one(engine, s)
     channels = channels_from_settings(s)
     telegram.status, telegram.retry_after = 429, 120
-    alerts.deliver(engine, channels, NOW)
+    alert_outbox.deliver(engine, channels, NOW)
     assert outbox(engine)[0]["next_attempt_at"] == NOW + timedelta(seconds=120)  # 30 s backoff < retry_after
     telegram.status = 502
     waits = []
     for _ in range(12):
         at = outbox(engine)[0]["next_attempt_at"]
-        alerts.deliver(engine, channels, at)
+        alert_outbox.deliver(engine, channels, at)
         waits.append((outbox(engine)[0]["next_attempt_at"] - at).total_seconds())
     row = outbox(engine)[0]
     assert row["attempts"] == 13 and row["status"] == "pending"
@@ -534,7 +529,7 @@ def test_backoff_is_capped_at_minutes_jittered_and_respects_retry_after(engine, 
     assert max(waits) <= 300 and len({round(w) for w in waits[-6:]}) > 1  # jittered, not in lockstep
     # the whole schedule: 12 failed attempts over an outage of well under an hour (was 30-min steps)
     assert sum(waits) < 55 * 60
-    assert [alerts.backoff(n, jitter=0) for n in (1, 2, 3, 4, 5, 6, 50)] == [30, 60, 120, 240, 300, 300, 300]
+    assert [alert_outbox.backoff(n, jitter=0) for n in (1, 2, 3, 4, 5, 6, 50)] == [30, 60, 120, 240, 300, 300, 300]
 
 
 def test_outage_then_recovery_sends_every_alert_in_event_order_and_nothing_twice(engine, telegram):
@@ -563,7 +558,7 @@ def test_outage_then_recovery_sends_every_alert_in_event_order_and_nothing_twice
 
     telegram.up()
     back = head["next_attempt_at"] - timedelta(seconds=5)  # the channel is back before the head's next attempt
-    out = alerts.deliver(engine, channels_from_settings(s), back, tz="Europe/Kyiv")
+    out = alert_outbox.deliver(engine, channels_from_settings(s), back, tz="Europe/Kyiv")
     assert (out.sent, out.pending, out.retried) == (3, 0, 0)  # at once, not after the backoff
     texts = telegram.texts()
     assert len(texts) == 3 and len(set(texts)) == 3
@@ -575,7 +570,7 @@ def test_outage_then_recovery_sends_every_alert_in_event_order_and_nothing_twice
     late = texts[fired].splitlines()[-1]
     assert late.startswith("⏱ Отправлено с опозданием на 1 ч") and late.endswith("событие от 20.11 14:00.")
     # nothing more later: every row sent once
-    assert alerts.deliver(engine, channels_from_settings(s), back + timedelta(hours=1)).sent == 0
+    assert alert_outbox.deliver(engine, channels_from_settings(s), back + timedelta(hours=1)).sent == 0
     assert {r["status"] for r in outbox(engine)} == {"sent"} and len(telegram.texts()) == 3
 
 
@@ -585,12 +580,12 @@ def test_a_pending_notification_holds_back_only_its_own_alert(engine, telegram):
     assert alerts.run(engine, s, NOW).fired == 2  # two calls: two alerts (keys) of one rule
     channels = channels_from_settings(s)
     telegram.status = 502
-    assert alerts.deliver(engine, channels, NOW).retried == 1  # the first one fails; the channel rests
+    assert alert_outbox.deliver(engine, channels, NOW).retried == 1  # the first one fails; the channel rests
     telegram.status = 200
     first_text = outbox(engine)[0]["payload"]["text"]
     # a second later the second call's row is due (the first one is in backoff): it goes out, and its
     # success says the channel is back, so the first one follows at once instead of after its backoff
-    out = alerts.deliver(engine, channels, NOW + timedelta(seconds=1))
+    out = alert_outbox.deliver(engine, channels, NOW + timedelta(seconds=1))
     assert out.sent == 2 and telegram.texts()[1] == first_text and len(set(telegram.texts())) == 2
 
 
@@ -605,7 +600,7 @@ def slow_telegram(telegram, *, timeout: float, answer_timeout: float) -> dict:
 def test_slow_telegram_answer_is_waited_for_not_retried(engine, telegram):
     text = fire_one(engine, make_settings(telegram))
     telegram.delay = 1.2  # slower than the 0.5 s connect timeout, within the answer timeout
-    out = alerts.deliver(engine, slow_telegram(telegram, timeout=0.5, answer_timeout=5), NOW)
+    out = alert_outbox.deliver(engine, slow_telegram(telegram, timeout=0.5, answer_timeout=5), NOW)
     assert (out.sent, out.retried, out.unknown) == (1, 0, 0)
     assert telegram.texts() == [text] and outbox(engine)[0]["status"] == "sent"
 
@@ -617,20 +612,20 @@ def test_telegram_answering_slower_than_the_client_waits_gets_each_message_once(
     text = fire_one(engine, s)
     telegram.delay = 1.5
     channels = slow_telegram(telegram, timeout=0.3, answer_timeout=0.5)
-    out = alerts.deliver(engine, channels, NOW)
+    out = alert_outbox.deliver(engine, channels, NOW)
     assert (out.sent, out.retried, out.unknown, out.pending) == (0, 0, 1, 0)
     [row] = outbox(engine)
     assert row["status"] == "unknown" and row["sent_at"] == NOW and "delivery unknown" in row["last_error"]
     assert "delivery unknown, not re-sent" in caplog.text
     telegram.delay = 0
     for minutes in (1, 5, 30):
-        assert alerts.deliver(engine, channels, NOW + timedelta(minutes=minutes)).sent == 0
+        assert alert_outbox.deliver(engine, channels, NOW + timedelta(minutes=minutes)).sent == 0
     assert telegram.texts() == [text]  # once
     assert alerts.history(engine)[0]["delivery"] == {"telegram": "unknown"}
     # the next notification of the same kind is not held back by the unknown one
     ingest_records(engine, [transferred(NOW - timedelta(minutes=20 - i)) for i in range(10)])
     alerts.run(engine, s, NOW + timedelta(minutes=31))
-    assert alerts.deliver(engine, channels, NOW + timedelta(minutes=31)).sent == 1 and len(telegram.texts()) == 2
+    assert alert_outbox.deliver(engine, channels, NOW + timedelta(minutes=31)).sent == 1 and len(telegram.texts()) == 2
 
 
 def test_slow_smtp_server_gets_each_e_mail_once_with_a_stable_message_id(engine, smtp):
@@ -640,16 +635,16 @@ def test_slow_smtp_server_gets_each_e_mail_once_with_a_stable_message_id(engine,
     smtp.mailbox.delay = 1.5  # keeps the message, answers after the client stopped waiting
     email = EmailChannel.from_settings(s)
     email.timeout, email.answer_timeout = 0.5, 0.5
-    out = alerts.deliver(engine, {"email": email}, NOW)
+    out = alert_outbox.deliver(engine, {"email": email}, NOW)
     assert out.unknown == 1 and len(smtp.messages) == 1
-    assert alerts.deliver(engine, {"email": email}, NOW + timedelta(minutes=10)).sent == 0
+    assert alert_outbox.deliver(engine, {"email": email}, NOW + timedelta(minutes=10)).sent == 0
     assert len(smtp.messages) == 1
     # an operator re-queues it (docs/alerts.md): the copy carries the same Message-ID, so mail clients
     # show one message
     smtp.mailbox.delay = 0
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alert_outbox SET status = 'pending', sent_at = NULL WHERE status = 'unknown'"))
-    assert alerts.deliver(engine, {"email": email}, NOW + timedelta(minutes=11)).sent == 1
+    assert alert_outbox.deliver(engine, {"email": email}, NOW + timedelta(minutes=11)).sent == 1
     first, second = smtp.messages
     assert first["Message-ID"] == second["Message-ID"] and first["Message-ID"].startswith("<ccanalytics-alert-")
 
@@ -657,19 +652,19 @@ def test_slow_smtp_server_gets_each_e_mail_once_with_a_stable_message_id(engine,
 def test_permanent_failure_and_too_many_attempts_make_dead_rows(engine, telegram, caplog):
     s = make_settings(telegram, telegram_chat_id="-42")  # the bot is not in this chat: HTTP 400
     fire_one(engine, s)
-    out = alerts.deliver(engine, channels_from_settings(s), NOW)
+    out = alert_outbox.deliver(engine, channels_from_settings(s), NOW)
     assert (out.dead, out.pending) == (1, 0)
     [row] = outbox(engine)
     assert row["status"] == "dead" and row["attempts"] == 1 and "chat not found" in row["last_error"]
     assert "is dead after 1 attempt" in caplog.text
-    assert alerts.deliver(engine, channels_from_settings(s), NOW + timedelta(hours=1)).dead == 0
+    assert alert_outbox.deliver(engine, channels_from_settings(s), NOW + timedelta(hours=1)).dead == 0
 
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alert_outbox SET status = 'pending', attempts = 0, last_error = NULL"))
     telegram.status = 502
     good = channels_from_settings(make_settings(telegram))
-    assert alerts.deliver(engine, good, NOW, max_attempts=2).retried == 1
-    assert alerts.deliver(engine, good, NOW + timedelta(minutes=5), max_attempts=2).dead == 1
+    assert alert_outbox.deliver(engine, good, NOW, max_attempts=2).retried == 1
+    assert alert_outbox.deliver(engine, good, NOW + timedelta(minutes=5), max_attempts=2).dead == 1
     assert telegram.texts() == []
 
 
@@ -681,7 +676,7 @@ def test_two_deliverers_send_each_notification_once(engine, telegram):
     results = []
 
     def worker():
-        results.append(alerts.deliver(engine, channels_from_settings(s), NOW))
+        results.append(alert_outbox.deliver(engine, channels_from_settings(s), NOW))
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:

@@ -27,7 +27,7 @@ from test_alerts import (
 
 from ccanalytics.alerts import engine as alerts
 from ccanalytics.alerts.engine import PER_TENANT_NOTE, AlertConfig
-from ccanalytics.alerts.rules import NO_TENANT
+from ccanalytics.alerts.rulemodel import NO_TENANT
 from ccanalytics.analytics import metrics
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.ingest.load import ingest_records

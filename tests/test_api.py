@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_auth import bearer, make_app
 
 from ccanalytics.analytics import metrics
+from ccanalytics.auth import auditlog
 from ccanalytics.auth import users as auth
 from ccanalytics.core import timeutil
 from ccanalytics.demo import load_demo_data
@@ -387,7 +388,7 @@ def test_ab_test_lifecycle_with_conflicts_and_audit(demo, client, admin, analyst
     error_of(client.post(f"/api/v1/prompts/ab-tests/{demo_id}/stop", json={"decision": "keep_a"}, headers=admin), 409)
     started = data_of(client.post(f"/api/v1/prompts/ab-tests/{created['id']}/start", headers=admin))
     assert started["status"] == "running"
-    actions = [e.action for e in auth.audit_entries(demo, object_type="ab_test")]
+    actions = [e.action for e in auditlog.audit_entries(demo, object_type="ab_test")]
     assert actions == ["ab_test.started", "ab_test.stopped", "ab_test.created"]
 
 
@@ -422,7 +423,7 @@ def test_ids_are_uuids_and_tests_are_found_by_id_or_name(engine, client, admin, 
         client.post(f"/api/v1/prompts/ab-tests/{uuid.uuid4()}/stop", json={"decision": "keep_a"}, headers=admin), 404
     )
     error_of(client.post("/api/v1/prompts/ab-tests/123/stop", json={"decision": "keep_a"}, headers=admin), 404)
-    entry = auth.audit_entries(engine, action="ab_test.created")[0]
+    entry = auditlog.audit_entries(engine, action="ab_test.created")[0]
     assert entry.object_id == created["id"] and entry.details["versions"] == [str(v1.id), str(v2.id)]
 
 
@@ -487,7 +488,7 @@ def test_review_queue_take_and_resolve(demo, client, admin, analyst):
     body = {"verdicts": verdicts, "comment": "бот говорив задовго"}
     resolved = data_of(client.post(f"/api/v1/review/{call_id}/resolve", json=body, headers=admin))
     assert resolved == {"call_id": call_id, "status": "resolved", "labels_stored": 2}
-    entry = auth.audit_entries(demo, action="review.resolved")[0]
+    entry = auditlog.audit_entries(demo, action="review.resolved")[0]
     assert entry.object_id == call_id and entry.details["verdicts"] == verdicts and entry.actor == "token:ops"
     counts = data_of(client.get("/api/v1/review", headers=analyst))["counts"]
     assert counts["resolved"] == 1
@@ -502,7 +503,7 @@ def test_optimizer_suggestion_decided_through_the_api(demo, client, admin, analy
     assert decided["status"] == "approved" and decided["new_version_id"]
     error_of(client.post(f"/api/v1/prompts/suggestions/{s.id}/decide", json={"approve": False}, headers=admin), 409)
     error_of(client.post("/api/v1/prompts/suggestions/424242/decide", json={"approve": True}, headers=admin), 404)
-    assert auth.audit_entries(demo, action="suggestion.approved")[0].object_id == str(s.id)
+    assert auditlog.audit_entries(demo, action="suggestion.approved")[0].object_id == str(s.id)
 
 
 # ----------------------------------------------------------------------------------------- ingest
@@ -609,5 +610,5 @@ def test_documented_shapes_match_the_answers(demo, app, client, admin):
     call = make_call(tenant=TENANT)  # the demo has several tenants: a call log names its own
     assert set(data_of(client.post("/api/v1/calls", json=call, headers=admin))) == keys("IngestResult")
     assert set(data_of(client.get("/api/v1/me", headers=admin))) == keys("Principal")
-    auth.audit(demo, "tester", "test.done", "test")
+    auditlog.audit(demo, "tester", "test.done", "test")
     assert set(data_of(client.get("/api/v1/audit", headers=admin))[0]) == keys("AuditEntry")

@@ -204,3 +204,21 @@ def test_the_old_module_names_still_import_with_a_warning():
     for old, new in ccanalytics.MOVED.items():
         assert not (PKG / f"{old}.py").exists() and (PKG / (new.replace(".", "/") + ".py")).is_file(), old
         assert re.fullmatch(r"[a-z_]+", old)
+
+
+def test_the_packages_table_names_every_module():
+    """docs/architecture.md's packages table names every module of each package (a new module is
+    placed in the map a newcomer reads)."""
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", DOC.read_text(encoding="utf-8"), re.M)
+        if (PKG / m.group(1)).is_dir()
+    }
+    missing = {
+        f"{package}/{p.stem}"
+        for package, text in rows.items()
+        for p in (PKG / package).rglob("*.py")
+        if p.stem != "__init__" and f"`{p.stem}`" not in text
+    }
+    assert set(rows) == {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    assert not missing, f"modules the packages table of docs/architecture.md does not name: {sorted(missing)}"

@@ -21,16 +21,18 @@ from factories import PROCESSOR_TABLE_KEYS, make_call
 from sqlalchemy.engine import make_url
 from test_auth import logged_in, make_app
 
-from ccanalytics.analytics import journal, metrics
+from ccanalytics.analytics import journal, journalsearch, metrics
 from ccanalytics.analytics.store import connect
+from ccanalytics.auth import logins
 from ccanalytics.auth import users as auth
 from ccanalytics.cli.root import main
 from ccanalytics.core.config import Settings
 from ccanalytics.core.errors import IngestValidationError, InvalidArgument, MigrationError, WriteRefused
 from ccanalytics.datalake import export as datalake
-from ccanalytics.db import attach, partitions, schemacheck
+from ccanalytics.db import attach, attachddl, partitions, schemacheck
 from ccanalytics.db.engine import create_engine, resolve_url
-from ccanalytics.db.migrate import discover, migrate, status
+from ccanalytics.db.migrate import migrate
+from ccanalytics.db.migrations import discover, status
 from ccanalytics.db.schemacheck import SHARED_TABLES
 from ccanalytics.db.sqlfiles import processor_schema, sql_dir
 from ccanalytics.ingest.load import ingest, ingest_file, ingest_records
@@ -313,7 +315,7 @@ def test_search_ingest_and_daily_stats_work_on_the_attached_database(cp_engine, 
     page = journal.search(cp_engine, date_from="2026-09-01", date_to="2026-12-31", text="зимова", limit=200)
     assert len(page.rows) == CALLS and "Шкоду" in page.rows[0]["snippet"]
     with cp_engine.connect() as conn:
-        assert journal.turn_vector() == "cca_search_vector(t.content)"
+        assert journalsearch.turn_vector() == "cca_search_vector(t.content)"
         conn.execute(sa.text("SET enable_seqscan = off"))
         plan = "\n".join(
             conn.execute(
@@ -456,8 +458,8 @@ def test_an_interrupted_attach_completes_on_the_next_run(cp_engine, stop_after):
     assert not status(cp_engine).up_to_date
     # a concurrent index build that was killed leaves an INVALID index under the name attach gives it
     leftovers = {
-        attach._child_name("calls_2026_12", "calls", "cca_calls_started_idx"): "(started_at, id)",
-        attach._child_name("calls_2026_12", "calls", "cca_calls_tenant_idx"): "(tenant_id, started_at)",
+        attachddl._child_name("calls_2026_12", "calls", "cca_calls_started_idx"): "(started_at, id)",
+        attachddl._child_name("calls_2026_12", "calls", "cca_calls_tenant_idx"): "(tenant_id, started_at)",
     }
     with cp_engine.begin() as conn:
         for name, definition in leftovers.items():
@@ -803,7 +805,7 @@ def test_api_tokens_work_and_logins_refuse_clearly_for_a_reader(reader_url, cp_e
         assert found is not None and found.name == "notebook"
         assert one(cp_engine, "SELECT last_used_at FROM api_tokens") is None  # not recorded, not an error
         with pytest.raises(WriteRefused, match="password logins need to record login attempts"):
-            auth.login(reader, "olena", "a-long-password")
+            logins.login(reader, "olena", "a-long-password")
         # the optional grant of docs/attach.md: the reader records token use, and only that
         with cp_engine.begin() as conn:
             conn.execute(sa.text(f'GRANT UPDATE (last_used_at) ON api_tokens TO "{reader.url.username}"'))

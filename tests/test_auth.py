@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from ccanalytics.auth import auditlog, logins, passwords, secretkey
 from ccanalytics.auth import users as auth
 from ccanalytics.cli.root import main
 from ccanalytics.core.errors import InvalidArgument, NotFound
@@ -80,13 +81,15 @@ def cli(db_url, *args, input=None):
 
 # --------------------------------------------------------------------------------- the library
 def test_passwords_are_salted_scrypt_and_checked_in_constant_time():
-    a, b = auth.hash_password(PASSWORD), auth.hash_password(PASSWORD)
+    a, b = passwords.hash_password(PASSWORD), passwords.hash_password(PASSWORD)
     assert a != b and a.startswith("scrypt$16384$8$1$")
-    assert auth.check_password(PASSWORD, a) and auth.check_password(PASSWORD, b)
-    assert not auth.check_password(PASSWORD + "!", a)
-    assert not auth.check_password(PASSWORD, "garbage") and not auth.check_password(PASSWORD, "scrypt$1$2$3$%%$%%")
+    assert passwords.check_password(PASSWORD, a) and passwords.check_password(PASSWORD, b)
+    assert not passwords.check_password(PASSWORD + "!", a)
+    assert not passwords.check_password(PASSWORD, "garbage") and not passwords.check_password(
+        PASSWORD, "scrypt$1$2$3$%%$%%"
+    )
     with pytest.raises(InvalidArgument, match="at least 10"):
-        auth.hash_password("short")
+        passwords.hash_password("short")
 
 
 def test_users_add_verify_disable_and_password_change(engine):
@@ -112,7 +115,7 @@ def test_users_add_verify_disable_and_password_change(engine):
     assert auth.verify_password(engine, "olena", "another long password") is None
     with pytest.raises(NotFound):
         auth.set_password(engine, "ghost", PASSWORD)
-    actions = [e.action for e in auth.audit_entries(engine, object_type="user")]
+    actions = [e.action for e in auditlog.audit_entries(engine, object_type="user")]
     assert actions == ["user.disabled", "user.password_changed", "user.created"]
 
 
@@ -138,12 +141,12 @@ def test_tokens_are_stored_only_as_hashes_and_can_be_revoked(engine):
     second = auth.create_token(engine, "service", "call-processor")  # the name is free again
     assert auth.check_token(engine, second).role == "service"
     assert [t.name for t in auth.list_tokens(engine, include_revoked=True)] == ["call-processor"] * 2
-    entries = auth.audit_entries(engine, object_type="api_token")
+    entries = auditlog.audit_entries(engine, object_type="api_token")
     assert [e.action for e in entries] == ["token.created", "token.revoked", "token.created"]
     assert entries[-1].actor == "tester" and entries[-1].details["role"] == "service"
 
 
-SLOW = auth.LoginPolicy(first_delay=timedelta(minutes=10))  # delays that cannot run out during a test
+SLOW = logins.LoginPolicy(first_delay=timedelta(minutes=10))  # delays that cannot run out during a test
 
 
 def age_attempts(engine, minutes: float) -> None:
@@ -155,43 +158,43 @@ def age_attempts(engine, minutes: float) -> None:
 def fail(engine, username: str, ip: str, times: int = 1, policy=SLOW) -> None:
     for _ in range(times):
         with pytest.raises(auth.Unauthorized):
-            auth.login(engine, username, "wrong password!", ip=ip, policy=policy)
+            logins.login(engine, username, "wrong password!", ip=ip, policy=policy)
 
 
 def test_login_delays_grow_per_client_and_account_and_a_success_resets(engine):
     auth.add_user(engine, "olena", PASSWORD, "admin")
     fail(engine, "olena", "10.0.0.1", 4)
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"  # a success resets
+    assert logins.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"  # a success resets
     fail(engine, "olena", "10.0.0.2", 5)
     with pytest.raises(auth.TooManyAttempts) as refused:
-        auth.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW)  # this client waits, right password or not
+        logins.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW)  # this client waits, right password or not
     assert 9 * 60 < refused.value.retry_after <= 10 * 60
     # another client, and the client the user logs in from, are not slowed down by it
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.3", policy=SLOW).username == "olena"
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="10.0.0.3", policy=SLOW).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="10.0.0.1", policy=SLOW).username == "olena"
     # the delay runs out: the guesser gets one more try, then waits twice as long, capped by the window
     age_attempts(engine, 11)
     fail(engine, "olena", "10.0.0.2")
     with pytest.raises(auth.TooManyAttempts) as refused:
-        auth.login(engine, "olena", "wrong password!", ip="10.0.0.2", policy=SLOW)
+        logins.login(engine, "olena", "wrong password!", ip="10.0.0.2", policy=SLOW)
     assert 14 * 60 < refused.value.retry_after <= 15 * 60
     # the delays never exceed the window (15 min) and are forgotten with it
     age_attempts(engine, 16)
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="10.0.0.2", policy=SLOW).username == "olena"
     # one address trying many names
-    policy = auth.LoginPolicy(per_client=3, first_delay=timedelta(minutes=10))
+    policy = logins.LoginPolicy(per_client=3, first_delay=timedelta(minutes=10))
     for i in range(3):
         fail(engine, f"user{i}", "10.9.9.9", policy=policy)
     with pytest.raises(auth.TooManyAttempts):
-        auth.login(engine, "someone-else", "whatever password", ip="10.9.9.9", policy=policy)
+        logins.login(engine, "someone-else", "whatever password", ip="10.9.9.9", policy=policy)
 
 
-def delay_of(policy: auth.LoginPolicy, failures: int, allowed: int, cap: timedelta) -> float:
+def delay_of(policy: logins.LoginPolicy, failures: int, allowed: int, cap: timedelta) -> float:
     return policy.delay(failures, allowed, cap).total_seconds()
 
 
 def test_delays_double_from_the_first_and_stop_at_their_cap():
-    policy = auth.LoginPolicy()
+    policy = logins.LoginPolicy()
     cap = timedelta(minutes=15)
     assert [delay_of(policy, n, 5, cap) for n in (0, 4, 5, 6, 7, 10, 14, 1000)] == [0, 0, 1, 2, 4, 32, 512, 900]
 
@@ -200,33 +203,33 @@ def test_an_outsider_cannot_lock_the_real_user_out(engine):
     """Failures from many addresses slow down new clients by a minute at most and never the clients
     the user logs in from; the right password from a client that has not been failing works."""
     auth.add_user(engine, "olena", PASSWORD, "admin")
-    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10").username == "olena"  # the user's office
+    assert logins.login(engine, "olena", PASSWORD, ip="192.0.2.10").username == "olena"  # the user's office
     age_attempts(engine, 60 * 24 * 3)  # three days ago
-    policy = auth.LoginPolicy(per_account=10, first_delay=timedelta(minutes=10))
+    policy = logins.LoginPolicy(per_account=10, first_delay=timedelta(minutes=10))
     for i in range(10):  # a botnet: many addresses, one guess each
         fail(engine, "olena", f"203.0.113.{i}", policy=policy)
     for i in range(10, 30):  # past 10 failures on the account, new addresses wait (a minute at most)
         with pytest.raises(auth.TooManyAttempts) as refused:
-            auth.login(engine, "olena", "wrong password!", ip=f"203.0.113.{i}", policy=policy)
+            logins.login(engine, "olena", "wrong password!", ip=f"203.0.113.{i}", policy=policy)
         assert refused.value.retry_after <= 60
-    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
     # a client the account has never seen waits, but a minute at most, and then gets in
     with pytest.raises(auth.TooManyAttempts) as refused:
-        auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy)
+        logins.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy)
     assert refused.value.retry_after <= 60
     age_attempts(engine, 1.1)
-    assert auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
     # the attack goes on: new addresses wait again, the two the user logged in from do not
     fail(engine, "olena", "203.0.113.200", policy=policy)
     with pytest.raises(auth.TooManyAttempts):
-        auth.login(engine, "olena", PASSWORD, ip="203.0.113.201", policy=policy)
-    assert auth.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
-    assert auth.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
+        logins.login(engine, "olena", PASSWORD, ip="203.0.113.201", policy=policy)
+    assert logins.login(engine, "olena", PASSWORD, ip="192.0.2.10", policy=policy).username == "olena"
+    assert logins.login(engine, "olena", PASSWORD, ip="198.51.100.7", policy=policy).username == "olena"
 
 
 def test_successful_logins_are_kept_for_a_month_failures_for_a_day(engine):
     auth.add_user(engine, "olena", PASSWORD, "admin")
-    assert auth.login(engine, "olena", PASSWORD, ip="10.0.0.1")
+    assert logins.login(engine, "olena", PASSWORD, ip="10.0.0.1")
     fail(engine, "olena", "10.0.0.2")
     age_attempts(engine, 60 * 24 * 2)
     fail(engine, "olena", "10.0.0.2")  # prunes the old failure, keeps the old success
@@ -241,7 +244,7 @@ def test_parallel_guesses_cannot_overrun_the_limit(engine):
 
     def guess():
         try:
-            auth.login(engine, "olena", "wrong password!", ip="10.0.0.1", policy=SLOW)
+            logins.login(engine, "olena", "wrong password!", ip="10.0.0.1", policy=SLOW)
         except (auth.Unauthorized, auth.TooManyAttempts) as exc:
             outcomes.append(type(exc).__name__)
 
@@ -256,14 +259,16 @@ def test_parallel_guesses_cannot_overrun_the_limit(engine):
 def test_secret_key_is_generated_once_with_private_permissions(tmp_path):
     path = tmp_path / "state" / "secret_key"
     keys = []
-    threads = [threading.Thread(target=lambda: keys.append(auth.load_or_create_secret_key(path))) for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(secretkey.load_or_create_secret_key(path))) for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(set(keys)) == 1 and len(keys[0]) == 64
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert auth.load_or_create_secret_key(path) == keys[0]
+    assert secretkey.load_or_create_secret_key(path) == keys[0]
     assert sorted(p.name for p in path.parent.iterdir()) == ["secret_key"]
 
 
@@ -528,5 +533,5 @@ def test_users_commands(db_url, engine):
     assert cli(db_url, "users", "disable", "ivan").exit_code == 0
     listing = cli(db_url, "users", "list").stdout
     assert re.search(r"ivan\s+analyst .* disabled", listing) and "olena" in listing
-    actors = {e.actor for e in auth.audit_entries(engine)}
+    actors = {e.actor for e in auditlog.audit_entries(engine)}
     assert len(actors) == 1 and actors.pop().startswith("cli")

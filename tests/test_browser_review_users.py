@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from test_browser import PASSWORD, SHOTS, live_admin, login, page  # noqa: F401 (fixtures)
 
+from ccanalytics.auth import auditlog, passwords
 from ccanalytics.auth import users as auth
 
 pytestmark = pytest.mark.xdist_group("reports")  # shares the demo database template with the report tests
@@ -63,7 +64,7 @@ def test_review_queue_filter_take_resolve_and_history(live_admin, page):  # noqa
             sa.text("SELECT status FROM review_items WHERE call_id = :c"), {"c": call_id}
         ).scalar_one()
     assert status == "resolved"
-    assert {e.action for e in auth.audit_entries(engine, actor="olena")} >= {"review.taken", "review.resolved"}
+    assert {e.action for e in auditlog.audit_entries(engine, actor="olena")} >= {"review.taken", "review.resolved"}
     # a bad filter in the address: a Russian page, not a server error
     response = page.goto(f"{base}/review?from=2026-02-30")
     assert response.status == 400 and "такой даты нет" in page.inner_text("body")
@@ -81,7 +82,7 @@ def test_users_create_disable_reset_and_tokens(live_admin, page):  # noqa: F811
     page.click("form.account button[type=submit]")
     page.wait_for_load_state("networkidle")
     password = page.input_value("input.secret")
-    assert len(password) >= auth.MIN_PASSWORD_LENGTH and "один раз" in page.inner_text("body")
+    assert len(password) >= passwords.MIN_PASSWORD_LENGTH and "один раз" in page.inner_text("body")
     page.screenshot(path=str(SHOTS / "user-created.png"), full_page=True)
     page.click("a:has-text('Готово')")
     page.wait_for_url(f"{base}/users/marta")
@@ -134,7 +135,7 @@ def test_users_create_disable_reset_and_tokens(live_admin, page):  # noqa: F811
     assert "отозван" in page.inner_text("body")
     assert auth.check_token(engine, token) is None
     page.screenshot(path=str(SHOTS / "tokens.png"), full_page=True)
-    actions = {e.action for e in auth.audit_entries(engine, actor="olena")}
+    actions = {e.action for e in auditlog.audit_entries(engine, actor="olena")}
     assert {
         "user.created",
         "user.disabled",

@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import date, time, timedelta
 
 from ccanalytics.core import labels
-from ccanalytics.reports.daystory import DayFacts, Group, ToolFailure, changes, judge_tile, tell
+from ccanalytics.reports.daystory import changes, judge_tile, tell
+from ccanalytics.reports.storymodel import DayFacts, Group, ToolFailure
 
 DAY = date(2026, 11, 18)  # a Wednesday
 

@@ -25,6 +25,7 @@ from conftest import drop_database, new_database
 from factories import make_call
 from systools import require
 
+from ccanalytics.auth import logins
 from ccanalytics.auth import users as auth
 from ccanalytics.cli.root import main
 from ccanalytics.core.config import Settings
@@ -416,10 +417,10 @@ def test_every_panel_on_daily_figures_or_calls_follows_the_tenant_variable(tmp_p
     """The dashboards scope their daily figures and calls by the tenant variable «Сеть» («Все сети» = '*',
     or a tenant's slug); a panel that ignores it, one that reads the every-tenant table, or a dashboard
     without the variable fails the check."""
-    from ccanalytics.ops import dashcheck
+    from ccanalytics.ops import dashtenants
 
     boards = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-    assert dashcheck.tenant_problems(boards) == []
+    assert dashtenants.tenant_problems(boards) == []
     analytics = _board("cca-analytics.json")
     variable = analytics["templating"]["list"][0]
     assert (variable["name"], variable["label"], variable["current"]) == (
@@ -433,7 +434,7 @@ def test_every_panel_on_daily_figures_or_calls_follows_the_tenant_variable(tmp_p
     def problems_of(board: dict) -> list[str]:
         path = tmp_path / "board.json"
         path.write_text(json.dumps(board, ensure_ascii=False), encoding="utf-8")
-        return [p.message for p in dashcheck.tenant_problems([path])]
+        return [p.message for p in dashtenants.tenant_problems([path])]
 
     ignoring = json.loads(json.dumps(analytics))
     target = ignoring["panels"][0]["targets"][0]
@@ -508,7 +509,7 @@ def test_backup_and_restore_as_documented(pg_server, template_db, engine, db_url
         other = create_engine(url, pool_size=1)
         with other.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one() == 3
-        assert auth.login(other, "olena", "correct horse battery staple").username == "olena"
+        assert logins.login(other, "olena", "correct horse battery staple").username == "olena"
         other.dispose()
     finally:
         drop_database(pg_server, restored)
@@ -524,7 +525,7 @@ def test_backup_and_restore_as_documented(pg_server, template_db, engine, db_url
     try:
         subprocess.run([_pg_bin("pg_restore"), "--data-only", "--no-owner", "-d", name, str(ours)], env=env, check=True)
         fresh = create_engine("postgresql+psycopg" + fresh_url[len("postgresql") :], pool_size=1)
-        assert auth.login(fresh, "olena", "correct horse battery staple").username == "olena"
+        assert logins.login(fresh, "olena", "correct horse battery staple").username == "olena"
         with fresh.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 1
         fresh.dispose()

@@ -1,6 +1,6 @@
 """The Grafana dashboards show Russian labels, never raw codes, and never «NaN».
 
-One vocabulary: the labels come from ccanalytics.core.labels through ``dashcheck.labelled`` (the committed
+One vocabulary: the labels come from ccanalytics.core.labels through ``dashlabels.labelled`` (the committed
 JSON must equal what scripts/grafana-labels.py writes); the SQL label expressions give on the demo data
 what ``labels.label`` gives; every value the exporter and the call processor emit for a label a panel
 shows has a Russian label. Every panel says «нет данных» when it has no data, and a panel whose value
@@ -21,7 +21,7 @@ from conftest import DEMO_END
 from prometheus_client import CollectorRegistry
 
 from ccanalytics.core import labels
-from ccanalytics.ops import dashcheck, telemetry
+from ccanalytics.ops import dashcheck, dashlabels, dashqueries, dashtenants, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -32,7 +32,7 @@ def _board(name: str) -> dict:
     return json.loads((ROOT / "grafana" / "dashboards" / name).read_text(encoding="utf-8"))
 
 
-def _problems_of(tmp_path: Path, board: dict, check=dashcheck.label_problems) -> list[str]:
+def _problems_of(tmp_path: Path, board: dict, check=dashlabels.label_problems) -> list[str]:
     path = tmp_path / "board.json"
     path.write_text(json.dumps(board, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return [f"{p.query.origin.split(' / ', 1)[1]}: {p.message}" for p in check([path])]
@@ -44,7 +44,7 @@ def _panel(board: dict, title: str) -> dict:
 
 # ------------------------------------------------------------------------------------- labels
 def test_the_committed_dashboards_carry_the_current_labels():
-    assert dashcheck.label_problems(BOARDS) == []
+    assert dashlabels.label_problems(BOARDS) == []
     res = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -76,7 +76,7 @@ def test_the_label_check_catches_raw_codes_and_stale_labels(tmp_path, monkeypatc
     assert _problems_of(tmp_path, analytics) == [
         f"{reasons}: Russian labels are not current: run scripts/grafana-labels.py"
     ]
-    assert "'бот не справился'" in json.dumps(dashcheck.labelled(analytics), ensure_ascii=False)
+    assert "'бот не справился'" in json.dumps(dashlabels.labelled(analytics), ensure_ascii=False)
     monkeypatch.undo()
 
     realtime = _board("cca-realtime.json")
@@ -84,7 +84,7 @@ def test_the_label_check_catches_raw_codes_and_stale_labels(tmp_path, monkeypatc
     bare = json.loads(json.dumps(realtime))
     _panel(bare, errors)["fieldConfig"]["overrides"] = []
     assert _problems_of(tmp_path, bare) == [f"{errors}: Russian labels are not current: run scripts/grafana-labels.py"]
-    assert dashcheck.labelled(bare) == realtime  # the script writes them back, other overrides kept
+    assert dashlabels.labelled(bare) == realtime  # the script writes them back, other overrides kept
     combined = json.loads(json.dumps(realtime))
     _panel(combined, errors)["targets"][0]["legendFormat"] = "{{component}} ({{source}})"
     assert (
@@ -123,14 +123,14 @@ def test_the_prometheus_panels_label_every_value_the_exporter_and_the_processor_
     }
     shown = set()
     for path in BOARDS:
-        for panel in dashcheck._panels(json.loads(path.read_text(encoding="utf-8"))["panels"]):
+        for panel in dashqueries.walk_panels(json.loads(path.read_text(encoding="utf-8"))["panels"]):
             for target in panel.get("targets", []):
-                metric = dashcheck._prom_metric(target.get("expr") or "")
+                metric = dashlabels._prom_metric(target.get("expr") or "")
                 if not metric:
                     continue
                 legend = set(re.findall(r"\{\{(\w+)\}\}", target.get("legendFormat") or ""))
                 by = set(re.findall(r"\w+", " ".join(re.findall(r"by \(([^)]*)\)", target["expr"]))))
-                for label in (legend | by) & dashcheck.CODED_LABELS:
+                for label in (legend | by) & dashlabels.CODED_LABELS:
                     shown.add((re.sub(r"_(bucket|sum|count)$", "", metric), label))
     assert shown == {
         ("cca_component_errors_total", "component"),
@@ -144,7 +144,7 @@ def test_the_prometheus_panels_label_every_value_the_exporter_and_the_processor_
         family = metric.removesuffix("_total")
         values = emitted.get((family, label), set())
         assert values, (metric, label)
-        vocabulary = dashcheck.prom_vocabulary(metric, label)
+        vocabulary = dashlabels.prom_vocabulary(metric, label)
         assert vocabulary is not None and values <= set(vocabulary), (metric, label, values - set(vocabulary or {}))
         assert all(re.search("[а-яА-Я]", text) or text.isupper() for text in vocabulary.values())
 
@@ -158,8 +158,8 @@ def test_the_sql_labels_are_those_of_labels_py_on_the_demo_data(demo_engine):
     """Each SQL panel that shows codes, run on the demo data, shows what labels.label gives for them."""
     to = datetime.combine(date.fromisoformat(DEMO_END) + timedelta(days=1), time(), ZoneInfo("Europe/Kyiv"))
     checked = 0
-    for query in dashcheck.dashboard_queries(BOARDS):
-        labelled = list(dashcheck._SQL_LABEL.finditer(query.text))
+    for query in dashqueries.dashboard_queries(BOARDS):
+        labelled = list(dashlabels._SQL_LABEL.finditer(query.text))
         if query.kind != "sql" or not labelled:
             continue
         (m,) = labelled
@@ -176,14 +176,14 @@ def test_the_sql_labels_are_those_of_labels_py_on_the_demo_data(demo_engine):
     assert checked == 2  # «Сценарии по дням», «Причины переводов за период»
     assert _rows(
         demo_engine,
-        f"SELECT {dashcheck.sql_label('SCENARIOS', 'k')} FROM (VALUES "
+        f"SELECT {dashlabels.sql_label('SCENARIOS', 'k')} FROM (VALUES "
         "('tire_search + order_creation'), (''), (NULL), ('made_up')) t(k)",
     ) == [("подбор шин + оформление заказа",), ("—",), ("—",), ("made_up",)]
 
 
 # --------------------------------------------------------------------------- no data, no «NaN»
 def test_every_panel_says_no_data_and_no_nan_in_russian(tmp_path):
-    assert dashcheck.display_problems(BOARDS) == []
+    assert dashlabels.display_problems(BOARDS) == []
     realtime = _board("cca-realtime.json")
     p95 = _panel(realtime, "Задержка ответа p95")  # NaN whenever no call ended in the last 5 minutes
     defaults = p95["fieldConfig"]["defaults"]
@@ -192,7 +192,7 @@ def test_every_panel_says_no_data_and_no_nan_in_russian(tmp_path):
         "nan": "нет звонков",
         "null": "нет звонков",
     }
-    check = dashcheck.display_problems
+    check = dashlabels.display_problems
     no_text = json.loads(json.dumps(realtime))
     del _panel(no_text, "Активные звонки")["fieldConfig"]["defaults"]["noValue"]
     assert _problems_of(tmp_path, no_text, check) == [
@@ -213,7 +213,7 @@ def test_every_panel_says_no_data_and_no_nan_in_russian(tmp_path):
         p["title"]
         for path in BOARDS
         for p in json.loads(path.read_text(encoding="utf-8"))["panels"]
-        if dashcheck._can_be_nan(p)
+        if dashlabels._can_be_nan(p)
     }
     assert {"Доля переводов за час", "Средняя стоимость звонка", "A/B-тесты: сравнение вариантов за период"} <= ratios
     assert "Задержка ответа по дням (p50, p95)" not in ratios and len(ratios) == 12
@@ -224,7 +224,7 @@ PROM_BOARDS = ("cca-realtime.json", "cca-quality-cost.json")
 
 
 def test_the_prometheus_dashboards_follow_the_tenant_variable(tmp_path):
-    assert dashcheck.tenant_problems(BOARDS) == []
+    assert dashtenants.tenant_problems(BOARDS) == []
     assert "tenant" in telemetry.BY_NAME["cca_calls_total"].labels  # the exporter's and processor's label
     for name in PROM_BOARDS:
         board = _board(name)
@@ -237,7 +237,7 @@ def test_the_prometheus_dashboards_follow_the_tenant_variable(tmp_path):
         assert (variable["includeAll"], variable["allValue"], variable["current"]["value"]) == (True, ".*", "$__all")
         exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
         assert exprs and all(e.count("cca_") == e.count('tenant=~"$tenant"') for e in exprs), name
-    check = dashcheck.tenant_problems
+    check = dashtenants.tenant_problems
     realtime = _board("cca-realtime.json")
     unfiltered = json.loads(json.dumps(realtime))
     target = _panel(unfiltered, "Доля переводов за час")["targets"][0]
@@ -256,7 +256,7 @@ def test_the_prometheus_dashboards_follow_the_tenant_variable(tmp_path):
         'variable tenant: the tenant variable must be with «All» = ".*" (also series without the label), the default'
     ]
     # the checks substitute «All» as Grafana sends it
-    (query, *_) = dashcheck.dashboard_queries([ROOT / "grafana" / "dashboards" / "cca-realtime.json"])
+    (query, *_) = dashqueries.dashboard_queries([ROOT / "grafana" / "dashboards" / "cca-realtime.json"])
     assert query.text == 'sum(cca_active_calls{source="live",tenant=~".*"})'
 
 

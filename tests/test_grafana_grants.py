@@ -1,6 +1,6 @@
 """Grafana's database role may read exactly what the dashboards' SQL panels and variables read.
 
-The relations come from the panels' own SQL (``dashcheck.sql_relations``); docs/deployment.md's grant,
+The relations come from the panels' own SQL (``dashqueries.sql_relations``); docs/deployment.md's grant,
 its per-panel table and deploy/postgres-init/10-grafana-role.sh name the same ones, and a role created
 the documented way runs every SQL panel and variable of the dashboards on the demo data (the last 7
 days of it, «Все сети» and each tenant) without a permission error, and reads nothing else.
@@ -22,7 +22,7 @@ from conftest import DEMO_END
 
 from ccanalytics.db.engine import create_engine
 from ccanalytics.db.migrate import migrate
-from ccanalytics.ops import dashcheck
+from ccanalytics.ops import dashcheck, dashqueries
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -54,9 +54,9 @@ def _panel_key(origin: str) -> str:
 
 
 def test_the_documented_grant_is_exactly_what_the_panels_read():
-    reads = dashcheck.sql_reads(BOARDS)
+    reads = dashqueries.sql_reads(BOARDS)
     assert len(reads) >= 14
-    assert dashcheck.grafana_grant(BOARDS) == _documented_grant()
+    assert dashqueries.grafana_grant(BOARDS) == _documented_grant()
     # the per-panel table of docs/deployment.md says what each panel reads
     by_panel: dict[str, set[str]] = {}
     for origin, relations in reads.items():
@@ -76,7 +76,7 @@ def test_sql_relations_finds_tables_and_views_only():
         "LEFT JOIN public.d ON true JOIN LATERAL (VALUES (1)) v(k) ON true CROSS JOIN e2 "
         "WHERE f IN (SELECT 1 FROM g) -- FROM h\n/* JOIN i */"
     )
-    assert dashcheck.sql_relations(sql) == {"a", "b", "c", "d", "e2", "g"}
+    assert dashqueries.sql_relations(sql) == {"a", "b", "c", "d", "e2", "g"}
 
 
 def _create_documented_role(admin_url: str, db: str, role: str) -> None:
@@ -137,14 +137,14 @@ def test_the_documented_role_runs_every_sql_panel_on_the_demo_data(pg_server, de
                     conn.execute(f"SELECT 1 FROM {forbidden} LIMIT 1")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("DELETE FROM cca_ab_tests")
-        variable = next(q for q in dashcheck.dashboard_queries(BOARDS) if q.role == "variable")
+        variable = next(q for q in dashqueries.dashboard_queries(BOARDS) if q.role == "variable")
         with engine.connect() as conn:
             tenants = [v for v, _t in conn.connection.driver_connection.execute(variable.text).fetchall()]
         assert tenants[0] == "*" and len(tenants) == 3, tenants
         start, end = _last_days(date.fromisoformat(DEMO_END), 7)
         ran = 0
         for tenant in tenants:
-            queries = [q for q in dashcheck.dashboard_queries(BOARDS, {"tenant": tenant}) if q.kind == "sql"]
+            queries = [q for q in dashqueries.dashboard_queries(BOARDS, {"tenant": tenant}) if q.kind == "sql"]
             # every panel has rows over the demo's last 7 days, for every tenant and for all of them
             assert dashcheck.check_sql(engine, queries, start, end) == [], tenant
             ran += len(queries)
@@ -179,14 +179,14 @@ def test_the_compose_init_script_grants_exactly_what_the_panels_read(pg_server, 
         engine = create_engine(empty_db_url, pool_size=1)
         migrate(engine)  # the tables come later, created by the owner
         engine.dispose()
-        expected = set().union(*dashcheck.sql_reads(BOARDS).values())
+        expected = set().union(*dashqueries.sql_reads(BOARDS).values())
         assert _readable(_libpq(empty_db_url), "grafana_ro") == expected
         problems = []
         ro = create_engine(_as_role(empty_db_url, "grafana_ro"), pool_size=1)
         try:
             start, end = _last_days(date.fromisoformat(DEMO_END), 7)
             for tenant in ("*", "shop"):
-                queries = [q for q in dashcheck.dashboard_queries(BOARDS, {"tenant": tenant}) if q.kind == "sql"]
+                queries = [q for q in dashqueries.dashboard_queries(BOARDS, {"tenant": tenant}) if q.kind == "sql"]
                 problems += dashcheck.check_sql(ro, queries, start, end, require_data=False)
         finally:
             ro.dispose()

@@ -15,9 +15,9 @@ from factories import DEFAULT_START, TENANT, add_tenant, make_call, record_score
 
 from ccanalytics.core.errors import IngestValidationError, InvalidArgument
 from ccanalytics.db import partitions
-from ccanalytics.ingest import load as ingest_module
+from ccanalytics.ingest import write as ingest_writer
 from ccanalytics.ingest.callog import validate_record
-from ccanalytics.ingest.load import _write, ingest, ingest_records
+from ccanalytics.ingest.load import ingest, ingest_records
 from ccanalytics.ingest.prepare import prepare, tool_call_id, turn_id
 
 
@@ -386,7 +386,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
     )
     a_paused, go_a, b_done = (threading.Event() for _ in range(3))
     errors = []
-    customers = ingest_module._customers
+    customers = ingest_writer._customers
 
     def paused_customers(conn, calls, tenants):
         if threading.current_thread().name == "A":
@@ -394,7 +394,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
             go_a.wait()
         return customers(conn, calls, tenants)
 
-    monkeypatch.setattr(ingest_module, "_customers", paused_customers)
+    monkeypatch.setattr(ingest_writer, "_customers", paused_customers)
 
     def deliver_a():
         try:
@@ -405,7 +405,7 @@ def test_concurrent_first_deliveries_of_one_new_caller_make_one_customer(engine,
     def deliver_b():
         try:
             with engine.connect() as conn:
-                _write(conn, [call_b], "replace")
+                ingest_writer.write_calls(conn, [call_b], "replace")
                 conn.commit()
             b_done.set()
         except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from factories import make_call, turn
 
-from ccanalytics.analytics import journal
+from ccanalytics.analytics import journal, journalpage, journalsearch, journaltext
 from ccanalytics.core.errors import InvalidArgument, NotFound
 from ccanalytics.ingest.load import ingest_records
 from webapp import create_app
@@ -88,7 +88,7 @@ def test_filters_search_sort_and_pages(engine, data):
 
 
 def test_highlight_escapes_and_marks():
-    html = str(journal.highlight("<script>alert(1)</script> шини Мішлен", "мішлен"))
+    html = str(journaltext.highlight("<script>alert(1)</script> шини Мішлен", "мішлен"))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<mark>Мішлен</mark>" in html
 
@@ -134,9 +134,9 @@ def test_csv_export_keeps_filters_and_masks_phones(engine, data):
     assert all("*" in r[2] for r in rows[1:]) and "+38067123450" not in text
 
 
-# the search plans (ccanalytics.analytics.journal): (PROBE_CALLS, RARE_TURNS, SLICE_DAYS)
+# the search plans (ccanalytics.analytics.journalsearch): (PROBE_CALLS, RARE_TURNS, SLICE_DAYS)
 PLANS = {
-    "as shipped": (journal.PROBE_CALLS, journal.RARE_TURNS, journal.SLICE_DAYS),
+    "as shipped": (journalsearch.PROBE_CALLS, journalsearch.RARE_TURNS, journalsearch.SLICE_DAYS),
     "GIN over the window": (0, 0, 0),
     "probe first": (500, 0, 0),
     "short probe, then GIN": (2, 0, 0),
@@ -163,7 +163,7 @@ def test_every_search_plan_gives_the_same_pages(engine, data, monkeypatch, sort,
 
     def pages(plan: tuple[int, int, float]) -> list[list[tuple[str, str]]]:
         for name, value in zip(("PROBE_CALLS", "RARE_TURNS", "SLICE_DAYS"), plan, strict=True):
-            monkeypatch.setattr(journal, name, value)
+            monkeypatch.setattr(journalsearch, name, value)
         out, cursor = [], None
         while True:
             page = journal.search(
@@ -227,7 +227,7 @@ def found(engine, text, **kw):
 )
 def test_search_matches_the_whole_call(engine, spread, monkeypatch, plan):
     for name, value in zip(("PROBE_CALLS", "RARE_TURNS", "SLICE_DAYS"), PLANS[plan], strict=True):
-        monkeypatch.setattr(journal, name, value)
+        monkeypatch.setattr(journalsearch, name, value)
     ids = lambda page: {r["id"] for r in page.rows}
     # every word somewhere in the call (today's issue: all words had to be in one turn)
     assert ids(found(engine, "зимові шини Michelin")) == {spread[0], spread[4]}
@@ -241,7 +241,7 @@ def test_search_matches_the_whole_call(engine, spread, monkeypatch, plan):
     assert ids(found(engine, "шини -Michelin")) == {spread[2]}
     assert ids(found(engine, "Nokian or Primacy")) == {spread[1], spread[2]}
     page = found(engine, "зимові шини Michelin")
-    assert page.total == journal.Total(2, "exact")
+    assert page.total == journalpage.Total(2, "exact")
     # the snippet is the first turn that matches a term, with its speaker and number
     first = next(r for r in page.rows if r["id"] == spread[0])
     assert (first["snippet_speaker"], first["snippet_turn"]) == ("customer", 2)
@@ -266,7 +266,7 @@ def test_total_and_pages_in_both_directions(engine, spread, data):
             )
     window = {"date_from": "2026-11-20", "date_to": "2026-11-21"}
     every = journal.search(engine, **window, limit=200, count=True)
-    assert every.total == journal.Total(12, "exact") and len(every.rows) == 12
+    assert every.total == journalpage.Total(12, "exact") and len(every.rows) == 12
     for sort in ("quality", "cost", "date", "duration"):
         for descending in (True, False):
             whole = journal.search(engine, **window, sort=sort, descending=descending, limit=200).rows
@@ -293,14 +293,14 @@ def test_total_and_pages_in_both_directions(engine, spread, data):
                 )
             assert [[r["id"] for r in p.rows] for p in reversed(back)] == [[r["id"] for r in p.rows] for p in pages]
     best = journal.search(engine, **window, sort="quality", quality_above=0.3, count=True)
-    assert best.total == journal.Total(len(best.rows), "exact")
+    assert best.total == journalpage.Total(len(best.rows), "exact")
     assert all(r["quality_score"] > 0.3 for r in best.rows) and len(best.rows) == 5
 
 
 def test_total_is_capped(engine, data, monkeypatch):
-    monkeypatch.setattr(journal, "COUNT_CAP", 5)
+    monkeypatch.setattr(journalpage, "COUNT_CAP", 5)
     page = journal.search(engine, date_from="2026-11-20", date_to="2026-11-20", count=True)
-    assert page.total == journal.Total(5, "at_least")
+    assert page.total == journalpage.Total(5, "at_least")
     assert page.date_from.isoformat() == "2026-11-20" and page.date_to.isoformat() == "2026-11-20"
 
 

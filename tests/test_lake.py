@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from factories import make_call
 
 import ccanalytics.datalake.export as lake
+import ccanalytics.datalake.read as lakeread
+import ccanalytics.datalake.retention as lakeretention
 from ccanalytics import quality
 from ccanalytics.analytics import callmetrics
 from ccanalytics.cli.root import main
@@ -126,7 +128,7 @@ def test_export_day_round_trip_matches_the_database(engine, loaded, tmp_path):
 
 def test_no_raw_phone_number_reaches_the_lake(engine, loaded, tmp_path):
     lake.export_range(engine, DAY - timedelta(days=1), DAY + timedelta(days=1), tmp_path, TZ)
-    calls = lake.load(tmp_path, "calls", DAY - timedelta(days=1), DAY + timedelta(days=1))
+    calls = lakeread.load(tmp_path, "calls", DAY - timedelta(days=1), DAY + timedelta(days=1))
     assert sorted(calls["caller_id"].drop_nulls().to_list()) == sorted(
         mask_phone(p) for p in ("+380671234567", "+380501112233", "+380931112244", "+380671234567")
     )
@@ -138,9 +140,9 @@ def test_no_raw_phone_number_reaches_the_lake(engine, loaded, tmp_path):
             if column.type == "string":
                 for value in column.to_pylist():
                     assert value is None or not RAW_PHONE.search(value.replace(" ", "")), (path, value)
-    turns = lake.load(tmp_path, "turns", DAY, DAY)
+    turns = lakeread.load(tmp_path, "turns", DAY, DAY)
     assert turns.filter(pl.col("content").str.contains("Мій номер"))["content"].str.contains(r"\*\*").all()
-    tools = lake.load(tmp_path, "tool_calls", DAY, DAY)
+    tools = lakeread.load(tmp_path, "tool_calls", DAY, DAY)
     args = [json.loads(a) for a in tools.filter(pl.col("tool_name") == "create_order_draft")["tool_args"]]
     assert {a["phone"] for a in args} == {mask_phone(p) for p in ("+380671234567", "+380501112233", "+380931112244")}
 
@@ -164,7 +166,7 @@ def test_empty_day_has_the_schema(engine, tmp_path):
     for table in lake.TABLES:
         written = pq.read_table(tmp_path / table / "date=2026-11-20" / "part-0.parquet")
         assert written.num_rows == 0 and written.schema.remove_metadata() == lake.schema(table)
-    assert lake.query(tmp_path, "SELECT count(*) AS n FROM turns")["n"].to_list() == [0]
+    assert lakeread.query(tmp_path, "SELECT count(*) AS n FROM turns")["n"].to_list() == [0]
 
 
 def test_export_changed_rewrites_only_changed_partitions(engine, loaded, tmp_path):
@@ -184,14 +186,14 @@ def test_export_changed_rewrites_only_changed_partitions(engine, loaded, tmp_pat
         )
     run = lake.export_changed(engine, tmp_path, TZ, days_back=3, today=today)
     assert [(e.day, list(e.rows())) for e in run.exported] == [(DAY, ["calls"])]
-    assert 0.5 in lake.load(tmp_path, "calls", DAY, DAY)["total_cost_usd"].to_list()
+    assert 0.5 in lakeread.load(tmp_path, "calls", DAY, DAY)["total_cost_usd"].to_list()
 
     # a re-scored call changes its day's scores (and calls, which mirror the score)
     quality.enqueue(engine, reason="rescore", call_ids=[loaded[4]["call_id"]])
     quality.score_pending(engine, RulesJudge(), Rubric(), workers=1)
     run = lake.export_changed(engine, tmp_path, TZ, days_back=3, today=today)
     assert [(e.day, sorted(e.rows())) for e in run.exported] == [(DAY + timedelta(days=1), ["calls", "scores"])]
-    assert lake.load(tmp_path, "scores", DAY + timedelta(days=1), DAY + timedelta(days=1)).height == 2
+    assert lakeread.load(tmp_path, "scores", DAY + timedelta(days=1), DAY + timedelta(days=1)).height == 2
 
     # a lost or corrupted file is noticed and rewritten
     (tmp_path / "turns" / "date=2026-11-19" / "part-0.parquet").write_bytes(b"not parquet")
@@ -201,7 +203,7 @@ def test_export_changed_rewrites_only_changed_partitions(engine, loaded, tmp_pat
 
 def test_duckdb_views_and_pruned_load(engine, loaded, tmp_path):
     lake.export_range(engine, DAY - timedelta(days=1), DAY + timedelta(days=1), tmp_path, TZ)
-    con = lake.connect(tmp_path)
+    con = lakeread.connect(tmp_path)
     rows = con.sql("SELECT date, count(*) AS n, sum(turns) AS turns FROM calls GROUP BY date ORDER BY date").fetchall()
     assert rows == [(DAY - timedelta(days=1), 1, 5), (DAY, 3, 15), (DAY + timedelta(days=1), 1, 5)]
     joined = con.sql(
@@ -211,55 +213,55 @@ def test_duckdb_views_and_pruned_load(engine, loaded, tmp_path):
     assert joined == [(9,)]
     con.close()
 
-    frame = lake.load(tmp_path, "calls", DAY, DAY, columns=["id", "started_at", "date"])
+    frame = lakeread.load(tmp_path, "calls", DAY, DAY, columns=["id", "started_at", "date"])
     assert frame.columns == ["id", "started_at", "date"] and frame.height == 3
     assert str(frame.schema["started_at"]) == "Datetime(time_unit='us', time_zone='Europe/Kyiv')"
     assert frame["started_at"].dt.date().to_list() == [DAY] * 3  # Kyiv days, not UTC
 
     # a filter on date scans only that day's file
-    plan = lake.query(tmp_path, "EXPLAIN ANALYZE SELECT count(*) FROM turns WHERE date = DATE '2026-11-20'")
+    plan = lakeread.query(tmp_path, "EXPLAIN ANALYZE SELECT count(*) FROM turns WHERE date = DATE '2026-11-20'")
     assert re.search(r"Total Files Read: 1\b", "\n".join(plan[:, -1].to_list()))
 
     # load() opens only the files of its days: a broken file of another day does not matter to it
     (tmp_path / "calls" / "date=2026-11-19" / "part-0.parquet").write_bytes(b"garbage")
-    assert lake.load(tmp_path, "calls", DAY, DAY + timedelta(days=1)).height == 4
+    assert lakeread.load(tmp_path, "calls", DAY, DAY + timedelta(days=1)).height == 4
     with pytest.raises(InvalidArgument, match="lake query failed"):  # the views read every file's footer
-        lake.query(tmp_path, "SELECT count(*) FROM calls")
+        lakeread.query(tmp_path, "SELECT count(*) FROM calls")
 
 
 def test_empty_lake_views_and_load(tmp_path):
-    frame = lake.query(tmp_path, "SELECT * FROM calls")
+    frame = lakeread.query(tmp_path, "SELECT * FROM calls")
     assert frame.height == 0 and frame.columns == lake.schema("calls", with_date=True).names
-    assert lake.load(tmp_path, "turns", DAY, DAY, columns=["content"]).schema == pl.Schema({"content": pl.String})
+    assert lakeread.load(tmp_path, "turns", DAY, DAY, columns=["content"]).schema == pl.Schema({"content": pl.String})
     with pytest.raises(InvalidArgument, match="unknown lake table"):
-        lake.load(tmp_path, "customers", DAY, DAY)
+        lakeread.load(tmp_path, "customers", DAY, DAY)
     with pytest.raises(InvalidArgument, match="unknown column"):
-        lake.load(tmp_path, "calls", DAY, DAY, columns=["phone"])
+        lakeread.load(tmp_path, "calls", DAY, DAY, columns=["phone"])
 
 
 def test_lake_purge_by_retention(engine, tmp_path):
     today = date(2026, 11, 20)
     for day in (today - timedelta(days=400), today - timedelta(days=100), today - timedelta(days=10)):
         lake.export_day(engine, day, tmp_path, TZ)
-    dry = lake.purge(tmp_path, today, dry_run=True)
+    dry = lakeretention.purge(tmp_path, today, dry_run=True)
     assert dry.removed["turns"] == [today - timedelta(days=400), today - timedelta(days=100)]
     assert dry.removed["calls"] == [today - timedelta(days=400)]
-    assert len(lake.partitions(tmp_path, "turns")) == 3  # dry run removed nothing
-    done = lake.purge(tmp_path, today)
+    assert len(lakeread.partitions(tmp_path, "turns")) == 3  # dry run removed nothing
+    done = lakeretention.purge(tmp_path, today)
     assert done.to_dict()["removed"] == dry.to_dict()["removed"]
-    assert [d for d, _ in lake.partitions(tmp_path, "turns")] == [today - timedelta(days=10)]
-    assert [d for d, _ in lake.partitions(tmp_path, "calls")] == [
+    assert [d for d, _ in lakeread.partitions(tmp_path, "turns")] == [today - timedelta(days=10)]
+    assert [d for d, _ in lakeread.partitions(tmp_path, "calls")] == [
         today - timedelta(days=100),
         today - timedelta(days=10),
     ]
-    assert lake.purge(tmp_path, today).removed == {t: [] for t in lake.TABLES}
+    assert lakeretention.purge(tmp_path, today).removed == {t: [] for t in lake.TABLES}
 
 
 def test_export_job_uses_settings(engine, loaded, tmp_path):
     settings = Settings(lake_dir=tmp_path / "lk", timezone=TZ)
     out = lake.export_job(engine, settings, today=DAY + timedelta(days=1))
     assert out["days_checked"] == 7 and out["days_exported"][-1] == "2026-11-20"
-    assert lake.load(tmp_path / "lk", "calls", DAY, DAY).height == 3
+    assert lakeread.load(tmp_path / "lk", "calls", DAY, DAY).height == 3
     assert lake.export_job(engine, settings, today=DAY + timedelta(days=1))["partitions_written"] == 0
 
 

@@ -13,7 +13,7 @@ from factories import USAGE, make_call
 
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.cost import calls as cost
-from ccanalytics.cost import levers, pricing, router, routing_replay
+from ccanalytics.cost import levers, pricing, router, routing_replay, ttscache
 from ccanalytics.demo import load_demo_data
 from ccanalytics.ingest.load import ingest_records
 
@@ -103,14 +103,14 @@ TOTAL = 12 + 13 + 22 + 22 + 12 + 13  # 94
 
 
 def test_phrase_key_matches_the_vectorised_key():
-    assert levers.phrase_key("  Добрий   ДЕНЬ!  ") == "добрий день"
-    assert levers.phrase_key("«Замовлення ORD-204518 оформлено.»", template=True) == "замовлення ord-# оформлено"
-    keys = pl.DataFrame({"t": TEXTS}).select(k=levers._phrase_keys(pl.col("t"), True)).get_column("k").to_list()
-    assert keys == [levers.phrase_key(t, template=True) for t in TEXTS]
+    assert ttscache.phrase_key("  Добрий   ДЕНЬ!  ") == "добрий день"
+    assert ttscache.phrase_key("«Замовлення ORD-204518 оформлено.»", template=True) == "замовлення ord-# оформлено"
+    keys = pl.DataFrame({"t": TEXTS}).select(k=ttscache._phrase_keys(pl.col("t"), True)).get_column("k").to_list()
+    assert keys == [ttscache.phrase_key(t, template=True) for t in TEXTS]
 
 
 def test_tts_replay_hand_computed():
-    r = levers.tts_cache_replay(TEXTS, usd_per_1m_chars=16.0)
+    r = ttscache.tts_cache_replay(TEXTS, usd_per_1m_chars=16.0)
     assert (r.utterances, r.chars, r.unique_phrases, r.hits) == (6, TOTAL, 4, 2)
     assert r.chars_saved == 13 + 12 and r.hit_rate_chars == round(25 / 94, 4)
     assert r.hit_rate_utterances == round(2 / 6, 4)
@@ -120,23 +120,23 @@ def test_tts_replay_hand_computed():
     assert (top.phrase, top.count, top.chars, top.total_chars) == ("добрий день", 3, 12, 37)
     assert top.example == "Добрий день!" and r.precache_share_of_chars == round(37 / 94, 4)
     # a Polars Series gives the same answer
-    assert levers.tts_cache_replay(pl.Series(TEXTS), usd_per_1m_chars=16.0) == r
+    assert ttscache.tts_cache_replay(pl.Series(TEXTS), usd_per_1m_chars=16.0) == r
 
 
 def test_tts_replay_lru_eviction_with_a_tiny_cache():
     # keys A B A C A B, 2 entries: A miss, B miss, A hit (A most recent), C miss evicts B (not A: LRU),
     # A hit, B miss. A FIFO cache would have evicted A and hit only once.
     texts = ["так", "ні", "Так.", "добре", "так!", "ні"]
-    r = levers.tts_cache_replay(texts, max_entries=2, usd_per_1m_chars=16.0)
+    r = ttscache.tts_cache_replay(texts, max_entries=2, usd_per_1m_chars=16.0)
     assert r.hits == 2 and r.chars_saved == 4 + 4
-    assert levers.tts_cache_replay(texts, max_entries=1, usd_per_1m_chars=16.0).hits == 0
-    assert levers.tts_cache_replay(texts, max_entries=3, usd_per_1m_chars=16.0).hits == 3
-    r = levers.tts_cache_replay(TEXTS, max_entries=1, usd_per_1m_chars=16.0)  # A A B C A D: only the 2nd A
+    assert ttscache.tts_cache_replay(texts, max_entries=1, usd_per_1m_chars=16.0).hits == 0
+    assert ttscache.tts_cache_replay(texts, max_entries=3, usd_per_1m_chars=16.0).hits == 3
+    r = ttscache.tts_cache_replay(TEXTS, max_entries=1, usd_per_1m_chars=16.0)  # A A B C A D: only the 2nd A
     assert r.hits == 1 and r.chars_saved == 13
 
 
 def test_tts_replay_template_mode():
-    r = levers.tts_cache_replay(TEXTS, template=True, usd_per_1m_chars=16.0)
+    r = ttscache.tts_cache_replay(TEXTS, template=True, usd_per_1m_chars=16.0)
     # hits: the 2nd A (13 chars), C on B's template (22 − 3 digits still synthesised = 19), the 3rd A (12)
     assert r.hits == 3 and r.unique_phrases == 3
     assert r.chars_saved == 13 + 19 + 12 and r.hit_rate_chars == round(44 / 94, 4)
@@ -149,17 +149,17 @@ def test_tts_replay_ttl_and_validation():
     t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
     times = [t0, t0 + timedelta(hours=1), t0 + timedelta(days=3), t0 + timedelta(days=3, hours=1)]
     texts = ["Добрий день!"] * 4
-    assert levers.tts_cache_replay(texts, usd_per_1m_chars=16.0).hits == 3
-    r = levers.tts_cache_replay(texts, ttl_days=1, timestamps=times, usd_per_1m_chars=16.0)
+    assert ttscache.tts_cache_replay(texts, usd_per_1m_chars=16.0).hits == 3
+    r = ttscache.tts_cache_replay(texts, ttl_days=1, timestamps=times, usd_per_1m_chars=16.0)
     assert r.hits == 2  # the third is 3 days after synthesis: expired, synthesised again
     # timestamps order the replay: out of order input gives the same answer
-    shuffled = levers.tts_cache_replay(
+    shuffled = ttscache.tts_cache_replay(
         texts, ttl_days=1, timestamps=[times[i] for i in (2, 0, 3, 1)], usd_per_1m_chars=16.0
     )
     assert shuffled.hits == 2
-    empty = levers.tts_cache_replay([], usd_per_1m_chars=16.0)
+    empty = ttscache.tts_cache_replay([], usd_per_1m_chars=16.0)
     assert empty.utterances == 0 and empty.hit_rate_chars is None and empty.phrases_to_precache == ()
-    assert levers.tts_cache_replay(["Так"]).usd_per_1m_chars == 16.0  # from the bundled price book
+    assert ttscache.tts_cache_replay(["Так"]).usd_per_1m_chars == 16.0  # from the bundled price book
     for kwargs in (
         {"max_entries": 0},
         {"max_entries": 1.5},
@@ -169,7 +169,7 @@ def test_tts_replay_ttl_and_validation():
         {"top_n": -1},
     ):
         with pytest.raises(InvalidArgument):
-            levers.tts_cache_replay(texts, usd_per_1m_chars=16.0, **kwargs)
+            ttscache.tts_cache_replay(texts, usd_per_1m_chars=16.0, **kwargs)
 
 
 def test_tts_cache_from_logs(engine):
@@ -178,12 +178,12 @@ def test_tts_cache_from_logs(engine):
         make_call(started_at=DAY1 + timedelta(hours=h), usage=usage(tts_chars=100, tts_cached_chars=25)) for h in (0, 1)
     ]
     ingest_records(engine, calls)
-    r = levers.tts_cache_from_logs(engine, "2026-11-20", "2026-11-20")
+    r = ttscache.tts_cache_from_logs(engine, "2026-11-20", "2026-11-20")
     assert (r.utterances, r.hits, r.unique_phrases) == (6, 3, 3)
     assert r.hit_rate_chars == 0.5 and r.hit_rate_utterances == 0.5
     assert r.usd_per_1m_chars == 16.0 and r.logged_hit_rate_chars == 0.25
-    assert levers.tts_cache_from_logs(engine, "2026-11-20", "2026-11-20", ttl_days=30).hits == 3
-    assert levers.tts_cache_from_logs(engine, "2026-11-01", "2026-11-02").utterances == 0
+    assert ttscache.tts_cache_from_logs(engine, "2026-11-20", "2026-11-20", ttl_days=30).hits == 3
+    assert ttscache.tts_cache_from_logs(engine, "2026-11-01", "2026-11-02").utterances == 0
 
 
 # ------------------------------------------------------------------------------------ demo data

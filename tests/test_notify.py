@@ -6,15 +6,10 @@ from __future__ import annotations
 import pytest
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
-from ccanalytics.alerts.notify import (
-    EmailChannel,
-    TelegramChannel,
-    channels_from_settings,
-    outcome_unknown,
-    require_channels,
-    send_with_retries,
-    split_message,
-)
+from ccanalytics.alerts.delivery import outcome_unknown
+from ccanalytics.alerts.emailchannel import EmailChannel
+from ccanalytics.alerts.notify import channels_from_settings, require_channels, send_with_retries
+from ccanalytics.alerts.telegramchannel import TelegramChannel, split_message
 from ccanalytics.core.config import Settings
 from ccanalytics.core.errors import ConfigError, DeliveryError
 

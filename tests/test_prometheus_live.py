@@ -28,7 +28,7 @@ from ccanalytics.core import timeutil
 from ccanalytics.db.engine import create_engine
 from ccanalytics.demo import load_demo_data
 from ccanalytics.ingest.load import ingest_records
-from ccanalytics.ops import dashcheck
+from ccanalytics.ops import dashcheck, dashqueries
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -185,9 +185,9 @@ def stack(pg_server, template_db, tmp_path_factory):
 
 def test_every_dashboard_and_rule_query_returns_data(stack):
     prom, engine = stack.prometheus, stack.engine
-    queries = list(dashcheck.dashboard_queries(DASHBOARDS))
+    queries = list(dashqueries.dashboard_queries(DASHBOARDS))
     promql = [q for q in queries if q.kind == "promql"]
-    rules = list(dashcheck.rule_queries(RULES))
+    rules = list(dashqueries.rule_queries(RULES))
     # the hours of spend data are counted at hour steps ([7d:1h]): nothing until an hour of data is
     # there, and the same hours of the day before need a day of data; the alert needs a day anyway
     # (alerts_test_longterm.yml). Here the hours are counted over the last hour at 1 s steps instead,
@@ -218,9 +218,9 @@ def test_every_dashboard_and_rule_query_returns_data(stack):
 
 
 def test_a_panel_on_a_metric_nobody_exports_fails(stack):
-    bad = dashcheck.Query("test", "promql", 'sum(rate(cca_calls_total_typo{source="live"}[5m]))')
+    bad = dashqueries.Query("test", "promql", 'sum(rate(cca_calls_total_typo{source="live"}[5m]))')
     assert len(dashcheck.check_promql(stack.prometheus, [bad])) == 1
-    empty = dashcheck.Query("test", "promql", 'sum(cca_calls_total{source="nowhere"})')
+    empty = dashqueries.Query("test", "promql", 'sum(cca_calls_total{source="nowhere"})')
     problems = dashcheck.check_promql(stack.prometheus, [empty])
     assert problems and problems[0].message == "returns no data"
 

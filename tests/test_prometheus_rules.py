@@ -13,7 +13,7 @@ import pytest
 import yaml
 from systools import require
 
-from ccanalytics.ops import dashcheck, telemetry
+from ccanalytics.ops import dashcheck, dashqueries, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM = ROOT / "prometheus"
@@ -234,7 +234,7 @@ def test_dashboards_use_provisioned_datasources_and_known_metrics():
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == panel["datasource"]["uid"]
     assert seen_uids <= uids
-    queries = list(dashcheck.dashboard_queries(DASHBOARDS))
+    queries = list(dashqueries.dashboard_queries(DASHBOARDS))
     assert len([q for q in queries if q.kind == "promql"]) >= 25
     for q in queries:
         for name in q.metrics():
@@ -244,6 +244,6 @@ def test_dashboards_use_provisioned_datasources_and_known_metrics():
 
 
 def test_dashboard_metric_names_check_catches_a_made_up_metric():
-    q = dashcheck.Query("test", "promql", 'sum(rate(cca_made_up_total{source="live"}[5m]))')
+    q = dashqueries.Query("test", "promql", 'sum(rate(cca_made_up_total{source="live"}[5m]))')
     problems = dashcheck.check_promql("http://127.0.0.1:1", [q], known={"cca_calls_total"})
     assert len(problems) == 1 and "cca_made_up_total" in problems[0].message

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from factories import add_processor_ab_test, add_prompt_version, make_call
 
 from ccanalytics.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from ccanalytics.experiments import abresults, processortests
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.ingest.load import ingest_records
 from ccanalytics.prompts import versions as prompts
@@ -277,7 +278,7 @@ def test_the_processors_own_ab_tests_are_listed_as_stored(engine):
         )
         stopped = add_processor_ab_test(conn, "halted", a, b, status="stopped", started_at=day)
         stored = conn.execute(sa.text("SELECT * FROM prompt_ab_tests ORDER BY id")).all()
-    found = experiments.processor_tests(engine)
+    found = processortests.processor_tests(engine)
     assert [t.id for t in found] == [counted, defaulted, done, stopped]  # newest first
     first, quirk, mixed, halted = found
     assert (first.test_name, first.prompt_name, first.label_a, first.label_b) == (
@@ -301,23 +302,23 @@ def test_the_processors_own_ab_tests_are_listed_as_stored(engine):
         "per-call results cannot be computed because the processor does not record the variant on the call"
     )
     assert not any(k in d for k in ("resolved_without_operator_pct", "variants", "recommendations"))
-    assert [t.id for t in experiments.processor_tests(engine, status="active")] == [counted, defaulted]
-    assert [t.id for t in experiments.processor_tests(engine, status="completed")] == [done]
+    assert [t.id for t in processortests.processor_tests(engine, status="active")] == [counted, defaulted]
+    assert [t.id for t in processortests.processor_tests(engine, status="completed")] == [done]
     with pytest.raises(InvalidArgument):
-        experiments.processor_tests(engine, status="running")  # ccanalytics's word, not the processor's
-    assert experiments.get_processor_test(engine, str(done)).test_name == "mixed"
-    assert experiments.get_processor_test(engine, "halted").id == stopped
+        processortests.processor_tests(engine, status="running")  # ccanalytics's word, not the processor's
+    assert processortests.get_processor_test(engine, str(done)).test_name == "mixed"
+    assert processortests.get_processor_test(engine, "halted").id == stopped
     with pytest.raises(NotFound):
-        experiments.get_processor_test(engine, uuid.uuid4())
+        processortests.get_processor_test(engine, uuid.uuid4())
     # they are not ccanalytics's tests: no lookup, no results, nothing written to the processor's table
     assert experiments.list_tests(engine) == []
     with pytest.raises(NotFound):
         experiments.get_test(engine, counted)
     with pytest.raises(NotFound):
-        experiments.results(engine, counted)
+        abresults.results(engine, counted)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT * FROM prompt_ab_tests ORDER BY id")).all() == stored
-    assert experiments.processor_status(" 'stopped' ") == "stopped" and experiments.processor_status(None) == ""
+    assert processortests.processor_status(" 'stopped' ") == "stopped" and processortests.processor_status(None) == ""
 
 
 def test_the_resolver_records_the_variant_of_a_call_the_processor_writes_itself(engine):

@@ -29,8 +29,10 @@ from ccanalytics.auth import users as auth
 from ccanalytics.cli.root import main
 from ccanalytics.core import definitions, timeutil
 from ccanalytics.datalake import export as datalake
+from ccanalytics.datalake import read as lakeread
 from ccanalytics.ops import exporter
 from ccanalytics.reports import daily as dailyreport
+from ccanalytics.reports import dailyfacts
 
 TZ = "Europe/Kyiv"
 END = date.fromisoformat(DEMO_END)
@@ -233,7 +235,7 @@ def test_every_place_shows_the_figures_recomputed_from_the_calls(demo, demo_url,
 
     # the lake
     datalake.export_range(demo, DAYS[-1], END, tmp_path / "lake", TZ)
-    for row in datalake.daily_figures(tmp_path / "lake", DAYS[-1], END, tz=TZ):
+    for row in lakeread.daily_figures(tmp_path / "lake", DAYS[-1], END, tz=TZ):
         t = truth(demo, row["day"], row["day"])
         keys = (
             "total_calls",
@@ -298,25 +300,25 @@ GRAFANA_PANELS = {  # panel title of grafana/dashboards/cca-analytics.json -> (c
 def test_grafana_panels_show_the_recomputed_figures(demo):
     from pathlib import Path
 
-    from ccanalytics.ops import dashcheck
+    from ccanalytics.ops import dashcheck, dashqueries
 
     board = Path(__file__).parent.parent / "grafana" / "dashboards" / "cca-analytics.json"
     queries = {
         q.origin.split(" / ", 1)[1].rsplit(" / ", 1)[0]: q.text
-        for q in dashcheck.dashboard_queries([board])
+        for q in dashqueries.dashboard_queries([board])
         if q.kind == "sql"
     }
     missing = set(GRAFANA_PANELS) - set(queries)
     assert not missing, f"panels renamed? {missing}; panels: {sorted(queries)}"
     # the tenant variable («Сеть»): «Все сети» and each tenant, as its query lists them
-    variable = next(q for q in dashcheck.dashboard_queries([board]) if q.role == "variable")
+    variable = next(q for q in dashqueries.dashboard_queries([board]) if q.role == "variable")
     with demo.connect() as conn:
         options = conn.connection.driver_connection.execute(variable.text).fetchall()
     assert options == [("*", "Все сети"), ("prokoleso", "ПроКолесо"), ("shinservice", "Шинсервіс")]
     for value, _text in options:
         queries = {
             q.origin.split(" / ", 1)[1].rsplit(" / ", 1)[0]: q.text
-            for q in dashcheck.dashboard_queries([board], {"tenant": value})
+            for q in dashqueries.dashboard_queries([board], {"tenant": value})
             if q.kind == "sql"
         }
         for d in SOME_DAYS:
@@ -390,7 +392,7 @@ def test_thresholds_are_the_catalogues_in_prometheus_rules_and_alerts():
 
     import yaml
 
-    from ccanalytics.alerts.rules import Thresholds
+    from ccanalytics.alerts.rulemodel import Thresholds
 
     rules = yaml.safe_load((Path(__file__).parent.parent / "prometheus" / "alerts.yml").read_text())
     exprs = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
@@ -403,4 +405,4 @@ def test_thresholds_are_the_catalogues_in_prometheus_rules_and_alerts():
         assert any(f"{component}_latency" in e and f"> {limit:g}" in e for e in exprs.values()), component
     assert Thresholds().latency_p95_s == critical_s
     assert Thresholds().scenario_transfer_rate == definitions.SCENARIO_TRANSFER_RATE
-    assert dailyreport.LATENCY_BUDGETS["response"] == (definitions.RESPONSE_BUDGET_MS, definitions.RESPONSE_ALERT_MS)
+    assert dailyfacts.LATENCY_BUDGETS["response"] == (definitions.RESPONSE_BUDGET_MS, definitions.RESPONSE_ALERT_MS)

@@ -22,6 +22,7 @@ from ccanalytics.cli.root import main
 from ccanalytics.core import timeutil
 from ccanalytics.core.config import Settings
 from ccanalytics.core.errors import DeliveryError
+from ccanalytics.experiments import abresults
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.reports import daily as dailyreport
 from ccanalytics.reports import dailyview as reportview
@@ -127,7 +128,7 @@ def test_a_dated_report_says_what_was_never_checked_and_runs_problem_detection_f
     # the A/B test as of that day: its results count only the calls up to the day's end
     (test,) = experiments.list_tests(demo_engine, status="running")
     as_of_day = sum(v["calls"] for v in checked.ab_tests[0]["variants"])
-    as_of_now = sum(v.to_dict()["calls"] for v in experiments.results(demo_engine, test.id).variants)
+    as_of_now = sum(v.to_dict()["calls"] for v in abresults.results(demo_engine, test.id).variants)
     end = timeutil.day_start(day + timedelta(days=1))
     with demo_engine.connect() as conn:
         upto = conn.execute(

@@ -14,6 +14,7 @@ from factories import make_call, record_scores, write_as_processor
 from test_attach import CALLS, build_processor_database
 
 import ccanalytics.datalake.export as lake
+import ccanalytics.datalake.read as lakeread
 from ccanalytics import quality
 from ccanalytics.analytics import callmetrics, metrics
 from ccanalytics.cli.root import main
@@ -294,14 +295,14 @@ def test_purge_job_and_cli(db_url, engine, tmp_path):
     assert dry["database"]["dry_run"] and dry["database"]["rows"]["call_turns"] == 5
     assert dry["lake"]["removed"]["turns"] == [(today - timedelta(days=120)).isoformat()]
     assert dry["alert_events"] == 0
-    assert turns_of(engine, old) == 5 and len(lake.partitions(tmp_path, "turns")) == 2
+    assert turns_of(engine, old) == 5 and len(lakeread.partitions(tmp_path, "turns")) == 2
 
     res = CliRunner().invoke(main, ["retention", "purge"], env=env)
     assert res.exit_code == 0, res.output
     assert "lake: removed 2 partitions" in res.output and "alert history: removed 0 events" in res.output
     assert turns_of(engine, old) == 0 and turns_of(engine, recent) == 5
-    assert [d for d, _ in lake.partitions(tmp_path, "turns")] == [today - timedelta(days=10)]
-    assert len(lake.partitions(tmp_path, "calls")) == 2  # calls stay a year
+    assert [d for d, _ in lakeread.partitions(tmp_path, "turns")] == [today - timedelta(days=10)]
+    assert len(lakeread.partitions(tmp_path, "calls")) == 2  # calls stay a year
 
 
 # --------------------------------------------------------------------------- the processor's own calls

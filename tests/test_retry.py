@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 
-from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts import outbox
 from ccanalytics.alerts.notify import send_with_retries
 from ccanalytics.core import retry
 from ccanalytics.core.errors import DeliveryError
-from ccanalytics.db import attach
+from ccanalytics.db import attachddl
 from ccanalytics.quality.pipeline import ScoringConfig, backoff
 from scheduler.app import DatabaseGate
 
@@ -76,15 +76,15 @@ def test_retry_stops_at_once_on_other_errors_and_honours_a_longer_server_wait():
 
 def test_the_call_sites_keep_their_limits():
     # the alert outbox's persisted schedule: 30 s doubling to 5 minutes, jitter shortens only
-    assert [alerts.backoff(n, jitter=0) for n in (1, 2, 3, 6, 50)] == [30, 60, 120, 300, 300]
-    assert all(0.75 * 300 <= alerts.backoff(9) <= 300 for _ in range(50))
+    assert [outbox.backoff(n, jitter=0) for n in (1, 2, 3, 6, 50)] == [30, 60, 120, 300, 300]
+    assert all(0.75 * 300 <= outbox.backoff(9) <= 300 for _ in range(50))
     # the scoring queue: 2 s doubling to 120 s, a server's Retry-After within the cap
     config = ScoringConfig()
     assert all(0.75 * 2 <= backoff(1, config, None) <= 2 for _ in range(50))
     assert all(90 <= backoff(12, config, None) <= 120 for _ in range(50)) and backoff(1, config, 500) == 120
     # attach's lock waits: 50 ms plus at most 0.1 s, …, never more than 1 s
-    assert all(0.05 <= attach._pause(1) <= 0.15 for _ in range(50))
-    assert all(0.05 <= attach._pause(30) <= 1.0 for _ in range(50))
+    assert all(0.05 <= attachddl._pause(1) <= 0.15 for _ in range(50))
+    assert all(0.05 <= attachddl._pause(30) <= 1.0 for _ in range(50))
     # the scheduler's database gate: 1 s, 2 s, 4 s … at most 60 s
     gate = DatabaseGate(engine=None)
     for failures, expected in ((1, 1), (2, 2), (3, 4), (10, 60)):

@@ -17,6 +17,7 @@ from factories import make_call, turn
 from test_auth import csrf_of, logged_in
 
 from ccanalytics import quality
+from ccanalytics.auth import auditlog
 from ccanalytics.auth import users as auth
 from ccanalytics.core import labels
 from ccanalytics.core.definitions import LOW_QUALITY
@@ -176,7 +177,7 @@ def test_taking_from_the_queue_is_audited_in_the_same_transaction(demo_engine, a
     assert 'action="/review/' not in text(analyst.get("/review"))  # no take button for them
     # no CSRF token: refused
     assert admin.post(f"/review/{call_id}/take", data={"next": back}).status_code == 400
-    assert not auth.audit_entries(demo_engine, action="review.taken")
+    assert not auditlog.audit_entries(demo_engine, action="review.taken")
     res = post(admin, f"/review/{call_id}/take", {"next": back})
     assert res.status_code == 303 and res.headers["Location"] == back
     assert "назначен вам" in visible(admin.get(back))
@@ -193,7 +194,7 @@ def test_taking_from_the_queue_is_audited_in_the_same_transaction(demo_engine, a
     # reassigning from another reviewer records whom it was taken from
     review.take(demo_engine, call_id, "marta")
     post(admin, f"/review/{call_id}/take", {"next": back})
-    assert auth.audit_entries(demo_engine, action="review.taken")[0].details == {"from": "marta"}
+    assert auditlog.audit_entries(demo_engine, action="review.taken")[0].details == {"from": "marta"}
     # an unknown call, a bad id, a foreign next
     assert post(admin, f"/review/{uuid.uuid4()}/take").status_code == 404
     assert post(admin, "/review/not-a-call/take").status_code == 400
@@ -201,10 +202,10 @@ def test_taking_from_the_queue_is_audited_in_the_same_transaction(demo_engine, a
     assert res.headers["Location"] == "/"
     # a resolved call cannot be taken: a flash, no audit row
     review.resolve(demo_engine, call_id, "olena", {"bot_was_concise": 1.0})
-    before = len(auth.audit_entries(demo_engine, action="review.taken"))
+    before = len(auditlog.audit_entries(demo_engine, action="review.taken"))
     res = post(admin, f"/review/{call_id}/take", {"next": back})
     assert res.status_code == 303 and "уже проверен" in visible(admin.get(back))
-    assert len(auth.audit_entries(demo_engine, action="review.taken")) == before
+    assert len(auditlog.audit_entries(demo_engine, action="review.taken")) == before
 
 
 def test_resolving_on_the_call_page_shows_in_who_reviewed_what(demo_engine, admin, analyst):

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ccanalytics.core.errors import InvalidArgument
-from ccanalytics.cost import router
+from ccanalytics.cost import router, routing_text
 from ccanalytics.cost.router import CHEAP_MODEL, DEFAULT_MODEL, route
 from ccanalytics.cost.routing_replay import ivr_choice, route_calls
 
@@ -28,7 +28,7 @@ from ccanalytics.cost.routing_replay import ivr_choice, route_calls
     ],
 )
 def test_normalise(said, normalised):
-    assert router.normalise(said) == normalised
+    assert routing_text.normalise(said) == normalised
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from factories import add_prompt_version
 
-from ccanalytics.analytics import journal
+from ccanalytics.analytics import journalsearch
 from ccanalytics.cli.root import main
 from ccanalytics.core.errors import MigrationError
 from ccanalytics.db import partitions
 from ccanalytics.db.engine import create_engine
-from ccanalytics.db.migrate import discover, migrate, status
+from ccanalytics.db.migrate import migrate
+from ccanalytics.db.migrations import discover, status
 from ccanalytics.db.schemacheck import SHARED_TABLES
 from ccanalytics.db.sqlfiles import processor_schema, split_statements, sql_dir
 
@@ -452,7 +453,7 @@ def test_full_text_search_can_use_the_gin_index(engine):
         plan = "\n".join(
             conn.execute(
                 sa.text(
-                    f"EXPLAIN SELECT call_id FROM call_turns t WHERE {journal.turn_vector()} @@ cca_search_query('шини') "
+                    f"EXPLAIN SELECT call_id FROM call_turns t WHERE {journalsearch.turn_vector()} @@ cca_search_query('шини') "
                     "AND created_at >= now() - interval '7 days'"
                 )
             ).scalars()

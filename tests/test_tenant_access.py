@@ -20,6 +20,7 @@ from test_auth import PASSWORD, bearer, cli, csrf_of, login
 
 from ccanalytics.analytics import journal, metrics
 from ccanalytics.analytics.store import Store
+from ccanalytics.auth import auditlog
 from ccanalytics.auth import users as auth
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import InvalidArgument, NotFound
@@ -142,14 +143,14 @@ def test_users_and_tokens_carry_their_tenants_and_changes_are_audited(engine):
     user = auth.add_user(engine, "ivan", PASSWORD, "analyst", tenants=["KOLO", "kolo"], actor="olena")
     assert user.tenants == (OTHER,) and user.to_dict()["tenants"] == [OTHER]
     assert auth.add_user(engine, "olena", PASSWORD, "admin").tenants is None
-    created = auth.audit_entries(engine, action="user.created", object_id="ivan")[0]
+    created = auditlog.audit_entries(engine, action="user.created", object_id="ivan")[0]
     assert created.actor == "olena" and created.details == {"role": "analyst", "tenants": [OTHER]}
 
     changed = auth.set_user_tenants(engine, "ivan", [TENANT, OTHER], actor="olena")
     assert changed.tenants == (TENANT, OTHER) and auth.get_user(engine, user.id).tenants == (TENANT, OTHER)
     cleared = auth.set_user_tenants(engine, "ivan", None, actor="olena")
     assert cleared.tenants is None
-    history = auth.audit_entries(engine, action="user.tenants_changed")
+    history = auditlog.audit_entries(engine, action="user.tenants_changed")
     assert [e.details for e in history] == [
         {"from": [TENANT, OTHER], "to": None},
         {"from": [OTHER], "to": [TENANT, OTHER]},
@@ -157,7 +158,7 @@ def test_users_and_tokens_carry_their_tenants_and_changes_are_audited(engine):
     assert {u.username: u.tenants for u in auth.list_users(engine)} == {"ivan": None, "olena": None}
 
     # refused changes write nothing: neither the change nor an audit row
-    before = len(auth.audit_entries(engine))
+    before = len(auditlog.audit_entries(engine))
     with pytest.raises(InvalidArgument, match="unknown tenant 'nope'"):
         auth.set_user_tenants(engine, "ivan", ["nope"])
     with pytest.raises(InvalidArgument, match="at least one tenant"):
@@ -168,13 +169,13 @@ def test_users_and_tokens_carry_their_tenants_and_changes_are_audited(engine):
         auth.add_user(engine, "petro", PASSWORD, "analyst", tenants=["nope"])
     with pytest.raises(InvalidArgument, match="unknown tenant"):
         auth.create_token(engine, "analyst", "bi", tenants="nope")
-    assert len(auth.audit_entries(engine)) == before and auth.get_user_by_name(engine, "petro") is None
+    assert len(auditlog.audit_entries(engine)) == before and auth.get_user_by_name(engine, "petro") is None
     assert auth.get_user_by_name(engine, "ivan").tenants is None
 
     secret = auth.create_token(engine, "analyst", "bi", tenants=OTHER, actor="olena")
     assert auth.check_token(engine, secret).tenants == (OTHER,)
     assert [t.to_dict()["tenants"] for t in auth.list_tokens(engine)] == [[OTHER]]
-    entry = auth.audit_entries(engine, action="token.created")[0]
+    entry = auditlog.audit_entries(engine, action="token.created")[0]
     assert entry.details["tenants"] == [OTHER] and entry.actor == "olena"
     with engine.connect() as conn:  # the database refuses an empty list too
         with pytest.raises(sa.exc.IntegrityError):
@@ -298,11 +299,11 @@ def test_api_review_actions_of_another_tenant_are_404(engine, two, app):
     client = app.test_client()
     limited = token(engine, "admin", "kolo-ops", tenants=[OTHER])
     theirs, mine = queued(engine, TENANT), queued(engine, OTHER)
-    before = auth.audit_entries(engine, limit=1000)
+    before = auditlog.audit_entries(engine, limit=1000)
     error_of(client.post(f"/api/v1/review/{theirs}/take", headers=limited), 404, "not_found")
     body = {"verdicts": {"bot_was_concise": 1.0}, "comment": None}
     error_of(client.post(f"/api/v1/review/{theirs}/resolve", json=body, headers=limited), 404, "not_found")
-    assert auth.audit_entries(engine, limit=1000) == before
+    assert auditlog.audit_entries(engine, limit=1000) == before
     assert review.list_items(engine, status="new", tenant=TENANT)[0].call_id == theirs
     assert data_of(client.post(f"/api/v1/review/{mine}/take", headers=limited))["status"] == "in_review"
     assert data_of(client.post(f"/api/v1/review/{mine}/resolve", json=body, headers=limited))["labels_stored"] == 1
@@ -371,7 +372,7 @@ def test_the_selector_scopes_every_page_and_stays_in_the_session(engine, two, da
     # review actions follow the choice: another tenant's call is not found
     theirs = queued(engine, TENANT)
     res = olena.post(f"/calls/{theirs}/review/take", data={"csrf_token": csrf_of(olena)})
-    assert res.status_code == 404 and not auth.audit_entries(engine, action="review.taken")
+    assert res.status_code == 404 and not auditlog.audit_entries(engine, action="review.taken")
     mine = queued(engine, OTHER)
     assert olena.post(f"/calls/{mine}/review/take", data={"csrf_token": csrf_of(olena)}).status_code == 303
     # shared pages do not filter, and say so
@@ -444,7 +445,7 @@ def test_user_and_token_tenant_commands(db_url, engine):
     assert re.search(rf"kolo-bi\s+analyst .* tenants {OTHER}", cli(db_url, "tokens", "list").stdout)
     assert json.loads(cli(db_url, "tokens", "list", "--json").stdout)["data"][0]["tenants"] == [OTHER]
 
-    changes = auth.audit_entries(engine, action="user.tenants_changed")
+    changes = auditlog.audit_entries(engine, action="user.tenants_changed")
     assert [e.details["to"] for e in changes] == [None, [TENANT, OTHER]]
-    assert all(e.actor.startswith("cli") for e in auth.audit_entries(engine))
-    assert auth.audit_entries(engine, action="token.created")[0].details["tenants"] == [OTHER]
+    assert all(e.actor.startswith("cli") for e in auditlog.audit_entries(engine))
+    assert auditlog.audit_entries(engine, action="token.created")[0].details["tenants"] == [OTHER]

@@ -21,7 +21,7 @@ from ccanalytics.analytics.store import Store
 from ccanalytics.cli.root import main
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.cost import calls as cost
-from ccanalytics.cost import levers
+from ccanalytics.cost import levers, ttscache
 from ccanalytics.reports import costview, problemcalls
 from ccanalytics.reports import daily as dailyreport
 from ccanalytics.reports import dailyview as reportview
@@ -207,7 +207,7 @@ def test_cost_levers_of_a_tenant(demo_engine):
     assert sum(v.calls for vs in versions.values() for v in vs) == sum(v.calls for v in every)
     whisper = {t: levers.whisper_break_even(demo_engine, FIRST, LAST, tenant=t) for t in TENANTS}
     assert sum(w.calls for w in whisper.values()) == levers.whisper_break_even(demo_engine, FIRST, LAST).calls
-    cache = levers.tts_cache_from_logs(demo_engine, FIRST, LAST, tenant="prokoleso")
+    cache = ttscache.tts_cache_from_logs(demo_engine, FIRST, LAST, tenant="prokoleso")
     mine = _calls(demo_engine, "prokoleso")
     bot_turns = Store(demo_engine).turns(FIRST, LAST, speaker="bot")
     assert cache.utterances == bot_turns.filter(pl.col("call_id").is_in(list(mine))).height

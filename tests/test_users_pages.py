@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from test_auth import PASSWORD, bearer, crawl, csrf_of, logged_in, login
 
+from ccanalytics.auth import auditlog, passwords
 from ccanalytics.auth import users as auth
 from webapp import create_app
 
@@ -56,8 +57,8 @@ def same_transaction(engine, table: str, key: str, value, action: str) -> bool:
     return row_xmin == audit_xmin
 
 
-def audited(engine, action: str) -> list[auth.AuditEntry]:
-    return auth.audit_entries(engine, action=action)
+def audited(engine, action: str) -> list[auditlog.AuditEntry]:
+    return auditlog.audit_entries(engine, action=action)
 
 
 # ------------------------------------------------------------------------------------------- roles
@@ -97,7 +98,7 @@ def test_create_a_user_with_a_generated_password_shown_once(app, engine, admin):
     res = post(admin, "/users", {"username": "Marta", "role": "analyst", "password_mode": "generate"})
     assert res.status_code == 200 and "показывается один раз" in visible(res)
     password = secret_of(res)
-    assert len(password) >= auth.MIN_PASSWORD_LENGTH
+    assert len(password) >= passwords.MIN_PASSWORD_LENGTH
     assert res.headers["Cache-Control"] == "no-store"
     user = auth.get_user_by_name(engine, "marta")
     assert user.role == "analyst" and user.tenants is None and not user.disabled

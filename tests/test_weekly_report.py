@@ -33,7 +33,7 @@ from ccanalytics.db.engine import create_engine
 from ccanalytics.demo.generator import DEMO_AB_TEST, DEMO_TENANT_SLUGS, SPECIAL_DAY_OFFSETS
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.ops import jobs
-from ccanalytics.reports import daystory, problemcalls, weeklyview, weekstory
+from ccanalytics.reports import daystory, problemcalls, weekfigures, weeklyview, weekstory
 from ccanalytics.reports import run as reporting
 from ccanalytics.reports import weekly as weeklyreport
 
@@ -158,7 +158,7 @@ def _daily_stats(engine, first: date, last: date) -> dict[str, float]:
 
 @pytest.mark.parametrize("week", [BAD, QUIET], ids=["bad-week", "quiet-week"])
 def test_the_weekly_figures_reconcile_with_the_daily_figures(weekly_engine, week):
-    weeks = weeklyreport.read_weeks(weekly_engine, week[0], tz="Europe/Kyiv")
+    weeks = weekfigures.read_weeks(weekly_engine, week[0], tz="Europe/Kyiv")
     assert [w.first for w in weeks] == [week[0] - timedelta(days=7 * i) for i in range(4, -1, -1)]
     for w in weeks:
         daily = _daily_stats(weekly_engine, w.first, w.last)
@@ -187,7 +187,7 @@ def test_the_weekly_figures_reconcile_with_the_daily_figures(weekly_engine, week
         ).scalar_one()
     assert this.low_quality == low and this.low_quality_pct == pytest.approx(100 * low / this.scored, abs=0.005)
     # each row compares with the mean and the range of the four weeks before
-    rows = {r.key: r for r in weeklyreport.compare(this, weeks[:-1])}
+    rows = {r.key: r for r in weekfigures.compare(this, weeks[:-1])}
     before = [w.calls for w in weeks[:-1]]
     assert rows["calls"].mean == sum(before) / 4 and (rows["calls"].low, rows["calls"].high) == (
         min(before),
@@ -271,10 +271,10 @@ def test_ab_decisions_and_the_money_each_lever_saved(weekly_engine):
 
 def test_a_tenant_s_week_is_its_calls(weekly_engine):
     weeks = {
-        slug: weeklyreport.read_weeks(weekly_engine, BAD[0], tz="Europe/Kyiv", scope=(slug,))[-1]
+        slug: weekfigures.read_weeks(weekly_engine, BAD[0], tz="Europe/Kyiv", scope=(slug,))[-1]
         for slug in DEMO_TENANT_SLUGS
     }
-    every = weeklyreport.read_weeks(weekly_engine, BAD[0], tz="Europe/Kyiv")[-1]
+    every = weekfigures.read_weeks(weekly_engine, BAD[0], tz="Europe/Kyiv")[-1]
     assert all(0 < w.calls < every.calls for w in weeks.values())
     assert sum(w.calls for w in weeks.values()) == every.calls
     assert sum(w.orders for w in weeks.values()) == every.orders

@@ -31,7 +31,9 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless an app sets json_provider_class
     app.json.ensure_ascii = False
 
-    from . import (
+    # the views import polars, which is not fork-safe: gunicorn's arbiter imports this package but only
+    # the workers it forked build the app (webapp.serving)
+    from . import (  # lazy: polars
         abtests,
         api,
         auth,

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from ccanalytics.core import labels
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
+from ccanalytics.experiments import abresults, processortests
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.prompts import versions as prompts
 from ccanalytics.reports import abview
@@ -41,7 +42,7 @@ MAX_VARIANTS = 6
 DECISIONS_RU = labels.AB_DECISIONS
 # the recommendation's action → the decision preselected in the stop form
 SUGGESTED_DECISION = {"ship_b": "ship_b", "keep_a": "keep_a", "stop_harm": "stop_harm"}
-GOALS_RU = {name: experiments.METRICS[name]["label"] for name in experiments.GOAL_METRICS}
+GOALS_RU = {name: abresults.METRICS[name]["label"] for name in experiments.GOAL_METRICS}
 EXCLUSIONS_RU = {
     "min_turns": "Не считать звонки короче N реплик",
     "min_duration_seconds": "Не считать звонки короче N секунд",
@@ -69,14 +70,14 @@ def index():
         )
     engine = get_engine()
     tests = experiments.list_tests(engine, status=status)
-    theirs = experiments.processor_tests(engine)
+    theirs = processortests.processor_tests(engine)
     if status is not None:
         theirs = [t for t in theirs if t.status in PROCESSOR_STATUSES[status]]
     return render_template(
         "ab_list.html",
         tests=tests,
         processor_tests=theirs,
-        processor_note=experiments.PROCESSOR_RESULTS_NOTE_RU,
+        processor_note=processortests.PROCESSOR_RESULTS_NOTE_RU,
         status=status,
         status_ru=abview.STATUS_RU,
         decisions=DECISIONS_RU,
@@ -186,19 +187,19 @@ def _test(test_id: str) -> experiments.ABTest:
     except NotFound:
         pass
     try:
-        theirs = experiments.get_processor_test(engine, found)
+        theirs = processortests.get_processor_test(engine, found)
     except NotFound:
         raise NotFound(f"A/B-теста {found} нет.") from None
     raise NotFound(
         f"«{theirs.test_name}» — тест процессора звонков: он показан только в списке A/B-тестов, "
-        f"{experiments.PROCESSOR_RESULTS_NOTE_RU}."
+        f"{processortests.PROCESSOR_RESULTS_NOTE_RU}."
     )
 
 
 def _detail_page(test_id: str, *, error: str | None = None, status: int = 200, form: dict[str, str] | None = None):
     engine = get_engine()
     test = _test(test_id)
-    res = experiments.results(engine, test.id) if test.started_at is not None else None
+    res = abresults.results(engine, test.id) if test.started_at is not None else None
     blocks: dict[str, Any] = {}
     suggested = "inconclusive"
     if res is not None:

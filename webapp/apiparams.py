@@ -1,4 +1,4 @@
-"""Request declarations and answers of the JSON API (webapp/api.py): query parameters (``@query``)
+"""Request declarations and answers of the JSON API (webapp/api.py and its resources): query parameters (``@query``)
 and JSON bodies (``@json_body``) parsed and validated strictly — unknown or repeated parameters, bad
 dates, ids and JSON are InvalidArgument (400) — and described for the OpenAPI document
 (webapp/openapi.py); ``ok``/``clean`` make answers JSON-ready."""
@@ -85,52 +85,64 @@ class Param:
         return parsed if self.repeated else parsed[0]
 
     def _one(self, raw: str) -> Any:
-        name = self.name
         if len(raw) > max(self.max_length, 40) or "\x00" in raw:
-            raise InvalidArgument(f"{name}: too long or contains a NUL character")
-        value = raw.strip()
-        if self.kind == "date":
-            if not _DATE.match(value):
-                raise InvalidArgument(f"{name} must be a date YYYY-MM-DD, not {raw[:40]!r}")
+            raise InvalidArgument(f"{self.name}: too long or contains a NUL character")
+        parser = {
+            "date": self._date,
+            "bool": self._bool,
+            "int": self._number,
+            "float": self._number,
+            "enum": self._enum,
+            "uuid": self._uuid,
+        }.get(self.kind, self._text)
+        return parser(raw.strip(), raw)
+
+    def _date(self, value: str, raw: str) -> date:
+        if not _DATE.match(value):
+            raise InvalidArgument(f"{self.name} must be a date YYYY-MM-DD, not {raw[:40]!r}")
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise InvalidArgument(f"{self.name} is not a calendar date: {raw[:40]!r}") from None
+        if not MIN_DATE <= day <= MAX_DATE:
+            raise InvalidArgument(f"{self.name} must be between {MIN_DATE} and {MAX_DATE}")
+        return day
+
+    def _bool(self, value: str, raw: str) -> bool:
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise InvalidArgument(f"{self.name} must be true or false, not {raw[:40]!r}")
+
+    def _number(self, value: str, raw: str) -> int | float:
+        number: int | float
+        if self.kind == "int":
+            if not _INT.match(value):
+                raise InvalidArgument(f"{self.name} must be an integer")
+            number = int(value)
+        else:
             try:
-                day = date.fromisoformat(value)
+                number = float(value)
             except ValueError:
-                raise InvalidArgument(f"{name} is not a calendar date: {raw[:40]!r}") from None
-            if not MIN_DATE <= day <= MAX_DATE:
-                raise InvalidArgument(f"{name} must be between {MIN_DATE} and {MAX_DATE}")
-            return day
-        if self.kind == "bool":
-            if value.lower() in _TRUE:
-                return True
-            if value.lower() in _FALSE:
-                return False
-            raise InvalidArgument(f"{name} must be true or false, not {raw[:40]!r}")
-        if self.kind in ("int", "float"):
-            number: int | float
-            if self.kind == "int":
-                if not _INT.match(value):
-                    raise InvalidArgument(f"{name} must be an integer")
-                number = int(value)
-            else:
-                try:
-                    number = float(value)
-                except ValueError:
-                    number = math.nan
-                if not math.isfinite(number):
-                    raise InvalidArgument(f"{name} must be a finite number")
-            if (self.minimum is not None and number < self.minimum) or (
-                self.maximum is not None and number > self.maximum
-            ):
-                raise InvalidArgument(f"{name} must be between {self.minimum:g} and {self.maximum:g}")
-            return number
-        if self.kind == "enum":
-            if value not in self.choices:
-                raise InvalidArgument(f"{name} must be one of {', '.join(self.choices)}, not {raw[:40]!r}")
-            return value
-        if self.kind == "uuid":
-            return parse_uuid(value, name)
+                number = math.nan
+            if not math.isfinite(number):
+                raise InvalidArgument(f"{self.name} must be a finite number")
+        if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
+            raise InvalidArgument(f"{self.name} must be between {self.minimum:g} and {self.maximum:g}")
+        return number
+
+    def _enum(self, value: str, raw: str) -> str:
+        if value not in self.choices:
+            raise InvalidArgument(f"{self.name} must be one of {', '.join(self.choices)}, not {raw[:40]!r}")
+        return value
+
+    def _uuid(self, value: str, raw: str) -> uuid.UUID:
+        return parse_uuid(value, self.name)
+
+    def _text(self, value: str, raw: str) -> str:
         if not value:
-            raise InvalidArgument(f"{name} must not be empty")
+            raise InvalidArgument(f"{self.name} must not be empty")
         return value  # a declared pattern is checked by the view or library, with its own message
 
     def schema(self) -> dict[str, Any]:

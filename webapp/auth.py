@@ -17,7 +17,7 @@ without doing anything:
 Sessions end server-side: the cookie carries a stamp of the user's password hash and session epoch,
 checked on every request; logout (like a new password or disabling the user) bumps the epoch, so every
 session of the user ends at once, copied cookies included. Logins are throttled by
-:class:`ccanalytics.auth.users.LoginPolicy` (growing delays per client and account, never a lockout of the
+:class:`ccanalytics.auth.logins.LoginPolicy` (growing delays per client and account, never a lockout of the
 real user); docs/deployment.md describes both.
 
 Templates get ``current_user`` (a Principal or None), ``csrf_token()`` and ``csrf_field()``. A Principal
@@ -47,7 +47,9 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup, escape
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ccanalytics.auth import logins, secretkey
 from ccanalytics.auth import users as auth
 from ccanalytics.auth.users import Forbidden, Unauthorized
 from ccanalytics.core import labels
@@ -55,13 +57,13 @@ from ccanalytics.core.errors import CSRFError
 
 from . import app_settings, drafts
 from .db import get_engine
+from .public import is_public, public
 
 bp = Blueprint("auth", __name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ROLES = frozenset({"admin", "analyst"})
 WRITE_ROLES = frozenset({"admin"})
-PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "prom.metrics", "static"})
 API_PREFIX = "/api/"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -105,10 +107,6 @@ def require_principal() -> Principal:
 
 
 # --------------------------------------------------------------------------------------- decorators
-def public(view: Callable) -> Callable:
-    """No login needed. A public view that changes state checks CSRF itself (see ``login``)."""
-    view._cca_public = True  # type: ignore[attr-defined]
-    return view
 
 
 def login_required(view: Callable) -> Callable:
@@ -150,17 +148,6 @@ def allowed_roles(view: Callable | None, method: str) -> frozenset[str]:
     return READ_ROLES if method in SAFE_METHODS else WRITE_ROLES
 
 
-def is_public(endpoint: str | None, app: Flask | None = None) -> bool:
-    app = app or current_app
-    if endpoint is None:
-        return False
-    if endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
-        return True
-    if endpoint in app.config.get("AUTH_PUBLIC_ENDPOINTS", ()):
-        return True
-    return bool(getattr(app.view_functions.get(endpoint), "_cca_public", False))
-
-
 # -------------------------------------------------------------------------------------------- CSRF
 def csrf_token() -> str:
     """The CSRF token of this session (created on first use)."""
@@ -192,7 +179,7 @@ def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
         elif app.config.get("TESTING"):
             app.config["SECRET_KEY"] = secrets.token_hex(32)  # a test app: nothing to persist
         else:
-            app.config["SECRET_KEY"] = auth.load_or_create_secret_key(settings.resolved_data_dir() / "secret_key")
+            app.config["SECRET_KEY"] = secretkey.load_or_create_secret_key(settings.resolved_data_dir() / "secret_key")
     defaults = {
         "SESSION_COOKIE_SECURE": settings.cookie_secure,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.session_hours),
@@ -209,8 +196,6 @@ def init_app(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     if app.config.get("TRUSTED_PROXIES"):
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         n = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
@@ -354,18 +339,18 @@ def _login_page(*, error: str | None = None, status: int = 200, username: str = 
     return html, status
 
 
-def _policy() -> auth.LoginPolicy:
+def _policy() -> logins.LoginPolicy:
     """The login throttling policy from the app's config (CCA_LOGIN_* settings; see docs/deployment.md)."""
     cfg = current_app.config
     seconds = timedelta(seconds=1)
-    return auth.LoginPolicy(
-        per_client_account=int(cfg.get("LOGIN_MAX_FAILURES", auth.LOGIN_MAX_FAILURES)),
-        per_client=int(cfg.get("LOGIN_MAX_FAILURES_PER_IP", auth.LOGIN_MAX_FAILURES_PER_IP)),
-        per_account=int(cfg.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", auth.LOGIN_MAX_FAILURES_PER_ACCOUNT)),
-        window=timedelta(minutes=cfg.get("LOGIN_WINDOW_MINUTES", auth.LOGIN_WINDOW.total_seconds() / 60)),
-        first_delay=seconds * cfg.get("LOGIN_FIRST_DELAY_SECONDS", auth.LOGIN_FIRST_DELAY.total_seconds()),
+    return logins.LoginPolicy(
+        per_client_account=int(cfg.get("LOGIN_MAX_FAILURES", logins.LOGIN_MAX_FAILURES)),
+        per_client=int(cfg.get("LOGIN_MAX_FAILURES_PER_IP", logins.LOGIN_MAX_FAILURES_PER_IP)),
+        per_account=int(cfg.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", logins.LOGIN_MAX_FAILURES_PER_ACCOUNT)),
+        window=timedelta(minutes=cfg.get("LOGIN_WINDOW_MINUTES", logins.LOGIN_WINDOW.total_seconds() / 60)),
+        first_delay=seconds * cfg.get("LOGIN_FIRST_DELAY_SECONDS", logins.LOGIN_FIRST_DELAY.total_seconds()),
         account_max_delay=seconds
-        * cfg.get("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", auth.LOGIN_ACCOUNT_MAX_DELAY.total_seconds()),
+        * cfg.get("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", logins.LOGIN_ACCOUNT_MAX_DELAY.total_seconds()),
     )
 
 
@@ -384,7 +369,7 @@ def login():
         return _login_page(error="Форма устарела: обновите страницу и войдите снова.", status=400, next=nxt)
     username = request.form.get("username", "")
     try:
-        user = auth.login(
+        user = logins.login(
             get_engine(), username, request.form.get("password", ""), ip=request.remote_addr, policy=_policy()
         )
     except auth.TooManyAttempts as exc:

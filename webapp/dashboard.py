@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, render_template, request
 from markupsafe import Markup
 
 from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts import messages as alert_messages
 from ccanalytics.analytics import metrics
 from ccanalytics.core import definitions, labels, timeutil
 from ccanalytics.core.errors import InvalidArgument
@@ -130,7 +131,7 @@ def index():
         charts=_charts(quality, costs, first, day),
         events=events,
         events_ru=EVENTS_RU,
-        icons=alerts.SEVERITY_ICON,
+        icons=alert_messages.SEVERITY_ICON,
         running=experiments.list_tests(engine, status="running"),
         grafana=grafana_base(),
         grafana_dashboards=GRAFANA_DASHBOARDS,

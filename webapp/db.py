@@ -21,6 +21,9 @@ from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import CCAError, DatabaseUnavailable
 from ccanalytics.db.engine import check_connection, engine_from_settings
+from ccanalytics.db.migrations import status
+
+from .public import is_public
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +125,6 @@ class SchemaGate:
         return ready
 
     def _schema_up_to_date(self) -> bool:
-        from ccanalytics.db.migrate import status
-
         return status(self._engine_of()).up_to_date
 
 
@@ -253,8 +254,6 @@ def _require_database():
         return None
     if monitor().available():
         return None
-    from .auth import is_public
-
     if request.method == "GET" and is_public(endpoint):
         return None  # the login page renders (with the banner); posting it needs the database
     return unavailable_response()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import json
 import math
 import re
@@ -15,7 +17,7 @@ from datetime import date, datetime
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from ccanalytics.analytics import journal, recorded
+from ccanalytics.analytics import journal, journalpage, journaltext, recorded
 from ccanalytics.core import labels, privacy
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.core.rutext import num, signed
@@ -134,7 +136,7 @@ def _search(after: str | None, limit: int, *, before: str | None = None, count: 
     if first and last and last < first:
         raise bad_request(f"Период пуст: «По» ({last:%d.%m.%Y}) раньше, чем «С» ({first:%d.%m.%Y}).")
     sort = _arg("sort") or "date"
-    if sort not in journal.SORTS:
+    if sort not in journalpage.SORTS:
         raise bad_request(f"Неизвестная сортировка «{sort}»: по дате, оценке, стоимости или длительности.")
     order = _arg("order") or "desc"
     if order not in ("asc", "desc"):
@@ -168,7 +170,7 @@ SPEAKERS = {"customer": "Клиент", "bot": "Бот"}  # as the call page nam
 SORT_NAMES = {"date": "дате", "quality": "оценке", "cost": "стоимости", "duration": "длительности"}
 
 
-def total_text(total: journal.Total | None) -> str:
+def total_text(total: journalpage.Total | None) -> str:
     """«Найдено звонков: 1 234», «≈ 12 400» (an estimate), «больше 10 000» (counting stopped)."""
     if total is None:
         return ""
@@ -207,7 +209,7 @@ def index():
         scenarios=SCENARIO_NAMES,
         reasons=TRANSFER_REASONS,
         scenario_ru=scenario_ru,
-        highlight=journal.highlight,
+        highlight=journaltext.highlight,
         speakers=SPEAKERS,
         sort=sort,
         order=order,
@@ -239,9 +241,6 @@ CSV_MAX_ROWS = 10_000
 @bp.get("/calls.csv")
 def export_csv():
     """The journal with the current filters as CSV (phones masked), at most 10,000 rows."""
-    import csv
-    import io
-
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow([title for _, title in CSV_COLUMNS])

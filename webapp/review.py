@@ -28,7 +28,7 @@ from ccanalytics.core import labels, privacy, timeutil
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.core.rutext import num, plural
 from ccanalytics.db import tenants
-from ccanalytics.quality import review
+from ccanalytics.quality import review, reviewhistory
 
 from . import tenancy
 from .apiparams import MAX_DATE, MIN_DATE
@@ -240,7 +240,7 @@ def history():
             raise InvalidArgument(f"«Звонок»: нужен идентификатор звонка, а не «{call}».") from None
     first, last = period()
     number = page_number()
-    found = review.history(
+    found = reviewhistory.history(
         get_engine(),
         reviewer=reviewer,
         call_id=call,

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 
-from ccanalytics.auth import accounts
+from ccanalytics.auth import accounts, auditlog, passwords
 from ccanalytics.auth import users as auth
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import AlreadyExists, InvalidArgument, NotFound, WriteRefused
@@ -132,10 +132,10 @@ def _password_fields() -> tuple[str | None, bool]:
     if mode != "set":
         raise FormError("Выберите: сгенерировать пароль или задать его.")
     password = request.form.get("password", "")
-    if len(password) < auth.MIN_PASSWORD_LENGTH:
-        raise FormError(f"Пароль должен быть не короче {auth.MIN_PASSWORD_LENGTH} символов.")
-    if len(password) > auth.MAX_PASSWORD_LENGTH:
-        raise FormError(f"Пароль должен быть не длиннее {auth.MAX_PASSWORD_LENGTH} символов.")
+    if len(password) < passwords.MIN_PASSWORD_LENGTH:
+        raise FormError(f"Пароль должен быть не короче {passwords.MIN_PASSWORD_LENGTH} символов.")
+    if len(password) > passwords.MAX_PASSWORD_LENGTH:
+        raise FormError(f"Пароль должен быть не длиннее {passwords.MAX_PASSWORD_LENGTH} символов.")
     if "\x00" in password:
         raise FormError("Пароль содержит недопустимый символ.")
     if password != request.form.get("password2", ""):
@@ -167,7 +167,7 @@ def _users_page(*, error: str | None = None, form: dict | None = None, status: i
         form=form or {},
         chosen=request.form.getlist("tenant") if form else [],
         name_rule=NAME_RULE,
-        min_password=auth.MIN_PASSWORD_LENGTH,
+        min_password=passwords.MIN_PASSWORD_LENGTH,
         **_common(),
     ), status
 
@@ -215,7 +215,7 @@ def create():
 
 def _user_page(username: str, *, error: str | None = None, status: int = 200):
     row = accounts.user(get_engine(), username)
-    trail = auth.audit_entries(get_engine(), object_type="user", object_id=row.user.username, limit=50)
+    trail = auditlog.audit_entries(get_engine(), object_type="user", object_id=row.user.username, limit=50)
     return render_template(
         "user.html",
         row=row,
@@ -223,7 +223,7 @@ def _user_page(username: str, *, error: str | None = None, status: int = 200):
         trail=trail,
         actions_ru=ACTIONS_RU,
         error=error,
-        min_password=auth.MIN_PASSWORD_LENGTH,
+        min_password=passwords.MIN_PASSWORD_LENGTH,
         **_common(),
     ), status
 

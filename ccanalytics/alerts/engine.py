@@ -3,14 +3,14 @@
 ``evaluate`` checks every rule of ccanalytics.alerts.rules at an explicit instant. ``run`` turns the
 result into state changes in one transaction — a new alert fires, a firing one is repeated once the
 cooldown has passed, a condition that no longer holds is resolved — writing each event to
-``alert_events`` and one ``alert_outbox`` row per channel. ``deliver`` drains the outbox: rows are
-claimed with ``FOR UPDATE SKIP LOCKED`` (two schedulers never send one row twice), a retryable
-failure moves the row's next attempt forward with a jittered exponential backoff capped at minutes,
-so a channel outage delays delivery but loses nothing. Per alert (rule and key) and channel the
-notifications go out in event order: a row waits while an earlier one of its alert is still pending,
-so "resolved" never overtakes its "fired". A request that went out without an answer is recorded as
-``unknown`` and not re-sent (ccanalytics.alerts.notify.outcome_unknown). ``run_alerts`` is the scheduler's
-job: derive, run, deliver.
+``alert_events`` and one ``alert_outbox`` row per channel. ``deliver`` (ccanalytics.alerts.outbox)
+drains the outbox: rows are claimed with ``FOR UPDATE SKIP LOCKED`` (two schedulers never send one row
+twice), a retryable failure moves the row's next attempt forward with a jittered exponential backoff
+capped at minutes, so a channel outage delays delivery but loses nothing. Per alert (rule and key) and
+channel the notifications go out in event order: a row waits while an earlier one of its alert is still
+pending, so "resolved" never overtakes its "fired". A request that went out without an answer is
+recorded as ``unknown`` and not re-sent (ccanalytics.alerts.delivery.outcome_unknown). ``run_alerts`` is
+the scheduler's job: derive, run, deliver.
 
 Ownership: with ``alerts_owner = prometheus`` the rules that have a Prometheus twin are left to
 Alertmanager and only the database-only rules are evaluated (docs/alerts.md).
@@ -26,34 +26,28 @@ per network (``PER_TENANT_NOTE``) — the tenants still over the threshold fire 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from ccanalytics.alerts.notify import Channel, channels_from_settings, outcome_unknown
-from ccanalytics.alerts.rules import RULES, RULES_BY_NAME, Context, Firing, Rule, Thresholds, resolution, tenant_words
+from ccanalytics.alerts.messages import alert_title, compose
+from ccanalytics.alerts.notify import channels_from_settings
+from ccanalytics.alerts.outbox import BACKOFF_CAP_S, BACKOFF_S, MAX_ATTEMPTS, deliver
+from ccanalytics.alerts.rulemodel import Context, Firing, Rule, Thresholds, aware, tenant_words
+from ccanalytics.alerts.rules import RULES, RULES_BY_NAME
 from ccanalytics.analytics import callmetrics, checkruns
-from ccanalytics.core import clock, retry, timeutil
+from ccanalytics.core import clock, timeutil
 from ccanalytics.core.config import Settings
-from ccanalytics.core.errors import DeliveryError, InvalidArgument
-from ccanalytics.core.privacy import mask_phones_in_text
+from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.db import tenants
 
 log = logging.getLogger(__name__)
 
 ALERTS_LOCK_KEY = 0x6363_616C  # "ccal": one run() at a time changes alert state
-SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
-SEVERITY_WORD = {"critical": "Критично", "warning": "Предупреждение", "info": "Информация"}
-RESOLVED_ICON, RESOLVED_WORD = "✅", "Решено"
-MAX_ATTEMPTS = 300  # at the capped backoff: about a day of retries before a row is dead
-BACKOFF_S, BACKOFF_CAP_S, BACKOFF_JITTER = 30.0, 300.0, 0.2
-LATE_AFTER = timedelta(minutes=2)  # a notification sent later than this after its event says so
 # the resolution of an alert kept from before alerts were per tenant, in a database of several tenants
 PER_TENANT_NOTE = (
     "Алерт теперь считается отдельно по каждой сети, поэтому общий алерт по всем сетям закрыт. "
@@ -111,23 +105,8 @@ class RunSummary:
     firings: list[Firing] = field(default_factory=list)
 
 
-@dataclass
-class DeliverySummary:
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    unknown: int = 0  # went out without an answer: not re-sent
-    pending: int = 0
-
-
 def _config(config: AlertConfig | Settings) -> AlertConfig:
     return AlertConfig.from_settings(config) if isinstance(config, Settings) else config
-
-
-def _aware(now: datetime) -> datetime:
-    if now.tzinfo is None:
-        raise InvalidArgument("the evaluation time must be timezone-aware")
-    return now.astimezone(UTC)
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -137,7 +116,7 @@ def evaluate_all(
     """Check every owned rule at ``now``, per tenant: of every tenant, or of ``tenant`` (a slug or
     several; an unknown slug raises InvalidArgument). A rule that fails (a bug, a missing table) is
     reported in ``errors`` and does not stop the others."""
-    cfg, now = _config(config), _aware(now)
+    cfg, now = _config(config), aware(now)
     with engine.connect() as conn:
         scope = tenants.scope(conn, tenant)
         names = {t.slug: t.name for t in tenants.list_tenants(conn)}
@@ -166,69 +145,6 @@ def evaluate(
     return evaluate_all(engine, config, now, tenant=tenant).firings
 
 
-# ------------------------------------------------------------------------------------ messages
-def _duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days} дн"] if days else []
-    if hours:
-        parts.append(f"{hours} ч")
-    if mins or not parts:
-        parts.append(f"{mins} мин")
-    return " ".join(parts)
-
-
-def _title(rule: Rule, label: str) -> str:
-    return f"{rule.title}: {label}" if label else rule.title
-
-
-def _local(at: datetime, tz: str, fmt: str = "%d.%m %H:%M") -> str:
-    return at.astimezone(timeutil.zone(tz)).strftime(fmt)
-
-
-def compose(
-    rule: Rule,
-    event: str,
-    f_text: str,
-    link: str | None,
-    label: str,
-    *,
-    since: datetime,
-    now: datetime,
-    tz: str,
-    thresholds: Thresholds | None = None,
-    note: str | None = None,
-):
-    """(subject, text) of a notification; phone numbers in the body are masked.
-
-    The first line says what happened and how serious: "🔴 Критично: …", "🟠 Предупреждение: …",
-    "🔴 Продолжается с … (…): …" for a reminder, "✅ Решено: …" for the end of an alert, whose body
-    says what holds again (alert_rules.resolution, or ``note`` when it ended for another reason) and
-    how long it lasted — not the firing sentence."""
-    title = _title(rule, label)
-    icon, word = SEVERITY_ICON.get(rule.severity, ""), SEVERITY_WORD.get(rule.severity, "")
-    if event == "fired":
-        subject, head = f"{word}: {title}", f"{icon} {word}: {title}"
-        body = f_text
-    elif event == "repeated":
-        subject = f"Продолжается: {title}"
-        head = f"{icon} Продолжается с {_local(since, tz)} ({_duration(now - since)}): {title}"
-        body = f_text
-    else:
-        subject, head = f"{RESOLVED_WORD}: {title}", f"{RESOLVED_ICON} {RESOLVED_WORD}: {title}"
-        same_day = _local(since, tz, "%d.%m") == _local(now, tz, "%d.%m")
-        end = _local(now, tz, "%H:%M" if same_day else "%d.%m %H:%M")
-        body = (
-            f"{note or resolution(rule.name, thresholds or Thresholds())}\n"
-            f"Длилось {_duration(now - since)}: {_local(since, tz)} — {end}."
-        )
-    text = mask_phones_in_text(f"{head}\n{body}")
-    if link:
-        text += f"\nЖурнал: {link}"
-    return f"[ccanalytics] {subject}", text
-
-
 # ----------------------------------------------------------------------------------------- run
 _UPSERT_FIRING = """
 INSERT INTO alert_state AS s (rule, key, status, severity, first_fired_at, last_seen_at, last_notified_at,
@@ -249,7 +165,7 @@ def run(
 ) -> RunSummary:
     """Evaluate at ``now`` and update alert state, history and outbox in one transaction. With
     ``tenant`` only those tenants are evaluated, and only their alerts fire, repeat or resolve."""
-    cfg, now = _config(config), _aware(now)
+    cfg, now = _config(config), aware(now)
     ev = evaluate_all(engine, cfg, now, tenant=tenant)
     summary = RunSummary(errors=ev.errors, skipped=ev.skipped, firings=ev.firings)
     by_key = {(f.rule, f.key): f for f in ev.firings}
@@ -407,7 +323,7 @@ def _record(
             "key": f.key,
             "event": event,
             "severity": rule.severity,
-            "title": _title(rule, f.label),
+            "title": alert_title(rule, f.label),
             "message": message,
             "value": f.value,
             "threshold": f.threshold,
@@ -428,157 +344,6 @@ def _record(
     if not channels:
         log.warning("alert %s/%s %s: no configured channel (%s)", rule.name, f.key, event, ", ".join(rule.channels))
     return event_id
-
-
-# ------------------------------------------------------------------------------------- deliver
-# The oldest row of a usable channel that is the first pending one of its alert (rule, key) on that
-# channel and is due — or a later row of its alert is (a new event tries the alert's first row again
-# at once: it may find the channel back). A row in backoff holds back the later notifications of its
-# alert, never those of the others.
-_CLAIM = """
-SELECT o.id, o.event_id, o.channel, o.payload, o.attempts, e.created_at AS event_at
-FROM alert_outbox o JOIN alert_events e ON e.id = o.event_id
-WHERE o.status = 'pending' AND o.channel = ANY(:channels)
-  AND NOT EXISTS (
-    SELECT 1 FROM alert_outbox p JOIN alert_events pe ON pe.id = p.event_id
-    WHERE p.channel = o.channel AND p.status = 'pending' AND p.id < o.id AND pe.rule = e.rule AND pe.key = e.key
-  )
-  AND EXISTS (
-    SELECT 1 FROM alert_outbox d JOIN alert_events de ON de.id = d.event_id
-    WHERE d.channel = o.channel AND d.status = 'pending' AND d.id >= o.id AND d.next_attempt_at <= :now
-      AND de.rule = e.rule AND de.key = e.key
-  )
-ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED
-"""
-
-# The channel answered again: its rows waiting out a backoff are due now (not after the cap).
-_CHANNEL_BACK = """
-UPDATE alert_outbox SET next_attempt_at = :now
-WHERE id IN (SELECT id FROM alert_outbox WHERE channel = :channel AND status = 'pending'
-             AND next_attempt_at > :now FOR UPDATE SKIP LOCKED)
-"""
-
-
-def backoff(
-    attempts: int,
-    *,
-    base_s: float = BACKOFF_S,
-    cap_s: float = BACKOFF_CAP_S,
-    jitter: float = BACKOFF_JITTER,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds before attempt ``attempts + 1``: ``base_s`` doubling per attempt up to ``cap_s``, each
-    drawn from [(1 − jitter) × that, that] so that retries of many rows (and processes) spread out
-    (ccanalytics.core.retry.delay)."""
-    return retry.delay(attempts, base=base_s, cap=cap_s, jitter=jitter, rng=(rng or random).random)
-
-
-def _late_note(event_at: datetime, now: datetime, tz: str) -> str:
-    """A line for a notification sent well after its event (a channel outage)."""
-    if now - event_at <= LATE_AFTER:
-        return ""
-    return f"\n⏱ Отправлено с опозданием на {_duration(now - event_at)}: событие от {_local(event_at, tz)}."
-
-
-def deliver(
-    engine: Engine,
-    channels: Mapping[str, Channel],
-    now: datetime,
-    *,
-    max_attempts: int = MAX_ATTEMPTS,
-    backoff_s: float = BACKOFF_S,
-    backoff_cap_s: float = BACKOFF_CAP_S,
-    jitter: float = BACKOFF_JITTER,
-    rng: random.Random | None = None,
-    tz: str = timeutil.DEFAULT_TZ,
-    limit: int = 500,
-) -> DeliverySummary:
-    """Send the due outbox rows of the given channels, oldest first, each in its own transaction that
-    holds the row's lock while sending.
-
-    - Order: per alert (rule, key) and channel, a row is sent only when no earlier row of its alert is
-      pending there, so messages arrive in event order. A row sent late says so (``⏱ …``).
-    - A retryable failure: next attempt after ``backoff`` (or the server's retry_after); the channel
-      is not tried again in this call. A success makes the channel's rows in backoff due at once.
-    - A permanent failure or the ``max_attempts``-th one: ``dead``.
-    - The request went out and no answer came (notify.outcome_unknown): ``unknown``, not re-sent — it
-      may have been delivered; the later rows of its alert go on.
-    E-mails of one row carry one Message-ID (``key``) on every attempt."""
-    now = _aware(now)
-    out = DeliverySummary()
-    usable = set(channels)
-    for _ in range(limit):
-        if not usable:
-            break
-        with engine.begin() as conn:
-            row = conn.execute(sa.text(_CLAIM), {"now": now, "channels": sorted(usable)}).one_or_none()
-            if row is None:
-                break
-            attempts = row.attempts + 1
-            text = row.payload["text"] + _late_note(row.event_at, now, tz)
-            try:
-                channels[row.channel].send_text(
-                    row.payload.get("subject", ""), text, key=f"ccanalytics-alert-{row.event_id}-{row.channel}"
-                )
-            except Exception as exc:  # noqa: BLE001 — every failure is recorded on the row, never lost
-                retryable = exc.retryable if isinstance(exc, DeliveryError) else True
-                error = (exc.message if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:1000]
-                if outcome_unknown(exc):
-                    log.warning("alert notification %s to %s: %s", row.id, row.channel, error)
-                    conn.execute(
-                        sa.text(
-                            "UPDATE alert_outbox SET status = 'unknown', attempts = :a, last_error = :e, "
-                            "sent_at = :now WHERE id = :id"
-                        ),
-                        {"a": attempts, "e": error, "now": now, "id": row.id},
-                    )
-                    out.unknown += 1
-                    continue
-                if not retryable or attempts >= max_attempts:
-                    log.error(
-                        "alert notification %s to %s is dead after %d attempt(s): %s",
-                        row.id,
-                        row.channel,
-                        attempts,
-                        error,
-                    )
-                    conn.execute(
-                        sa.text(
-                            "UPDATE alert_outbox SET status = 'dead', attempts = :a, last_error = :e WHERE id = :id"
-                        ),
-                        {"a": attempts, "e": error, "id": row.id},
-                    )
-                    out.dead += 1
-                    continue
-                delay = backoff(attempts, base_s=backoff_s, cap_s=backoff_cap_s, jitter=jitter, rng=rng)
-                if isinstance(exc, DeliveryError) and exc.retry_after:
-                    delay = max(delay, exc.retry_after)
-                log.warning(
-                    "alert notification %s to %s failed (attempt %d), next in %.0f s: %s",
-                    row.id,
-                    row.channel,
-                    attempts,
-                    delay,
-                    error,
-                )
-                conn.execute(
-                    sa.text(
-                        "UPDATE alert_outbox SET attempts = :a, last_error = :e, next_attempt_at = :next WHERE id = :id"
-                    ),
-                    {"a": attempts, "e": error, "next": now + timedelta(seconds=delay), "id": row.id},
-                )
-                out.retried += 1
-                usable.discard(row.channel)
-                continue
-            conn.execute(
-                sa.text("UPDATE alert_outbox SET status = 'sent', attempts = :a, sent_at = :now WHERE id = :id"),
-                {"a": attempts, "now": now, "id": row.id},
-            )
-            conn.execute(sa.text(_CHANNEL_BACK), {"now": now, "channel": row.channel})
-            out.sent += 1
-    with engine.connect() as conn:
-        out.pending = conn.execute(sa.text("SELECT count(*) FROM alert_outbox WHERE status = 'pending'")).scalar_one()
-    return out
 
 
 # ----------------------------------------------------------------------------- history and job
@@ -628,7 +393,7 @@ def derive_recent_metrics(engine: Engine, now: datetime, hours: int = 3) -> int:
 def run_alerts(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """The scheduler's job (every minute): derive recent call metrics, evaluate and update alert state,
     then deliver due notifications."""
-    now = _aware(now) if now else clock.now()
+    now = aware(now) if now else clock.now()
     cfg = AlertConfig.from_settings(settings)
     channels = channels_from_settings(settings)
     derive_recent_metrics(engine, now)

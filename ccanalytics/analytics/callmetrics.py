@@ -80,8 +80,6 @@ def reply_latency_ms(customer: dict, bot: dict) -> tuple[float | None, bool]:
     """Python twin of the SQL's response latency for a bot turn that follows a customer turn (call-log
     dicts): (milliseconds, estimated). Measured from timestamps when the customer's speech duration is
     known and the gap is plausible, else estimated from STT + LLM + TTS latencies."""
-    from datetime import datetime
-
     duration = customer.get("duration_ms")
     if duration is not None:
         gap = (

@@ -25,12 +25,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from ccanalytics.analytics import journal, metrics
-from ccanalytics.analytics.store import Store
+from ccanalytics.analytics.store import Store, connect
 from ccanalytics.core import labels, privacy, timeutil
+from ccanalytics.core.config import get_settings
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.db import tenants
-from ccanalytics.reports import callview, charts
-from ccanalytics.reports.daily import LATENCY_BUDGETS, METRICS_OF_TENANTS
+from ccanalytics.quality.report import quality_report
+from ccanalytics.reports import callview, charts, costview
+from ccanalytics.reports.dailyfacts import LATENCY_BUDGETS, METRICS_OF_TENANTS
 from ccanalytics.reports.htmlblocks import Block
 
 DateLike = date | str | None
@@ -45,15 +47,11 @@ def default_store(new: Store | None = None) -> Store:
     if new is not None:
         _default = new
     if _default is None:
-        from ccanalytics.analytics.store import connect
-
         _default = connect()
     return _default
 
 
 def _settings():
-    from ccanalytics.core.config import get_settings
-
     return get_settings()
 
 
@@ -238,11 +236,11 @@ class Lake:
     tenants: tenants.Scope = None
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
-        from ccanalytics.datalake import export as datalake
+        from ccanalytics.datalake import read as datalake  # lazy: duckdb, pyarrow
 
         if self.tenants is None:
             return datalake.query(self.path, query, params, tz=self.tz)
-        import duckdb
+        import duckdb  # lazy: duckdb
 
         con = self.duckdb()
         try:
@@ -256,7 +254,7 @@ class Lake:
     def load(
         self, table: str, date_from: DateLike = None, date_to: DateLike = None, columns: Sequence[str] | None = None
     ) -> pl.DataFrame:
-        from ccanalytics.datalake import export as datalake
+        from ccanalytics.datalake import read as datalake  # lazy: duckdb, pyarrow
 
         if self.tenants is None:
             return datalake.load(self.path, table, date_from, date_to, columns, tz=self.tz)
@@ -271,7 +269,7 @@ class Lake:
 
     def duckdb(self):
         """A DuckDB connection with the views, for queries that want DuckDB's own API."""
-        from ccanalytics.datalake import export as datalake
+        from ccanalytics.datalake import read as datalake  # lazy: duckdb, pyarrow
 
         con = datalake.connect(self.path, tz=self.tz)
         if self.tenants is not None:
@@ -292,7 +290,7 @@ class Lake:
         return con
 
     def days(self, table: str = "calls") -> list[date]:
-        from ccanalytics.datalake import export as datalake
+        from ccanalytics.datalake import read as datalake  # lazy: duckdb, pyarrow
 
         return [d for d, _ in datalake.partitions(self.path, table)]
 
@@ -403,8 +401,6 @@ def plot_quality(
     date_from: DateLike = None, date_to: DateLike = None, *, tenant: TenantArg = None, store: Store | None = None
 ):
     """Average score per quality criterion over the period, of ``tenant`` (default every tenant)."""
-    from ccanalytics.quality.report import quality_report
-
     s = store or default_store()
     report = quality_report(s.engine, date_from, date_to, tz=s.tz, tenant=tenant)
     return charts.quality_per_criterion({k: v["avg_score"] for k, v in report["criteria"].items()})
@@ -414,8 +410,6 @@ def plot_cost_trend(
     date_from: DateLike = None, date_to: DateLike = None, *, tenant: TenantArg = None, store: Store | None = None
 ):
     """Cost per call per day, and its components, of ``tenant`` (default every tenant)."""
-    from ccanalytics.reports import costview
-
     s = store or default_store()
     first, last = timeutil.resolve_days(date_from, date_to, s.tz)
     days = costview.daily(s.engine, first, last, s.tz, tenant=tenant)

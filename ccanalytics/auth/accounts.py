@@ -19,11 +19,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccanalytics.auth import logins
 from ccanalytics.auth import users as auth
 
-# how long successful logins are kept (ccanalytics.auth.users.login prunes older ones): "last login" is
+# how long successful logins are kept (ccanalytics.auth.logins.login prunes older ones): "last login" is
 # known only within this many days
-LAST_LOGIN_DAYS = auth.KNOWN_CLIENT_DAYS
+LAST_LOGIN_DAYS = logins.KNOWN_CLIENT_DAYS
 GENERATED_PASSWORD_BYTES = 12  # 16 URL-safe characters, ~96 bits
 
 

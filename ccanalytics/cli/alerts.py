@@ -8,15 +8,13 @@ from datetime import UTC, datetime
 import click
 
 from ccanalytics.cli.root import _engine, _ensure_schema, _settings, main, tenant_option
-from ccanalytics.core import clock
+from ccanalytics.core import clock, timeutil
 from ccanalytics.core.errors import InvalidArgument
 
 
 def _at(value: str | None, tz: str) -> datetime:
     if not value:
         return clock.now()
-    from ccanalytics.core import timeutil
-
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
@@ -46,9 +44,10 @@ def alerts_check(dry_run: bool, at: str | None, tenant: tuple[str, ...]) -> None
       ccanalytics alerts check --dry-run --at 2026-11-20T14:00
       ccanalytics alerts check --tenant prokoleso
     """
-    from ccanalytics.alerts import engine as a
-    from ccanalytics.alerts.notify import channels_from_settings
-    from ccanalytics.db import tenants
+    from ccanalytics.alerts import engine as a  # lazy: sqlalchemy
+    from ccanalytics.alerts import outbox  # lazy: sqlalchemy
+    from ccanalytics.alerts.notify import channels_from_settings  # lazy: pydantic_settings
+    from ccanalytics.db import tenants  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -70,7 +69,7 @@ def alerts_check(dry_run: bool, at: str | None, tenant: tuple[str, ...]) -> None
     if dry_run:
         click.echo(f"{len(firings)} firing (dry run: nothing recorded or sent)")
         return
-    out = a.deliver(engine, channels_from_settings(settings), now, tz=settings.timezone)
+    out = outbox.deliver(engine, channels_from_settings(settings), now, tz=settings.timezone)
     click.echo(
         f"{len(firings)} firing; fired {summary.fired}, repeated {summary.repeated}, resolved {summary.resolved}; "
         f"delivered {out.sent}, pending {out.pending}, dead {out.dead}, unknown {out.unknown}"
@@ -94,8 +93,7 @@ def alerts_history(limit: int, as_json: bool, tenant: tuple[str, ...]) -> None:
       ccanalytics alerts history --limit 50
       ccanalytics alerts history --tenant prokoleso
     """
-    from ccanalytics.alerts import engine as a
-    from ccanalytics.core import timeutil
+    from ccanalytics.alerts import engine as a  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -121,13 +119,13 @@ def alerts_deliver() -> None:
     Example:
       ccanalytics alerts deliver
     """
-    from ccanalytics.alerts import engine as a
-    from ccanalytics.alerts.notify import channels_from_settings
+    from ccanalytics.alerts import outbox  # lazy: sqlalchemy
+    from ccanalytics.alerts.notify import channels_from_settings  # lazy: pydantic_settings
 
     settings = _settings()
     engine = _engine()
     _ensure_schema(engine)
-    out = a.deliver(engine, channels_from_settings(settings), clock.now(), tz=settings.timezone)
+    out = outbox.deliver(engine, channels_from_settings(settings), clock.now(), tz=settings.timezone)
     click.echo(
         f"sent {out.sent}, failed and retrying later {out.retried}, dead {out.dead}, "
         f"sent without an answer (not re-sent) {out.unknown}; pending {out.pending}"
@@ -143,7 +141,7 @@ def alerts_test(channel: str) -> None:
     Example:
       ccanalytics alerts test --channel telegram
     """
-    from ccanalytics.alerts.notify import require_channels, send_with_retries
+    from ccanalytics.alerts.notify import require_channels, send_with_retries  # lazy: pydantic_settings
 
     settings = _settings()
     ch = require_channels(settings, [channel])[channel]

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ccanalytics.cli.root import _actor, _engine, _ensure_schema, main
+from ccanalytics.core.errors import InvalidArgument
 
 
 def _ready():
@@ -60,7 +61,7 @@ def users_add(username: str, role: str, tenant: tuple[str, ...], password_stdin:
       printf '%s\\n' "$PASSWORD" | ccanalytics users add ivan --role analyst --password-stdin
       ccanalytics users add petro --role analyst --tenant prokoleso
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     engine = _ready()
     user = auth.add_user(engine, username, _password(password_stdin), role, tenants=tenant or None, actor=_actor())
@@ -81,8 +82,7 @@ def users_tenants(username: str, tenant: tuple[str, ...], every: bool) -> None:
       ccanalytics users tenants ivan --tenant prokoleso --tenant shinservice
       ccanalytics users tenants ivan --all
     """
-    from ccanalytics.auth import users as auth
-    from ccanalytics.core.errors import InvalidArgument
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     if bool(tenant) == every:
         raise InvalidArgument("give --tenant SLUG (repeatable) to limit the user, or --all to clear the limit")
@@ -100,7 +100,7 @@ def users_passwd(username: str, password_stdin: bool) -> None:
     Example:
       ccanalytics users passwd admin
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     engine = _ready()
     auth.set_password(engine, username, _password(password_stdin), actor=_actor())
@@ -117,7 +117,7 @@ def users_disable(username: str, enable: bool) -> None:
     Example:
       ccanalytics users disable ivan
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     auth.set_disabled(_ready(), username, not enable, actor=_actor())
     click.echo(f"{auth.normalize_username(username)} {'enabled' if enable else 'disabled'}")
@@ -132,7 +132,7 @@ def users_list(as_json: bool) -> None:
     Example:
       ccanalytics users list
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     found = auth.list_users(_ready())
     if as_json:
@@ -164,7 +164,7 @@ def tokens_create(role: str, name: str, tenant: tuple[str, ...]) -> None:
       curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8050/api/v1/prompts
       ccanalytics tokens create --role analyst --name prokoleso-bi --tenant prokoleso
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     token = auth.create_token(_ready(), role, name, tenants=tenant or None, actor=_actor())
     limited = f", {_tenants_text(tuple(dict.fromkeys(s.strip().lower() for s in tenant)))}" if tenant else ""
@@ -181,7 +181,7 @@ def tokens_revoke(name: str) -> None:
     Example:
       ccanalytics tokens revoke call-processor
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     auth.revoke_token(_ready(), name, actor=_actor())
     click.echo(f"revoked token {name!r}")
@@ -197,7 +197,7 @@ def tokens_list(include_revoked: bool, as_json: bool) -> None:
     Example:
       ccanalytics tokens list --all
     """
-    from ccanalytics.auth import users as auth
+    from ccanalytics.auth import users as auth  # lazy: sqlalchemy
 
     found = auth.list_tokens(_ready(), include_revoked=include_revoked)
     if as_json:

@@ -8,6 +8,8 @@ from datetime import timedelta
 import click
 
 from ccanalytics.cli.root import _engine, _ensure_schema, _settings, main, tenant_option
+from ccanalytics.core import timeutil
+from ccanalytics.cost import pricing
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -27,8 +29,7 @@ def cost_compute(date_from, date_to) -> None:
     Example:
       ccanalytics cost compute --from 2026-11-01 --to 2026-11-23
     """
-    from ccanalytics.cost import calls as c
-    from ccanalytics.cost import pricing
+    from ccanalytics.cost import calls as c  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -58,9 +59,7 @@ def cost_report(baseline: str | None, current: str | None, tenant: tuple[str, ..
       ccanalytics cost report --baseline 2026-03-01:2026-03-31 --current 2026-11-01:2026-11-23 --json
       ccanalytics cost report --baseline 2026-03-01:2026-03-31 --current 2026-11-01:2026-11-23 --tenant prokoleso
     """
-    from ccanalytics.core import timeutil
-    from ccanalytics.cost import calls as c
-    from ccanalytics.cost import pricing
+    from ccanalytics.cost import calls as c  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -123,7 +122,7 @@ def cost_whisper(date_from, date_to, as_json: bool, tenant: tuple[str, ...]) -> 
     Example:
       ccanalytics cost whisper --from 2026-11-01
     """
-    from ccanalytics.cost import levers, pricing
+    from ccanalytics.cost import levers  # lazy: polars
 
     settings = _settings()
     r = levers.whisper_break_even(
@@ -152,10 +151,10 @@ def cost_tts_cache(
     Example:
       ccanalytics cost tts-cache --from 2026-11-01 --max-entries 5000
     """
-    from ccanalytics.cost import levers, pricing
+    from ccanalytics.cost import ttscache  # lazy: polars
 
     settings = _settings()
-    r = levers.tts_cache_from_logs(
+    r = ttscache.tts_cache_from_logs(
         _engine(),
         *_days(date_from, date_to),
         max_entries=max_entries,
@@ -189,7 +188,7 @@ def cost_routing(date_from, date_to, as_json: bool) -> None:
     Example:
       ccanalytics cost routing --from 2026-11-01
     """
-    from ccanalytics.cost import pricing, routing_replay
+    from ccanalytics.cost import routing_replay  # lazy: polars
 
     settings = _settings()
     r = routing_replay.replay_routing(
@@ -215,7 +214,7 @@ def cost_prompts(date_from, date_to, as_json: bool, tenant: tuple[str, ...]) -> 
     Example:
       ccanalytics cost prompts --from 2026-11-01
     """
-    from ccanalytics.cost import levers
+    from ccanalytics.cost import levers  # lazy: polars
 
     rows = levers.prompt_length_by_version(
         _engine(), *_days(date_from, date_to), tz=_settings().timezone, tenant=tenant or None

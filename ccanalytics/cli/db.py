@@ -28,8 +28,8 @@ def db_check(as_json: bool) -> None:
       ccanalytics db check
       ccanalytics db check --json
     """
-    from ccanalytics.db.attach import check
-    from ccanalytics.db.engine import safe_url
+    from ccanalytics.db.attach import check  # lazy: sqlalchemy
+    from ccanalytics.db.engine import safe_url  # lazy: sqlalchemy
 
     engine = _engine()
     report = check(engine)
@@ -56,7 +56,7 @@ def db_tenants(as_json: bool) -> None:
       ccanalytics db tenants
       ccanalytics stats summary --tenant prokoleso
     """
-    from ccanalytics.db.tenants import list_tenants
+    from ccanalytics.db.tenants import list_tenants  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)

@@ -32,7 +32,7 @@ def doctor_cmd(as_json: bool, timeout: float) -> None:
       ccanalytics doctor
       ccanalytics doctor --json --timeout 2
     """
-    from ccanalytics.ops.doctor import failed, run_checks
+    from ccanalytics.ops.doctor import failed, run_checks  # lazy: sqlalchemy
 
     checks = run_checks(_settings(), timeout=timeout)
     if as_json:

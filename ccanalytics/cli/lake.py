@@ -10,6 +10,8 @@ from datetime import timedelta
 import click
 
 from ccanalytics.cli.root import _engine, _ensure_schema, _settings, main, tenant_option
+from ccanalytics.core import timeutil
+from ccanalytics.core.errors import InvalidArgument
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -46,9 +48,7 @@ def lake_export(day, date_from, date_to, changed: bool, days_back: int, tables: 
       ccanalytics lake export --date 2026-11-23
       ccanalytics lake export --from 2026-09-01 --to 2026-11-23 --table calls --table scores
     """
-    from ccanalytics.core import timeutil
-    from ccanalytics.core.errors import InvalidArgument
-    from ccanalytics.datalake.export import TABLES, ExportRun, export_changed, export_day, export_range
+    from ccanalytics.datalake.export import TABLES, ExportRun, export_changed, export_day, export_range  # lazy: pyarrow
 
     settings = _settings()
     if sum(bool(x) for x in (day, date_from or date_to, changed)) > 1:
@@ -100,10 +100,10 @@ def lake_query(sql: str, as_json: bool, max_rows: int, tenant: tuple[str, ...]) 
       ccanalytics lake query "SELECT tool_name, count(*) AS n FROM tool_calls GROUP BY 1" --json
       ccanalytics lake query "SELECT date, count(*) AS calls FROM calls GROUP BY 1" --tenant prokoleso
     """
-    import polars as pl
+    import polars as pl  # lazy: polars
 
-    from ccanalytics.analytics.workbench import Lake
-    from ccanalytics.db import tenants
+    from ccanalytics.analytics.workbench import Lake  # lazy: matplotlib
+    from ccanalytics.db import tenants  # lazy: sqlalchemy
 
     settings = _settings()
     scope = tenants.scope(_engine(), tenant) if tenant else None
@@ -134,7 +134,7 @@ def retention_purge(dry_run: bool, as_json: bool) -> None:
       ccanalytics retention purge --dry-run
       ccanalytics retention purge
     """
-    from ccanalytics.ops import retention as retention_mod
+    from ccanalytics.ops import retention as retention_mod  # lazy: polars
 
     engine = _engine()
     _ensure_schema(engine)

@@ -4,10 +4,16 @@ ccanalytics.ops.exporter (registered on the main group by ccanalytics.cli.root).
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import time
 
 import click
+from waitress import serve
 
 from ccanalytics.cli.root import _engine, _ensure_schema, _settings, main, tenant_option
+from ccanalytics.core.errors import DatabaseUnavailable, InvalidArgument
+from ccanalytics.ops.logs import setup
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -34,8 +40,7 @@ def stats_daily(day, date_from, date_to, full: bool, as_json: bool) -> None:
       ccanalytics stats daily --date 2026-11-23
       ccanalytics stats daily --from 2026-01-01 --to 2026-11-23 --full
     """
-    from ccanalytics.analytics import metrics
-    from ccanalytics.core.errors import InvalidArgument
+    from ccanalytics.analytics import metrics  # lazy: sqlalchemy
 
     if day and (date_from or date_to):
         raise InvalidArgument("give either --date or --from/--to, not both")
@@ -69,8 +74,8 @@ def stats_summary(period: str, date_from, date_to, tenant: tuple[str, ...]) -> N
       ccanalytics stats summary --period week --from 2026-11-02 --to 2026-11-29
       ccanalytics stats summary --tenant prokoleso --from 2026-11-23 --to 2026-11-23
     """
-    from ccanalytics.analytics import metrics
-    from ccanalytics.db import tenants
+    from ccanalytics.analytics import metrics  # lazy: sqlalchemy
+    from ccanalytics.db import tenants  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -103,15 +108,10 @@ def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
     Example:
       ccanalytics exporter --port 9108
     """
-    import logging
+    import sqlalchemy as sa  # lazy: sqlalchemy
 
-    import sqlalchemy as sa
-    from waitress import serve
-
-    from ccanalytics.core.errors import DatabaseUnavailable
-    from ccanalytics.db.engine import check_connection, engine_from_settings
-    from ccanalytics.ops import exporter
-    from ccanalytics.ops.logs import setup
+    from ccanalytics.db.engine import check_connection, engine_from_settings  # lazy: sqlalchemy
+    from ccanalytics.ops import exporter  # lazy: sqlalchemy
 
     setup(logging.INFO)  # JSON lines on stderr
     log = logging.getLogger("ccanalytics.ops.exporter")
@@ -158,20 +158,9 @@ def demo_traffic_cmd(
       ccanalytics demo-traffic --port 9109 --calls-per-minute 300
       ccanalytics demo-traffic --incident transfers
     """
-    import time
+    from ccanalytics.demo.livesim import serve_traffic  # lazy: sqlalchemy
 
-    from prometheus_client import CollectorRegistry
-
-    from ccanalytics.demo import generator
-    from ccanalytics.demo.livesim import LiveSimulator
-    from ccanalytics.ops.telemetry import LiveMetrics
-
-    live = LiveMetrics(CollectorRegistry())
-    calls = list(generator.generate_calls(seed=seed, days=1, calls_per_day=400, ab_test=None))
-    live.serve(port, addr=host)
-    sim = LiveSimulator(
-        live, calls, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed, incident=incident
-    ).start()
+    sim = serve_traffic(host, port, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed, incident=incident)
     click.echo(f"demo traffic: http://{host}:{port}/metrics  (Ctrl-C stops)")
     try:
         while True:
@@ -191,11 +180,7 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
       ccanalytics scheduler                      # runs until stopped
       ccanalytics scheduler --once score --once daily_stats
     """
-    import logging
-    import signal
-
-    from ccanalytics.core.errors import InvalidArgument
-    from ccanalytics.ops import jobs
+    from ccanalytics.ops import jobs  # lazy: sqlalchemy
 
     settings = _settings()
     if once:
@@ -209,9 +194,8 @@ def scheduler_cmd(once: tuple[str, ...]) -> None:
             state = f"{run.seconds:.1f} s: {run.outcome}" if run.ran else "skipped: running elsewhere"
             click.echo(f"{name}: {state}")
         return
-    from ccanalytics.db.engine import engine_from_settings
-    from ccanalytics.ops.logs import setup
-    from scheduler.app import build, wait_for_database
+    from ccanalytics.db.engine import engine_from_settings  # lazy: sqlalchemy
+    from scheduler.app import build, wait_for_database  # lazy: sqlalchemy
 
     setup(logging.INFO)  # JSON lines on stderr
     engine = engine_from_settings(settings, application_name="ccanalytics-scheduler")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from ccanalytics.cli.root import _actor, _engine, _ensure_schema, main
+from ccanalytics.cli.root import _actor, _engine, _ensure_schema, _settings, main
+from ccanalytics.core.errors import InvalidArgument, NotFound
 
 
 def _ready():
@@ -36,7 +37,7 @@ def prompts_list(name: str | None) -> None:
     Example:
       ccanalytics prompts list --name tire_agent
     """
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     for v in p.list_versions(_ready(), name):
         mark = "*" if v.is_active else " "
@@ -54,7 +55,7 @@ def prompts_show(version: str) -> None:
     Example:
       ccanalytics prompts show tire_agent@v2
     """
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     _echo_json(p.get_version(_ready(), version).to_dict())
 
@@ -88,8 +89,7 @@ def prompts_create(
     Example:
       ccanalytics prompts create --name tire_agent --file prompt.txt --author olena --note "коротше"
     """
-    from ccanalytics.core.errors import InvalidArgument
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     tools_config = None
     if tools:
@@ -120,7 +120,7 @@ def prompts_diff(old: str, new: str) -> None:
     Example:
       ccanalytics prompts diff tire_agent@v1 tire_agent@v2
     """
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     d = p.diff_versions(_ready(), old, new)
     click.echo(d.unified or "system prompts are identical")
@@ -139,7 +139,7 @@ def prompts_activate(version: str, by: str | None, reason: str | None) -> None:
     Example:
       ccanalytics prompts activate tire_agent@v2 --by olena --reason "A/B: B краща"
     """
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     engine = _ready()
     a = p.activate_version(engine, version, by=_actor(by), reason=reason)
@@ -148,8 +148,7 @@ def prompts_activate(version: str, by: str | None, reason: str | None) -> None:
 
 def _label(engine, version_id) -> str:
     """A version's label for a message (its id when it is gone; — for none)."""
-    from ccanalytics.core.errors import NotFound
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     if version_id is None:
         return "—"
@@ -170,7 +169,7 @@ def prompts_rollback(name: str, by: str | None, reason: str | None) -> None:
     Example:
       ccanalytics prompts rollback tire_agent --by olena
     """
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     engine = _ready()
     a = p.rollback(engine, name, by=_actor(by), reason=reason)
@@ -201,11 +200,11 @@ def ab_list(status: str | None, processor: bool) -> None:
       ccanalytics ab list --status running
       ccanalytics ab list --processor
     """
-    from ccanalytics.core.errors import InvalidArgument
-    from ccanalytics.experiments import lifecycle as experiments
+    from ccanalytics.experiments import lifecycle as experiments  # lazy: sqlalchemy
+    from ccanalytics.experiments import processortests  # lazy: sqlalchemy
 
     if processor:
-        _echo_json([t.to_dict() for t in experiments.processor_tests(_ready(), status=status)])
+        _echo_json([t.to_dict() for t in processortests.processor_tests(_ready(), status=status)])
         return
     if status == "active":
         raise InvalidArgument("status active belongs to the call processor's tests: add --processor")
@@ -228,8 +227,8 @@ def ab_create(test_name, versions, weights, by, description, goal, min_turns, mi
     Example:
       ccanalytics ab create greet-v3 --version tire_agent@v2 --version tire_agent@v3 --by olena --min-turns 2
     """
-    from ccanalytics.experiments import lifecycle as experiments
-    from ccanalytics.prompts import versions as p
+    from ccanalytics.experiments import lifecycle as experiments  # lazy: sqlalchemy
+    from ccanalytics.prompts import versions as p  # lazy: sqlalchemy
 
     engine = _ready()
     ids = [p.get_version(engine, v).id for v in versions]
@@ -260,7 +259,7 @@ def ab_start(test: str, by: str | None) -> None:
     Example:
       ccanalytics ab start greet-v3 --by olena
     """
-    from ccanalytics.experiments import lifecycle as experiments
+    from ccanalytics.experiments import lifecycle as experiments  # lazy: sqlalchemy
 
     t = experiments.start_test(_ready(), test, by=_actor(by))
     click.echo(f"test {t.test_name} running since {t.started_at:%Y-%m-%d %H:%M}")
@@ -278,7 +277,7 @@ def ab_stop(test: str, by: str | None, decision: str, note: str | None) -> None:
     Example:
       ccanalytics ab stop greet-v3 --by olena --decision ship_b --note "+4 п.п. решённых"
     """
-    from ccanalytics.experiments import lifecycle as experiments
+    from ccanalytics.experiments import lifecycle as experiments  # lazy: sqlalchemy
 
     t = experiments.stop_test(_ready(), test, by=_actor(by), decision=decision, note=note)
     click.echo(f"test {t.test_name} stopped: {t.decision}")
@@ -294,9 +293,9 @@ def ab_results(test: str, as_json: bool) -> None:
     Example:
       ccanalytics ab results tire_agent-v1-vs-v2
     """
-    from ccanalytics.experiments import lifecycle as experiments
+    from ccanalytics.experiments import abresults  # lazy: sqlalchemy
 
-    r = experiments.results(_ready(), test)
+    r = abresults.results(_ready(), test)
     if as_json:
         _echo_json(r.to_dict())
         return
@@ -324,13 +323,12 @@ def prompts_suggest(name: str, date_from, date_to) -> None:
     Example:
       ccanalytics prompts suggest --name tire_agent --from 2026-11-01
     """
-    from ccanalytics.cli.root import _settings
-    from ccanalytics.prompts import optimizer
+    from ccanalytics.prompts import optimizer  # lazy: sqlalchemy
 
     settings = _settings()
     llm = None
     if settings.judge_api_key is not None and settings.judge_api_key.get_secret_value():
-        from openai import OpenAI
+        from openai import OpenAI  # lazy: openai
 
         llm = OpenAI(
             base_url=settings.judge_base_url,
@@ -361,7 +359,7 @@ def prompts_decide(suggestion_id: int, by: str | None, approve: bool) -> None:
     Example:
       ccanalytics prompts decide 3 --by olena --approve
     """
-    from ccanalytics.prompts import optimizer
+    from ccanalytics.prompts import optimizer  # lazy: sqlalchemy
 
     engine = _ready()
     s = optimizer.decide(engine, suggestion_id, by=_actor(by), approve=approve)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
+from datetime import timedelta
 
 import click
 
 from ccanalytics.cli.root import _actor, _engine, _ensure_schema, _settings, main, tenant_option
+from ccanalytics.core import timeutil
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -36,10 +39,7 @@ def score_cmd(since, limit: int | None, workers: int | None, rescore: str | None
       ccanalytics score --since 2026-11-01 --workers 8
       ccanalytics score --rescore rubric_change          # after changing CCA_QUALITY_WEIGHTS
     """
-    from datetime import timedelta
-
-    from ccanalytics import quality
-    from ccanalytics.core import timeutil
+    from ccanalytics import quality  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -103,7 +103,7 @@ def quality_report_cmd(date_from, date_to, tenant) -> None:
       ccanalytics quality report --from 2026-11-16 --to 2026-11-22
       ccanalytics quality report --from 2026-11-16 --to 2026-11-22 --tenant prokoleso
     """
-    from ccanalytics.quality.report import quality_report
+    from ccanalytics.quality.report import quality_report  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -127,7 +127,7 @@ def calibration_cmd(date_from, as_json: bool) -> None:
     Example:
       ccanalytics quality calibration
     """
-    from ccanalytics.quality.calibration import agreement
+    from ccanalytics.quality.calibration import agreement  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -151,8 +151,7 @@ def problems_cmd(day) -> None:
     Example:
       ccanalytics quality problems --date 2026-11-23
     """
-    from ccanalytics.core import timeutil
-    from ccanalytics.quality.problems import detect
+    from ccanalytics.quality.problems import detect  # lazy: sqlalchemy
 
     settings = _settings()
     engine = _engine()
@@ -181,9 +180,7 @@ def review_list_cmd(status: str | None, limit: int, tenant) -> None:
       ccanalytics review list --status new
       ccanalytics review list --tenant prokoleso --limit 10
     """
-    from dataclasses import asdict
-
-    from ccanalytics.quality import review
+    from ccanalytics.quality import review  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -202,7 +199,7 @@ def review_take_cmd(call_id: str, by: str | None) -> None:
     Example:
       ccanalytics review take 3f1c…  --by olena
     """
-    from ccanalytics.quality import review
+    from ccanalytics.quality import review  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -236,7 +233,7 @@ def review_resolve_cmd(call_id: str, verdicts: tuple[str, ...], comment: str | N
     Example:
       ccanalytics review resolve 3f1c… --verdict bot_provided_accurate_info=0 --comment "неверная цена"
     """
-    from ccanalytics.quality import review
+    from ccanalytics.quality import review  # lazy: sqlalchemy
 
     parsed = dict(_verdict(v) for v in verdicts)
     engine = _engine()

@@ -7,7 +7,7 @@ import json
 import click
 
 from ccanalytics.cli.root import _engine, _ensure_schema, _settings, main, tenant_option
-from ccanalytics.core import definitions
+from ccanalytics.core import definitions, timeutil
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -26,9 +26,8 @@ _force = click.option(
 
 
 def _run(kind: str, send: str | None, as_json: bool, force: bool = False, **kwargs) -> None:
-    from ccanalytics.core import timeutil
-    from ccanalytics.reports import run as reporting
-    from ccanalytics.reports import send as reportsend
+    from ccanalytics.reports import run as reporting  # lazy: matplotlib
+    from ccanalytics.reports import send as reportsend  # lazy: pydantic_settings
 
     settings = _settings()
     engine = _engine()
@@ -99,7 +98,7 @@ def report_problems(
       ccanalytics report problems --from 2026-11-18 --to 2026-11-24
       ccanalytics report problems --from 2026-11-18 --to 2026-11-24 --tenant prokoleso
     """
-    from ccanalytics.reports.problemcalls import Thresholds
+    from ccanalytics.reports.problemcalls import Thresholds  # lazy: sqlalchemy
 
     _run(
         "problems",

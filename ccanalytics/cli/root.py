@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING
 import click
 
 from ccanalytics.core import clock
-from ccanalytics.core.errors import CCAError, ConfigError
+from ccanalytics.core.errors import CCAError, DatabaseUnavailable, MigrationError
+from ccanalytics.ops.logs import setup
 
 if TYPE_CHECKING:
-    from ccanalytics.ingest.load import OnConflict
+    from ccanalytics.ingest.write import OnConflict
 
 
 class _Group(click.Group):
@@ -37,7 +39,7 @@ def _settings():
 
 
 def _engine():
-    from ccanalytics.db.engine import check_connection, engine_from_settings
+    from ccanalytics.db.engine import check_connection, engine_from_settings  # lazy: sqlalchemy
 
     engine = engine_from_settings(_settings(), application_name="ccanalytics-cli")
     check_connection(engine)
@@ -67,7 +69,7 @@ def _actor(by: str | None = None) -> str:
 
 
 def _ensure_schema(engine) -> None:
-    from ccanalytics.db.migrate import migrate
+    from ccanalytics.db.migrate import migrate  # lazy: sqlalchemy
 
     migrate(engine, partitions_ahead_months=_settings().partitions_ahead_months)
 
@@ -87,22 +89,9 @@ def main(ctx: click.Context) -> None:
     Configuration comes from CCA_* environment variables (see docs/configuration.md);
     without CCA_DATABASE_URL an embedded PostgreSQL in .ccanalytics/pg is used.
     """
-    import re
+    from ccanalytics.core.config import load_settings  # lazy: pydantic_settings
 
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from ccanalytics.core.config import Settings
-
-    try:
-        ctx.ensure_object(dict)["settings"] = Settings()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting CCA_{str(err['loc'][0]).upper()}: {message}") from None
-    except SettingsError as exc:  # a JSON setting that is not JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        raise ConfigError(f"invalid setting CCA_{field[1].upper() if field else '?'}: not valid JSON") from None
+    ctx.ensure_object(dict)["settings"] = load_settings()
 
 
 # ----------------------------------------------------------------------------------------- db
@@ -119,8 +108,8 @@ def db_migrate() -> None:
     Example:
       CCA_DATABASE_URL=postgresql://cca@db/calls ccanalytics db migrate
     """
-    from ccanalytics.db.engine import safe_url
-    from ccanalytics.db.migrate import migrate
+    from ccanalytics.db.engine import safe_url  # lazy: sqlalchemy
+    from ccanalytics.db.migrate import migrate  # lazy: sqlalchemy
 
     engine = _engine()
     applied = migrate(
@@ -141,8 +130,8 @@ def db_status(as_json: bool) -> None:
     Example:
       ccanalytics db status --json
     """
-    from ccanalytics.db.engine import safe_url
-    from ccanalytics.db.migrate import status
+    from ccanalytics.db.engine import safe_url  # lazy: sqlalchemy
+    from ccanalytics.db.migrations import status  # lazy: sqlalchemy
 
     engine = _engine()
     st = status(engine)
@@ -205,7 +194,7 @@ def ingest_cmd(
     Example:
       ccanalytics ingest calls-2026-11-23.jsonl --reject-file rejects.jsonl
     """
-    from ccanalytics.ingest.load import ingest, ingest_file
+    from ccanalytics.ingest.load import ingest, ingest_file  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -273,7 +262,7 @@ def generate_cmd(
       ccanalytics generate --days 7 --calls-per-day 200 --seed 1 --out week.jsonl --no-ab-test --tenant shop
       ccanalytics generate --days 30            # straight into the database, with the demo tenants and prompts
     """
-    from ccanalytics.demo import generator
+    from ccanalytics.demo import generator  # lazy: sqlalchemy
 
     if tenants and not out:
         raise click.UsageError("--tenant goes with --out (the database load uses the demo's tenants)")
@@ -301,7 +290,7 @@ def generate_cmd(
         if out != "-":
             click.echo(f"wrote {n} calls to {out}")
         return
-    from ccanalytics.demo import load_demo_data
+    from ccanalytics.demo import load_demo_data  # lazy: sqlalchemy
 
     engine = _engine()
     _ensure_schema(engine)
@@ -325,7 +314,7 @@ def demo_cmd(no_serve: bool, days: int, calls_per_day: int, seed: int, reset: bo
     Example:
       ccanalytics demo --no-serve --days 7 --calls-per-day 100
     """
-    from ccanalytics.demo import run_demo
+    from ccanalytics.demo import run_demo  # lazy: sqlalchemy
 
     report = run_demo(_settings(), seed=seed, days=days, calls_per_day=calls_per_day, reset=reset, echo=click.echo)
     report.engine.dispose()  # the workers build their own engines
@@ -371,16 +360,12 @@ def _serve(
     """Serve the admin (webapp.serving). ``prepared``: the demo has migrated the database. Else start
     even when the database is unreachable (migrations then wait for the scheduler or
     ``ccanalytics db migrate``)."""
-    import logging
+    import sqlalchemy as sa  # lazy: sqlalchemy
 
-    import sqlalchemy as sa
-
-    from ccanalytics.core.errors import DatabaseUnavailable, MigrationError
-    from ccanalytics.db.engine import check_connection, engine_from_settings, resolve_url, safe_url
-    from ccanalytics.db.migrate import status
-    from ccanalytics.ops.logs import setup
-    from webapp import create_app
-    from webapp.serving import ServeOptions, default_workers, serve
+    from ccanalytics.db.engine import check_connection, engine_from_settings, resolve_url, safe_url  # lazy: sqlalchemy
+    from ccanalytics.db.migrations import status  # lazy: sqlalchemy
+    from webapp import create_app  # lazy: flask
+    from webapp.serving import ServeOptions, default_workers, serve  # lazy: flask
 
     setup(logging.INFO)  # JSON lines on stderr: one per request, with request_id (docs/operations.md)
     log = logging.getLogger("ccanalytics.serve")

@@ -11,13 +11,15 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import to_jsonable_python
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ccanalytics.core import timeutil
 from ccanalytics.core.definitions import AUTO_FAIL_CRITERIA, LOW_QUALITY
+from ccanalytics.core.errors import ConfigError
 
 PROJECT_MARKERS = (".ccanalytics", "pyproject.toml")
 
@@ -328,8 +330,6 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
-
         try:
             ZoneInfo(value)
         except (KeyError, ValueError, OSError):  # unknown zone; a malformed key; a directory ("Europe")
@@ -366,6 +366,20 @@ def settings_env(settings: Settings, *, include_secrets: bool = False) -> dict[s
             json.dumps(to_jsonable_python(value)) if isinstance(value, dict | list) else str(value)
         )
     return out
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a value that does not parse is a ConfigError naming its variable
+    (``invalid setting CCA_X: …``), as the CLI prints it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting CCA_{str(err['loc'][0]).upper()}: {message}") from None
+    except SettingsError as exc:  # a JSON setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        raise ConfigError(f"invalid setting CCA_{field[1].upper() if field else '?'}: not valid JSON") from None
 
 
 @lru_cache(maxsize=1)

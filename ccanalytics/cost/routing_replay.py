@@ -24,6 +24,7 @@ from ccanalytics.analytics.store import Store
 from ccanalytics.core import timeutil
 from ccanalytics.cost import pricing
 from ccanalytics.cost.router import CHEAP_MODEL, DEFAULT_MODEL, Decision, route
+from ccanalytics.experiments.abtest import sample_size_means
 
 
 def ivr_choice(recorded_scenario: str | None) -> str | None:
@@ -177,8 +178,6 @@ def replay_routing(
     routed, rest = _segment(calls.filter(cheap)), _segment(calls.filter(~cheap))
     n_ab = None
     if routed.std_quality:
-        from ccanalytics.experiments.abtest import sample_size_means
-
         n_ab = sample_size_means(routed.std_quality, -QUALITY_MDE)
     n = t["n"]
     net = t["saving"] - t["extra"]

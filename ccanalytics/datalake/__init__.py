@@ -1,2 +1,2 @@
-"""The Parquet lake: the nightly export of calls, turns, tool calls and scores, and its tables'
-schema."""
+"""The Parquet lake: the nightly export of calls, turns, tool calls and scores, reading it, its retention,
+and its tables' schema."""

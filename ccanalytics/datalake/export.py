@@ -1,5 +1,5 @@
 """The Parquet lake: a nightly export of calls, turns, tool calls and scores, Hive-partitioned by the
-call's local day, read with DuckDB or Polars.
+call's local day, read with DuckDB or Polars (:mod:`ccanalytics.datalake.read`).
 
     <lake>/calls/date=2026-11-23/part-0.parquet      + _SUCCESS.json
     <lake>/turns/date=2026-11-23/part-0.parquet      + _SUCCESS.json
@@ -13,7 +13,7 @@ footer carries the database fingerprint of what it holds (``cca.fingerprint``); 
 repeats it for people and tools. ``export_changed`` compares fingerprints and rewrites only the
 partitions whose rows changed in the database. Caller numbers are masked (``cca_mask_phone``) and
 phone numbers inside transcripts and tool arguments are masked too: no raw number reaches the lake.
-See docs/lake-and-retention.md.
+Retention: :mod:`ccanalytics.datalake.retention`. See docs/lake-and-retention.md.
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -40,7 +38,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ccanalytics.core import clock, definitions, timeutil
+from ccanalytics.core import clock, timeutil
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.core.privacy import mask_phones_in_text
 from ccanalytics.datalake.schema import (  # noqa: F401  (the lake's tables, re-exported for callers of this module)
@@ -277,7 +275,7 @@ def _export_table(
     raw: Any, spec: TableSpec, day: date, params: dict, lake: Path, print_: tuple[int, str]
 ) -> TableExport:
     rows, fp = print_
-    staging = _staging_dir(lake)
+    staging = staging_dir(lake)
     tmp = staging / f"{spec.name}-{day.isoformat()}-{uuid.uuid4().hex}.parquet"
     meta = {
         "cca.table": spec.name,
@@ -392,7 +390,7 @@ def mask_text(arr: pa.Array) -> pa.Array:
     return pa.array(values, pa.string())
 
 
-def _staging_dir(lake: Path) -> Path:
+def staging_dir(lake: Path) -> Path:
     staging = lake / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - 6 * 3600  # leftovers of an export that died
@@ -416,202 +414,6 @@ def _tables(names: Iterable[str]) -> list[str]:
     if not out:
         raise InvalidArgument("no lake table given")
     return list(dict.fromkeys(out))
-
-
-# ------------------------------------------------------------------------------------ reading
-def connect(lake_dir: str | Path, *, tz: str = timeutil.DEFAULT_TZ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views ``calls``, ``turns``, ``tool_calls`` and
-    ``scores`` over the lake (plus the partition column ``date``); timestamps show in ``tz``.
-
-    A table without files yet is an empty view with its schema, so queries work on a new lake.
-    Filters on ``date`` prune partitions: only the files of those days are opened.
-    """
-    timeutil.zone(tz)  # InvalidArgument for an unknown zone
-    lake = Path(lake_dir)
-    con = duckdb.connect()
-    con.execute(f"SET TimeZone = {_literal(tz)}")
-    for name in TABLES:
-        if any((lake / name).glob(f"date=*/{PART_FILE}")):
-            glob = str(lake / name / "*" / "*.parquet")
-            con.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM "  # noqa: S608 — name from TABLES; the path quoted by _literal
-                f"{_read_parquet(_literal(glob))}"
-            )
-        else:
-            con.register(f"_empty_{name}", schema(name, with_date=True).empty_table())
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _empty_{name}")  # noqa: S608 — name is from TABLES
-    return con
-
-
-def query(
-    lake_dir: str | Path,
-    sql: str,
-    params: Sequence[Any] | dict[str, Any] | None = None,
-    *,
-    tz: str = timeutil.DEFAULT_TZ,
-) -> pl.DataFrame:
-    """Run a DuckDB query over the lake's views and return a Polars DataFrame.
-
-    lake.query(lake_dir, "SELECT scenario, count(*) FROM calls WHERE date >= DATE '2026-09-01' GROUP BY 1")
-    """
-    con = None
-    try:
-        con = connect(lake_dir, tz=tz)
-        rel = con.sql(sql, params=params)
-        return rel.pl() if rel is not None else pl.DataFrame()
-    except duckdb.Error as exc:
-        raise InvalidArgument(f"lake query failed: {str(exc).strip().splitlines()[0]}") from None
-    finally:
-        if con is not None:
-            con.close()
-
-
-# the catalogue's figures (ccanalytics.core.definitions) per business day, computed from the lake's calls
-_DAILY_FIGURES = """
-SELECT date AS day,
-       count(*) AS total_calls,
-       count(*) FILTER (WHERE NOT transferred_to_operator) AS resolved_by_bot,
-       count(*) FILTER (WHERE transferred_to_operator) AS transferred,
-       avg(quality_score) AS avg_quality_score,
-       count(quality_score) AS scored_calls,
-       coalesce(sum(total_cost_usd), 0) AS total_cost_usd,
-       count(total_cost_usd) AS costed_calls,
-       count(total_cost_usd) FILTER (WHERE NOT transferred_to_operator) AS costed_resolved_calls
-FROM calls WHERE date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1
-"""
-
-
-def daily_figures(
-    lake_dir: str | Path, date_from: date | str, date_to: date | str, *, tz: str = timeutil.DEFAULT_TZ
-) -> list[dict[str, Any]]:
-    """The catalogue's call figures per day from the lake (calls, resolved, transferred, quality, cost
-    per call and per resolved call) — the same definitions as daily_stats and the summaries."""
-    first, last = timeutil.resolve_days(date_from, date_to, tz)
-    out = []
-    for row in query(lake_dir, _DAILY_FIGURES, [first, last], tz=tz).to_dicts():
-        row["resolved_by_bot_pct"] = definitions.rate_pct(row["resolved_by_bot"], row["total_calls"])
-        row["transferred_to_operator_pct"] = definitions.rate_pct(row["transferred"], row["total_calls"])
-        row["avg_cost_per_call_usd"] = definitions.cost_per_call(row["total_cost_usd"], row["costed_calls"])
-        row["cost_per_resolved_call_usd"] = definitions.cost_per_resolved_call(
-            row["total_cost_usd"], row["costed_resolved_calls"]
-        )
-        out.append(row)
-    return out
-
-
-def load(
-    lake_dir: str | Path,
-    table: str,
-    date_from: date | str | None = None,
-    date_to: date | str | None = None,
-    columns: Sequence[str] | None = None,
-    *,
-    tz: str = timeutil.DEFAULT_TZ,
-) -> pl.DataFrame:
-    """Rows of one lake table for the local days date_from … date_to (default: the last 30 days),
-    reading only those days' files. ``columns`` picks columns (``date`` is the partition)."""
-    spec_schema = schema(table, with_date=True)
-    first, last = timeutil.resolve_days(date_from, date_to, tz)
-    wanted = list(columns) if columns is not None else spec_schema.names
-    unknown = [c for c in wanted if c not in spec_schema.names]
-    if unknown or not wanted:
-        raise InvalidArgument(f"unknown column {unknown[0]!r} of lake table {table}" if unknown else "no column given")
-    files = [str(path / PART_FILE) for day, path in partitions(lake_dir, table) if first <= day <= last]
-    select = ", ".join(_ident(c) for c in wanted)
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET TimeZone = {_literal(tz)}")
-        if files:
-            sql = f"SELECT {select} FROM {_read_parquet('$files')}"  # noqa: S608 — checked, quoted columns; files bound
-            return con.sql(sql, params={"files": files}).pl()
-        con.register("_empty", spec_schema.empty_table())
-        return con.sql(f"SELECT {select} FROM _empty").pl()  # noqa: S608 — columns checked against the schema, quoted
-    finally:
-        con.close()
-
-
-def partitions(lake_dir: str | Path, table: str) -> list[tuple[date, Path]]:
-    """The written partitions of a table, oldest first (directories without a data file are skipped)."""
-    root = Path(lake_dir) / _table(table)
-    out = []
-    if root.is_dir():
-        for path in root.iterdir():
-            day = _partition_day(path.name)
-            if day is not None and (path / PART_FILE).is_file():
-                out.append((day, path))
-    return sorted(out)
-
-
-def _partition_day(name: str) -> date | None:
-    if not name.startswith("date="):
-        return None
-    try:
-        return date.fromisoformat(name[5:])
-    except ValueError:
-        return None
-
-
-def _read_parquet(files: str) -> str:
-    return f"read_parquet({files}, hive_partitioning = true, hive_types = {{'date': 'DATE'}}, union_by_name = true)"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-# ---------------------------------------------------------------------------------- retention
-@dataclass(frozen=True)
-class LakePurge:
-    """Partitions past retention: removed, or (dry run) that would be."""
-
-    transcripts_cutoff: date  # turns and tool calls of days before this go
-    aggregates_cutoff: date  # calls and scores of days before this go
-    dry_run: bool
-    removed: dict[str, list[date]]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["transcripts_cutoff"] = self.transcripts_cutoff.isoformat()
-        out["aggregates_cutoff"] = self.aggregates_cutoff.isoformat()
-        out["removed"] = {t: [d.isoformat() for d in days] for t, days in self.removed.items()}
-        return out
-
-
-def purge(
-    lake_dir: str | Path,
-    today: date,
-    *,
-    transcripts_days: int = 90,
-    aggregates_days: int = 365,
-    dry_run: bool = False,
-) -> LakePurge:
-    """Remove the lake partitions past retention: turns and tool calls of days more than
-    ``transcripts_days`` before ``today``, calls and scores past ``aggregates_days``. A partition
-    directory is first renamed into the staging area, then deleted, so readers never see half of it."""
-    if transcripts_days < 1 or aggregates_days < transcripts_days:
-        raise InvalidArgument("retention needs 1 <= transcripts_days <= aggregates_days")
-    lake = Path(lake_dir)
-    cut_t, cut_a = today - timedelta(days=transcripts_days), today - timedelta(days=aggregates_days)
-    removed: dict[str, list[date]] = {}
-    for table in TABLES:
-        cutoff = cut_t if table in TRANSCRIPT_TABLES else cut_a
-        root = lake / table
-        old = sorted(
-            (day, path)
-            for path in (root.iterdir() if root.is_dir() else ())
-            if (day := _partition_day(path.name)) is not None and day < cutoff
-        )
-        removed[table] = [day for day, _ in old]
-        if not dry_run:
-            for _day, path in old:
-                gone = _staging_dir(lake) / f"purged-{table}-{path.name}-{uuid.uuid4().hex}"
-                os.replace(path, gone)
-                shutil.rmtree(gone)
-    return LakePurge(cut_t, cut_a, dry_run, removed)
 
 
 # ---------------------------------------------------------------------------------------- job

@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ccanalytics.core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def start(pg_data: Path, *, database: str = "ccanalytics", cleanup_mode: str | N
         pg_data.parent.mkdir(parents=True, exist_ok=True)
         pg_data.mkdir(exist_ok=True)
         try:
-            import pgserver
+            import pgserver  # lazy: pgserver reads XDG_RUNTIME_DIR when imported (_prepare_runtime_dir first)
 
             _prune_dead_holders(pg_data)
             server = pgserver.get_server(pg_data, cleanup_mode=cleanup_mode)
@@ -94,8 +96,6 @@ def holders(pg_data: Path) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    import psutil
-
     if pid == os.getpid():
         return True
     try:
@@ -111,7 +111,7 @@ def _prune_dead_holders(pg_data: Path) -> None:
     path = Path(pg_data) / HANDLES_FILE
     if not path.exists():
         return
-    from pgserver.postgres_server import PostgresServer
+    from pgserver.postgres_server import PostgresServer  # lazy: pgserver, as in start()
 
     with PostgresServer._lock:
         pids = holders(pg_data)
@@ -147,7 +147,7 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _ensure_database(server: Any, database: str) -> None:
-    import psycopg
+    import psycopg  # lazy: psycopg
 
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         # processes starting together would race on CREATE DATABASE: let them take turns

@@ -16,12 +16,8 @@ command.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,109 +26,34 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import MigrationError, OldSchemaError, WriteRefused
-from ccanalytics.db import partitions, sqlfiles
+from ccanalytics.db import attach, partitions, sqlfiles
 from ccanalytics.db.engine import driver_connection, is_write_refused
+from ccanalytics.db.migrations import (
+    HISTORY_TABLE,
+    NO_TRANSACTION_MARKER,
+    AppliedMigration,
+    Migration,
+    MigrationStatus,
+    applied_by_version,
+    discover,
+    status,
+)
+
+# the migration files and their status moved to ccanalytics.db.migrations; code outside this repository
+# imports them from here as ccanalytics.migrate (ccanalytics.MOVED)
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "NO_TRANSACTION_MARKER",
+    "AppliedMigration",
+    "Migration",
+    "MigrationStatus",
+    "discover",
+    "migrate",
+    "status",
+]
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x6363_616D  # "ccam"
-_FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
-NO_TRANSACTION_MARKER = "-- cca:no-transaction"
-
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS cca_schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    checksum    text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now(),
-    duration_ms integer NOT NULL
-)
-"""
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    path: Path
-
-    @property
-    def sql(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
-
-    @property
-    def transactional(self) -> bool:
-        return not self.sql.lstrip().startswith(NO_TRANSACTION_MARKER)
-
-
-@dataclass(frozen=True)
-class AppliedMigration:
-    version: int
-    name: str
-    checksum: str
-    applied_at: datetime
-    duration_ms: int
-
-
-@dataclass(frozen=True)
-class MigrationStatus:
-    applied: list[AppliedMigration]
-    pending: list[Migration]
-    changed: list[int]  # versions whose file differs from what was applied
-    partitions: dict[str, list[str]]
-    attach_pending: bool = False  # an attach to the call processor's schema did not finish
-
-    @property
-    def up_to_date(self) -> bool:
-        return not self.pending and not self.changed and not self.attach_pending
-
-
-def discover(directory: Path | None = None) -> list[Migration]:
-    """Migration files in version order; duplicate versions or stray files are an error."""
-    directory = directory or sqlfiles.sql_dir() / "migrations"
-    found: dict[int, Migration] = {}
-    for path in sorted(directory.glob("*.sql")):
-        match = _FILE_RE.match(path.name)
-        if not match:
-            raise MigrationError(f"migration file name must look like 001_name.sql: {path.name}")
-        version = int(match.group(1))
-        if version in found:
-            raise MigrationError(
-                f"two migration files share version {version}: {found[version].path.name}, {path.name}"
-            )
-        found[version] = Migration(version, match.group(2), path)
-    return [found[v] for v in sorted(found)]
-
-
-def _applied(conn: sa.Connection) -> dict[int, AppliedMigration]:
-    exists = conn.execute(sa.text("SELECT to_regclass('cca_schema_migrations')")).scalar()
-    if exists is None:
-        return {}
-    rows = conn.execute(
-        sa.text("SELECT version, name, checksum, applied_at, duration_ms FROM cca_schema_migrations ORDER BY version")
-    )
-    return {r.version: AppliedMigration(*r) for r in rows}
-
-
-def status(engine: Engine, directory: Path | None = None) -> MigrationStatus:
-    migrations = discover(directory)
-    with engine.connect() as conn:
-        applied = _applied(conn)
-        parts = partitions.list_partitions(conn) if applied else {}
-        attach_pending = bool(applied) and _attach_unfinished(conn)
-    by_version = {m.version: m for m in migrations}
-    changed = [v for v, a in applied.items() if v in by_version and by_version[v].checksum != a.checksum]
-    pending = [m for m in migrations if m.version not in applied]
-    return MigrationStatus(list(applied.values()), pending, changed, parts, attach_pending)
-
-
-def _attach_unfinished(conn: sa.Connection) -> bool:
-    if conn.execute(sa.text("SELECT to_regclass('cca_schema_attach')")).scalar() is None:
-        return False
-    return not conn.execute(sa.text("SELECT completed_at IS NOT NULL FROM cca_schema_attach")).scalar()
 
 
 def migrate(
@@ -156,14 +77,12 @@ def migrate(
     bounds each wait for a lock and ``lock_wait_s`` how long a busy table is retried). A current
     schema is not written to: read-only roles pass.
     """
-    from ccanalytics.db import attach
-
     migrations = discover(directory)
     applied_now: list[Migration] = []
     with engine.connect() as conn:
         _lock(conn)
         try:
-            applied = _applied(conn)
+            applied = applied_by_version(conn)
             if applied:
                 _refuse_old_generation(conn)
             attaching = attach.needed(conn, has_history=bool(applied))
@@ -174,21 +93,23 @@ def migrate(
             pending = [m for m in migrations if m.version not in applied]
             try:
                 if attaching:
-                    options: dict[str, Any] = {}
-                    if lock_timeout_ms is not None:
-                        options["lock_timeout_ms"] = lock_timeout_ms
-                    if lock_wait_s is not None:
-                        options["lock_wait_s"] = lock_wait_s
-                    recorded = attach.attach(conn, migrations, applied=set(applied), on_step=on_step, **options)
+                    recorded = _attach(
+                        conn,
+                        migrations,
+                        set(applied),
+                        on_step=on_step,
+                        lock_timeout_ms=lock_timeout_ms,
+                        lock_wait_s=lock_wait_s,
+                    )
                     for m in recorded:
                         applied_now.append(m)
                         if on_applied:
                             on_applied(m)
-                    applied = _applied(conn)
+                    applied = applied_by_version(conn)
                     conn.commit()
                 elif not has_table:
                     with conn.begin():
-                        conn.execute(sa.text(_CREATE_TABLE))
+                        conn.execute(sa.text(HISTORY_TABLE))
                 for m in migrations:
                     if m.version in applied:
                         if applied[m.version].checksum != m.checksum:
@@ -217,6 +138,24 @@ def migrate(
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
             conn.commit()
     return applied_now
+
+
+def _attach(
+    conn: sa.Connection,
+    migrations: list[Migration],
+    applied: set[int],
+    *,
+    on_step,
+    lock_timeout_ms: int | None,
+    lock_wait_s: float | None,
+) -> list[Migration]:
+    """Attach mode (:func:`ccanalytics.db.attach.attach`), with the limits the caller set (else attach's own)."""
+    options: dict[str, Any] = {}
+    if lock_timeout_ms is not None:
+        options["lock_timeout_ms"] = lock_timeout_ms
+    if lock_wait_s is not None:
+        options["lock_wait_s"] = lock_wait_s
+    return attach.attach(conn, migrations, applied=applied, on_step=on_step, **options)
 
 
 def _create_processor_tables(conn: sa.Connection) -> None:

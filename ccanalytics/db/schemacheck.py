@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from ccanalytics.core.errors import MigrationError
 from ccanalytics.db import sqlfiles
-from ccanalytics.db.migrate import Migration
+from ccanalytics.db.migrations import Migration
 
 # the call processor's tables ccanalytics reads (sql/processor/schema.sql); their values are the
 # processor's and never written by ccanalytics

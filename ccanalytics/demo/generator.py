@@ -105,6 +105,7 @@ from zoneinfo import ZoneInfo
 from ccanalytics.core import clock, timeutil, vocabulary
 from ccanalytics.core.errors import InvalidArgument
 from ccanalytics.demo import phrases as P
+from ccanalytics.experiments.lifecycle import assign_variant
 
 # ------------------------------------------------------------------------------------ public names
 DEMO_PROMPT_NAME = "tire_agent"
@@ -239,8 +240,6 @@ def special_days(end_date: date, days: int) -> dict[str, date]:
 def ab_variant(key: str, test_name: str) -> str:
     """Sticky 50/50 assignment, exactly as the call processor gets it from ccanalytics.prompts.resolver for
     the demo test (whose salt is its name)."""
-    from ccanalytics.experiments.lifecycle import assign_variant
-
     return assign_variant(test_name, key, (("A", 0.5), ("B", 0.5)))
 
 

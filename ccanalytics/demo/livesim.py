@@ -24,8 +24,11 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
+from prometheus_client import CollectorRegistry
+
 from ccanalytics.analytics import signals
 from ccanalytics.analytics.callmetrics import reply_latency_ms
+from ccanalytics.demo import generator
 from ccanalytics.ops.telemetry import LiveMetrics
 
 INCIDENTS = ("component_errors", "transfers", "latency", "operators", "spend")
@@ -178,3 +181,16 @@ class LiveSimulator:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+def serve_traffic(
+    host: str, port: int, *, calls_per_minute: float, speedup: float, seed: int, incident: str | None
+) -> LiveSimulator:
+    """``ccanalytics demo-traffic``: a day of generated calls played as live metrics served at
+    http://HOST:PORT/metrics; returns the running simulator (``stop()`` ends it)."""
+    live = LiveMetrics(CollectorRegistry())
+    calls = list(generator.generate_calls(seed=seed, days=1, calls_per_day=400, ab_test=None))
+    live.serve(port, addr=host)
+    return LiveSimulator(
+        live, calls, calls_per_minute=calls_per_minute, speedup=speedup, seed=seed, incident=incident
+    ).start()

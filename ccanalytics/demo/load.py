@@ -17,15 +17,22 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from ccanalytics.core import clock, timeutil
-from ccanalytics.demo.generator import DEMO_AB_DAYS
-from ccanalytics.ingest.load import IngestResult, ingest_records
+from ccanalytics.demo.generator import (
+    DEMO_AB_DAYS,
+    DEMO_AB_TEST,
+    DEMO_PROMPT_NAME,
+    DEMO_PROMPTS,
+    DEMO_TENANTS,
+    generate_calls,
+)
+from ccanalytics.ingest.load import ingest_records
+from ccanalytics.ingest.write import IngestResult
+from ccanalytics.prompts import versions as prompts
 
 
 def ensure_demo_tenants(conn: sa.Connection) -> dict[str, uuid.UUID]:
     """The demo's tenants (``generator.DEMO_TENANTS``), inserted as the call processor creates them when
     a slug is absent; an existing tenant is left as it is. Returns slug → id."""
-    from ccanalytics.demo.generator import DEMO_TENANTS
-
     slugs = [slug for slug, _name, _share in DEMO_TENANTS]
     conn.execute(
         sa.text(
@@ -56,9 +63,6 @@ def ensure_demo_prompts(engine: Engine) -> dict[str, uuid.UUID]:
     """The demo prompt versions that are missing. v1 is the call processor's own version, active in the
     processor (a prompt_versions row, as its seed migration writes one); v2 is written through
     ccanalytics (prompts.create_version: inactive, with its author and note). Returns label → id."""
-    from ccanalytics.demo.generator import DEMO_PROMPTS
-    from ccanalytics.prompts import versions as prompts
-
     first, *later = DEMO_PROMPTS
     ids: dict[str, uuid.UUID] = {}
     with engine.begin() as conn:
@@ -101,8 +105,6 @@ def ensure_demo_prompts(engine: Engine) -> dict[str, uuid.UUID]:
 def ensure_demo_ab_test(conn: sa.Connection, prompt_ids: dict[str, uuid.UUID], started: date, tz: str) -> uuid.UUID:
     """The demo's running A/B test (v1 against v2) in ccanalytics's cca_ab_tests, created once. Its salt
     is its name, so ``generator.ab_variant`` assigns the callers as the prompt resolver does."""
-    from ccanalytics.demo.generator import DEMO_AB_TEST, DEMO_PROMPT_NAME
-
     conn.execute(
         sa.text(
             "INSERT INTO cca_ab_tests (test_name, variant_a_id, variant_b_id, status, started_at, traffic_b, salt, "
@@ -159,8 +161,6 @@ def load_demo_data(
     """Load ``days`` days of demo calls ending on ``end_date`` (default: today), only those that have
     ended by ``until`` (an aware instant; default: the clock's now — never a call in the future).
     Idempotent: the generator is deterministic per day, so reloading leaves existing calls unchanged."""
-    from ccanalytics.demo.generator import DEMO_AB_TEST, generate_calls
-
     end = end_date or timeutil.today(tz)
     ensure_demo_setup(engine, end - timedelta(days=ab_days - 1), tz)
     calls = generate_calls(

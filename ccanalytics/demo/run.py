@@ -15,14 +15,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccanalytics import quality
 from ccanalytics.analytics import callmetrics, metrics
+from ccanalytics.auth import users as auth
 from ccanalytics.core import clock, timeutil
 from ccanalytics.core.config import Settings
 from ccanalytics.core.errors import ConfigError, OldSchemaError
+from ccanalytics.cost import calls as cost
+from ccanalytics.cost import pricing
 from ccanalytics.db import partitions
 from ccanalytics.db.engine import check_connection, create_engine, engine_from_settings, resolve_url, safe_url
 from ccanalytics.db.migrate import migrate
+from ccanalytics.demo.generator import DEMO_AB_DAYS
+from ccanalytics.demo.labels import label_demo_calls
 from ccanalytics.demo.load import load_demo_data
+from ccanalytics.quality import calibration
 
 Echo = Callable[[str], Any]
 
@@ -64,9 +71,6 @@ def phase_one_to_now(engine: Engine, first: date, end: date, tz: str, book: Any 
     """The demo's cost report: its phase-1 days (before the levers) against its current days, over
     complete days only (today's fixed costs are still accruing: ccanalytics.cost.fixed). None when the
     period holds no complete current day."""
-    from ccanalytics.cost import calls as cost
-    from ccanalytics.demo.generator import DEMO_AB_DAYS
-
     levers_first = end - timedelta(days=DEMO_AB_DAYS - 1)  # phase 1 before, the levers from then on
     last_complete = min(end, timeutil.today(tz) - timedelta(days=1))
     if not first < levers_first <= last_complete:
@@ -77,9 +81,6 @@ def phase_one_to_now(engine: Engine, first: date, end: date, tz: str, book: Any 
 
 
 def _step_costs(ctx: DemoContext) -> str:
-    from ccanalytics.cost import calls as cost
-    from ccanalytics.cost import pricing
-
     first = ctx.end_date - timedelta(days=ctx.days - 1)
     book = pricing.load(ctx.settings.pricing_file)
     run = cost.compute_costs(ctx.engine, first, ctx.end_date, book=book, tz=ctx.settings.timezone)
@@ -108,8 +109,6 @@ def _step_daily_stats(ctx: DemoContext) -> str:
 
 
 def _step_score(ctx: DemoContext) -> str:
-    from ccanalytics import quality
-
     judge, rubric = quality.from_settings(ctx.settings)
     # derived metrics (latency, pauses) feed the rule-based signals stored with every score
     callmetrics.derive_days(
@@ -133,9 +132,6 @@ def _step_score(ctx: DemoContext) -> str:
 
 
 def _step_labels(ctx: DemoContext) -> str:
-    from ccanalytics.demo.labels import label_demo_calls
-    from ccanalytics.quality import calibration
-
     labelled = label_demo_calls(ctx.engine, seed=ctx.seed)
     found = calibration.agreement(ctx.engine, min_labels=30)
     drift = [a.criterion for a in found if a.drift]
@@ -149,8 +145,6 @@ def _step_labels(ctx: DemoContext) -> str:
 
 
 def _step_admin_user(ctx: DemoContext) -> str:
-    from ccanalytics.auth import users as auth
-
     password = auth.ensure_demo_admin(ctx.engine)  # only when the database has no users at all
     if password is None:
         return "users exist (forgot the password? ccanalytics users passwd admin)"
@@ -158,7 +152,7 @@ def _step_admin_user(ctx: DemoContext) -> str:
 
 
 def _step_reports(ctx: DemoContext) -> str:
-    from ccanalytics.reports import run as reporting
+    from ccanalytics.reports import run as reporting  # lazy: matplotlib
 
     day = ctx.end_date - timedelta(days=1) if ctx.days > 1 else ctx.end_date
     first = max(day - timedelta(days=6), ctx.end_date - timedelta(days=ctx.days - 1))
@@ -168,7 +162,7 @@ def _step_reports(ctx: DemoContext) -> str:
 
 
 def _step_lake(ctx: DemoContext) -> str:
-    from ccanalytics.datalake import export as datalake
+    from ccanalytics.datalake import export as datalake  # lazy: pyarrow
 
     lake_dir = ctx.settings.resolved_lake_dir()
     run = datalake.export_changed(

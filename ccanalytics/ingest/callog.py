@@ -14,7 +14,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -279,12 +279,8 @@ def _booking_ref(flag: bool | str | None, explicit: str | None, field: str, prob
     return "" if flag else None
 
 
-def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | list[FieldProblem]:
-    """Cross-field checks and normalisation after schema validation."""
-    problems = _Problems()
-    started = log.started_at.astimezone(UTC)
-    ended = log.ended_at.astimezone(UTC)
-    span = (ended - started).total_seconds()
+def _check_span(log: CallLog, span: float, limits: Limits, problems: _Problems) -> None:
+    """The call's length (``span``: ended_at - started_at, seconds) and its duration_seconds."""
     if span < 0:
         problems.add("ended_at", "is before started_at")
     elif span > limits.max_call_hours * 3600:
@@ -294,6 +290,37 @@ def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | lis
             "duration_seconds",
             f"{log.duration_seconds:g} s is longer than ended_at - started_at ({span:g} s)",
         )
+
+
+def _check_tool_calls(
+    turn: Turn, where: str, bounds: tuple[datetime, datetime], limits: Limits, problems: _Problems
+) -> list[tuple[str | None, str | None]]:
+    """A turn's tool calls: their number, JSON and timestamps (within ``bounds``); their (args, result)
+    JSON texts."""
+    lo, hi = bounds
+    tool_json: list[tuple[str | None, str | None]] = []
+    if len(turn.tool_calls) > limits.max_tool_calls_per_turn:
+        problems.add(
+            f"{where}.tool_calls",
+            f"{len(turn.tool_calls)} tool calls, the limit is {limits.max_tool_calls_per_turn}",
+        )
+    for j, tc in enumerate(turn.tool_calls):
+        where_tc = f"{where}.tool_calls.{j}"
+        args = None if tc.args is None else _check_json(tc.args, f"{where_tc}.args", problems, limits)
+        result = None if tc.result is None else _check_json(tc.result, f"{where_tc}.result", problems, limits)
+        tool_json.append((args, result))
+        if tc.timestamp is not None and not lo <= tc.timestamp.astimezone(UTC) <= hi:
+            problems.add(f"{where}.tool_calls.{j}.timestamp", "lies outside the call")
+    return tool_json
+
+
+def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | list[FieldProblem]:
+    """Cross-field checks and normalisation after schema validation."""
+    problems = _Problems()
+    started = log.started_at.astimezone(UTC)
+    ended = log.ended_at.astimezone(UTC)
+    span = (ended - started).total_seconds()
+    _check_span(log, span, limits, problems)
     caller = None
     try:
         caller = normalize_phone(log.caller_id)
@@ -327,18 +354,7 @@ def check_call(log: CallLog, limits: Limits = DEFAULT_LIMITS) -> ValidCall | lis
                 f"{where}.timestamp",
                 f"{ts.isoformat()} lies outside the call ({started.isoformat()} – {ended.isoformat()})",
             )
-        if len(turn.tool_calls) > limits.max_tool_calls_per_turn:
-            problems.add(
-                f"{where}.tool_calls",
-                f"{len(turn.tool_calls)} tool calls, the limit is {limits.max_tool_calls_per_turn}",
-            )
-        for j, tc in enumerate(turn.tool_calls):
-            where_tc = f"{where}.tool_calls.{j}"
-            args = None if tc.args is None else _check_json(tc.args, f"{where_tc}.args", problems, limits)
-            result = None if tc.result is None else _check_json(tc.result, f"{where_tc}.result", problems, limits)
-            tool_json.append((args, result))
-            if tc.timestamp is not None and not lo <= tc.timestamp.astimezone(UTC) <= hi:
-                problems.add(f"{where}.tool_calls.{j}.timestamp", "lies outside the call")
+        tool_json += _check_tool_calls(turn, where, (lo, hi), limits, problems)
         changes: dict[str, Any] = {}
         if turn.turn_number is None:
             changes["turn_number"] = number

@@ -18,12 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ccanalytics import quality
+from ccanalytics.alerts import engine as alerts
+from ccanalytics.alerts import notify
 from ccanalytics.analytics import metrics
 from ccanalytics.core import timeutil
 from ccanalytics.core.config import Settings
+from ccanalytics.core.errors import CCAError, DatabaseUnavailable
 from ccanalytics.cost import calls as cost
 from ccanalytics.cost import pricing
 from ccanalytics.db import partitions
+from ccanalytics.ops import freshness
+from ccanalytics.reports import send as reportsend
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +88,6 @@ def score_new_calls(engine: Engine, settings: Settings, *, limit: int = 2000) ->
 
 def process_fresh_calls(engine: Engine, settings: Settings) -> JobRun:
     """Calls that have just ended: scored, priced and counted within seconds (ccanalytics.ops.freshness)."""
-    from ccanalytics.ops import freshness
-
     return _locked(engine, "fresh", lambda: freshness.run(engine, settings).as_dict())
 
 
@@ -143,9 +146,7 @@ def _deliver_once(
     """Render one report and deliver it to every channel configured in ``settings``, once: a report
     already delivered everywhere (or, with no channel configured, already rendered) is not rendered
     again, and channels that have it are skipped."""
-    from ccanalytics.alerts import notify
-    from ccanalytics.reports import run as reporting
-    from ccanalytics.reports import send as reportsend
+    from ccanalytics.reports import run as reporting  # lazy: matplotlib, polars
 
     channels = sorted(notify.channels_from_settings(settings))
     html = settings.resolved_reports_dir() / kind / (folder or "") / f"{name}.html"
@@ -163,8 +164,6 @@ def _send_report(engine: Engine, settings: Settings, kind: str, **kwargs: Any) -
     made on its own: one failing (an unknown slug, a channel down) is logged and listed, and the others
     still go out. The outcome is the report of every tenant's, with ``tenants`` (slug → outcome) and
     ``failed`` (``"all"`` and the slugs) when there are any."""
-    from ccanalytics.alerts import notify
-    from ccanalytics.core.errors import CCAError, DatabaseUnavailable
 
     name = kwargs.pop("name")
 
@@ -215,7 +214,7 @@ def weekly_problems_report(engine: Engine, settings: Settings, *, today: date | 
 
 def weekly_report(engine: Engine, settings: Settings, *, today: date | None = None) -> JobRun:
     """The weekly management summary of the last full Monday–Sunday week, Monday mornings at 09:00."""
-    from ccanalytics.reports.weekly import last_full_week
+    from ccanalytics.reports.weekly import last_full_week  # lazy: matplotlib, polars
 
     first, last = last_full_week(today or timeutil.today(settings.timezone))
     return _locked(
@@ -227,7 +226,7 @@ def weekly_report(engine: Engine, settings: Settings, *, today: date | None = No
 
 def export_lake(engine: Engine, settings: Settings) -> JobRun:
     """Nightly Parquet lake export: the last 7 days, only the partitions whose data changed."""
-    from ccanalytics.datalake import export as datalake
+    from ccanalytics.datalake import export as datalake  # lazy: duckdb, polars, pyarrow
 
     return _locked(engine, "lake_export", lambda: datalake.export_job(engine, settings))
 
@@ -235,15 +234,13 @@ def export_lake(engine: Engine, settings: Settings) -> JobRun:
 def purge_retention(engine: Engine, settings: Settings) -> JobRun:
     """Retention: transcripts after CCA_RETENTION_TRANSCRIPTS_DAYS, aggregates after a year (database
     and lake)."""
-    from ccanalytics.ops import retention
+    from ccanalytics.ops import retention  # lazy: duckdb, polars, pyarrow
 
     return _locked(engine, "retention", lambda: retention.purge_job(engine, settings))
 
 
 def evaluate_alerts(engine: Engine, settings: Settings) -> JobRun:
     """Evaluate the database alerts and drain the notification outbox (every minute)."""
-    from ccanalytics.alerts import engine as alerts
-
     return _locked(engine, "alerts", lambda: alerts.run_alerts(engine, settings))
 
 

@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccanalytics.alerts import engine as alerts
 from ccanalytics.analytics import callmetrics
 from ccanalytics.core import timeutil
 from ccanalytics.core.errors import InvalidArgument
-from ccanalytics.datalake.export import purge as purge_lake
+from ccanalytics.datalake.retention import purge as purge_lake
 from ccanalytics.db import partitions
 from ccanalytics.ops import exporter
 
@@ -373,8 +374,6 @@ def purge_job(
                 sa.text("SELECT count(*) FROM alert_events WHERE created_at < :t"), {"t": older}
             ).scalar_one()
     else:
-        from ccanalytics.alerts import engine as alerts
-
         events = alerts.purge(engine, older)
     files = purge_lake(
         settings.resolved_lake_dir(),

@@ -15,11 +15,13 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
-from ccanalytics.auth.users import audit
+from ccanalytics.auth.auditlog import audit
 from ccanalytics.core import definitions, labels, timeutil
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 from ccanalytics.prompts import versions as prompts
+from ccanalytics.quality.judge import JudgeError
 from ccanalytics.quality.rubric import DESCRIPTIONS
+from ccanalytics.quality.store import load_calls
 from ccanalytics.quality.transcript import render
 
 # Offline edits: one instruction per failing criterion (Ukrainian: the prompt is Ukrainian).
@@ -213,8 +215,6 @@ def _rule_book(system_prompt: str, patterns: list[Pattern]) -> tuple[str, str, l
 
 
 def _examples(engine: Engine, patterns: list[Pattern]) -> list[dict[str, Any]]:
-    from ccanalytics.quality.store import load_calls
-
     ids = [cid for p in patterns[:4] for cid in p.example_call_ids[:1]]
     with engine.connect() as conn:
         views = load_calls(conn, [uuid.UUID(i) for i in ids])
@@ -222,8 +222,6 @@ def _examples(engine: Engine, patterns: list[Pattern]) -> list[dict[str, Any]]:
 
 
 def _ask_llm(client: Any, model: str | None, system_prompt: str, patterns: list[Pattern], examples: list[dict]):
-    from ccanalytics.quality.judge import JudgeError
-
     body = json.dumps({"patterns": [p.to_dict() for p in patterns], "examples": examples}, ensure_ascii=False)
     response = client.chat.completions.create(
         model=model or "gpt-4o-mini",

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from ccanalytics.core.errors import NotFound
 from ccanalytics.core.privacy import InvalidPhone, normalize_phone
+from ccanalytics.db.engine import create_engine
 from ccanalytics.experiments.lifecycle import assign_variant
 from ccanalytics.prompts.versions import as_uuid
 
@@ -111,8 +112,6 @@ class PromptResolver:
         if engine is None:
             if database_url is None:
                 raise ValueError("PromptResolver needs an engine or a database_url")
-            from ccanalytics.db.engine import create_engine
-
             engine = create_engine(database_url, pool_size=2, statement_timeout_ms=2000, application_name="cca-prompts")
         self.engine = engine
         self.ttl = ttl_seconds

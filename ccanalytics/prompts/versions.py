@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
-from ccanalytics.auth.users import audit
+from ccanalytics.auth.auditlog import audit
 from ccanalytics.core import rutext
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
 

@@ -31,7 +31,8 @@ from ccanalytics.quality.rubric import (
     answer_schema,
     overall,
 )
-from ccanalytics.quality.rules import Signals, compute_signals, rules_judge
+from ccanalytics.quality.rules import Signals, compute_signals
+from ccanalytics.quality.rulesjudge import rules_judge
 from ccanalytics.quality.store import load_calls, write_score
 from ccanalytics.quality.transcript import CallView, ToolUse, TurnView, render
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ccanalytics.core.definitions import LOW_QUALITY
 from ccanalytics.core.vocabulary import CRITERIA
+from ccanalytics.demo.generator import generate_calls_with_truth
 from ccanalytics.quality.rubric import CriterionScore
 from ccanalytics.quality.transcript import CallView, ToolUse, TurnView
 
@@ -177,8 +178,6 @@ def demo_corpus(
     *, days: int = 3, calls_per_day: int = 150, end_date: Any = None, seed: int = 42
 ) -> list[tuple[CallView, dict[str, bool | None]]]:
     """Demo calls with the generator's staged truth (no database needed)."""
-    from ccanalytics.demo.generator import generate_calls_with_truth
-
     return [
         (callview_from_record(call), truth)
         for call, truth in generate_calls_with_truth(

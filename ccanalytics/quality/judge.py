@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ccanalytics.core.vocabulary import CRITERIA
-from ccanalytics.quality import rules
+from ccanalytics.quality import rulesjudge
 from ccanalytics.quality.rubric import DESCRIPTIONS, JUDGE_INSTRUCTIONS, CriterionScore, Rubric, answer_schema
 from ccanalytics.quality.transcript import CallView, render
 
@@ -50,10 +50,10 @@ class RulesJudge:
     """Deterministic scores from rule-based signals. Labelled judge_kind="rules", model "rules-v2"."""
 
     kind = "rules"
-    model = rules.RULES_JUDGE_MODEL
+    model = rulesjudge.RULES_JUDGE_MODEL
 
     def judge(self, call: CallView) -> JudgeResult:
-        return JudgeResult(rules.rules_judge(call), self.kind, self.model, latency_ms=0)
+        return JudgeResult(rulesjudge.rules_judge(call), self.kind, self.model, latency_ms=0)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class LLMJudge:
     kind = "llm"
 
     def __init__(self, config: LLMJudgeConfig, rubric: Rubric) -> None:
-        from openai import OpenAI
+        from openai import OpenAI  # lazy: openai
 
         self.config = config
         self.model = config.model
@@ -87,7 +87,7 @@ class LLMJudge:
         ]
 
     def judge(self, call: CallView) -> JudgeResult:
-        import openai
+        import openai  # lazy: openai
 
         started = time.perf_counter()
         try:

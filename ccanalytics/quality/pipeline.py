@@ -256,62 +256,32 @@ def score_pending(
     run = ScoringRun()
     lock = threading.Lock()
     crashed = threading.Event()  # a worker raised: the others stop instead of waiting on its claims
-    budget = [limit]
+    budget = _Budget(limit)
     started = time.perf_counter()
-
-    def take(n: int) -> int:
-        with lock:
-            if budget[0] is None:
-                return n
-            got = min(n, budget[0])
-            budget[0] -= got
-            return got
-
-    def give_back(n: int) -> None:
-        if n:
-            with lock:
-                if budget[0] is not None:
-                    budget[0] += n
 
     def worker(index: int) -> None:
         name = f"{prefix}:{index}:{uuid.uuid4().hex[:6]}"
         while not crashed.is_set():
-            want = take(batch)
+            want = budget.take(batch)
             if not want:
                 return
             with engine.begin() as conn:
                 claimed = claim(conn, name, want, config.claim_timeout_s)
-            give_back(want - len(claimed))
+            budget.give_back(want - len(claimed))
             if not claimed:
                 wait = _next_retry_in(engine) if config.wait_for_retries else None
                 if wait is None:
                     return
                 time.sleep(min(max(wait, 0.05), 1.0))
                 continue
-            unfinished = finished = 0
             try:
                 outcomes = score_batch(engine, judge, rubric, claimed, name, config)
             except BaseException:
                 crashed.set()
                 _unclaim(engine, name)
                 raise
-            for call_id, outcome, reason in outcomes:
-                with lock:
-                    if outcome == "scored":
-                        run.scored += 1
-                    elif outcome == "failed":
-                        run.failed += 1
-                        if len(run.failures) < 20:
-                            run.failures.append((str(call_id), reason or ""))
-                    elif outcome == "retry":
-                        run.retried += 1
-                    elif outcome == "lost":
-                        run.lost_claims += 1
-                if outcome in ("retry", "lost", "missing"):
-                    unfinished += 1  # not finished: does not count against the limit
-                else:
-                    finished += 1
-            give_back(unfinished)
+            finished, unfinished = _tally(run, lock, outcomes)
+            budget.give_back(unfinished)
             if progress is not None and finished:
                 progress(finished)
 
@@ -320,6 +290,50 @@ def score_pending(
             f.result()
     run.seconds = time.perf_counter() - started
     return run
+
+
+class _Budget:
+    """The calls a run may still finish (None: no limit), shared by its workers."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        with self._lock:
+            if self._left is None:
+                return n
+            got = min(n, self._left)
+            self._left -= got
+            return got
+
+    def give_back(self, n: int) -> None:
+        if n:
+            with self._lock:
+                if self._left is not None:
+                    self._left += n
+
+
+def _tally(run: ScoringRun, lock: threading.Lock, outcomes: list[tuple[uuid.UUID, str, str | None]]) -> tuple[int, int]:
+    """Count a batch's outcomes into the run: (finished, unfinished)."""
+    finished = unfinished = 0
+    for call_id, outcome, reason in outcomes:
+        with lock:
+            if outcome == "scored":
+                run.scored += 1
+            elif outcome == "failed":
+                run.failed += 1
+                if len(run.failures) < 20:
+                    run.failures.append((str(call_id), reason or ""))
+            elif outcome == "retry":
+                run.retried += 1
+            elif outcome == "lost":
+                run.lost_claims += 1
+        if outcome in ("retry", "lost", "missing"):
+            unfinished += 1  # not finished: does not count against the limit
+        else:
+            finished += 1
+    return finished, unfinished
 
 
 def _unclaim(engine: Engine, worker: str) -> None:

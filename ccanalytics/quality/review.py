@@ -5,9 +5,9 @@ Every function takes ``tenant`` (a slug, several, or None for every tenant): the
 tenants' calls; taking or resolving a call of another tenant is NotFound, as if it were not queued.
 
 Taking and resolving write the audit log (``review.taken``, ``review.resolved``) in the transaction
-that makes the change; :func:`history` reads it back: who took and who resolved which call, when.
-:func:`queue` is the queue page's list: filters by status, failed criterion, reviewer and period of
-the call, with the total and the failed criteria of each call."""
+that makes the change; ``ccanalytics.quality.reviewhistory`` reads it back: who took and who resolved
+which call, when. :func:`queue` is the queue page's list: filters by status, failed criterion, reviewer
+and period of the call, with the total and the failed criteria of each call."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ccanalytics.auth.users import audit
+from ccanalytics.auth.auditlog import audit
 from ccanalytics.core import rutext, timeutil
 from ccanalytics.core.definitions import LOW_QUALITY
 from ccanalytics.core.errors import Conflict, InvalidArgument, NotFound
@@ -50,7 +50,8 @@ class ReviewItem:
     updated_at: datetime
 
 
-def _uuid(call_id: str | uuid.UUID) -> uuid.UUID:
+def call_uuid(call_id: str | uuid.UUID) -> uuid.UUID:
+    """A call's id as a uuid (InvalidArgument when it is not one)."""
     try:
         return uuid.UUID(str(call_id))
     except ValueError:
@@ -127,7 +128,7 @@ def take(engine: Engine, call_id: str | uuid.UUID, reviewer: str, *, tenant: ten
     """A reviewer starts on a call (new → in_review; an item in review is reassigned to them). A call
     outside ``tenant`` is NotFound. Audited (``review.taken``, with the previous reviewer when reassigned)."""
     reviewer = _check_reviewer(reviewer)
-    cid = _uuid(call_id)
+    cid = call_uuid(call_id)
     with engine.begin() as conn:
         item = _item_for_update(conn, cid, tenant)
         if item is None:
@@ -168,7 +169,7 @@ def resolve(
             isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
         ):
             raise InvalidArgument(f"{name}: the verdict must be a number from 0 to 1, or null for not applicable")
-    cid = _uuid(call_id)
+    cid = call_uuid(call_id)
     with engine.begin() as conn:
         if _item_for_update(conn, cid, tenant) is None:
             raise NotFound(f"call {call_id} is not in the review queue")
@@ -255,8 +256,8 @@ def _check_days(date_from: date | None, date_to: date | None) -> None:
         raise InvalidArgument(f"date_to ({date_to}) is before date_from ({date_from})")
 
 
-def _bounds(date_from: date | None, date_to: date | None, tz: str) -> dict[str, datetime | None]:
-    """[start, end) of the local days given (either end may be open)."""
+def day_bounds(date_from: date | None, date_to: date | None, tz: str) -> dict[str, datetime | None]:
+    """[start, end) of the local days given (either end may be open), as the queries' parameters."""
     _check_days(date_from, date_to)
     return {
         "start": timeutil.day_start(date_from, tz) if date_from is not None else None,
@@ -316,7 +317,7 @@ def queue(
             "criterion": criterion,
             "low": LOW_QUALITY,
             "reviewer": reviewer,
-            **_bounds(date_from, date_to, tz),
+            **day_bounds(date_from, date_to, tz),
             **tenants.params(scope),
         }
         per_status: dict[str, int] = dict(
@@ -382,120 +383,3 @@ def reviewers(engine: Engine) -> list[str]:
                 {"events": list(EVENTS)},
             ).scalars()
         )
-
-
-# ---------------------------------------------------------------------------------------- history
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One taking or resolving of a review, from the audit log."""
-
-    at: datetime
-    reviewer: str
-    action: str  # review.taken | review.resolved
-    call_id: str
-    started_at: datetime | None  # the call's start (None: the call is no longer in the queue)
-    tenant: str | None
-    verdicts: dict[str, float | None]  # review.resolved: the reviewer's score per criterion
-    comment: str | None
-    previous: str | None  # review.taken: the reviewer it was taken from
-
-
-@dataclass(frozen=True)
-class ReviewerSummary:
-    reviewer: str
-    taken: int
-    resolved: int
-    last_at: datetime
-
-
-@dataclass(frozen=True)
-class History:
-    entries: list[HistoryEntry]
-    total: int
-    offset: int
-    limit: int
-    reviewers: list[ReviewerSummary]  # per reviewer over every entry matching the filters
-
-    @property
-    def has_next(self) -> bool:
-        return self.offset + len(self.entries) < self.total
-
-
-_HISTORY_FROM = f"""
-FROM audit_log a
-LEFT JOIN review_items r ON r.call_id = CASE
-       WHEN a.object_id ~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
-       THEN CAST(a.object_id AS uuid) END
-LEFT JOIN cca_calls c ON c.id = r.call_id AND c.started_at = r.started_at
-WHERE a.object_type = 'call' AND a.action = ANY(:events) AND {tenants.SQL}
-  AND (CAST(:reviewer AS text) IS NULL OR a.actor = :reviewer)
-  AND (CAST(:call AS text) IS NULL OR a.object_id = :call)
-  AND (CAST(:start AS timestamptz) IS NULL OR a.at >= :start)
-  AND (CAST(:end AS timestamptz) IS NULL OR a.at < :end)
-"""
-
-
-def history(
-    engine: Engine,
-    *,
-    reviewer: str | None = None,
-    call_id: str | uuid.UUID | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    tenant: tenants.TenantArg = None,
-    offset: int = 0,
-    limit: int = 50,
-    tz: str = timeutil.DEFAULT_TZ,
-) -> History:
-    """Who reviewed what: every taking and resolving of ``tenant``'s calls (default: every tenant;
-    limited to tenants, the calls no longer queued are left out) by ``reviewer``, of one call, within
-    the local days ``date_from`` … ``date_to`` of the action, newest first; and a summary per reviewer."""
-    if not 1 <= int(limit) <= 500 or not 0 <= int(offset) <= 1_000_000:
-        raise InvalidArgument("limit must be 1–500 and offset 0–1000000")
-    with engine.connect() as conn:
-        scope = tenants.scope(conn, tenant)
-        params: dict[str, Any] = {
-            "events": list(EVENTS),
-            "reviewer": reviewer,
-            "call": str(_uuid(call_id)) if call_id is not None else None,
-            **_bounds(date_from, date_to, tz),
-            **tenants.params(scope),
-        }
-        summary = [
-            ReviewerSummary(r.actor, r.taken, r.resolved, r.last_at)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT a.actor, count(*) FILTER (WHERE a.action = 'review.taken') AS taken, "
-                    "count(*) FILTER (WHERE a.action = 'review.resolved') AS resolved, max(a.at) AS last_at "
-                    f"{_HISTORY_FROM} GROUP BY a.actor ORDER BY resolved DESC, taken DESC, a.actor"
-                ),
-                params,
-            )
-        ]
-        rows = conn.execute(
-            sa.text(
-                "SELECT a.at, a.actor, a.action, a.object_id, a.details, r.started_at, c.tenant "
-                f"{_HISTORY_FROM} ORDER BY a.at DESC, a.id DESC LIMIT :limit OFFSET :offset"
-            ),
-            {**params, "limit": int(limit), "offset": int(offset)},
-        ).all()
-    entries = []
-    for r in rows:
-        details = r.details if isinstance(r.details, dict) else {}
-        given = details.get("verdicts")
-        verdicts: dict[str, float | None] = given if isinstance(given, dict) else {}
-        entries.append(
-            HistoryEntry(
-                r.at,
-                r.actor,
-                r.action,
-                r.object_id,
-                r.started_at,
-                r.tenant,
-                verdicts,
-                details.get("comment") if isinstance(details.get("comment"), str) else None,
-                details.get("from") if isinstance(details.get("from"), str) else None,
-            )
-        )
-    total = sum(s.taken + s.resolved for s in summary)
-    return History(entries, total, int(offset), int(limit), summary)

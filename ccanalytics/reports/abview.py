@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from ccanalytics.core import labels, rutext, timeutil
 from ccanalytics.core.errors import NotFound
+from ccanalytics.experiments import abresults
 from ccanalytics.experiments import lifecycle as experiments
 from ccanalytics.reports import svgcharts
 from ccanalytics.reports.htmlblocks import Block, note, num, pct, table, usd
@@ -34,7 +36,7 @@ def pick_test(engine: Engine, test: str | None) -> experiments.ABTest:
     return max(started, key=lambda st: st[0])[1]
 
 
-def header(res: experiments.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Block:
+def header(res: abresults.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Block:
     t = res.test
     variants = ", ".join(f"{v.variant} — {v.label} ({rutext.share(v.weight, 0)})" for v in t.variants)
     started = rutext.datetime_(t.started_at.astimezone(timeutil.zone(tz))) if t.started_at else "—"
@@ -42,7 +44,7 @@ def header(res: experiments.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Bl
         f"<h1>A/B-тест «{_e(t.test_name)}»</h1><p>Статус: {STATUS_RU.get(t.status, 'неизвестен')}; "
         f"начат {started} (Киев); "
         f"идёт {num(res.days_running, 1)} дн.; {rutext.count(res.calls_per_day, *_CALLS)} в день. "
-        f"Варианты: {_e(variants)}. Целевая метрика: {_e(experiments.METRICS[t.goal_metric]['label'])}.</p>"
+        f"Варианты: {_e(variants)}. Целевая метрика: {_e(abresults.METRICS[t.goal_metric]['label'])}.</p>"
     )
     if t.description:
         text += f"<p>{_e(t.description)}</p>"
@@ -52,12 +54,10 @@ def header(res: experiments.TestResults, *, tz: str = timeutil.DEFAULT_TZ) -> Bl
 
 
 def _e(text: str) -> str:
-    from html import escape
-
     return escape(str(text))
 
 
-def srm(res: experiments.TestResults) -> Block:
+def srm(res: abresults.TestResults) -> Block:
     s = res.srm
     if not s.computable:
         why = "звонков в тесте ещё нет" if s.reason == "no assignments yet" else "данных пока недостаточно"
@@ -73,7 +73,7 @@ def srm(res: experiments.TestResults) -> Block:
     return note(fine, tone="good")
 
 
-def variants(res: experiments.TestResults) -> Block:
+def variants(res: abresults.TestResults) -> Block:
     rows = [v.to_dict() for v in res.variants]
     for r in rows:
         r["name"] = f"{r['variant']} — {r['label']}"
@@ -98,7 +98,7 @@ def _interval(ci: tuple[float | None, float | None] | None, fmt: Callable[[float
     return "—" if lo is None or hi is None else f"{fmt(lo)}…{fmt(hi)}"
 
 
-def comparisons(res: experiments.TestResults) -> list[Any]:
+def comparisons(res: abresults.TestResults) -> list[Any]:
     """The challenger against A, metric by metric, with **one** interval: the one the recommendation
     uses (valid however often the test is looked at, with the correction for several metrics in its
     p-value). The narrower fixed-sample interval is in the footnote, with why the two differ."""
@@ -109,7 +109,7 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
         sequential = bool(rec is not None and rec.sequential)
         rows, fixed = [], []
         for name, c in metrics.items():
-            scale = 100.0 if experiments.METRICS[name]["kind"] == "proportion" else 1.0
+            scale = 100.0 if abresults.METRICS[name]["kind"] == "proportion" else 1.0
             digits = 1 if scale == 100 else 4 if name == "cost_per_call" else 3
             fmt = lambda v, d=digits, s=scale: num(v * s, d) if v is not None else "—"
             sfmt = lambda v, d=digits, s=scale: rutext.signed(v * s, d) if v is not None else "—"
@@ -118,7 +118,7 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
             ci = d.ci if d.computable else None
             rows.append(
                 {
-                    "metric": experiments.METRICS[name]["label"],
+                    "metric": abresults.METRICS[name]["label"],
                     "a": fmt(c.a_mean),
                     "b": fmt(c.b_mean),
                     "effect": sfmt(c.effect),
@@ -128,11 +128,9 @@ def comparisons(res: experiments.TestResults) -> list[Any]:
                 }
             )
             if c.ci:
-                fixed.append(f"{experiments.METRICS[name]['label']}: {_interval(c.ci, sfmt)}")
+                fixed.append(f"{abresults.METRICS[name]['label']}: {_interval(c.ci, sfmt)}")
         unit = (
-            "доли — в процентных пунктах"
-            if any(experiments.METRICS[n]["kind"] == "proportion" for n in metrics)
-            else ""
+            "доли — в процентных пунктах" if any(abresults.METRICS[n]["kind"] == "proportion" for n in metrics) else ""
         )
         out.append(
             table(
@@ -177,7 +175,7 @@ def _ci(stats: Any, proportion: bool = False) -> tuple[float, float, float] | No
     return mean, mean - half, mean + half
 
 
-def charts_per_metric(res: experiments.TestResults) -> list[Block]:
+def charts_per_metric(res: abresults.TestResults) -> list[Block]:
     """Each variant's mean quality and share resolved without an operator with their 95 % intervals:
     inline SVG charts (ccanalytics.reports.svgcharts), for the admin's A/B page and the readout notebook alike."""
     out: list[Block] = []
@@ -197,7 +195,7 @@ def charts_per_metric(res: experiments.TestResults) -> list[Block]:
     return out
 
 
-def recommendations(res: experiments.TestResults) -> list[Any]:
+def recommendations(res: abresults.TestResults) -> list[Any]:
     out: list[Any] = []
     for challenger, r in res.recommendations.items():
         tone = {"ship_b": "good", "stop_harm": "bad", "investigate_srm": "bad"}.get(r.action, "info")

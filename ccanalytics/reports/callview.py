@@ -17,6 +17,7 @@ from ccanalytics.analytics import journal
 from ccanalytics.core import labels, privacy, timeutil
 from ccanalytics.reports import charts
 from ccanalytics.reports.htmlblocks import CELL, HEAD, Block, num, usd
+from ccanalytics.reports.storymodel import error_label, tool_label
 
 SPEAKERS = {"customer": ("Клиент", "#e3f2fd"), "bot": ("Бот", "#f1f8e9")}
 
@@ -63,8 +64,6 @@ def _header(call: dict[str, Any], link: str | None) -> str:
 
 def _tool_plain(x: dict[str, Any]) -> str:
     """A tool call in words (reports): «⚙ статус заказа — ошибка: сервис недоступен, код 503»."""
-    from ccanalytics.reports.daystory import error_label, tool_label
-
     result = x.get("tool_result")
     if x.get("success"):
         outcome = "успешно"

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
 from ccanalytics.core import definitions, labels, rutext
+from ccanalytics.core.rutext import compact, num, pct
 
 GREEN, YELLOW, RED, BLUE, GREY = "#2e7d32", "#f9a825", "#c62828", "#1565c0", "#9e9e9e"
 
@@ -112,8 +113,6 @@ def shares(
 ) -> Chart:
     """Horizontal bars of a breakdown (scenario mix, transfer reasons), largest first, with shares:
     of the bars' sum, or of ``of`` (e.g. every call of the period) when given."""
-    from ccanalytics.core.rutext import compact, pct
-
     items = sorted(counts.items(), key=lambda kv: -kv[1])
     if len(items) > top:
         rest = sum(v for _, v in items[top - 1 :])
@@ -301,8 +300,6 @@ def turn_latency(turns: Sequence[Mapping[str, Any]], *, max_ticks: int = 30) -> 
 def signed_bars(values: Mapping[str, float], *, title: str, xlabel: str = "", digits: int = 4) -> Chart:
     """Horizontal bars that may be negative (a lever's saving: a negative one costs money), each
     labelled with its value in Russian format; green for positive, red for negative."""
-    from ccanalytics.core.rutext import num
-
     items = list(values.items())[::-1]
     fig, ax = _figure(8.0, 0.45 * max(len(items), 2) + 1.0)
     vals = [float(v) for _, v in items]

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from ccanalytics.core import labels, rutext, timeutil
 from ccanalytics.core.errors import InvalidArgument
-from ccanalytics.cost import levers, pricing, routing_replay
+from ccanalytics.cost import levers, pricing, routing_replay, ttscache
 from ccanalytics.db import tenants
 from ccanalytics.reports import charts
 from ccanalytics.reports.htmlblocks import Block, Format, note, num, pct, table, usd
@@ -206,7 +206,7 @@ def opportunities(
             )
         )
     try:
-        cache = levers.tts_cache_from_logs(engine, first, last, book=book, tz=tz, top_n=10, tenant=scope)
+        cache = ttscache.tts_cache_from_logs(engine, first, last, book=book, tz=tz, top_n=10, tenant=scope)
     except InvalidArgument as exc:
         out.append(note(f"Кэш TTS: {exc}", tone="warn"))
     else:

@@ -3,7 +3,7 @@
 ``build()`` reads everything the daily report notebook shows (headline numbers, calls by hour,
 scenario mix, transfers, quality per criterion, worst calls, latency against budget, cost, A/B
 status, problems found and alerts fired); the notebook only formats it, and the Telegram/e-mail
-summary uses the same headline.
+summary uses the same headline. The sections' database reads are ``dailyfacts``'.
 
 A report covers some tenants (``tenant=``: a slug or several; default every tenant): the call figures,
 quality, worst calls, latency and cost are those tenants' calls. A/B tests and prompts are shared by
@@ -14,27 +14,38 @@ those sections are the same in every scope, and a scoped report says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ccanalytics.analytics import checkruns, metrics
-from ccanalytics.core import definitions, labels, privacy, timeutil
-from ccanalytics.core.errors import WriteRefused
+from ccanalytics.analytics import metrics
+from ccanalytics.core import definitions, timeutil
 from ccanalytics.core.rutext import num, signed
 from ccanalytics.cost import calls as cost
 from ccanalytics.db import tenants
-from ccanalytics.experiments import lifecycle as experiments
-from ccanalytics.quality import problems
 from ccanalytics.quality.report import quality_report
-from ccanalytics.reports import daystory, storyfacts
+from ccanalytics.reports import dailyfacts, storyfacts, storymodel
+from ccanalytics.reports.dailyfacts import LATENCY_BUDGETS, METRICS_OF_TENANTS, Checks, ensure_problems_checked
 
-# p95 budgets and alert thresholds of the NFR (spec: latency budget), milliseconds: the catalogue's
-LATENCY_BUDGETS: dict[str, tuple[float, float]] = {
-    k: (definitions.LATENCY_BUDGET_MS[k], definitions.LATENCY_ALERT_MS[k]) for k in definitions.LATENCY_BUDGET_MS
-}
+# the names this module had before its sections' reads moved to dailyfacts (ccanalytics.dailyreport imports them)
+__all__ = [
+    "HEADLINE",
+    "LATENCY_BUDGETS",
+    "MESSAGE_FIGURES",
+    "METRICS_OF_TENANTS",
+    "SHARED_NOTE",
+    "WEEK_DAYS",
+    "Checks",
+    "DailyReport",
+    "Headline",
+    "build",
+    "day_against_normal",
+    "ensure_problems_checked",
+    "summary_text",
+]
 
 
 @dataclass(frozen=True)
@@ -94,24 +105,6 @@ WEEK_DAYS = definitions.COMPARISON_DAYS
 
 
 @dataclass(frozen=True)
-class Checks:
-    """What the automatic checks covered for the report's day (None: never ran — "не проверялось")."""
-
-    problems: checkruns.Coverage | None
-    alerts: checkruns.Coverage | None
-
-    def problems_text(self) -> str:
-        return "не проверялось" if self.problems is None else "проверено"
-
-    def alerts_text(self, tz: str) -> str:
-        if self.alerts is None:
-            return "не проверялось"
-        zone = timeutil.zone(tz)
-        first, last = (t.astimezone(zone).strftime("%H:%M") for t in (self.alerts.first_at, self.alerts.last_at))
-        return f"проверялось с {first} до {last}"
-
-
-@dataclass(frozen=True)
 class DailyReport:
     day: date
     tz: str
@@ -132,7 +125,7 @@ class DailyReport:
     checks: Checks = field(default_factory=lambda: Checks(None, None))
     scope_label: str = tenants.ALL_LABEL  # the tenants covered in words: «все сети», «ПроКолесо»
     tenants: tenants.Scope = None  # the slugs (None: every tenant); after scope_label, whose default reads the module
-    story: daystory.Story | None = None  # what changed most against a normal day of the weekday, and why
+    story: storymodel.Story | None = None  # what changed most against a normal day of the weekday, and why
 
     @property
     def scoped(self) -> bool:
@@ -147,8 +140,6 @@ class DailyReport:
         return f"{self.admin_url.rstrip('/')}/calls/{call_id}"
 
     def journal_url(self, **filters: Any) -> str:
-        from urllib.parse import urlencode
-
         query: dict[str, Any] = {"from": self.day.isoformat(), "to": self.day.isoformat(), **filters}
         if self.tenants is not None and len(self.tenants) == 1:
             query["tenant"] = self.tenants[0]
@@ -175,7 +166,7 @@ def _summary_text(
     checks: Checks,
     *,
     scoped: bool = False,
-    story: daystory.Story | None = None,
+    story: storymodel.Story | None = None,
 ) -> str:
     """The message: the story (what changed and what to do), one line of key figures, the checks."""
     lines = []
@@ -248,128 +239,6 @@ def day_against_normal(
 
 
 # the derived metrics of the calls of the tenants :tenants (NULL: every call)
-METRICS_OF_TENANTS = f"""
-SELECT m.* FROM call_metrics m
-WHERE m.started_at >= :start AND m.started_at < :end
-  AND (CAST(:tenants AS text[]) IS NULL
-       OR EXISTS (SELECT 1 FROM cca_calls c WHERE c.id = m.call_id AND c.started_at = m.started_at AND {tenants.SQL}))
-"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
-_LATENCY = f"""
-WITH m AS ({METRICS_OF_TENANTS})
-SELECT component,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY v)::float8 AS p50_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY v)::float8 AS p95_ms,
-       count(*) AS n
-FROM (
-    SELECT 'stt' AS component, unnest(stt_ms) AS v FROM m
-    UNION ALL
-    SELECT 'llm', unnest(llm_ms) FROM m
-    UNION ALL
-    SELECT 'tts', unnest(tts_ms) FROM m
-    UNION ALL
-    SELECT 'response', unnest(response_ms) FROM m
-) x
-GROUP BY component
-"""  # noqa: S608 — only the constant METRICS_OF_TENANTS is interpolated; values are bound
-
-_WORST = f"""
-SELECT c.id::text AS call_id, c.started_at, c.scenario, c.transferred_to_operator, c.transfer_reason,
-       c.duration_seconds, c.quality_score,
-       coalesce((c.quality_details->>'auto_failed')::boolean, false) AS auto_failed,
-       (SELECT string_agg(k.key, ',' ORDER BY (k.value->>'score')::float8, k.key)
-          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{{}}'::jsonb)) k
-         WHERE jsonb_typeof(k.value->'score') = 'number' AND (k.value->>'score')::float8 < :low_quality) AS failed,
-       (SELECT k.value->>'reason'
-          FROM jsonb_each(coalesce(c.quality_details->'criteria', '{{}}'::jsonb)) k
-         WHERE jsonb_typeof(k.value->'score') = 'number'
-         ORDER BY (k.value->>'score')::float8, k.key LIMIT 1) AS worst_reason
-FROM cca_calls c
-WHERE c.started_at >= :start AND c.started_at < :end AND c.quality_score IS NOT NULL AND {tenants.SQL}
-ORDER BY c.quality_score, c.started_at
-LIMIT :n
-"""  # noqa: S608 — only the constant tenants.SQL is interpolated; values are bound
-
-_FINDINGS = """
-SELECT kind, key, value, baseline, details FROM quality_findings WHERE day = :day ORDER BY kind, value DESC
-"""
-
-
-def _latency(conn: sa.Connection, start, end, scope: tenants.Scope = None) -> list[dict[str, Any]]:
-    rows = {
-        r.component: r for r in conn.execute(sa.text(_LATENCY), {"start": start, "end": end, **tenants.params(scope)})
-    }
-    out = []
-    for component, (budget, alert) in LATENCY_BUDGETS.items():
-        r = rows.get(component)
-        out.append(
-            {
-                "component": component,
-                "title": labels.COMPONENTS[component],
-                "p50_ms": r.p50_ms if r else None,
-                "p95_ms": r.p95_ms if r else None,
-                "samples": r.n if r else 0,
-                "budget_ms": budget,
-                "alert_ms": alert,
-                "status": None if not r else "alert" if r.p95_ms > alert else "over" if r.p95_ms > budget else "ok",
-            }
-        )
-    return out
-
-
-def _worst(conn: sa.Connection, start, end, tz: str, n: int, scope: tenants.Scope = None) -> list[dict[str, Any]]:
-    out = []
-    params = {"start": start, "end": end, "n": n, "low_quality": definitions.LOW_QUALITY, **tenants.params(scope)}
-    for r in conn.execute(sa.text(_WORST), params):
-        out.append(
-            {
-                "call_id": r.call_id,
-                "time": r.started_at.astimezone(timeutil.zone(tz)).strftime("%H:%M"),
-                "scenario": labels.scenario(r.scenario),
-                "transfer": labels.reason(r.transfer_reason or "unknown") if r.transferred_to_operator else "нет",
-                "duration_seconds": r.duration_seconds,
-                "quality_score": r.quality_score,
-                "auto_failed": r.auto_failed,
-                "failed": ", ".join(labels.criterion(k) for k in (r.failed or "").split(",") if k),
-                "reason": privacy.mask_phones_in_text(r.worst_reason or ""),
-            }
-        )
-    return out
-
-
-def _ab_tests(engine: Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """The tests that were running during [start, end), with their results as of ``end``."""
-    out = []
-    for test in experiments.list_tests(engine):
-        if test.started_at is None or test.started_at >= end or (test.ended_at and test.ended_at <= start):
-            continue
-        res = experiments.results(engine, test.id, now=end)
-        recs = {ch: r.to_dict() for ch, r in res.recommendations.items()}
-        out.append(
-            {
-                "test_name": test.test_name,
-                "days_running": round(res.days_running, 1),
-                "variants": [v.to_dict() for v in res.variants],
-                "srm_mismatch": res.srm.mismatch,
-                "recommendations": recs,
-            }
-        )
-    return out
-
-
-def _alerts(conn: sa.Connection, start, end) -> list[dict[str, Any]]:
-    """Alerts fired during the day: the database-evaluated alert history (migration 006)."""
-    if conn.execute(sa.text("SELECT to_regclass('alert_events')")).scalar_one() is None:
-        return []
-    rows = conn.execute(
-        sa.text(
-            "SELECT rule, key, event, created_at, message FROM alert_events "
-            "WHERE created_at >= :start AND created_at < :end AND event IN ('fired', 'resolved') ORDER BY created_at"
-        ),
-        {"start": start, "end": end},
-    )
-    return [dict(r._mapping) for r in rows]
-
-
 def _summaries(
     engine: Engine, day: date, tz: str, scope: tenants.Scope = None
 ) -> tuple[metrics.Summary, metrics.Summary, metrics.Summary]:
@@ -383,26 +252,6 @@ def _summaries(
     )
 
 
-def _checks(conn: sa.Connection, day: date) -> Checks:
-    if conn.execute(sa.text("SELECT to_regclass('cca_check_runs')")).scalar_one() is None:
-        return Checks(None, None)
-    return Checks(checkruns.coverage(conn, "problems", day), checkruns.coverage(conn, "alerts", day))
-
-
-def ensure_problems_checked(engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ) -> bool:
-    """Run problem detection for ``day`` if it never ran (its daily figures first); True when it ran
-    now. A read-only database cannot: the report then says "не проверялось"."""
-    with engine.connect() as conn:
-        if _checks(conn, day).problems is not None:
-            return False
-    try:
-        metrics.compute_daily_stats(engine, day, day, tz=tz)
-        problems.detect(engine, day, tz=tz)
-    except WriteRefused:
-        return False
-    return True
-
-
 def summary_text(
     engine: Engine, day: date | str, *, tz: str = timeutil.DEFAULT_TZ, tenant: tenants.TenantArg = None
 ) -> str:
@@ -412,11 +261,11 @@ def summary_text(
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
         scope = tenants.scope(conn, tenant)
-        alerts = len(_alerts(conn, start, end))
+        alerts = len(dailyfacts.alerts(conn, start, end))
         findings = conn.execute(
             sa.text("SELECT count(*) FROM quality_findings WHERE day = :day"), {"day": day}
         ).scalar_one()
-        checks = _checks(conn, day)
+        checks = dailyfacts.checks(conn, day)
     headline = _headline(*_summaries(engine, day, tz, scope))
     story = storyfacts.story(engine, day, tz=tz, tenant=scope)
     return _summary_text(headline, alerts, findings, checks, scoped=scope is not None, story=story)
@@ -445,11 +294,11 @@ def build(
     summary, prev, week = _summaries(engine, day, tz, scope)
     start, end = timeutil.period_bounds(day, day, tz)
     with engine.connect() as conn:
-        latency = _latency(conn, start, end, scope)
-        worst_calls = _worst(conn, start, end, tz, worst, scope)
-        findings = [dict(r._mapping) for r in conn.execute(sa.text(_FINDINGS), {"day": day})]
-        alerts = _alerts(conn, start, end)
-        checks = _checks(conn, day)
+        latency = dailyfacts.latency(conn, start, end, scope)
+        worst_calls = dailyfacts.worst(conn, start, end, tz, worst, scope)
+        findings = dailyfacts.findings(conn, day)
+        alerts = dailyfacts.alerts(conn, start, end)
+        checks = dailyfacts.checks(conn, day)
     return DailyReport(
         day=day,
         tz=tz,
@@ -464,7 +313,7 @@ def build(
         latency=latency,
         cost=cost.cost_summary(engine, day, day, tz=tz, tenant=scope),
         cost_week=cost.cost_summary(engine, week_first, week_last, tz=tz, tenant=scope),
-        ab_tests=_ab_tests(engine, start, end),
+        ab_tests=dailyfacts.ab_tests(engine, start, end),
         findings=findings,
         alerts=alerts,
         checks=checks,

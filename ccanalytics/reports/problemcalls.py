@@ -15,14 +15,16 @@ pattern is a problem × scenario of the one bot and its prompts, which every ten
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ccanalytics.auth.auditlog import audit
 from ccanalytics.core import definitions, labels, timeutil
 from ccanalytics.core.errors import InvalidArgument, NotFound
 from ccanalytics.db import tenants
@@ -154,8 +156,6 @@ def calls_per_day(
 ) -> dict[date, int]:
     """Every call of each local day of the period (the denominator of the problem shares by day),
     of ``tenant`` (default every tenant); a day without calls is 0."""
-    from datetime import timedelta
-
     first, last = timeutil.resolve_days(date_from, date_to, tz)
     start, end = timeutil.period_bounds(first, last, tz)
     out = {first + timedelta(days=i): 0 for i in range((last - first).days + 1)}
@@ -298,8 +298,6 @@ def record(
     tz: str = timeutil.DEFAULT_TZ,
 ) -> int:
     """Step 5: record the decision for a pattern (audited); returns the action's id."""
-    from ccanalytics.auth.users import audit
-
     if cause not in CAUSES:
         raise InvalidArgument(f"cause must be one of: {', '.join(CAUSES)}")
     if action not in ACTIONS:
@@ -311,8 +309,6 @@ def record(
     first, last = timeutil.to_date(period_from, tz), timeutil.to_date(period_to, tz)
     if last < first:
         raise InvalidArgument("period_to is before period_from")
-    import uuid
-
     try:
         ids = [uuid.UUID(str(c)) for c in call_ids or []]
     except ValueError:
@@ -338,8 +334,6 @@ def record(
 
 
 def set_status(engine: Engine, action_id: int, status: str, *, by: str) -> None:
-    from ccanalytics.auth.users import audit
-
     if status not in ("open", "done", "rejected"):
         raise InvalidArgument("status must be open, done or rejected")
     with engine.begin() as conn:

@@ -111,7 +111,7 @@ def render(
     ``env`` adds environment variables for the notebook's kernel (e.g. the database URL the caller
     uses), never written into the notebook. ``title``: the page's title (default: the kind's title and
     the name); ``tz``: the business time zone of the footer's time."""
-    import papermill
+    import papermill  # lazy: papermill
 
     source = notebook_source(kind)
     name = _SAFE_NAME.sub("_", name).strip("._") or kind  # a file name: never a path
@@ -155,8 +155,8 @@ def render(
 def to_html(notebook_path: Path, *, title: str, kind: str, tz: str = timeutil.DEFAULT_TZ) -> str:
     """The executed notebook as a standalone HTML page without code cells or prompts; its footer names
     the report in Russian and when it was made, in the business time zone ``tz``."""
-    import nbformat
-    from nbconvert import HTMLExporter
+    import nbformat  # lazy: nbformat
+    from nbconvert import HTMLExporter  # lazy: nbconvert
 
     nb = nbformat.read(str(notebook_path), as_version=4)
     nb.cells = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ccanalytics.alerts.notify import require_channels
 from ccanalytics.analytics import metrics
 from ccanalytics.core import labels, rutext, timeutil
 from ccanalytics.core.config import Settings, settings_env
@@ -25,6 +26,7 @@ from ccanalytics.reports import problemcalls
 from ccanalytics.reports import render as reports
 from ccanalytics.reports import send as reportsend
 from ccanalytics.reports import weekly as weeklyreport
+from ccanalytics.reports.abview import pick_test
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,6 @@ def run(
     one is not, InvalidArgument for an unknown tenant). ``folder``: render it as
     ``<reports_dir>/<kind>/<folder>/<name>.html``, the name without the tenants' slugs (a tenant's
     scheduled report to its own recipients: a delivery record of its own)."""
-    from ccanalytics.alerts.notify import require_channels
-
     channels = require_channels(settings, send) if send else {}
     tz = settings.timezone
     scope = tenants.scope(engine, tenant)
@@ -148,8 +148,6 @@ def run(
         name, params = f"{first}_{last}", {"week": first.isoformat(), "baseline": baseline}
         subject = f"Недельная сводка колл-центра за {first:%d.%m} — {last:%d.%m.%Y}{of}"
     elif kind == "ab":
-        from ccanalytics.reports.abview import pick_test
-
         ab = pick_test(engine, test)
         name = f"{ab.test_name}-{timeutil.today(tz).isoformat()}"
         params = {"test": str(ab.id)}

@@ -17,7 +17,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ccanalytics.alerts.notify import Channel, EmailChannel, TelegramChannel, send_with_retries
+from ccanalytics.alerts.delivery import Channel
+from ccanalytics.alerts.emailchannel import EmailChannel
+from ccanalytics.alerts.notify import send_with_retries
+from ccanalytics.alerts.telegramchannel import TelegramChannel
 from ccanalytics.core import clock, privacy
 from ccanalytics.core.errors import DeliveryError
 from ccanalytics.reports.render import Rendered

@@ -1,5 +1,5 @@
 """The database reads behind the story of a day (``daystory``): the day and its normal days as
-:class:`daystory.DayFacts`, and the story told from them.
+:class:`storymodel.DayFacts`, and the story told from them.
 
 A normal day is one of the same weekday in the ``WEEKS`` weeks before (the days that had calls); with
 fewer than ``MIN_SAME_WEEKDAY`` of them (a young installation) the ``FALLBACK_DAYS`` days before stand
@@ -11,6 +11,7 @@ cost components, failing tools — from the queries here, over the calls of the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Engine
 from ccanalytics.analytics import metrics
 from ccanalytics.core import definitions, labels, timeutil
 from ccanalytics.db import tenants
-from ccanalytics.reports import daystory
+from ccanalytics.reports import daystory, storymodel
 
 WEEKS = 4
 MIN_SAME_WEEKDAY = 2
@@ -130,14 +131,14 @@ def reference_days(engine: Engine, day: date, *, tz: str, scope: tenants.Scope =
 
 def read(
     engine: Engine, days: Sequence[date], *, tz: str, scope: tenants.Scope = None
-) -> dict[date, daystory.DayFacts]:
+) -> dict[date, storymodel.DayFacts]:
     """The facts of each of ``days`` (local days of ``tz``) over the calls of the tenants ``scope``."""
     if not days:
         return {}
     days = sorted(set(days))
     start, end = timeutil.period_bounds(days[0], days[-1], tz)
     p: dict[str, Any] = {"start": start, "end": end, "tz": tz, "days": days, **tenants.params(scope)}
-    groups: dict[tuple[date, str], dict[str, daystory.Group]] = {}
+    groups: dict[tuple[date, str], dict[str, storymodel.Group]] = {}
     reasons: dict[date, dict[str, int]] = {}
     components: dict[date, dict[str, float]] = {}
     fails: dict[date, list[dict[str, Any]]] = {}
@@ -145,7 +146,7 @@ def read(
     with engine.connect() as conn:
         for what in ("scenario", "hour", "prompt_version"):
             for r in conn.execute(sa.text(_GROUPS), {**p, "what": what}):
-                groups.setdefault((r.day, what), {})[r.key] = daystory.Group(r.calls, r.transferred, r.quality)
+                groups.setdefault((r.day, what), {})[r.key] = storymodel.Group(r.calls, r.transferred, r.quality)
         for r in conn.execute(sa.text(_REASONS), p):
             reasons.setdefault(r.day, {})[r.reason] = r.n
         for r in conn.execute(sa.text(_COMPONENTS), p):
@@ -155,7 +156,7 @@ def read(
     out = {}
     for d in days:
         s = metrics.summary(engine, d, d, tz=tz, tenant=scope)
-        out[d] = daystory.DayFacts(
+        out[d] = storymodel.DayFacts(
             day=d,
             calls=s.total_calls,
             transferred=s.transferred,
@@ -171,7 +172,7 @@ def read(
             hours={int(k): g for k, g in groups.get((d, "hour"), {}).items()},
             prompt_versions=groups.get((d, "prompt_version"), {}),
             tool_failures=tuple(
-                daystory.ToolFailure(
+                storymodel.ToolFailure(
                     tool=f["tool"],
                     error=f["error"],
                     status=f["status"],
@@ -188,10 +189,8 @@ def read(
     return out
 
 
-def _with_details(engine: Engine, facts: daystory.DayFacts, *, tz: str, scope: tenants.Scope) -> daystory.DayFacts:
+def _with_details(engine: Engine, facts: storymodel.DayFacts, *, tz: str, scope: tenants.Scope) -> storymodel.DayFacts:
     """The report's day with what only it needs: the reply p95 per hour, the scenarios of failing tools."""
-    from dataclasses import replace
-
     start, end = timeutil.period_bounds(facts.day, facts.day, tz)
     p = {"start": start, "end": end, "tz": tz, **tenants.params(scope)}
     with engine.connect() as conn:
@@ -206,7 +205,7 @@ def _with_details(engine: Engine, facts: daystory.DayFacts, *, tz: str, scope: t
 
 def story(
     engine: Engine, day: date, *, tz: str = timeutil.DEFAULT_TZ, tenant: tenants.TenantArg = None
-) -> daystory.Story:
+) -> storymodel.Story:
     """The story of the local day ``day`` for ``tenant`` (a slug or several; default every tenant)."""
     scope = tenants.scope(engine, tenant)
     normal, same_weekday = reference_days(engine, day, tz=tz, scope=scope)

@@ -8,9 +8,10 @@ from html import escape
 from typing import Any
 
 from ccanalytics.core import rutext
-from ccanalytics.reports import charts, daystory
+from ccanalytics.reports import charts, daystory, storymodel
 from ccanalytics.reports.htmlblocks import Block, cards, link, note, num, pct, table, usd
-from ccanalytics.reports.weekly import FIGURES, NOT_CHECKED, WEEKS, WeeklyReport
+from ccanalytics.reports.weekfigures import FIGURES, WEEKS
+from ccanalytics.reports.weekly import NOT_CHECKED, WeeklyReport
 
 WEEKDAYS_SHORT = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
 
@@ -36,7 +37,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _cause(rep: WeeklyReport, cause: daystory.Cause, first=None, last=None) -> list[str]:
+def _cause(rep: WeeklyReport, cause: storymodel.Cause, first=None, last=None) -> list[str]:
     """A cause's lines: what was found, what to do, links to those calls."""
     parts = [
         f'<p style="margin:2px 0">Причина: {escape(cause.text)}.</p>',
@@ -116,7 +117,7 @@ def weeks_table(rep: WeeklyReport) -> Block:
     rows: list[dict[str, Any]] = [{"title": title} for _key, title, _unit, _better in FIGURES]
     for i, w in enumerate(rep.weeks):
         for row, (key, _title, unit, _better) in zip(rows, FIGURES, strict=True):
-            row[f"w{i}"] = daystory.fmt(getattr(w, key), unit) if w.calls else "—"
+            row[f"w{i}"] = storymodel.fmt(getattr(w, key), unit) if w.calls else "—"
         columns.append((f"w{i}", f"{w.first:%d.%m} — {w.last:%d.%m}" + (" (эта)" if i == len(rep.weeks) - 1 else "")))
     return table(rows, columns, caption="Пять недель: эта неделя и четыре перед ней")
 

@@ -1,13 +1,13 @@
 """The story of a week: what changed most in a Monday–Sunday week against the weeks before it, and
 the days that stood out — told in the words of the story of a day (``daystory``).
 
-Pure: :class:`daystory.DayFacts` of the week (its totals; ``day`` is its Monday) and of the weeks
+Pure: :class:`storymodel.DayFacts` of the week (its totals; ``day`` is its Monday) and of the weeks
 before it in, a :class:`WeekStory` out; the days that stood out come from their own stories
 (``storyfacts.story``, the same as the daily report's).
 
 1. **Changes**: the figures of the story of a day, for the week against the mean of the weeks before;
    a change counts when the week lies outside their range (lowest to highest) and moved more than the
-   figure's threshold in the story of a day (``daystory.FIGURES``; a count also beyond its scatter).
+   figure's threshold in the story of a day (``storymodel.FIGURES``; a count also beyond its scatter).
 2. **Causes**: those of a day that hold over a week (a prompt version whose quality fell, a cost
    component, a version taking over the calls, the scenario of the extra transfers, the scenario that
    moved the volume); findings grouped as in the story of a day, at most ``MAX_FINDINGS``.
@@ -25,7 +25,7 @@ from datetime import date
 from statistics import fmean
 
 from ccanalytics.core import labels, rutext
-from ccanalytics.reports import daystory
+from ccanalytics.reports import daycauses, storymodel
 
 WEEKS = 4  # the weeks a week is compared with
 NOTABLE_SCORE = 2.0
@@ -42,11 +42,11 @@ def describe_reference(weeks: int) -> str:
     return "среднее за " + rutext.count(weeks, "предыдущую неделю", "предыдущие недели", "предыдущих недель")
 
 
-def changes(week: daystory.DayFacts, previous: Sequence[daystory.DayFacts]) -> list[daystory.Change]:
+def changes(week: storymodel.DayFacts, previous: Sequence[storymodel.DayFacts]) -> list[storymodel.Change]:
     """The figures of ``week`` outside the range of ``previous`` and further than their threshold from
     its mean, largest (in thresholds) first; ``Change.normal`` is the mean."""
     out = []
-    for key, (title, unit, better, threshold) in daystory.FIGURES.items():
+    for key, (title, unit, better, threshold) in storymodel.FIGURES.items():
         value = week.figure(key)
         before = [v for p in previous if (v := p.figure(key)) is not None]
         if value is None or not before or min(before) <= value <= max(before):
@@ -55,33 +55,33 @@ def changes(week: daystory.DayFacts, previous: Sequence[daystory.DayFacts]) -> l
         delta = abs(value - normal)
         if unit in ("pct", "score"):
             size = delta
-        elif unit == "count" and delta < max(daystory.MIN_COUNT_CHANGE, daystory.COUNT_NOISE * normal**0.5):
+        elif unit == "count" and delta < max(storymodel.MIN_COUNT_CHANGE, storymodel.COUNT_NOISE * normal**0.5):
             continue  # within the week-to-week scatter of a count of this size
         else:
             size = 100.0 * delta / normal if normal else 100.0
         if size >= threshold:
-            out.append(daystory.Change(key, title, unit, float(value), normal, better, round(size / threshold, 3)))
+            out.append(storymodel.Change(key, title, unit, float(value), normal, better, round(size / threshold, 3)))
     out.sort(key=lambda c: (-c.score, c.key))
     return out
 
 
-def causes(week: daystory.DayFacts, previous: Sequence[daystory.DayFacts]) -> list[daystory.Cause]:
+def causes(week: storymodel.DayFacts, previous: Sequence[storymodel.DayFacts]) -> list[storymodel.Cause]:
     """The causes of the story of a day that hold over a week, the most specific first."""
     return [
-        *daystory.prompt_versions(week, previous),
-        *daystory.cost_components(week, previous, labels.COST_COMPONENTS),
-        *daystory.version_shift(week, previous),
-        *daystory.scenario_transfers(week, previous, labels.SCENARIO_CODES, labels.TRANSFER_REASONS),
-        *daystory.volume(week, previous, labels.SCENARIO_CODES),
+        *daycauses.prompt_versions(week, previous),
+        *daycauses.cost_components(week, previous, labels.COST_COMPONENTS),
+        *daycauses.version_shift(week, previous),
+        *daycauses.scenario_transfers(week, previous, labels.SCENARIO_CODES, labels.TRANSFER_REASONS),
+        *daycauses.volume(week, previous, labels.SCENARIO_CODES),
     ]
 
 
 def findings(
-    found: Sequence[daystory.Change], candidates: Sequence[daystory.Cause], *, limit: int = MAX_FINDINGS
-) -> tuple[daystory.Finding, ...]:
+    found: Sequence[storymodel.Change], candidates: Sequence[storymodel.Cause], *, limit: int = MAX_FINDINGS
+) -> tuple[storymodel.Finding, ...]:
     """The largest change with the first cause that explains it, and the other changes that cause
     explains with it; then the next change not told yet. At most ``limit`` findings."""
-    out: list[daystory.Finding] = []
+    out: list[storymodel.Finding] = []
     unused = list(candidates)
     for change in found:
         told = {c.key for f in out for c in f.changes}
@@ -94,7 +94,7 @@ def findings(
         if cause is not None:
             unused.remove(cause)
             together += [o for o in found if o is not change and o.key not in told and cause.fits(o)]
-        out.append(daystory.Finding(tuple(together), cause))
+        out.append(storymodel.Finding(tuple(together), cause))
     return tuple(out)
 
 
@@ -102,7 +102,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _told(finding: daystory.Finding, *, changes: int = daystory.MESSAGE_CHANGES, cap: bool = True) -> str:
+def _told(finding: storymodel.Finding, *, changes: int = storymodel.MESSAGE_CHANGES, cap: bool = True) -> str:
     """«Стоимость звонка: … (+38 %); …. Причина: …» — what changed and the cause, without the action."""
     what = "; ".join(c.text() for c in finding.changes[:changes]) + "."
     what = _cap(what) if cap else what
@@ -114,8 +114,8 @@ class NotableDay:
     """A day of the week whose own story has a large bad change."""
 
     day: date
-    change: daystory.Change  # its largest bad change
-    finding: daystory.Finding | None  # the finding of the day's story that holds it
+    change: storymodel.Change  # its largest bad change
+    finding: storymodel.Finding | None  # the finding of the day's story that holds it
 
     @property
     def label(self) -> str:
@@ -128,7 +128,7 @@ class NotableDay:
         return f"{self.label}: {told}"
 
 
-def notable_days(stories: Mapping[date, daystory.Story], *, limit: int = MAX_DAYS) -> tuple[NotableDay, ...]:
+def notable_days(stories: Mapping[date, storymodel.Story], *, limit: int = MAX_DAYS) -> tuple[NotableDay, ...]:
     """The days whose story has a bad change of at least ``NOTABLE_SCORE`` thresholds, largest first."""
     found = []
     for day, story in stories.items():
@@ -148,9 +148,9 @@ class WeekStory:
     calls: int
     reference: str  # «среднее за 4 предыдущие недели»
     reference_weeks: int  # the weeks before that had calls
-    findings: tuple[daystory.Finding, ...] = ()
+    findings: tuple[storymodel.Finding, ...] = ()
     days: tuple[NotableDay, ...] = ()
-    changes: tuple[daystory.Change, ...] = ()  # every change of the week that counts, largest first
+    changes: tuple[storymodel.Change, ...] = ()  # every change of the week that counts, largest first
 
     @property
     def quiet(self) -> bool:
@@ -172,9 +172,9 @@ class WeekStory:
 
 
 def tell(
-    week: daystory.DayFacts,
-    previous: Sequence[daystory.DayFacts],
-    stories: Mapping[date, daystory.Story] | None = None,
+    week: storymodel.DayFacts,
+    previous: Sequence[storymodel.DayFacts],
+    stories: Mapping[date, storymodel.Story] | None = None,
 ) -> WeekStory:
     """The story of ``week`` against the ``previous`` weeks that had calls, with the days of ``stories``
     (each day's own story) that stood out."""

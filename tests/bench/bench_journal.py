@@ -246,18 +246,18 @@ def search_plan(plan: str = "shipped"):
     """Run journal.search through one plan: "shipped" (as it is), "gin" (the GIN plan over the whole
     window, no probe, no slices) or "probe" (the probe first, then the GIN plan over the window: the
     plan before issue 22)."""
-    from ccanalytics.analytics import journal
+    from ccanalytics.analytics import journalsearch
 
     names = ("PROBE_CALLS", "RARE_TURNS", "SLICE_DAYS")
-    saved = {n: getattr(journal, n) for n in names}
+    saved = {n: getattr(journalsearch, n) for n in names}
     values = {"shipped": {}, "gin": {"PROBE_CALLS": 0, "SLICE_DAYS": 0}, "probe": {"RARE_TURNS": 0, "SLICE_DAYS": 0}}
     for name, value in values[plan].items():
-        setattr(journal, name, value)
+        setattr(journalsearch, name, value)
     try:
         yield
     finally:
         for name, value in saved.items():
-            setattr(journal, name, value)
+            setattr(journalsearch, name, value)
 
 
 def gin_page_query(capture: Capture, fn) -> tuple[str, dict]:
@@ -272,10 +272,10 @@ def ilike_query(sql: str) -> str:
     grouped by call) replaced by the calls with a turn ``t.content ILIKE %(like)s`` (same window)."""
     import re
 
-    from ccanalytics.analytics.journal import _SNIPPET
+    from ccanalytics.analytics.journalsearch import _SNIPPET
 
     like = (
-        "AS matched FROM (SELECT t.call_id, "  # noqa: S608 — _SNIPPET is journal.py's constant; values are bound
+        "AS matched FROM (SELECT t.call_id, "  # noqa: S608 — _SNIPPET is journalsearch.py's constant; values are bound
         f"min(t.created_at) AS at, {_SNIPPET} FROM call_turns t "
         "WHERE t.content ILIKE %(like)s "
         "AND t.created_at >= CAST(%(start)s AS timestamptz) - interval '1 hour' "
@@ -348,7 +348,7 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
 
     from common import loadavg
 
-    from ccanalytics.analytics import journal
+    from ccanalytics.analytics import journal, journalsearch
     from ccanalytics.core import timeutil
     from ccanalytics.db.engine import create_engine
 
@@ -366,6 +366,8 @@ def measure_queries(url: str, info: dict, log=print) -> dict:
         return journal.search(engine, date_from=first, date_to=last, tz=TZ, count=True, **kw)
 
     def text_search(window: str, q: str, **kw):  # the default window: no dates, as the journal page opens
+        if "after" not in kw:  # a new search counts its terms (its next page reuses their counts)
+            journalsearch.forget_probes()
         return journal.search(engine, tz=TZ, text=q, count=True, **windows[window], **kw)
 
     journal.search(engine, tz=TZ)  # connect the pool
@@ -791,7 +793,7 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
     lat = [s * 1000 for _, _, s in res]
     whole_word_ok = all(r["word_not_fts"] == 0 for r in q["recall"].values())
     slowest = sorted(q["by_query"].items(), key=lambda kv: -median(kv[1]))[:6]
-    from ccanalytics.analytics import journal
+    from ccanalytics.analytics import journalpage, journalsearch
 
     size = "100k calls (--quick: the goals are stated for 1M and not checked)" if quick else "1M calls"
     goals = [
@@ -854,7 +856,7 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
         "max): " + "; ".join(f"{name} {median(v) * 1000:.0f} / {max(v) * 1000:.0f} ms" for name, v in slowest) + ".",
         "",
         "Every page (filters and searches) is timed with its total (`count=True`, as the journal page asks): "
-        f"exact up to {journal.COUNT_CAP:,} calls for filters, exact for rare searches, an estimate (the newest "
+        f"exact up to {journalpage.COUNT_CAP:,} calls for filters, exact for rare searches, an estimate (the newest "
         "6 hours of the window scaled to the window) for frequent ones. A search matches the whole call: every "
         "word in some turn (*words across turns*: «зимові шини Michelin» has its words in different turns). "
         "Word prefixes (`prefix*`, `cca_prefix_query`) over 30 days, against the calls `ILIKE '%prefix%'` "
@@ -870,11 +872,11 @@ def report(info: dict, q: dict, h: dict, quick: bool, total: float) -> tuple[str
         "The ILIKE baseline is the journal's own GIN page query with its turn condition "
         "(`cca_search_vector(t.content) @@ cca_search_query(:q)`) replaced by `t.content ILIKE '%text%'` (same "
         "join, date bound, order and limit). *shipped*: `journal.search()` as it is: the turns that match are "
-        f"counted through the GIN index up to {journal.RARE_TURNS:,}; fewer: the GIN plan over the window (the "
+        f"counted through the GIN index up to {journalsearch.RARE_TURNS:,}; fewer: the GIN plan over the window (the "
         "matching calls only, each looked up in the partition its turns bound); more, in date order: the GIN "
-        f"plan over slices of the window from its newest call ({journal.SLICE_DAYS * 24:.0f} hours, then "
-        f"{journal.SLICE_GROWTH}× longer each) until the page is full (other orders: the probe of the first "
-        f"{journal.PROBE_CALLS} calls in page order, then the GIN plan). *GIN only*: the GIN plan over the whole "
+        f"plan over slices of the window from its newest call ({journalsearch.SLICE_DAYS * 24:.0f} hours, then "
+        f"{journalsearch.SLICE_GROWTH}× longer each) until the page is full (other orders: the probe of the first "
+        f"{journalsearch.PROBE_CALLS} calls in page order, then the GIN plan). *GIN only*: the GIN plan over the whole "
         "window for every query. *probe first*: the probe for every query, then the GIN plan (the plan before "
         "this change, with its vector now computed from each turn's text). Whole `search()` calls (page and "
         "snippets), ms, median of 3 (one run when the first took over 1 s). Calls: the calls the rare word is "

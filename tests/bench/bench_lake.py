@@ -77,7 +77,7 @@ print(time.perf_counter() - t0, sum(r.rows().values()), resource.getrusage(resou
 """
 QUERY_CHILD = """
 import resource, sys, time
-import ccanalytics.datalake.export as lake
+import ccanalytics.datalake.read as lake
 t0 = time.perf_counter()
 frame = lake.query(sys.argv[1], sys.argv[2])
 print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
@@ -152,6 +152,7 @@ def run(quick: bool = False) -> None:
     import sqlalchemy as sa
 
     import ccanalytics.datalake.export as lake
+    import ccanalytics.datalake.read as lakeread
     from ccanalytics import quality
     from ccanalytics.analytics import metrics
     from ccanalytics.core import timeutil
@@ -221,10 +222,10 @@ def run(quick: bool = False) -> None:
             _, nightly_s = timed(nightly, 3)
 
             # 3. queries: DuckDB over the lake (a new connection each time, as a notebook cell) vs PostgreSQL
-            check = lake.query(lake_dir, "SELECT count(*) AS n FROM calls")["n"][0]
+            check = lakeread.query(lake_dir, "SELECT count(*) AS n FROM calls")["n"][0]
             assert check == n_calls, (check, n_calls)
-            duck_calls, duck_calls_s = timed(lambda: lake.query(lake_dir, DUCK_CALLS), 5)
-            duck_turns, duck_turns_s = timed(lambda: lake.query(lake_dir, DUCK_TURNS), 5)
+            duck_calls, duck_calls_s = timed(lambda: lakeread.query(lake_dir, DUCK_CALLS), 5)
+            duck_turns, duck_turns_s = timed(lambda: lakeread.query(lake_dir, DUCK_TURNS), 5)
             out, _ = run_child(QUERY_CHILD, str(lake_dir), DUCK_TURNS)
             _, _, query_rss = out.split()
             pstart, pend = timeutil.day_start(first, TZ), timeutil.day_start(END_DATE + timedelta(days=1), TZ)

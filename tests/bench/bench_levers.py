@@ -48,7 +48,7 @@ FIXED_END = date(2026, 11, 23)
 def run(quick: bool = False) -> None:
     import polars as pl
 
-    from ccanalytics.cost import levers
+    from ccanalytics.cost import ttscache
     from ccanalytics.demo.generator import generate_calls
 
     days, per_day = (10, 400) if quick else (40, 400)
@@ -72,22 +72,22 @@ def run(quick: bool = False) -> None:
     gen_seconds = time.perf_counter() - t0
 
     price = 16.0
-    lru, lru_s = timed(lambda: levers.tts_cache_replay(texts, max_entries=ENTRIES, usd_per_1m_chars=price), repeat)
+    lru, lru_s = timed(lambda: ttscache.tts_cache_replay(texts, max_entries=ENTRIES, usd_per_1m_chars=price), repeat)
     tmpl, tmpl_s = timed(
-        lambda: levers.tts_cache_replay(texts, max_entries=ENTRIES, template=True, usd_per_1m_chars=price), repeat
+        lambda: ttscache.tts_cache_replay(texts, max_entries=ENTRIES, template=True, usd_per_1m_chars=price), repeat
     )
     ttl, ttl_s = timed(
-        lambda: levers.tts_cache_replay(
+        lambda: ttscache.tts_cache_replay(
             texts, max_entries=ENTRIES, ttl_days=7, timestamps=stamps, usd_per_1m_chars=price
         ),
         repeat,
     )
     sample = texts.head(sample_n)
-    (naive_hits, naive_saved), naive_s = timed(lambda: _naive(sample.to_list(), ENTRIES, levers._EDGE), 1)
-    check = levers.tts_cache_replay(sample, max_entries=ENTRIES, usd_per_1m_chars=price)
+    (naive_hits, naive_saved), naive_s = timed(lambda: _naive(sample.to_list(), ENTRIES, ttscache._EDGE), 1)
+    check = ttscache.tts_cache_replay(sample, max_entries=ENTRIES, usd_per_1m_chars=price)
     if (naive_hits, naive_saved) != (check.hits, check.chars_saved):
         raise AssertionError(f"baseline disagrees: {(naive_hits, naive_saved)} vs {(check.hits, check.chars_saved)}")
-    alone = levers.tts_cache_replay(source.get_column("text"), max_entries=ENTRIES, usd_per_1m_chars=price)
+    alone = ttscache.tts_cache_replay(source.get_column("text"), max_entries=ENTRIES, usd_per_1m_chars=price)
     naive_1m = naive_s[0] * N / sample_n
     best = median(lru_s)
 
@@ -95,7 +95,7 @@ def run(quick: bool = False) -> None:
 
 Data: {N:,} bot utterances — the demo generator's {len(source):,} bot turns of {days} days × {per_day} calls
 (generated in {gen_seconds:.1f} s, not timed), in time order, repeated {reps}× with the timestamps shifted.
-Model: `levers.tts_cache_replay` — the key (lowercase, collapsed whitespace, punctuation stripped at
+Model: `ttscache.tts_cache_replay` — the key (lowercase, collapsed whitespace, punctuation stripped at
 the ends) is computed in Polars once per distinct text and joined back, the keys are numbered, and one
 Python pass over the integer ids runs an `OrderedDict` LRU of {ENTRIES:,} phrases (O(1) hit, move and
 eviction). Target: < 10 s. Median of {repeat} run(s).

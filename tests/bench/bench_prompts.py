@@ -41,6 +41,7 @@ def run(quick: bool = False) -> None:
     from ccanalytics.core import clock
     from ccanalytics.db.engine import create_engine
     from ccanalytics.db.migrate import migrate
+    from ccanalytics.experiments import abresults
     from ccanalytics.experiments import lifecycle as experiments
     from ccanalytics.prompts import versions as prompts
     from ccanalytics.prompts.resolver import PromptResolver
@@ -86,7 +87,7 @@ def run(quick: bool = False) -> None:
             conn.execute(sa.text("ANALYZE calls, call_metrics, cca_ab_assignments"))
             conn.commit()
         later = start + timedelta(days=30)
-        res, res_s = timed(lambda: experiments.results(engine, test.id, now=later), 5)
+        res, res_s = timed(lambda: abresults.results(engine, test.id, now=later), 5)
 
         def pandas_results():
             with engine.connect() as conn:
@@ -129,7 +130,7 @@ A/B results over 100,000 calls < 1 s.
 |---|---|
 | `PromptResolver.resolve`, warm cache, {len(warm_ns):,} callers: median / p99 | {us(warm_ns, 0.5):.1f} µs / **{us(warm_ns, 0.99):.1f} µs** |
 | Baseline: read the database on every call (TTL 0), {len(cold_ns):,} callers: median / p99 | {us(cold_ns, 0.5) / 1000:.2f} ms / **{us(cold_ns, 0.99) / 1000:.2f} ms** |
-| `experiments.results` over {n_calls:,} calls (SQL sufficient statistics + statistics), median of 5 / p95 | **{median(res_s):.2f} s** / {p95(res_s):.2f} s |
+| `abresults.results` over {n_calls:,} calls (SQL sufficient statistics + statistics), median of 5 / p95 | **{median(res_s):.2f} s** / {p95(res_s):.2f} s |
 | Baseline: the same per-variant figures in pandas from the rows, median of 3 | {median(base_s):.2f} s |
 
 The warm path is a dictionary lookup and one SHA-256; the cold path is one query that returns the

@@ -3,7 +3,8 @@ under 10 and 50 concurrent clients for 60 s each, a mix of journal pages, transc
 call details; per kind p50/p95/p99, errors, requests/s, the server's CPU and memory.
 
 Data: SEED_DAYS generated days ending yesterday (by the one clock) go through the bulk loader, their
-metrics are derived and the rules judge scores them; the seed is then replicated in SQL (new uuids,
+metrics are derived, the rules judge scores them and they are priced (the steady state the scoring and
+pricing jobs keep); the seed is then replicated in SQL (new uuids,
 stamps SEED_DAYS days earlier per copy) to about TARGET_CALLS calls, VACUUM ANALYZE.
 
 The server is `ccanalytics serve` in a child process with ``CCA_DATABASE_URL`` set (so it runs no
@@ -66,6 +67,7 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
 
     from ccanalytics import quality
     from ccanalytics.analytics import metrics
+    from ccanalytics.cost.calls import compute_costs
     from ccanalytics.db.engine import create_engine
     from ccanalytics.db.migrate import migrate
     from ccanalytics.demo.generator import generate_calls
@@ -84,6 +86,7 @@ def build(url: str, per_day: int, target_calls: int, log=print) -> dict:
     metrics.compute_daily_stats(engine, seed_first, END_DATE, tz=TZ, incremental=False)
     quality.enqueue(engine, date_from=seed_first, date_to=END_DATE, tz=TZ)
     quality.score_pending(engine, quality.RulesJudge(), quality.Rubric(), workers=2)
+    compute_costs(engine, seed_first, END_DATE, tz=TZ)  # as the pricing job keeps every call priced
     with engine.connect() as conn:
         seed_calls = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
     copies = max(0, round(target_calls / seed_calls) - 1)
@@ -441,7 +444,7 @@ def report(info: dict, runs: list[dict], chart_ms: dict, quick: bool, seconds: f
         "## Serving: `ccanalytics serve` under 10 and 50 concurrent clients",
         "",
         f"Data: {SEED_DAYS} generated days × {info['per_day']:,} calls/day ending {END_DATE} went through the bulk "
-        "loader, their metrics were derived and the rules judge scored them; the seed was replicated in SQL "
+        "loader, their metrics were derived, the rules judge scored them and they were priced; the seed was replicated in SQL "
         f"to **{c['calls']:,} calls, {c['call_turns']:,} turns** ({info['first']} … {END_DATE}; "
         f"{info['seconds']:.0f} s). Embedded PostgreSQL 16 with default settings on the same 2 cores.",
         "",

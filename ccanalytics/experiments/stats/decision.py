@@ -266,18 +266,7 @@ def recommend(
     days_running, calls_per_day = as_number(days_running, "days_running"), as_number(calls_per_day, "calls_per_day")
     if days_running < 0 or calls_per_day < 0:
         raise InvalidArgument("days_running and calls_per_day must not be negative")
-    pairs = list(results)
-    for item in pairs:
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], MetricSpec)):
-            raise InvalidArgument("results must be (MetricSpec, Comparison) pairs")
-        if not isinstance(item[1], Comparison):
-            raise InvalidArgument("results must be (MetricSpec, Comparison) pairs")
-    names = [s.name for s, _ in pairs]
-    if len(set(names)) != len(names):
-        raise InvalidArgument(f"metric names must be unique, got {names}")
-    if not any(s.role == "goal" for s, _ in pairs):
-        raise InvalidArgument("a recommendation needs at least one goal metric")
-
+    pairs = _checked_pairs(results)
     if sequential:
         pairs = [(s, _sequentialise(s, c, alpha, n_tuning)) for s, c in pairs]
     guardrails = _verdicts([p for p in pairs if p[0].role == "guardrail"], alpha)
@@ -315,9 +304,38 @@ def recommend(
         tail = " Защитные метрики значимо не ухудшились." if guardrails else ""
         return result("ship_b", f"Вариант B лучше: {text}.{tail} Можно переводить весь трафик на B.", better)
 
-    # keep running: how long until the slowest goal reaches the planned power?
-    status = "; ".join(_describe(v, len(goals)) for v in goals)
-    reason = f"Значимой разницы по целевым метрикам пока нет ({status})."
+    return result(
+        "keep_running", *_keep_running(goals, alpha, power, sequential, n_tuning, days_running, calls_per_day)
+    )
+
+
+def _checked_pairs(results: Sequence[tuple[MetricSpec, Comparison]]) -> list[tuple[MetricSpec, Comparison]]:
+    """The (MetricSpec, Comparison) pairs, their metric names unique, at least one of them a goal."""
+    pairs = list(results)
+    for item in pairs:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], MetricSpec)):
+            raise InvalidArgument("results must be (MetricSpec, Comparison) pairs")
+        if not isinstance(item[1], Comparison):
+            raise InvalidArgument("results must be (MetricSpec, Comparison) pairs")
+    names = [s.name for s, _ in pairs]
+    if len(set(names)) != len(names):
+        raise InvalidArgument(f"metric names must be unique, got {names}")
+    if not any(s.role == "goal" for s, _ in pairs):
+        raise InvalidArgument("a recommendation needs at least one goal metric")
+    return pairs
+
+
+def _slowest_goal(
+    goals: Sequence[MetricVerdict],
+    alpha: float,
+    power: float,
+    sequential: bool,
+    n_tuning: float,
+    days_running: float,
+    calls_per_day: float,
+) -> tuple[float, int, MetricVerdict] | None:
+    """(days still needed, calls needed, the goal) of the goal that needs the longest to reach ``power``;
+    None when no goal's wait can be estimated."""
     plan_alpha = alpha / len(goals)  # Bonferroni: the conservative planning value for Holm
     best: tuple[float, int, MetricVerdict] | None = None
     for v in goals:
@@ -330,13 +348,29 @@ def recommend(
         days = max(0.0, (needed - have) / (calls_per_day * coverage))
         if best is None or days > best[0]:
             best = (days, needed, v)
+    return best
+
+
+def _keep_running(
+    goals: Sequence[MetricVerdict],
+    alpha: float,
+    power: float,
+    sequential: bool,
+    n_tuning: float,
+    days_running: float,
+    calls_per_day: float,
+) -> tuple[str, Sequence[MetricVerdict], float | None, int | None]:
+    """Keep running: the reason, its drivers, and how long until the slowest goal reaches the planned power."""
+    status = "; ".join(_describe(v, len(goals)) for v in goals)
+    reason = f"Значимой разницы по целевым метрикам пока нет ({status})."
+    best = _slowest_goal(goals, alpha, power, sequential, n_tuning, days_running, calls_per_day)
     if best is None:
         why = (
             "нет данных о потоке звонков (calls_per_day = 0)"
             if calls_per_day <= 0
             else "у целевых метрик не задан минимальный значимый эффект (min_effect) или данных пока недостаточно"
         )
-        return result("keep_running", f"{reason} Срок оценить нельзя: {why}.", goals)
+        return f"{reason} Срок оценить нельзя: {why}.", goals, None, None
     days, needed, v = best
     days = math.ceil(days * 10) / 10  # shown with one decimal: never round a remaining wait down to 0
     pw = rutext.share(power, 0)
@@ -352,4 +386,4 @@ def recommend(
             f"{_num(days, 1).lstrip('+')} дн. (всего ≈ {rutext.count(round(needed), *_CALLS)} при "
             f"{rutext.count(round(calls_per_day), 'звонке', 'звонках', 'звонках')} в день)."
         )
-    return result("keep_running", reason, [v], days, needed)
+    return reason, [v], days, needed
