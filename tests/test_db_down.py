@@ -339,3 +339,37 @@ def test_exporter_starts_without_its_database_and_reports_it(forwarder):
     finally:
         _, err = _stop(proc)
     assert any("database unavailable at start" in e["message"] for e in _json_lines(err)), err
+
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def _terminate(url, pid: int) -> None:
+    """End backend ``pid`` from another connection, as a database restart would."""
+    other = create_engine(url.render_as_string(hide_password=False), pool_size=1)
+    with other.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    other.dispose()
+    time.sleep(0.2)
+
+
+def test_a_pooled_connection_is_tested_only_after_waiting_and_a_dead_one_is_replaced(engine, monkeypatch):
+    """The pool tests a connection (SELECT 1) only when it waited longer than PING_IDLE_SECONDS (an
+    admin page checks out three: no extra round trip each under load); one that died while it waited
+    is replaced without the caller seeing an error."""
+    from ccanalytics.db import engine as engines
+
+    monkeypatch.setattr(engines, "PING_IDLE_SECONDS", 3600.0)  # used a moment ago: handed out untested
+    pid = _backend_pid(engine)
+    _terminate(engine.url, pid)
+    with pytest.raises(sa.exc.OperationalError, match=r"terminat|closed"):
+        _backend_pid(engine)
+    engine.dispose()
+
+    monkeypatch.setattr(engines, "PING_IDLE_SECONDS", 0.0)  # waited long enough: tested first
+    pid = _backend_pid(engine)
+    _terminate(engine.url, pid)
+    assert _backend_pid(engine) != pid  # replaced; the query worked

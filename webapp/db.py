@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, render_template_string, request
 from sqlalchemy.engine import Engine
 
+from ccanalytics.core.config import Settings
 from ccanalytics.core.errors import CCAError, DatabaseUnavailable
 from ccanalytics.db.engine import check_connection, engine_from_settings
 from ccanalytics.db.migrations import status
@@ -154,10 +155,22 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"db_unavailable": monitor().is_down})
 
 
+# Pages are short queries from many readers at once on few cores: PostgreSQL's parallel workers only add
+# their start-up to them (50 clients on 2 cores: 110 → 118 requests/s without; docs/benchmarks.md, Serving).
+ADMIN_PARALLEL_WORKERS = 0
+
+
+def admin_engine(settings: Settings, *, url: str | None = None) -> Engine:
+    """The admin's engine (one per worker process)."""
+    return engine_from_settings(
+        settings, url=url, application_name="ccanalytics-admin", parallel_workers=ADMIN_PARALLEL_WORKERS
+    )
+
+
 def get_engine() -> Engine:
     ext = current_app.extensions["cca"]
     if "engine" not in ext:
-        ext["engine"] = engine_from_settings(ext["settings"], application_name="ccanalytics-admin")
+        ext["engine"] = admin_engine(ext["settings"])
     return ext["engine"]
 
 

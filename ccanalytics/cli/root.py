@@ -365,6 +365,7 @@ def _serve(
     from ccanalytics.db.engine import check_connection, engine_from_settings, resolve_url, safe_url  # lazy: sqlalchemy
     from ccanalytics.db.migrations import status  # lazy: sqlalchemy
     from webapp import create_app  # lazy: flask
+    from webapp.db import admin_engine  # lazy: flask
     from webapp.serving import ServeOptions, default_workers, serve  # lazy: flask
 
     setup(logging.INFO)  # JSON lines on stderr: one per request, with request_id (docs/operations.md)
@@ -398,7 +399,7 @@ def _serve(
             click.echo(f"warning: {schema_problem}; the admin explains it until `ccanalytics db migrate` ran", err=True)
 
     def make_app():  # in each worker process, after the fork; the app gets this process's one Settings
-        engine = engine_from_settings(settings, url=url, application_name="ccanalytics-admin")
+        engine = admin_engine(settings, url=url)
         return create_app(
             {"ENGINE": engine, "SCHEMA_GATE": True, "SCHEMA_PROBLEM": schema_problem, "SCHEMA_READY": schema_ready},
             settings=settings,
