@@ -178,15 +178,17 @@ def _own_figures(conn: sa.Connection, sort: str) -> bool:
 
 def _own_stream(page: Page, own: _Own, select: str, *, ordered: bool = True) -> str:
     """The calls with ccanalytics's figure in the window, in its index's order (``ordered``), each
-    looked up in cca_calls (a nested loop: OFFSET 0 keeps it one) for the page's filters."""
+    looked up in cca_calls (a nested loop: OFFSET 0 keeps it one) for the page's filters. The order is
+    the outer query's only: an ORDER BY inside the subquery kept it from being pulled up, and the
+    planner then sorted the window's figures instead of walking their index (a cost sort over 30 days at
+    200k calls: 14–35 ms → 1.7 ms, the same rows)."""
     p, o = page.params, page.order
     conditions = "".join(f"AND {cond} " for name, cond in own.filters.items() if name in p)
-    order = f"ORDER BY {own.key} {o}, s.started_at {o}, s.call_id {o}" if ordered else ""
     after = page.after(own.key, "s.started_at", "s.call_id") if ordered else "TRUE"
     return (
         f"SELECT {select} "  # noqa: S608 — select is "x.*"/"1"; _OWN constants, Page parts; values bound
         f"FROM (SELECT s.call_id, s.started_at, {own.key} AS own_key FROM {own.table} "
-        f"WHERE {own.current} AND s.started_at >= :start AND s.started_at < :end {conditions}AND {after} {order}) s "
+        f"WHERE {own.current} AND s.started_at >= :start AND s.started_at < :end {conditions}AND {after}) s "
         f"CROSS JOIN LATERAL (SELECT {page.columns}, c.id AS uid {page.source} WHERE c.id = s.call_id "
         f"AND c.started_at = s.started_at AND {' AND '.join(page.where)} OFFSET 0) x "
         + (f"ORDER BY s.own_key {o}, s.started_at {o}, s.call_id {o} " if ordered else "")
