@@ -109,7 +109,7 @@ def _chosen_tenants() -> list[str] | None:
     asked = [s.strip().lower() for s in request.form.getlist("tenant") if s.strip()]
     if any("\x00" in s or len(s) > 100 for s in asked):
         raise FormError("«Сети»: недопустимое значение.")
-    known = {t.slug for t in tenancy.known()}
+    known = {t.slug for t in tenancy.known(fresh=True)}  # a check: as the database has them now
     unknown = [s for s in asked if s not in known]
     if unknown:
         raise FormError(f"Сети «{unknown[0]}» нет. Есть: {', '.join(sorted(known)) or 'ни одной'}.")
