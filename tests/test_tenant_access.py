@@ -449,3 +449,25 @@ def test_user_and_token_tenant_commands(db_url, engine):
     assert [e.details["to"] for e in changes] == [None, [TENANT, OTHER]]
     assert all(e.actor.startswith("cli") for e in auditlog.audit_entries(engine))
     assert auditlog.audit_entries(engine, action="token.created")[0].details["tenants"] == [OTHER]
+
+
+def test_a_new_tenant_reaches_the_header_within_the_tenants_interval(engine, app, monkeypatch):
+    """The tenants every page shows are read at most every TENANTS_SECONDS per worker: a tenant the
+    call processor adds appears in the header once that interval has passed, and a user's tenants are
+    checked against the database as it is now."""
+    from webapp import tenancy
+
+    olena = browser(app, engine, "olena", "admin")
+    assert "tenant-selector" not in text(olena.get("/calls"))  # one tenant: no selector
+    with engine.begin() as conn:
+        add_tenant(conn, OTHER, OTHER_NAME)
+    assert "tenant-selector" not in text(olena.get("/calls"))  # read a moment ago: the list stands
+    res = olena.post(  # but a user's tenants are checked against the database now
+        "/users",
+        data={"username": "ivan", "role": "analyst", "tenant": OTHER, "csrf_token": csrf_of(olena)},
+    )
+    assert res.status_code == 200 and "создан" in text(res), text(res)[:500]
+    assert auth.get_user_by_name(engine, "ivan").tenants == (OTHER,)
+    monkeypatch.setattr(tenancy, "TENANTS_SECONDS", 0.0)  # the interval has passed
+    page = text(olena.get("/calls"))
+    assert "tenant-selector" in page and f">{OTHER_NAME}</option>" in page
