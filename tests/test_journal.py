@@ -11,6 +11,7 @@ from factories import make_call, turn
 
 from ccanalytics.analytics import journal, journalpage, journalsearch, journaltext
 from ccanalytics.core.errors import InvalidArgument, NotFound
+from ccanalytics.db.engine import create_engine
 from ccanalytics.ingest.load import ingest_records
 from webapp import create_app
 
@@ -321,3 +322,22 @@ def test_journal_page_shows_period_total_pages_and_turn_links(engine, spread):
     for bad in ("order=up", "before=garbage", "sort=quality&order=%00"):
         res = client.get(f"/calls?from={D}&to={D}&{bad}")
         assert res.status_code == 400 and "Ошибка в запросе" in res.get_data(as_text=True), bad
+
+
+def test_a_search_sets_no_parallel_workers_its_session_already_has(engine, data, db_url):
+    """A search turns PostgreSQL's parallel workers off for its transaction, unless its engine's
+    sessions already run without them (the admin's engine): no extra statement per search there."""
+    def statements(eng) -> list[str]:
+        seen: list[str] = []
+        sa.event.listen(eng, "before_cursor_execute", lambda *a: seen.append(a[2]))
+        journal.search(eng, date_from="2026-11-20", date_to="2026-11-20", text="шини")
+        return [s for s in seen if "max_parallel_workers_per_gather" in s]
+
+    assert statements(engine) == ["SET LOCAL max_parallel_workers_per_gather = 0"]
+    admin = create_engine(db_url, pool_size=1, parallel_workers=0)
+    try:
+        assert statements(admin) == []
+        with admin.connect() as conn:
+            assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == "0"
+    finally:
+        admin.dispose()

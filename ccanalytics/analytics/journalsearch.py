@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ccanalytics.analytics.journalpage import SORTS, Page, Total
 from ccanalytics.analytics.journaltext import Query, parse_query
+from ccanalytics.db.engine import PARALLEL_WORKERS_OPTION
 
 # a transcript search: the calls with a matching turn inside the window (turns are partitioned on their
 # own stamps, within an hour before and 7 hours after their call's start)
@@ -75,7 +76,9 @@ def find(
     conn: sa.Connection, page: Page, text: str, limit: int, cursor_start: datetime | None, count: bool
 ) -> tuple[list[dict[str, Any]], Total | None]:
     """Up to ``limit`` + 1 rows of a search for ``text`` with their snippets, and the total when ``count``."""
-    if SEARCH_PARALLEL is not None:  # a search's many short index queries: no parallel workers
+    # a search's many short index queries: no parallel workers (unless the session already runs so: the admin)
+    session = conn.get_execution_options().get(PARALLEL_WORKERS_OPTION)
+    if SEARCH_PARALLEL is not None and session != SEARCH_PARALLEL:
         conn.execute(sa.text(f"SET LOCAL max_parallel_workers_per_gather = {int(SEARCH_PARALLEL)}"))
     terms = parse_query(conn, text)
     rows, total = _text_rows(conn, page, terms, limit, cursor_start, count)

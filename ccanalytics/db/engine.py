@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+# the execution option saying the engine's sessions already run with this max_parallel_workers_per_gather
+PARALLEL_WORKERS_OPTION = "cca_parallel_workers"
 # A pooled connection idle this long is tested (SELECT 1) before it is handed out; one in use a moment
 # ago is not. SQLAlchemy's pool_pre_ping tests every checkout: three extra round trips for an admin page
 # under load. A database restart leaves the connections idle longer than this, so they are still replaced.
@@ -87,6 +89,8 @@ def create_engine(
         max_overflow=pool_size,
         connect_args={"options": options, "application_name": application_name},
     )
+    if parallel_workers is not None:  # code that would set it per transaction can see it is set
+        engine.update_execution_options(**{PARALLEL_WORKERS_OPTION: int(parallel_workers)})
     sa.event.listen(engine, "handle_error", _refused_write)
     sa.event.listen(engine, "checkin", _idle_from)
     sa.event.listen(engine, "checkout", _ping_if_idle)
