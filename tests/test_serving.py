@@ -140,7 +140,7 @@ def _spread_requests(proc: subprocess.Popen, url: str, opener, timeout: float = 
 
 # ------------------------------------------------------------------------------ worker processes
 def test_default_worker_count_follows_the_cores():
-    assert [default_workers(c) for c in (1, 2, 3, 4, 16)] == [2, 4, 6, 8, 8]
+    assert [default_workers(c) for c in (1, 2, 3, 4, 16)] == [2, 2, 3, 4, 8]
     assert ServeOptions(host="::1", port=8050).bind == "[::1]:8050"
     assert ServeOptions(host="0.0.0.0", port=80).bind == "0.0.0.0:80"
 

@@ -329,10 +329,10 @@ def demo_cmd(no_serve: bool, days: int, calls_per_day: int, seed: int, reset: bo
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="Worker processes (default: CCA_SERVE_WORKERS, else two per core, at most 8).",
+    help="Worker processes (default: CCA_SERVE_WORKERS, else one per core, at least 2, at most 8).",
 )
 @click.option(
-    "--threads", type=click.IntRange(1, 256), help="Threads per worker process (default: CCA_SERVE_THREADS, 4)."
+    "--threads", type=click.IntRange(1, 256), help="Threads per worker process (default: CCA_SERVE_THREADS, 2)."
 )
 def serve_cmd(host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Serve the admin web app (gunicorn: several worker processes), logging JSON lines to stderr.

@@ -202,10 +202,11 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=64,
-        description="Worker processes of `ccanalytics serve` and the demo (gunicorn). 0: two per core, at most 8.",
+        description="Worker processes of `ccanalytics serve` and the demo (gunicorn). 0: one per core, at least 2, "
+        "at most 8.",
     )
     serve_threads: int = Field(
-        default=4, ge=1, le=64, description="Threads per worker process of `ccanalytics serve` (requests in flight)."
+        default=2, ge=1, le=64, description="Threads per worker process of `ccanalytics serve` (requests in flight)."
     )
     # --- admin web app: sessions and login
     secret_key: SecretStr | None = Field(

@@ -449,7 +449,7 @@ def report(info: dict, runs: list[dict], chart_ms: dict, quick: bool, seconds: f
         f"{info['seconds']:.0f} s). Embedded PostgreSQL 16 with default settings on the same 2 cores.",
         "",
         f"Server: {ten['banner'] or '`ccanalytics serve`'} — its defaults on this machine (CCA_SERVE_WORKERS "
-        "unset: two per core), `CCA_DATABASE_URL` set (no scheduler beside it). Clients: threads of the "
+        "and CCA_SERVE_THREADS unset: one worker per core, 2 threads each), `CCA_DATABASE_URL` set (no scheduler beside it). Clients: threads of the "
         "benchmark process (on the same cores), each with its own HTTP/1.1 connection (`ccanalytics serve` closes it "
         "after each answer, waitress keeps it alive) and the session of one "
         f"logged-in analyst, no think time, for {seconds:.0f} s. Mix: {MIX['journal']:.0%} journal pages (the "
