@@ -133,7 +133,7 @@ def _spread_requests(proc: subprocess.Popen, url: str, opener, timeout: float = 
     while time.monotonic() < deadline:
         with ThreadPoolExecutor(6) as pool:
             statuses += pool.map(lambda _: _status(url, opener), range(6))
-        if len(statuses) >= 30 and len(_serving_pids(proc, "/calls")) >= 2:
+        if len(statuses) >= 30 and len(_serving_pids(proc, urllib.parse.urlsplit(url).path)) >= 2:
             break
     return statuses
 

@@ -37,12 +37,12 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from ccanalytics.core.config import DEFAULT_SERVE_THREADS
 from ccanalytics.ops.logs import JsonFormatter
 
 log = logging.getLogger("ccanalytics.serve")
 
 MAX_DEFAULT_WORKERS = 8
-DEFAULT_THREADS = 2  # per worker process (CCA_SERVE_THREADS)
 CHILD_STOP_SECONDS = 20.0  # a child that ignores SIGTERM this long is killed
 CHILD_RESTART_SECONDS = 10.0  # at most one restart of a dead child per this many seconds
 _PR_SET_PDEATHSIG = 1
@@ -50,7 +50,7 @@ _PR_SET_PDEATHSIG = 1
 
 def default_workers(cpus: int | None = None) -> int:
     """Worker processes when none are configured: one per core (at least 2, at most
-    MAX_DEFAULT_WORKERS), each with DEFAULT_THREADS threads: about two requests in flight per core, one
+    MAX_DEFAULT_WORKERS), each with DEFAULT_SERVE_THREADS threads: about two requests in flight per core, one
     running Python while another waits for PostgreSQL, which runs on the same cores. More in flight only
     makes them share the cores: on 2 cores, 4 × 4 answered 129 requests/s with search's p95 at 558 ms
     under 50 clients, 2 × 2 answered 134 requests/s at 456 ms (docs/deployment.md)."""
@@ -67,7 +67,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8050
     workers: int = 2
-    threads: int = DEFAULT_THREADS
+    threads: int = DEFAULT_SERVE_THREADS
     timeout_s: int = 60  # a worker silent this long (hung main loop) is replaced
     graceful_s: int = 30  # on SIGTERM, time for requests in flight before workers are killed
     backlog: int = 2048  # connections waiting for a free thread of any worker (the kernel's queue)

@@ -43,6 +43,9 @@ def find_project_root(start: Path | None = None) -> Path:
 
 # the report kinds the scheduler sends (ccanalytics.ops.jobs); a tenant's report settings choose among them
 SCHEDULED_REPORT_KINDS = ("daily", "problems", "weekly")
+# threads per worker process of `ccanalytics serve`: with one worker per core, about two requests in flight
+# per core (webapp/serving.py, docs/deployment.md)
+DEFAULT_SERVE_THREADS = 2
 _EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")  # a file name too: <reports_dir>/<kind>/<slug>/
 _TENANT_REPORT_KEYS = ("emails", "telegram_chat_id", "kinds")
@@ -206,7 +209,10 @@ class Settings(BaseSettings):
         "at most 8.",
     )
     serve_threads: int = Field(
-        default=2, ge=1, le=64, description="Threads per worker process of `ccanalytics serve` (requests in flight)."
+        default=DEFAULT_SERVE_THREADS,
+        ge=1,
+        le=64,
+        description="Threads per worker process of `ccanalytics serve` (requests in flight).",
     )
     # --- admin web app: sessions and login
     secret_key: SecretStr | None = Field(
