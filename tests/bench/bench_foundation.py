@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 
-from common import check_goals, ensure_months, fresh_server, last_day, median, run_child, write_section
+from common import PEAK_RSS_DEF, check_goals, ensure_months, fresh_server, last_day, median, run_child, write_section
 
 END_DATE = last_day()  # yesterday by the one clock: the benchmark runs on any day
 
@@ -27,7 +27,7 @@ engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 t0 = time.perf_counter()
 result = ingest_file(engine, sys.argv[2], batch_size=1000)
 seconds = time.perf_counter() - t0
-peak = {"rss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+peak = {"rss_self": _peak_rss_mib(),
         "rss_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, "workers": default_workers()}
 print(json.dumps({"seconds": seconds, **result.summary(), **peak}))
 """
@@ -140,10 +140,10 @@ def run(*, quick: bool = False) -> None:
             ensure_months(engine, END_DATE - timedelta(days=days), END_DATE + timedelta(days=1))
             engine.dispose()
 
-        out, _ = run_child(BULK, urls["bulk"], str(source))
+        out, _ = run_child(PEAK_RSS_DEF + BULK, urls["bulk"], str(source))
         bulk = json.loads(out)
         print(f"bulk: {bulk}", flush=True)
-        out, _ = run_child(BULK, urls["bulk_sample"], str(sample_file))
+        out, _ = run_child(PEAK_RSS_DEF + BULK, urls["bulk_sample"], str(sample_file))
         bulk_sample = json.loads(out)
         out, _ = run_child(ROW_BY_ROW, urls["rows_per_call"], str(sample_file), "1")
         rows_call = json.loads(out)

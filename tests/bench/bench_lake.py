@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from common import (
+    PEAK_RSS_DEF,
     check_goals,
     ensure_months,
     fresh_server,
@@ -67,38 +68,38 @@ GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 EXPORT_CHILD = """
-import resource, sys, time
+import sys, time
 import ccanalytics.datalake.export as lake
 from ccanalytics.db.engine import create_engine
 engine = create_engine(sys.argv[1], statement_timeout_ms=0)
 t0 = time.perf_counter()
 r = lake.export_day(engine, sys.argv[2], sys.argv[3], "Europe/Kyiv")
-print(time.perf_counter() - t0, sum(r.rows().values()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(time.perf_counter() - t0, sum(r.rows().values()), _peak_rss_mib())
 """
 QUERY_CHILD = """
-import resource, sys, time
+import sys, time
 import ccanalytics.datalake.read as lake
 t0 = time.perf_counter()
 frame = lake.query(sys.argv[1], sys.argv[2])
-print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(time.perf_counter() - t0, frame.height, _peak_rss_mib())
 """
 
 # issue 10: 90 days of calls into a DataFrame in a notebook, from the lake and from PostgreSQL
 WORKBENCH_LAKE_CHILD = """
-import resource, sys, time
+import sys, time
 import ccanalytics as cca
 t0 = time.perf_counter()
 frame = cca.lake(sys.argv[1]).load("calls", sys.argv[2], sys.argv[3])
-print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(time.perf_counter() - t0, frame.height, _peak_rss_mib())
 """
 WORKBENCH_PG_CHILD = """
-import resource, sys, time
+import sys, time
 from ccanalytics.db.engine import create_engine
 from ccanalytics.analytics.store import Store
 store = Store(create_engine(sys.argv[1], statement_timeout_ms=0))
 t0 = time.perf_counter()
 frame = store.calls(sys.argv[2], sys.argv[3])
-print(time.perf_counter() - t0, frame.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(time.perf_counter() - t0, frame.height, _peak_rss_mib())
 """
 
 
@@ -184,7 +185,7 @@ def run(quick: bool = False) -> None:
             # 1. the nightly export of one day (re-exports replace the partition), and its peak RSS
             day_result, export_s = timed(lambda: lake.export_day(engine, END_DATE, lake_dir, TZ), 5)
             child_dir = Path(tempfile.mkdtemp(prefix="cca-lake-child-"))
-            out, _ = run_child(EXPORT_CHILD, url, END_DATE.isoformat(), str(child_dir))
+            out, _ = run_child(PEAK_RSS_DEF + EXPORT_CHILD, url, END_DATE.isoformat(), str(child_dir))
             child_export_s, _, export_rss = out.split()
             shutil.rmtree(child_dir, ignore_errors=True)
             start, end = timeutil.day_start(END_DATE, TZ), timeutil.day_start(END_DATE + timedelta(days=1), TZ)
@@ -226,7 +227,7 @@ def run(quick: bool = False) -> None:
             assert check == n_calls, (check, n_calls)
             duck_calls, duck_calls_s = timed(lambda: lakeread.query(lake_dir, DUCK_CALLS), 5)
             duck_turns, duck_turns_s = timed(lambda: lakeread.query(lake_dir, DUCK_TURNS), 5)
-            out, _ = run_child(QUERY_CHILD, str(lake_dir), DUCK_TURNS)
+            out, _ = run_child(PEAK_RSS_DEF + QUERY_CHILD, str(lake_dir), DUCK_TURNS)
             _, _, query_rss = out.split()
             pstart, pend = timeutil.day_start(first, TZ), timeutil.day_start(END_DATE + timedelta(days=1), TZ)
 
@@ -236,8 +237,8 @@ def run(quick: bool = False) -> None:
 
             # 4. the analyst's DataFrame of 90 days of calls (fresh processes, as a notebook kernel)
             span = (first.isoformat(), END_DATE.isoformat())
-            wb_lake = [run_child(WORKBENCH_LAKE_CHILD, str(lake_dir), *span)[0].split() for _ in range(3)]
-            wb_pg = [run_child(WORKBENCH_PG_CHILD, url, *span)[0].split() for _ in range(3)]
+            wb_lake = [run_child(PEAK_RSS_DEF + WORKBENCH_LAKE_CHILD, str(lake_dir), *span)[0].split() for _ in range(3)]
+            wb_pg = [run_child(PEAK_RSS_DEF + WORKBENCH_PG_CHILD, url, *span)[0].split() for _ in range(3)]
             assert int(wb_lake[0][1]) == int(wb_pg[0][1]) == n_calls
 
             pg_calls_rows, pg_calls_s = timed(lambda: pg(PG_CALLS), 3)

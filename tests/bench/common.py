@@ -83,6 +83,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# Python source of ``_peak_rss_mib()`` for a child's code: the child's own peak RSS (VmHWM of its memory
+# map). Not getrusage's ru_maxrss: Linux carries the forking process's peak across exec into it, so a child
+# of a benchmark process that had grown to 1.7 GB reported 1.7 GB whatever it did.
+PEAK_RSS_DEF = """
+def _peak_rss_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
+"""
+
+
 def run_child(code: str, *args: str) -> tuple[str, int]:
     """Run Python code in a child process; return (stdout, peak RSS of the child in MiB)."""
     import resource
