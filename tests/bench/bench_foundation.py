@@ -195,7 +195,7 @@ processor's `to_tsvector('simple', …)` and ccanalytics's `cca_search_vector`, 
 every word), cca_turn_extras, call_tool_calls and customers per tenant and phone. Measured on 2026-12-06
 with 20,000 calls (CPU time per call): the backend 0.59 ms, of which the two GIN indexes take about 0.35 ms
 (0.20 ms ccanalytics's search index, 0.15 ms the processor's; dropping them in a test load made the backend
-0.27 ms), and the validation worker 0.43 ms. The row-by-row baseline pays the same 0.59 ms in the backend
+0.27 ms), and the validation worker 0.43 ms (reading, validating and formatting the COPY text; validation alone is the smaller figure above). The row-by-row baseline pays the same 0.59 ms in the backend
 plus a round trip per statement. 10× the baseline is 0.44 ms per call, less than the backend's own
 0.59 ms on one connection; even split over two connections, the two cores must do 0.59 + 0.43 ms of work
 per call, at best about 1,900 calls/s (8–9×). So on 2 cores the goal is out of reach unless the search
