@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 
-from common import PEAK_RSS_DEF, check_goals, ensure_months, fresh_server, last_day, median, run_child, write_section
+from common import check_goals, ensure_months, fresh_server, last_day, median, run_child, write_section
 
 END_DATE = last_day()  # yesterday by the one clock: the benchmark runs on any day
 
@@ -140,19 +140,19 @@ def run(*, quick: bool = False) -> None:
             ensure_months(engine, END_DATE - timedelta(days=days), END_DATE + timedelta(days=1))
             engine.dispose()
 
-        out, _ = run_child(PEAK_RSS_DEF + BULK, urls["bulk"], str(source))
+        out = run_child(BULK, urls["bulk"], str(source))
         bulk = json.loads(out)
         print(f"bulk: {bulk}", flush=True)
-        out, _ = run_child(PEAK_RSS_DEF + BULK, urls["bulk_sample"], str(sample_file))
+        out = run_child(BULK, urls["bulk_sample"], str(sample_file))
         bulk_sample = json.loads(out)
-        out, _ = run_child(ROW_BY_ROW, urls["rows_per_call"], str(sample_file), "1")
+        out = run_child(ROW_BY_ROW, urls["rows_per_call"], str(sample_file), "1")
         rows_call = json.loads(out)
-        out, _ = run_child(ROW_BY_ROW, urls["rows_per_1000"], str(sample_file), "1000")
+        out = run_child(ROW_BY_ROW, urls["rows_per_1000"], str(sample_file), "1000")
         rows_batch = json.loads(out)
         print(f"row-by-row: {rows_call} / {rows_batch}", flush=True)
 
         first = date.fromordinal(END_DATE.toordinal() - days + 1)
-        out, _ = run_child(STORE_CALLS, urls["bulk"], first.isoformat(), END_DATE.isoformat())
+        out = run_child(STORE_CALLS, urls["bulk"], first.isoformat(), END_DATE.isoformat())
         store = json.loads(out)
         print(f"store.calls: {store}", flush=True)
 

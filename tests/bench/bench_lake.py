@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from common import (
-    PEAK_RSS_DEF,
     check_goals,
     ensure_months,
     fresh_server,
@@ -185,7 +184,7 @@ def run(quick: bool = False) -> None:
             # 1. the nightly export of one day (re-exports replace the partition), and its peak RSS
             day_result, export_s = timed(lambda: lake.export_day(engine, END_DATE, lake_dir, TZ), 5)
             child_dir = Path(tempfile.mkdtemp(prefix="cca-lake-child-"))
-            out, _ = run_child(PEAK_RSS_DEF + EXPORT_CHILD, url, END_DATE.isoformat(), str(child_dir))
+            out = run_child(EXPORT_CHILD, url, END_DATE.isoformat(), str(child_dir))
             child_export_s, _, export_rss = out.split()
             shutil.rmtree(child_dir, ignore_errors=True)
             start, end = timeutil.day_start(END_DATE, TZ), timeutil.day_start(END_DATE + timedelta(days=1), TZ)
@@ -227,7 +226,7 @@ def run(quick: bool = False) -> None:
             assert check == n_calls, (check, n_calls)
             duck_calls, duck_calls_s = timed(lambda: lakeread.query(lake_dir, DUCK_CALLS), 5)
             duck_turns, duck_turns_s = timed(lambda: lakeread.query(lake_dir, DUCK_TURNS), 5)
-            out, _ = run_child(PEAK_RSS_DEF + QUERY_CHILD, str(lake_dir), DUCK_TURNS)
+            out = run_child(QUERY_CHILD, str(lake_dir), DUCK_TURNS)
             _, _, query_rss = out.split()
             pstart, pend = timeutil.day_start(first, TZ), timeutil.day_start(END_DATE + timedelta(days=1), TZ)
 
@@ -237,8 +236,8 @@ def run(quick: bool = False) -> None:
 
             # 4. the analyst's DataFrame of 90 days of calls (fresh processes, as a notebook kernel)
             span = (first.isoformat(), END_DATE.isoformat())
-            wb_lake = [run_child(PEAK_RSS_DEF + WORKBENCH_LAKE_CHILD, str(lake_dir), *span)[0].split() for _ in range(3)]
-            wb_pg = [run_child(PEAK_RSS_DEF + WORKBENCH_PG_CHILD, url, *span)[0].split() for _ in range(3)]
+            wb_lake = [run_child(WORKBENCH_LAKE_CHILD, str(lake_dir), *span).split() for _ in range(3)]
+            wb_pg = [run_child(WORKBENCH_PG_CHILD, url, *span).split() for _ in range(3)]
             assert int(wb_lake[0][1]) == int(wb_pg[0][1]) == n_calls
 
             pg_calls_rows, pg_calls_s = timed(lambda: pg(PG_CALLS), 3)

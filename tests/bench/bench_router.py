@@ -59,7 +59,7 @@ def run(quick: bool = False) -> None:
         by_reason[reason] = by_reason.get(reason, 0) + 1
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
 
-    imports = [json.loads(run_child(_IMPORT)[0]) for _ in range(3 if quick else 7)]
+    imports = [json.loads(run_child(_IMPORT)) for _ in range(3 if quick else 7)]
     heavy = sorted({m for i in imports for m in i["heavy"]})
 
     # speed: every distinct opener of the demo generator, routed one by one (no memo)

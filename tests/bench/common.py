@@ -83,26 +83,23 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-# Python source of ``_peak_rss_mib()`` for a child's code: the child's own peak RSS (VmHWM of its memory
-# map). Not getrusage's ru_maxrss: Linux carries the forking process's peak across exec into it, so a child
-# of a benchmark process that had grown to 1.7 GB reported 1.7 GB whatever it did.
-PEAK_RSS_DEF = """
+# Defined in every child's code: ``_peak_rss_mib()``, the child's own peak RSS (VmHWM of its memory map).
+# Not getrusage's ru_maxrss: Linux carries the forking process's peak across exec into the child, so a
+# child of a benchmark process that had grown to 1.7 GB reported 1.7 GB whatever it did.
+_PEAK_RSS_DEF = """
 def _peak_rss_mib():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024
 """
 
 
-def run_child(code: str, *args: str) -> tuple[str, int]:
-    """Run Python code in a child process; return (stdout, peak RSS of the child in MiB)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+def run_child(code: str, *args: str) -> str:
+    """Run Python code in a child process (which may print ``_peak_rss_mib()``, its own peak RSS in MiB);
+    return its stdout."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_DEF + code, *args], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc.stdout, max(peak, before) // 1024
+    return proc.stdout
 
 
 def machine() -> str:
