@@ -115,9 +115,8 @@ def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{") and line.endswith("}")]
 
 
-def _serving_pids(proc: subprocess.Popen, path: str) -> set[int]:
-    """The worker processes whose access log shows a request for ``path`` so far."""
-    events = _json_lines(_output(proc)[1])
+def _served_by(events: list[dict], path: str) -> set[int]:
+    """The worker processes whose access log lines (of ``events``) show a request for ``path``."""
     return {e["pid"] for e in events if e.get("logger") == "webapp.access" and e.get("path") == path}
 
 
@@ -133,7 +132,7 @@ def _spread_requests(proc: subprocess.Popen, url: str, opener, timeout: float = 
     while time.monotonic() < deadline:
         with ThreadPoolExecutor(6) as pool:
             statuses += pool.map(lambda _: _status(url, opener), range(6))
-        if len(statuses) >= 30 and len(_serving_pids(proc, urllib.parse.urlsplit(url).path)) >= 2:
+        if len(statuses) >= 30 and len(_served_by(_json_lines(_output(proc)[1]), urllib.parse.urlsplit(url).path)) >= 2:
             break
     return statuses
 
@@ -173,7 +172,7 @@ def test_serve_answers_from_several_worker_processes_that_share_sessions(db_url,
     assert proc.returncode == 0, err[-3000:]
     assert _gone([w.pid for w in workers])
     events = _json_lines(err)
-    pids = {e["pid"] for e in events if e.get("logger") == "webapp.access" and e.get("path") == "/calls"}
+    pids = _served_by(events, "/calls")
     assert pids and pids <= {w.pid for w in workers}
     assert len(pids) >= 2, f"{len(statuses)} new connections in parallel bursts all went to one worker"
     booted = [e for e in events if e.get("logger") == "gunicorn.error" and "Booting worker" in e["message"]]
