@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
-from factories import make_call, turn
+from factories import make_call, turn, write_as_processor
 from fakechannels import CHAT, TOKEN, FakeTelegram, SMTPServer, channel_settings
 
+from ccanalytics import quality
 from ccanalytics.alerts import engine as alerts
 from ccanalytics.alerts import outbox as alert_outbox
 from ccanalytics.alerts.emailchannel import EmailChannel
@@ -330,11 +331,16 @@ def test_judge_failures(engine):
 
 
 def test_scoring_backlog_and_threshold_override(engine):
-    ingest_records(engine, [call(NOW - timedelta(days=2, minutes=i)) for i in range(6)])
-    ingest_records(engine, [call(NOW - timedelta(days=9, minutes=i)) for i in range(6)])  # too old to count
+    """The backlog is the finished calls the scheduler owes a score: from yesterday's local midnight on."""
+    since = datetime(2026, 11, 18, 22, 0, tzinfo=UTC)  # 19.11 00:00 Kyiv; NOW is 20.11 14:00
+    assert quality.scheduled_since(NOW, "Europe/Kyiv") == since
+    ingest_records(engine, [call(since + timedelta(minutes=i)) for i in range(6)])
+    ingest_records(engine, [call(since - timedelta(minutes=5 + i)) for i in range(6)])  # the day before: not owed
+    with engine.begin() as conn:  # in progress: nothing to score yet
+        write_as_processor(conn, call(NOW - timedelta(minutes=2)), ended=False)
     assert firing(engine, "scoring_backlog") == []
     [f] = firing(engine, "scoring_backlog", settings=make_settings(alert_thresholds={"scoring_backlog": 5}))
-    assert f.value == 6 and "Не оценено 6 звонков за 7 дней" in f.text
+    assert f.value == 6 and "Не оценено 6 звонков за вчера и сегодня (самый старый — 19.11 00:00)" in f.text
 
 
 def test_russian_plurals():

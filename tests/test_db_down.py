@@ -341,7 +341,6 @@ def test_exporter_starts_without_its_database_and_reports_it(forwarder):
     assert any("database unavailable at start" in e["message"] for e in _json_lines(err)), err
 
 
-
 def _backend_pid(engine) -> int:
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()

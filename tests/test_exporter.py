@@ -9,6 +9,7 @@ from factories import TENANT, add_tenant, make_call, record_scores, turn, write_
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from ccanalytics import quality
 from ccanalytics.analytics import callmetrics
 from ccanalytics.core import timeutil
 from ccanalytics.ingest.load import ingest_records
@@ -291,6 +292,34 @@ def test_series_carry_the_tenant(engine):
     zero = ("cca_suspicious_tool_calls_total", (("source", "calllog"), ("tenant", "north"), ("tool", "search_tires")))
     assert s[zero] == 0
     assert s[("cca_validation_anomaly_calls_total", (("source", "calllog"), ("tenant", "north")))] == 0
+
+
+def test_gauges_count_what_the_scheduler_owes_and_the_newest_call_of_each_tenant(engine):
+    """The scoring backlog is the finished, unscored calls of the days the scheduler scores (a call in
+    progress or of an earlier day is not owed); the last call is each tenant's latest end — a long call
+    that ended after the newest one started counts — and calls without a tenant have their own."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = quality.scheduled_since(now, timeutil.DEFAULT_TZ)
+    long_call = make_call(started_at=recent(40), seconds=39 * 60, caller_id=None)  # ends a minute ago
+    orphan = make_call(started_at=recent(50), seconds=60, caller_id=None)
+    ingest_records(
+        engine,
+        [
+            make_call(started_at=since - timedelta(minutes=10), seconds=60, caller_id=None),  # the day before
+            long_call,
+            orphan,
+        ],
+    )
+    with engine.begin() as conn:
+        write_as_processor(conn, make_call(started_at=recent(3), caller_id=None), ended=False)  # in progress
+        conn.execute(sa.text("UPDATE calls SET tenant_id = NULL WHERE id = :id"), {"id": orphan["call_id"]})
+    s = scrape(exporter.make_registry(engine, lag_seconds=0))
+    assert value(s, "cca_scoring_backlog_calls") == 1  # the long call
+    assert value(s, "cca_scoring_backlog_calls", tenant="") == 1  # the call without a tenant
+    assert value(s, "cca_last_call_timestamp_seconds") == datetime.fromisoformat(long_call["ended_at"]).timestamp()
+    assert (
+        value(s, "cca_last_call_timestamp_seconds", tenant="") == datetime.fromisoformat(orphan["ended_at"]).timestamp()
+    )
 
 
 def test_live_metrics_per_tenant():

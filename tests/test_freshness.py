@@ -5,10 +5,11 @@ nothing. (How fast, at what rate: the benchmark group ``freshness``.)"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from factories import make_call, write_as_processor
+from factories import TENANT, make_call, write_as_processor
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccanalytics.core import clock, timeutil
@@ -101,3 +102,82 @@ def test_calls_that_started_before_the_horizon_are_left_to_the_periodic_jobs(eng
     ingest_records(engine, [old])
     assert freshness.run(engine, settings).ended == 0
     assert jobs.score_new_calls(engine, settings).outcome["scored"] == 1
+
+
+# rows of the processor's calls (every partition) read by sequential scans so far
+_SEQ_ROWS = "SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables WHERE relname LIKE 'calls\\_2%'"
+
+
+def seq_rows_read(engine) -> int:
+    """The rows of calls read by sequential scans so far, with every backend's statistics flushed (a
+    backend flushes them at exit at the latest)."""
+    engine.dispose()
+    with engine.connect() as conn:
+        for _ in range(50):  # the exiting backends flush asynchronously
+            if not conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one():
+                break
+            time.sleep(0.1)
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        return int(conn.execute(sa.text(_SEQ_ROWS)).scalar_one())
+
+
+def value_of(collector, name: str) -> float:
+    """The sum of a metric's samples over every label set, as the collector serves it."""
+    return sum(s.value for fam in collector.collect() for s in fam.samples if s.name == name)
+
+
+def test_a_run_and_a_scrape_read_the_processor_calls_through_indexes(engine, db_url, monkeypatch):
+    """Over a run that found a new call and a scrape (with its gauges), the processor's calls are read
+    through indexes — the day's calls, their customers' other calls, the newest call of each tenant —
+    not by passes over the table: the rows read by sequential scans stay a small part of it (the
+    week of calls below, one every two minutes, is most of two partitions)."""
+    from ccanalytics.db import partitions
+
+    settings = Settings(database_url=db_url)
+    now = clock.now().replace(microsecond=0)
+    n = 6000
+    with engine.begin() as conn:
+        partitions.ensure_months(conn, [now - timedelta(minutes=2 * n), now])
+        tenant = conn.execute(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": TENANT}).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (id, tenant_id, phone, total_calls) "
+                "SELECT gen_random_uuid(), :t, '+38067' || lpad(g::text, 7, '0'), 0 FROM generate_series(1, 1500) g"
+            ),
+            {"t": tenant},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO calls (id, caller_id, customer_id, started_at, ended_at, duration_seconds, scenario, "
+                "transferred_to_operator, prompt_version, tenant_id) "
+                "SELECT gen_random_uuid(), k.phone, k.id, :now - g * interval '2 minutes', "
+                "       :now - g * interval '2 minutes' + interval '80 seconds', 80, 'tire_search', g % 5 = 0, "
+                "       'default', :t "
+                "FROM generate_series(1, :n) g "
+                "JOIN (SELECT id, phone, row_number() OVER (ORDER BY phone) - 1 AS i FROM customers) k "
+                "  ON k.i = (g * 7) % 1500"
+            ),
+            {"now": now, "n": n, "t": tenant},
+        )
+        conn.execute(sa.text("ANALYZE calls"))
+    collector = exporter.CallLogCollector(engine, lag_seconds=0)
+    collector.refresh()  # what a running exporter has counted already
+    freshness.run(engine, settings)  # and the job: the background's recent calls are processed
+    monkeypatch.setattr(exporter, "GAUGES_EVERY", timedelta(0))  # the gauges at the next scrape
+
+    call = make_call(started_at=now - timedelta(minutes=1), caller_id="+380670000700", seconds=50)
+    with engine.begin() as conn:
+        write_as_processor(conn, call)
+    before = seq_rows_read(engine)
+    run = freshness.run(engine, settings)
+    collector.refresh()
+    read = seq_rows_read(engine) - before
+    assert (run.ended, run.scored, run.priced) == (1, 1, 1)
+    # the gauges were read again: the newest call is the one that just ended
+    assert value_of(collector, "cca_last_call_timestamp_seconds") == datetime.fromisoformat(call["ended_at"]).timestamp()
+    assert read < n // 20, f"{read:,} rows of calls read by sequential scans (the table has {n + 1:,})"

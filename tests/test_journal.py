@@ -327,6 +327,7 @@ def test_journal_page_shows_period_total_pages_and_turn_links(engine, spread):
 def test_a_search_sets_no_parallel_workers_its_session_already_has(engine, data, db_url):
     """A search turns PostgreSQL's parallel workers off for its transaction, unless its engine's
     sessions already run without them (the admin's engine): no extra statement per search there."""
+
     def statements(eng) -> list[str]:
         seen: list[str] = []
         sa.event.listen(eng, "before_cursor_execute", lambda *a: seen.append(a[2]))

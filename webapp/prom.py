@@ -18,6 +18,7 @@ def _registry():
             get_engine(),
             derive=current_app.config.get("METRICS_DERIVE", True),
             lag_seconds=current_app.config.get("METRICS_LAG_SECONDS", 10.0),
+            tz=current_app.config["TIMEZONE"],
         )
         current_app.extensions["cca_metrics_registry"] = registry
     return registry

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ccanalytics import quality
 from ccanalytics.alerts.rulemodel import Context, Firing, calls_acc, num, plural
 from ccanalytics.core import rutext, timeutil
 from ccanalytics.core.privacy import mask_phones_in_text
@@ -102,12 +103,14 @@ def judge_failures(conn: sa.Connection, ctx: Context) -> list[Firing]:
 
 
 def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
-    th, start = ctx.th, ctx.now - timedelta(days=7)
+    """Finished calls the scheduler owes a score (from ``quality.scheduled_since``), as the exporter's gauge."""
+    th, start = ctx.th, quality.scheduled_since(ctx.now, ctx.tz)
     rows = conn.execute(
         sa.text(
             "SELECT c.tenant, count(*) AS n, "  # noqa: S608 — tenants.SQL is a constant filter; values are bound
             "min(c.started_at) AS oldest FROM cca_calls c "
-            "WHERE c.started_at >= :start AND c.started_at < :now AND NOT c.quality_scored "  # as the exporter's gauge
+            "WHERE c.started_at >= :start AND c.started_at < :now AND c.ended_at IS NOT NULL "
+            "AND NOT c.quality_scored "
             f"AND {tenants.SQL} GROUP BY c.tenant ORDER BY c.tenant"
         ),
         {"start": start, "now": ctx.now, **ctx.scoped},
@@ -117,7 +120,8 @@ def scoring_backlog(conn: sa.Connection, ctx: Context) -> list[Firing]:
         if r.n <= th.scoring_backlog:
             continue
         text = (
-            f"{ctx.lead(r.tenant)}Не оценено {calls_acc(r.n)} за 7 дней (самый старый — {ctx.local(r.oldest)}), "
+            f"{ctx.lead(r.tenant)}Не оценено {calls_acc(r.n)} за вчера и сегодня "
+            f"(самый старый — {ctx.local(r.oldest)}), "
             f"порог — больше {rutext.compact(th.scoring_backlog)}. "
             "Проверьте планировщик и доступность LLM-судьи."
         )

@@ -46,7 +46,7 @@ class Thresholds:
     quality_min_scored: int = 20
     quality_window_hours: int = 2
     judge_failures: int = 10  # calls failed scoring in 24 h (> fires)
-    scoring_backlog: int = 200  # unscored calls of the last 7 days (> fires)
+    scoring_backlog: int = 200  # finished calls of today and yesterday unscored (> fires)
     cost_per_call_jump: float = 0.3  # average cost per call above the baseline by this share
     cost_min_calls: int = 30
 

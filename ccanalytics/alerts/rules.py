@@ -138,7 +138,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "scoring_backlog", "Отставание оценки качества", "warning", (TG,), "condition", "CCAScoringBacklog",
-        "> 200 unscored calls of the last 7 days", ("scoring_backlog",), scoring_backlog,
+        "> 200 finished calls of today and yesterday unscored", ("scoring_backlog",), scoring_backlog,
     ),
     Rule(
         "cost_per_call_jump", "Рост стоимости звонка", "warning", (EMAIL,), "condition", None,
@@ -179,7 +179,7 @@ RESOLUTIONS: dict[str, Callable[[Thresholds], str]] = {
         f"LLM-судья снова справляется: сбоев оценки за 24 часа не больше {rutext.num(th.judge_failures)}."
     ),
     "scoring_backlog": lambda th: (
-        f"Оценка качества догнала звонки: неоценённых за 7 дней не больше {rutext.num(th.scoring_backlog)}."
+        f"Оценка качества догнала звонки: неоценённых за вчера и сегодня не больше {rutext.num(th.scoring_backlog)}."
     ),
     "cost_per_call_jump": lambda th: (
         f"Средняя стоимость звонка вернулась к обычной: рост не больше +{pct(th.cost_per_call_jump)} "

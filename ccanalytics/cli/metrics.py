@@ -124,7 +124,7 @@ def exporter_cmd(host: str, port: int, no_derive: bool, lag: float) -> None:
     except (DatabaseUnavailable, sa.exc.OperationalError) as exc:
         reason = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
         log.error("database unavailable at start: %s; serving cca_exporter_up 0 until it is back", reason)
-    registry = exporter.make_registry(engine, derive=not no_derive, lag_seconds=lag)
+    registry = exporter.make_registry(engine, derive=not no_derive, lag_seconds=lag, tz=settings.timezone)
     click.echo(f"exporter: http://{host}:{port}/metrics  (Ctrl-C stops)")
     log.info("exporter listening on %s:%d", host, port, extra={"host": host, "port": port})
     serve(exporter.wsgi_app(registry), host=host, port=port, threads=4, ident="ccanalytics-exporter")

@@ -34,7 +34,8 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Engine
 
 from ccanalytics.analytics import callmetrics, signals
-from ccanalytics.ops import telemetry
+from ccanalytics.core import timeutil
+from ccanalytics.ops import exportgauges, telemetry
 from ccanalytics.ops.telemetry import BY_NAME
 
 SOURCE = "calllog"
@@ -134,23 +135,6 @@ SELECT {overall} AS overall, {criteria} AS criteria
 """  # noqa: S608 — SQL built by _bucket_arrays from constants and catalogue buckets
 
 
-_GAUGES_SQL = """
-SELECT t AS tenant, sum(backlog) AS backlog, max(last_call) AS last_call, sum(failed) AS scoring_failed
-FROM (
-    SELECT coalesce(c.tenant, '') AS t, count(*) FILTER (WHERE NOT c.quality_scored) AS backlog,
-           extract(epoch FROM max(coalesce(c.ended_at, c.started_at))) AS last_call, 0 AS failed
-    FROM cca_calls c WHERE c.started_at >= now() - interval '7 days' GROUP BY 1
-    UNION ALL
-    SELECT coalesce(tn.slug, ''), 0, NULL, count(*)
-    FROM scoring_queue q
-    LEFT JOIN calls c ON c.id = q.call_id AND c.started_at = q.started_at
-    LEFT JOIN tenants tn ON tn.id = c.tenant_id
-    WHERE q.status = 'failed' AND q.updated_at >= now() - interval '24 hours' GROUP BY 1
-) g
-GROUP BY 1
-"""
-
-
 @dataclass
 class _Hist:
     buckets: tuple[float, ...]
@@ -170,7 +154,7 @@ class _Hist:
 
 CHECKPOINT = "calllog"
 CHECKPOINT_EVERY = timedelta(seconds=60)
-# the gauges read a week of calls: at most once a minute, not at every scrape
+# the gauges read two days of calls: at most once a minute, not at every scrape
 GAUGES_EVERY = timedelta(seconds=60)
 
 _LOAD_SQL = """
@@ -201,8 +185,10 @@ class CallLogCollector(Collector):
         lag_seconds: float = 10.0,
         derive: bool = True,
         persist: bool | None = None,
+        tz: str = timeutil.DEFAULT_TZ,
     ) -> None:
         self.engine = engine
+        self.tz = tz  # the local days of the scoring backlog (quality.scheduled_since)
         self.lag = timedelta(seconds=lag_seconds)
         self.derive = derive
         self.persist = derive if persist is None else persist
@@ -296,7 +282,7 @@ class CallLogCollector(Collector):
                 return
             self._gauges_at = now
             gauges: dict[tuple[str, tuple[str, ...]], float] = {}
-            for g in conn.execute(sa.text(_GAUGES_SQL)):
+            for g in exportgauges.read(conn, self.tz):
                 gauges[("cca_scoring_backlog_calls", (SOURCE, g.tenant))] = float(g.backlog)
                 gauges[("cca_scoring_failed_calls", (SOURCE, g.tenant))] = float(g.scoring_failed)
                 if g.last_call is not None:
@@ -420,10 +406,12 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def make_registry(engine: Engine, *, derive: bool = True, lag_seconds: float = 10.0) -> CollectorRegistry:
-    """A registry holding the database collector (what /metrics serves)."""
+def make_registry(
+    engine: Engine, *, derive: bool = True, lag_seconds: float = 10.0, tz: str = timeutil.DEFAULT_TZ
+) -> CollectorRegistry:
+    """A registry holding the database collector (what /metrics serves); ``tz``: the settings' time zone."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CallLogCollector(engine, derive=derive, lag_seconds=lag_seconds))
+    registry.register(CallLogCollector(engine, derive=derive, lag_seconds=lag_seconds, tz=tz))
     return registry
 
 

@@ -12,6 +12,12 @@ such a call (or one waiting in the scoring queue) do the next steps run, each on
 enqueue and score them, price the calls that have no price of ccanalytics yet, and recompute the
 figures of the day(s) concerned incrementally. The exporter counts a call once its metrics are
 final (call_metrics.final_at), so /metrics has it at the next scrape after the lag.
+
+Recomputing a day reads the processor's calls through indexes as well: the day's calls by
+started_at, and their customers' calls of the 7 days around (repeat calls, first-contact resolution)
+one customer at a time through the index on (customer_id, started_at) — so a run reads rows in
+proportion to the day's calls, not to the table (test_freshness counts the rows read by sequential
+scans over a run and a scrape).
 """
 
 from __future__ import annotations

@@ -67,12 +67,14 @@ def _locked(engine: Engine, name: str, fn: Callable[[], dict[str, Any]]) -> JobR
 
 
 def score_new_calls(engine: Engine, settings: Settings, *, limit: int = 2000) -> JobRun:
-    """Queue the finished calls of the last two days that have no score, and score up to ``limit``."""
+    """Queue the finished calls of today and yesterday (``quality.SCHEDULED_DAYS``) that have no score,
+    and score up to ``limit``."""
 
     def work() -> dict[str, Any]:
         judge, rubric = quality.from_settings(settings)
         today = timeutil.today(settings.timezone)
-        queued = quality.enqueue(engine, date_from=today - timedelta(days=1), date_to=today, tz=settings.timezone)
+        first = today - timedelta(days=quality.SCHEDULED_DAYS - 1)  # the day of quality.scheduled_since
+        queued = quality.enqueue(engine, date_from=first, date_to=today, tz=settings.timezone)
         run = quality.score_pending(
             engine,
             judge,

@@ -144,7 +144,12 @@ CATALOG: tuple[MetricDef, ...] = (
         (*S, "criterion"),
         (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     ),
-    MetricDef("cca_scoring_backlog_calls", "gauge", "Finished calls of the last 7 days not scored yet.", S),
+    MetricDef(
+        "cca_scoring_backlog_calls",
+        "gauge",
+        "Finished calls of today and yesterday (local days: what the scheduler scores) not scored yet.",
+        S,
+    ),
     MetricDef(
         "cca_scoring_failed_calls", "gauge", "Calls whose scoring failed in the last 24 hours (judge failures).", S
     ),

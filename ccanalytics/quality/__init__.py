@@ -14,11 +14,13 @@ from ccanalytics.core.config import Settings
 from ccanalytics.quality import calibration, problems, report, review
 from ccanalytics.quality.judge import Judge, JudgeError, JudgeResult, LLMJudge, LLMJudgeConfig, RulesJudge, parse_answer
 from ccanalytics.quality.pipeline import (
+    SCHEDULED_DAYS,
     ScoringConfig,
     ScoringRun,
     claim,
     enqueue,
     queue_status,
+    scheduled_since,
     score_one,
     score_pending,
 )
@@ -39,6 +41,7 @@ from ccanalytics.quality.transcript import CallView, ToolUse, TurnView, render
 __all__ = [
     "DEFAULT_WEIGHTS",
     "DESCRIPTIONS",
+    "SCHEDULED_DAYS",
     "CallView",
     "CriterionScore",
     "Judge",
@@ -70,6 +73,7 @@ __all__ = [
     "review",
     "rubric_from_settings",
     "rules_judge",
+    "scheduled_since",
     "score_one",
     "score_pending",
     "scoring_config_from_settings",

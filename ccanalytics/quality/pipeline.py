@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,6 +26,16 @@ from ccanalytics.quality.rubric import Rubric, overall
 from ccanalytics.quality.transcript import CallView
 
 REASONS = ("new", "rescore", "rubric_change")
+# the scheduler queues the finished calls of today and yesterday (local days); older ones only by
+# `ccanalytics score --since`
+SCHEDULED_DAYS = 2
+
+
+def scheduled_since(now: datetime, tz: str = timeutil.DEFAULT_TZ) -> datetime:
+    """The start of the calls the scheduler scores at ``now``: local midnight ``SCHEDULED_DAYS - 1`` days
+    before today. The scoring backlog (the exporter's gauge, its alert's database twin) counts the
+    finished calls since then without a score: the calls the scheduler owes, none it will never reach."""
+    return timeutil.day_start(timeutil.to_date(now, tz) - timedelta(days=SCHEDULED_DAYS - 1), tz)
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,31 @@ FROM (
     -- an unknown transfer flag (the processor's column is nullable) reads as not transferred, as in cca_calls
     FROM (SELECT id, customer_id, started_at, coalesce(transferred_to_operator, false) AS transferred_to_operator,
                  (started_at AT TIME ZONE :tz)::date AS d, tenant_id
-          FROM calls
-          WHERE customer_id IS NOT NULL
-            AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)
-            AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)
-            -- with :narrow (a few days), only the customers who called in [:start, :end): the others'
-            -- windows give no row of these days, and the sort shrinks to the days' own customers
-            AND (NOT CAST(:narrow AS boolean)
-                 OR customer_id IN (SELECT customer_id FROM calls
-                                    WHERE started_at >= :start AND started_at < :end AND customer_id IS NOT NULL))) c
+          FROM (
+              -- a long range: one pass over the window
+              SELECT id, customer_id, started_at, transferred_to_operator, tenant_id
+              FROM calls
+              WHERE NOT CAST(:narrow AS boolean) AND customer_id IS NOT NULL
+                AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)
+                AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)
+              UNION ALL
+              -- with :narrow (a few days, as the near-real-time job recomputes), only the customers who
+              -- called in [:start, :end) (the others' windows give no row of these days), each one's calls
+              -- looked up through the index on (customer_id, started_at): the rows read grow with the days'
+              -- own calls, not with the table (OFFSET 0 keeps the lookup per customer: joined, the planner
+              -- may prefer one pass over every partition the window touches)
+              SELECT o.id, o.customer_id, o.started_at, o.transferred_to_operator, o.tenant_id
+              FROM (SELECT DISTINCT customer_id FROM calls
+                    WHERE CAST(:narrow AS boolean) AND customer_id IS NOT NULL
+                      AND started_at >= :start AND started_at < :end) k
+              CROSS JOIN LATERAL (
+                  SELECT id, customer_id, started_at, transferred_to_operator, tenant_id
+                  FROM calls
+                  WHERE customer_id = k.customer_id
+                    AND started_at >= CAST(:start AS timestamptz) - make_interval(days => :fcr_days)
+                    AND started_at < CAST(:end AS timestamptz) + make_interval(days => :fcr_days)
+                  OFFSET 0) o
+          ) u) c
     WINDOW w AS (PARTITION BY customer_id ORDER BY started_at, id)
 ) x
 WHERE started_at >= :start AND started_at < :end AND d = ANY(CAST(:days AS date[]))

@@ -19,4 +19,8 @@ JOIN calls c ON c.id = n.id AND c.started_at = n.started_at
 JOIN calls p ON p.customer_id = c.customer_id
             AND p.started_at >= c.started_at - make_interval(days => :fcr_days) AND p.started_at < c.started_at
 WHERE c.customer_id IS NOT NULL
+  -- from the first changed day's local midnight to the last one's end: a range of the index on
+  -- started_at (and of the partitions to read), where the local day alone is a pass over every partition
+  AND c.started_at >= (SELECT min(x) FROM unnest(CAST(:changed AS date[])) x)::timestamp AT TIME ZONE :tz
+  AND c.started_at < (SELECT max(x) + 1 FROM unnest(CAST(:changed AS date[])) x)::timestamp AT TIME ZONE :tz
   AND (c.started_at AT TIME ZONE :tz)::date = ANY(CAST(:changed AS date[]))

@@ -180,7 +180,9 @@ def run(quick: bool = False) -> None:
         first_scrape = time.perf_counter() - t0
         _, scrapes = timed(lambda: exporter.render(registry), 30)
         series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
-        counted = sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines() if line.startswith("cca_calls_total{"))
+        counted = sum(
+            float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines() if line.startswith("cca_calls_total{")
+        )
         demo.dispose()
 
     body = f"""## Metrics
