@@ -179,5 +179,7 @@ def test_a_run_and_a_scrape_read_the_processor_calls_through_indexes(engine, db_
     read = seq_rows_read(engine) - before
     assert (run.ended, run.scored, run.priced) == (1, 1, 1)
     # the gauges were read again: the newest call is the one that just ended
-    assert value_of(collector, "cca_last_call_timestamp_seconds") == datetime.fromisoformat(call["ended_at"]).timestamp()
+    assert (
+        value_of(collector, "cca_last_call_timestamp_seconds") == datetime.fromisoformat(call["ended_at"]).timestamp()
+    )
     assert read < n // 20, f"{read:,} rows of calls read by sequential scans (the table has {n + 1:,})"
