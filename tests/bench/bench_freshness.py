@@ -14,8 +14,9 @@ Per call, from the commit of its end: scored (its first call_scores row), priced
 row), counted (the end of the first ``fresh`` run that recomputed its day after that) and visible in
 /metrics (the first scrape whose watermark passed its call_metrics.final_at). Goal: p95 ≤ 60 s each.
 The processor's tables must not be scanned over and over: the rows of calls read during the replay
-(pg_stat_user_tables, every partition) are reported per minute beside what one pass over the whole
-table every 15 s would read.
+(pg_stat_user_tables, per partition, statistics flushed) are reported per minute beside what one pass
+over the whole table every 15 s would read, and a sequential scan of a partition of more than
+``SMALL_PAGES`` pages fails the run (goal: read through indexes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import fresh_server, loadavg, median, p95, write_section
+from common import check_goals, fresh_server, loadavg, median, p95, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the processor's writes (factories)
 
@@ -36,11 +37,36 @@ PEAK_DAY = 2000
 GOAL_S = 60.0
 TICK_S = 15.0
 
-# rows of the processor's calls (every partition) read so far: by sequential and by index scans
+# per partition of the processor's calls: its rows, and the scans and rows read so far
 _CALL_ROWS_READ = """
-SELECT coalesce(sum(seq_tup_read), 0) AS seq, coalesce(sum(idx_tup_fetch), 0) AS idx
-FROM pg_stat_user_tables WHERE relname = 'calls' OR relname LIKE 'calls\\_2%'
+SELECT s.relname AS partition, s.n_live_tup AS live, c.relpages AS pages, s.seq_scan AS scans,
+       s.seq_tup_read AS seq, coalesce(s.idx_tup_fetch, 0) AS idx
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.relname LIKE 'calls\\_2%' ORDER BY s.relname
 """
+# a partition this small is read whole rather than through an index (PostgreSQL's choice: a page or two
+# cost less than an index descent); anything larger read by a sequential scan during the replay is a pass
+# over the processor's table, which the goal forbids
+SMALL_PAGES = 10
+
+
+def _rows_read(engine) -> dict[str, tuple[int, int, int, int, int]]:
+    """Partition → (rows, pages, sequential scans, rows read by them, rows read through indexes) so far, with
+    every backend's statistics flushed: the pool's connections are closed (a backend flushes its
+    statistics at exit at the latest) and the backends waited for."""
+    import sqlalchemy as sa
+
+    engine.dispose()
+    with engine.connect() as conn:
+        for _ in range(100):
+            others = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if not conn.execute(sa.text(others)).scalar_one():
+                break
+            time.sleep(0.1)
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        return {r.partition: (r.live, r.pages, r.scans, r.seq, r.idx) for r in conn.execute(sa.text(_CALL_ROWS_READ))}
 
 
 def _busiest_hour_share() -> float:
@@ -90,10 +116,13 @@ def run(quick: bool = False) -> None:
         jobs.price_calls(engine, settings)
         jobs.refresh_daily_stats(engine, settings)
         jobs.process_fresh_calls(engine, settings)
-        time.sleep(1.0)  # the statistics collector's flush
+        # an exporter that has been running: its first scrape (counting every call since its checkpoint)
+        # is a catch-up, not the steady load measured below
+        collector = exporter.CallLogCollector(engine)
+        collector.refresh()
         with engine.connect() as conn:
-            read1 = conn.execute(sa.text(_CALL_ROWS_READ)).one()
             background = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
+        read1 = _rows_read(engine)
 
         # the replay: calls end every `gap` seconds from t0 on
         pool = [c for c in generate_calls(seed=23, days=1, calls_per_day=600, ab_test=None) if c.get("tenant")]
@@ -121,8 +150,6 @@ def run(quick: bool = False) -> None:
                 days = set(run.outcome.get("days", ())) if run.ran else set()
                 runs.append((datetime.now(UTC), days, run.seconds))
                 stop.wait(max(0.0, TICK_S - (time.monotonic() - began)))
-
-        collector = exporter.CallLogCollector(engine)
 
         def scrape_loop() -> None:
             while not stop.is_set():
@@ -153,9 +180,8 @@ def run(quick: bool = False) -> None:
             for th in threads:
                 th.join()
 
-        time.sleep(1.0)
+        read2 = _rows_read(engine)
         with engine.connect() as conn:
-            read2 = conn.execute(sa.text(_CALL_ROWS_READ)).one()
             rows = conn.execute(
                 sa.text(
                     "SELECT c.id::text AS id, c.started_at, "
@@ -213,11 +239,36 @@ def run(quick: bool = False) -> None:
         "",
         f"`fresh` runs that found work: {len(run_seconds)}, median {median(run_seconds or [0]):.2f} s, "
         f"p95 {p95(run_seconds or [0]):.2f} s of the {TICK_S:.0f} s tick.",
-        f"Rows of the processor's `calls` read during the replay (every reader: the writes' own lookups, "
-        f"`fresh`, the exporter): {(read2.seq - read1.seq) / minutes:,.0f} a minute by sequential scans and "
-        f"{(read2.idx - read1.idx) / minutes:,.0f} a minute through indexes, with {background + len(rows):,} calls "
-        "in the table (a whole-table pass every 15 s would be "
-        f"{4 * (background + len(rows)):,} a minute).",
+        "",
+        "Rows of the processor's `calls` read during the replay, per partition (every reader: the writes' own "
+        "lookups, `fresh`, the exporter; a whole-table pass every 15 s would read "
+        f"{4 * (background + len(rows)):,} rows a minute):",
+        "",
+        "| partition | rows | pages | sequential scans a minute | rows a minute by sequential scans "
+        "| rows a minute through indexes |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    passes = []  # partitions of more than SMALL_PAGES pages read by a sequential scan
+    for part, (live, pages, scans, seq, idx) in read2.items():
+        before = read1.get(part, (0, 0, 0, 0, 0))
+        if (scans, seq, idx) == before[2:]:
+            continue
+        lines.append(
+            f"| {part} | {live:,} | {pages:,} | {(scans - before[2]) / minutes:,.0f} "
+            f"| {(seq - before[3]) / minutes:,.0f} | {(idx - before[4]) / minutes:,.0f} |"
+        )
+        if seq > before[3] and pages > SMALL_PAGES:
+            passes.append(part)
+    small = [p for p, v in read2.items() if v[3] > read1.get(p, (0, 0, 0, 0, 0))[3] and p not in passes]
+    lines += [
+        "",
+        (
+            f"Sequential scans read only partitions of at most {SMALL_PAGES} pages "
+            f"({', '.join(small) or 'none'}: PostgreSQL reads a page or two whole rather than descend an index, "
+            "here once per customer whose calls it looks up); every larger partition was read through indexes."
+            if not passes
+            else f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passes)}."
+        ),
     ]
     body = "\n".join(lines)
     print(body)
@@ -228,5 +279,9 @@ def run(quick: bool = False) -> None:
         "## Freshness: a call's end to scored, priced, counted\n\n" + body,
         load=load,
     )
-    if failed:
-        raise SystemExit(f"freshness goal missed: {', '.join(failed)} (p95 > {GOAL_S:.0f} s or not reached)")
+    goals = [(f"{labels[stage]}: p95 ≤ {GOAL_S:.0f} s, every call reached", stage not in failed) for stage in lags]
+    if not quick:  # two days (--quick): a day's query covers half the table, where one pass is the cheaper plan
+        goals.append(
+            (f"no sequential pass over a partition of more than {SMALL_PAGES} pages ({', '.join(passes)})", not passes)
+        )
+    check_goals("freshness", goals)
