@@ -30,43 +30,12 @@ from pathlib import Path
 
 from common import check_goals, fresh_server, loadavg, median, p95, write_section
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the processor's writes (factories)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the processor's writes, the reads
 
 MINUTES = 15
 PEAK_DAY = 2000
 GOAL_S = 60.0
 TICK_S = 15.0
-
-# per partition of the processor's calls: its rows, and the scans and rows read so far
-_CALL_ROWS_READ = """
-SELECT s.relname AS partition, s.n_live_tup AS live, c.relpages AS pages, s.seq_scan AS scans,
-       s.seq_tup_read AS seq, coalesce(s.idx_tup_fetch, 0) AS idx
-FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.relname LIKE 'calls\\_2%' ORDER BY s.relname
-"""
-# a partition this small is read whole rather than through an index (PostgreSQL's choice: a page or two
-# cost less than an index descent); anything larger read by a sequential scan during the replay is a pass
-# over the processor's table, which the goal forbids
-SMALL_PAGES = 10
-
-
-def _rows_read(engine) -> dict[str, tuple[int, int, int, int, int]]:
-    """Partition → (rows, pages, sequential scans, rows read by them, rows read through indexes) so far, with
-    every backend's statistics flushed: the pool's connections are closed (a backend flushes its
-    statistics at exit at the latest) and the backends waited for."""
-    import sqlalchemy as sa
-
-    engine.dispose()
-    with engine.connect() as conn:
-        for _ in range(100):
-            others = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            if not conn.execute(sa.text(others)).scalar_one():
-                break
-            time.sleep(0.1)
-        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-        return {r.partition: (r.live, r.pages, r.scans, r.seq, r.idx) for r in conn.execute(sa.text(_CALL_ROWS_READ))}
 
 
 def _busiest_hour_share() -> float:
@@ -91,6 +60,7 @@ def _shift(call: dict, start: datetime) -> dict:
 def run(quick: bool = False) -> None:
     import sqlalchemy as sa
     from factories import end_as_processor, write_as_processor
+    from tablereads import SMALL_PAGES, Reads, calls_reads, passes
 
     from ccanalytics.core import timeutil
     from ccanalytics.core.config import Settings
@@ -122,7 +92,7 @@ def run(quick: bool = False) -> None:
         collector.refresh()
         with engine.connect() as conn:
             background = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
-        read1 = _rows_read(engine)
+        read1 = calls_reads(engine)
 
         # the replay: calls end every `gap` seconds from t0 on
         pool = [c for c in generate_calls(seed=23, days=1, calls_per_day=600, ab_test=None) if c.get("tenant")]
@@ -180,7 +150,7 @@ def run(quick: bool = False) -> None:
             for th in threads:
                 th.join()
 
-        read2 = _rows_read(engine)
+        read2 = calls_reads(engine)
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
@@ -248,26 +218,24 @@ def run(quick: bool = False) -> None:
         "| rows a minute through indexes |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    passes = []  # partitions of more than SMALL_PAGES pages read by a sequential scan
-    for part, (live, pages, scans, seq, idx) in read2.items():
-        before = read1.get(part, (0, 0, 0, 0, 0))
-        if (scans, seq, idx) == before[2:]:
+    for part, now in read2.items():
+        before = read1.get(part, Reads(0, 0, 0, 0, 0))
+        if now[2:] == before[2:]:
             continue
         lines.append(
-            f"| {part} | {live:,} | {pages:,} | {(scans - before[2]) / minutes:,.0f} "
-            f"| {(seq - before[3]) / minutes:,.0f} | {(idx - before[4]) / minutes:,.0f} |"
+            f"| {part} | {now.rows:,} | {now.pages:,} | {(now.scans - before.scans) / minutes:,.0f} "
+            f"| {(now.seq - before.seq) / minutes:,.0f} | {(now.idx - before.idx) / minutes:,.0f} |"
         )
-        if seq > before[3] and pages > SMALL_PAGES:
-            passes.append(part)
-    small = [p for p, v in read2.items() if v[3] > read1.get(p, (0, 0, 0, 0, 0))[3] and p not in passes]
+    passed = passes(read1, read2)
+    small = [p for p, v in read2.items() if v.seq > read1.get(p, Reads(0, 0, 0, 0, 0)).seq and p not in passed]
     lines += [
         "",
         (
             f"Sequential scans read only partitions of at most {SMALL_PAGES} pages "
             f"({', '.join(small) or 'none'}: PostgreSQL reads a page or two whole rather than descend an index, "
             "here once per customer whose calls it looks up); every larger partition was read through indexes."
-            if not passes
-            else f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passes)}."
+            if not passed
+            else f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passed)}."
         ),
     ]
     body = "\n".join(lines)
@@ -282,6 +250,6 @@ def run(quick: bool = False) -> None:
     goals = [(f"{labels[stage]}: p95 ≤ {GOAL_S:.0f} s, every call reached", stage not in failed) for stage in lags]
     if not quick:  # two days (--quick): a day's query covers half the table, where one pass is the cheaper plan
         goals.append(
-            (f"no sequential pass over a partition of more than {SMALL_PAGES} pages ({', '.join(passes)})", not passes)
+            (f"no sequential pass over a partition of more than {SMALL_PAGES} pages ({', '.join(passed)})", not passed)
         )
     check_goals("freshness", goals)
