@@ -230,12 +230,14 @@ def run(quick: bool = False) -> None:
     small = [p for p, v in read2.items() if v.seq > read1.get(p, Reads(0, 0, 0, 0, 0)).seq and p not in passed]
     lines += [
         "",
-        (
-            f"Sequential scans read only partitions of at most {SMALL_PAGES} pages "
-            f"({', '.join(small) or 'none'}: PostgreSQL reads a page or two whole rather than descend an index, "
-            "here once per customer whose calls it looks up); every larger partition was read through indexes."
-            if not passed
-            else f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passed)}."
+        f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passed)}."
+        if passed
+        else "No partition was read by a sequential scan."
+        if not small
+        else (
+            f"Sequential scans read only partitions of at most {SMALL_PAGES} pages ({', '.join(small)}: PostgreSQL "
+            "reads a page or two whole rather than descend an index, here once per customer whose calls it looks "
+            "up); every larger partition was read through indexes."
         ),
     ]
     body = "\n".join(lines)
