@@ -73,7 +73,7 @@ def score_new_calls(engine: Engine, settings: Settings, *, limit: int = 2000) ->
     def work() -> dict[str, Any]:
         judge, rubric = quality.from_settings(settings)
         today = timeutil.today(settings.timezone)
-        first = today - timedelta(days=quality.SCHEDULED_DAYS - 1)  # the day of quality.scheduled_since
+        first = quality.scheduled_first_day(today)
         queued = quality.enqueue(engine, date_from=first, date_to=today, tz=settings.timezone)
         run = quality.score_pending(
             engine,

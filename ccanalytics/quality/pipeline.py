@@ -31,11 +31,17 @@ REASONS = ("new", "rescore", "rubric_change")
 SCHEDULED_DAYS = 2
 
 
+def scheduled_first_day(today: date) -> date:
+    """The first local day whose calls the scheduler scores (``SCHEDULED_DAYS`` days up to ``today``)."""
+    return today - timedelta(days=SCHEDULED_DAYS - 1)
+
+
 def scheduled_since(now: datetime, tz: str = timeutil.DEFAULT_TZ) -> datetime:
-    """The start of the calls the scheduler scores at ``now``: local midnight ``SCHEDULED_DAYS - 1`` days
-    before today. The scoring backlog (the exporter's gauge, its alert's database twin) counts the
-    finished calls since then without a score: the calls the scheduler owes, none it will never reach."""
-    return timeutil.day_start(timeutil.to_date(now, tz) - timedelta(days=SCHEDULED_DAYS - 1), tz)
+    """The start of the calls the scheduler scores at ``now``: local midnight of
+    :func:`scheduled_first_day`. The scoring backlog (the exporter's gauge, its alert's database twin)
+    counts the finished calls since then without a score: the calls the scheduler owes, none it will
+    never reach."""
+    return timeutil.day_start(scheduled_first_day(timeutil.to_date(now, tz)), tz)
 
 
 @dataclass(frozen=True)
