@@ -46,10 +46,14 @@ def calls_reads(engine: Engine) -> dict[str, Reads]:
         return {r.partition: Reads(r.live, r.pages, r.scans, r.seq, r.idx) for r in conn.execute(sa.text(_READS))}
 
 
+NONE = Reads(0, 0, 0, 0, 0)  # a partition not there before
+
+
+def scanned(before: dict[str, Reads], after: dict[str, Reads]) -> list[str]:
+    """The partitions read by a sequential scan in between."""
+    return [part for part, now in after.items() if now.seq > before.get(part, NONE).seq]
+
+
 def passes(before: dict[str, Reads], after: dict[str, Reads]) -> list[str]:
     """The partitions of more than ``SMALL_PAGES`` pages read by a sequential scan in between."""
-    return [
-        part
-        for part, now in after.items()
-        if now.seq > before.get(part, Reads(0, 0, 0, 0, 0)).seq and now.pages > SMALL_PAGES
-    ]
+    return [part for part in scanned(before, after) if after[part].pages > SMALL_PAGES]

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from factories import TENANT, make_call, write_as_processor
-from prometheus_client.parser import text_string_to_metric_families
 from tablereads import SMALL_PAGES, calls_reads, passes
 
 from ccanalytics.core import clock, timeutil
@@ -37,11 +36,13 @@ def state(engine, call_id) -> dict:
     return {"scored": row.quality_scored, "priced": row.cost_priced, "day_counts_all": counted == calls}
 
 
+def value_of(collector, name: str) -> float:
+    """The sum of a metric's samples over every label set, as the collector serves it (a scrape)."""
+    return sum(s.value for fam in collector.collect() for s in fam.samples if s.name == name)
+
+
 def exported_calls(engine) -> float:
-    text = exporter.render(exporter.make_registry(engine, derive=False, lag_seconds=0)).decode()
-    return sum(
-        s.value for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == "cca_calls_total"
-    )
+    return value_of(exporter.CallLogCollector(engine, derive=False, lag_seconds=0), "cca_calls_total")
 
 
 def test_a_call_the_processor_ends_is_scored_priced_and_counted_by_the_next_run(engine, db_url):
@@ -102,11 +103,6 @@ def test_calls_that_started_before_the_horizon_are_left_to_the_periodic_jobs(eng
     ingest_records(engine, [old])
     assert freshness.run(engine, settings).ended == 0
     assert jobs.score_new_calls(engine, settings).outcome["scored"] == 1
-
-
-def value_of(collector, name: str) -> float:
-    """The sum of a metric's samples over every label set, as the collector serves it."""
-    return sum(s.value for fam in collector.collect() for s in fam.samples if s.name == name)
 
 
 def test_a_run_and_a_scrape_read_the_processor_calls_through_indexes(engine, db_url, monkeypatch):

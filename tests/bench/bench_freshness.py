@@ -60,7 +60,7 @@ def _shift(call: dict, start: datetime) -> dict:
 def run(quick: bool = False) -> None:
     import sqlalchemy as sa
     from factories import end_as_processor, write_as_processor
-    from tablereads import SMALL_PAGES, Reads, calls_reads, passes
+    from tablereads import NONE, SMALL_PAGES, calls_reads, passes, scanned
 
     from ccanalytics.core import timeutil
     from ccanalytics.core.config import Settings
@@ -219,7 +219,7 @@ def run(quick: bool = False) -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for part, now in read2.items():
-        before = read1.get(part, Reads(0, 0, 0, 0, 0))
+        before = read1.get(part, NONE)
         if now[2:] == before[2:]:
             continue
         lines.append(
@@ -227,7 +227,7 @@ def run(quick: bool = False) -> None:
             f"| {(now.seq - before.seq) / minutes:,.0f} | {(now.idx - before.idx) / minutes:,.0f} |"
         )
     passed = passes(read1, read2)
-    small = [p for p, v in read2.items() if v.seq > read1.get(p, Reads(0, 0, 0, 0, 0)).seq and p not in passed]
+    small = [p for p in scanned(read1, read2) if p not in passed]
     lines += [
         "",
         f"Partitions of more than {SMALL_PAGES} pages read by sequential scans: {', '.join(passed)}."
